@@ -1,0 +1,34 @@
+// Package sink holds the components that deliver data: Loki, Prometheus
+// remote write, the console.
+package sink
+
+import (
+	"context"
+
+	"github.com/ferrydev/ferry"
+)
+
+// Sink delivers batches of T.
+//
+// Send takes ownership of b whatever it returns, and reports b's outcome
+// exactly once through b.Done: nil after the receiver accepted every item, a
+// ferry.Permanent error after items were dropped for good (counted through
+// the ferry.Reporter in ctx), or another error when the sink gave up on them
+// (it was closed, the drain deadline passed) and they may be read again.
+// Send may return before delivery (queueing the batch) or block until there
+// is room: blocking is the backpressure that stops sources from reading. It
+// must return when ctx is done. A non-nil error from Send says the sink is in
+// trouble and is shown in its health; the batch is still the sink's to
+// acknowledge.
+//
+// Close flushes what the sink holds, within ctx's deadline, and acknowledges
+// everything not delivered by then with an error. After Close, Send
+// acknowledges batches with an error. Close may be called more than once, and
+// without any Send.
+//
+// The pipeline calls Send from one goroutine per node; sinks used directly
+// may be called concurrently and must be safe for that.
+type Sink[T any] interface {
+	Send(ctx context.Context, b ferry.Batch[T]) error
+	Close(ctx context.Context) error
+}

@@ -1,0 +1,66 @@
+// Package source holds the components that produce data: log lines read
+// from readers, files and containers, entries pushed by other agents.
+// Sources emit batches; the pipeline carries them to processors and sinks and
+// brings the acknowledgements back.
+package source
+
+import (
+	"context"
+
+	"github.com/ferrydev/ferry"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// Source produces batches of T (ferry.Entry or ferry.Sample).
+//
+// Run sends batches on out until its input is exhausted or ctx is done, and
+// then returns. Once sent, a batch belongs to the receiver, which reports its
+// outcome through the batch's Ack; a source that keeps positions advances
+// them only on outcomes for which ferry.Settled is true, so that data is
+// delivered at least once. Sends block when the pipeline is full: that is the
+// backpressure, and a source must stop reading rather than buffer without
+// bound. A source that gives up a batch it could not send (ctx done) calls
+// its Done with the context's error.
+//
+// Run returns nil when the input is exhausted (a finite source) or ctx is
+// done. It never closes out. A non-nil error means the source failed; a
+// pipeline restarts it with backoff, unless the error is permanent.
+//
+// Acknowledgements can arrive after Run returned. A source that persists
+// state may also implement Closer; the pipeline calls Close after everything
+// downstream has drained, so the last acknowledged position is the one saved.
+type Source[T any] interface {
+	Run(ctx context.Context, out chan<- ferry.Batch[T]) error
+}
+
+// TargetSource produces batches of T for a changing set of targets, such as
+// the containers a Docker discoverer finds or the endpoints to scrape.
+//
+// Run behaves as Source.Run and in addition receives complete target sets on
+// targets, each replacing the one before: the source starts reading for new
+// targets and stops for vanished ones. The first set arrives shortly after
+// Run starts, and again after every restart. Run never closes out; the
+// pipeline never closes targets while Run is running.
+type TargetSource[T any] interface {
+	Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[T]) error
+}
+
+// Closer is implemented by sources and discoverers that hold state to save or
+// resources to free. The pipeline calls Close once, after every sink has
+// flushed, so that positions reflect the last acknowledgements. The context
+// carries the drain deadline.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Send sends b on out, or, if ctx ends first, reports ctx's error as b's
+// outcome and returns it. It is the usual way for a source to emit.
+func Send[T any](ctx context.Context, out chan<- ferry.Batch[T], b ferry.Batch[T]) error {
+	select {
+	case out <- b:
+		return nil
+	case <-ctx.Done():
+		b.Done(ctx.Err())
+		return ctx.Err()
+	}
+}
