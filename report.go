@@ -44,7 +44,9 @@ type Reporter interface {
 	// cause of anything but Healthy, and may be nil.
 	SetHealth(h Health, err error)
 	// Dropped counts n items dropped for good for the given reason, a short
-	// constant string such as "rate_limited" or "too_large".
+	// constant string such as "rate_limited" or "too_large". Items that were
+	// delivered cut short are counted too, under a reason that ends in
+	// "_truncated", since part of them was dropped.
 	Dropped(reason string, n int)
 	// Retried counts one retry of a failed attempt.
 	Retried()

@@ -1,0 +1,489 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/process"
+	"github.com/ferrydev/ferry/relabel"
+	"github.com/ferrydev/ferry/sink"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// errShutdown is the outcome of batches given up at the drain deadline.
+var errShutdown = errors.New("pipeline: shut down before delivery")
+
+// inport is a component's input: one bounded channel, written by one or
+// more producers and closed by the last of them to finish.
+type inport[T any] struct {
+	ch      chan ferry.Batch[T]
+	writers int // producers, counted while building
+
+	mu   sync.Mutex
+	left int // producers that have not released yet
+}
+
+func newInport[T any](buffer int) *inport[T] {
+	return &inport[T]{ch: make(chan ferry.Batch[T], buffer)}
+}
+
+// release is called once by each producer when it has sent its last batch.
+func (p *inport[T]) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.left--
+	if p.left == 0 {
+		close(p.ch)
+	}
+}
+
+// producer is implemented by the typed nodes that produce a Stream[T].
+type producer[T any] interface {
+	addConsumer(*inport[T])
+}
+
+// outports are a producer's consumers.
+type outports[T any] []*inport[T]
+
+func (o *outports[T]) addConsumer(p *inport[T]) { *o = append(*o, p) }
+
+// send hands b to every consumer, blocking while they are full. Consumers
+// beyond the first get their own copy of the items, since consumers modify
+// batches in place; all share one acknowledgement. If ctx ends first, the
+// batch is given up with errShutdown.
+func (o outports[T]) send(ctx context.Context, c *component, b ferry.Batch[T]) {
+	countOut(c, b.Items)
+	switch len(o) {
+	case 0:
+		b.Done(nil)
+		return
+	case 1:
+		sendOne(ctx, o[0], b)
+		return
+	}
+	b.Ack.Retain(len(o) - 1)
+	copies := make([]ferry.Batch[T], len(o))
+	copies[0] = b
+	for i := 1; i < len(o); i++ {
+		copies[i] = ferry.Batch[T]{Items: append([]T(nil), b.Items...), Ack: b.Ack}
+	}
+	for i, p := range o {
+		sendOne(ctx, p, copies[i])
+	}
+}
+
+func sendOne[T any](ctx context.Context, p *inport[T], b ferry.Batch[T]) {
+	select {
+	case p.ch <- b:
+	case <-ctx.Done():
+		b.Done(errShutdown)
+	}
+}
+
+func (o outports[T]) release() {
+	for _, p := range o {
+		p.release()
+	}
+}
+
+// sourceNode runs a Source or TargetSource.
+type sourceNode[T any] struct {
+	n       *node
+	run     func(context.Context, chan<- ferry.Batch[T]) error
+	targets *targetFeed
+	outs    outports[T]
+}
+
+func (s *sourceNode[T]) addConsumer(p *inport[T]) { s.outs.addConsumer(p) }
+
+func (s *sourceNode[T]) start(r *run) {
+	c := s.n.c
+	ch := make(chan ferry.Batch[T], r.opts.buffer)
+	c.queue = func() (int, int) { return len(ch), cap(ch) }
+	if s.targets != nil {
+		r.goTracked(&r.rest, c, func() { s.targets.loop(r.discCtx) })
+	}
+	// The forwarder counts and fans out what the source emits; it ends when
+	// the source has stopped for good.
+	r.goTracked(&r.rest, c, func() {
+		defer s.outs.release()
+		for b := range ch {
+			c.ok()
+			s.outs.send(r.hardCtx, c, b)
+		}
+	})
+	r.goTracked(&r.sources, c, func() {
+		defer close(ch)
+		r.supervise(r.srcCtx, c, func(ctx context.Context) error {
+			if s.targets != nil {
+				s.targets.resend()
+			}
+			return s.run(ctx, ch)
+		})
+	})
+}
+
+// stage is one processor of a fused chain.
+type stage[T any] struct {
+	p process.Processor[T]
+	f process.Flusher[T]
+	c *component
+}
+
+// processorNode runs a chain of processors on one goroutine.
+type processorNode[T any] struct {
+	n      *node
+	in     *inport[T]
+	stages []stage[T]
+	outs   outports[T]
+	from   []producer[T]     // the producers of in
+	fused  *processorNode[T] // set when this node's stages run in another node
+}
+
+func (p *processorNode[T]) addConsumer(port *inport[T]) { p.outs.addConsumer(port) }
+
+// fuse moves this node's stages into its producer's chain when it is a
+// processor whose only consumer is this node, so that the chain runs as plain
+// calls without a channel hand-off between stages.
+func (p *processorNode[T]) fuse() {
+	if p.in.writers != 1 || len(p.from) != 1 {
+		return
+	}
+	q, ok := p.from[0].(*processorNode[T])
+	if !ok {
+		return
+	}
+	for q.fused != nil {
+		q = q.fused
+	}
+	if len(q.outs) != 1 || q.outs[0] != p.in {
+		return
+	}
+	q.stages = append(q.stages, p.stages...)
+	q.outs = p.outs
+	p.fused = q
+}
+
+func (p *processorNode[T]) start(r *run) {
+	if p.fused != nil {
+		return
+	}
+	r.goTracked(&r.rest, p.n.c, func() {
+		defer p.outs.release()
+		var tick <-chan time.Time
+		for _, s := range p.stages {
+			if s.f != nil {
+				t := time.NewTicker(r.opts.flushInterval)
+				defer t.Stop()
+				tick = t.C
+				break
+			}
+		}
+		for {
+			select {
+			case b, ok := <-p.in.ch:
+				if !ok {
+					p.flush(r, true)
+					return
+				}
+				p.process(r, 0, b)
+			case <-tick:
+				p.flush(r, false)
+			}
+		}
+	})
+}
+
+// process runs b through stages[from:] and sends what comes out.
+func (p *processorNode[T]) process(r *run, from int, b ferry.Batch[T]) {
+	for i := from; i < len(p.stages); i++ {
+		s := &p.stages[i]
+		countIn(s.c, b.Items)
+		in := b
+		err := safeCall(s.c.name, func() error {
+			var err error
+			b, err = s.p.Process(ferry.WithReporter(r.hardCtx, s.c), in)
+			return err
+		})
+		if err != nil {
+			s.c.failed(ferry.Degraded, err)
+			s.c.Dropped("processor_error", len(in.Items))
+			in.Done(err)
+			return
+		}
+		s.c.ok()
+		if len(b.Items) == 0 {
+			b.Done(nil)
+			return
+		}
+		if i < len(p.stages)-1 {
+			countOut(s.c, b.Items)
+		}
+	}
+	p.outs.send(r.hardCtx, p.stages[len(p.stages)-1].c, b)
+}
+
+// flush asks every holding stage for what it holds, in chain order, and
+// passes it through the stages after it.
+func (p *processorNode[T]) flush(r *run, final bool) {
+	for i := range p.stages {
+		s := &p.stages[i]
+		if s.f == nil {
+			continue
+		}
+		var b ferry.Batch[T]
+		err := safeCall(s.c.name, func() error {
+			var err error
+			b, err = s.f.Flush(ferry.WithReporter(r.hardCtx, s.c))
+			return err
+		})
+		if err != nil {
+			s.c.failed(ferry.Degraded, err)
+			continue
+		}
+		if len(b.Items) == 0 {
+			b.Done(nil)
+			continue
+		}
+		if i < len(p.stages)-1 {
+			countOut(s.c, b.Items)
+			p.process(r, i+1, b)
+		} else {
+			p.outs.send(r.hardCtx, s.c, b)
+		}
+	}
+	_ = final
+}
+
+// sinkNode feeds a Sink and closes it when its input ends.
+type sinkNode[T any] struct {
+	n  *node
+	s  sink.Sink[T]
+	in *inport[T]
+}
+
+func (s *sinkNode[T]) start(r *run) {
+	c := s.n.c
+	r.goTracked(&r.rest, c, func() {
+		ctx := ferry.WithReporter(r.hardCtx, c)
+		for b := range s.in.ch {
+			countIn(c, b.Items)
+			if r.hardCtx.Err() != nil {
+				b.Done(errShutdown)
+				continue
+			}
+			if err := safeCall(c.name, func() error { return s.s.Send(ctx, b) }); err != nil {
+				c.failed(ferry.Failing, err)
+				continue
+			}
+			c.ok()
+		}
+		closeCtx, cancel := context.WithTimeout(ctx, r.opts.drain)
+		defer cancel()
+		if err := safeCall(c.name, func() error { return s.s.Close(closeCtx) }); err != nil {
+			c.failed(ferry.Failing, err)
+			r.fail(err)
+		}
+	})
+}
+
+// mailbox carries target sets where only the latest matters: a put replaces
+// a set that was not taken yet.
+type mailbox struct {
+	mu sync.Mutex
+	ch chan []labels.Labels
+}
+
+func newMailbox() *mailbox { return &mailbox{ch: make(chan []labels.Labels, 1)} }
+
+func (m *mailbox) put(ts []labels.Labels) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.ch:
+	default:
+	}
+	m.ch <- ts
+}
+
+// targetProducer is implemented by nodes that produce Targets.
+type targetProducer interface {
+	addTargetConsumer(*mailbox)
+}
+
+type targetOuts []*mailbox
+
+func (o *targetOuts) addTargetConsumer(m *mailbox) { *o = append(*o, m) }
+
+// publish gives every consumer the set; each gets its own slice.
+func (o targetOuts) publish(c *component, ts []labels.Labels) {
+	c.batchesOut.Add(1)
+	c.itemsOut.Store(uint64(len(ts)))
+	for i, m := range o {
+		if i > 0 {
+			ts = append([]labels.Labels(nil), ts...)
+		}
+		m.put(ts)
+	}
+}
+
+// discovererNode runs a Discoverer.
+type discovererNode struct {
+	n    *node
+	d    discovery.Discoverer
+	outs targetOuts
+}
+
+func (d *discovererNode) addTargetConsumer(m *mailbox) { d.outs.addTargetConsumer(m) }
+
+func (d *discovererNode) start(r *run) {
+	c := d.n.c
+	up := make(chan []labels.Labels)
+	stop := make(chan struct{})
+	r.goTracked(&r.rest, c, func() {
+		for {
+			select {
+			case ts := <-up:
+				c.ok()
+				d.outs.publish(c, ts)
+			case <-stop:
+				return
+			}
+		}
+	})
+	r.goTracked(&r.rest, c, func() {
+		defer close(stop)
+		r.supervise(r.discCtx, c, func(ctx context.Context) error { return d.d.Run(ctx, up) })
+	})
+}
+
+// merged returns the union of the latest sets of several inputs.
+func merged(latest [][]labels.Labels) []labels.Labels {
+	if len(latest) == 1 {
+		return latest[0]
+	}
+	var out []labels.Labels
+	for _, ts := range latest {
+		out = append(out, ts...)
+	}
+	return out
+}
+
+// watchInputs calls fn with the union of the inputs' latest sets each time
+// one of them changes, until ctx is done.
+func watchInputs(ctx context.Context, in []*mailbox, fn func([]labels.Labels)) {
+	latest := make([][]labels.Labels, len(in))
+	if len(in) == 1 {
+		for {
+			select {
+			case ts := <-in[0].ch:
+				fn(ts)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	// Several inputs: a goroutine per input would need more coordination
+	// than polling them in turn behind one wake-up channel.
+	wake := make(chan int, len(in))
+	var wg sync.WaitGroup
+	vals := make([]chan []labels.Labels, len(in))
+	for i, m := range in {
+		vals[i] = make(chan []labels.Labels, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case ts := <-m.ch:
+					select {
+					case <-vals[i]:
+					default:
+					}
+					vals[i] <- ts
+					wake <- i
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	defer wg.Wait()
+	for {
+		select {
+		case i := <-wake:
+			select {
+			case ts := <-vals[i]:
+				latest[i] = ts
+				fn(merged(latest))
+			default:
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// relabelNode applies relabel rules to target sets.
+type relabelNode struct {
+	n     *node
+	rules []relabel.Rule
+	r     *relabel.Rules
+	in    []*mailbox
+	outs  targetOuts
+}
+
+// Validate compiles the rules; Build calls it.
+func (rn *relabelNode) Validate() error {
+	r, err := relabel.New(rn.rules...)
+	rn.r = r
+	return err
+}
+
+func (rn *relabelNode) addTargetConsumer(m *mailbox) { rn.outs.addTargetConsumer(m) }
+
+func (rn *relabelNode) start(r *run) {
+	c := rn.n.c
+	c.ok()
+	r.goTracked(&r.rest, c, func() {
+		watchInputs(r.discCtx, rn.in, func(ts []labels.Labels) {
+			c.batchesIn.Add(1)
+			c.itemsIn.Store(uint64(len(ts)))
+			rn.outs.publish(c, rn.r.Targets(ts))
+		})
+	})
+}
+
+// targetFeed merges the target inputs of a TargetSource and keeps the
+// latest union, to hand it again to the source after a restart.
+type targetFeed struct {
+	in  []*mailbox
+	out *mailbox
+
+	mu  sync.Mutex
+	cur []labels.Labels
+	ok  bool
+}
+
+func (f *targetFeed) loop(ctx context.Context) {
+	watchInputs(ctx, f.in, func(ts []labels.Labels) {
+		f.mu.Lock()
+		f.cur, f.ok = ts, true
+		f.mu.Unlock()
+		f.out.put(ts)
+	})
+}
+
+// resend offers the current set again, for a restarted source.
+func (f *targetFeed) resend() {
+	f.mu.Lock()
+	cur, ok := f.cur, f.ok
+	f.mu.Unlock()
+	if ok {
+		f.out.put(append([]labels.Labels(nil), cur...))
+	}
+}

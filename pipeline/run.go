@@ -1,0 +1,234 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/source"
+)
+
+// Pipeline is a validated graph of components, ready to Run once.
+type Pipeline struct {
+	opts  options
+	nodes []*node
+
+	mu      sync.Mutex
+	started bool
+}
+
+// Components returns a snapshot of every component's status, in the order
+// the components were added. It is safe to call at any time, also while Run
+// is running.
+func (p *Pipeline) Components() []Status {
+	out := make([]Status, 0, len(p.nodes))
+	for _, n := range p.nodes {
+		out = append(out, n.c.status())
+	}
+	return out
+}
+
+// Component returns the status of the named component.
+func (p *Pipeline) Component(name string) (Status, bool) {
+	for _, n := range p.nodes {
+		if n.c.name == name {
+			return n.c.status(), true
+		}
+	}
+	return Status{}, false
+}
+
+// run is the state of one Run.
+type run struct {
+	opts options
+
+	// srcCtx is cancelled when Run's context is done: sources and
+	// discoverers stop reading. discCtx is also cancelled when every source
+	// has finished, since nobody needs targets any more.
+	srcCtx  context.Context
+	discCtx context.Context
+	// hardCtx is cancelled at the drain deadline: sinks and processors stop
+	// waiting and give up what they hold.
+	hardCtx context.Context
+
+	sources sync.WaitGroup // sources
+	rest    sync.WaitGroup // everything else
+
+	mu      sync.Mutex
+	running map[*component]bool
+	errs    []error
+}
+
+// Run starts every component and blocks until the pipeline has drained.
+//
+// It returns nil when every source is exhausted and all data has been
+// delivered, or when ctx is done and the drain finished in time: sources
+// stop, processors pass on what they hold, sinks flush within the drain
+// deadline (WithDrainTimeout) and acknowledge what they could not deliver
+// with an error, and then sources and discoverers that implement
+// source.Closer are closed (saving their positions) last. A failing
+// discoverer or source is restarted with backoff and shown as failing; it
+// does not stop the others. Run returns an error if components did not stop
+// by the deadline or if sources failed permanently. A Pipeline runs once.
+func (p *Pipeline) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.started {
+		p.mu.Unlock()
+		return errors.New("pipeline: Run called twice")
+	}
+	p.started = true
+	p.mu.Unlock()
+
+	r := &run{opts: p.opts, running: map[*component]bool{}}
+	var cancelSrc, cancelDisc, cancelHard context.CancelFunc
+	r.srcCtx, cancelSrc = context.WithCancel(ctx)
+	r.discCtx, cancelDisc = context.WithCancel(r.srcCtx)
+	r.hardCtx, cancelHard = context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSrc()
+	defer cancelDisc()
+	defer cancelHard()
+
+	for _, n := range p.nodes {
+		n.impl.start(r)
+	}
+	go func() {
+		r.sources.Wait()
+		cancelDisc()
+	}()
+	done := make(chan struct{})
+	go func() {
+		r.sources.Wait()
+		r.rest.Wait()
+		close(done)
+	}()
+
+	// The drain deadline starts when ctx is done, or when every source has
+	// finished by itself.
+	sourcesDone := make(chan struct{})
+	go func() { r.sources.Wait(); close(sourcesDone) }()
+	var deadline <-chan time.Time
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-sourcesDone:
+	}
+	t := time.NewTimer(p.opts.drain)
+	defer t.Stop()
+	deadline = t.C
+	select {
+	case <-done:
+	case <-deadline:
+		cancelHard()
+		p.opts.logger.Warn("pipeline: drain deadline reached; giving up undelivered data", "timeout", p.opts.drain)
+		grace := time.NewTimer(stopGrace)
+		defer grace.Stop()
+		select {
+		case <-done:
+		case <-grace.C:
+			r.mu.Lock()
+			var stuck []string
+			for c := range r.running {
+				stuck = append(stuck, c.name)
+			}
+			r.mu.Unlock()
+			slices.Sort(stuck)
+			return fmt.Errorf("pipeline: components did not stop after the drain deadline: %v", stuck)
+		}
+	}
+
+	// Everything downstream has drained: save positions last.
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.drain)
+	defer cancel()
+	for _, n := range p.nodes {
+		if c, ok := n.value.(source.Closer); ok && (n.c.kind == KindSource || n.c.kind == KindDiscoverer) {
+			if err := safeCall(n.c.name, func() error { return c.Close(ferry.WithReporter(closeCtx, n.c)) }); err != nil {
+				n.c.failed(ferry.Failing, err)
+				r.fail(fmt.Errorf("%s %q: close: %w", n.c.kind, n.c.name, err))
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return errors.Join(r.errs...)
+}
+
+// stopGrace is how long Run waits past the drain deadline for components
+// that ignore it before returning anyway.
+const stopGrace = 2 * time.Second
+
+func (r *run) fail(err error) {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+}
+
+// goTracked runs fn on a new goroutine, counted in wg and listed as running
+// for c until it returns.
+func (r *run) goTracked(wg *sync.WaitGroup, c *component, fn func()) {
+	wg.Add(1)
+	r.mu.Lock()
+	r.running[c] = true
+	r.mu.Unlock()
+	go func() {
+		defer wg.Done()
+		defer func() {
+			r.mu.Lock()
+			delete(r.running, c)
+			r.mu.Unlock()
+		}()
+		fn()
+	}()
+}
+
+// safeCall calls fn and turns a panic into an error.
+func safeCall(name string, fn func() error) (err error) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			err = panicError(name, rec)
+			err = fmt.Errorf("%w\n%s", err, debug.Stack())
+		}
+	}()
+	return fn()
+}
+
+// supervise runs fn until ctx is done or fn returns nil, restarting it with
+// exponential backoff after errors. It reports whether fn finished by itself
+// (returned nil before ctx was done).
+func (r *run) supervise(ctx context.Context, c *component, fn func(context.Context) error) {
+	backoff := r.opts.minBackoff
+	cctx := ferry.WithReporter(ctx, c)
+	for {
+		start := time.Now()
+		err := safeCall(c.name, func() error { return fn(cctx) })
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			return
+		}
+		c.failed(ferry.Failing, err)
+		if ferry.IsPermanent(err) {
+			c.logger.Error("failed permanently; not restarting", "err", err)
+			r.fail(fmt.Errorf("%s %q: %w", c.kind, c.name, err))
+			return
+		}
+		if time.Since(start) > r.opts.maxBackoff {
+			backoff = r.opts.minBackoff
+		}
+		c.logger.Warn("failed; restarting", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, r.opts.maxBackoff)
+		c.restarts.Add(1)
+	}
+}

@@ -1,0 +1,150 @@
+package source
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// Defaults for Reader.
+const (
+	DefaultBatchSize   = 512
+	DefaultLinger      = 100 * time.Millisecond
+	DefaultMaxLineSize = 256 << 10
+)
+
+// Reader is a Source of log entries read line by line from an io.Reader,
+// such as os.Stdin. Each line becomes an entry with the Labels of the reader
+// and the time it was read. The zero value reads nothing; set R.
+//
+// Lines longer than MaxLineSize are cut to it (and counted as
+// "line_truncated") unless DropLong is set, in which case they are dropped
+// and counted as "line_too_long". A trailing "\r" is removed. Reader has no
+// positions: it cannot re-read, so unacknowledged lines are lost if the
+// program stops, as with any pipe.
+type Reader struct {
+	R           io.Reader
+	Labels      labels.Labels
+	BatchSize   int           // entries per batch, default DefaultBatchSize
+	Linger      time.Duration // longest wait to fill a batch, default DefaultLinger
+	MaxLineSize int           // default DefaultMaxLineSize
+	DropLong    bool
+}
+
+// Run reads until EOF (returning nil after emitting what it read) or an
+// error, or until ctx is done.
+func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
+	if r.R == nil {
+		return nil
+	}
+	size, linger, max := r.BatchSize, r.Linger, r.MaxLineSize
+	if size <= 0 {
+		size = DefaultBatchSize
+	}
+	if linger <= 0 {
+		linger = DefaultLinger
+	}
+	if max <= 0 {
+		max = DefaultMaxLineSize
+	}
+	rep := ferry.ReporterFrom(ctx)
+
+	// Reading blocks without regard to ctx, so it runs on its own goroutine
+	// and hands lines over; batching happens here. lines is closed at the
+	// end of the input, after readErr is set.
+	lines := make(chan string, size)
+	stop := make(chan struct{})
+	defer close(stop)
+	var readErr error
+	go func() {
+		defer close(lines)
+		br := bufio.NewReaderSize(r.R, 64<<10)
+		var long []byte // a line longer than the buffer, collected up to max+1 bytes
+		partial := false
+		for {
+			frag, err := br.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				if len(long) <= max {
+					long = append(long, frag[:min(len(frag), max+1-len(long))]...)
+				}
+				partial = true
+				continue
+			}
+			if err != nil && err != io.EOF {
+				readErr = err
+				return
+			}
+			line := frag
+			if partial {
+				if len(long) <= max {
+					long = append(long, frag[:min(len(frag), max+1-len(long))]...)
+				}
+				line, long, partial = long, long[:0], false
+			}
+			if len(line) == 0 && err == io.EOF {
+				return
+			}
+			line = bytes.TrimSuffix(line, []byte("\n"))
+			line = bytes.TrimSuffix(line, []byte("\r"))
+			if len(line) > max {
+				if r.DropLong {
+					rep.Dropped("line_too_long", 1)
+					continue
+				}
+				rep.Dropped("line_truncated", 1)
+				line = line[:max]
+			}
+			select {
+			case lines <- string(line):
+			case <-stop:
+				return
+			}
+			if err == io.EOF {
+				return
+			}
+		}
+	}()
+
+	batch := make([]ferry.Entry, 0, size)
+	timer := time.NewTimer(linger)
+	defer timer.Stop()
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		b := ferry.Batch[ferry.Entry]{Items: batch}
+		batch = make([]ferry.Entry, 0, size)
+		return Send(ctx, out, b)
+	}
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				if err := flush(); err != nil {
+					return nil
+				}
+				return readErr
+			}
+			batch = append(batch, ferry.Entry{Labels: r.Labels, Timestamp: time.Now(), Line: line})
+			if len(batch) >= size {
+				if err := flush(); err != nil {
+					return nil
+				}
+			}
+		case <-timer.C:
+			if err := flush(); err != nil {
+				return nil
+			}
+			timer.Reset(linger)
+		case <-ctx.Done():
+			flush()
+			return nil
+		}
+	}
+}
