@@ -400,4 +400,3 @@ func (l *lazyRelabel[T]) Validate() error {
 func (l *lazyRelabel[T]) Process(ctx context.Context, b ferry.Batch[T]) (ferry.Batch[T], error) {
 	return l.p.Process(ctx, b)
 }
-

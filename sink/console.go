@@ -139,4 +139,3 @@ func (Discard[T]) Send(_ context.Context, b ferry.Batch[T]) error { b.Done(nil);
 
 // Close does nothing.
 func (Discard[T]) Close(context.Context) error { return nil }
-
