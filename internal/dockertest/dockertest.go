@@ -46,8 +46,8 @@ import (
 )
 
 // NewClient connects to the engine the environment names (DOCKER_HOST and
-// friends, else the local socket) with API version negotiation, and checks
-// that it answers.
+// friends, else the local socket), checks that it answers and negotiates the
+// API version, so that the client is safe to share between goroutines.
 func NewClient(ctx context.Context) (*client.Client, error) {
 	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -59,6 +59,10 @@ func NewClient(ctx context.Context) (*client.Client, error) {
 		c.Close()
 		return nil, err
 	}
+	// Negotiate now, on one goroutine: the client reads the version
+	// unsynchronised on some calls, and racing the lazy negotiation of a
+	// concurrent first call trips the race detector.
+	c.NegotiateAPIVersion(ctx)
 	return c, nil
 }
 
@@ -140,8 +144,25 @@ type Spec struct {
 // its ID. t.Cleanup removes it forcibly.
 func Run(t testing.TB, c *client.Client, s Spec) string {
 	t.Helper()
-	ref := Image(t, c)
-	ctx := context.Background()
+	Image(t, c)
+	id, err := Start(context.Background(), c, s)
+	if id != "" {
+		t.Cleanup(func() { Remove(c, id) })
+	}
+	if err != nil {
+		t.Fatalf("dockertest: %v", err)
+	}
+	return id
+}
+
+// Start is Run for code without a testing.TB, such as examples: it builds
+// the image if needed, creates and (unless NoStart) starts the container.
+// The caller removes it (Remove). On a start error the ID is still returned.
+func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
+	imageOnce.Do(func() { imageRef, imageErr = buildImage(c) })
+	if imageErr != nil {
+		return "", fmt.Errorf("building the logger image: %w", imageErr)
+	}
 	cmd := []string{"/logger", "-n", strconv.Itoa(s.Lines)}
 	if s.Stderr {
 		cmd = append(cmd, "-stderr")
@@ -159,21 +180,20 @@ func Run(t testing.TB, c *client.Client, s Spec) string {
 		cmd = append(cmd, "-wait", s.Wait.String())
 	}
 	res, err := c.ContainerCreate(ctx, &container.Config{
-		Image:  ref,
+		Image:  imageRef,
 		Cmd:    cmd,
 		Tty:    s.TTY,
 		Labels: s.Labels,
 	}, &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}}, nil, nil, s.Name)
 	if err != nil {
-		t.Fatalf("dockertest: create: %v", err)
+		return "", fmt.Errorf("create: %w", err)
 	}
-	t.Cleanup(func() { Remove(c, res.ID) })
 	if !s.NoStart {
 		if err := c.ContainerStart(ctx, res.ID, container.StartOptions{}); err != nil {
-			t.Fatalf("dockertest: start: %v", err)
+			return res.ID, fmt.Errorf("start: %w", err)
 		}
 	}
-	return res.ID
+	return res.ID, nil
 }
 
 // Remove removes a container forcibly, ignoring errors.
