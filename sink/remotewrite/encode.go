@@ -1,0 +1,297 @@
+package remotewrite
+
+import (
+	"math"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/ferrydev/ferry"
+)
+
+// Metadata describes a metric family, as the TYPE, HELP and UNIT lines of an
+// exposition do. Remote write 1.0 sends it in WriteRequest.metadata, 2.0 with
+// every series.
+type Metadata struct {
+	Type model.MetricType
+	Help string
+	Unit string
+}
+
+// MetadataFunc returns the metadata of the family a series named metric
+// belongs to. scrape.Scraper.Metadata has this shape.
+type MetadataFunc func(metric string) (typ model.MetricType, help, unit string, ok bool)
+
+// encoder builds request bodies. It is owned by one shard and reuses its
+// buffers, so that the steady state allocates nothing per sample.
+type encoder struct {
+	pb     []byte // protobuf body
+	ts     []byte // v2: time series, written before the symbols are known
+	out    []byte // snappy-compressed body
+	refs   []uint32
+	syms   map[string]uint32
+	symbol []string
+	seen   map[string]struct{} // v1 metadata: families already in this request
+}
+
+// v1 message field numbers (prompb).
+const (
+	v1WriteTimeseries = 1
+	v1WriteMetadata   = 3
+	v1SeriesLabels    = 1
+	v1SeriesSamples   = 2
+	v1LabelName       = 1
+	v1LabelValue      = 2
+	v1SampleValue     = 1
+	v1SampleTimestamp = 2
+	v1MetaType        = 1
+	v1MetaFamily      = 2
+	v1MetaHelp        = 4
+	v1MetaUnit        = 5
+)
+
+// v2 message field numbers (io.prometheus.write.v2).
+const (
+	v2ReqSymbols       = 4
+	v2ReqTimeseries    = 5
+	v2SeriesLabelsRefs = 1
+	v2SeriesSamples    = 2
+	v2SeriesMetadata   = 5
+	v2SampleValue      = 1
+	v2SampleTimestamp  = 2
+	v2MetaType         = 1
+	v2MetaHelpRef      = 3
+	v2MetaUnitRef      = 4
+)
+
+// metricTypeCode maps an exposition type to the enum shared by both
+// protocol versions (v1 MetricMetadata.MetricType, v2 Metadata.MetricType).
+func metricTypeCode(t model.MetricType) uint64 {
+	switch t {
+	case model.MetricTypeCounter:
+		return 1
+	case model.MetricTypeGauge:
+		return 2
+	case model.MetricTypeHistogram:
+		return 3
+	case model.MetricTypeGaugeHistogram:
+		return 4
+	case model.MetricTypeSummary:
+		return 5
+	case model.MetricTypeInfo:
+		return 6
+	case model.MetricTypeStateset:
+		return 7
+	}
+	return 0
+}
+
+func labelsSize(ls labels.Labels) int {
+	n := 0
+	ls.Range(func(l labels.Label) {
+		m := 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
+		n += 1 + protowire.SizeBytes(m)
+	})
+	return n
+}
+
+func sampleSize(t int64) int {
+	return 1 + 8 + 1 + protowire.SizeVarint(uint64(t))
+}
+
+// encodeV1 writes a prometheus.WriteRequest holding one TimeSeries per
+// sample and, when md is set, the metadata of each family the samples
+// belong to. It returns the protobuf bytes (owned by e).
+func (e *encoder) encodeV1(samples []ferry.Sample, md MetadataFunc) []byte {
+	b := e.pb[:0]
+	for i := range samples {
+		s := &samples[i]
+		ss := sampleSize(s.T)
+		n := labelsSize(s.Labels) + 1 + protowire.SizeBytes(ss)
+		b = protowire.AppendTag(b, v1WriteTimeseries, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		s.Labels.Range(func(l labels.Label) {
+			m := 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
+			b = protowire.AppendTag(b, v1SeriesLabels, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(m))
+			b = protowire.AppendTag(b, v1LabelName, protowire.BytesType)
+			b = protowire.AppendString(b, l.Name)
+			b = protowire.AppendTag(b, v1LabelValue, protowire.BytesType)
+			b = protowire.AppendString(b, l.Value)
+		})
+		b = protowire.AppendTag(b, v1SeriesSamples, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(ss))
+		b = appendSample(b, s)
+	}
+	if md != nil {
+		if e.seen == nil {
+			e.seen = make(map[string]struct{})
+		}
+		clear(e.seen)
+		for i := range samples {
+			name := samples[i].Labels.Get(model.MetricNameLabel)
+			if name == "" {
+				continue
+			}
+			if _, ok := e.seen[name]; ok {
+				continue
+			}
+			e.seen[name] = struct{}{}
+			typ, help, unit, ok := md(name)
+			if !ok {
+				continue
+			}
+			code := metricTypeCode(typ)
+			n := 0
+			if code != 0 {
+				n += 1 + protowire.SizeVarint(code)
+			}
+			n += 1 + protowire.SizeBytes(len(name))
+			if help != "" {
+				n += 1 + protowire.SizeBytes(len(help))
+			}
+			if unit != "" {
+				n += 1 + protowire.SizeBytes(len(unit))
+			}
+			b = protowire.AppendTag(b, v1WriteMetadata, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(n))
+			if code != 0 {
+				b = protowire.AppendTag(b, v1MetaType, protowire.VarintType)
+				b = protowire.AppendVarint(b, code)
+			}
+			b = protowire.AppendTag(b, v1MetaFamily, protowire.BytesType)
+			b = protowire.AppendString(b, name)
+			if help != "" {
+				b = protowire.AppendTag(b, v1MetaHelp, protowire.BytesType)
+				b = protowire.AppendString(b, help)
+			}
+			if unit != "" {
+				b = protowire.AppendTag(b, v1MetaUnit, protowire.BytesType)
+				b = protowire.AppendString(b, unit)
+			}
+		}
+	}
+	e.pb = b
+	return b
+}
+
+// appendSample writes the fields of a Sample message (identical in v1 and
+// v2: value = 1 as double, timestamp = 2 as int64). The value is always
+// written, even 0, so that a stale marker's bit pattern travels unchanged.
+func appendSample(b []byte, s *ferry.Sample) []byte {
+	b = protowire.AppendTag(b, v1SampleValue, protowire.Fixed64Type)
+	b = protowire.AppendFixed64(b, math.Float64bits(s.V))
+	b = protowire.AppendTag(b, v1SampleTimestamp, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(s.T))
+}
+
+func (e *encoder) symbolize(s string) uint32 {
+	if r, ok := e.syms[s]; ok {
+		return r
+	}
+	r := uint32(len(e.symbol))
+	e.symbol = append(e.symbol, s)
+	e.syms[s] = r
+	return r
+}
+
+// encodeV2 writes an io.prometheus.write.v2.Request with one TimeSeries per
+// sample, labels as references into a symbol table whose first entry is "".
+func (e *encoder) encodeV2(samples []ferry.Sample, md MetadataFunc) []byte {
+	if e.syms == nil {
+		e.syms = make(map[string]uint32, 1024)
+	}
+	clear(e.syms)
+	e.symbol = e.symbol[:0]
+	e.symbolize("")
+	ts := e.ts[:0]
+	for i := range samples {
+		s := &samples[i]
+		refs := e.refs[:0]
+		s.Labels.Range(func(l labels.Label) {
+			refs = append(refs, e.symbolize(l.Name), e.symbolize(l.Value))
+		})
+		e.refs = refs
+		refsSize := 0
+		for _, r := range refs {
+			refsSize += protowire.SizeVarint(uint64(r))
+		}
+		var code uint64
+		var helpRef, unitRef uint32
+		if md != nil {
+			if typ, help, unit, ok := md(s.Labels.Get(model.MetricNameLabel)); ok {
+				code = metricTypeCode(typ)
+				if help != "" {
+					helpRef = e.symbolize(help)
+				}
+				if unit != "" {
+					unitRef = e.symbolize(unit)
+				}
+			}
+		}
+		mdSize := 0
+		if code != 0 {
+			mdSize += 1 + protowire.SizeVarint(code)
+		}
+		if helpRef != 0 {
+			mdSize += 1 + protowire.SizeVarint(uint64(helpRef))
+		}
+		if unitRef != 0 {
+			mdSize += 1 + protowire.SizeVarint(uint64(unitRef))
+		}
+		ss := sampleSize(s.T)
+		n := 0
+		if len(refs) > 0 {
+			n += 1 + protowire.SizeBytes(refsSize)
+		}
+		n += 1 + protowire.SizeBytes(ss)
+		n += 1 + protowire.SizeBytes(mdSize)
+
+		ts = protowire.AppendTag(ts, v2ReqTimeseries, protowire.BytesType)
+		ts = protowire.AppendVarint(ts, uint64(n))
+		if len(refs) > 0 {
+			ts = protowire.AppendTag(ts, v2SeriesLabelsRefs, protowire.BytesType)
+			ts = protowire.AppendVarint(ts, uint64(refsSize))
+			for _, r := range refs {
+				ts = protowire.AppendVarint(ts, uint64(r))
+			}
+		}
+		ts = protowire.AppendTag(ts, v2SeriesSamples, protowire.BytesType)
+		ts = protowire.AppendVarint(ts, uint64(ss))
+		ts = appendSample(ts, s)
+		ts = protowire.AppendTag(ts, v2SeriesMetadata, protowire.BytesType)
+		ts = protowire.AppendVarint(ts, uint64(mdSize))
+		if code != 0 {
+			ts = protowire.AppendTag(ts, v2MetaType, protowire.VarintType)
+			ts = protowire.AppendVarint(ts, code)
+		}
+		if helpRef != 0 {
+			ts = protowire.AppendTag(ts, v2MetaHelpRef, protowire.VarintType)
+			ts = protowire.AppendVarint(ts, uint64(helpRef))
+		}
+		if unitRef != 0 {
+			ts = protowire.AppendTag(ts, v2MetaUnitRef, protowire.VarintType)
+			ts = protowire.AppendVarint(ts, uint64(unitRef))
+		}
+	}
+	e.ts = ts
+	b := e.pb[:0]
+	for _, s := range e.symbol {
+		b = protowire.AppendTag(b, v2ReqSymbols, protowire.BytesType)
+		b = protowire.AppendString(b, s)
+	}
+	b = append(b, ts...)
+	e.pb = b
+	return b
+}
+
+// compress snappy-encodes pb (block format) into e's reused output buffer.
+func (e *encoder) compress(pb []byte) []byte {
+	if n := snappy.MaxEncodedLen(len(pb)); cap(e.out) < n {
+		e.out = make([]byte, n)
+	}
+	e.out = snappy.Encode(e.out[:cap(e.out)], pb)
+	return e.out
+}

@@ -1,0 +1,725 @@
+// Package remotewrite delivers samples to a Prometheus remote-write
+// receiver (Prometheus with --web.enable-remote-write-receiver, Mimir,
+// Thanos, VictoriaMetrics, …), as Prometheus's remote_write and Alloy's
+// prometheus.remote_write do.
+//
+// Sink speaks remote write 1.0 (prometheus.WriteRequest) or 2.0
+// (io.prometheus.write.v2.Request, with a symbol table), snappy-compressed.
+// Samples go through a sharded queue like Prometheus's: every series is
+// hashed to one shard, so its samples are sent in order, one request at a
+// time per shard; the number of shards adapts to the throughput between
+// MinShards and MaxShards; a shard sends when it holds MaxSamplesPerSend
+// samples or its oldest sample waited BatchSendDeadline. The queue is
+// bounded (Capacity samples per shard): when it is full, Send blocks, and
+// that backpressure stops the sources.
+//
+// 5xx answers, 429 (honouring Retry-After) and network errors are retried
+// with exponential backoff, without limit, until the sink is closed. Other
+// 4xx answers drop the request: the samples are counted through the
+// ferry.Reporter's Dropped with the reason "http_<status>", and their
+// batches are acknowledged with a ferry.Permanent error. An upstream batch
+// is acknowledged only when every one of its samples was accepted or
+// dropped for good.
+package remotewrite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/relabel"
+	"github.com/ferrydev/ferry/sink"
+)
+
+// Version selects the remote-write protocol.
+type Version int
+
+const (
+	// V1 is remote write 1.0: prometheus.WriteRequest,
+	// Content-Type application/x-protobuf. It is the zero value.
+	V1 Version = iota
+	// V2 is remote write 2.0: io.prometheus.write.v2.Request with a symbol
+	// table.
+	V2
+)
+
+func (v Version) String() string {
+	if v == V2 {
+		return "2.0"
+	}
+	return "1.0"
+}
+
+// Defaults of the Sink's zero fields, those of Prometheus's queue_config.
+const (
+	DefaultTimeout           = 30 * time.Second
+	DefaultMinShards         = 1
+	DefaultMaxShards         = 50
+	DefaultCapacity          = 10000
+	DefaultMaxSamplesPerSend = 2000
+	DefaultBatchSendDeadline = 5 * time.Second
+	DefaultMinBackoff        = 30 * time.Millisecond
+	DefaultMaxBackoff        = 5 * time.Second
+	DefaultUserAgent         = "Ferry/0.1"
+	// DefaultReshardInterval is how often the shard count is reconsidered.
+	DefaultReshardInterval = 10 * time.Second
+)
+
+// Errors the sink acknowledges batches with.
+var (
+	// ErrClosed is the outcome of batches sent to, or still held by, a
+	// closed sink.
+	ErrClosed = errors.New("remotewrite: sink closed")
+	// ErrNotV2Receiver means a 2.0 request was answered 2xx without any
+	// X-Prometheus-Remote-Write-*-Written header: the receiver decoded it as
+	// an empty 1.0 request and stored nothing.
+	ErrNotV2Receiver = errors.New("remotewrite: receiver does not support remote write 2.0")
+)
+
+// Sink sends samples to one remote-write endpoint. Only URL is required;
+// every other zero field means the default named after it. Fields must not
+// be changed after the first Send.
+type Sink struct {
+	// URL of the receiver, e.g. http://prometheus:9090/api/v1/write.
+	URL string
+	// Version of the protocol; V1 by default.
+	Version Version
+	// NoFallback keeps a V2 sink on 2.0 when the receiver answers 415 or
+	// shows that it does not understand 2.0; such requests are then
+	// dropped. By default the sink falls back to 1.0 for good, as the 2.0
+	// specification allows.
+	NoFallback bool
+
+	// Client sends the requests. When nil, one is built from HTTPClient
+	// (basic auth, bearer token, TLS, proxy) with
+	// github.com/prometheus/common/config.
+	Client *http.Client
+	// HTTPClient configures the client built when Client is nil.
+	HTTPClient config.HTTPClientConfig
+	// Headers are added to every request. They cannot override the
+	// protocol's own headers (Content-Type, Content-Encoding,
+	// X-Prometheus-Remote-Write-Version, User-Agent).
+	Headers map[string]string
+	// UserAgent is sent in User-Agent; DefaultUserAgent by default.
+	UserAgent string
+	// Timeout bounds one request; DefaultTimeout by default.
+	Timeout time.Duration
+
+	// ExternalLabels are added to every series that lacks them, before
+	// WriteRelabel runs, as Prometheus's external_labels.
+	ExternalLabels labels.Labels
+	// WriteRelabel rules run on every sample before it is queued; samples
+	// they drop count as delivered.
+	WriteRelabel *relabel.Rules
+	// Metadata, when set, supplies the TYPE/HELP/UNIT of metric families:
+	// 1.0 requests carry it in WriteRequest.metadata for every family in the
+	// request, 2.0 requests with every series. scrape.Scraper.Metadata fits.
+	Metadata MetadataFunc
+
+	// MinShards and MaxShards bound the number of shards (1 and 50).
+	MinShards, MaxShards int
+	// Capacity is the number of samples each shard buffers (10000).
+	Capacity int
+	// MaxSamplesPerSend is the largest number of samples in one request
+	// (2000).
+	MaxSamplesPerSend int
+	// BatchSendDeadline is the longest a sample waits for a request to fill
+	// up (5s).
+	BatchSendDeadline time.Duration
+	// MinBackoff and MaxBackoff bound the pause between retries (30ms, 5s).
+	// Each retry doubles the pause; a Retry-After header replaces it.
+	MinBackoff, MaxBackoff time.Duration
+	// ReshardInterval is how often the shard count is reconsidered
+	// (DefaultReshardInterval).
+	ReshardInterval time.Duration
+
+	once    sync.Once
+	initErr error
+	client  *http.Client
+	procs   []*relabel.Processor[ferry.Sample]
+	rep     ferry.Reporter
+	useV1   atomic.Bool // a V2 sink fell back to 1.0
+
+	mu      sync.RWMutex // guards shards; Send holds it for reading
+	shards  []*shard
+	closing chan struct{}
+	hardCtx context.Context // cancelled when Close's deadline passes
+	hardEnd context.CancelFunc
+	closeMu sync.Mutex
+	closed  bool
+	reshWG  sync.WaitGroup
+
+	samplesIn  atomic.Int64
+	samplesOut atomic.Int64
+	sendNanos  atomic.Int64
+	lastRetry  atomic.Int64 // unix nanos
+	slicePool  sync.Pool
+}
+
+var _ sink.Sink[ferry.Sample] = (*Sink)(nil)
+
+func (s *Sink) init(ctx context.Context) error {
+	s.once.Do(func() {
+		s.closing = make(chan struct{})
+		s.hardCtx, s.hardEnd = context.WithCancel(context.WithoutCancel(ctx))
+		s.rep = ferry.ReporterFrom(ctx)
+		if s.URL == "" {
+			s.initErr = ferry.Permanentf("remotewrite: URL is empty")
+			return
+		}
+		if s.Version != V1 && s.Version != V2 {
+			s.initErr = ferry.Permanentf("remotewrite: unknown version %d", s.Version)
+			return
+		}
+		s.client = s.Client
+		if s.client == nil {
+			c, err := config.NewClientFromConfig(s.HTTPClient, "remote_write")
+			if err != nil {
+				s.initErr = ferry.Permanent(fmt.Errorf("remotewrite: http client: %w", err))
+				return
+			}
+			s.client = c
+		}
+		var rules []relabel.Rule
+		s.ExternalLabels.Range(func(l labels.Label) {
+			// An empty value matches ^$, so the label is set only where
+			// the series lacks it; "$" is escaped for the expansion.
+			rules = append(rules, relabel.Replace([]string{l.Name}, "", l.Name, escapeDollar(l.Value)))
+		})
+		if len(rules) > 0 {
+			r, err := relabel.New(rules...)
+			if err != nil {
+				s.initErr = ferry.Permanent(fmt.Errorf("remotewrite: external labels: %w", err))
+				return
+			}
+			s.procs = append(s.procs, relabel.Samples(r))
+		}
+		if s.WriteRelabel.Len() > 0 {
+			s.procs = append(s.procs, relabel.Samples(s.WriteRelabel))
+		}
+		s.shards = s.newShards(s.minShards())
+		every := s.ReshardInterval
+		if every <= 0 {
+			every = DefaultReshardInterval
+		}
+		s.reshWG.Add(1)
+		go s.reshardLoop(every)
+	})
+	return s.initErr
+}
+
+func escapeDollar(v string) string {
+	var b []byte
+	for i := 0; i < len(v); i++ {
+		if v[i] == '$' {
+			if b == nil {
+				b = append(b, v[:i]...)
+			}
+			b = append(b, '$', '$')
+			continue
+		}
+		if b != nil {
+			b = append(b, v[i])
+		}
+	}
+	if b == nil {
+		return v
+	}
+	return string(b)
+}
+
+func orDefault[T int | time.Duration](v, d T) T {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+func (s *Sink) minShards() int { return orDefault(s.MinShards, DefaultMinShards) }
+func (s *Sink) maxShards() int {
+	return max(orDefault(s.MaxShards, DefaultMaxShards), s.minShards())
+}
+func (s *Sink) maxPerSend() int { return orDefault(s.MaxSamplesPerSend, DefaultMaxSamplesPerSend) }
+
+// Send queues the samples of b. It blocks while the shards a sample belongs
+// to are full, and returns early with ctx's error or ErrClosed; b's outcome
+// is reported through b's Ack once every queued sample was delivered or
+// dropped (see sink.Sink).
+func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
+	if err := s.init(ctx); err != nil {
+		b.Done(err)
+		return err
+	}
+	for _, p := range s.procs {
+		var err error
+		if b, err = p.Process(ctx, b); err != nil {
+			b.Done(err)
+			return err
+		}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	select {
+	case <-s.closing:
+		b.Done(ErrClosed)
+		return ErrClosed
+	default:
+	}
+	s.samplesIn.Add(int64(len(b.Items)))
+	shards := s.shards
+	n := uint64(len(shards))
+	for i := range b.Items {
+		sh := shards[b.Items[i].Labels.Hash()%n]
+		if err := sh.add(ctx, s.closing, &b.Items[i], b.Ack); err != nil {
+			s.samplesIn.Add(int64(i + 1 - len(b.Items)))
+			b.Done(err)
+			return err
+		}
+	}
+	b.Done(nil)
+	return nil
+}
+
+// Close stops accepting samples, sends what the shards hold and waits for
+// it until ctx is done; batches not delivered by then are acknowledged with
+// an error (ErrClosed or the last send error). Close is safe to call more
+// than once and without any Send.
+func (s *Sink) Close(ctx context.Context) error {
+	_ = s.init(ctx)
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	stop := context.AfterFunc(ctx, s.hardEnd)
+	defer stop()
+	s.mu.Lock()
+	shards := s.shards
+	s.shards = nil
+	s.mu.Unlock()
+	drain(shards)
+	s.hardEnd()
+	s.reshWG.Wait()
+	if ctx.Err() != nil {
+		return fmt.Errorf("remotewrite: close: %w", ctx.Err())
+	}
+	return nil
+}
+
+// drain stops every shard: each sends what it holds, then exits.
+func drain(shards []*shard) {
+	for _, sh := range shards {
+		sh.mu.Lock()
+		sh.stopped = true
+		sh.mu.Unlock()
+		close(sh.stop)
+	}
+	for _, sh := range shards {
+		<-sh.exited
+	}
+}
+
+func (s *Sink) getSlice() []ferry.Sample {
+	if v, ok := s.slicePool.Get().(*[]ferry.Sample); ok {
+		return (*v)[:0]
+	}
+	return make([]ferry.Sample, 0, s.maxPerSend())
+}
+
+func (s *Sink) putSlice(b []ferry.Sample) {
+	clear(b)
+	b = b[:0]
+	s.slicePool.Put(&b)
+}
+
+// shard is one ordered queue with its sending goroutine.
+type shard struct {
+	s *Sink
+
+	mu      sync.Mutex
+	pending []ferry.Sample
+	acks    []*ferry.Ack
+	first   time.Time // when the oldest pending sample arrived
+	stopped bool
+
+	queue  chan sendBatch
+	stop   chan struct{}
+	exited chan struct{}
+	enc    encoder
+}
+
+type sendBatch struct {
+	samples []ferry.Sample
+	acks    []*ferry.Ack
+}
+
+func (s *Sink) newShards(n int) []*shard {
+	per := s.maxPerSend()
+	depth := max(orDefault(s.Capacity, DefaultCapacity)/per, 1)
+	out := make([]*shard, n)
+	for i := range out {
+		sh := &shard{
+			s:       s,
+			pending: s.getSlice(),
+			queue:   make(chan sendBatch, depth),
+			stop:    make(chan struct{}),
+			exited:  make(chan struct{}),
+		}
+		out[i] = sh
+		go sh.run()
+	}
+	return out
+}
+
+// add appends one sample; it blocks while the shard's queue is full.
+func (sh *shard) add(ctx context.Context, closing <-chan struct{}, smp *ferry.Sample, ack *ferry.Ack) error {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.stopped {
+		return ErrClosed
+	}
+	if ack != nil && (len(sh.acks) == 0 || sh.acks[len(sh.acks)-1] != ack) {
+		ack.Retain(1)
+		sh.acks = append(sh.acks, ack)
+	}
+	if len(sh.pending) == 0 {
+		sh.first = time.Now()
+	}
+	sh.pending = append(sh.pending, *smp)
+	if len(sh.pending) < sh.s.maxPerSend() {
+		return nil
+	}
+	select {
+	case sh.queue <- sendBatch{samples: sh.pending, acks: sh.acks}:
+		sh.pending, sh.acks = sh.s.getSlice(), nil
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-closing:
+		return ErrClosed
+	}
+}
+
+// takeIfDue hands out the pending samples if they waited long enough (or
+// force is set) and nothing older is queued, so that order is kept.
+//
+// Without force it only tries the lock: add holds it while it waits for room
+// in the queue, which this shard's goroutine must keep emptying.
+func (sh *shard) takeIfDue(force bool) (sendBatch, bool) {
+	if force {
+		sh.mu.Lock()
+	} else if !sh.mu.TryLock() {
+		return sendBatch{}, false
+	}
+	defer sh.mu.Unlock()
+	if len(sh.pending) == 0 || len(sh.queue) > 0 {
+		return sendBatch{}, false
+	}
+	if !force && time.Since(sh.first) < orDefault(sh.s.BatchSendDeadline, DefaultBatchSendDeadline) {
+		return sendBatch{}, false
+	}
+	b := sendBatch{samples: sh.pending, acks: sh.acks}
+	sh.pending, sh.acks = sh.s.getSlice(), nil
+	return b, true
+}
+
+func (sh *shard) run() {
+	defer close(sh.exited)
+	deadline := orDefault(sh.s.BatchSendDeadline, DefaultBatchSendDeadline)
+	tick := time.NewTicker(max(deadline/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case b := <-sh.queue:
+			sh.deliver(b)
+		case <-tick.C:
+			if b, ok := sh.takeIfDue(false); ok {
+				sh.deliver(b)
+			}
+		case <-sh.stop:
+			for {
+				select {
+				case b := <-sh.queue:
+					sh.deliver(b)
+					continue
+				default:
+				}
+				break
+			}
+			if b, ok := sh.takeIfDue(true); ok {
+				sh.deliver(b)
+			}
+			return
+		}
+	}
+}
+
+func (sh *shard) deliver(b sendBatch) {
+	err := sh.s.sendWithRetry(sh.s.hardCtx, &sh.enc, b.samples)
+	for _, a := range b.acks {
+		a.Done(err)
+	}
+	sh.s.putSlice(b.samples)
+}
+
+// httpError is a non-2xx answer.
+type httpError struct {
+	status     int
+	body       string
+	retryAfter time.Duration
+}
+
+func (e *httpError) Error() string {
+	if e.body == "" {
+		return fmt.Sprintf("remotewrite: server returned HTTP status %d %s", e.status, http.StatusText(e.status))
+	}
+	return fmt.Sprintf("remotewrite: server returned HTTP status %d %s: %s", e.status, http.StatusText(e.status), e.body)
+}
+
+func (e *httpError) retryable() bool {
+	return e.status >= 500 || e.status == http.StatusTooManyRequests
+}
+
+// sendWithRetry encodes samples and posts them until they are accepted,
+// dropped for good (returns a ferry.Permanent error) or ctx ends.
+func (s *Sink) sendWithRetry(ctx context.Context, enc *encoder, samples []ferry.Sample) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	v2 := s.Version == V2 && !s.useV1.Load()
+	var pb []byte
+	if v2 {
+		pb = enc.encodeV2(samples, s.Metadata)
+	} else {
+		pb = enc.encodeV1(samples, s.Metadata)
+	}
+	body := enc.compress(pb)
+	backoff := orDefault(s.MinBackoff, DefaultMinBackoff)
+	maxBackoff := orDefault(s.MaxBackoff, DefaultMaxBackoff)
+	log := s.rep.Logger()
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := s.post(ctx, body, v2, attempt)
+		if err == nil {
+			s.sendNanos.Add(int64(time.Since(start)))
+			s.samplesOut.Add(int64(len(samples)))
+			if attempt > 0 {
+				s.rep.SetHealth(ferry.Healthy, nil)
+			}
+			return nil
+		}
+		var he *httpError
+		isHTTP := errors.As(err, &he)
+		if v2 && (errors.Is(err, ErrNotV2Receiver) || (isHTTP && he.status == http.StatusUnsupportedMediaType)) {
+			if !s.NoFallback {
+				if s.useV1.CompareAndSwap(false, true) {
+					log.Warn("remote write receiver does not accept 2.0, falling back to 1.0", "url", s.URL, "err", err)
+				}
+				v2 = false
+				body = enc.compress(enc.encodeV1(samples, s.Metadata))
+				attempt = -1
+				continue
+			}
+			reason := "unsupported_v2"
+			if isHTTP {
+				reason = "http_415"
+			}
+			s.rep.Dropped(reason, len(samples))
+			s.rep.SetHealth(ferry.Degraded, err)
+			log.Error("remote write dropped samples", "url", s.URL, "samples", len(samples), "err", err)
+			return ferry.Permanent(err)
+		}
+		if isHTTP && !he.retryable() {
+			s.rep.Dropped("http_"+strconv.Itoa(he.status), len(samples))
+			s.rep.SetHealth(ferry.Degraded, err)
+			log.Error("remote write dropped samples", "url", s.URL, "samples", len(samples), "err", err)
+			return ferry.Permanent(err)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+		sleep := backoff
+		if isHTTP && he.retryAfter > 0 {
+			sleep = he.retryAfter
+		}
+		s.rep.Retried()
+		s.rep.SetHealth(ferry.Degraded, err)
+		s.lastRetry.Store(time.Now().UnixNano())
+		log.Warn("remote write failed, retrying", "url", s.URL, "samples", len(samples), "attempt", attempt+1, "backoff", sleep, "err", err)
+		t := time.NewTimer(sleep)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+		backoff = min(2*sleep, maxBackoff)
+	}
+}
+
+func (s *Sink) post(ctx context.Context, body []byte, v2 bool, attempt int) error {
+	ctx, cancel := context.WithTimeout(ctx, orDefault(s.Timeout, DefaultTimeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return ferry.Permanent(err)
+	}
+	for k, v := range s.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Encoding", "snappy")
+	if v2 {
+		req.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
+	} else {
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	}
+	ua := s.UserAgent
+	if ua == "" {
+		ua = DefaultUserAgent
+	}
+	req.Header.Set("User-Agent", ua)
+	if attempt > 0 {
+		req.Header.Set("Retry-Attempt", strconv.Itoa(attempt))
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		if v2 && !writtenAny(resp.Header) {
+			return ErrNotV2Receiver
+		}
+		return nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	he := &httpError{status: resp.StatusCode, body: string(bytes.TrimSpace(msg))}
+	if he.retryable() {
+		he.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return he
+}
+
+// writtenAny reports whether a 2.0 response says anything was written.
+func writtenAny(h http.Header) bool {
+	for _, k := range []string{
+		"X-Prometheus-Remote-Write-Samples-Written",
+		"X-Prometheus-Remote-Write-Histograms-Written",
+		"X-Prometheus-Remote-Write-Exemplars-Written",
+	} {
+		if n, ok := parseCount(h.Get(k)); ok && n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func parseCount(v string) (int64, bool) {
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// parseRetryAfter reads a Retry-After value, seconds or an HTTP date, and
+// returns 0 when it is absent, unparsable or in the past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > int64(math.MaxInt64/time.Second) {
+			return time.Duration(math.MaxInt64)
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// reshardLoop adapts the shard count, as Prometheus's queue manager does:
+// shards needed = seconds per sample sent × (samples in per second + backlog
+// to clear within one interval), with 30 % tolerance, never while retrying.
+func (s *Sink) reshardLoop(every time.Duration) {
+	defer s.reshWG.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastIn, lastOut, lastNanos int64
+	for {
+		select {
+		case <-t.C:
+		case <-s.closing:
+			return
+		}
+		in, out, nanos := s.samplesIn.Load(), s.samplesOut.Load(), s.sendNanos.Load()
+		dIn, dOut, dNanos := in-lastIn, out-lastOut, nanos-lastNanos
+		lastIn, lastOut, lastNanos = in, out, nanos
+		if time.Since(time.Unix(0, s.lastRetry.Load())) < 2*every || dOut == 0 {
+			continue
+		}
+		backlog := in - out
+		perSample := float64(dNanos) / float64(dOut) / 1e9
+		rate := float64(dIn) / every.Seconds()
+		desired := int(math.Ceil(perSample * (rate + float64(max(backlog, 0))/every.Seconds()) * 1.2))
+		desired = min(max(desired, s.minShards()), s.maxShards())
+		s.mu.RLock()
+		cur := len(s.shards)
+		s.mu.RUnlock()
+		if cur == 0 || (float64(desired) > 0.7*float64(cur) && float64(desired) < 1.3*float64(cur)) || desired == cur {
+			continue
+		}
+		s.reshard(desired)
+	}
+}
+
+// reshard replaces the shards by n new ones. The old ones are drained
+// first, so that no series is sent out of order.
+func (s *Sink) reshard(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.closing:
+		return
+	default:
+	}
+	s.rep.Logger().Info("remote write resharding", "url", s.URL, "from", len(s.shards), "to", n)
+	drain(s.shards)
+	s.shards = s.newShards(n)
+}
+
+// NumShards returns the current number of shards (0 before the first Send
+// and after Close).
+func (s *Sink) NumShards() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.shards)
+}

@@ -1,0 +1,773 @@
+package remotewrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/relabel"
+)
+
+const staleNaN = 0x7ff0000000000002
+
+// testReporter records what a sink reports.
+type testReporter struct {
+	mu      sync.Mutex
+	dropped map[string]int
+	retries int
+	health  ferry.Health
+}
+
+func (r *testReporter) Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+func (r *testReporter) SetHealth(h ferry.Health, _ error) { r.mu.Lock(); r.health = h; r.mu.Unlock() }
+func (r *testReporter) Dropped(reason string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dropped == nil {
+		r.dropped = map[string]int{}
+	}
+	r.dropped[reason] += n
+}
+func (r *testReporter) Retried() { r.mu.Lock(); r.retries++; r.mu.Unlock() }
+func (r *testReporter) drops(reason string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped[reason]
+}
+func (r *testReporter) retried() int { r.mu.Lock(); defer r.mu.Unlock(); return r.retries }
+
+// receiver is a fake remote-write endpoint that decodes every request with
+// Prometheus's own message types.
+type receiver struct {
+	t       testing.TB
+	mu      sync.Mutex
+	v1      []prompb.WriteRequest
+	v2      []writev2.Request
+	headers []http.Header
+	// respond, when set, decides the answer to request n (0-based); it
+	// returns 0 to accept.
+	respond func(n int, w http.ResponseWriter) int
+	n       atomic.Int64
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := int(rc.n.Add(1) - 1)
+	if rc.respond != nil {
+		if code := rc.respond(n, w); code != 0 {
+			w.WriteHeader(code)
+			return
+		}
+	}
+	comp, err := io.ReadAll(r.Body)
+	if err != nil {
+		rc.t.Errorf("read body: %v", err)
+		return
+	}
+	pb, err := snappy.Decode(nil, comp)
+	if err != nil {
+		rc.t.Errorf("snappy: %v", err)
+		w.WriteHeader(400)
+		return
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.headers = append(rc.headers, r.Header.Clone())
+	if r.Header.Get("Content-Type") == "application/x-protobuf;proto=io.prometheus.write.v2.Request" {
+		var req writev2.Request
+		if err := req.Unmarshal(pb); err != nil {
+			rc.t.Errorf("unmarshal v2: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		rc.v2 = append(rc.v2, req)
+		n := 0
+		for _, ts := range req.Timeseries {
+			n += len(ts.Samples)
+		}
+		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(n))
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(pb); err != nil {
+		rc.t.Errorf("unmarshal v1: %v", err)
+		w.WriteHeader(400)
+		return
+	}
+	rc.v1 = append(rc.v1, req)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type gotSample struct {
+	labels string
+	t      int64
+	v      uint64
+}
+
+func (rc *receiver) samples() []gotSample {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []gotSample
+	for _, req := range rc.v1 {
+		for _, ts := range req.Timeseries {
+			b := labels.NewScratchBuilder(len(ts.Labels))
+			for _, l := range ts.Labels {
+				b.Add(l.Name, l.Value)
+			}
+			ls := b.Labels()
+			for _, s := range ts.Samples {
+				out = append(out, gotSample{ls.String(), s.Timestamp, math.Float64bits(s.Value)})
+			}
+		}
+	}
+	for _, req := range rc.v2 {
+		for _, ts := range req.Timeseries {
+			b := labels.NewScratchBuilder(len(ts.LabelsRefs) / 2)
+			for i := 0; i+1 < len(ts.LabelsRefs); i += 2 {
+				b.Add(req.Symbols[ts.LabelsRefs[i]], req.Symbols[ts.LabelsRefs[i+1]])
+			}
+			ls := b.Labels()
+			for _, s := range ts.Samples {
+				out = append(out, gotSample{ls.String(), s.Timestamp, math.Float64bits(s.Value)})
+			}
+		}
+	}
+	return out
+}
+
+func newSamples(n, series int, t0 int64) []ferry.Sample {
+	out := make([]ferry.Sample, 0, n)
+	for i := range n {
+		out = append(out, ferry.Sample{
+			Labels: labels.FromStrings("__name__", "test_metric", "series", strconv.Itoa(i%series)),
+			T:      t0 + int64(i/series),
+			V:      float64(i),
+		})
+	}
+	return out
+}
+
+// send sends samples as one batch and returns a channel with its outcome.
+func send(t testing.TB, ctx context.Context, s *Sink, samples []ferry.Sample) <-chan error {
+	done := make(chan error, 1)
+	b := ferry.NewBatch(samples, func(err error) { done <- err })
+	if err := s.Send(ctx, b); err != nil {
+		t.Logf("send: %v", err)
+	}
+	return done
+}
+
+func wait(t testing.TB, ch <-chan error, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(d):
+		t.Fatal("no acknowledgement")
+		return nil
+	}
+}
+
+func closeSink(t testing.TB, s *Sink) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+func TestV1Body(t *testing.T) {
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	rules := relabel.MustNew(relabel.Drop([]string{"series"}, "2"))
+	s := &Sink{
+		URL:               srv.URL,
+		BatchSendDeadline: 20 * time.Millisecond,
+		ExternalLabels:    labels.FromStrings("cluster", "c$1", "series", "ignored"),
+		WriteRelabel:      rules,
+		Headers:           map[string]string{"X-Scope-OrgID": "tenant", "Content-Type": "text/plain"},
+		Metadata: func(name string) (model.MetricType, string, string, bool) {
+			return model.MetricTypeCounter, "help " + name, "seconds", true
+		},
+	}
+	defer closeSink(t, s)
+	in := newSamples(8, 4, 1000)
+	in[0].V = math.Float64frombits(staleNaN)
+	if err := wait(t, send(t, context.Background(), s, in), 5*time.Second); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	got := rc.samples()
+	if len(got) != 6 {
+		t.Fatalf("got %d samples, want 6 (2 dropped by relabeling): %v", len(got), got)
+	}
+	for _, g := range got {
+		if g.labels == `{__name__="test_metric", cluster="c$1", series="2"}` {
+			t.Errorf("relabel drop not applied: %v", g)
+		}
+	}
+	want := gotSample{`{__name__="test_metric", cluster="c$1", series="0"}`, 1000, staleNaN}
+	if got[0] != want {
+		t.Errorf("first sample = %+v, want %+v", got[0], want)
+	}
+	rc.mu.Lock()
+	h := rc.headers[0]
+	md := rc.v1[0].Metadata
+	rc.mu.Unlock()
+	for k, v := range map[string]string{
+		"Content-Encoding":                  "snappy",
+		"Content-Type":                      "application/x-protobuf",
+		"X-Prometheus-Remote-Write-Version": "0.1.0",
+		"User-Agent":                        DefaultUserAgent,
+		"X-Scope-Orgid":                     "tenant",
+	} {
+		if h.Get(k) != v {
+			t.Errorf("header %s = %q, want %q", k, h.Get(k), v)
+		}
+	}
+	if len(md) != 1 || md[0].MetricFamilyName != "test_metric" || md[0].Type != prompb.MetricMetadata_COUNTER ||
+		md[0].Help != "help test_metric" || md[0].Unit != "seconds" {
+		t.Errorf("metadata = %+v", md)
+	}
+	// Labels sorted by name in every series.
+	rc.mu.Lock()
+	for _, ts := range rc.v1[0].Timeseries {
+		if !sort.SliceIsSorted(ts.Labels, func(i, j int) bool { return ts.Labels[i].Name < ts.Labels[j].Name }) {
+			t.Errorf("labels not sorted: %v", ts.Labels)
+		}
+	}
+	rc.mu.Unlock()
+}
+
+func TestV2Body(t *testing.T) {
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	s := &Sink{
+		URL:               srv.URL,
+		Version:           V2,
+		BatchSendDeadline: 20 * time.Millisecond,
+		Metadata: func(name string) (model.MetricType, string, string, bool) {
+			return model.MetricTypeGauge, "the help", "", true
+		},
+	}
+	defer closeSink(t, s)
+	in := newSamples(10, 5, 2000)
+	in[3].V = math.Float64frombits(staleNaN)
+	if err := wait(t, send(t, context.Background(), s, in), 5*time.Second); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	got := rc.samples()
+	if len(got) != 10 {
+		t.Fatalf("got %d samples", len(got))
+	}
+	if got[3].v != staleNaN {
+		t.Errorf("stale marker changed: %x", got[3].v)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.v2) == 0 {
+		t.Fatal("no v2 request")
+	}
+	req := rc.v2[0]
+	if req.Symbols[0] != "" {
+		t.Errorf("symbols[0] = %q", req.Symbols[0])
+	}
+	seen := map[string]bool{}
+	for _, s := range req.Symbols {
+		if seen[s] {
+			t.Errorf("symbol %q twice", s)
+		}
+		seen[s] = true
+	}
+	for _, ts := range req.Timeseries {
+		if ts.Metadata.Type != writev2.Metadata_METRIC_TYPE_GAUGE || req.Symbols[ts.Metadata.HelpRef] != "the help" || ts.Metadata.UnitRef != 0 {
+			t.Errorf("metadata = %+v", ts.Metadata)
+		}
+	}
+	h := rc.headers[0]
+	if h.Get("X-Prometheus-Remote-Write-Version") != "2.0.0" || h.Get("Content-Encoding") != "snappy" {
+		t.Errorf("headers %v", h)
+	}
+}
+
+// A receiver that only knows 1.0 decodes a 2.0 body as an empty request and
+// answers 204 without the written-count headers: the sink falls back.
+func TestV2FallbackToV1(t *testing.T) {
+	for _, mode := range []string{"no-headers", "415"} {
+		t.Run(mode, func(t *testing.T) {
+			rc := &receiver{t: t}
+			rc.respond = func(_ int, w http.ResponseWriter) int { return 0 }
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("X-Prometheus-Remote-Write-Version") == "2.0.0" {
+					if mode == "415" {
+						w.WriteHeader(http.StatusUnsupportedMediaType)
+					} else {
+						w.WriteHeader(http.StatusNoContent)
+					}
+					return
+				}
+				rc.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			s := &Sink{URL: srv.URL, Version: V2, BatchSendDeadline: 10 * time.Millisecond}
+			defer closeSink(t, s)
+			if err := wait(t, send(t, context.Background(), s, newSamples(5, 5, 1)), 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(rc.samples()); n != 5 {
+				t.Fatalf("got %d samples after fallback", n)
+			}
+		})
+	}
+	t.Run("no-fallback", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		defer srv.Close()
+		rep := &testReporter{}
+		ctx := ferry.WithReporter(context.Background(), rep)
+		s := &Sink{URL: srv.URL, Version: V2, NoFallback: true, BatchSendDeadline: 10 * time.Millisecond}
+		defer closeSink(t, s)
+		err := wait(t, send(t, ctx, s, newSamples(5, 5, 1)), 5*time.Second)
+		if !ferry.IsPermanent(err) || !errors.Is(err, ErrNotV2Receiver) {
+			t.Fatalf("ack = %v, want permanent ErrNotV2Receiver", err)
+		}
+		if rep.drops("unsupported_v2") != 5 {
+			t.Errorf("drops = %v", rep.dropped)
+		}
+	})
+}
+
+func TestRetries(t *testing.T) {
+	cases := []struct {
+		name    string
+		respond func(n int, w http.ResponseWriter) int
+		minWait time.Duration
+	}{
+		{"500", func(n int, w http.ResponseWriter) int {
+			if n < 3 {
+				return 500
+			}
+			return 0
+		}, 0},
+		{"503", func(n int, w http.ResponseWriter) int {
+			if n < 1 {
+				return 503
+			}
+			return 0
+		}, 0},
+		{"429-retry-after", func(n int, w http.ResponseWriter) int {
+			if n < 1 {
+				w.Header().Set("Retry-After", "1")
+				return 429
+			}
+			return 0
+		}, time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rc := &receiver{t: t, respond: c.respond}
+			srv := httptest.NewServer(rc)
+			defer srv.Close()
+			rep := &testReporter{}
+			ctx := ferry.WithReporter(context.Background(), rep)
+			s := &Sink{URL: srv.URL, BatchSendDeadline: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+			defer closeSink(t, s)
+			start := time.Now()
+			if err := wait(t, send(t, ctx, s, newSamples(10, 3, 1)), 10*time.Second); err != nil {
+				t.Fatalf("ack: %v", err)
+			}
+			if d := time.Since(start); d < c.minWait {
+				t.Errorf("acked after %v, Retry-After asked for %v", d, c.minWait)
+			}
+			if len(rc.samples()) != 10 {
+				t.Errorf("got %d samples", len(rc.samples()))
+			}
+			if rep.retried() == 0 {
+				t.Error("no retry counted")
+			}
+			rc.mu.Lock()
+			if h := rc.headers[0].Get("Retry-Attempt"); h == "" {
+				t.Error("no Retry-Attempt header on retried request")
+			}
+			rc.mu.Unlock()
+		})
+	}
+}
+
+func TestNetworkErrorRetried(t *testing.T) {
+	// Reserve a port, close it: connections are refused until a receiver
+	// starts there.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	rep := &testReporter{}
+	ctx := ferry.WithReporter(context.Background(), rep)
+	s := &Sink{URL: "http://" + addr + "/write", BatchSendDeadline: 10 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	defer closeSink(t, s)
+	ack := send(t, ctx, s, newSamples(4, 4, 1))
+	deadline := time.Now().Add(5 * time.Second)
+	for rep.retried() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rep.retried() < 2 {
+		t.Fatal("no retries on connection refused")
+	}
+	rc := &receiver{t: t}
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	srv := &http.Server{Handler: rc}
+	go srv.Serve(l)
+	defer srv.Close()
+	if err := wait(t, ack, 5*time.Second); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if len(rc.samples()) != 4 {
+		t.Errorf("got %d samples", len(rc.samples()))
+	}
+}
+
+func TestClientErrorsDropped(t *testing.T) {
+	for _, code := range []int{400, 404, 413, 422} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "out of order sample", code)
+			}))
+			defer srv.Close()
+			rep := &testReporter{}
+			ctx := ferry.WithReporter(context.Background(), rep)
+			s := &Sink{URL: srv.URL, BatchSendDeadline: 10 * time.Millisecond}
+			defer closeSink(t, s)
+			err := wait(t, send(t, ctx, s, newSamples(7, 7, 1)), 5*time.Second)
+			if !ferry.IsPermanent(err) {
+				t.Fatalf("ack = %v, want permanent", err)
+			}
+			if got := rep.drops("http_" + strconv.Itoa(code)); got != 7 {
+				t.Errorf("dropped = %v", rep.dropped)
+			}
+			if rep.retried() != 0 {
+				t.Error("4xx retried")
+			}
+		})
+	}
+}
+
+func TestCloseDeadlineAcksWithError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+	}))
+	defer srv.Close()
+	s := &Sink{URL: srv.URL, BatchSendDeadline: time.Hour, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	ack := send(t, context.Background(), s, newSamples(10, 10, 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.Close(ctx); err == nil {
+		t.Error("close met its deadline against a failing receiver")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("close took %v", d)
+	}
+	err := wait(t, ack, time.Second)
+	if err == nil || ferry.Settled(err) {
+		t.Fatalf("ack = %v, want a retryable error", err)
+	}
+	// After Close, Send acknowledges with an error.
+	if err := wait(t, send(t, context.Background(), s, newSamples(1, 1, 1)), time.Second); !errors.Is(err, ErrClosed) {
+		t.Errorf("send after close: %v", err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+}
+
+func TestCloseFlushes(t *testing.T) {
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	s := &Sink{URL: srv.URL, BatchSendDeadline: time.Hour, MinShards: 4}
+	ack := send(t, context.Background(), s, newSamples(100, 20, 1))
+	closeSink(t, s)
+	if err := wait(t, ack, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rc.samples()); n != 100 {
+		t.Fatalf("flushed %d of 100", n)
+	}
+}
+
+func TestCloseWithoutSend(t *testing.T) {
+	s := &Sink{URL: "http://127.0.0.1:1/write"}
+	closeSink(t, s)
+	closeSink(t, s)
+	var zero Sink
+	closeSink(t, &zero)
+	err := wait(t, send(t, context.Background(), &Sink{}, newSamples(1, 1, 1)), time.Second)
+	if !ferry.IsPermanent(err) {
+		t.Errorf("empty URL: %v", err)
+	}
+}
+
+// Samples of one series arrive in order although a batch spans shards and
+// requests are sent concurrently.
+func TestOrderPerSeriesAcrossShards(t *testing.T) {
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	s := &Sink{URL: srv.URL, MinShards: 8, MaxSamplesPerSend: 7, BatchSendDeadline: 5 * time.Millisecond}
+	var acks []<-chan error
+	for i := range 20 {
+		acks = append(acks, send(t, context.Background(), s, newSamples(50, 10, int64(i*100))))
+	}
+	for _, a := range acks {
+		if err := wait(t, a, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeSink(t, s)
+	got := rc.samples()
+	if len(got) != 1000 {
+		t.Fatalf("got %d samples", len(got))
+	}
+	last := map[string]int64{}
+	for _, g := range got {
+		if prev, ok := last[g.labels]; ok && g.t <= prev {
+			t.Fatalf("series %s out of order: %d after %d", g.labels, g.t, prev)
+		}
+		last[g.labels] = g.t
+	}
+	rc.mu.Lock()
+	for _, r := range rc.v1 {
+		if len(r.Timeseries) > 7 {
+			t.Errorf("request with %d samples, max 7", len(r.Timeseries))
+		}
+	}
+	rc.mu.Unlock()
+}
+
+// A batch is acknowledged only after every shard holding part of it has
+// delivered its part.
+func TestAckAfterAllShards(t *testing.T) {
+	var block atomic.Bool
+	block.Store(true)
+	release := make(chan struct{})
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if block.Load() {
+			<-release
+		}
+		rc.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s := &Sink{URL: srv.URL, MinShards: 4, BatchSendDeadline: 5 * time.Millisecond}
+	defer closeSink(t, s)
+	ack := send(t, context.Background(), s, newSamples(40, 40, 1))
+	select {
+	case err := <-ack:
+		t.Fatalf("acked (%v) before delivery", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	block.Store(false)
+	close(release)
+	if err := wait(t, ack, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rc.samples()); n != 40 {
+		t.Errorf("got %d", n)
+	}
+}
+
+// A full queue blocks Send until ctx ends; Send then acknowledges the
+// batch with ctx's error once the queued part is done.
+func TestBackpressure(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(204)
+	}))
+	defer srv.Close()
+	s := &Sink{URL: srv.URL, Capacity: 10, MaxSamplesPerSend: 10, BatchSendDeadline: time.Hour}
+	defer closeSink(t, s)
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	err := s.Send(ctx, ferry.NewBatch(newSamples(100, 1, 1), func(err error) { done <- err }))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send = %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("Send returned after %v without blocking", d)
+	}
+}
+
+func TestReshardUpAndDown(t *testing.T) {
+	rc := &receiver{t: t}
+	var slow atomic.Bool
+	slow.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slow.Load() {
+			time.Sleep(20 * time.Millisecond)
+		}
+		rc.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s := &Sink{URL: srv.URL, MaxShards: 8, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: 100 * time.Millisecond}
+	defer closeSink(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	grew := false
+	for i := 0; ctx.Err() == nil && !grew; i++ {
+		send(t, ctx, s, newSamples(100, 100, int64(i)))
+		grew = s.NumShards() > 1
+	}
+	if !grew {
+		t.Fatal("shards did not grow under load with a slow receiver")
+	}
+	slow.Store(false)
+	shrunk := false
+	for i := 0; ctx.Err() == nil && !shrunk; i++ {
+		time.Sleep(20 * time.Millisecond)
+		send(t, ctx, s, newSamples(1, 1, int64(100000+i)))
+		shrunk = s.NumShards() == 1
+	}
+	if !shrunk {
+		t.Errorf("shards did not shrink: %d", s.NumShards())
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"":                              0,
+		"3":                             3 * time.Second,
+		"-1":                            0,
+		"x":                             0,
+		"Thu, 01 Jan 2026 00:00:10 GMT": 10 * time.Second,
+		"Wed, 31 Dec 2025 00:00:10 GMT": 0,
+	} {
+		if got := parseRetryAfter(v, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "1", "120", "Thu, 01 Jan 2026 00:00:10 GMT", "99999999999999999999", "-5"} {
+		f.Add(s)
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, v string) {
+		if d := parseRetryAfter(v, now); d < 0 {
+			t.Fatalf("negative %v for %q", d, v)
+		}
+		if n, ok := parseCount(v); ok && n < 0 {
+			t.Fatalf("negative count for %q", v)
+		}
+	})
+}
+
+// FuzzEncode checks that every body the encoders produce decodes with
+// Prometheus's own types to the same samples.
+func FuzzEncode(f *testing.F) {
+	f.Add("a", "b", "c", 1.5, int64(1000), false)
+	f.Add("__name__", "x", "", math.Float64frombits(staleNaN), int64(-1), true)
+	f.Fuzz(func(t *testing.T, n, v, v2 string, val float64, ts int64, useV2 bool) {
+		ls := labels.FromStrings("__name__", "m", n+"_", v, "z", v2)
+		in := []ferry.Sample{{Labels: ls, T: ts, V: val}, {Labels: ls, T: ts + 1, V: -val}}
+		var e encoder
+		var got []gotSample
+		if useV2 {
+			var req writev2.Request
+			if err := req.Unmarshal(e.encodeV2(in, nil)); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range req.Timeseries {
+				b := labels.NewScratchBuilder(0)
+				for i := 0; i+1 < len(s.LabelsRefs); i += 2 {
+					b.Add(req.Symbols[s.LabelsRefs[i]], req.Symbols[s.LabelsRefs[i+1]])
+				}
+				got = append(got, gotSample{b.Labels().String(), s.Samples[0].Timestamp, math.Float64bits(s.Samples[0].Value)})
+			}
+		} else {
+			var req prompb.WriteRequest
+			if err := req.Unmarshal(e.encodeV1(in, nil)); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range req.Timeseries {
+				b := labels.NewScratchBuilder(0)
+				for _, l := range s.Labels {
+					b.Add(l.Name, l.Value)
+				}
+				got = append(got, gotSample{b.Labels().String(), s.Samples[0].Timestamp, math.Float64bits(s.Samples[0].Value)})
+			}
+		}
+		if len(got) != 2 {
+			t.Fatalf("decoded %d series", len(got))
+		}
+		for i, s := range in {
+			want := gotSample{s.Labels.String(), s.T, math.Float64bits(s.V)}
+			if got[i] != want {
+				t.Fatalf("series %d: got %+v want %+v", i, got[i], want)
+			}
+		}
+	})
+}
+
+func ExampleSink() {
+	// A receiver that counts samples, standing in for Prometheus.
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		pb, _ := snappy.Decode(nil, body)
+		var req prompb.WriteRequest
+		_ = req.Unmarshal(pb)
+		n.Add(int64(len(req.Timeseries)))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+
+	s := &Sink{URL: srv.URL + "/api/v1/write", ExternalLabels: labels.FromStrings("cluster", "eu1")}
+	done := make(chan error, 1)
+	batch := ferry.NewBatch([]ferry.Sample{
+		{Labels: labels.FromStrings("__name__", "up", "job", "node"), T: time.Now().UnixMilli(), V: 1},
+	}, func(err error) { done <- err })
+	_ = s.Send(context.Background(), batch)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.Close(ctx) // flushes the partial request
+	fmt.Println("ack:", <-done, "samples:", n.Load())
+	// Output: ack: <nil> samples: 1
+}
