@@ -23,6 +23,9 @@ type Entry struct {
 // Size is the number of payload bytes of e: its line plus its metadata. It is
 // what byte-based limits and the pipeline's byte counters measure.
 func (e *Entry) Size() int {
+	if e.Metadata.IsEmpty() {
+		return len(e.Line)
+	}
 	n := len(e.Line)
 	e.Metadata.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
 	return n

@@ -255,8 +255,8 @@ func FromSource[T any](b *Builder, name string, s source.Source[T]) Stream[T] {
 	if n == nil {
 		return Stream[T]{}
 	}
-	sn := &sourceNode[T]{n: n, run: s.Run}
-	n.impl = sn
+	sn := newSourceNode[T](b, n)
+	sn.run = s.Run
 	return Stream[T]{b: b, n: n, p: sn}
 }
 
@@ -268,14 +268,20 @@ func FromTargets[T any](b *Builder, name string, s source.TargetSource[T], targe
 	if n == nil {
 		return Stream[T]{}
 	}
-	sn := &sourceNode[T]{n: n}
+	sn := newSourceNode[T](b, n)
 	ts := &targetFeed{in: connectTargets(b, n, targets), out: newMailbox()}
 	sn.targets = ts
 	sn.run = func(ctx context.Context, out chan<- ferry.Batch[T]) error {
 		return s.Run(ctx, ts.out.ch, out)
 	}
-	n.impl = sn
 	return Stream[T]{b: b, n: n, p: sn}
+}
+
+func newSourceNode[T any](b *Builder, n *node) *sourceNode[T] {
+	sn := &sourceNode[T]{n: n, ch: make(chan ferry.Batch[T], b.opts.buffer)}
+	n.c.queue = func() (int, int) { return len(sn.ch), cap(sn.ch) }
+	n.impl = sn
+	return sn
 }
 
 // Process adds a processor that consumes the given streams (merged) and

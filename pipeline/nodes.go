@@ -20,15 +20,22 @@ var errShutdown = errors.New("pipeline: shut down before delivery")
 // inport is a component's input: one bounded channel, written by one or
 // more producers and closed by the last of them to finish.
 type inport[T any] struct {
-	ch      chan ferry.Batch[T]
+	ch      chan envelope[T]
 	writers int // producers, counted while building
 
 	mu   sync.Mutex
 	left int // producers that have not released yet
 }
 
+// envelope is a batch in transit with its payload size, measured once by
+// its producer.
+type envelope[T any] struct {
+	b     ferry.Batch[T]
+	bytes int
+}
+
 func newInport[T any](buffer int) *inport[T] {
-	return &inport[T]{ch: make(chan ferry.Batch[T], buffer)}
+	return &inport[T]{ch: make(chan envelope[T], buffer)}
 }
 
 // release is called once by each producer when it has sent its last batch.
@@ -56,13 +63,14 @@ func (o *outports[T]) addConsumer(p *inport[T]) { *o = append(*o, p) }
 // batches in place; all share one acknowledgement. If ctx ends first, the
 // batch is given up with errShutdown.
 func (o outports[T]) send(ctx context.Context, c *component, b ferry.Batch[T]) {
-	countOut(c, b.Items)
+	bytes := payloadBytes(b.Items)
+	countOut(c, len(b.Items), bytes)
 	switch len(o) {
 	case 0:
 		b.Done(nil)
 		return
 	case 1:
-		sendOne(ctx, o[0], b)
+		sendOne(ctx, o[0], envelope[T]{b, bytes})
 		return
 	}
 	b.Ack.Retain(len(o) - 1)
@@ -72,15 +80,15 @@ func (o outports[T]) send(ctx context.Context, c *component, b ferry.Batch[T]) {
 		copies[i] = ferry.Batch[T]{Items: append([]T(nil), b.Items...), Ack: b.Ack}
 	}
 	for i, p := range o {
-		sendOne(ctx, p, copies[i])
+		sendOne(ctx, p, envelope[T]{copies[i], bytes})
 	}
 }
 
-func sendOne[T any](ctx context.Context, p *inport[T], b ferry.Batch[T]) {
+func sendOne[T any](ctx context.Context, p *inport[T], e envelope[T]) {
 	select {
-	case p.ch <- b:
+	case p.ch <- e:
 	case <-ctx.Done():
-		b.Done(errShutdown)
+		e.b.Done(errShutdown)
 	}
 }
 
@@ -95,6 +103,7 @@ type sourceNode[T any] struct {
 	n       *node
 	run     func(context.Context, chan<- ferry.Batch[T]) error
 	targets *targetFeed
+	ch      chan ferry.Batch[T] // what the source emits, read by the forwarder
 	outs    outports[T]
 }
 
@@ -102,8 +111,7 @@ func (s *sourceNode[T]) addConsumer(p *inport[T]) { s.outs.addConsumer(p) }
 
 func (s *sourceNode[T]) start(r *run) {
 	c := s.n.c
-	ch := make(chan ferry.Batch[T], r.opts.buffer)
-	c.queue = func() (int, int) { return len(ch), cap(ch) }
+	ch := s.ch
 	if s.targets != nil {
 		r.goTracked(&r.rest, c, func() { s.targets.loop(r.discCtx) })
 	}
@@ -185,24 +193,25 @@ func (p *processorNode[T]) start(r *run) {
 		}
 		for {
 			select {
-			case b, ok := <-p.in.ch:
+			case e, ok := <-p.in.ch:
 				if !ok {
-					p.flush(r, true)
+					p.flush(r)
 					return
 				}
-				p.process(r, 0, b)
+				p.process(r, 0, e.b, e.bytes)
 			case <-tick:
-				p.flush(r, false)
+				p.flush(r)
 			}
 		}
 	})
 }
 
-// process runs b through stages[from:] and sends what comes out.
-func (p *processorNode[T]) process(r *run, from int, b ferry.Batch[T]) {
+// process runs b, of the given payload size, through stages[from:] and
+// sends what comes out.
+func (p *processorNode[T]) process(r *run, from int, b ferry.Batch[T], bytes int) {
 	for i := from; i < len(p.stages); i++ {
 		s := &p.stages[i]
-		countIn(s.c, b.Items)
+		countIn(s.c, len(b.Items), bytes)
 		in := b
 		err := safeCall(s.c.name, func() error {
 			var err error
@@ -221,7 +230,8 @@ func (p *processorNode[T]) process(r *run, from int, b ferry.Batch[T]) {
 			return
 		}
 		if i < len(p.stages)-1 {
-			countOut(s.c, b.Items)
+			bytes = payloadBytes(b.Items)
+			countOut(s.c, len(b.Items), bytes)
 		}
 	}
 	p.outs.send(r.hardCtx, p.stages[len(p.stages)-1].c, b)
@@ -229,7 +239,7 @@ func (p *processorNode[T]) process(r *run, from int, b ferry.Batch[T]) {
 
 // flush asks every holding stage for what it holds, in chain order, and
 // passes it through the stages after it.
-func (p *processorNode[T]) flush(r *run, final bool) {
+func (p *processorNode[T]) flush(r *run) {
 	for i := range p.stages {
 		s := &p.stages[i]
 		if s.f == nil {
@@ -250,13 +260,13 @@ func (p *processorNode[T]) flush(r *run, final bool) {
 			continue
 		}
 		if i < len(p.stages)-1 {
-			countOut(s.c, b.Items)
-			p.process(r, i+1, b)
+			bytes := payloadBytes(b.Items)
+			countOut(s.c, len(b.Items), bytes)
+			p.process(r, i+1, b, bytes)
 		} else {
 			p.outs.send(r.hardCtx, s.c, b)
 		}
 	}
-	_ = final
 }
 
 // sinkNode feeds a Sink and closes it when its input ends.
@@ -270,8 +280,9 @@ func (s *sinkNode[T]) start(r *run) {
 	c := s.n.c
 	r.goTracked(&r.rest, c, func() {
 		ctx := ferry.WithReporter(r.hardCtx, c)
-		for b := range s.in.ch {
-			countIn(c, b.Items)
+		for e := range s.in.ch {
+			b := e.b
+			countIn(c, len(b.Items), e.bytes)
 			if r.hardCtx.Err() != nil {
 				b.Done(errShutdown)
 				continue

@@ -147,6 +147,10 @@ func New(rules ...Rule) (*Rules, error) {
 			continue
 		}
 		c := rl.cfg
+		if !knownAction(c.Action) {
+			errs = append(errs, fmt.Errorf("relabel rule %d: unknown action %q", i, c.Action))
+			continue
+		}
 		if err := c.Validate(model.UTF8Validation); err != nil {
 			errs = append(errs, fmt.Errorf("relabel rule %d (%s): %w", i, c.Action, err))
 			continue
@@ -157,6 +161,15 @@ func New(rules ...Rule) (*Rules, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+func knownAction(a prom.Action) bool {
+	switch a {
+	case prom.Replace, prom.Keep, prom.Drop, prom.KeepEqual, prom.DropEqual, prom.HashMod,
+		prom.LabelMap, prom.LabelDrop, prom.LabelKeep, prom.Lowercase, prom.Uppercase:
+		return true
+	}
+	return false
 }
 
 // MustNew is New for rules known to be valid; it panics on an error. Use it
