@@ -1,0 +1,478 @@
+// Package filetail reads log lines from files, as Promtail and Alloy's
+// loki.source.file do: it follows every file named by the __path__ label of
+// its targets, survives rotation, and remembers how far it got.
+//
+// Positions (a byte offset plus the file's identity: device, inode and a
+// fingerprint of its first bytes) are advanced only when the batches that
+// hold the lines are acknowledged as settled (ferry.Settled), and are stored
+// atomically in a positions.File under the key "file/<path>". Delivery is
+// therefore at least once: after a crash, lines sent but not acknowledged
+// are read again, and nothing is skipped.
+//
+// Rotation by rename and create is handled by reading the renamed file to
+// its end before opening the new one; copytruncate by detecting the shrink
+// (size or fingerprint), reading the rest of the copy if it can be found
+// next to the file, and starting the truncated file from its beginning. The
+// same search finds a rotated file after a restart.
+package filetail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/positions"
+	"github.com/ferrydev/ferry/source"
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// PathLabel is the target label that names the file to read.
+const PathLabel = "__path__"
+
+// FilenameLabel is the label set on every entry to the path of its file.
+const FilenameLabel = "filename"
+
+// KeyPrefix starts every key this source stores in a positions.File.
+const KeyPrefix = "file/"
+
+// Start says where reading begins in a file without a stored position.
+type Start int
+
+const (
+	// StartEnd reads only lines written after the file was first seen, for
+	// files present in the first target set. Files that appear later, and
+	// files that replace a rotated one, are read from the beginning: they
+	// were written after the source started, so nothing in them is old.
+	StartEnd Start = iota
+	// StartBeginning reads every file from its first byte.
+	StartBeginning
+)
+
+// LongLinePolicy says what happens to a line longer than MaxLineSize.
+type LongLinePolicy int
+
+const (
+	// Truncate keeps the first MaxLineSize bytes and discards the rest of
+	// the line; counted as dropped with reason "line_truncated".
+	Truncate LongLinePolicy = iota
+	// DropLine discards the whole line; counted with reason "line_too_long".
+	DropLine
+)
+
+// Encoding is the character encoding of the files.
+type Encoding int
+
+const (
+	// UTF8 (the default) passes bytes through as they are; a leading
+	// UTF-8 byte order mark is skipped.
+	UTF8 Encoding = iota
+	// UTF16 detects the byte order from a byte order mark and assumes
+	// little endian without one.
+	UTF16
+	// UTF16LE is little-endian UTF-16.
+	UTF16LE
+	// UTF16BE is big-endian UTF-16.
+	UTF16BE
+)
+
+// Defaults of the zero Source.
+const (
+	DefaultMaxLineSize     = 256 << 10
+	DefaultBatchSize       = 1024
+	DefaultBatchBytes      = 1 << 20
+	DefaultPollInterval    = 250 * time.Millisecond
+	DefaultSaveInterval    = 10 * time.Second
+	DefaultFingerprintSize = 1024
+	DefaultRotateWait      = time.Second
+)
+
+// Source tails the files named by the __path__ label of its targets. It
+// implements source.TargetSource[ferry.Entry] and source.Closer. The zero
+// value reads with the defaults and keeps positions in memory only (across
+// restarts of Run, not of the process).
+//
+// Entries carry the target's labels without those starting with "__", plus
+// filename="<path>", and the time the line was read as timestamp (a
+// timestamp stage can replace it). Lines end at "\n"; a "\r" before it is
+// removed. A final line without "\n" is handed on only when the file will
+// not grow any more (it was rotated or deleted, or is compressed).
+//
+// Every file has one reader goroutine holding a read buffer (64 KiB,
+// growing up to MaxLineSize) and the batch it is filling. A reader blocks
+// when the output channel is full and reads no further meanwhile, so memory
+// stays bounded however slow the consumers are.
+//
+// A file that cannot be opened or read (permissions, not a regular file) is
+// logged through the ferry.Reporter, marks the source degraded, and is tried
+// again at every poll; other files are not affected.
+type Source struct {
+	// Positions, if not nil, stores positions under "file/<path>". It may
+	// be shared with other sources. The source saves it every SaveInterval
+	// and on Close.
+	Positions *positions.File
+	// Start is where to begin in files without a stored position.
+	Start Start
+	// MaxLineSize bounds a line in bytes (as read, before decoding);
+	// default DefaultMaxLineSize.
+	MaxLineSize int
+	// LongLines is the policy for longer lines.
+	LongLines LongLinePolicy
+	// Encoding of the files; UTF-16 input is turned into UTF-8 lines.
+	Encoding Encoding
+	// Decompress makes files whose name ends in ".gz" be read once, from
+	// the beginning, through gzip, and not followed afterwards. Without
+	// it, such files are skipped with a warning.
+	Decompress bool
+	// BatchSize and BatchBytes bound a batch in lines and in line bytes;
+	// defaults DefaultBatchSize and DefaultBatchBytes. A partial batch is
+	// sent whenever a reader reaches the end of its file.
+	BatchSize, BatchBytes int
+	// PollInterval is how often a file is checked for growth, rotation and
+	// truncation without a file-system notification; default
+	// DefaultPollInterval. Notifications (fsnotify) make checks sooner.
+	PollInterval time.Duration
+	// RotateWait is how long a file that was renamed or deleted is read on
+	// after it stopped growing, for writers that have not reopened their
+	// file yet; then it is read to its end and the file now at the path is
+	// opened. Default DefaultRotateWait.
+	RotateWait time.Duration
+	// DisableWatch turns off fsnotify: files are polled only.
+	DisableWatch bool
+	// SaveInterval is how often Positions is saved; default
+	// DefaultSaveInterval.
+	SaveInterval time.Duration
+	// FingerprintSize is how many leading bytes identify a file's content;
+	// default DefaultFingerprintSize.
+	FingerprintSize int
+
+	mu       sync.Mutex
+	started  bool // a first target set has been seen
+	watcher  *fsnotify.Watcher
+	dirs     map[string]int     // watched directory -> readers in it
+	byPath   map[string]*reader // live readers, for notifications
+	failing  atomic.Int64
+	memMu    sync.Mutex
+	mem      map[string]string // positions when Positions is nil
+	closeErr error
+	closed   bool
+}
+
+var (
+	_ source.TargetSource[ferry.Entry] = (*Source)(nil)
+	_ source.Closer                    = (*Source)(nil)
+)
+
+// Validate reports a configuration that cannot work.
+func (s *Source) Validate() error {
+	switch {
+	case s.MaxLineSize < 0, s.BatchSize < 0, s.BatchBytes < 0, s.FingerprintSize < 0:
+		return errors.New("filetail: negative size")
+	case s.PollInterval < 0, s.SaveInterval < 0, s.RotateWait < 0:
+		return errors.New("filetail: negative interval")
+	case s.Start != StartEnd && s.Start != StartBeginning:
+		return fmt.Errorf("filetail: unknown Start %d", s.Start)
+	case s.LongLines != Truncate && s.LongLines != DropLine:
+		return fmt.Errorf("filetail: unknown LongLines %d", s.LongLines)
+	case s.Encoding < UTF8 || s.Encoding > UTF16BE:
+		return fmt.Errorf("filetail: unknown Encoding %d", s.Encoding)
+	}
+	return nil
+}
+
+type config struct {
+	maxLine, batchSize, batchBytes, fpSize int
+	poll, save, rotateWait                 time.Duration
+}
+
+func (s *Source) config() config {
+	c := config{
+		maxLine: s.MaxLineSize, batchSize: s.BatchSize, batchBytes: s.BatchBytes,
+		fpSize: s.FingerprintSize, poll: s.PollInterval, save: s.SaveInterval,
+	}
+	if c.maxLine == 0 {
+		c.maxLine = DefaultMaxLineSize
+	}
+	if c.batchSize == 0 {
+		c.batchSize = DefaultBatchSize
+	}
+	if c.batchBytes == 0 {
+		c.batchBytes = DefaultBatchBytes
+	}
+	if c.fpSize == 0 {
+		c.fpSize = DefaultFingerprintSize
+	}
+	if c.poll == 0 {
+		c.poll = DefaultPollInterval
+	}
+	if c.rotateWait = s.RotateWait; c.rotateWait == 0 {
+		c.rotateWait = DefaultRotateWait
+	}
+	if c.save == 0 {
+		c.save = DefaultSaveInterval
+	}
+	return c
+}
+
+// Run tails the files of the target sets received on targets until ctx is
+// done, then stops every reader and saves the positions. Targets without
+// __path__ are ignored; several targets with one path share a reader (the
+// first one's labels win). A reader whose target vanishes reads its file to
+// the end of the last complete line and stops. Run returns nil when ctx
+// ends, or a permanent error for an invalid configuration.
+func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Entry]) error {
+	if err := s.Validate(); err != nil {
+		return ferry.Permanent(err)
+	}
+	rep := ferry.ReporterFrom(ctx)
+	log := rep.Logger()
+	cfg := s.config()
+
+	s.mu.Lock()
+	s.byPath = map[string]*reader{}
+	s.dirs = map[string]int{}
+	s.closed = false
+	if !s.DisableWatch {
+		w, err := fsnotify.NewWatcher()
+		if err != nil {
+			log.Warn("file notifications unavailable, polling only", "err", err)
+		} else {
+			s.watcher = w
+		}
+	}
+	watcher := s.watcher
+	s.mu.Unlock()
+
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if watcher != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.dispatch(rctx, watcher, log)
+		}()
+	}
+	readers := map[string]*reader{}
+	exited := make(chan *reader, 16)
+	save := time.NewTicker(cfg.save)
+	defer save.Stop()
+
+	shutdown := func() error {
+		cancel()
+		wg.Wait()
+		s.mu.Lock()
+		if s.watcher != nil {
+			s.watcher.Close()
+			s.watcher = nil
+		}
+		s.mu.Unlock()
+		s.save(log)
+		return nil
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return shutdown()
+		case r := <-exited:
+			if readers[r.path] == r {
+				delete(readers, r.path)
+			}
+			s.unregister(r)
+		case <-save.C:
+			s.save(log)
+		case set, ok := <-targets:
+			if !ok {
+				targets = nil
+				continue
+			}
+			s.mu.Lock()
+			first := !s.started
+			s.started = true
+			s.mu.Unlock()
+			want := map[string]labels.Labels{}
+			for _, t := range set {
+				p := t.Get(PathLabel)
+				if p == "" {
+					continue
+				}
+				p = filepath.Clean(p)
+				if _, dup := want[p]; !dup {
+					want[p] = entryLabels(t, p)
+				}
+			}
+			for p, r := range readers {
+				if _, keep := want[p]; !keep {
+					r.requestStop()
+				}
+			}
+			for p, ls := range want {
+				if r, ok := readers[p]; ok && r.revive(ls) {
+					continue
+				}
+				r := s.newReader(p, ls, cfg, first, out)
+				readers[p] = r
+				s.register(r, log)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r.run(rctx)
+					select {
+					case exited <- r:
+					case <-rctx.Done():
+					}
+				}()
+			}
+		}
+	}
+}
+
+// Close saves the positions. It may be called more than once, and without
+// Run.
+func (s *Source) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return s.closeErr
+	}
+	s.mu.Unlock()
+	var err error
+	if s.Positions != nil {
+		err = s.Positions.Save()
+	}
+	s.mu.Lock()
+	s.closed, s.closeErr = true, err
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Source) save(log interface{ Warn(string, ...any) }) {
+	if s.Positions == nil {
+		return
+	}
+	if err := s.Positions.Save(); err != nil {
+		log.Warn("saving positions", "err", err)
+	}
+}
+
+func (s *Source) getPos(key string) (string, bool) {
+	if s.Positions != nil {
+		return s.Positions.Get(key)
+	}
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	v, ok := s.mem[key]
+	return v, ok
+}
+
+func (s *Source) setPos(key, v string) {
+	if s.Positions != nil {
+		s.Positions.Set(key, v)
+		return
+	}
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	if s.mem == nil {
+		s.mem = map[string]string{}
+	}
+	s.mem[key] = v
+}
+
+func (s *Source) delPos(key string) {
+	if s.Positions != nil {
+		s.Positions.Delete(key)
+		return
+	}
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	delete(s.mem, key)
+}
+
+// entryLabels returns the labels of entries read for target t.
+func entryLabels(t labels.Labels, path string) labels.Labels {
+	b := labels.NewBuilder(t)
+	t.Range(func(l labels.Label) {
+		if strings.HasPrefix(l.Name, "__") {
+			b.Del(l.Name)
+		}
+	})
+	b.Set(FilenameLabel, path)
+	return b.Labels()
+}
+
+func (s *Source) register(r *reader, log interface{ Warn(string, ...any) }) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byPath[r.path] = r
+	if s.watcher == nil {
+		return
+	}
+	dir := filepath.Dir(r.path)
+	if s.dirs[dir] == 0 {
+		if err := s.watcher.Add(dir); err != nil {
+			// Missing directories and exhausted watches: polling covers it.
+			if !errors.Is(err, fsnotify.ErrNonExistentWatch) {
+				log.Warn("watching directory, polling instead", "dir", dir, "err", err)
+			}
+		}
+	}
+	s.dirs[dir]++
+}
+
+func (s *Source) unregister(r *reader) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byPath[r.path] == r {
+		delete(s.byPath, r.path)
+	}
+	dir := filepath.Dir(r.path)
+	if s.dirs[dir]--; s.dirs[dir] <= 0 {
+		delete(s.dirs, dir)
+		if s.watcher != nil {
+			s.watcher.Remove(dir)
+		}
+	}
+}
+
+// dispatch wakes the reader of every path a notification names.
+func (s *Source) dispatch(ctx context.Context, w *fsnotify.Watcher, log interface{ Warn(string, ...any) }) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			s.mu.Lock()
+			r := s.byPath[filepath.Clean(ev.Name)]
+			s.mu.Unlock()
+			if r != nil {
+				r.poke()
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			log.Warn("file notifications", "err", err)
+		}
+	}
+}
+
+// setFailing updates the health when a reader starts or stops failing.
+func (s *Source) setFailing(rep ferry.Reporter, failing bool, err error) {
+	if failing {
+		s.failing.Add(1)
+		rep.SetHealth(ferry.Degraded, err)
+		return
+	}
+	if s.failing.Add(-1) == 0 {
+		rep.SetHealth(ferry.Healthy, nil)
+	}
+}
