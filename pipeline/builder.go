@@ -257,7 +257,7 @@ func FromSource[T any](b *Builder, name string, s source.Source[T]) Stream[T] {
 	}
 	sn := newSourceNode[T](b, n)
 	sn.run = s.Run
-	return Stream[T]{b: b, n: n, p: sn}
+	return Stream[T]{b: b, n: n, p: sn.fwd}
 }
 
 // FromTargets adds a source driven by targets (container logs, file tails,
@@ -274,12 +274,16 @@ func FromTargets[T any](b *Builder, name string, s source.TargetSource[T], targe
 	sn.run = func(ctx context.Context, out chan<- ferry.Batch[T]) error {
 		return s.Run(ctx, ts.out.ch, out)
 	}
-	return Stream[T]{b: b, n: n, p: sn}
+	return Stream[T]{b: b, n: n, p: sn.fwd}
 }
 
+// newSourceNode makes the node of a source. What the source emits is read
+// by a forwarder, a processor chain without stages of its own: processors
+// that consume only this source fuse into it and run on its goroutine.
 func newSourceNode[T any](b *Builder, n *node) *sourceNode[T] {
-	sn := &sourceNode[T]{n: n, ch: make(chan ferry.Batch[T], b.opts.buffer)}
-	n.c.queue = func() (int, int) { return len(sn.ch), cap(sn.ch) }
+	ch := make(chan ferry.Batch[T], b.opts.buffer)
+	sn := &sourceNode[T]{n: n, fwd: &processorNode[T]{n: n, src: ch}}
+	n.c.queue = func() (int, int) { return len(ch), cap(ch) }
 	n.impl = sn
 	return sn
 }
@@ -339,7 +343,13 @@ func To[T any](b *Builder, name string, s sink.Sink[T], in ...Stream[T]) {
 	if n == nil {
 		return
 	}
-	n.impl = &sinkNode[T]{n: n, s: s, in: connectStreams(b, n, in)}
+	sn := &sinkNode[T]{n: n, s: s, in: connectStreams(b, n, in)}
+	for _, st := range in {
+		if st.p != nil && st.b == b {
+			sn.from = append(sn.from, st.p)
+		}
+	}
+	n.impl = sn
 }
 
 // validator is implemented by components that can check their own

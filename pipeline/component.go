@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -51,6 +52,7 @@ type component struct {
 	inputs []string
 	logger *slog.Logger
 	queue  func() (int, int)
+	ctx    context.Context // for calls into the component: the run's hard context with this reporter
 
 	itemsIn, itemsOut     atomic.Uint64
 	bytesIn, bytesOut     atomic.Uint64

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -61,10 +62,15 @@ func (o *outports[T]) addConsumer(p *inport[T]) { *o = append(*o, p) }
 // send hands b to every consumer, blocking while they are full. Consumers
 // beyond the first get their own copy of the items, since consumers modify
 // batches in place; all share one acknowledgement. If ctx ends first, the
-// batch is given up with errShutdown.
-func (o outports[T]) send(ctx context.Context, c *component, b ferry.Batch[T]) {
-	bytes := payloadBytes(b.Items)
-	countOut(c, len(b.Items), bytes)
+// batch is given up with errShutdown. The batch's output is counted for c,
+// unless c is nil; bytes is its payload size if measured already, or -1.
+func (o outports[T]) send(ctx context.Context, c *component, b ferry.Batch[T], bytes int) {
+	if c != nil {
+		bytes = payloadBytes(b.Items)
+		countOut(c, len(b.Items), bytes)
+	} else if bytes < 0 {
+		bytes = payloadBytes(b.Items)
+	}
 	switch len(o) {
 	case 0:
 		b.Done(nil)
@@ -103,34 +109,22 @@ type sourceNode[T any] struct {
 	n       *node
 	run     func(context.Context, chan<- ferry.Batch[T]) error
 	targets *targetFeed
-	ch      chan ferry.Batch[T] // what the source emits, read by the forwarder
-	outs    outports[T]
+	fwd     *processorNode[T] // reads what the source emits
 }
-
-func (s *sourceNode[T]) addConsumer(p *inport[T]) { s.outs.addConsumer(p) }
 
 func (s *sourceNode[T]) start(r *run) {
 	c := s.n.c
-	ch := s.ch
 	if s.targets != nil {
 		r.goTracked(&r.rest, c, func() { s.targets.loop(r.discCtx) })
 	}
-	// The forwarder counts and fans out what the source emits; it ends when
-	// the source has stopped for good.
-	r.goTracked(&r.rest, c, func() {
-		defer s.outs.release()
-		for b := range ch {
-			c.ok()
-			s.outs.send(r.hardCtx, c, b)
-		}
-	})
+	s.fwd.start(r)
 	r.goTracked(&r.sources, c, func() {
-		defer close(ch)
+		defer close(s.fwd.src)
 		r.supervise(r.srcCtx, c, func(ctx context.Context) error {
 			if s.targets != nil {
 				s.targets.resend()
 			}
-			return s.run(ctx, ch)
+			return s.run(ctx, s.fwd.src)
 		})
 	})
 }
@@ -142,21 +136,26 @@ type stage[T any] struct {
 	c *component
 }
 
-// processorNode runs a chain of processors on one goroutine.
+// processorNode runs a chain of processors on one goroutine. It reads
+// either the input of a processor (in) or, as a source's forwarder, what the
+// source emits (src).
 type processorNode[T any] struct {
 	n      *node
 	in     *inport[T]
+	src    chan ferry.Batch[T]
 	stages []stage[T]
 	outs   outports[T]
 	from   []producer[T]     // the producers of in
 	fused  *processorNode[T] // set when this node's stages run in another node
+	sink   *sinkNode[T]      // a sink fused at the end of the chain, instead of outs
 }
 
 func (p *processorNode[T]) addConsumer(port *inport[T]) { p.outs.addConsumer(port) }
 
-// fuse moves this node's stages into its producer's chain when it is a
-// processor whose only consumer is this node, so that the chain runs as plain
-// calls without a channel hand-off between stages.
+// fuse moves this node's stages into its producer's chain when that is a
+// processor chain (or a source's forwarder) whose only consumer is this
+// node, so that the chain runs as plain calls without a channel hand-off
+// between stages.
 func (p *processorNode[T]) fuse() {
 	if p.in.writers != 1 || len(p.from) != 1 {
 		return
@@ -180,7 +179,16 @@ func (p *processorNode[T]) start(r *run) {
 	if p.fused != nil {
 		return
 	}
+	var in <-chan envelope[T]
+	if p.in != nil {
+		in = p.in.ch
+	}
 	r.goTracked(&r.rest, p.n.c, func() {
+		defer func() {
+			if p.sink != nil {
+				p.sink.finish(r)
+			}
+		}()
 		defer p.outs.release()
 		var tick <-chan time.Time
 		for _, s := range p.stages {
@@ -193,17 +201,36 @@ func (p *processorNode[T]) start(r *run) {
 		}
 		for {
 			select {
-			case e, ok := <-p.in.ch:
+			case e, ok := <-in:
 				if !ok {
 					p.flush(r)
 					return
 				}
 				p.process(r, 0, e.b, e.bytes)
+			case b, ok := <-p.src:
+				if !ok {
+					p.flush(r)
+					return
+				}
+				c := p.n.c
+				bytes := payloadBytes(b.Items)
+				countOut(c, len(b.Items), bytes)
+				c.ok()
+				p.process(r, 0, b, bytes)
 			case <-tick:
 				p.flush(r)
 			}
 		}
 	})
+}
+
+// last returns the component whose output is the chain's output, or nil
+// for a forwarder without stages, whose source counted it already.
+func (p *processorNode[T]) last() *component {
+	if len(p.stages) == 0 {
+		return nil
+	}
+	return p.stages[len(p.stages)-1].c
 }
 
 // process runs b, of the given payload size, through stages[from:] and
@@ -215,7 +242,7 @@ func (p *processorNode[T]) process(r *run, from int, b ferry.Batch[T], bytes int
 		in := b
 		err := safeCall(s.c.name, func() error {
 			var err error
-			b, err = s.p.Process(ferry.WithReporter(r.hardCtx, s.c), in)
+			b, err = s.p.Process(s.c.ctx, in)
 			return err
 		})
 		if err != nil {
@@ -234,7 +261,23 @@ func (p *processorNode[T]) process(r *run, from int, b ferry.Batch[T], bytes int
 			countOut(s.c, len(b.Items), bytes)
 		}
 	}
-	p.outs.send(r.hardCtx, p.stages[len(p.stages)-1].c, b)
+	p.emit(r, p.last(), b, bytes)
+}
+
+// emit passes the chain's output on: to the fused sink, or to the
+// consumers. c and bytes are as for outports.send.
+func (p *processorNode[T]) emit(r *run, c *component, b ferry.Batch[T], bytes int) {
+	if p.sink == nil {
+		p.outs.send(r.hardCtx, c, b, bytes)
+		return
+	}
+	if c != nil || bytes < 0 {
+		bytes = payloadBytes(b.Items)
+	}
+	if c != nil {
+		countOut(c, len(b.Items), bytes)
+	}
+	p.sink.deliver(r, envelope[T]{b, bytes})
 }
 
 // flush asks every holding stage for what it holds, in chain order, and
@@ -248,7 +291,7 @@ func (p *processorNode[T]) flush(r *run) {
 		var b ferry.Batch[T]
 		err := safeCall(s.c.name, func() error {
 			var err error
-			b, err = s.f.Flush(ferry.WithReporter(r.hardCtx, s.c))
+			b, err = s.f.Flush(s.c.ctx)
 			return err
 		})
 		if err != nil {
@@ -264,42 +307,79 @@ func (p *processorNode[T]) flush(r *run) {
 			countOut(s.c, len(b.Items), bytes)
 			p.process(r, i+1, b, bytes)
 		} else {
-			p.outs.send(r.hardCtx, s.c, b)
+			p.emit(r, s.c, b, -1)
 		}
 	}
 }
 
-// sinkNode feeds a Sink and closes it when its input ends.
+// sinkNode feeds a Sink and closes it when its input ends. When its only
+// input is a processor chain (or a source's forwarder) that feeds nothing
+// else, it is fused into that chain: Send is called on the chain's
+// goroutine, saving a channel hand-off per batch, and blocking there is the
+// same backpressure.
 type sinkNode[T any] struct {
-	n  *node
-	s  sink.Sink[T]
-	in *inport[T]
+	n     *node
+	s     sink.Sink[T]
+	in    *inport[T]
+	from  []producer[T]
+	fused bool
+}
+
+func (s *sinkNode[T]) fuse() {
+	if s.in.writers != 1 || len(s.from) != 1 {
+		return
+	}
+	q, ok := s.from[0].(*processorNode[T])
+	if !ok {
+		return
+	}
+	for q.fused != nil {
+		q = q.fused
+	}
+	if len(q.outs) != 1 || q.outs[0] != s.in {
+		return
+	}
+	q.outs, q.sink, s.fused = nil, s, true
+	s.n.c.queue = q.n.c.queue
 }
 
 func (s *sinkNode[T]) start(r *run) {
-	c := s.n.c
-	r.goTracked(&r.rest, c, func() {
-		ctx := ferry.WithReporter(r.hardCtx, c)
+	if s.fused {
+		return
+	}
+	r.goTracked(&r.rest, s.n.c, func() {
 		for e := range s.in.ch {
-			b := e.b
-			countIn(c, len(b.Items), e.bytes)
-			if r.hardCtx.Err() != nil {
-				b.Done(errShutdown)
-				continue
-			}
-			if err := safeCall(c.name, func() error { return s.s.Send(ctx, b) }); err != nil {
-				c.failed(ferry.Failing, err)
-				continue
-			}
-			c.ok()
+			s.deliver(r, e)
 		}
-		closeCtx, cancel := context.WithTimeout(ctx, r.opts.drain)
-		defer cancel()
-		if err := safeCall(c.name, func() error { return s.s.Close(closeCtx) }); err != nil {
-			c.failed(ferry.Failing, err)
-			r.fail(err)
-		}
+		s.finish(r)
 	})
+}
+
+// deliver hands one batch to the sink.
+func (s *sinkNode[T]) deliver(r *run, e envelope[T]) {
+	c := s.n.c
+	b := e.b
+	countIn(c, len(b.Items), e.bytes)
+	if r.hardCtx.Err() != nil {
+		b.Done(errShutdown)
+		return
+	}
+	if err := safeCall(c.name, func() error { return s.s.Send(c.ctx, b) }); err != nil {
+		c.failed(ferry.Failing, err)
+		return
+	}
+	c.ok()
+}
+
+// finish closes the sink once its input has ended.
+func (s *sinkNode[T]) finish(r *run) {
+	c := s.n.c
+	closeCtx, cancel := context.WithTimeout(c.ctx, r.opts.drain)
+	defer cancel()
+	if err := safeCall(c.name, func() error { return s.s.Close(closeCtx) }); err != nil {
+		c.failed(ferry.Failing, err)
+		r.fail(fmt.Errorf("sink %q: close: %w", c.name, err))
+	}
 }
 
 // mailbox carries target sets where only the latest matters: a put replaces

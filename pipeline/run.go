@@ -94,6 +94,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer cancelHard()
 
 	for _, n := range p.nodes {
+		n.c.ctx = ferry.WithReporter(r.hardCtx, n.c)
+	}
+	for _, n := range p.nodes {
 		n.impl.start(r)
 	}
 	go func() {
