@@ -1,0 +1,130 @@
+package filetail
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// benchFile returns a file of about FERRY_BENCH_FILE_MB megabytes (default
+// 64; 1024 for the 1 GiB run) of log lines, and its line count. It is
+// created once per size in the temporary directory.
+func benchFile(b *testing.B) (string, int) {
+	mb := 64
+	if v := os.Getenv("FERRY_BENCH_FILE_MB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mb = n
+	}
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("ferry-filetail-bench-%dmb.log", mb))
+	const line = `2026-11-25T13:28:58.123456Z level=info msg="request served" method=GET path=/api/v1/items status=200 dur=1.234ms id=`
+	lines := 0
+	if fi, err := os.Stat(path); err == nil && fi.Size() >= int64(mb)<<20 {
+		f, _ := os.Open(path)
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			lines++
+		}
+		f.Close()
+		return path, lines
+	}
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var size int64
+	for size < int64(mb)<<20 {
+		n, _ := fmt.Fprintf(w, "%s%08d\n", line, lines)
+		size += int64(n)
+		lines++
+	}
+	w.Flush()
+	f.Close()
+	os.Rename(path+".tmp", path)
+	return path, lines
+}
+
+type memStats struct{ mallocs, bytes uint64 }
+
+func readMem() memStats {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return memStats{m.Mallocs, m.TotalAlloc}
+}
+
+func report(b *testing.B, lines int, m0 memStats, elapsed time.Duration) {
+	m1 := readMem()
+	total := float64(lines) * float64(b.N)
+	b.ReportMetric(total/elapsed.Seconds(), "lines/s")
+	b.ReportMetric(float64(m1.mallocs-m0.mallocs)/total, "allocs/line")
+	b.ReportMetric(float64(m1.bytes-m0.bytes)/total, "B/line")
+}
+
+// BenchmarkFileTail reads a whole file through the Source into a consumer
+// that acknowledges and discards every batch, next to a baseline of
+// bufio.Scanner making a string of every line of the same file.
+//
+//	go test -run '^$' -bench FileTail -benchtime 3x ./source/filetail
+//	FERRY_BENCH_FILE_MB=1024 go test -run '^$' -bench FileTail -benchtime 1x ./source/filetail
+func BenchmarkFileTail(b *testing.B) {
+	path, lines := benchFile(b)
+	fi, _ := os.Stat(path)
+
+	b.Run("bufio.Scanner", func(b *testing.B) {
+		b.SetBytes(fi.Size())
+		sink := 0
+		m0 := readMem()
+		t0 := time.Now()
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 64<<10), 256<<10)
+			for sc.Scan() {
+				s := sc.Text() // one string per line, as the source makes
+				sink += len(s)
+			}
+			f.Close()
+		}
+		report(b, lines, m0, time.Since(t0))
+		_ = sink
+	})
+
+	b.Run("Source", func(b *testing.B) {
+		b.SetBytes(fi.Size())
+		m0 := readMem()
+		t0 := time.Now()
+		for b.Loop() {
+			s := &Source{Start: StartBeginning, DisableWatch: true}
+			targets := make(chan []labels.Labels, 1)
+			targets <- []labels.Labels{labels.FromStrings(PathLabel, path, "job", "bench")}
+			out := make(chan ferry.Batch[ferry.Entry], 16)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx, targets, out) }()
+			n := 0
+			for n < lines {
+				bt := <-out
+				n += len(bt.Items)
+				bt.Done(nil)
+			}
+			cancel()
+			<-done
+		}
+		report(b, lines, m0, time.Since(t0))
+	})
+}
