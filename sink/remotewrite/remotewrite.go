@@ -185,7 +185,12 @@ func (s *Sink) init(ctx context.Context) error {
 		}
 		s.client = s.Client
 		if s.client == nil {
-			c, err := config.NewClientFromConfig(s.HTTPClient, "remote_write")
+			cfg := s.HTTPClient
+			err := cfg.Validate()
+			var c *http.Client
+			if err == nil {
+				c, err = config.NewClientFromConfig(cfg, "remote_write")
+			}
 			if err != nil {
 				s.initErr = ferry.Permanent(fmt.Errorf("remotewrite: http client: %w", err))
 				return

@@ -1,0 +1,23 @@
+// Package scrape collects samples from Prometheus targets, as Prometheus's
+// scrape loop and Alloy's prometheus.scrape do.
+//
+// A Scraper is a source.TargetSource of ferry.Sample: it receives complete
+// target sets (from any discoverer, after relabeling), keeps one scrape loop
+// per target, and emits one batch per scrape holding the scraped samples,
+// the staleness markers of series that vanished, and the automatic series
+// up, scrape_duration_seconds, scrape_samples_scraped,
+// scrape_samples_post_metric_relabeling and scrape_series_added.
+//
+// Targets are label sets as Prometheus service discovery produces them:
+// __address__ is required; __scheme__, __metrics_path__,
+// __scrape_interval__, __scrape_timeout__, __param_<name> and job override
+// the Scraper's options per target; instance defaults to __address__; every
+// other label starting with "__" is dropped, the rest are attached to each
+// sample (see HonorLabels).
+//
+// Pages are parsed with Prometheus's model/textparse, which measured about
+// five times faster than expfmt's decoder on a node_exporter page
+// (BenchmarkScrapeParse). The text format 0.0.4 and 1.0.0, OpenMetrics and
+// the protobuf format are understood; the Accept header is the one
+// Prometheus 3 sends for the configured Protocols.
+package scrape

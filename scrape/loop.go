@@ -1,0 +1,456 @@
+package scrape
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
+	"github.com/prometheus/prometheus/model/value"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/source"
+)
+
+// Errors a scrape fails with; the returned errors wrap them with details.
+var (
+	ErrBodySizeLimit  = errors.New("body size limit exceeded")
+	ErrSampleLimit    = errors.New("sample limit exceeded")
+	ErrLabelLimit     = errors.New("label limit exceeded")
+	ErrContentType    = errors.New("unsupported Content-Type")
+	ErrHTTPStatus     = errors.New("unexpected HTTP status")
+	errParserPanicked = errors.New("parser panicked")
+)
+
+// The automatic series names.
+const (
+	upName             = "up"
+	durationName       = "scrape_duration_seconds"
+	scrapedName        = "scrape_samples_scraped"
+	postRelabelName    = "scrape_samples_post_metric_relabeling"
+	seriesAddedName    = "scrape_series_added"
+	cacheEvictAfter    = 10 // scrapes a series may be absent before its cache entry goes
+	maxReportedSamples = 1 << 20
+)
+
+var reportNames = []string{upName, durationName, scrapedName, postRelabelName, seriesAddedName}
+
+// cacheEntry is what a scrape loop remembers about one series, keyed by its
+// bytes in the page: its final labels, so that a series seen before costs no
+// label parsing, relabeling or allocation.
+type cacheEntry struct {
+	lset     labels.Labels
+	hash     uint64
+	keep     bool
+	err      error // a label limit it violates
+	lastIter uint64
+}
+
+type seen struct {
+	lset     labels.Labels
+	explicit bool // carried its own timestamp
+}
+
+// loop scrapes one target.
+type loop struct {
+	s      *Scraper
+	t      target
+	cancel context.CancelFunc
+
+	statusMu sync.Mutex
+	status   TargetStatus
+
+	// Owned by the loop's goroutine.
+	cache   map[string]*cacheEntry
+	iter    uint64
+	prev    map[uint64]seen
+	cur     map[uint64]seen
+	report  []labels.Labels // labels of the automatic series
+	lb      *labels.Builder
+	scratch labels.Labels
+	st      *labels.SymbolTable
+	buf     bytes.Buffer
+	gz      *gzip.Reader
+	lastLen int
+}
+
+func newLoop(s *Scraper, t target) *loop {
+	l := &loop{
+		s:     s,
+		t:     t,
+		cache: map[string]*cacheEntry{},
+		prev:  map[uint64]seen{},
+		cur:   map[uint64]seen{},
+		lb:    labels.NewBuilder(labels.EmptyLabels()),
+		st:    labels.NewSymbolTable(),
+	}
+	for _, name := range reportNames {
+		l.lb.Reset(t.labels)
+		l.lb.Set(model.MetricNameLabel, name)
+		l.report = append(l.report, l.lb.Labels())
+	}
+	l.status = TargetStatus{Labels: t.labels, URL: t.url}
+	return l
+}
+
+func (l *loop) run(runCtx, ctx context.Context, out chan<- ferry.Batch[ferry.Sample], offset time.Duration) {
+	timer := time.NewTimer(offset)
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+		timer.Stop()
+		return
+	}
+	ticker := time.NewTicker(l.t.interval)
+	defer ticker.Stop()
+	for {
+		l.scrapeAndSend(ctx, out, time.Now())
+		select {
+		case <-ticker.C:
+		case <-ctx.Done():
+			// The target went away while Run goes on: mark every series it
+			// had as stale, as Prometheus does.
+			if runCtx.Err() == nil {
+				l.sendEndOfRunStaleness(runCtx, out)
+			}
+			return
+		}
+	}
+}
+
+func (l *loop) sendEndOfRunStaleness(ctx context.Context, out chan<- ferry.Batch[ferry.Sample]) {
+	ts := time.Now().UnixMilli()
+	stale := math.Float64frombits(value.StaleNaN)
+	items := make([]ferry.Sample, 0, len(l.prev)+len(l.report))
+	for _, s := range l.prev {
+		if !s.explicit || l.s.TrackTimestampsStaleness {
+			items = append(items, ferry.Sample{Labels: s.lset, T: ts, V: stale})
+		}
+	}
+	for _, r := range l.report {
+		items = append(items, ferry.Sample{Labels: r, T: ts, V: stale})
+	}
+	_ = source.Send(ctx, out, ferry.Batch[ferry.Sample]{Items: items})
+}
+
+// scrapeAndSend performs one scrape and emits its batch.
+func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.Sample], start time.Time) {
+	ts := start.UnixMilli()
+	items := make([]ferry.Sample, 0, l.lastLen+len(l.report)+16)
+	body, ctype, err := l.fetch(ctx)
+	if ctx.Err() != nil {
+		return // stopping: no verdict on this target
+	}
+	var st stats
+	if err == nil {
+		items, st, err = l.append(items, body, ctype, ts)
+	}
+	if err != nil {
+		// A failed scrape contributes no samples: drop what a partial
+		// parse produced, so that every earlier series gets a marker.
+		clear(items)
+		items = items[:0]
+		clear(l.cur)
+		st.post, st.added = 0, 0
+	}
+	items = l.appendStale(items, ts)
+	l.prev, l.cur = l.cur, l.prev
+	clear(l.cur)
+	dur := time.Since(start)
+	up := 1.0
+	if err != nil {
+		up = 0
+	}
+	items = append(items,
+		ferry.Sample{Labels: l.report[0], T: ts, V: up},
+		ferry.Sample{Labels: l.report[1], T: ts, V: dur.Seconds()},
+		ferry.Sample{Labels: l.report[2], T: ts, V: float64(st.scraped)},
+		ferry.Sample{Labels: l.report[3], T: ts, V: float64(st.post)},
+		ferry.Sample{Labels: l.report[4], T: ts, V: float64(st.added)},
+	)
+	l.lastLen = min(len(items), maxReportedSamples)
+	l.statusMu.Lock()
+	l.status.LastScrape, l.status.LastDuration, l.status.LastError, l.status.LastSamples = start, dur, err, st.post
+	if err != nil {
+		l.status.Health = ferry.Failing
+	} else {
+		l.status.Health = ferry.Healthy
+	}
+	l.statusMu.Unlock()
+	if err != nil {
+		ferry.ReporterFrom(ctx).Logger().Debug("scrape failed", "url", l.t.url, "err", err)
+	}
+	_ = source.Send(ctx, out, ferry.Batch[ferry.Sample]{Items: items})
+}
+
+// appendStale adds a staleness marker for every series of the previous
+// scrape that is absent from this one.
+func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
+	stale := math.Float64frombits(value.StaleNaN)
+	for h, s := range l.prev {
+		if _, ok := l.cur[h]; ok {
+			continue
+		}
+		if s.explicit && !l.s.TrackTimestampsStaleness {
+			continue
+		}
+		items = append(items, ferry.Sample{Labels: s.lset, T: ts, V: stale})
+	}
+	return items
+}
+
+// fetch GETs the page into l.buf and returns it with its Content-Type.
+func (l *loop) fetch(ctx context.Context) ([]byte, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.t.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.t.url, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	l.s.mu.Lock()
+	client, accept := l.s.client, l.s.accept
+	l.s.mu.Unlock()
+	req.Header.Set("Accept", accept)
+	if l.s.DisableCompression {
+		req.Header.Set("Accept-Encoding", "identity")
+	} else {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	req.Header.Set("User-Agent", defaultStr(l.s.UserAgent, DefaultUserAgent))
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(l.t.timeout.Seconds(), 'f', -1, 64))
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+	}()
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("%w: server returned HTTP status %s", ErrHTTPStatus, resp.Status)
+	}
+	var r io.Reader = resp.Body
+	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		if l.gz == nil {
+			l.gz, err = gzip.NewReader(resp.Body)
+		} else {
+			err = l.gz.Reset(resp.Body)
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("gzip: %w", err)
+		}
+		r = l.gz
+	}
+	limit := l.s.BodySizeLimit
+	if limit > 0 {
+		r = io.LimitReader(r, limit+1)
+	}
+	l.buf.Reset()
+	n, err := l.buf.ReadFrom(r)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading body: %w", err)
+	}
+	if limit > 0 && n > limit {
+		return nil, "", fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
+	}
+	if l.buf.Cap() > 4*l.buf.Len() && l.buf.Cap() > 1<<20 {
+		// Do not keep a huge buffer for a page that shrank.
+		defer func() { l.buf = bytes.Buffer{} }()
+	}
+	return l.buf.Bytes(), resp.Header.Get("Content-Type"), nil
+}
+
+type stats struct {
+	scraped, post, added int
+}
+
+// append parses page into samples appended to items. On error the caller
+// discards them.
+func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64) (_ []ferry.Sample, st stats, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errParserPanicked, r)
+		}
+	}()
+	fallback := ""
+	if l.s.FallbackProtocol != "" {
+		fallback = mediaTypes[l.s.FallbackProtocol]
+		if i := strings.IndexByte(fallback, ';'); i >= 0 {
+			fallback = fallback[:i]
+		}
+	}
+	p, perr := textparse.New(page, ctype, l.st, textparse.ParserOptions{
+		IgnoreNativeHistograms: true,
+		FallbackContentType:    fallback,
+	})
+	if p == nil {
+		if perr == nil {
+			perr = fmt.Errorf("Content-Type %q", ctype)
+		}
+		return items, st, fmt.Errorf("%w: %w", ErrContentType, perr)
+	}
+	l.iter++
+	for {
+		e, err := p.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return items, st, fmt.Errorf("parsing page: %w", err)
+		}
+		switch e {
+		case textparse.EntryType:
+			name, typ := p.Type()
+			l.s.meta.update(name, func(m *meta) bool {
+				if m.typ == typ {
+					return false
+				}
+				m.typ = typ
+				return true
+			})
+			continue
+		case textparse.EntryHelp:
+			name, help := p.Help()
+			l.s.meta.update(name, func(m *meta) bool {
+				if m.help == string(help) {
+					return false
+				}
+				m.help = string(help)
+				return true
+			})
+			continue
+		case textparse.EntryUnit:
+			name, unit := p.Unit()
+			l.s.meta.update(name, func(m *meta) bool {
+				if m.unit == string(unit) {
+					return false
+				}
+				m.unit = string(unit)
+				return true
+			})
+			continue
+		case textparse.EntrySeries:
+		default:
+			continue // comments; native histograms are not carried yet
+		}
+		met, tp, v := p.Series()
+		st.scraped++
+		t := ts
+		explicit := false
+		if tp != nil && !l.s.IgnoreTimestamps {
+			t, explicit = *tp, true
+		}
+		ce, ok := l.cache[string(met)]
+		if !ok {
+			ce = l.newEntry(p)
+			l.cache[string(met)] = ce
+		}
+		if ce.lastIter == l.iter {
+			continue // the same series twice in one page: keep the first
+		}
+		ce.lastIter = l.iter
+		if !ce.keep {
+			continue
+		}
+		if ce.err != nil {
+			return items, st, ce.err
+		}
+		if _, dup := l.cur[ce.hash]; dup {
+			continue
+		}
+		l.cur[ce.hash] = seen{lset: ce.lset, explicit: explicit}
+		if _, ok := l.prev[ce.hash]; !ok {
+			st.added++
+		}
+		st.post++
+		if lim := l.s.SampleLimit; lim > 0 && st.post > lim {
+			return items, st, fmt.Errorf("%w: more than %d samples (sample_limit)", ErrSampleLimit, lim)
+		}
+		items = append(items, ferry.Sample{Labels: ce.lset, T: t, V: v})
+	}
+	l.evict()
+	return items, st, nil
+}
+
+// evict forgets series absent for cacheEvictAfter scrapes.
+func (l *loop) evict() {
+	if l.iter%cacheEvictAfter != 0 {
+		return
+	}
+	for k, ce := range l.cache {
+		if l.iter-ce.lastIter >= cacheEvictAfter {
+			delete(l.cache, k)
+		}
+	}
+}
+
+// newEntry resolves the labels of the parser's current series: target
+// labels attached (HonorLabels decides conflicts), metric relabeling
+// applied, limits checked.
+func (l *loop) newEntry(p textparse.Parser) *cacheEntry {
+	p.Labels(&l.scratch)
+	lb := l.lb
+	lb.Reset(l.scratch)
+	if l.s.HonorLabels {
+		l.t.labels.Range(func(tl labels.Label) {
+			if lb.Get(tl.Name) == "" {
+				lb.Set(tl.Name, tl.Value)
+			}
+		})
+	} else {
+		l.t.labels.Range(func(tl labels.Label) {
+			if v := lb.Get(tl.Name); v != "" {
+				name := "exported_" + tl.Name
+				for lb.Get(name) != "" || l.t.labels.Has(name) {
+					name = "exported_" + name
+				}
+				lb.Set(name, v)
+			}
+			lb.Set(tl.Name, tl.Value)
+		})
+	}
+	ce := &cacheEntry{keep: true}
+	if !l.s.MetricRelabel.ProcessBuilder(lb) {
+		ce.keep = false
+		return ce
+	}
+	ce.lset = lb.Labels()
+	if ce.lset.IsEmpty() {
+		ce.keep = false
+		return ce
+	}
+	ce.hash = ce.lset.Hash()
+	ce.err = l.checkLimits(ce.lset)
+	return ce
+}
+
+func (l *loop) checkLimits(ls labels.Labels) error {
+	name := ls.Get(model.MetricNameLabel)
+	if lim := l.s.LabelLimit; lim > 0 && ls.Len() > lim {
+		return fmt.Errorf("%w: label_limit exceeded (metric: %.50s, number of labels: %d, limit: %d)", ErrLabelLimit, name, ls.Len(), lim)
+	}
+	var err error
+	ls.Range(func(lab labels.Label) {
+		if err != nil {
+			return
+		}
+		if lim := l.s.LabelNameLengthLimit; lim > 0 && len(lab.Name) > lim {
+			err = fmt.Errorf("%w: label_name_length_limit exceeded (metric: %.50s, label name: %.50s, length: %d, limit: %d)", ErrLabelLimit, name, lab.Name, len(lab.Name), lim)
+		}
+		if lim := l.s.LabelValueLengthLimit; lim > 0 && len(lab.Value) > lim && err == nil {
+			err = fmt.Errorf("%w: label_value_length_limit exceeded (metric: %.50s, label name: %.50s, value: %.50q, length: %d, limit: %d)", ErrLabelLimit, name, lab.Name, lab.Value, len(lab.Value), lim)
+		}
+	})
+	return err
+}

@@ -1,0 +1,114 @@
+package scrape
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
+
+	"github.com/ferrydev/ferry"
+)
+
+// The benchmarks below parse the same real node_exporter page
+// (testdata/node_exporter.txt) in the same run: the Scraper's path (parse,
+// attach target labels, dedupe, staleness bookkeeping, build samples)
+// against the two raw parsers it could be built on.
+
+func loadPage(b *testing.B) []byte {
+	page, err := os.ReadFile("testdata/node_exporter.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return page
+}
+
+// perSample runs the benchmark loop and reports samples/s, and allocations
+// and bytes per sample. body returns the number of samples of one pass.
+func perSample(b *testing.B, page []byte, body func() int) {
+	b.SetBytes(int64(len(page)))
+	b.ReportAllocs()
+	body() // warm up caches, as a scrape loop's second scrape would be
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n := 0
+	for b.Loop() {
+		n = body()
+	}
+	runtime.ReadMemStats(&after)
+	total := float64(n) * float64(b.N)
+	b.ReportMetric(total/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/total, "allocs/sample")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/total, "B/sample")
+}
+
+// BenchmarkScrapeParse is the Scraper's parse path in steady state.
+func BenchmarkScrapeParse(b *testing.B) {
+	page := loadPage(b)
+	s := &Scraper{}
+	tg, _ := s.resolve(labels.FromStrings("__address__", "localhost:9100", "job", "node"))
+	l := newLoop(s, tg)
+	items := make([]ferry.Sample, 0, 2048)
+	perSample(b, page, func() int {
+		var st stats
+		var err error
+		items, st, err = l.append(items[:0], page, textType, 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.prev, l.cur = l.cur, l.prev
+		clear(l.cur)
+		return st.scraped
+	})
+}
+
+// BenchmarkRawParserTextparse is the baseline of Prometheus's textparse
+// alone: every series with its value and labels materialised.
+func BenchmarkRawParserTextparse(b *testing.B) {
+	page := loadPage(b)
+	var ls labels.Labels
+	st := labels.NewSymbolTable()
+	perSample(b, page, func() int {
+		p := textparse.NewPromParser(page, st, false)
+		n := 0
+		for {
+			e, err := p.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if e == textparse.EntrySeries {
+				p.Series()
+				p.Labels(&ls)
+				n++
+			}
+		}
+		return n
+	})
+}
+
+// BenchmarkRawParserExpfmt is the baseline of expfmt's text parser alone:
+// the page decoded into MetricFamily values and flattened to samples.
+func BenchmarkRawParserExpfmt(b *testing.B) {
+	page := loadPage(b)
+	perSample(b, page, func() int {
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := p.TextToMetricFamilies(bytes.NewReader(page))
+		if err != nil {
+			b.Fatal(err)
+		}
+		vec, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{Timestamp: 1}, mapValues(fams)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return len(vec)
+	})
+}

@@ -1,0 +1,577 @@
+package scrape
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/relabel"
+)
+
+// page is a target whose exposition can be changed between scrapes.
+type page struct {
+	mu       sync.Mutex
+	body     []byte
+	ctype    string
+	status   int
+	gzip     bool
+	requests []*http.Request
+}
+
+func (p *page) set(body, ctype string) {
+	p.mu.Lock()
+	p.body, p.ctype = []byte(body), ctype
+	p.mu.Unlock()
+}
+
+func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	body, ctype, status, gz := p.body, p.ctype, p.status, p.gzip
+	p.requests = append(p.requests, r.Clone(context.Background()))
+	p.mu.Unlock()
+	if ctype != "" {
+		w.Header().Set("Content-Type", ctype)
+	} else {
+		w.Header()["Content-Type"] = nil // no sniffing: send none
+	}
+	if status != 0 {
+		w.WriteHeader(status)
+		return
+	}
+	if gz && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		zw.Write(body)
+		zw.Close()
+		return
+	}
+	w.Write(body)
+}
+
+func (p *page) lastRequest() *http.Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.requests) == 0 {
+		return nil
+	}
+	return p.requests[len(p.requests)-1]
+}
+
+const textType = "text/plain; version=0.0.4; charset=utf-8"
+
+const simplePage = `# HELP http_requests_total Requests.
+# TYPE http_requests_total counter
+http_requests_total{code="200",job="app"} 10
+http_requests_total{code="500",job="app"} 2
+# TYPE temp gauge
+# UNIT temp celsius
+temp 21.5
+`
+
+// harness runs a Scraper and collects its batches.
+type harness struct {
+	t       *testing.T
+	targets chan []labels.Labels
+	out     chan ferry.Batch[ferry.Sample]
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func start(t *testing.T, s *Scraper) *harness {
+	t.Helper()
+	if s.Interval == 0 {
+		s.Interval = 50 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, targets: make(chan []labels.Labels, 1), out: make(chan ferry.Batch[ferry.Sample], 100), cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- s.Run(ctx, h.targets, h.out) }()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+		h.done <- nil
+	case <-time.After(5 * time.Second):
+		h.t.Error("Run did not return")
+	}
+}
+
+// next returns the next batch (its samples by series string).
+func (h *harness) next() map[string]ferry.Sample {
+	h.t.Helper()
+	select {
+	case b := <-h.out:
+		m := map[string]ferry.Sample{}
+		for _, s := range b.Items {
+			m[s.Labels.String()] = s
+		}
+		b.Done(nil)
+		return m
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("no batch")
+		return nil
+	}
+}
+
+func addr(srv *httptest.Server) string {
+	u, _ := url.Parse(srv.URL)
+	return u.Host
+}
+
+func isStale(v float64) bool { return math.Float64bits(v) == value.StaleNaN }
+
+func TestScrapeTextPage(t *testing.T) {
+	p := &page{}
+	p.set(simplePage, textType)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	s := &Scraper{Job: "node", Timeout: 40 * time.Millisecond}
+	h := start(t, s)
+	h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv), "__meta_x", "y", "team", "a")}
+	got := h.next()
+	inst := addr(srv)
+	for _, want := range []struct {
+		ls string
+		v  float64
+	}{
+		{`{__name__="http_requests_total", code="200", exported_job="app", instance="` + inst + `", job="node", team="a"}`, 10},
+		{`{__name__="http_requests_total", code="500", exported_job="app", instance="` + inst + `", job="node", team="a"}`, 2},
+		{`{__name__="temp", instance="` + inst + `", job="node", team="a"}`, 21.5},
+		{`{__name__="up", instance="` + inst + `", job="node", team="a"}`, 1},
+		{`{__name__="scrape_samples_scraped", instance="` + inst + `", job="node", team="a"}`, 3},
+		{`{__name__="scrape_samples_post_metric_relabeling", instance="` + inst + `", job="node", team="a"}`, 3},
+		{`{__name__="scrape_series_added", instance="` + inst + `", job="node", team="a"}`, 3},
+	} {
+		s, ok := got[want.ls]
+		if !ok {
+			t.Errorf("missing %s in %v", want.ls, got)
+			continue
+		}
+		if s.V != want.v {
+			t.Errorf("%s = %v, want %v", want.ls, s.V, want.v)
+		}
+	}
+	if len(got) != 8 {
+		t.Errorf("got %d samples, want 8", len(got))
+	}
+	r := p.lastRequest()
+	wantAccept := "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+	if a := r.Header.Get("Accept"); a != wantAccept {
+		t.Errorf("Accept = %q", a)
+	}
+	if r.Header.Get("Accept-Encoding") != "gzip" || r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds") != "0.04" || r.URL.Path != "/metrics" {
+		t.Errorf("request %v %v", r.URL, r.Header)
+	}
+	typ, help, unit, ok := s.Metadata("http_requests_total")
+	if !ok || typ != model.MetricTypeCounter || help != "Requests." || unit != "" {
+		t.Errorf("metadata = %v %q %q %v", typ, help, unit, ok)
+	}
+	st := s.Targets()
+	if len(st) != 1 || st[0].Health != ferry.Healthy || st[0].LastError != nil || st[0].LastSamples != 3 {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+func TestHonorLabelsAndTimestamps(t *testing.T) {
+	const body = "m{job=\"scraped\",instance=\"i\"} 1 1700000000000\n"
+	p := &page{}
+	p.set(body, textType)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	for _, c := range []struct {
+		honor, ignoreTS bool
+		want            string
+	}{
+		{false, false, `{__name__="m", exported_instance="i", exported_job="scraped", instance="` + addr(srv) + `", job="node"}`},
+		{true, true, `{__name__="m", instance="i", job="scraped"}`},
+	} {
+		s := &Scraper{Job: "node", HonorLabels: c.honor, IgnoreTimestamps: c.ignoreTS}
+		h := start(t, s)
+		h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+		got := h.next()
+		smp, ok := got[c.want]
+		if !ok {
+			t.Fatalf("honor=%v: missing %s in %v", c.honor, c.want, got)
+		}
+		if c.ignoreTS == (smp.T == 1700000000000) {
+			t.Errorf("ignoreTS=%v: T=%d", c.ignoreTS, smp.T)
+		}
+		h.stop()
+	}
+}
+
+func TestStalenessVanishedSeriesFailureAndRemoval(t *testing.T) {
+	p := &page{}
+	p.set("a 1\nb 2\n", textType)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	s := &Scraper{Job: "j"}
+	h := start(t, s)
+	tgt := labels.FromStrings("__address__", addr(srv))
+	h.targets <- []labels.Labels{tgt}
+	inst := addr(srv)
+	lsA := `{__name__="a", instance="` + inst + `", job="j"}`
+	lsB := `{__name__="b", instance="` + inst + `", job="j"}`
+	lsUp := `{__name__="up", instance="` + inst + `", job="j"}`
+	got := h.next()
+	if got[lsA].V != 1 || got[lsB].V != 2 {
+		t.Fatalf("first scrape %v", got)
+	}
+	// b vanishes.
+	p.set("a 1\n", textType)
+	for {
+		got = h.next()
+		if _, ok := got[lsB]; !ok || !isStale(got[lsB].V) {
+			if _, ok := got[lsB]; ok {
+				continue // scraped before the change
+			}
+			t.Fatalf("no stale marker for b: %v", got)
+		}
+		break
+	}
+	if isStale(got[lsA].V) {
+		t.Error("a marked stale")
+	}
+	// The target fails: up=0 and a stale marker for a.
+	p.mu.Lock()
+	p.status = 500
+	p.mu.Unlock()
+	for {
+		got = h.next()
+		if got[lsUp].V == 1 {
+			continue
+		}
+		break
+	}
+	if !isStale(got[lsA].V) {
+		t.Errorf("no stale marker for a on failure: %v", got)
+	}
+	st := s.Targets()
+	if st[0].Health != ferry.Failing || !errors.Is(st[0].LastError, ErrHTTPStatus) {
+		t.Errorf("status %+v", st[0])
+	}
+	// Recovers, then the target is removed: everything goes stale.
+	p.mu.Lock()
+	p.status = 0
+	p.mu.Unlock()
+	for got = h.next(); got[lsUp].V != 1; got = h.next() {
+	}
+	h.targets <- nil
+	for {
+		got = h.next()
+		if isStale(got[lsUp].V) {
+			break
+		}
+	}
+	if !isStale(got[lsA].V) {
+		t.Errorf("removal: no stale marker for a: %v", got)
+	}
+	if len(got) != 6 {
+		t.Errorf("removal batch has %d samples, want a + 5 automatic series", len(got))
+	}
+	if n := len(s.Targets()); n != 0 {
+		t.Errorf("%d targets left", n)
+	}
+}
+
+// A malformed or truncated page fails only its own target.
+func TestMalformedPages(t *testing.T) {
+	good := &page{}
+	good.set("ok 1\n", textType)
+	goodSrv := httptest.NewServer(good)
+	defer goodSrv.Close()
+	for name, c := range map[string]struct{ body, ctype string }{
+		"truncated-labels": {"m{a=\"b", textType},
+		"bad-value":        {"m 1x\n", textType},
+		"no-eof":           {"# TYPE m gauge\nm 1\n", "application/openmetrics-text; version=1.0.0"},
+		"garbage-proto":    {"\x05\x0a\x03abc\xff\xff", "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"},
+		"no-content-type":  {"m 1\n", ""},
+		"unknown-type":     {"m 1\n", "application/json"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad := &page{}
+			bad.set(c.body, c.ctype)
+			badSrv := httptest.NewServer(bad)
+			defer badSrv.Close()
+			s := &Scraper{Job: "j"}
+			h := start(t, s)
+			h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(badSrv)), labels.FromStrings("__address__", addr(goodSrv))}
+			ups := map[string]float64{}
+			for len(ups) < 2 {
+				for ls, smp := range h.next() {
+					if strings.HasPrefix(ls, `{__name__="up"`) {
+						ups[ls] = smp.V
+					}
+				}
+			}
+			if ups[`{__name__="up", instance="`+addr(badSrv)+`", job="j"}`] != 0 || ups[`{__name__="up", instance="`+addr(goodSrv)+`", job="j"}`] != 1 {
+				t.Errorf("up = %v", ups)
+			}
+			for _, st := range s.Targets() {
+				if strings.Contains(st.URL, addr(badSrv)) && st.LastError == nil {
+					t.Error("no error kept for the bad target")
+				}
+			}
+		})
+	}
+}
+
+func TestLimits(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	for name, c := range map[string]struct {
+		s    func() *Scraper
+		body string
+		want error
+		msg  string
+	}{
+		"body":        {func() *Scraper { return &Scraper{BodySizeLimit: 10} }, "metric_with_long_name 1\n", ErrBodySizeLimit, "more than 10 bytes"},
+		"samples":     {func() *Scraper { return &Scraper{SampleLimit: 2} }, "a 1\nb 1\nc 1\n", ErrSampleLimit, "more than 2 samples"},
+		"labels":      {func() *Scraper { return &Scraper{LabelLimit: 3} }, "a{x=\"1\",y=\"2\"} 1\n", ErrLabelLimit, "number of labels: 5, limit: 3"},
+		"name-length": {func() *Scraper { return &Scraper{LabelNameLengthLimit: 10} }, "a{" + long + "=\"1\"} 1\n", ErrLabelLimit, "label_name_length_limit exceeded"},
+		"value-len":   {func() *Scraper { return &Scraper{LabelValueLengthLimit: 30} }, "a{x=\"" + long + "\"} 1\n", ErrLabelLimit, "length: 100, limit: 30"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := &page{}
+			p.set(c.body, textType)
+			p.gzip = true
+			srv := httptest.NewServer(p)
+			defer srv.Close()
+			s := c.s()
+			h := start(t, s)
+			h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+			got := h.next()
+			if v := got[`{__name__="up", instance="`+addr(srv)+`", job="scrape"}`].V; v != 0 {
+				t.Errorf("up = %v", v)
+			}
+			if len(got) != 5 {
+				t.Errorf("failed scrape emitted %d samples: %v", len(got), got)
+			}
+			err := s.Targets()[0].LastError
+			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("error = %v, want %v containing %q", err, c.want, c.msg)
+			}
+		})
+	}
+}
+
+func TestGzipOpenMetricsAndProtobuf(t *testing.T) {
+	pb, err := os.ReadFile("testdata/node_exporter.pb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		body, ctype string
+		protocols   []Protocol
+		fallback    Protocol
+		gzip        bool
+		want        string
+		wantV       float64
+		wantT       int64
+	}{
+		"gzip-text":   {"m 3\n", textType, nil, "", true, `m`, 3, 0},
+		"openmetrics": {"# TYPE c counter\nc_total 7 1700000000.5\n# EOF\n", "application/openmetrics-text; version=1.0.0; charset=utf-8", nil, "", false, `c_total`, 7, 1700000000500},
+		"protobuf":    {string(pb), "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited", []Protocol{PrometheusProto, PrometheusText0_0_4}, "", true, `node_exporter_build_info`, 1, 0},
+		"fallback":    {"m 4\n", "", nil, PrometheusText0_0_4, false, `m`, 4, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := &page{gzip: c.gzip}
+			p.set(c.body, c.ctype)
+			srv := httptest.NewServer(p)
+			defer srv.Close()
+			s := &Scraper{Protocols: c.protocols, FallbackProtocol: c.fallback}
+			h := start(t, s)
+			h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+			got := h.next()
+			found := false
+			for _, smp := range got {
+				if smp.Labels.Get("__name__") == c.want {
+					found = true
+					if smp.V != c.wantV || (c.wantT != 0 && smp.T != c.wantT) {
+						t.Errorf("%s = %v @%d", smp.Labels, smp.V, smp.T)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no %s in %d samples; status %+v", c.want, len(got), s.Targets())
+			}
+		})
+	}
+}
+
+func TestTargetLabels(t *testing.T) {
+	p := &page{}
+	p.set("m 1\n", textType)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	s := &Scraper{Params: url.Values{"a": {"1", "2"}, "b": {"3"}}}
+	h := start(t, s)
+	h.targets <- []labels.Labels{
+		labels.FromStrings("__address__", addr(srv), "__metrics_path__", "/probe", "__param_a", "x", "__scrape_interval__", "40ms", "__scrape_timeout__", "30ms", "instance", "custom", "job", "given"),
+		labels.FromStrings("__address__", addr(srv), "__scrape_interval__", "1s", "__scrape_timeout__", "2s"), // invalid
+		labels.FromStrings("__metrics_path__", "/x"),                                                         // no address
+		labels.FromStrings("__address__", addr(srv), "__scheme__", "ftp"),                                    // invalid scheme
+	}
+	got := h.next()
+	if _, ok := got[`{__name__="m", instance="custom", job="given"}`]; !ok {
+		t.Errorf("labels: %v", got)
+	}
+	r := p.lastRequest()
+	if r.URL.Path != "/probe" || r.URL.Query()["a"][0] != "x" || r.URL.Query()["a"][1] != "2" || r.URL.Query().Get("b") != "3" {
+		t.Errorf("URL %v", r.URL)
+	}
+	if r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds") != "0.03" {
+		t.Errorf("timeout header %q", r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"))
+	}
+	if n := len(s.Targets()); n != 1 {
+		t.Errorf("%d targets, want 1 valid", n)
+	}
+}
+
+func TestMetricRelabel(t *testing.T) {
+	p := &page{}
+	p.set("keep 1\ndrop_me 2\n", textType)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	s := &Scraper{MetricRelabel: relabel.MustNew(relabel.Drop([]string{"__name__"}, "drop_.*"), relabel.Set("env", "prod"))}
+	h := start(t, s)
+	h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+	got := h.next()
+	inst := addr(srv)
+	if _, ok := got[`{__name__="keep", env="prod", instance="`+inst+`", job="scrape"}`]; !ok {
+		t.Errorf("kept series: %v", got)
+	}
+	if got[`{__name__="scrape_samples_scraped", instance="`+inst+`", job="scrape"}`].V != 2 ||
+		got[`{__name__="scrape_samples_post_metric_relabeling", instance="`+inst+`", job="scrape"}`].V != 1 {
+		t.Errorf("counts: %v", got)
+	}
+	if len(got) != 6 {
+		t.Errorf("%d samples", len(got))
+	}
+}
+
+func TestAuth(t *testing.T) {
+	p := &page{}
+	p.set("m 1\n", textType)
+	for name, c := range map[string]struct {
+		cfg   config.HTTPClientConfig
+		check func(r *http.Request) bool
+		tls   bool
+	}{
+		"basic": {config.HTTPClientConfig{BasicAuth: &config.BasicAuth{Username: "u", Password: "p"}}, func(r *http.Request) bool {
+			u, pw, ok := r.BasicAuth()
+			return ok && u == "u" && pw == "p"
+		}, false},
+		"bearer": {config.HTTPClientConfig{BearerToken: "tok"}, func(r *http.Request) bool {
+			return r.Header.Get("Authorization") == "Bearer tok"
+		}, false},
+		"tls": {config.HTTPClientConfig{TLSConfig: config.TLSConfig{InsecureSkipVerify: true}}, func(r *http.Request) bool {
+			return r.TLS != nil
+		}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !c.check(r) {
+					w.WriteHeader(401)
+					return
+				}
+				p.ServeHTTP(w, r)
+			})
+			var srv *httptest.Server
+			if c.tls {
+				srv = httptest.NewTLSServer(h)
+			} else {
+				srv = httptest.NewServer(h)
+			}
+			defer srv.Close()
+			s := &Scraper{HTTPClient: c.cfg}
+			if c.tls {
+				s.Scheme = "https"
+			}
+			hs := start(t, s)
+			hs.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+			got := hs.next()
+			if got[`{__name__="up", instance="`+addr(srv)+`", job="scrape"}`].V != 1 {
+				t.Errorf("up != 1: %+v", s.Targets())
+			}
+		})
+	}
+}
+
+func TestOffsetStable(t *testing.T) {
+	s := &Scraper{}
+	tg, err := s.resolve(labels.FromStrings("__address__", "h:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1700000000, 123)
+	o1 := s.offset(&tg, 42, now)
+	if o1 < 0 || o1 > tg.interval {
+		t.Fatalf("offset %v outside interval", o1)
+	}
+	// The phase is the same whenever it is computed.
+	o2 := s.offset(&tg, 42, now.Add(7*time.Second))
+	if p1, p2 := now.Add(o1).UnixNano()%int64(tg.interval), now.Add(7*time.Second+o2).UnixNano()%int64(tg.interval); p1 != p2 {
+		t.Errorf("phase changed: %d vs %d", p1, p2)
+	}
+	tg2, _ := s.resolve(labels.FromStrings("__address__", "h:2"))
+	if s.offset(&tg2, 42, now) == o1 {
+		t.Error("two targets share a phase")
+	}
+}
+
+func TestInvalidConfig(t *testing.T) {
+	for _, s := range []*Scraper{{Protocols: []Protocol{"nope"}}, {FallbackProtocol: "nope"}, {Scheme: "ftp"}} {
+		err := s.Run(context.Background(), nil, nil)
+		if !ferry.IsPermanent(err) {
+			t.Errorf("%+v: %v", s, err)
+		}
+	}
+}
+
+// FuzzParse feeds arbitrary pages through the scrape path in every format:
+// it must never panic, and a page that parses yields consistent counts.
+func FuzzParse(f *testing.F) {
+	text, _ := os.ReadFile("testdata/node_exporter.txt")
+	pb, _ := os.ReadFile("testdata/node_exporter.pb")
+	f.Add(text[:2000], uint8(0))
+	f.Add([]byte(simplePage), uint8(0))
+	f.Add([]byte("# TYPE a counter\na_total{x=\"y\"} 1 2.5\n# EOF\n"), uint8(1))
+	f.Add(pb[:min(len(pb), 3000)], uint8(2))
+	f.Add([]byte("m{a=\"b"), uint8(0))
+	types := []string{textType, "application/openmetrics-text; version=1.0.0", "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited", "text/plain; version=1.0.0"}
+	s := &Scraper{}
+	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
+	f.Fuzz(func(t *testing.T, body []byte, kind uint8) {
+		l := newLoop(s, tg)
+		items, st, err := l.append(nil, body, types[int(kind)%len(types)], 1000)
+		if errors.Is(err, errParserPanicked) {
+			t.Logf("textparse panicked (recovered): %v", err)
+			return
+		}
+		if err == nil && len(items) != st.post {
+			t.Fatalf("%d items, %d counted", len(items), st.post)
+		}
+	})
+}
+
