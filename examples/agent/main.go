@@ -1,0 +1,126 @@
+// Command agent is the program a Ferry user starts from: it collects logs
+// and prints them, and each flag adds a part of what Promtail or Alloy do.
+//
+// With no flags it reads its standard input when that is a pipe or a file,
+// and otherwise prints a short built-in demo stream, all to the console:
+//
+//	go run ./examples/agent
+//	journalctl -f | go run ./examples/agent -format json
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/relabel"
+	"github.com/ferrydev/ferry/sink"
+	"github.com/ferrydev/ferry/source"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	logLevel   slog.Level
+	logFormat  string
+	output     string
+	demoLines  int
+	demoPeriod time.Duration
+	drain      time.Duration
+	job        string
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.TextVar(&c.logLevel, "log.level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.StringVar(&c.logFormat, "log.format", "logfmt", "log format: logfmt or json")
+	fs.StringVar(&c.output, "format", "text", "console output: text or json")
+	fs.IntVar(&c.demoLines, "demo.lines", 12, "lines of the built-in demo stream (0: without end)")
+	fs.DurationVar(&c.demoPeriod, "demo.period", 200*time.Millisecond, "time between demo lines")
+	fs.DurationVar(&c.drain, "drain", 10*time.Second, "how long to wait for delivery on shutdown")
+	fs.StringVar(&c.job, "job", "agent", "value of the job label")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return c, nil
+}
+
+// run builds the agent from its flags and runs it until ctx is done or its
+// input ends.
+func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+
+	b := pipeline.New(pipeline.WithLogger(logger), pipeline.WithDrainTimeout(cfg.drain))
+	var logs []pipeline.Stream[ferry.Entry]
+
+	if isData(stdin) {
+		logs = append(logs, pipeline.FromSource(b, "stdin", &source.Reader{
+			R:      stdin,
+			Labels: labels.FromStrings("job", cfg.job, "source", "stdin"),
+		}))
+	} else {
+		logs = append(logs, pipeline.FromSource(b, "demo", &demo{lines: cfg.demoLines, period: cfg.demoPeriod, job: cfg.job}))
+	}
+
+	logs = []pipeline.Stream[ferry.Entry]{pipeline.Relabel(b, "labels", []relabel.Rule{
+		relabel.Set("agent", "ferry"),
+	}, logs...)}
+	pipeline.To(b, "console", &sink.Console[ferry.Entry]{W: stdout, JSON: cfg.output == "json"}, logs...)
+
+	p, err := b.Build()
+	if err != nil {
+		return err
+	}
+	logger.Info("agent starting", "components", len(p.Components()))
+	if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	logger.Info("agent stopped")
+	return nil
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// isData reports whether f (standard input) is a pipe or a file rather than
+// a terminal or /dev/null.
+func isData(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	return fi.Mode()&(os.ModeNamedPipe) != 0 || fi.Mode().IsRegular()
+}
