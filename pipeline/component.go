@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Kind says what role a component plays in the graph.
@@ -42,6 +43,18 @@ type Status struct {
 	Retries               uint64
 	Restarts              uint64
 	QueueLen, QueueCap    int // batches waiting in the component's input, and the bound
+
+	// LastOK is when a call into the component last succeeded: the last
+	// batch a source emitted, a processor processed, a sink accepted.
+	LastOK time.Time
+	// Lag is, for sources of log entries, how far the newest entry of the
+	// last batch was behind the time it was emitted.
+	Lag time.Duration
+	// Targets is the latest target set of a discoverer or relabel step.
+	Targets []labels.Labels
+	// Positions are the read positions of a source that reports them
+	// (source.PositionReporter), by key.
+	Positions map[string]string
 }
 
 // component holds the live state behind a Status and is the ferry.Reporter
@@ -58,6 +71,11 @@ type component struct {
 	bytesIn, bytesOut     atomic.Uint64
 	batchesIn, batchesOut atomic.Uint64
 	retries, restarts     atomic.Uint64
+
+	lastOK  atomic.Int64 // unix nanoseconds
+	lag     atomic.Int64 // nanoseconds
+	targets atomic.Pointer[[]labels.Labels]
+	taps    atomic.Pointer[[]*tap]
 
 	mu      sync.Mutex
 	health  ferry.Health
@@ -116,6 +134,7 @@ func (c *component) failed(h ferry.Health, err error) {
 // marks a component that never reported as healthy. A health the component
 // reported itself stays until it reports again.
 func (c *component) ok() {
+	c.lastOK.Store(time.Now().UnixNano())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.auto || c.health == ferry.HealthUnknown {
@@ -139,6 +158,13 @@ func (c *component) status() Status {
 	}
 	if c.queue != nil {
 		s.QueueLen, s.QueueCap = c.queue()
+	}
+	if t := c.lastOK.Load(); t != 0 {
+		s.LastOK = time.Unix(0, t)
+	}
+	s.Lag = time.Duration(c.lag.Load())
+	if ts := c.targets.Load(); ts != nil {
+		s.Targets = *ts
 	}
 	c.mu.Lock()
 	s.Health, s.Since = c.health, c.since
@@ -184,4 +210,17 @@ func payloadBytes[T any](items []T) int {
 // component shows as that component failing instead of ending the program.
 func panicError(name string, r any) error {
 	return fmt.Errorf("%s: panic: %v", name, r)
+}
+
+// observeLag records how far behind the newest entry of a batch is.
+func observeLag[T any](c *component, items []T) {
+	es, ok := any(items).([]ferry.Entry)
+	if !ok || len(es) == 0 {
+		return
+	}
+	newest := es[len(es)-1].Timestamp
+	if newest.IsZero() {
+		return
+	}
+	c.lag.Store(int64(time.Since(newest)))
 }

@@ -43,3 +43,32 @@ ferry_component_items_out_total{component="out",kind="sink"} 0
 		t.Fatalf("health series %d %v", n, err)
 	}
 }
+
+func TestTapAndTargets(t *testing.T) {
+	fake := &sinktest.Sink[ferry.Entry]{}
+	fake.Block()
+	b := pipeline.New()
+	pipeline.To(b, "out", fake, pipeline.FromSource(b, "in", &source.Slice[ferry.Entry]{
+		Items: []ferry.Entry{{Line: "one"}, {Line: "two"}, {Line: "three"}}, BatchSize: 1,
+	}))
+	p, _ := b.Build()
+	lines, stop, err := p.Tap("in", 10, 1, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Tap("nope", 1, 1, 1); err == nil {
+		t.Fatal("tap on unknown component")
+	}
+	done := make(chan error)
+	go func() { done <- p.Run(context.Background()) }()
+	if l := <-lines; !strings.HasSuffix(l, "{} one") {
+		t.Fatalf("tap line %q", l)
+	}
+	stop()
+	stop()
+	fake.Unblock()
+	<-done
+	if _, err := p.Positions("in"); err == nil {
+		t.Fatal("slice source reports no positions")
+	}
+}

@@ -68,6 +68,7 @@ func (o outports[T]) send(ctx context.Context, c *component, b ferry.Batch[T], b
 	if c != nil {
 		bytes = payloadBytes(b.Items)
 		countOut(c, len(b.Items), bytes)
+		c.tapItems(b.Items)
 	} else if bytes < 0 {
 		bytes = payloadBytes(b.Items)
 	}
@@ -215,6 +216,8 @@ func (p *processorNode[T]) start(r *run) {
 				c := p.n.c
 				bytes := payloadBytes(b.Items)
 				countOut(c, len(b.Items), bytes)
+				observeLag(c, b.Items)
+				c.tapItems(b.Items)
 				c.ok()
 				p.process(r, 0, b, bytes)
 			case <-tick:
@@ -259,6 +262,7 @@ func (p *processorNode[T]) process(r *run, from int, b ferry.Batch[T], bytes int
 		if i < len(p.stages)-1 {
 			bytes = payloadBytes(b.Items)
 			countOut(s.c, len(b.Items), bytes)
+			s.c.tapItems(b.Items)
 		}
 	}
 	p.emit(r, p.last(), b, bytes)
@@ -276,6 +280,7 @@ func (p *processorNode[T]) emit(r *run, c *component, b ferry.Batch[T], bytes in
 	}
 	if c != nil {
 		countOut(c, len(b.Items), bytes)
+		c.tapItems(b.Items)
 	}
 	p.sink.deliver(r, envelope[T]{b, bytes})
 }
@@ -414,6 +419,7 @@ func (o *targetOuts) addTargetConsumer(m *mailbox) { *o = append(*o, m) }
 func (o targetOuts) publish(c *component, ts []labels.Labels) {
 	c.batchesOut.Add(1)
 	c.itemsOut.Store(uint64(len(ts)))
+	c.targets.Store(&ts)
 	for i, m := range o {
 		if i > 0 {
 			ts = append([]labels.Labels(nil), ts...)

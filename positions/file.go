@@ -114,6 +114,13 @@ func (f *File) Keys() []string {
 	return slices.Sorted(maps.Keys(f.m))
 }
 
+// Snapshot returns a copy of every stored position.
+func (f *File) Snapshot() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.m)
+}
+
 // Save writes the positions if they changed since the last Save.
 func (f *File) Save() error {
 	f.mu.Lock()

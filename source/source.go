@@ -64,3 +64,11 @@ func Send[T any](ctx context.Context, out chan<- ferry.Batch[T], b ferry.Batch[T
 		return ctx.Err()
 	}
 }
+
+// PositionReporter is implemented by sources that keep read positions
+// (file offsets, container log timestamps), so that a pipeline can show
+// them. Positions returns a copy, keyed as in the positions file, of the
+// positions acknowledged so far.
+type PositionReporter interface {
+	Positions() map[string]string
+}
