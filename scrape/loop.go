@@ -312,33 +312,15 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		switch e {
 		case textparse.EntryType:
 			name, typ := p.Type()
-			l.s.meta.update(name, func(m *meta) bool {
-				if m.typ == typ {
-					return false
-				}
-				m.typ = typ
-				return true
-			})
+			l.s.meta.update(name, metaType, typ, nil)
 			continue
 		case textparse.EntryHelp:
 			name, help := p.Help()
-			l.s.meta.update(name, func(m *meta) bool {
-				if m.help == string(help) {
-					return false
-				}
-				m.help = string(help)
-				return true
-			})
+			l.s.meta.update(name, metaHelp, "", help)
 			continue
 		case textparse.EntryUnit:
 			name, unit := p.Unit()
-			l.s.meta.update(name, func(m *meta) bool {
-				if m.unit == string(unit) {
-					return false
-				}
-				m.unit = string(unit)
-				return true
-			})
+			l.s.meta.update(name, metaUnit, "", unit)
 			continue
 		case textparse.EntrySeries:
 		default:

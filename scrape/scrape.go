@@ -504,17 +504,35 @@ func (ms *metaStore) lookup(metric string) (meta, bool) {
 	return meta{}, false
 }
 
+// Which field of a family's metadata an update sets.
+const (
+	metaType = iota
+	metaHelp
+	metaUnit
+)
+
 // update records one field of a family's metadata; it allocates only when
 // something changed.
-func (ms *metaStore) update(name []byte, set func(*meta) bool) {
+func (ms *metaStore) update(name []byte, field int, typ model.MetricType, text []byte) {
 	ms.mu.RLock()
 	m, ok := ms.m[string(name)]
 	ms.mu.RUnlock()
-	if ok && !set(&m) {
-		return
-	}
-	if !ok {
-		set(&m)
+	switch field {
+	case metaType:
+		if ok && m.typ == typ {
+			return
+		}
+		m.typ = typ
+	case metaHelp:
+		if ok && m.help == string(text) {
+			return
+		}
+		m.help = string(text)
+	case metaUnit:
+		if ok && m.unit == string(text) {
+			return
+		}
+		m.unit = string(text)
 	}
 	ms.mu.Lock()
 	if ms.m == nil || len(ms.m) >= maxMetadata {

@@ -429,8 +429,8 @@ func TestTargetLabels(t *testing.T) {
 	h.targets <- []labels.Labels{
 		labels.FromStrings("__address__", addr(srv), "__metrics_path__", "/probe", "__param_a", "x", "__scrape_interval__", "40ms", "__scrape_timeout__", "30ms", "instance", "custom", "job", "given"),
 		labels.FromStrings("__address__", addr(srv), "__scrape_interval__", "1s", "__scrape_timeout__", "2s"), // invalid
-		labels.FromStrings("__metrics_path__", "/x"),                                                         // no address
-		labels.FromStrings("__address__", addr(srv), "__scheme__", "ftp"),                                    // invalid scheme
+		labels.FromStrings("__metrics_path__", "/x"),                      // no address
+		labels.FromStrings("__address__", addr(srv), "__scheme__", "ftp"), // invalid scheme
 	}
 	got := h.next()
 	if _, ok := got[`{__name__="m", instance="custom", job="given"}`]; !ok {
@@ -574,4 +574,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-

@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"math"
+	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/common/model"
@@ -34,7 +35,12 @@ type encoder struct {
 	syms   map[string]uint32
 	symbol []string
 	seen   map[string]struct{} // v1 metadata: families already in this request
+	mdSent map[string]int64    // v1 metadata: when each family was last sent (unix ms)
 }
+
+// MetadataInterval is how often a 1.0 sink repeats the metadata of a family
+// (Prometheus's metadata_config send_interval).
+const MetadataInterval = time.Minute
 
 // v1 message field numbers (prompb).
 const (
@@ -105,6 +111,12 @@ func sampleSize(t int64) int {
 // sample and, when md is set, the metadata of each family the samples
 // belong to. It returns the protobuf bytes (owned by e).
 func (e *encoder) encodeV1(samples []ferry.Sample, md MetadataFunc) []byte {
+	return e.encodeV1At(samples, md, time.Now().UnixMilli())
+}
+
+// encodeV1At is encodeV1 at the time now (unix ms): a family's metadata is
+// included only if it was not sent within MetadataInterval.
+func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64) []byte {
 	b := e.pb[:0]
 	for i := range samples {
 		s := &samples[i]
@@ -129,6 +141,9 @@ func (e *encoder) encodeV1(samples []ferry.Sample, md MetadataFunc) []byte {
 		if e.seen == nil {
 			e.seen = make(map[string]struct{})
 		}
+		if e.mdSent == nil || len(e.mdSent) > 100000 {
+			e.mdSent = make(map[string]int64)
+		}
 		clear(e.seen)
 		for i := range samples {
 			name := samples[i].Labels.Get(model.MetricNameLabel)
@@ -139,10 +154,14 @@ func (e *encoder) encodeV1(samples []ferry.Sample, md MetadataFunc) []byte {
 				continue
 			}
 			e.seen[name] = struct{}{}
+			if last, ok := e.mdSent[name]; ok && now-last < MetadataInterval.Milliseconds() {
+				continue
+			}
 			typ, help, unit, ok := md(name)
 			if !ok {
 				continue
 			}
+			e.mdSent[name] = now
 			code := metricTypeCode(typ)
 			n := 0
 			if code != 0 {

@@ -721,6 +721,15 @@ func (s *Sink) reshard(n int) {
 	s.shards = s.newShards(n)
 }
 
+// ProtocolVersion returns the protocol the sink sends: Version, or V1
+// after a V2 sink fell back because the receiver only speaks 1.0.
+func (s *Sink) ProtocolVersion() Version {
+	if s.useV1.Load() {
+		return V1
+	}
+	return s.Version
+}
+
 // NumShards returns the current number of shards (0 before the first Send
 // and after Close).
 func (s *Sink) NumShards() int {

@@ -25,6 +25,8 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/relabel"
+	"github.com/ferrydev/ferry/sink"
+	"github.com/ferrydev/ferry/sink/sinktest"
 )
 
 const staleNaN = 0x7ff0000000000002
@@ -770,4 +772,39 @@ func ExampleSink() {
 	_ = s.Close(ctx) // flushes the partial request
 	fmt.Println("ack:", <-done, "samples:", n.Load())
 	// Output: ack: <nil> samples: 1
+}
+
+// TestConformance runs the shared sink.Sink conformance harness against a
+// Sink in front of a healthy fake receiver.
+func TestConformance(t *testing.T) {
+	var rc *receiver
+	sinktest.Run(t, sinktest.Harness[ferry.Sample]{
+		New: func(t *testing.T) sink.Sink[ferry.Sample] {
+			rc = &receiver{t: t}
+			srv := httptest.NewServer(rc)
+			t.Cleanup(srv.Close)
+			return &Sink{URL: srv.URL, MinShards: 3, BatchSendDeadline: 10 * time.Millisecond}
+		},
+		Item: func(i int) ferry.Sample {
+			return ferry.Sample{Labels: labels.FromStrings("__name__", "m", "i", strconv.Itoa(i)), T: int64(1000 + i), V: float64(i)}
+		},
+		Delivered: func() []ferry.Sample {
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			var out []ferry.Sample
+			for _, req := range rc.v1 {
+				for _, ts := range req.Timeseries {
+					b := labels.NewScratchBuilder(len(ts.Labels))
+					for _, l := range ts.Labels {
+						b.Add(l.Name, l.Value)
+					}
+					for _, s := range ts.Samples {
+						out = append(out, ferry.Sample{Labels: b.Labels(), T: s.Timestamp, V: s.Value})
+					}
+				}
+			}
+			return out
+		},
+		Key: func(s ferry.Sample) string { return fmt.Sprintf("%s@%d=%v", s.Labels, s.T, s.V) },
+	})
 }

@@ -1,0 +1,313 @@
+package remotewrite_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/scrape"
+	"github.com/ferrydev/ferry/sink/remotewrite"
+)
+
+// peer returns the path of a peer binary from the environment, or skips
+// (fails when FERRY_REQUIRE_PEERS=1).
+func peer(t *testing.T, env string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	if p == "" {
+		msg := env + " not set: run scripts/setup/prometheus.sh (or scripts/test.sh) to install Prometheus and node_exporter"
+		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s=%s: %v", env, p, err)
+	}
+	return p
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startPeer runs bin with args until the test ends and waits until ready
+// answers 200.
+func startPeer(t *testing.T, bin string, ready string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	logf, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		logf.Close()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			out, _ := os.ReadFile(logf.Name())
+			t.Fatalf("%s exited early:\n%s", bin, out)
+		default:
+		}
+		resp, err := http.Get(ready)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready at %s", bin, ready)
+}
+
+type promResult struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+// query runs an instant query against Prometheus's HTTP API.
+func query(t *testing.T, promAddr, q string, at time.Time) []promResult {
+	t.Helper()
+	u := fmt.Sprintf("http://%s/api/v1/query?query=%s&time=%s", promAddr, url.QueryEscape(q),
+		strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []promResult `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Status != "success" {
+		t.Fatalf("query %q: %s", q, body.Error)
+	}
+	return body.Data.Result
+}
+
+func (r promResult) float(t *testing.T) float64 {
+	s, _ := r.Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("value %v: %v", r.Value, err)
+	}
+	return v
+}
+
+// TestRealPrometheusEndToEnd scrapes a real node_exporter with
+// scrape.Scraper, remote-writes into a real Prometheus (1.0, and 2.0 with
+// its fallback, since Debian's Prometheus 2.42 receiver only speaks 1.0),
+// and compares what Prometheus answers with the very samples of the scrape
+// that was sent; then removes the target and checks the staleness markers
+// made its series vanish.
+func TestRealPrometheusEndToEnd(t *testing.T) {
+	promBin := peer(t, "FERRY_PROMETHEUS_BIN")
+	nodeBin := peer(t, "FERRY_NODE_EXPORTER_BIN")
+
+	nodeAddr := freeAddr(t)
+	startPeer(t, nodeBin, "http://"+nodeAddr+"/metrics", "--web.listen-address="+nodeAddr)
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	promAddr := freeAddr(t)
+	startPeer(t, promBin, "http://"+promAddr+"/-/ready",
+		"--config.file="+cfg,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr,
+		"--web.enable-remote-write-receiver",
+	)
+
+	for _, v := range []remotewrite.Version{remotewrite.V1, remotewrite.V2} {
+		t.Run("v"+v.String(), func(t *testing.T) {
+			job := "node-v" + v.String()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sc := &scrape.Scraper{Job: job, Interval: time.Second, Timeout: time.Second}
+			rw := &remotewrite.Sink{
+				URL:               "http://" + promAddr + "/api/v1/write",
+				Version:           v,
+				BatchSendDeadline: 100 * time.Millisecond,
+				ExternalLabels:    labels.FromStrings("agent", "ferry"),
+				Metadata:          sc.Metadata,
+			}
+			targets := make(chan []labels.Labels, 1)
+			out := make(chan ferry.Batch[ferry.Sample], 4)
+			runDone := make(chan error, 1)
+			go func() { runDone <- sc.Run(ctx, targets, out) }()
+			targets <- []labels.Labels{labels.FromStrings("__address__", nodeAddr)}
+
+			// Forward batches to the sink, keeping a copy of the first
+			// healthy scrape and waiting for its acknowledgement.
+			var first []ferry.Sample
+			acked := make(chan error, 1)
+			for first == nil {
+				select {
+				case b := <-out:
+					up := false
+					for _, s := range b.Items {
+						if s.Labels.Get("__name__") == "up" && s.V == 1 {
+							up = true
+						}
+					}
+					if up {
+						first = append([]ferry.Sample(nil), b.Items...)
+						b.Ack = ferry.NewAck(func(err error) { acked <- err })
+					}
+					if err := rw.Send(ctx, b); err != nil {
+						t.Fatal(err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatalf("no successful scrape: %+v", sc.Targets())
+				}
+			}
+			select {
+			case err := <-acked:
+				if err != nil {
+					t.Fatalf("remote write of the scrape: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("scrape not acknowledged")
+			}
+			// Keep forwarding in the background.
+			fwdDone := make(chan struct{})
+			go func() {
+				defer close(fwdDone)
+				for {
+					select {
+					case b := <-out:
+						rw.Send(ctx, b)
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+
+			at := time.UnixMilli(first[0].T)
+			// Every series of the scrape arrived, with its value at its
+			// timestamp.
+			want := map[string]float64{}
+			for _, s := range first {
+				if math.Float64bits(s.V) == value.StaleNaN {
+					continue
+				}
+				want[s.Labels.String()] = s.V
+			}
+			res := query(t, promAddr, `{job="`+job+`"}`, at)
+			if len(res) != len(want) {
+				t.Errorf("Prometheus has %d series of job %s at %v, the scrape had %d", len(res), job, at, len(want))
+			}
+			checked, mismatched := 0, 0
+			for _, r := range res {
+				if r.Metric["agent"] != "ferry" || r.Metric["instance"] != nodeAddr {
+					t.Fatalf("labels %v", r.Metric)
+				}
+				delete(r.Metric, "agent")
+				ls := labels.FromMap(r.Metric)
+				w, ok := want[ls.String()]
+				if !ok {
+					t.Errorf("unexpected series %s", ls)
+					continue
+				}
+				ts, _ := r.Value[0].(float64)
+				got := r.float(t)
+				checked++
+				if int64(math.Round(ts*1000)) != at.UnixMilli() || (got != w && !(math.IsNaN(got) && math.IsNaN(w))) {
+					mismatched++
+					if mismatched < 5 {
+						t.Errorf("%s = %v @%v, scraped %v @%v", ls, got, ts, w, at.UnixMilli())
+					}
+				}
+			}
+			if checked < 100 {
+				t.Errorf("only %d node_exporter series checked", checked)
+			}
+			for _, q := range []string{`up{job="` + job + `"}`, `node_exporter_build_info{job="` + job + `"}`} {
+				r := query(t, promAddr, q, at)
+				if len(r) != 1 || r[0].float(t) != 1 || r[0].Metric["instance"] != nodeAddr {
+					t.Errorf("%s = %v", q, r)
+				}
+			}
+			if r := query(t, promAddr, `node_cpu_seconds_total{job="`+job+`",mode="idle"}`, at); len(r) == 0 {
+				t.Error("no node_cpu_seconds_total")
+			}
+			if r := query(t, promAddr, `scrape_samples_scraped{job="`+job+`"}`, at); len(r) != 1 || r[0].float(t) < 100 {
+				t.Errorf("scrape_samples_scraped = %v", r)
+			}
+
+			// Remove the target: staleness markers end every series.
+			targets <- nil
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				if r := query(t, promAddr, `up{job="`+job+`"}`, time.Now()); len(r) == 0 {
+					if r := query(t, promAddr, `{job="`+job+`"}`, time.Now()); len(r) != 0 {
+						t.Errorf("%d series not stale after the target went away", len(r))
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("up still present: no staleness marker arrived")
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if v == remotewrite.V2 && rw.ProtocolVersion() != remotewrite.V1 {
+				t.Error("the 2.0 sink did not notice that Prometheus 2.42 only speaks 1.0")
+			}
+			cancel()
+			<-fwdDone
+			if err := <-runDone; err != nil {
+				t.Errorf("scraper: %v", err)
+			}
+			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer ccancel()
+			if err := rw.Close(cctx); err != nil {
+				t.Errorf("close: %v", err)
+			}
+			t.Logf("%s: %d series compared with Prometheus, %d differ", job, checked, mismatched)
+		})
+	}
+}
