@@ -1,0 +1,386 @@
+package dockerlogs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Stream numbers of the multiplexed log stream, and the indexes of the
+// per-stream state of a reader.
+const (
+	streamStdout = 0
+	streamStderr = 1
+)
+
+// dockerPartialSize is the size at which the daemon splits a log line into
+// partial messages (its copier's buffer size).
+const dockerPartialSize = 16 * 1024
+
+// ErrInvalidHeader is returned by the decoder for a multiplexed frame whose
+// stream byte is not stdin, stdout, stderr or a system error.
+var ErrInvalidHeader = errors.New("dockerlogs: invalid multiplexed stream header")
+
+// message is one log message as the daemon sent it: a line, or a part of a
+// line when partial is set. content aliases the decoder's buffer and is valid
+// until the next call.
+type message struct {
+	stream  int
+	ts      int64 // Unix nanoseconds; 0 when the message had no timestamp
+	content []byte
+	partial bool
+}
+
+// decoder reads the log stream of one container, multiplexed (8-byte frame
+// headers) or raw (TTY), and splits it into messages, parsing the timestamp
+// prefix of each. It does not allocate once its buffer is grown.
+type decoder struct {
+	r   io.Reader
+	tty bool
+	buf []byte
+	rd  int // start of unread data in buf
+	wr  int // end of data in buf
+	err error
+	m   message // the message decoded by next
+
+	// multiplexed: the frame being read
+	left    int // payload bytes of the frame not yet consumed
+	stream  int
+	atStart bool // the next byte starts a message (a timestamp prefix)
+	ts      int64
+
+	// the second of the last timestamp parsed, to parse the next faster
+	secPrefix [19]byte
+	sec       int64
+	secOK     bool
+}
+
+func newDecoder(r io.Reader, tty bool, bufSize int) *decoder {
+	if bufSize < 2*dockerPartialSize {
+		bufSize = 2 * dockerPartialSize
+	}
+	return &decoder{r: r, tty: tty, buf: make([]byte, bufSize), atStart: true}
+}
+
+func (d *decoder) reset(r io.Reader, tty bool) {
+	d.r, d.tty, d.rd, d.wr, d.err, d.left, d.atStart, d.ts = r, tty, 0, 0, nil, 0, true, 0
+}
+
+// fill reads more data, first moving unread data to the front when the
+// buffer's end is reached. It returns the error of the read, if any, once no
+// data came with it.
+func (d *decoder) fill() error {
+	if d.err != nil {
+		return d.err
+	}
+	if d.rd > 0 && d.wr == len(d.buf) || d.rd == d.wr {
+		n := copy(d.buf, d.buf[d.rd:d.wr])
+		d.rd, d.wr = 0, n
+	}
+	if d.wr == len(d.buf) {
+		return nil // full; the caller consumes first
+	}
+	for i := 0; i < 100; i++ {
+		n, err := d.r.Read(d.buf[d.wr:])
+		d.wr += n
+		if err != nil {
+			d.err = err
+			if n > 0 {
+				return nil
+			}
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	d.err = io.ErrNoProgress
+	return d.err
+}
+
+// next decodes the next message. At the end of the stream it returns io.EOF;
+// a stream that ends inside a frame header or payload gives
+// io.ErrUnexpectedEOF.
+//
+// The message is left in d.m, valid until the next call: returning it
+// would copy it twice per line, a third of the decoder's time.
+func (d *decoder) next() error {
+	if d.tty {
+		return d.nextRaw()
+	}
+	return d.nextMux()
+}
+
+func (d *decoder) nextMux() error {
+	for d.left == 0 {
+		for d.wr-d.rd < 8 {
+			if err := d.fill(); err != nil {
+				if err == io.EOF && d.wr > d.rd {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		h := d.buf[d.rd : d.rd+8]
+		size := int(binary.BigEndian.Uint32(h[4:8]))
+		switch h[0] {
+		case 0, 1:
+			d.stream = streamStdout
+		case 2:
+			d.stream = streamStderr
+		case 3:
+			d.rd += 8
+			return d.systemError(size)
+		default:
+			return ErrInvalidHeader
+		}
+		d.rd += 8
+		d.left = size
+		d.atStart = true
+	}
+	// Have as much of the frame as fits.
+	for d.wr-d.rd < d.left && d.wr-d.rd < len(d.buf) {
+		if err := d.fill(); err != nil {
+			if d.wr > d.rd {
+				break // deliver what there is; the error comes next time
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	avail := min(d.wr-d.rd, d.left)
+	chunk := d.buf[d.rd : d.rd+avail]
+	m := &d.m
+	m.stream, m.ts, m.partial = d.stream, d.ts, false
+	off := 0
+	if d.atStart {
+		ts, rest := d.parseTS(chunk)
+		off = len(chunk) - len(rest)
+		m.ts, d.ts = ts, ts
+	}
+	body := chunk[off:]
+	if i := bytes.IndexByte(body, '\n'); i >= 0 {
+		m.content = body[:i]
+		used := off + i + 1
+		d.rd += used
+		d.left -= used
+		d.atStart = true
+		return nil
+	}
+	// A frame that ends without a newline is a partial message: the next
+	// frame starts with its own timestamp. A frame cut by the buffer goes
+	// on without one.
+	m.content = body
+	m.partial = true
+	d.rd += avail
+	d.left -= avail
+	d.atStart = d.left == 0
+	return nil
+}
+
+func (d *decoder) systemError(size int) error {
+	n := min(size, 4096)
+	for d.wr-d.rd < n {
+		if err := d.fill(); err != nil {
+			return fmt.Errorf("dockerlogs: daemon error frame: %w", err)
+		}
+		if d.wr == len(d.buf) {
+			n = min(n, d.wr-d.rd)
+		}
+	}
+	msg := string(d.buf[d.rd : d.rd+n])
+	d.rd += n
+	return fmt.Errorf("dockerlogs: daemon error: %s", msg)
+}
+
+// nextRaw splits a TTY stream: "TS content\n", where a line longer than
+// the daemon's partial size comes as parts of exactly that size, each with a
+// timestamp and without a newline.
+func (d *decoder) nextRaw() error {
+	for {
+		avail := d.buf[d.rd:d.wr]
+		if len(avail) > 0 {
+			var ts int64
+			content := avail
+			tsLen := 0
+			if d.atStart {
+				// The prefix must be complete to parse it.
+				sp := bytes.IndexByte(avail[:min(len(avail), maxTSLen+1)], ' ')
+				if sp < 0 && len(avail) <= maxTSLen && d.err == nil {
+					if err := d.fill(); err != nil && d.wr == d.rd {
+						return err
+					}
+					continue
+				}
+				ts, content = d.parseTS(avail)
+				tsLen = len(avail) - len(content)
+			} else {
+				ts = d.ts
+			}
+			limit := min(len(content), dockerPartialSize+1)
+			if i := bytes.IndexByte(content[:limit], '\n'); i >= 0 {
+				d.rd += tsLen + i + 1
+				d.atStart, d.ts = true, ts
+				d.m = message{stream: streamStdout, ts: ts, content: content[:i]}
+				return nil
+			}
+			if len(content) >= dockerPartialSize {
+				// A part. The next part starts with a timestamp, unless this
+				// stream does not follow the daemon's rules.
+				c := content[:dockerPartialSize]
+				rest := content[dockerPartialSize:]
+				d.rd += tsLen + dockerPartialSize
+				d.ts = ts
+				d.atStart = len(rest) == 0 || looksLikeTS(rest)
+				d.m = message{stream: streamStdout, ts: ts, content: c, partial: true}
+				return nil
+			}
+			if d.wr == len(d.buf) && d.rd == 0 {
+				// Cannot happen with the buffer at least twice the part size,
+				// but never spin: deliver what there is.
+				d.rd += tsLen + len(content)
+				d.atStart, d.ts = false, ts
+				d.m = message{stream: streamStdout, ts: ts, content: content, partial: true}
+				return nil
+			}
+		}
+		if err := d.fill(); err != nil {
+			if d.wr > d.rd {
+				// The stream ended within a line: deliver it as complete.
+				avail := d.buf[d.rd:d.wr]
+				ts, content := d.ts, avail
+				if d.atStart {
+					ts, content = d.parseTS(avail)
+				}
+				d.rd = d.wr
+				d.atStart = true
+				d.m = message{stream: streamStdout, ts: ts, content: content}
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// maxTSLen bounds the timestamp prefix: RFC 3339 with nanoseconds and a
+// numeric zone is 35 bytes.
+const maxTSLen = 40
+
+// parseTS splits the timestamp prefix off b. Without one, it returns 0 and
+// b unchanged.
+func (d *decoder) parseTS(b []byte) (int64, []byte) {
+	sp := bytes.IndexByte(b[:min(len(b), maxTSLen+1)], ' ')
+	if sp < 0 {
+		return 0, b
+	}
+	tb := b[:sp]
+	// Fast path: same second as the previous line. Consecutive lines of a
+	// log mostly are, and then only the nanoseconds need parsing.
+	if d.secOK && len(tb) == 30 && tb[19] == '.' && tb[29] == 'Z' && string(tb[:19]) == string(d.secPrefix[:]) {
+		if ns, ok := nanos(tb[20:29]); ok {
+			return d.sec + ns, b[sp+1:]
+		}
+	}
+	ts, ok := parseTimestamp(tb)
+	if !ok {
+		return 0, b
+	}
+	if len(tb) == 30 && tb[29] == 'Z' {
+		copy(d.secPrefix[:], tb[:19])
+		d.sec = ts - ts%1e9
+		if ts < 0 && ts%1e9 != 0 {
+			d.secOK = false // pre-1970: keep it simple, no cache
+		} else {
+			d.secOK = true
+		}
+	}
+	return ts, b[sp+1:]
+}
+
+func looksLikeTS(b []byte) bool {
+	sp := bytes.IndexByte(b[:min(len(b), maxTSLen+1)], ' ')
+	if sp < 0 {
+		// Possibly cut by the buffer end: judge by the date part.
+		return len(b) >= 11 && b[4] == '-' && b[7] == '-' && b[10] == 'T'
+	}
+	_, ok := parseTimestamp(b[:sp])
+	return ok
+}
+
+// parseTimestamp parses the daemon's RFC3339NanoFixed UTC timestamps
+// ("2006-01-02T15:04:05.000000000Z") without allocating, and falls back to
+// time.Parse for anything else.
+func parseTimestamp(b []byte) (int64, bool) {
+	if len(b) == 30 && b[4] == '-' && b[7] == '-' && b[10] == 'T' && b[13] == ':' && b[16] == ':' && b[19] == '.' && b[29] == 'Z' {
+		year, ok1 := digits(b[0:4])
+		month, ok2 := digits(b[5:7])
+		day, ok3 := digits(b[8:10])
+		hour, ok4 := digits(b[11:13])
+		minute, ok5 := digits(b[14:16])
+		sec, ok6 := digits(b[17:19])
+		nsec, ok7 := digits(b[20:29])
+		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && month >= 1 && month <= 12 && day >= 1 && day <= 31 &&
+			hour < 24 && minute < 60 && sec < 61 {
+			days := daysFromCivil(year, month, day)
+			return ((days*24+hour)*60+minute)*60*1e9 + sec*1e9 + nsec, true
+		}
+		return 0, false
+	}
+	if len(b) < 20 || b[4] != '-' {
+		return 0, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixNano(), true
+}
+
+// nanos parses exactly 9 decimal digits, eight of them at once.
+func nanos(b []byte) (int64, bool) {
+	if len(b) != 9 || b[8] < '0' || b[8] > '9' {
+		return 0, false
+	}
+	v := binary.LittleEndian.Uint64(b)
+	const zeros, high = 0x3030303030303030, 0xF0F0F0F0F0F0F0F0
+	if v&high != zeros || (v+0x0606060606060606)&high != zeros {
+		return 0, false
+	}
+	v -= zeros
+	v = v*10 + v>>8 // pairs of digits in every other byte
+	v = ((v&0x000000FF000000FF)*(100+1000000<<32) + (v>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
+	return int64(v)*10 + int64(b[8]-'0'), true
+}
+
+func digits(b []byte) (int64, bool) {
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// daysFromCivil returns the number of days since 1970-01-01 of a date in the
+// proleptic Gregorian calendar (Howard Hinnant's algorithm).
+func daysFromCivil(y, m, d int64) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}

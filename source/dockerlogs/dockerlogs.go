@@ -1,0 +1,779 @@
+// Package dockerlogs follows the logs of Docker containers through the
+// engine API, as Alloy's loki.source.docker does, but delivers every line at
+// least once across restarts of the program, of the containers and of the
+// engine.
+//
+// A Source takes the targets of a Docker discoverer (package
+// discovery/docker), one reader per container (targets are deduplicated by
+// __meta_docker_container_id, the first wins). For each line it makes an
+// entry whose labels are the target's labels plus
+// __meta_docker_container_log_stream ("stdout" or "stderr"), relabeled by
+// Rules and stripped of every label starting with "__".
+//
+// Positions: per container, the timestamp in nanoseconds of the last line
+// whose batch was acknowledged (settled), and how many lines carried that
+// same timestamp, stored under "docker/<container id>" in a positions file.
+// A reader resumes with since=<that timestamp> and skips what was already
+// delivered. A stopped container keeps its position; a removed one loses it
+// once its last lines were acknowledged.
+package dockerlogs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery/docker"
+	"github.com/ferrydev/ferry/positions"
+	"github.com/ferrydev/ferry/relabel"
+	"github.com/ferrydev/ferry/source"
+)
+
+// LabelLogStream is the meta label with a line's stream, "stdout" or
+// "stderr" (a TTY container's merged stream is "stdout").
+const LabelLogStream = "__meta_docker_container_log_stream"
+
+// PositionPrefix starts the keys of this source in a positions file; the
+// container ID follows.
+const PositionPrefix = "docker/"
+
+// Defaults of the Source's zero fields.
+const (
+	DefaultMaxLineSize     = 256 << 10
+	DefaultBatchSize       = 1000
+	DefaultBatchBytes      = 1 << 20
+	DefaultLinger          = 50 * time.Millisecond
+	DefaultSaveInterval    = 10 * time.Second
+	DefaultRefreshInterval = 5 * time.Second
+)
+
+// Source follows the logs of the containers it is given as targets. Its
+// zero value is ready to use: it connects like discovery/docker (Host,
+// TLS, or the environment), keeps positions in memory only, and reads each
+// container's log from its beginning.
+//
+// Run starts a reader per container and stops the readers of containers
+// whose targets vanish, after they read what a stopped container logged. A
+// reader follows its container through restarts (the engine's events tell it
+// at once) and engine restarts (it reconnects with backoff). Lines are sent
+// in batches of up to BatchSize entries or BatchBytes bytes, or after Linger;
+// a reader whose batches cannot be sent stops reading (the engine keeps the
+// log).
+//
+// Close saves the positions; call it after the sinks drained, as the
+// pipeline does.
+type Source struct {
+	// Host is the engine address; empty means the environment's DOCKER_HOST
+	// or the local socket.
+	Host string
+	// TLS, if any file is set, configures TLS to a tcp:// host.
+	TLS docker.TLSFiles
+	// Client, if not nil, is used instead of connecting to Host; it is not
+	// closed. It should have negotiated its API version before it is shared.
+	Client client.APIClient
+
+	// Positions stores the positions under "docker/<id>"; nil keeps them in
+	// memory, for the life of the Source.
+	Positions *positions.File
+	// SaveInterval is how often Run saves Positions (default 10s).
+	SaveInterval time.Duration
+
+	// Rules are applied to each target's labels plus LabelLogStream before
+	// any entry is made; a dropped result drops that stream's lines.
+	Rules *relabel.Rules
+
+	// MaxLineSize bounds a line reassembled from the parts the daemon
+	// splits lines over 16 KiB into (default 256 KiB).
+	MaxLineSize int
+	// LongLines says what to do with longer lines: Truncate (default) or
+	// Drop. Both are counted with the Reporter's Dropped.
+	LongLines LongLinePolicy
+
+	// BatchSize and BatchBytes bound a batch (default 1000 entries, 1 MiB).
+	BatchSize  int
+	BatchBytes int
+	// Linger is how long a batch waits for more lines (default 50ms).
+	Linger time.Duration
+	// RefreshInterval is how often a reader of a stopped container checks
+	// it again, in case an event was missed (default 5s).
+	RefreshInterval time.Duration
+
+	mu   sync.Mutex
+	cur  *run                // the latest Run
+	mem  map[string]position // positions when Positions is nil
+	runs sync.WaitGroup
+}
+
+var (
+	_ source.TargetSource[ferry.Entry] = (*Source)(nil)
+	_ source.Closer                    = (*Source)(nil)
+)
+
+// Validate reports configuration errors.
+func (s *Source) Validate() error {
+	switch {
+	case s.MaxLineSize < 0:
+		return errors.New("dockerlogs: negative MaxLineSize")
+	case s.BatchSize < 0, s.BatchBytes < 0:
+		return errors.New("dockerlogs: negative batch size")
+	case s.Linger < 0, s.SaveInterval < 0, s.RefreshInterval < 0:
+		return errors.New("dockerlogs: negative duration")
+	case s.LongLines != Truncate && s.LongLines != Drop:
+		return fmt.Errorf("dockerlogs: unknown LongLines policy %d", s.LongLines)
+	}
+	return nil
+}
+
+func orDefault[T int | time.Duration](v, d T) T {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+// position is where a container's log was read or delivered up to: the
+// timestamp of the last line, and how many consecutive lines had exactly
+// that timestamp.
+type position struct {
+	TS int64
+	N  int
+}
+
+func (p position) String() string { return strconv.FormatInt(p.TS, 10) + ":" + strconv.Itoa(p.N) }
+
+func parsePosition(s string) (position, bool) {
+	ts, n, _ := strings.Cut(s, ":")
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || t < 0 {
+		return position{}, false
+	}
+	p := position{TS: t}
+	if n != "" {
+		if p.N, err = strconv.Atoi(n); err != nil || p.N < 0 {
+			return position{}, false
+		}
+	}
+	return p, true
+}
+
+func (s *Source) load(key string) (position, bool) {
+	if s.Positions != nil {
+		v, ok := s.Positions.Get(key)
+		if !ok {
+			return position{}, false
+		}
+		return parsePosition(v)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.mem[key]
+	return p, ok
+}
+
+func (s *Source) store(key string, p position) {
+	if s.Positions != nil {
+		s.Positions.Set(key, p.String())
+		return
+	}
+	s.mu.Lock()
+	if s.mem == nil {
+		s.mem = map[string]position{}
+	}
+	s.mem[key] = p
+	s.mu.Unlock()
+}
+
+func (s *Source) forget(key string) {
+	if s.Positions != nil {
+		s.Positions.Delete(key)
+		return
+	}
+	s.mu.Lock()
+	delete(s.mem, key)
+	s.mu.Unlock()
+}
+
+// Run implements source.TargetSource.
+func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Entry]) error {
+	if err := s.Validate(); err != nil {
+		return ferry.Permanent(err)
+	}
+	rep := ferry.ReporterFrom(ctx)
+	cli := s.Client
+	if cli == nil {
+		c, err := docker.NewClient(s.Host, s.TLS)
+		if err != nil {
+			return ferry.Permanent(err)
+		}
+		defer c.Close()
+		c.NegotiateAPIVersion(ctx)
+		cli = c
+	}
+	r := &run{
+		s: s, ctx: ctx, cli: cli, out: out, rep: rep, log: rep.Logger(),
+		ctrs:        map[string]*ctr{},
+		maxLine:     orDefault(s.MaxLineSize, DefaultMaxLineSize),
+		batchSize:   orDefault(s.BatchSize, DefaultBatchSize),
+		batchBytes:  orDefault(s.BatchBytes, DefaultBatchBytes),
+		linger:      orDefault(s.Linger, DefaultLinger),
+		refresh:     orDefault(s.RefreshInterval, DefaultRefreshInterval),
+		lb:          labels.NewBuilder(labels.EmptyLabels()),
+		decoderPool: sync.Pool{},
+	}
+	s.mu.Lock()
+	old := s.cur
+	s.cur = r
+	s.mu.Unlock()
+	if old != nil {
+		old.stale.Store(true) // late acks of the previous Run no longer count
+	}
+
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); r.watchEvents() }()
+	go func() { defer bg.Done(); r.prune() }()
+
+	save := time.NewTicker(orDefault(s.SaveInterval, DefaultSaveInterval))
+	defer save.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case ts, ok := <-targets:
+			if !ok {
+				targets = nil
+				continue
+			}
+			r.reconcile(ts)
+		case <-save.C:
+			r.cleanup()
+			if s.Positions != nil {
+				if err := s.Positions.Save(); err != nil {
+					r.log.Warn("dockerlogs: saving positions", "err", err)
+				}
+			}
+		}
+	}
+	r.readers.Wait()
+	bg.Wait()
+	r.mu.Lock()
+	for _, c := range r.ctrs {
+		c.close()
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Close drops the positions of removed containers whose lines were all
+// acknowledged and saves the positions file. It is safe to call without
+// Run and more than once.
+func (s *Source) Close(ctx context.Context) error {
+	s.mu.Lock()
+	r := s.cur
+	s.mu.Unlock()
+	if r != nil {
+		r.cleanup()
+	}
+	if s.Positions == nil {
+		return nil
+	}
+	return s.Positions.Save()
+}
+
+// run is the state of one Run call.
+type run struct {
+	s   *Source
+	ctx context.Context
+	cli client.APIClient
+	out chan<- ferry.Batch[ferry.Entry]
+	rep ferry.Reporter
+	log *slog.Logger
+
+	maxLine, batchSize, batchBytes int
+	linger, refresh                time.Duration
+
+	mu      sync.Mutex
+	ctrs    map[string]*ctr
+	readers sync.WaitGroup
+	lb      *labels.Builder // under mu
+	stale   atomic.Bool
+
+	decoderPool sync.Pool
+}
+
+// streamLabels are the entry labels of a container's two streams, and
+// whether the rules keep each.
+type streamLabels struct {
+	ls   [2]labels.Labels
+	keep [2]bool
+}
+
+var streamNames = [2]string{"stdout", "stderr"}
+
+func (r *run) labelsFor(target labels.Labels) *streamLabels {
+	sl := &streamLabels{}
+	for i, name := range streamNames {
+		r.lb.Reset(target)
+		r.lb.Set(LabelLogStream, name)
+		if !r.s.Rules.ProcessBuilder(r.lb) {
+			continue
+		}
+		r.lb.Range(func(l labels.Label) {
+			if strings.HasPrefix(l.Name, "__") {
+				r.lb.Del(l.Name)
+			}
+		})
+		sl.ls[i], sl.keep[i] = r.lb.Labels(), true
+	}
+	return sl
+}
+
+// reconcile starts readers for new containers, updates the labels of known
+// ones and lets the readers of vanished ones finish.
+func (r *run) reconcile(targets []labels.Labels) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		id := t.Get(docker.LabelContainerID)
+		if id == "" || seen[id] {
+			continue
+		}
+		seen[id] = true
+		c := r.ctrs[id]
+		if c == nil {
+			c = r.newCtr(id)
+			r.ctrs[id] = c
+		}
+		c.labels.Store(r.labelsFor(t))
+		c.mu.Lock()
+		c.wanted = true
+		start := !c.active && !c.removed
+		if start {
+			c.active = true
+		}
+		c.mu.Unlock()
+		if start {
+			r.readers.Add(1)
+			go c.loop()
+		} else {
+			c.poke()
+		}
+	}
+	for id, c := range r.ctrs {
+		if seen[id] {
+			continue
+		}
+		c.mu.Lock()
+		was := c.wanted
+		c.wanted = false
+		c.mu.Unlock()
+		if was {
+			c.poke()
+			go c.stopIfRunning()
+		}
+	}
+}
+
+func (r *run) newCtr(id string) *ctr {
+	c := &ctr{id: id, key: PositionPrefix + id, r: r, wake: make(chan struct{}, 1)}
+	start, ok := r.s.load(c.key)
+	c.read = start
+	c.tracker = positions.NewTracker(start, ok, func(p position) {
+		if !r.stale.Load() {
+			r.s.store(c.key, p)
+		}
+	})
+	c.timer = time.AfterFunc(time.Hour, c.flush)
+	c.timer.Stop()
+	return c
+}
+
+// cleanup forgets removed containers whose batches are all settled.
+func (r *run) cleanup() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, c := range r.ctrs {
+		c.mu.Lock()
+		gone := c.removed && !c.active
+		c.mu.Unlock()
+		if gone && c.tracker.Pending() == 0 {
+			if !r.stale.Load() {
+				r.s.forget(c.key)
+			}
+			delete(r.ctrs, id)
+		}
+	}
+}
+
+// prune drops stored positions of containers that no longer exist (removed
+// while the program was not running).
+func (r *run) prune() {
+	var keys []string
+	if r.s.Positions != nil {
+		keys = r.s.Positions.Keys()
+	}
+	for _, k := range keys {
+		id, ok := strings.CutPrefix(k, PositionPrefix)
+		if !ok || r.ctx.Err() != nil {
+			continue
+		}
+		if _, err := r.cli.ContainerInspect(r.ctx, id); client.IsErrNotFound(err) {
+			r.mu.Lock()
+			_, active := r.ctrs[id]
+			r.mu.Unlock()
+			if !active {
+				r.s.forget(k)
+			}
+		}
+	}
+}
+
+// watchEvents wakes the reader of a container that starts or is removed.
+func (r *run) watchEvents() {
+	backoff := minBackoff
+	for r.ctx.Err() == nil {
+		ectx, cancel := context.WithCancel(r.ctx)
+		msgs, errs := r.cli.Events(ectx, events.ListOptions{Filters: filters.NewArgs(
+			filters.Arg("type", string(events.ContainerEventType)),
+			filters.Arg("event", string(events.ActionStart)),
+			filters.Arg("event", string(events.ActionDestroy)),
+		)})
+		err := func() error {
+			for {
+				select {
+				case <-r.ctx.Done():
+					return nil
+				case err := <-errs:
+					if err == nil {
+						err = errors.New("event stream ended")
+					}
+					return err
+				case m, ok := <-msgs:
+					if !ok {
+						return errors.New("event stream ended")
+					}
+					backoff = minBackoff
+					r.mu.Lock()
+					c := r.ctrs[m.Actor.ID]
+					r.mu.Unlock()
+					if c != nil {
+						c.poke()
+					}
+				}
+			}
+		}()
+		cancel()
+		if r.ctx.Err() != nil {
+			return
+		}
+		r.log.Debug("dockerlogs: event stream ended, reconnecting", "err", err)
+		if !sleep(r.ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// ctr is the state of one container.
+type ctr struct {
+	id, key string
+	r       *run
+	tracker *positions.Tracker[position]
+	labels  atomic.Pointer[streamLabels]
+	wake    chan struct{}
+
+	mu           sync.Mutex
+	wanted       bool
+	active       bool // a loop goroutine runs
+	removed      bool
+	cancelStream context.CancelFunc
+
+	// read is the position of the last line read; owned by the loop.
+	read position
+
+	bmu   sync.Mutex
+	items []ferry.Entry
+	bytes int
+	last  position
+
+	sendMu sync.Mutex
+	closed bool
+	timer  *time.Timer
+}
+
+func (c *ctr) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stopIfRunning ends the log stream of a container whose target vanished
+// while it runs; a stopped container's stream ends by itself once read.
+func (c *ctr) stopIfRunning() {
+	info, err := c.r.cli.ContainerInspect(c.r.ctx, c.id)
+	if err == nil && info.State != nil && !info.State.Running {
+		return
+	}
+	c.mu.Lock()
+	if !c.wanted && c.cancelStream != nil {
+		c.cancelStream()
+	}
+	c.mu.Unlock()
+}
+
+// exit ends the loop unless the container is wanted again.
+func (c *ctr) exit(removed bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if removed {
+		c.removed = true
+	} else if c.wanted {
+		return false
+	}
+	c.active = false
+	return true
+}
+
+func (c *ctr) isWanted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wanted
+}
+
+// loop reads the container's log, again after each restart, until the
+// container is removed, its target vanished and its log was read, or the
+// Run ends.
+func (c *ctr) loop() {
+	r := c.r
+	defer r.readers.Done()
+	backoff := minBackoff
+	lastFinished, streamed := "", false
+	tick := time.NewTicker(r.refresh)
+	defer tick.Stop()
+	for {
+		if r.ctx.Err() != nil {
+			c.exit(false)
+			c.mu.Lock()
+			c.active = false
+			c.mu.Unlock()
+			return
+		}
+		info, err := r.cli.ContainerInspect(r.ctx, c.id)
+		if client.IsErrNotFound(err) {
+			if c.exit(true) {
+				r.log.Debug("dockerlogs: container removed", "container", c.id)
+				return
+			}
+		}
+		if err != nil || info.State == nil || info.Config == nil {
+			if r.ctx.Err() != nil {
+				continue
+			}
+			if err == nil {
+				err = errors.New("incomplete inspect response")
+			}
+			r.rep.SetHealth(ferry.Degraded, err)
+			r.log.Warn("dockerlogs: inspecting container", "container", c.id, "err", err, "backoff", backoff)
+			sleep(r.ctx, backoff)
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		running := info.State.Running
+		fresh := !streamed || running || info.State.FinishedAt != lastFinished
+		wanted := c.isWanted()
+		if !wanted && (running || !fresh) {
+			if c.exit(false) {
+				return
+			}
+			continue
+		}
+		if !fresh {
+			select {
+			case <-r.ctx.Done():
+			case <-c.wake:
+			case <-tick.C:
+			}
+			continue
+		}
+		lastFinished = info.State.FinishedAt
+		err = c.follow(info.Config.Tty)
+		streamed = true
+		switch {
+		case err == nil, r.ctx.Err() != nil:
+			backoff = minBackoff
+		case client.IsErrNotFound(err):
+			// removed while reading: the next inspect tells
+		case errors.Is(err, context.Canceled):
+			// target vanished while running
+		default:
+			r.rep.SetHealth(ferry.Degraded, err)
+			r.log.Warn("dockerlogs: reading container log", "container", c.id, "err", err, "backoff", backoff)
+			sleep(r.ctx, backoff)
+			backoff = min(2*backoff, maxBackoff)
+		}
+	}
+}
+
+type readState struct {
+	dec *decoder
+	asm assembler
+}
+
+// follow reads the log from the read position until the stream ends.
+func (c *ctr) follow(tty bool) error {
+	r := c.r
+	sctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	c.mu.Lock()
+	c.cancelStream = cancel
+	c.mu.Unlock()
+
+	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Timestamps: true}
+	skip := c.read
+	if skip.TS > 0 {
+		opts.Since = fmt.Sprintf("%d.%09d", skip.TS/1e9, skip.TS%1e9)
+	}
+	rc, err := r.cli.ContainerLogs(sctx, c.id, opts)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	r.rep.SetHealth(ferry.Healthy, nil)
+
+	st, _ := r.decoderPool.Get().(*readState)
+	if st == nil {
+		st = &readState{dec: newDecoder(nil, false, 0)}
+	}
+	defer r.decoderPool.Put(st)
+	st.dec.reset(rc, tty)
+	st.asm.max, st.asm.policy = r.maxLine, r.s.LongLines
+	st.asm.reset(tty)
+	seen := 0
+	emit := func(stream int, ts int64, line []byte, kind lineKind) {
+		if kind == lineNone {
+			return
+		}
+		// Skip what was read before: lines before the position, and as many
+		// lines at its timestamp as were read then.
+		if ts != 0 && ts < skip.TS {
+			return
+		}
+		if ts != 0 && ts == skip.TS && seen < skip.N {
+			seen++
+			return
+		}
+		if ts != 0 && ts == c.read.TS {
+			c.read.N++
+		} else {
+			c.read = position{TS: ts, N: 1}
+		}
+		sl := c.labels.Load()
+		if !sl.keep[stream] {
+			return
+		}
+		switch kind {
+		case lineDropped:
+			r.rep.Dropped("line_too_long", 1)
+			return
+		case lineTruncated:
+			r.rep.Dropped("line_truncated", 1)
+		}
+		var t time.Time
+		if ts != 0 {
+			t = time.Unix(0, ts)
+		} else {
+			t = time.Now()
+		}
+		c.add(ferry.Entry{Labels: sl.ls[stream], Timestamp: t, Line: string(line)})
+	}
+	for {
+		err := st.dec.next()
+		if err != nil {
+			st.asm.flush(emit)
+			c.flush()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		ts, line, kind := st.asm.add(&st.dec.m)
+		emit(st.dec.m.stream, ts, line, kind)
+	}
+}
+
+// add appends an entry to the container's batch, sending it when full.
+func (c *ctr) add(e ferry.Entry) {
+	r := c.r
+	c.bmu.Lock()
+	if c.items == nil {
+		c.items = make([]ferry.Entry, 0, min(r.batchSize, 256))
+	}
+	c.items = append(c.items, e)
+	c.bytes += len(e.Line)
+	c.last = c.read
+	n := len(c.items)
+	full := n >= r.batchSize || c.bytes >= r.batchBytes
+	c.bmu.Unlock()
+	if full {
+		c.flush()
+	} else if n == 1 {
+		c.timer.Reset(r.linger)
+	}
+}
+
+// flush sends the batch held, if any. Batches of one container are sent in
+// order.
+func (c *ctr) flush() {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.bmu.Lock()
+	items, last := c.items, c.last
+	c.items, c.bytes = nil, 0
+	c.bmu.Unlock()
+	if len(items) == 0 || c.closed {
+		return
+	}
+	done := c.tracker.Track(last)
+	source.Send(c.r.ctx, c.r.out, ferry.NewBatch(items, done))
+}
+
+// close stops sending: Run is returning and must not send after it.
+func (c *ctr) close() {
+	c.timer.Stop()
+	c.sendMu.Lock()
+	c.closed = true
+	c.sendMu.Unlock()
+}

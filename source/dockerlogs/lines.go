@@ -1,0 +1,112 @@
+package dockerlogs
+
+// LongLinePolicy says what happens to a line longer than MaxLineSize.
+type LongLinePolicy int
+
+const (
+	// Truncate keeps the first MaxLineSize bytes of the line and counts it
+	// as dropped with reason "line_truncated".
+	Truncate LongLinePolicy = iota
+	// Drop drops the line and counts it with reason "line_too_long".
+	Drop
+)
+
+func (p LongLinePolicy) String() string {
+	if p == Drop {
+		return "drop"
+	}
+	return "truncate"
+}
+
+type lineKind int
+
+const (
+	lineNone      lineKind = iota // no complete line yet
+	lineOK                        // a complete line
+	lineTruncated                 // a complete line, cut to the maximum size
+	lineDropped                   // a line over the maximum size, dropped by policy
+)
+
+// assembler joins the partial messages of each stream into lines of at
+// most max bytes.
+type assembler struct {
+	max    int
+	policy LongLinePolicy
+	tty    bool
+	parts  [2]partial
+}
+
+type partial struct {
+	buf    []byte
+	ts     int64
+	active bool
+	over   bool
+}
+
+func (a *assembler) reset(tty bool) {
+	a.tty = tty
+	for i := range a.parts {
+		a.parts[i].active = false
+		a.parts[i].buf = a.parts[i].buf[:0]
+	}
+}
+
+// add takes the next message of a stream. When it completes a line, add
+// returns the line's timestamp (that of its first part) and content, which
+// is valid until the next call.
+func (a *assembler) add(m *message) (int64, []byte, lineKind) {
+	p := &a.parts[m.stream&1]
+	if !p.active && !m.partial {
+		line := a.trimCR(m.content)
+		if len(line) > a.max {
+			if a.policy == Drop {
+				return m.ts, nil, lineDropped
+			}
+			return m.ts, line[:a.max], lineTruncated
+		}
+		return m.ts, line, lineOK
+	}
+	if !p.active {
+		p.active, p.ts, p.over, p.buf = true, m.ts, false, p.buf[:0]
+	}
+	if room := a.max + 1 - len(p.buf); len(m.content) > room {
+		// Keep one byte over the maximum to tell a line of exactly max
+		// bytes plus a carriage return from a longer one.
+		p.buf = append(p.buf, m.content[:max(room, 0)]...)
+		p.over = true
+	} else {
+		p.buf = append(p.buf, m.content...)
+	}
+	if m.partial {
+		return 0, nil, lineNone
+	}
+	p.active = false
+	line := a.trimCR(p.buf)
+	if p.over || len(line) > a.max {
+		if a.policy == Drop {
+			return p.ts, nil, lineDropped
+		}
+		return p.ts, line[:min(len(line), a.max)], lineTruncated
+	}
+	return p.ts, line, lineOK
+}
+
+// flush completes the lines left unfinished at the end of a stream.
+func (a *assembler) flush(emit func(stream int, ts int64, line []byte, kind lineKind)) {
+	for i := range a.parts {
+		p := &a.parts[i]
+		if !p.active {
+			continue
+		}
+		ts, line, kind := a.add(&message{stream: i, ts: p.ts})
+		emit(i, ts, line, kind)
+	}
+}
+
+// trimCR removes the carriage return a terminal puts before each newline.
+func (a *assembler) trimCR(b []byte) []byte {
+	if a.tty && len(b) > 0 && b[len(b)-1] == '\r' {
+		return b[:len(b)-1]
+	}
+	return b
+}
