@@ -419,6 +419,33 @@ func TestRetries(t *testing.T) {
 	}
 }
 
+// A receiver slower than Timeout: the request is abandoned and retried.
+func TestSlowReceiverRetried(t *testing.T) {
+	rc := &receiver{t: t}
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			select {
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+			}
+			return
+		}
+		rc.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	rep := &testReporter{}
+	ctx := ferry.WithReporter(context.Background(), rep)
+	s := &Sink{URL: srv.URL, Timeout: 100 * time.Millisecond, BatchSendDeadline: 5 * time.Millisecond, MinBackoff: time.Millisecond}
+	defer closeSink(t, s)
+	if err := wait(t, send(t, ctx, s, newSamples(3, 3, 1)), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if len(rc.samples()) != 3 || rep.retried() != 1 {
+		t.Errorf("samples %d, retries %d", len(rc.samples()), rep.retried())
+	}
+}
+
 func TestNetworkErrorRetried(t *testing.T) {
 	// Reserve a port, close it: connections are refused until a receiver
 	// starts there.
