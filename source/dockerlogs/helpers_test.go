@@ -32,7 +32,7 @@ type collector struct {
 
 type testReporter struct{ c *collector }
 
-func (r testReporter) Logger() *slog.Logger           { return slog.Default() }
+func (r testReporter) Logger() *slog.Logger          { return slog.Default() }
 func (r testReporter) SetHealth(ferry.Health, error) {}
 func (r testReporter) Retried()                      {}
 func (r testReporter) Dropped(reason string, n int) {
