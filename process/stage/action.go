@@ -1,0 +1,589 @@
+package stage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// validLabelName reports whether n is a label name Loki accepts:
+// [a-zA-Z_][a-zA-Z0-9_]*.
+func validLabelName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+type pair struct{ name, from string }
+
+// sortedPairs turns a name -> source map into pairs sorted by name, an
+// empty source meaning the name itself.
+func sortedPairs(m map[string]string, what string, checkNames bool) ([]pair, error) {
+	var out []pair
+	var errs []error
+	for n, v := range m {
+		if checkNames && !validLabelName(n) {
+			errs = append(errs, fmt.Errorf("%s: invalid label name %q", what, n))
+			continue
+		}
+		if v == "" {
+			v = n
+		}
+		out = append(out, pair{n, v})
+	}
+	slices.SortFunc(out, func(a, b pair) int { return strings.Compare(a.name, b.name) })
+	return out, errors.Join(errs...)
+}
+
+// Labels sets stream labels from extracted values, as stage.labels. Values
+// maps label names to extracted names; an empty extracted name means the
+// same name. Missing and empty values leave the label as it is.
+type Labels struct {
+	Values map[string]string
+
+	pairs []pair
+}
+
+// Init checks the label names.
+func (s *Labels) Init() (err error) {
+	s.pairs, err = sortedPairs(s.Values, "labels", true)
+	return err
+}
+
+// Process sets the labels.
+func (s *Labels) Process(c *Context, e *ferry.Entry) bool {
+	for _, p := range s.pairs {
+		if v, ok := c.Extracted[p.from]; ok && v != "" {
+			c.SetLabel(p.name, v)
+		}
+	}
+	return true
+}
+
+// StructuredMetadata sets structured metadata (ferry.Entry.Metadata) from
+// extracted values, as stage.structured_metadata. Values maps metadata
+// names to extracted names; an empty extracted name means the same name.
+// Missing and empty values are skipped.
+type StructuredMetadata struct {
+	Values map[string]string
+
+	pairs []pair
+	sb    labels.ScratchBuilder
+}
+
+// Init checks the names.
+func (s *StructuredMetadata) Init() (err error) {
+	s.pairs, err = sortedPairs(s.Values, "structured_metadata", true)
+	s.sb = labels.NewScratchBuilder(len(s.pairs) + 4)
+	return err
+}
+
+// Process sets the metadata.
+func (s *StructuredMetadata) Process(c *Context, e *ferry.Entry) bool {
+	n := 0
+	for _, p := range s.pairs {
+		if v, ok := c.Extracted[p.from]; ok && v != "" {
+			n++
+		}
+	}
+	if n == 0 {
+		return true
+	}
+	s.sb.Reset()
+	e.Metadata.Range(func(l labels.Label) {
+		for _, p := range s.pairs {
+			if v := c.Extracted[p.from]; p.name == l.Name && v != "" {
+				return // replaced
+			}
+		}
+		s.sb.Add(l.Name, l.Value)
+	})
+	for _, p := range s.pairs {
+		if v, ok := c.Extracted[p.from]; ok && v != "" {
+			s.sb.Add(p.name, v)
+		}
+	}
+	s.sb.Sort()
+	e.Metadata = s.sb.Labels()
+	return true
+}
+
+// StaticLabels sets fixed stream labels, as stage.static_labels. An empty
+// value removes the label.
+type StaticLabels struct {
+	Values map[string]string
+
+	pairs []pair
+}
+
+// Init checks the label names.
+func (s *StaticLabels) Init() error {
+	s.pairs = s.pairs[:0]
+	for n, v := range s.Values {
+		if !validLabelName(n) {
+			return fmt.Errorf("static_labels: invalid label name %q", n)
+		}
+		s.pairs = append(s.pairs, pair{n, v})
+	}
+	slices.SortFunc(s.pairs, func(a, b pair) int { return strings.Compare(a.name, b.name) })
+	return nil
+}
+
+// Process sets the labels.
+func (s *StaticLabels) Process(c *Context, e *ferry.Entry) bool {
+	for _, p := range s.pairs {
+		if p.from == "" {
+			c.DelLabel(p.name)
+		} else {
+			c.SetLabel(p.name, p.from)
+		}
+	}
+	return true
+}
+
+// LabelDrop removes stream labels by name, as stage.label_drop.
+type LabelDrop struct {
+	Names []string
+}
+
+// Process removes the labels.
+func (s *LabelDrop) Process(c *Context, e *ferry.Entry) bool {
+	for _, n := range s.Names {
+		c.DelLabel(n)
+	}
+	return true
+}
+
+// LabelKeep removes every stream label not named, as stage.label_keep
+// (Promtail's labelallow).
+type LabelKeep struct {
+	Names []string
+}
+
+// Process removes the other labels.
+func (s *LabelKeep) Process(c *Context, e *ferry.Entry) bool {
+	c.Labels(e).Range(func(l labels.Label) {
+		if !slices.Contains(s.Names, l.Name) {
+			c.DelLabel(l.Name)
+		}
+	})
+	return true
+}
+
+// Output replaces the line with an extracted value, as stage.output. A
+// missing value leaves the line unchanged.
+type Output struct {
+	Source string
+}
+
+// Init checks the configuration.
+func (s *Output) Init() error {
+	if s.Source == "" {
+		return errors.New("output: empty Source")
+	}
+	return nil
+}
+
+// Process replaces the line.
+func (s *Output) Process(c *Context, e *ferry.Entry) bool {
+	if v, ok := c.Extracted[s.Source]; ok {
+		e.Line = v
+	}
+	return true
+}
+
+// Timestamp sets the entry's timestamp from an extracted value, as
+// stage.timestamp.
+//
+// Format is a Go layout (reference time Mon Jan 2 15:04:05 MST 2006) or
+// one of the names ANSIC, UnixDate, RubyDate, RFC822, RFC822Z, RFC850,
+// RFC1123, RFC1123Z, RFC3339, RFC3339Nano, Unix (seconds, with optional
+// fraction), UnixMs, UnixUs, UnixNs. FallbackFormats are tried in order
+// when Format fails. Location (an IANA zone name) applies to layouts
+// without zone; a layout without year takes the current year.
+//
+// A value that is missing or matches no format is counted as
+// "timestamp_unparsed"; with ActionOnFailure "fudge" (the default) the
+// entry gets the last timestamp seen on its stream plus one nanosecond, if
+// there is one; with "skip" it keeps its timestamp.
+type Timestamp struct {
+	Source          string
+	Format          string
+	FallbackFormats []string
+	Location        string
+	ActionOnFailure string
+
+	parsers []func(string) (time.Time, error)
+	loc     *time.Location
+	last    map[uint64]time.Time
+}
+
+var namedLayouts = map[string]string{
+	"ANSIC": time.ANSIC, "UnixDate": time.UnixDate, "RubyDate": time.RubyDate,
+	"RFC822": time.RFC822, "RFC822Z": time.RFC822Z, "RFC850": time.RFC850,
+	"RFC1123": time.RFC1123, "RFC1123Z": time.RFC1123Z,
+	"RFC3339": time.RFC3339, "RFC3339Nano": time.RFC3339Nano,
+}
+
+// Init compiles the formats.
+func (s *Timestamp) Init() error {
+	if s.Source == "" || s.Format == "" {
+		return errors.New("timestamp: Source and Format are required")
+	}
+	switch s.ActionOnFailure {
+	case "":
+		s.ActionOnFailure = "fudge"
+	case "fudge", "skip":
+	default:
+		return fmt.Errorf("timestamp: ActionOnFailure %q is neither fudge nor skip", s.ActionOnFailure)
+	}
+	s.loc = time.UTC
+	if s.Location != "" {
+		loc, err := time.LoadLocation(s.Location)
+		if err != nil {
+			return fmt.Errorf("timestamp: %w", err)
+		}
+		s.loc = loc
+	}
+	s.parsers = nil
+	for _, f := range append([]string{s.Format}, s.FallbackFormats...) {
+		s.parsers = append(s.parsers, timeParser(f, s.loc))
+	}
+	s.last = map[uint64]time.Time{}
+	return nil
+}
+
+func timeParser(format string, loc *time.Location) func(string) (time.Time, error) {
+	unix := func(scale int64) func(string) (time.Time, error) {
+		return func(v string) (time.Time, error) {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return time.Time{}, err
+			}
+			return time.Unix(0, 0).Add(time.Duration(n * scale)).UTC(), nil
+		}
+	}
+	switch format {
+	case "Unix":
+		return func(v string) (time.Time, error) {
+			if i := strings.IndexByte(v, '.'); i >= 0 {
+				sec, err := strconv.ParseInt(v[:i], 10, 64)
+				frac := v[i+1:]
+				if err != nil || frac == "" || len(frac) > 9 || frac[0] == '+' || frac[0] == '-' {
+					return time.Time{}, fmt.Errorf("bad Unix time %q", v)
+				}
+				ns, err := strconv.ParseUint(frac, 10, 32)
+				if err != nil {
+					return time.Time{}, fmt.Errorf("bad Unix time %q", v)
+				}
+				for k := len(frac); k < 9; k++ {
+					ns *= 10
+				}
+				if sec < 0 {
+					return time.Unix(sec, -int64(ns)).UTC(), nil
+				}
+				return time.Unix(sec, int64(ns)).UTC(), nil
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return time.Time{}, err
+			}
+			return time.Unix(n, 0).UTC(), nil
+		}
+	case "UnixMs":
+		return unix(int64(time.Millisecond))
+	case "UnixUs":
+		return unix(int64(time.Microsecond))
+	case "UnixNs":
+		return unix(1)
+	}
+	layout := format
+	if l, ok := namedLayouts[format]; ok {
+		layout = l
+	}
+	return func(v string) (time.Time, error) {
+		t, err := time.ParseInLocation(layout, v, loc)
+		if err != nil {
+			return t, err
+		}
+		if t.Year() == 0 {
+			now := time.Now().In(loc)
+			t = t.AddDate(now.Year(), 0, 0)
+		}
+		return t, nil
+	}
+}
+
+// Process sets the timestamp.
+func (s *Timestamp) Process(c *Context, e *ferry.Entry) bool {
+	v, ok := c.Extracted[s.Source]
+	if ok {
+		for _, p := range s.parsers {
+			if t, err := p(v); err == nil {
+				e.Timestamp = t
+				if s.ActionOnFailure == "fudge" {
+					s.remember(c, e, t)
+				}
+				return true
+			}
+		}
+	}
+	c.Failed("timestamp_unparsed")
+	if s.ActionOnFailure == "fudge" {
+		key := c.Labels(e).Hash()
+		if last, ok := s.last[key]; ok {
+			e.Timestamp = last.Add(time.Nanosecond)
+			s.last[key] = e.Timestamp
+		}
+	}
+	return true
+}
+
+func (s *Timestamp) remember(c *Context, e *ferry.Entry, t time.Time) {
+	if len(s.last) >= 10000 {
+		clear(s.last)
+	}
+	s.last[c.Labels(e).Hash()] = t
+}
+
+// templateFuncs are the functions templates may call, as in Promtail's
+// template stage.
+var templateFuncs = template.FuncMap{
+	"ToLower":    strings.ToLower,
+	"ToUpper":    strings.ToUpper,
+	"Replace":    strings.Replace,
+	"Trim":       strings.Trim,
+	"TrimLeft":   strings.TrimLeft,
+	"TrimRight":  strings.TrimRight,
+	"TrimPrefix": strings.TrimPrefix,
+	"TrimSuffix": strings.TrimSuffix,
+	"TrimSpace":  strings.TrimSpace,
+	"Contains":   strings.Contains,
+	"HasPrefix":  strings.HasPrefix,
+	"HasSuffix":  strings.HasSuffix,
+	"regexReplaceAll": func(re, s, repl string) (string, error) {
+		r, err := regexp.Compile(re)
+		if err != nil {
+			return "", err
+		}
+		return r.ReplaceAllString(s, repl), nil
+	},
+	"regexReplaceAllLiteral": func(re, s, repl string) (string, error) {
+		r, err := regexp.Compile(re)
+		if err != nil {
+			return "", err
+		}
+		return r.ReplaceAllLiteralString(s, repl), nil
+	},
+}
+
+// Template sets an extracted value from a Go text/template, as
+// stage.template. The template sees every extracted value by name and the
+// current value of Source as .Value, and may call ToLower, ToUpper,
+// Replace, Trim, TrimLeft, TrimRight, TrimPrefix, TrimSuffix, TrimSpace,
+// Contains, HasPrefix, HasSuffix, regexReplaceAll and
+// regexReplaceAllLiteral. The result is stored under Source. A template
+// that fails on an entry leaves the value unchanged and is counted as
+// "template_failed".
+type Template struct {
+	Source   string
+	Template string
+
+	t    *template.Template
+	data map[string]any
+	buf  bytes.Buffer
+}
+
+// Init parses the template.
+func (s *Template) Init() error {
+	if s.Source == "" {
+		return errors.New("template: empty Source")
+	}
+	t, err := template.New("stage").Funcs(templateFuncs).Option("missingkey=zero").Parse(s.Template)
+	if err != nil {
+		return fmt.Errorf("template: %w", err)
+	}
+	s.t, s.data = t, map[string]any{}
+	return nil
+}
+
+// Process runs the template.
+func (s *Template) Process(c *Context, e *ferry.Entry) bool {
+	clear(s.data)
+	for k, v := range c.Extracted {
+		s.data[k] = v
+	}
+	if v, ok := c.Extracted[s.Source]; ok {
+		s.data["Value"] = v
+	}
+	s.buf.Reset()
+	if err := s.t.Execute(&s.buf, s.data); err != nil {
+		c.Failed("template_failed")
+		return true
+	}
+	c.Extracted[s.Source] = s.buf.String()
+	return true
+}
+
+// Replace rewrites parts of the line (or of the extracted value Source)
+// matched by a regular expression, as stage.replace: every capture group
+// of every match is replaced by Replace, in which "{{ .Value }}" stands for
+// the captured text; an expression without groups has its whole matches
+// replaced. Named groups are also extracted, from the first match. A line
+// without match passes unchanged (not counted).
+type Replace struct {
+	Expression string
+	Source     string
+	Replace    string
+
+	re    *regexp.Regexp
+	parts []string // Replace split around {{ .Value }}
+	buf   []byte
+}
+
+var valueRef = regexp.MustCompile(`\{\{\s*\.Value\s*\}\}`)
+
+// Init compiles the expression.
+func (s *Replace) Init() error {
+	re, err := regexp.Compile(s.Expression)
+	if err != nil {
+		return fmt.Errorf("replace: %w", err)
+	}
+	s.re = re
+	s.parts = valueRef.Split(s.Replace, -1)
+	return nil
+}
+
+func (s *Replace) render(value string) {
+	for i, p := range s.parts {
+		if i > 0 {
+			s.buf = append(s.buf, value...)
+		}
+		s.buf = append(s.buf, p...)
+	}
+}
+
+// Process rewrites the text.
+func (s *Replace) Process(c *Context, e *ferry.Entry) bool {
+	src, ok := source(c, e, s.Source)
+	if !ok {
+		return true
+	}
+	ms := s.re.FindAllStringSubmatchIndex(src, -1)
+	if ms == nil {
+		return true
+	}
+	for i, n := range s.re.SubexpNames() {
+		if n != "" && ms[0][2*i] >= 0 {
+			c.Extracted[n] = src[ms[0][2*i]:ms[0][2*i+1]]
+		}
+	}
+	s.buf = s.buf[:0]
+	last := 0
+	for _, m := range ms {
+		if len(m) == 2 {
+			s.buf = append(s.buf, src[last:m[0]]...)
+			s.render(src[m[0]:m[1]])
+			last = m[1]
+			continue
+		}
+		for g := 1; g < len(m)/2; g++ {
+			a, b := m[2*g], m[2*g+1]
+			if a < 0 || a < last {
+				continue
+			}
+			s.buf = append(s.buf, src[last:a]...)
+			s.render(src[a:b])
+			last = b
+		}
+	}
+	s.buf = append(s.buf, src[last:]...)
+	out := string(s.buf)
+	if s.Source == "" {
+		e.Line = out
+	} else {
+		c.Extracted[s.Source] = out
+	}
+	return true
+}
+
+// Decolorize removes ANSI escape sequences (colours, cursor movement) from
+// the line, as stage.decolorize. A line without ESC is not copied.
+type Decolorize struct {
+	buf []byte
+}
+
+// Process cleans the line.
+func (s *Decolorize) Process(c *Context, e *ferry.Entry) bool {
+	if strings.IndexByte(e.Line, 0x1b) < 0 {
+		return true
+	}
+	e.Line = stripANSI(e.Line, &s.buf)
+	return true
+}
+
+// stripANSI removes CSI sequences (ESC [ params intermediates final), OSC
+// sequences (ESC ] ... BEL or ESC \) and two-byte escapes.
+func stripANSI(line string, scratch *[]byte) string {
+	b := (*scratch)[:0]
+	for i := 0; i < len(line); {
+		c := line[i]
+		if c != 0x1b {
+			b = append(b, c)
+			i++
+			continue
+		}
+		if i+1 >= len(line) {
+			i++
+			continue
+		}
+		switch line[i+1] {
+		case '[':
+			j := i + 2
+			for j < len(line) && line[j] >= 0x30 && line[j] <= 0x3f {
+				j++
+			}
+			for j < len(line) && line[j] >= 0x20 && line[j] <= 0x2f {
+				j++
+			}
+			if j < len(line) && line[j] >= 0x40 && line[j] <= 0x7e {
+				j++
+			}
+			i = j
+		case ']':
+			j := i + 2
+			for j < len(line) {
+				if line[j] == 0x07 {
+					j++
+					break
+				}
+				if line[j] == 0x1b && j+1 < len(line) && line[j+1] == '\\' {
+					j += 2
+					break
+				}
+				j++
+			}
+			i = j
+		default:
+			i += 2
+		}
+	}
+	*scratch = b
+	return string(b)
+}
