@@ -1,0 +1,219 @@
+package dockerlogs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery/docker"
+	"github.com/ferrydev/ferry/positions"
+)
+
+// fakeEngine serves one stopped container's log from memory, honouring
+// since as the daemon does (lines at or after it), and can fail or forget
+// the container.
+type fakeEngine struct {
+	client.APIClient
+	mu      sync.Mutex
+	lines   []fakeLine
+	fail    error
+	removed bool
+	opens   []string // the since of each ContainerLogs call
+}
+
+type fakeLine struct {
+	ts     int64
+	stream byte
+	text   string
+}
+
+func (f *fakeEngine) ContainerInspect(context.Context, string) (container.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.removed {
+		return container.InspectResponse{}, errdefs.NotFound(errors.New("no such container"))
+	}
+	if f.fail != nil {
+		return container.InspectResponse{}, f.fail
+	}
+	return container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{State: &container.State{Running: false, FinishedAt: strconv.Itoa(len(f.lines))}},
+		Config:            &container.Config{},
+	}, nil
+}
+
+func (f *fakeEngine) ContainerLogs(_ context.Context, _ string, o container.LogsOptions) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opens = append(f.opens, o.Since)
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	var since int64
+	if o.Since != "" {
+		sec, nsec, _ := strings.Cut(o.Since, ".")
+		s, _ := strconv.ParseInt(sec, 10, 64)
+		n, _ := strconv.ParseInt(nsec, 10, 64)
+		since = s*1e9 + n
+	}
+	var b []byte
+	for _, l := range f.lines {
+		if l.ts < since {
+			continue
+		}
+		p := time.Unix(0, l.ts).UTC().Format("2006-01-02T15:04:05.000000000Z07:00") + " " + l.text + "\n"
+		h := make([]byte, 8)
+		h[0] = l.stream
+		binary.BigEndian.PutUint32(h[4:], uint32(len(p)))
+		b = append(append(b, h...), p...)
+	}
+	return io.NopCloser(strings.NewReader(string(b))), nil
+}
+
+func (f *fakeEngine) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	return make(chan events.Message), make(chan error)
+}
+
+type nopRep struct{}
+
+func (nopRep) Logger() *slog.Logger           { return slog.New(slog.DiscardHandler) }
+func (nopRep) SetHealth(ferry.Health, error) {}
+func (nopRep) Dropped(string, int)           {}
+func (nopRep) Retried()                      {}
+
+// runFake runs a Source on f until want entries arrived, acknowledging
+// them, and returns them.
+func runFake(t *testing.T, s *Source, want int) []string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
+	targets := make(chan []labels.Labels, 1)
+	out := make(chan ferry.Batch[ferry.Entry])
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, targets, out) }()
+	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	var got []string
+	timeout := time.After(10 * time.Second)
+	for len(got) < want {
+		select {
+		case b := <-out:
+			for _, e := range b.Items {
+				got = append(got, e.Line)
+			}
+			b.Done(nil)
+		case <-timeout:
+			t.Fatalf("got %d lines %v, want %d", len(got), got, want)
+		}
+	}
+	// Nothing more comes.
+	select {
+	case b := <-out:
+		t.Fatalf("extra batch %v", b.Items)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestResumeEqualTimestamps: lines sharing a nanosecond timestamp are
+// skipped on resume exactly as far as they were delivered.
+func TestResumeEqualTimestamps(t *testing.T) {
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixNano()
+	f := &fakeEngine{}
+	for i, ts := range []int64{base, base + 1, base + 1, base + 1, base + 2} {
+		f.lines = append(f.lines, fakeLine{ts: ts, stream: 1, text: fmt.Sprintf("line %d", i)})
+	}
+	pf, err := positions.Open(t.TempDir()+"/p.json", positions.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// First run: only two of the three lines at base+1 were delivered.
+	f.lines = f.lines[:3]
+	got := runFake(t, &Source{Client: f, Positions: pf}, 3)
+	if strings.Join(got, ",") != "line 0,line 1,line 2" {
+		t.Fatalf("first run %v", got)
+	}
+	if v, _ := pf.Get("docker/c1"); v != strconv.FormatInt(base+1, 10)+":2" {
+		t.Fatalf("position %q", v)
+	}
+	// The rest arrives; a new Source resumes.
+	for i, ts := range []int64{base + 1, base + 2} {
+		f.lines = append(f.lines, fakeLine{ts: ts, stream: 2, text: fmt.Sprintf("line %d", i+3)})
+	}
+	got = runFake(t, &Source{Client: f, Positions: pf}, 2)
+	if strings.Join(got, ",") != "line 3,line 4" {
+		t.Fatalf("second run %v", got)
+	}
+	if want := fmt.Sprintf("%d.%09d", (base+1)/1e9, (base+1)%1e9); f.opens[len(f.opens)-1] != want {
+		t.Errorf("since %q, want %q", f.opens[len(f.opens)-1], want)
+	}
+	// Removed: the position goes once everything is settled.
+	f.removed = true
+	s := &Source{Client: f, Positions: pf}
+	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
+	done := make(chan error, 1)
+	targets := make(chan []labels.Labels, 1)
+	go func() { done <- s.Run(ctx, targets, make(chan ferry.Batch[ferry.Entry])) }()
+	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	<-done
+	s.Close(context.Background())
+	if _, ok := pf.Get("docker/c1"); ok {
+		t.Error("position of a removed container kept")
+	}
+}
+
+// TestFailingEngineRetried: a failing engine is retried with backoff, not
+// fatal, and reading resumes when it is back.
+func TestFailingEngineRetried(t *testing.T) {
+	f := &fakeEngine{fail: errors.New("connection refused")}
+	f.lines = []fakeLine{{ts: 1e18, stream: 1, text: "a"}, {ts: 1e18 + 5, stream: 2, text: "b"}}
+	go func() {
+		time.Sleep(600 * time.Millisecond)
+		f.mu.Lock()
+		f.fail = nil
+		f.mu.Unlock()
+	}()
+	got := runFake(t, &Source{Client: f}, 2)
+	if strings.Join(got, ",") != "a,b" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestPosition(t *testing.T) {
+	for _, s := range []string{"0:0", "1732530000123456789:3"} {
+		p, ok := parsePosition(s)
+		if !ok || p.String() != s {
+			t.Errorf("%s: %v %v", s, p, ok)
+		}
+	}
+	if p, ok := parsePosition("17"); !ok || p.TS != 17 || p.N != 0 {
+		t.Errorf("bare timestamp: %v", p)
+	}
+	for _, s := range []string{"", "x", "-1:0", "1:x", "1:-1"} {
+		if _, ok := parsePosition(s); ok {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
