@@ -71,7 +71,7 @@ func TestEngineDiscovery(t *testing.T) {
 	for k, want := range map[string]string{
 		docker.LabelContainerName:                                       "/" + name,
 		docker.LabelContainerNetworkMode:                                string(ins.HostConfig.NetworkMode),
-		docker.LabelContainerImage:                                      dockertest.ImageRef,
+		docker.LabelContainerImage:                                      dockertest.Image(t, c),
 		docker.LabelContainerImageID:                                    ins.Image,
 		docker.LabelContainerLabelPrefix + "com_docker_compose_service": "web",
 		docker.LabelContainerLabelPrefix + "ferry_test":                 run,

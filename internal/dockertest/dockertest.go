@@ -89,11 +89,14 @@ var (
 	imageErr  error
 )
 
-// ImageRef is the reference under which Image imports the logger image.
-const ImageRef = "ferry-dockertest-logger:latest"
+// imageName is the repository of the logger image; each process tags its
+// own import uniquely, so that parallel test binaries do not remove each
+// other's image.
+const imageName = "ferry-dockertest-logger"
 
 // Image builds and imports the logger image once per process and returns its
-// reference. It fails t if that is not possible.
+// reference ("ferry-dockertest-logger:<unique tag>"). It fails t if that is
+// not possible.
 func Image(t testing.TB, c *client.Client) string {
 	t.Helper()
 	imageOnce.Do(func() { imageRef, imageErr = buildImage(c) })
@@ -280,7 +283,8 @@ func buildImage(c *client.Client) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rc, err := c.ImageImport(ctx, image.ImportSource{Source: &buf, SourceName: "-"}, ImageRef,
+	ref := fmt.Sprintf("%s:%d-%d", imageName, os.Getpid(), time.Now().UnixNano())
+	rc, err := c.ImageImport(ctx, image.ImportSource{Source: &buf, SourceName: "-"}, ref,
 		image.ImportOptions{Changes: []string{`CMD ["/logger"]`}})
 	if err != nil {
 		return "", err
@@ -293,7 +297,7 @@ func buildImage(c *client.Client) (string, error) {
 	if bytes.Contains(out, []byte(`"error"`)) {
 		return "", fmt.Errorf("import: %s", out)
 	}
-	return ImageRef, nil
+	return ref, nil
 }
 
 const loggerSource = `package main

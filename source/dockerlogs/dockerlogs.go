@@ -34,6 +34,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
@@ -544,7 +545,7 @@ func (c *ctr) poke() {
 // while it runs; a stopped container's stream ends by itself once read.
 func (c *ctr) stopIfRunning() {
 	info, err := c.r.cli.ContainerInspect(c.r.ctx, c.id)
-	if err == nil && info.State != nil && !info.State.Running {
+	if err == nil && info.ContainerJSONBase != nil && info.State != nil && !info.State.Running {
 		return
 	}
 	c.mu.Lock()
@@ -585,7 +586,6 @@ func (c *ctr) loop() {
 	defer tick.Stop()
 	for {
 		if r.ctx.Err() != nil {
-			c.exit(false)
 			c.mu.Lock()
 			c.active = false
 			c.mu.Unlock()
@@ -593,12 +593,11 @@ func (c *ctr) loop() {
 		}
 		info, err := r.cli.ContainerInspect(r.ctx, c.id)
 		if client.IsErrNotFound(err) {
-			if c.exit(true) {
-				r.log.Debug("dockerlogs: container removed", "container", c.id)
-				return
-			}
+			c.exit(true)
+			r.log.Debug("dockerlogs: container removed", "container", c.id)
+			return
 		}
-		if err != nil || info.State == nil || info.Config == nil {
+		if err != nil || info.ContainerJSONBase == nil || info.State == nil || info.Config == nil {
 			if r.ctx.Err() != nil {
 				continue
 			}
@@ -629,15 +628,31 @@ func (c *ctr) loop() {
 			continue
 		}
 		lastFinished = info.State.FinishedAt
+		began := time.Now()
 		err = c.follow(info.Config.Tty)
 		streamed = true
 		switch {
 		case err == nil, r.ctx.Err() != nil:
 			backoff = minBackoff
+			if running && time.Since(began) < 100*time.Millisecond {
+				sleep(r.ctx, 100*time.Millisecond) // never spin on a stream that ends at once
+			}
 		case client.IsErrNotFound(err):
 			// removed while reading: the next inspect tells
 		case errors.Is(err, context.Canceled):
 			// target vanished while running
+		case errdefs.IsNotImplemented(err), errdefs.IsInvalidParameter(err):
+			// A log driver that cannot be read ("none", "syslog", ...):
+			// retrying will not help until the container is recreated.
+			r.rep.SetHealth(ferry.Degraded, err)
+			r.log.Error("dockerlogs: cannot read container log", "container", c.id, "err", err)
+			if c.exit(false) {
+				return
+			}
+			select {
+			case <-r.ctx.Done():
+			case <-c.wake:
+			}
 		default:
 			r.rep.SetHealth(ferry.Degraded, err)
 			r.log.Warn("dockerlogs: reading container log", "container", c.id, "err", err, "backoff", backoff)

@@ -91,7 +91,7 @@ func (f *fakeEngine) Events(ctx context.Context, _ events.ListOptions) (<-chan e
 
 type nopRep struct{}
 
-func (nopRep) Logger() *slog.Logger           { return slog.New(slog.DiscardHandler) }
+func (nopRep) Logger() *slog.Logger          { return slog.New(slog.DiscardHandler) }
 func (nopRep) SetHealth(ferry.Health, error) {}
 func (nopRep) Dropped(string, int)           {}
 func (nopRep) Retried()                      {}
