@@ -232,6 +232,7 @@ type Pipeline struct {
 
 	mu       sync.Mutex
 	c        Context
+	pend     []ferry.Entry // entries emitted while processing one entry
 	fmu      sync.Mutex
 	failures map[string]*atomic.Int64
 }
@@ -357,26 +358,29 @@ func (p *Pipeline) Process(ctx context.Context, b ferry.Batch[ferry.Entry]) (fer
 	copying := false
 	n := 0
 	for i := range b.Items {
-		e := b.Items[i]
-		var out []ferry.Entry
-		keep := p.run(c, &e, 0, &out)
-		if len(out) > 0 && !copying {
+		e := &b.Items[i]
+		p.pend = p.pend[:0]
+		keep := p.run(c, e, 0, &p.pend)
+		if len(p.pend) > 0 && !copying {
 			copying = true
-			extra = make([]ferry.Entry, 0, len(b.Items)+len(out))
+			extra = make([]ferry.Entry, 0, len(b.Items)+len(p.pend))
 			extra = append(extra, b.Items[:n]...)
 		}
 		if copying {
-			extra = append(extra, out...)
+			extra = append(extra, p.pend...)
 			if keep {
-				extra = append(extra, e)
+				extra = append(extra, *e)
 			}
 			continue
 		}
 		if keep {
-			b.Items[n] = e
+			if n != i {
+				b.Items[n] = *e
+			}
 			n++
 		}
 	}
+	clear(p.pend)
 	if copying {
 		clear(b.Items)
 		b.Items = extra

@@ -353,11 +353,11 @@ func TestOutputTemplateReplaceDecolorize(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"\x1b[31mred\x1b[0m text":        "red text",
-		"\x1b[1;32mbold green\x1b[m":     "bold green",
-		"\x1b]0;title\x07after":          "after",
-		"no colour":                      "no colour",
-		"cursor\x1b[2Kline\x1b":          "cursorline",
+		"\x1b[31mred\x1b[0m text":         "red text",
+		"\x1b[1;32mbold green\x1b[m":      "bold green",
+		"\x1b]0;title\x07after":           "after",
+		"no colour":                       "no colour",
+		"cursor\x1b[2Kline\x1b":           "cursorline",
 		"\x1b[38;5;208morange\x1b[39m ok": "orange ok",
 	} {
 		_, out := extractedOf(t, in, &Decolorize{})

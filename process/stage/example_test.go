@@ -1,0 +1,40 @@
+package stage_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/process/stage"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+func Example() {
+	// Container logs written by containerd: CRI format, JSON inside.
+	p, err := stage.New(
+		&stage.CRI{},
+		&stage.JSON{Expressions: map[string]string{"level": "", "msg": "", "user": "ctx.user"}},
+		&stage.Drop{Source: []string{"level"}, Value: "debug", Reason: "debug"},
+		&stage.Labels{Values: map[string]string{"level": ""}},
+		&stage.StructuredMetadata{Values: map[string]string{"user": ""}},
+		&stage.Output{Source: "msg"},
+	)
+	if err != nil {
+		panic(err)
+	}
+	ls := labels.FromStrings("job", "pods")
+	in := []ferry.Entry{
+		{Labels: ls, Line: `2026-11-25T13:28:58.1Z stdout F {"level":"info","msg":"started","ctx":{"user":"bob"}}`},
+		{Labels: ls, Line: `2026-11-25T13:28:58.2Z stdout F {"level":"debug","msg":"noise"}`},
+		{Labels: ls, Line: `2026-11-25T13:28:58.3Z stderr F not json at all`},
+	}
+	b, _ := p.Process(context.Background(), ferry.NewBatch(in, nil))
+	for _, e := range b.Items {
+		fmt.Println(e.Timestamp.Format("15:04:05.0"), e.Labels, e.Metadata, e.Line)
+	}
+	fmt.Println("not JSON:", p.Failures()["json_malformed"])
+	// Output:
+	// 13:28:58.1 {job="pods", level="info", stream="stdout"} {user="bob"} started
+	// 13:28:58.3 {job="pods", stream="stderr"} {} not json at all
+	// not JSON: 1
+}
