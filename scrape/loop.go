@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
@@ -46,20 +47,19 @@ const (
 
 var reportNames = []string{upName, durationName, scrapedName, postRelabelName, seriesAddedName}
 
-// cacheEntry is what a scrape loop remembers about one series, keyed by its
-// bytes in the page: its final labels, so that a series seen before costs no
-// label parsing, relabeling or allocation.
+// cacheEntry is what a scrape loop remembers about one series, keyed by the
+// 64-bit xxhash of its bytes in the page (a collision among one target's
+// series is as unlikely as Prometheus's own series-hash collisions): its final labels, so that a series seen before costs no
+// label parsing, relabeling or allocation, and the scrape it was last
+// delivered in, from which staleness follows.
 type cacheEntry struct {
 	lset     labels.Labels
 	hash     uint64
 	keep     bool
-	err      error // a label limit it violates
-	lastIter uint64
-}
-
-type seen struct {
-	lset     labels.Labels
-	explicit bool // carried its own timestamp
+	explicit bool   // carried its own timestamp when last seen
+	err      error  // a label limit it violates
+	mark     uint64 // the last scrape that parsed it
+	lastSeen uint64 // the last successful scrape that delivered it
 }
 
 // loop scrapes one target.
@@ -72,26 +72,31 @@ type loop struct {
 	status   TargetStatus
 
 	// Owned by the loop's goroutine.
-	cache   map[string]*cacheEntry
-	iter    uint64
-	prev    map[uint64]seen
-	cur     map[uint64]seen
+	cache   map[uint64]*cacheEntry
+	iter    uint64 // the current scrape
+	prevOK  uint64 // the last successful scrape, 0 if the last one failed
 	report  []labels.Labels // labels of the automatic series
 	lb      *labels.Builder
 	scratch labels.Labels
 	st      *labels.SymbolTable
-	buf     bytes.Buffer
-	gz      *gzip.Reader
+	touched []*cacheEntry // delivered by the current scrape
 	lastLen int
 }
+
+// Buffers shared by all loops: only scrapes in progress hold one.
+var (
+	bufPool  = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	gzPool   sync.Pool // *gzip.Reader
+	dedupPool = sync.Pool{New: func() any { return map[uint64]struct{}{} }}
+)
+
+const maxPooledBuf = 4 << 20
 
 func newLoop(s *Scraper, t target) *loop {
 	l := &loop{
 		s:     s,
 		t:     t,
-		cache: map[string]*cacheEntry{},
-		prev:  map[uint64]seen{},
-		cur:   map[uint64]seen{},
+		cache: map[uint64]*cacheEntry{},
 		lb:    labels.NewBuilder(labels.EmptyLabels()),
 		st:    labels.NewSymbolTable(),
 	}
@@ -131,13 +136,8 @@ func (l *loop) run(runCtx, ctx context.Context, out chan<- ferry.Batch[ferry.Sam
 
 func (l *loop) sendEndOfRunStaleness(ctx context.Context, out chan<- ferry.Batch[ferry.Sample]) {
 	ts := time.Now().UnixMilli()
+	items := l.appendStale(make([]ferry.Sample, 0, l.lastLen), ts)
 	stale := math.Float64frombits(value.StaleNaN)
-	items := make([]ferry.Sample, 0, len(l.prev)+len(l.report))
-	for _, s := range l.prev {
-		if !s.explicit || l.s.TrackTimestampsStaleness {
-			items = append(items, ferry.Sample{Labels: s.lset, T: ts, V: stale})
-		}
-	}
 	for _, r := range l.report {
 		items = append(items, ferry.Sample{Labels: r, T: ts, V: stale})
 	}
@@ -148,25 +148,26 @@ func (l *loop) sendEndOfRunStaleness(ctx context.Context, out chan<- ferry.Batch
 func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.Sample], start time.Time) {
 	ts := start.UnixMilli()
 	items := make([]ferry.Sample, 0, l.lastLen+len(l.report)+16)
-	body, ctype, err := l.fetch(ctx)
+	l.iter++
+	buf, ctype, err := l.fetch(ctx)
 	if ctx.Err() != nil {
+		putBuf(buf)
 		return // stopping: no verdict on this target
 	}
 	var st stats
 	if err == nil {
-		items, st, err = l.append(items, body, ctype, ts)
+		items, st, err = l.append(items, buf.Bytes(), ctype, ts)
 	}
+	putBuf(buf)
 	if err != nil {
 		// A failed scrape contributes no samples: drop what a partial
 		// parse produced, so that every earlier series gets a marker.
 		clear(items)
 		items = items[:0]
-		clear(l.cur)
 		st.post, st.added = 0, 0
+		l.touched = l.touched[:0]
 	}
-	items = l.appendStale(items, ts)
-	l.prev, l.cur = l.cur, l.prev
-	clear(l.cur)
+	items = l.commit(items, ts, err == nil)
 	dur := time.Since(start)
 	up := 1.0
 	if err != nil {
@@ -194,24 +195,60 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	_ = source.Send(ctx, out, ferry.Batch[ferry.Sample]{Items: items})
 }
 
-// appendStale adds a staleness marker for every series of the previous
-// scrape that is absent from this one.
-func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
-	stale := math.Float64frombits(value.StaleNaN)
-	for h, s := range l.prev {
-		if _, ok := l.cur[h]; ok {
-			continue
+// commit ends the current scrape: it appends a staleness marker for every
+// series of the previous successful scrape that this one did not deliver
+// (all of them if it failed), records what it delivered, and forgets
+// series not parsed for a while.
+func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
+	if ok {
+		for _, ce := range l.touched {
+			ce.lastSeen = l.iter
 		}
-		if s.explicit && !l.s.TrackTimestampsStaleness {
-			continue
+	}
+	clear(l.touched)
+	l.touched = l.touched[:0]
+	items = l.appendStale(items, ts)
+	if ok {
+		l.prevOK = l.iter
+	} else {
+		l.prevOK = 0
+	}
+	if l.iter%cacheEvictAfter == 0 {
+		for k, ce := range l.cache {
+			if l.iter-ce.mark >= cacheEvictAfter && (l.prevOK == 0 || ce.lastSeen != l.prevOK) {
+				delete(l.cache, k)
+			}
 		}
-		items = append(items, ferry.Sample{Labels: s.lset, T: ts, V: stale})
 	}
 	return items
 }
 
-// fetch GETs the page into l.buf and returns it with its Content-Type.
-func (l *loop) fetch(ctx context.Context) ([]byte, string, error) {
+// appendStale adds a staleness marker for every series delivered by the
+// previous successful scrape and not by the current one.
+func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
+	if l.prevOK == 0 {
+		return items
+	}
+	stale := math.Float64frombits(value.StaleNaN)
+	for _, ce := range l.cache {
+		if ce.lastSeen != l.prevOK || (ce.explicit && !l.s.TrackTimestampsStaleness) {
+			continue
+		}
+		items = append(items, ferry.Sample{Labels: ce.lset, T: ts, V: stale})
+	}
+	return items
+}
+
+func putBuf(b *bytes.Buffer) {
+	if b != nil && b.Cap() <= maxPooledBuf {
+		b.Reset()
+		bufPool.Put(b)
+	}
+}
+
+// fetch GETs the page into a pooled buffer and returns it with its
+// Content-Type. The caller returns the buffer with putBuf.
+func (l *loop) fetch(ctx context.Context) (*bytes.Buffer, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.t.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.t.url, nil)
@@ -242,37 +279,50 @@ func (l *loop) fetch(ctx context.Context) ([]byte, string, error) {
 	}
 	var r io.Reader = resp.Body
 	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
-		if l.gz == nil {
-			l.gz, err = gzip.NewReader(resp.Body)
+		gz, _ := gzPool.Get().(*gzip.Reader)
+		if gz == nil {
+			gz, err = gzip.NewReader(resp.Body)
 		} else {
-			err = l.gz.Reset(resp.Body)
+			err = gz.Reset(resp.Body)
 		}
 		if err != nil {
 			return nil, "", fmt.Errorf("gzip: %w", err)
 		}
-		r = l.gz
+		defer gzPool.Put(gz)
+		r = gz
 	}
 	limit := l.s.BodySizeLimit
 	if limit > 0 {
 		r = io.LimitReader(r, limit+1)
 	}
-	l.buf.Reset()
-	n, err := l.buf.ReadFrom(r)
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	n, err := buf.ReadFrom(r)
 	if err != nil {
+		putBuf(buf)
 		return nil, "", fmt.Errorf("reading body: %w", err)
 	}
 	if limit > 0 && n > limit {
+		putBuf(buf)
 		return nil, "", fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
 	}
-	if l.buf.Cap() > 4*l.buf.Len() && l.buf.Cap() > 1<<20 {
-		// Do not keep a huge buffer for a page that shrank.
-		defer func() { l.buf = bytes.Buffer{} }()
-	}
-	return l.buf.Bytes(), resp.Header.Get("Content-Type"), nil
+	return buf, resp.Header.Get("Content-Type"), nil
 }
 
 type stats struct {
 	scraped, post, added int
+}
+
+// scrapePage is what a scrape does after fetching: parse page, then commit.
+// On error it returns no samples but the staleness markers.
+func (l *loop) scrapePage(items []ferry.Sample, page []byte, ctype string, ts int64) ([]ferry.Sample, stats, error) {
+	l.iter++
+	items, st, err := l.append(items, page, ctype, ts)
+	if err != nil {
+		items = items[:0]
+		l.touched = l.touched[:0]
+	}
+	return l.commit(items, ts, err == nil), st, err
 }
 
 // append parses page into samples appended to items. On error the caller
@@ -300,7 +350,13 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		}
 		return items, st, fmt.Errorf("%w: %w", ErrContentType, perr)
 	}
-	l.iter++
+	dedup := dedupPool.Get().(map[uint64]struct{})
+	defer func() {
+		if len(dedup) <= 1<<16 {
+			clear(dedup)
+			dedupPool.Put(dedup)
+		}
+	}()
 	for {
 		e, err := p.Next()
 		if err != nil {
@@ -333,26 +389,29 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		if tp != nil && !l.s.IgnoreTimestamps {
 			t, explicit = *tp, true
 		}
-		ce, ok := l.cache[string(met)]
+		key := xxhash.Sum64(met)
+		ce, ok := l.cache[key]
 		if !ok {
 			ce = l.newEntry(p)
-			l.cache[string(met)] = ce
+			l.cache[key] = ce
 		}
-		if ce.lastIter == l.iter {
+		if ce.mark == l.iter {
 			continue // the same series twice in one page: keep the first
 		}
-		ce.lastIter = l.iter
+		ce.mark = l.iter
 		if !ce.keep {
 			continue
 		}
 		if ce.err != nil {
 			return items, st, ce.err
 		}
-		if _, dup := l.cur[ce.hash]; dup {
-			continue
+		if _, dup := dedup[ce.hash]; dup {
+			continue // another spelling of a series already delivered
 		}
-		l.cur[ce.hash] = seen{lset: ce.lset, explicit: explicit}
-		if _, ok := l.prev[ce.hash]; !ok {
+		dedup[ce.hash] = struct{}{}
+		ce.explicit = explicit
+		l.touched = append(l.touched, ce)
+		if l.prevOK == 0 || ce.lastSeen != l.prevOK {
 			st.added++
 		}
 		st.post++
@@ -361,20 +420,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		}
 		items = append(items, ferry.Sample{Labels: ce.lset, T: t, V: v})
 	}
-	l.evict()
 	return items, st, nil
-}
-
-// evict forgets series absent for cacheEvictAfter scrapes.
-func (l *loop) evict() {
-	if l.iter%cacheEvictAfter != 0 {
-		return
-	}
-	for k, ce := range l.cache {
-		if l.iter-ce.lastIter >= cacheEvictAfter {
-			delete(l.cache, k)
-		}
-	}
 }
 
 // newEntry resolves the labels of the parser's current series: target

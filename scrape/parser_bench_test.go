@@ -58,12 +58,10 @@ func BenchmarkScrapeParse(b *testing.B) {
 	perSample(b, page, func() int {
 		var st stats
 		var err error
-		items, st, err = l.append(items[:0], page, textType, 1000)
+		items, st, err = l.scrapePage(items[:0], page, textType, 1000)
 		if err != nil {
 			b.Fatal(err)
 		}
-		l.prev, l.cur = l.cur, l.prev
-		clear(l.cur)
 		return st.scraped
 	})
 }

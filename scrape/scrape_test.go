@@ -564,12 +564,12 @@ func FuzzParse(f *testing.F) {
 	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
 	f.Fuzz(func(t *testing.T, body []byte, kind uint8) {
 		l := newLoop(s, tg)
-		items, st, err := l.append(nil, body, types[int(kind)%len(types)], 1000)
+		items, st, err := l.scrapePage(nil, body, types[int(kind)%len(types)], 1000)
 		if errors.Is(err, errParserPanicked) {
 			t.Logf("textparse panicked (recovered): %v", err)
 			return
 		}
-		if err == nil && len(items) != st.post {
+		if err == nil && len(items) != st.post || err != nil && len(items) != 0 {
 			t.Fatalf("%d items, %d counted", len(items), st.post)
 		}
 	})

@@ -55,6 +55,7 @@ const (
 	V2
 )
 
+// String returns the version number, "1.0" or "2.0".
 func (v Version) String() string {
 	if v == V2 {
 		return "2.0"
@@ -165,6 +166,7 @@ type Sink struct {
 	samplesOut atomic.Int64
 	sendNanos  atomic.Int64
 	lastRetry  atomic.Int64 // unix nanos
+	healthy    atomic.Bool  // last reported health was Healthy
 	slicePool  sync.Pool
 }
 
@@ -481,6 +483,11 @@ func (sh *shard) deliver(b sendBatch) {
 	sh.s.putSlice(b.samples)
 }
 
+func (s *Sink) degraded(err error) {
+	s.healthy.Store(false)
+	s.rep.SetHealth(ferry.Degraded, err)
+}
+
 // httpError is a non-2xx answer.
 type httpError struct {
 	status     int
@@ -488,6 +495,7 @@ type httpError struct {
 	retryAfter time.Duration
 }
 
+// Error describes the answer, with the start of the response body.
 func (e *httpError) Error() string {
 	if e.body == "" {
 		return fmt.Sprintf("remotewrite: server returned HTTP status %d %s", e.status, http.StatusText(e.status))
@@ -522,7 +530,7 @@ func (s *Sink) sendWithRetry(ctx context.Context, enc *encoder, samples []ferry.
 		if err == nil {
 			s.sendNanos.Add(int64(time.Since(start)))
 			s.samplesOut.Add(int64(len(samples)))
-			if attempt > 0 {
+			if !s.healthy.Swap(true) {
 				s.rep.SetHealth(ferry.Healthy, nil)
 			}
 			return nil
@@ -544,13 +552,13 @@ func (s *Sink) sendWithRetry(ctx context.Context, enc *encoder, samples []ferry.
 				reason = "http_415"
 			}
 			s.rep.Dropped(reason, len(samples))
-			s.rep.SetHealth(ferry.Degraded, err)
+			s.degraded(err)
 			log.Error("remote write dropped samples", "url", s.URL, "samples", len(samples), "err", err)
 			return ferry.Permanent(err)
 		}
 		if isHTTP && !he.retryable() {
 			s.rep.Dropped("http_"+strconv.Itoa(he.status), len(samples))
-			s.rep.SetHealth(ferry.Degraded, err)
+			s.degraded(err)
 			log.Error("remote write dropped samples", "url", s.URL, "samples", len(samples), "err", err)
 			return ferry.Permanent(err)
 		}
@@ -562,7 +570,7 @@ func (s *Sink) sendWithRetry(ctx context.Context, enc *encoder, samples []ferry.
 			sleep = he.retryAfter
 		}
 		s.rep.Retried()
-		s.rep.SetHealth(ferry.Degraded, err)
+		s.degraded(err)
 		s.lastRetry.Store(time.Now().UnixNano())
 		log.Warn("remote write failed, retrying", "url", s.URL, "samples", len(samples), "attempt", attempt+1, "backoff", sleep, "err", err)
 		t := time.NewTimer(sleep)

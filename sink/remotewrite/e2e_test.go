@@ -1,0 +1,251 @@
+package remotewrite_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/scrape"
+	"github.com/ferrydev/ferry/sink/remotewrite"
+)
+
+// The end-to-end throughput benchmark: N local targets each serving a real
+// node_exporter page, scraped every second and remote-written to a local
+// receiver that decodes and counts. The agent under test runs as its own
+// process (this test binary re-executed, or vmagent), so that its CPU time
+// and peak RSS are its own. It is a test, not a Go benchmark, because it
+// runs for a fixed wall time; run it with
+//
+//	FERRY_E2E_BENCH=1 [FERRY_E2E_TARGETS=200,1000] [FERRY_E2E_SECONDS=20] \
+//	[FERRY_VMAGENT_BIN=/path/to/vmagent] go test -run TestE2EThroughput -v ./sink/remotewrite
+
+const childEnv = "FERRY_E2E_AGENT_CHILD"
+
+// TestE2EAgentChild is the Ferry agent of the benchmark when re-executed;
+// otherwise it does nothing.
+func TestE2EAgentChild(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("only runs as the child of TestE2EThroughput")
+	}
+	targetsFile, url := os.Getenv("FERRY_E2E_TARGETS_FILE"), os.Getenv("FERRY_E2E_URL")
+	secs, _ := strconv.Atoi(os.Getenv("FERRY_E2E_SECONDS"))
+	raw, err := os.ReadFile(targetsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set []labels.Labels
+	for _, a := range strings.Fields(string(raw)) {
+		set = append(set, labels.FromStrings("__address__", a))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
+	defer cancel()
+	sc := &scrape.Scraper{Job: "node", Interval: time.Second, Timeout: time.Second}
+	rw := &remotewrite.Sink{URL: url, UserAgent: "ferry-e2e"}
+	targets := make(chan []labels.Labels, 1)
+	targets <- set
+	out := make(chan ferry.Batch[ferry.Sample], 64)
+	go sc.Run(ctx, targets, out)
+	for {
+		select {
+		case b := <-out:
+			rw.Send(ctx, b)
+		case <-ctx.Done():
+			if f := os.Getenv("FERRY_E2E_HEAPPROFILE"); f != "" {
+				if w, err := os.Create(f); err == nil {
+					pprof.Lookup("heap").WriteTo(w, 0)
+					w.Close()
+				}
+			}
+			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+			rw.Close(cctx)
+			ccancel()
+			return
+		}
+	}
+}
+
+type counter struct{ samples, requests atomic.Int64 }
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		w.WriteHeader(400)
+		return
+	}
+	pb, err := snappy.Decode(nil, body)
+	if err != nil {
+		w.WriteHeader(400)
+		return
+	}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(pb); err != nil {
+		w.WriteHeader(400)
+		return
+	}
+	n := 0
+	for _, ts := range req.Timeseries {
+		n += len(ts.Samples)
+	}
+	c.samples.Add(int64(n))
+	c.requests.Add(1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type result struct {
+	samples       int64
+	cpu           time.Duration
+	maxRSSKiB     int64
+	wall          time.Duration
+	samplesPerSec float64
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%.0f samples/s delivered, %.2f CPU s, %.0f samples per CPU second, peak RSS %.1f MiB",
+		r.samplesPerSec, r.cpu.Seconds(), float64(r.samples)/r.cpu.Seconds(), float64(r.maxRSSKiB)/1024)
+}
+
+func runAgent(t *testing.T, cmd *exec.Cmd, rc *counter, d time.Duration) result {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	before := rc.samples.Load()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	wall := time.Since(start)
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Fatal("no rusage")
+	}
+	n := rc.samples.Load() - before
+	if n == 0 {
+		t.Fatalf("agent delivered nothing:\n%s", out.String())
+	}
+	return result{
+		samples:       n,
+		cpu:           time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		maxRSSKiB:     ru.Maxrss,
+		wall:          wall,
+		samplesPerSec: float64(n) / wall.Seconds(),
+	}
+}
+
+func TestE2EThroughput(t *testing.T) {
+	if os.Getenv("FERRY_E2E_BENCH") == "" {
+		t.Skip("set FERRY_E2E_BENCH=1 to run the end-to-end throughput benchmark")
+	}
+	page, err := os.ReadFile("../../scrape/testdata/node_exporter.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(page)
+	zw.Close()
+	secs := 20
+	if v, err := strconv.Atoi(os.Getenv("FERRY_E2E_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	sizes := []int{200, 1000}
+	if v := os.Getenv("FERRY_E2E_TARGETS"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, _ := strconv.Atoi(f)
+			sizes = append(sizes, n)
+		}
+	}
+	targetHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gz.Bytes())
+			return
+		}
+		w.Write(page)
+	})
+	rc := &counter{}
+	rl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsrv := &http.Server{Handler: rc}
+	go rsrv.Serve(rl)
+	defer rsrv.Close()
+	url := "http://" + rl.Addr().String() + "/api/v1/write"
+
+	for _, n := range sizes {
+		srv := &http.Server{Handler: targetHandler}
+		var addrs []string
+		for range n {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addrs = append(addrs, l.Addr().String())
+			go srv.Serve(l)
+		}
+		dir := t.TempDir()
+		tf := filepath.Join(dir, "targets.txt")
+		os.WriteFile(tf, []byte(strings.Join(addrs, "\n")), 0o644)
+
+		self, _ := os.Executable()
+		cmd := exec.Command(self, "-test.run=^TestE2EAgentChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), childEnv+"=1", "FERRY_E2E_TARGETS_FILE="+tf, "FERRY_E2E_URL="+url, "FERRY_E2E_SECONDS="+strconv.Itoa(secs))
+		res := runAgent(t, cmd, rc, time.Duration(secs+10)*time.Second)
+		t.Logf("ferry   %4d targets: %s", n, res)
+
+		if vm := os.Getenv("FERRY_VMAGENT_BIN"); vm != "" {
+			var cfg strings.Builder
+			cfg.WriteString("scrape_configs:\n- job_name: node\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  static_configs:\n  - targets:\n")
+			for _, a := range addrs {
+				fmt.Fprintf(&cfg, "    - %s\n", a)
+			}
+			cf := filepath.Join(dir, "vmagent.yml")
+			os.WriteFile(cf, []byte(cfg.String()), 0o644)
+			vmcmd := exec.Command(vm,
+				"-promscrape.config="+cf,
+				"-remoteWrite.url="+url,
+				"-remoteWrite.forcePromProto=true",
+				"-remoteWrite.tmpDataPath="+filepath.Join(dir, "vmagent-data"),
+				"-httpListenAddr=127.0.0.1:0",
+				"-loggerLevel=ERROR",
+			)
+			res := runAgent(t, vmcmd, rc, time.Duration(secs)*time.Second)
+			t.Logf("vmagent %4d targets: %s", n, res)
+		}
+		srv.Close()
+	}
+}
