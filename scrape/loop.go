@@ -73,8 +73,8 @@ type loop struct {
 
 	// Owned by the loop's goroutine.
 	cache   map[uint64]*cacheEntry
-	iter    uint64 // the current scrape
-	prevOK  uint64 // the last successful scrape, 0 if the last one failed
+	iter    uint64          // the current scrape
+	prevOK  uint64          // the last successful scrape, 0 if the last one failed
 	report  []labels.Labels // labels of the automatic series
 	lb      *labels.Builder
 	scratch labels.Labels
@@ -85,8 +85,8 @@ type loop struct {
 
 // Buffers shared by all loops: only scrapes in progress hold one.
 var (
-	bufPool  = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	gzPool   sync.Pool // *gzip.Reader
+	bufPool   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	gzPool    sync.Pool // *gzip.Reader
 	dedupPool = sync.Pool{New: func() any { return map[uint64]struct{}{} }}
 )
 
