@@ -179,7 +179,8 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 			out := make(chan ferry.Batch[ferry.Sample], 4)
 			runDone := make(chan error, 1)
 			go func() { runDone <- sc.Run(ctx, targets, out) }()
-			targets <- []labels.Labels{labels.FromStrings("__address__", nodeAddr)}
+			deadAddr := freeAddr(t) // nothing listens there: up must be 0
+			targets <- []labels.Labels{labels.FromStrings("__address__", nodeAddr), labels.FromStrings("__address__", deadAddr)}
 
 			// Forward batches to the sink, keeping a copy of the first
 			// healthy scrape and waiting for its acknowledgement.
@@ -190,7 +191,7 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 				case b := <-out:
 					up := false
 					for _, s := range b.Items {
-						if s.Labels.Get("__name__") == "up" && s.V == 1 {
+						if s.Labels.Get("__name__") == "up" && s.V == 1 && s.Labels.Get("instance") == nodeAddr {
 							up = true
 						}
 					}
@@ -237,7 +238,7 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 				}
 				want[s.Labels.String()] = s.V
 			}
-			res := query(t, promAddr, `{job="`+job+`"}`, at)
+			res := query(t, promAddr, `{job="`+job+`",instance="`+nodeAddr+`"}`, at)
 			if len(res) != len(want) {
 				t.Errorf("Prometheus has %d series of job %s at %v, the scrape had %d", len(res), job, at, len(want))
 			}
@@ -266,7 +267,7 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 			if checked < 100 {
 				t.Errorf("only %d node_exporter series checked", checked)
 			}
-			for _, q := range []string{`up{job="` + job + `"}`, `node_exporter_build_info{job="` + job + `"}`} {
+			for _, q := range []string{`up{job="` + job + `",instance="` + nodeAddr + `"}`, `node_exporter_build_info{job="` + job + `"}`} {
 				r := query(t, promAddr, q, at)
 				if len(r) != 1 || r[0].float(t) != 1 || r[0].Metric["instance"] != nodeAddr {
 					t.Errorf("%s = %v", q, r)
@@ -275,13 +276,31 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 			if r := query(t, promAddr, `node_cpu_seconds_total{job="`+job+`",mode="idle"}`, at); len(r) == 0 {
 				t.Error("no node_cpu_seconds_total")
 			}
-			if r := query(t, promAddr, `scrape_samples_scraped{job="`+job+`"}`, at); len(r) != 1 || r[0].float(t) < 100 {
+			if r := query(t, promAddr, `scrape_samples_scraped{job="`+job+`",instance="`+nodeAddr+`"}`, at); len(r) != 1 || r[0].float(t) < 100 {
 				t.Errorf("scrape_samples_scraped = %v", r)
 			}
 
-			// Remove the target: staleness markers end every series.
-			targets <- nil
+			// The unreachable target is down, with its error kept.
 			deadline := time.Now().Add(20 * time.Second)
+			for {
+				r := query(t, promAddr, `up{job="`+job+`",instance="`+deadAddr+`"}`, time.Now())
+				if len(r) == 1 && r[0].float(t) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("up of the unreachable target = %v", r)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			for _, st := range sc.Targets() {
+				if st.Labels.Get("instance") == deadAddr && (st.Health != ferry.Failing || st.LastError == nil) {
+					t.Errorf("dead target status %+v", st)
+				}
+			}
+
+			// Remove the targets: staleness markers end every series.
+			targets <- nil
+			deadline = time.Now().Add(20 * time.Second)
 			for {
 				if r := query(t, promAddr, `up{job="`+job+`"}`, time.Now()); len(r) == 0 {
 					if r := query(t, promAddr, `{job="`+job+`"}`, time.Now()); len(r) != 0 {
