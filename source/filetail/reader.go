@@ -24,6 +24,10 @@ import (
 
 const initialBuffer = 64 << 10
 
+// clockSlack allows for file times that lag the clock (coarse kernel
+// timestamps): a file modified this close before the start counts as new.
+const clockSlack = time.Second
+
 // errRewind stops reading when a batch was not delivered: the reader goes
 // back to the committed position.
 var errRewind = errors.New("filetail: rewinding to the last delivered position")
@@ -44,7 +48,7 @@ type reader struct {
 	stopReq bool
 	exited  bool
 
-	first    bool // the file was in the source's first target set
+	first    bool // the file has not been opened yet
 	finished bool // nothing more to read: a compressed file read once, or skipped
 	startPos *pos // where a file without stored position started
 	stored   *pos // where to resume at the next open
@@ -88,9 +92,9 @@ func putItems(items []ferry.Entry) {
 	itemPool.Put(&items)
 }
 
-func (s *Source) newReader(path string, ls labels.Labels, cfg config, first bool, out chan<- ferry.Batch[ferry.Entry]) *reader {
+func (s *Source) newReader(path string, ls labels.Labels, cfg config, out chan<- ferry.Batch[ferry.Entry]) *reader {
 	r := &reader{
-		s: s, cfg: cfg, path: path, key: KeyPrefix + path, out: out, first: first,
+		s: s, cfg: cfg, path: path, key: KeyPrefix + path, out: out, first: true,
 		gz:   strings.HasSuffix(path, ".gz"),
 		wake: make(chan struct{}, 1),
 	}
@@ -388,7 +392,7 @@ func (r *reader) open(ctx context.Context) error {
 				}
 			}
 		}
-	} else if r.first && r.s.Start == StartEnd && !r.gz {
+	} else if r.first && r.s.Start == StartEnd && !r.gz && fi.ModTime().Before(r.s.startTime.Add(-clockSlack)) {
 		start = fi.Size()
 		p := pos{off: start, id: id, fpLen: fpLen, fp: fp}
 		r.startPos = &p

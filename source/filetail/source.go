@@ -47,9 +47,11 @@ type Start int
 
 const (
 	// StartEnd reads only lines written after the file was first seen, for
-	// files present in the first target set. Files that appear later, and
-	// files that replace a rotated one, are read from the beginning: they
-	// were written after the source started, so nothing in them is old.
+	// files last modified before the source started (by more than a
+	// second, for coarse file times). Files modified since
+	// (new files, files that replace a rotated one, files written before
+	// discovery got to them) are read from the beginning, so that nothing
+	// written while the source ran is skipped.
 	StartEnd Start = iota
 	// StartBeginning reads every file from its first byte.
 	StartBeginning
@@ -152,16 +154,16 @@ type Source struct {
 	// default DefaultFingerprintSize.
 	FingerprintSize int
 
-	mu       sync.Mutex
-	started  bool // a first target set has been seen
-	watcher  *fsnotify.Watcher
-	dirs     map[string]int     // watched directory -> readers in it
-	byPath   map[string]*reader // live readers, for notifications
-	failing  atomic.Int64
-	memMu    sync.Mutex
-	mem      map[string]string // positions when Positions is nil
-	closeErr error
-	closed   bool
+	mu        sync.Mutex
+	startTime time.Time // when Run first started
+	watcher   *fsnotify.Watcher
+	dirs      map[string]int     // watched directory -> readers in it
+	byPath    map[string]*reader // live readers, for notifications
+	failing   atomic.Int64
+	memMu     sync.Mutex
+	mem       map[string]string // positions when Positions is nil
+	closeErr  error
+	closed    bool
 }
 
 var (
@@ -235,6 +237,9 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 	cfg := s.config()
 
 	s.mu.Lock()
+	if s.startTime.IsZero() {
+		s.startTime = time.Now()
+	}
 	s.byPath = map[string]*reader{}
 	s.dirs = map[string]int{}
 	s.closed = false
@@ -292,10 +297,6 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 				targets = nil
 				continue
 			}
-			s.mu.Lock()
-			first := !s.started
-			s.started = true
-			s.mu.Unlock()
 			want := map[string]labels.Labels{}
 			for _, t := range set {
 				p := t.Get(PathLabel)
@@ -316,7 +317,7 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 				if r, ok := readers[p]; ok && r.revive(ls) {
 					continue
 				}
-				r := s.newReader(p, ls, cfg, first, out)
+				r := s.newReader(p, ls, cfg, out)
 				readers[p] = r
 				s.register(r, log)
 				wg.Add(1)

@@ -246,6 +246,8 @@ func TestStartEnd(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "a.log")
 	appendLines(t, p, "old", 0, 100)
+	past := time.Now().Add(-time.Hour)
+	os.Chtimes(p, past, past)
 	s := fast()
 	s.Start = StartEnd
 	h := start(t, s, p)
