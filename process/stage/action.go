@@ -55,6 +55,7 @@ func sortedPairs(m map[string]string, what string, checkNames bool) ([]pair, err
 // maps label names to extracted names; an empty extracted name means the
 // same name. Missing and empty values leave the label as it is.
 type Labels struct {
+	// Values maps label names to extracted names (empty: the same name).
 	Values map[string]string
 
 	pairs []pair
@@ -81,6 +82,7 @@ func (s *Labels) Process(c *Context, e *ferry.Entry) bool {
 // names to extracted names; an empty extracted name means the same name.
 // Missing and empty values are skipped.
 type StructuredMetadata struct {
+	// Values maps metadata names to extracted names (empty: the same name).
 	Values map[string]string
 
 	pairs []pair
@@ -127,6 +129,7 @@ func (s *StructuredMetadata) Process(c *Context, e *ferry.Entry) bool {
 // StaticLabels sets fixed stream labels, as stage.static_labels. An empty
 // value removes the label.
 type StaticLabels struct {
+	// Values maps label names to values; an empty value removes the label.
 	Values map[string]string
 
 	pairs []pair
@@ -159,6 +162,7 @@ func (s *StaticLabels) Process(c *Context, e *ferry.Entry) bool {
 
 // LabelDrop removes stream labels by name, as stage.label_drop.
 type LabelDrop struct {
+	// Names are the labels to remove.
 	Names []string
 }
 
@@ -173,6 +177,7 @@ func (s *LabelDrop) Process(c *Context, e *ferry.Entry) bool {
 // LabelKeep removes every stream label not named, as stage.label_keep
 // (Promtail's labelallow).
 type LabelKeep struct {
+	// Names are the labels to keep.
 	Names []string
 }
 
@@ -189,6 +194,7 @@ func (s *LabelKeep) Process(c *Context, e *ferry.Entry) bool {
 // Output replaces the line with an extracted value, as stage.output. A
 // missing value leaves the line unchanged.
 type Output struct {
+	// Source is the extracted value that becomes the line.
 	Source string
 }
 
@@ -223,10 +229,15 @@ func (s *Output) Process(c *Context, e *ferry.Entry) bool {
 // entry gets the last timestamp seen on its stream plus one nanosecond, if
 // there is one; with "skip" it keeps its timestamp.
 type Timestamp struct {
-	Source          string
-	Format          string
+	// Source is the extracted value holding the time.
+	Source string
+	// Format is a layout or a format name (see above).
+	Format string
+	// FallbackFormats are tried in order when Format fails.
 	FallbackFormats []string
-	Location        string
+	// Location is an IANA zone for layouts without zone; default UTC.
+	Location string
+	// ActionOnFailure is "fudge" (default) or "skip".
 	ActionOnFailure string
 
 	parsers []func(string) (time.Time, error)
@@ -402,7 +413,9 @@ var templateFuncs = template.FuncMap{
 // that fails on an entry leaves the value unchanged and is counted as
 // "template_failed".
 type Template struct {
-	Source   string
+	// Source is the extracted value to set (and .Value in the template).
+	Source string
+	// Template is the text/template source.
 	Template string
 
 	t    *template.Template
@@ -448,9 +461,12 @@ func (s *Template) Process(c *Context, e *ferry.Entry) bool {
 // replaced. Named groups are also extracted, from the first match. A line
 // without match passes unchanged (not counted).
 type Replace struct {
+	// Expression is the regular expression (RE2) to find.
 	Expression string
-	Source     string
-	Replace    string
+	// Source is the extracted value to rewrite; empty means the line.
+	Source string
+	// Replace is the replacement, with {{ .Value }} for the captured text.
+	Replace string
 
 	re    *regexp.Regexp
 	parts []string // Replace split around {{ .Value }}

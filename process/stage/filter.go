@@ -27,13 +27,20 @@ import (
 //
 // Dropped entries are counted with Reason (default "drop_stage").
 type Drop struct {
-	Source     []string
-	Separator  string
-	Value      string
+	// Source names the extracted values to test.
+	Source []string
+	// Separator joins several Source values; default ";".
+	Separator string
+	// Value is compared with the source.
+	Value string
+	// Expression is matched against the source or the line.
 	Expression string
-	OlderThan  time.Duration
+	// OlderThan drops entries with older timestamps.
+	OlderThan time.Duration
+	// LongerThan drops lines longer than that many bytes.
 	LongerThan int
-	Reason     string
+	// Reason is the drop reason counted; default "drop_stage".
+	Reason string
 
 	re  *regexp.Regexp
 	buf []byte
@@ -206,9 +213,13 @@ const (
 // Nested stages share the entry's extracted values. Entries emitted by a
 // nested stage (Multiline inside Match) continue after the Match stage.
 type Match struct {
-	Selector   string
-	Stages     []Stage
-	Action     MatchAction
+	// Selector is a stream selector, {name="value", ...}.
+	Selector string
+	// Stages run on matching entries.
+	Stages []Stage
+	// Action is RunStages or DropMatching.
+	Action MatchAction
+	// DropReason is counted for dropped entries; default "match_stage".
 	DropReason string
 
 	matchers []*labels.Matcher
@@ -278,10 +289,15 @@ func (s *Match) Flush(c *Context, now time.Time, all bool) {
 // are dropped and counted as "rate_limited"; without, the pipeline blocks
 // until they may pass (backpressure up to the source).
 type Limit struct {
-	Rate       float64
-	Burst      int
-	ByLabel    string
-	Drop       bool
+	// Rate is the steady rate in entries per second.
+	Rate float64
+	// Burst is how many entries may pass at once.
+	Burst int
+	// ByLabel, if set, limits each value of this stream label separately.
+	ByLabel string
+	// Drop drops entries over the limit instead of waiting.
+	Drop bool
+	// MaxStreams bounds the distinct ByLabel values; default 10000.
 	MaxStreams int
 
 	all      *rate.Limiter

@@ -21,9 +21,12 @@ import (
 // lines keep their batches' acknowledgements open until their block is
 // handed on, so positions never pass undelivered lines.
 type Multiline struct {
+	// FirstLine is a regular expression matching the first line of a block.
 	FirstLine string
-	MaxLines  int
-	MaxWait   time.Duration
+	// MaxLines bounds a block; default 128.
+	MaxLines int
+	// MaxWait is how long an idle block is held; default 3s.
+	MaxWait time.Duration
 
 	re     *regexp.Regexp
 	blocks map[uint64]*held

@@ -320,10 +320,14 @@ func (s *Docker) Process(c *Context, e *ferry.Entry) bool {
 // "cri_malformed", or is dropped with that reason when DropMalformed is
 // set.
 type CRI struct {
-	MaxPartialLines    int
+	// MaxPartialLines bounds the partials joined into one line; default 100.
+	MaxPartialLines int
+	// MaxPartialLineSize, if positive, truncates each partial to that many bytes.
 	MaxPartialLineSize int
-	MaxPartialWait     time.Duration
-	DropMalformed      bool
+	// MaxPartialWait is how long partials wait for their final line; default 5s.
+	MaxPartialWait time.Duration
+	// DropMalformed drops lines not in CRI format.
+	DropMalformed bool
 
 	partial map[uint64]*held
 }
