@@ -3,13 +3,16 @@ package docker_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
 	"github.com/ferrydev/ferry/internal/dockertest"
 )
@@ -133,5 +136,65 @@ func TestUnreachableEngineKeepsRunning(t *testing.T) {
 	d := &docker.Discoverer{Host: "unix:///nonexistent/docker.sock"}
 	if err := d.Run(ctx, make(chan []labels.Labels)); err != nil {
 		t.Fatalf("Run = %v, want nil after ctx ends", err)
+	}
+}
+
+type healthLog struct {
+	mu sync.Mutex
+	h  ferry.Health
+}
+
+func (r *healthLog) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func (r *healthLog) SetHealth(h ferry.Health, _ error) {
+	r.mu.Lock()
+	r.h = h
+	r.mu.Unlock()
+}
+func (r *healthLog) Dropped(string, int) {}
+func (r *healthLog) Retried()            {}
+func (r *healthLog) get() ferry.Health {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.h
+}
+
+// TestEngineConnectionLoss cuts the discoverer off the engine, as a daemon
+// restart does: it reports Failing, keeps running, and after reconnecting
+// shows what changed meanwhile.
+func TestEngineConnectionLoss(t *testing.T) {
+	c := dockertest.Client(t)
+	p := dockertest.NewProxy(t)
+	run := fmt.Sprintf("loss-%d", os.Getpid())
+	lbls := map[string]string{"ferry.test": run}
+	id1 := dockertest.Run(t, c, dockertest.Spec{Lines: 1, Loop: true, Sleep: time.Second, Labels: lbls})
+	rep := &healthLog{}
+	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), rep))
+	defer cancel()
+	up := make(chan []labels.Labels)
+	d := &docker.Discoverer{Host: p.Host(), RefreshInterval: time.Hour,
+		Filters: []docker.Filter{{Name: "label", Values: []string{"ferry.test=" + run}}}}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, up) }()
+	waitFor(t, up, "the first container", func(ts []labels.Labels) bool { return len(byID(ts, id1)) == 1 })
+
+	p.Break()
+	id2 := dockertest.Run(t, c, dockertest.Spec{Lines: 1, Loop: true, Sleep: time.Second, Labels: lbls})
+	deadline := time.Now().Add(10 * time.Second)
+	for rep.get() != ferry.Failing {
+		if time.Now().After(deadline) {
+			t.Fatalf("health %v while cut off", rep.get())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, up, "the container started meanwhile", func(ts []labels.Labels) bool { return len(byID(ts, id2)) == 1 })
+	if rep.get() != ferry.Healthy {
+		t.Errorf("health %v after reconnecting", rep.get())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -103,7 +103,7 @@ func (d *decoder) fill() error {
 
 // next decodes the next message. At the end of the stream it returns io.EOF;
 // a stream that ends inside a frame header or payload gives
-// io.ErrUnexpectedEOF.
+// io.ErrUnexpectedEOF, and the incomplete frame is not delivered.
 //
 // The message is left in d.m, valid until the next call: returning it
 // would copy it twice per line, a third of the decoder's time.
@@ -144,9 +144,8 @@ func (d *decoder) nextMux() error {
 	// Have as much of the frame as fits.
 	for d.wr-d.rd < d.left && d.wr-d.rd < len(d.buf) {
 		if err := d.fill(); err != nil {
-			if d.wr > d.rd {
-				break // deliver what there is; the error comes next time
-			}
+			// A cut frame is not delivered: its message may be incomplete,
+			// and the reader will ask for it again.
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -250,7 +249,7 @@ func (d *decoder) nextRaw() error {
 			}
 		}
 		if err := d.fill(); err != nil {
-			if d.wr > d.rd {
+			if err == io.EOF && d.wr > d.rd {
 				// The stream ended within a line: deliver it as complete.
 				avail := d.buf[d.rd:d.wr]
 				ts, content := d.ts, avail

@@ -43,8 +43,8 @@ func decodeAll(t testing.TB, r io.Reader, tty bool, maxLine int, policy LongLine
 	for {
 		err := d.next()
 		if err != nil {
-			a.flush(emit)
 			if err == io.EOF {
+				a.flush(emit)
 				return out, nil
 			}
 			return out, err
@@ -181,11 +181,15 @@ func TestDecodeErrors(t *testing.T) {
 		"bad stream byte": {append([]byte{7, 0, 0, 0, 0, 0, 0, 1}, 'x'), ErrInvalidHeader},
 		"short header":    {[]byte{1, 0, 0}, io.ErrUnexpectedEOF},
 		"short payload":   {frame(1, ts0+" hello\n")[:20], io.ErrUnexpectedEOF},
+		"cut long frame":  {frame(1, ts0+" "+strings.Repeat("x", 3*dockerPartialSize))[:2*dockerPartialSize], io.ErrUnexpectedEOF},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := decodeAll(t, bytes.NewReader(tc.raw), false, 100, Truncate)
+			out, err := decodeAll(t, bytes.NewReader(tc.raw), false, 100, Truncate)
 			if !errors.Is(err, tc.want) {
 				t.Errorf("err = %v, want %v", err, tc.want)
+			}
+			if len(out) != 0 {
+				t.Errorf("lines from a broken stream: %v", out)
 			}
 		})
 	}

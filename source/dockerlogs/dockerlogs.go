@@ -737,9 +737,14 @@ func (c *ctr) follow(tty bool) error {
 	for {
 		err := st.dec.next()
 		if err != nil {
-			st.asm.flush(emit)
+			if err == io.EOF {
+				// The container stopped: an unfinished line is all there
+				// will be of it. After any other error the line is read
+				// again from the start.
+				st.asm.flush(emit)
+			}
 			c.flush()
-			if errors.Is(err, io.EOF) {
+			if err == io.EOF {
 				return nil
 			}
 			return err

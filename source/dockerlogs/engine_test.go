@@ -354,3 +354,24 @@ func TestEngineDiscoveryToSource(t *testing.T) {
 		t.Errorf("first line after %v", first)
 	}
 }
+
+// TestEngineConnectionLoss cuts the source off the engine mid-stream, as a
+// daemon restart does, and checks that it reconnects and loses or repeats
+// nothing.
+func TestEngineConnectionLoss(t *testing.T) {
+	c := dockertest.Client(t)
+	p := dockertest.NewProxy(t)
+	s := dockertest.Spec{Lines: 2000, Stderr: true, Sleep: time.Millisecond}
+	id := dockertest.Run(t, c, s)
+	col := start(t, &dockerlogs.Source{Host: p.Host(), Rules: rules}, 0)
+	col.set(target(id, "/cut"))
+	col.waitN(300, time.Minute)
+	p.Break()
+	time.Sleep(500 * time.Millisecond)
+	if err := p.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	dockertest.WaitExit(t, c, id)
+	col.waitN(2000, time.Minute)
+	expect(t, col.quiet(300*time.Millisecond), s, map[int]int{1: 2000})
+}
