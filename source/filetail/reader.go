@@ -77,7 +77,30 @@ type reader struct {
 	lbls             labels.Labels
 }
 
-var itemPool sync.Pool
+var itemPool, bufPool sync.Pool
+
+// getBuf returns a read buffer of initialBuffer bytes. Readers hold one
+// only while reading or while a partial line waits in it, so that idle
+// files cost no buffer memory.
+func getBuf() []byte {
+	if b, ok := bufPool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, initialBuffer)
+}
+
+// releaseBuf gives the buffer back when it holds nothing. Grown buffers
+// (long lines) are left to the garbage collector.
+func (r *reader) releaseBuf() {
+	if r.buf == nil || r.r != r.w {
+		return
+	}
+	if len(r.buf) == initialBuffer {
+		b := r.buf
+		bufPool.Put(&b)
+	}
+	r.buf, r.r, r.w = nil, 0, 0
+}
 
 func getItems(n int) []ferry.Entry {
 	if v, ok := itemPool.Get().(*[]ferry.Entry); ok && cap(*v) >= n {
@@ -424,9 +447,6 @@ func (r *reader) open(ctx context.Context) error {
 
 func (r *reader) setFile(f *os.File, src io.Reader, id ident, fpLen int, fp uint64, off int64) {
 	r.f, r.src, r.id, r.fpLen, r.fp, r.off = f, src, id, fpLen, fp, off
-	if r.buf == nil {
-		r.buf = make([]byte, initialBuffer)
-	}
 	r.r, r.w = 0, 0
 	r.skipping = false
 	r.bomDone = off != 0
@@ -529,6 +549,10 @@ func (r *reader) readAvailable(ctx context.Context, final bool) error {
 	if r.src == nil {
 		return nil
 	}
+	if r.buf == nil {
+		r.buf = getBuf()
+	}
+	defer r.releaseBuf()
 	r.lbls = *r.labels.Load()
 	for {
 		n, err := r.fill()

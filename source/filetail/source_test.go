@@ -738,3 +738,33 @@ func dups(t *testing.T, l []string) {
 		seen[x] = i
 	}
 }
+
+// TestCopyTruncateWhileDown: the file was copied and truncated while no
+// source ran; the rest is read from the copy, then the file from its start.
+func TestCopyTruncateWhileDown(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "app.log")
+	pf := filepath.Join(dir, "positions.json")
+	appendLines(t, p, "l", 0, 1000)
+	pos, _ := positions.Open(pf, positions.Options{})
+	s := fast()
+	s.Positions = pos
+	h := start(t, s, p)
+	h.waitLines(1000)
+	time.Sleep(50 * time.Millisecond)
+	h.stop()
+
+	appendLines(t, p, "l", 1000, 1200)
+	data, _ := os.ReadFile(p)
+	os.WriteFile(p+".1", data, 0o644)
+	os.Truncate(p, 0)
+	appendLines(t, p, "l", 1200, 1300)
+
+	pos2, _ := positions.Open(pf, positions.Options{})
+	s2 := fast()
+	s2.Positions = pos2
+	h2 := start(t, s2, p)
+	defer h2.stop()
+	equalLines(t, h2.waitLines(300), want("l", 1000, 1300))
+	equalLines(t, h2.settle(), want("l", 1000, 1300))
+}
