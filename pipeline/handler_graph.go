@@ -33,7 +33,7 @@ func healthColor(h ferry.Health) string {
 // Sizes of the graph drawing, in SVG user units (pixels at scale 1).
 const (
 	graphNodeW = 220
-	graphNodeH = 78
+	graphNodeH = 82
 	graphGapX  = 70
 	graphGapY  = 22
 	graphPad   = 16
@@ -56,6 +56,7 @@ type graphNode struct {
 	Fill       string
 	Counters   string // live counters line
 	Extra      string // drops, queue or lag, if any
+	ExtraColor string
 	Title      string // tooltip
 }
 
@@ -180,9 +181,11 @@ func nodeView(s Status, x, y int, href string) graphNode {
 	for _, v := range s.Dropped {
 		drops += v
 	}
+	n.ExtraColor = "#52606d"
 	switch {
 	case drops > 0:
 		n.Extra = "dropped " + humanCount(drops)
+		n.ExtraColor = "#9b2c2c"
 	case s.QueueCap > 0 && s.QueueLen > 0:
 		n.Extra = fmt.Sprintf("queue %d/%d", s.QueueLen, s.QueueCap)
 	case s.Lag > 0 && s.Kind == KindSource:

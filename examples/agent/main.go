@@ -45,6 +45,7 @@ type config struct {
 	demoPeriod time.Duration
 	drain      time.Duration
 	job        string
+	debug      debugFlag // -debug.addr, in debug.go
 }
 
 func parseFlags(args []string) (config, error) {
@@ -57,6 +58,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.demoPeriod, "demo.period", 200*time.Millisecond, "time between demo lines")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "how long to wait for delivery on shutdown")
 	fs.StringVar(&c.job, "job", "agent", "value of the job label")
+	c.debug.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -96,6 +98,11 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
+	stopDebug, err := startDebug(cfg.debug, p, logger)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 	logger.Info("agent starting", "components", len(p.Components()))
 	if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err

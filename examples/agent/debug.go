@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ferrydev/ferry/pipeline"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// defaultDebugAddr is where the debug page is served unless -debug.addr
+// says otherwise: loopback only, the port Alloy's UI uses.
+const defaultDebugAddr = "127.0.0.1:12345"
+
+// debugFlag is -debug.addr. It remembers whether it was set, because a
+// taken default port only earns a warning, while an address the user asked
+// for must work.
+type debugFlag struct {
+	addr string
+	set  bool
+}
+
+func (f *debugFlag) String() string { return f.addr }
+
+func (f *debugFlag) Set(s string) error { f.addr, f.set = s, true; return nil }
+
+func (f *debugFlag) register(fs *flag.FlagSet) {
+	f.addr = defaultDebugAddr
+	fs.Var(f, "debug.addr", "address of the debug page (pipeline graph, health, live tail) and /metrics; empty disables")
+}
+
+// startDebug serves the pipeline's debug handler at / and its metrics,
+// with the Go runtime's and the process's, at /metrics. It returns a
+// function that stops the server, ending live tails at once.
+func startDebug(f debugFlag, p *pipeline.Pipeline, logger *slog.Logger) (stop func(), err error) {
+	if f.addr == "" {
+		return func() {}, nil
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", p.Handler())
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		if !f.set {
+			logger.Warn("debug page not served", "err", err)
+			return func() {}, nil
+		}
+		return nil, err
+	}
+	base, cancel := context.WithCancel(context.Background())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("debug server failed", "err", err)
+		}
+	}()
+	logger.Info("debug page listening", "addr", "http://"+ln.Addr().String()+"/")
+	return func() {
+		cancel()
+		ctx, cancelShutdown := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancelShutdown()
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+		<-done
+	}, nil
+}

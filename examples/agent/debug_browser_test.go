@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// chromium returns the headless browser of the browser tests, from
+// FERRY_CHROMIUM_BIN (set by scripts/setup/chromium.sh). Without it the
+// test is skipped, or fails when FERRY_REQUIRE_PEERS=1.
+func chromium(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("FERRY_CHROMIUM_BIN")
+	if bin == "" {
+		msg := "FERRY_CHROMIUM_BIN is not set: run scripts/setup/chromium.sh (Debian's chromium) or scripts/test.sh"
+		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("FERRY_CHROMIUM_BIN: %v", err)
+	}
+	return bin
+}
+
+// browse runs headless Chromium on url with extra arguments and returns
+// its standard output.
+func browse(t *testing.T, bin, url string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	all := append([]string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--no-first-run", "--no-default-browser-check", "--disable-extensions", "--hide-scrollbars",
+		"--user-data-dir=" + t.TempDir(),
+	}, args...)
+	cmd := exec.CommandContext(ctx, bin, append(all, url)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// artifactsDir is where the browser test leaves its screenshots:
+// FERRY_ARTIFACTS_DIR, or ferry-artifacts in the temporary directory.
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("FERRY_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "ferry-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// The agent's debug page in a real browser: after the console sink is
+// made to fail (its standard output cannot be written), the graph shows
+// every component, the sink red and the others green.
+func TestDebugPageInChromium(t *testing.T) {
+	bin := chromium(t)
+	// The agent's Run reports that the console could not be closed
+	// either; that is expected here.
+	base := startAgent(t, failingWriter{}, "-demo.lines", "0", "-demo.period", "10ms")
+
+	want := map[string]struct{ kind, health, color string }{
+		"demo":    {"source", "healthy", "#2e9e44"},
+		"labels":  {"processor", "healthy", "#2e9e44"},
+		"console": {"sink", "failing", "#d93025"},
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := fetch(t, base+"api/v1/components")
+		var list struct {
+			Components []struct{ Name, Health string }
+		}
+		json.Unmarshal([]byte(body), &list)
+		ok := len(list.Components) == len(want)
+		for _, c := range list.Components {
+			ok = ok && want[c.Name].health == c.Health
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("components did not reach the expected health:\n%s", body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	dom := browse(t, bin, base+"?refresh=0", "--dump-dom")
+	for name, w := range want {
+		node := regexp.MustCompile(`<a [^>]*class="node" data-component="` + name + `" data-kind="` + w.kind +
+			`" data-health="` + w.health + `" data-fill="` + w.color + `">\s*<title>[^<]*</title>\s*<rect [^>]*stroke="` + w.color + `"[^>]*>(?:</rect>)?\s*<rect class="health" [^>]*fill="` + w.color + `"`)
+		if !node.MatchString(dom) {
+			t.Errorf("the graph does not show %s as %s (%s)", name, w.health, w.color)
+		}
+		row := regexp.MustCompile(`<tr data-component="` + name + `" data-health="` + w.health + `">[\s\S]*?<span class="badge" style="background: ` + w.color + `;?"`)
+		if !row.MatchString(dom) {
+			t.Errorf("the table does not show %s as %s", name, w.health)
+		}
+	}
+	for _, s := range []string{"write /dev/stdout: broken pipe", `class="ready notready"`, "2 healthy", "1 failing"} {
+		if !strings.Contains(dom, s) {
+			t.Errorf("the page lacks %q", s)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
+	}
+
+	dir := artifactsDir(t)
+	for file, page := range map[string]string{
+		"agent-debug-page.png":      base + "?refresh=0",
+		"agent-debug-component.png": base + "component/console?refresh=0",
+	} {
+		path := filepath.Join(dir, file)
+		os.Remove(path)
+		browse(t, bin, page, "--screenshot="+path, "--window-size=1200,800")
+		b, err := os.ReadFile(path)
+		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 10_000 {
+			t.Fatalf("screenshot %s: %d bytes, %v", path, len(b), err)
+		}
+		t.Logf("screenshot of %s: %s", page, path)
+	}
+}
