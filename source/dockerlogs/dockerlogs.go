@@ -528,6 +528,7 @@ type ctr struct {
 	items []ferry.Entry
 	bytes int
 	last  position
+	hint  int // length of the last batch
 
 	sendMu sync.Mutex
 	closed bool
@@ -759,7 +760,9 @@ func (c *ctr) add(e ferry.Entry) {
 	r := c.r
 	c.bmu.Lock()
 	if c.items == nil {
-		c.items = make([]ferry.Entry, 0, min(r.batchSize, 256))
+		// Size the batch like the last one: a busy container fills whole
+		// batches, a quiet one sends a few lines per linger.
+		c.items = make([]ferry.Entry, 0, min(r.batchSize, max(16, c.hint*2)))
 	}
 	c.items = append(c.items, e)
 	c.bytes += len(e.Line)
@@ -781,7 +784,7 @@ func (c *ctr) flush() {
 	defer c.sendMu.Unlock()
 	c.bmu.Lock()
 	items, last := c.items, c.last
-	c.items, c.bytes = nil, 0
+	c.items, c.bytes, c.hint = nil, 0, len(c.items)
 	c.bmu.Unlock()
 	if len(items) == 0 || c.closed {
 		return

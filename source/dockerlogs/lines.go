@@ -11,6 +11,7 @@ const (
 	Drop
 )
 
+// String returns "truncate" or "drop".
 func (p LongLinePolicy) String() string {
 	if p == Drop {
 		return "drop"
