@@ -347,8 +347,10 @@ type pageData struct {
 	Title   string
 	Root    string // relative path from the page to the handler's root
 	Refresh int    // seconds; 0 for none
-	Ready   error
-	Summary []healthCount
+	// CanRefresh is set on pages that refresh themselves (?refresh=N).
+	CanRefresh bool
+	Ready      error
+	Summary    []healthCount
 
 	Graph      graphView
 	Components []rowView
@@ -417,6 +419,9 @@ func refreshParam(r *http.Request, def int) int {
 }
 
 func (h *debugHandler) render(w http.ResponseWriter, code int, name string, d *pageData) {
+	if d.Ready == nil {
+		d.Ready = h.p.Ready()
+	}
 	var buf strings.Builder
 	if err := uiTemplates.ExecuteTemplate(&buf, name, d); err != nil {
 		http.Error(w, "template: "+err.Error(), http.StatusInternalServerError)
@@ -447,12 +452,13 @@ func summary(sts []Status) []healthCount {
 func (h *debugHandler) index(w http.ResponseWriter, r *http.Request) {
 	sn := h.snapshot()
 	d := &pageData{
-		Title:   "Ferry pipeline",
-		Root:    "./",
-		Refresh: refreshParam(r, 5),
-		Ready:   sn.ready,
-		Summary: summary(sn.sts),
-		Graph:   layoutGraph(sn.sts, componentHref),
+		Title:      "Ferry pipeline",
+		Root:       "./",
+		Refresh:    refreshParam(r, 5),
+		CanRefresh: true,
+		Ready:      sn.ready,
+		Summary:    summary(sn.sts),
+		Graph:      layoutGraph(sn.sts, componentHref),
 	}
 	for _, s := range sn.sts {
 		d.Components = append(d.Components, rowOf(s, componentHref(s.Name)))
@@ -486,13 +492,14 @@ func (h *debugHandler) component(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &pageData{
-		Title:   s.Name + " · Ferry",
-		Root:    "../",
-		Refresh: refreshParam(r, 5),
-		Ready:   sn.ready,
-		C:       rowOf(s, url.PathEscape(s.Name)),
-		Inputs:  s.Inputs,
-		Outputs: sn.outputs[s.Name],
+		Title:      s.Name + " · Ferry",
+		Root:       "../",
+		Refresh:    refreshParam(r, 5),
+		CanRefresh: true,
+		Ready:      sn.ready,
+		C:          rowOf(s, url.PathEscape(s.Name)),
+		Inputs:     s.Inputs,
+		Outputs:    sn.outputs[s.Name],
 	}
 	for reason, n := range s.Dropped {
 		d.Drops = append(d.Drops, dropView{reason, n})

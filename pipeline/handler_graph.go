@@ -170,6 +170,9 @@ func nodeView(s Status, x, y int, href string) graphNode {
 	switch s.Kind {
 	case KindDiscoverer, KindRelabel:
 		n.Counters = fmt.Sprintf("%d targets", len(s.Targets))
+		if len(s.Targets) == 1 {
+			n.Counters = "1 target"
+		}
 	case KindSource:
 		n.Counters = "out " + humanCount(s.ItemsOut) + " · " + humanBytes(s.BytesOut)
 	case KindSink:
