@@ -125,7 +125,7 @@ func (d *decoder) decodeEntry(s string, b []byte, pos, end int) (ferry.Entry, er
 	var sec int64
 	var nsec int64
 	d.sb.Reset()
-	md := false
+	md, hasTS := false, false
 	for pos < end {
 		num, typ, n := protowire.ConsumeTag(b[pos:end])
 		if n < 0 {
@@ -149,6 +149,7 @@ func (d *decoder) decodeEntry(s string, b []byte, pos, end int) (ferry.Entry, er
 				if sec, nsec, err = decodeTimestamp(b[vs:ve]); err != nil {
 					return e, fmt.Errorf("timestamp: %w", err)
 				}
+				hasTS = true
 			case 2:
 				e.Line = s[vs:ve]
 			case 3:
@@ -162,7 +163,11 @@ func (d *decoder) decodeEntry(s string, b []byte, pos, end int) (ferry.Entry, er
 		}
 		pos += m
 	}
-	e.Timestamp = time.Unix(sec, nsec)
+	// Without a timestamp the entry's time is not known (the zero time), as
+	// ferry.Entry documents; Loki itself would reject such an entry as old.
+	if hasTS {
+		e.Timestamp = time.Unix(sec, nsec)
+	}
 	if md {
 		d.sb.Sort()
 		e.Metadata = d.sb.Labels()
