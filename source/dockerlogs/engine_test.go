@@ -329,15 +329,7 @@ func TestEngineDiscoveryToSource(t *testing.T) {
 	up := make(chan []labels.Labels)
 	go disc.Run(ctx, up)
 	col := start(t, &dockerlogs.Source{Client: c, Rules: rules}, 0)
-	go func() {
-		for ts := range up {
-			select {
-			case col.targets <- ts:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	go forward(ctx, up, col.targets)
 	time.Sleep(200 * time.Millisecond)
 
 	const n = 100000
@@ -374,4 +366,76 @@ func TestEngineConnectionLoss(t *testing.T) {
 	dockertest.WaitExit(t, c, id)
 	col.waitN(2000, time.Minute)
 	expect(t, col.quiet(300*time.Millisecond), s, map[int]int{1: 2000})
+}
+
+// TestEngineTwentyContainers follows 20 logging containers and reports the
+// memory it takes (Go heap in use and the process RSS, which includes the
+// test binary's own).
+func TestEngineTwentyContainers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("memory test")
+	}
+	c := dockertest.Client(t)
+	run := fmt.Sprintf("twenty-%d", os.Getpid())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	disc := &docker.Discoverer{Client: c, Filters: []docker.Filter{{Name: "label", Values: []string{"ferry.test=" + run}}}}
+	up := make(chan []labels.Labels)
+	go disc.Run(ctx, up)
+	col := start(t, &dockerlogs.Source{Client: c, Rules: rules}, 0)
+	go forward(ctx, up, col.targets)
+	t0 := time.Now()
+	for range 20 {
+		dockertest.Run(t, c, dockertest.Spec{Lines: 1, Loop: true, Sleep: 50 * time.Millisecond, Labels: map[string]string{"ferry.test": run}})
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		names := map[string]bool{}
+		for _, e := range col.snapshot() {
+			names[e.Labels.Get("container")] = true
+		}
+		if len(names) == 20 {
+			t.Logf("20 containers started and followed in %v", time.Since(t0))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lines from %d containers", len(names))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	col.mu.Lock()
+	col.entries = nil // the collector's copy is not the source's memory
+	col.mu.Unlock()
+	time.Sleep(2 * time.Second)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	status, _ := os.ReadFile("/proc/self/status")
+	rss := ""
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			rss = strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
+		}
+	}
+	t.Logf("following 20 containers: heap in use %.1f MiB, Go runtime total %.1f MiB, process RSS %s, %d goroutines",
+		float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20), rss, runtime.NumGoroutine())
+	if ms.HeapInuse > 20<<20 {
+		t.Errorf("heap in use %d bytes", ms.HeapInuse)
+	}
+}
+
+// forward passes target sets from a discoverer to a source until ctx ends.
+func forward(ctx context.Context, from <-chan []labels.Labels, to chan<- []labels.Labels) {
+	for {
+		select {
+		case ts := <-from:
+			select {
+			case to <- ts:
+			case <-ctx.Done():
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
