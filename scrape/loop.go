@@ -2,10 +2,10 @@ package scrape
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"math"
 	"net/http"
@@ -42,6 +42,7 @@ const (
 	postRelabelName    = "scrape_samples_post_metric_relabeling"
 	seriesAddedName    = "scrape_series_added"
 	cacheEvictAfter    = 10 // scrapes a series may be absent before its cache entry goes
+	metadataEvery      = 10 // metadata is recorded from the first scrape and every tenth
 	maxReportedSamples = 1 << 20
 )
 
@@ -367,16 +368,22 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		}
 		switch e {
 		case textparse.EntryType:
-			name, typ := p.Type()
-			l.s.meta.update(name, metaType, typ, nil)
+			if l.iter%metadataEvery == 1 {
+				name, typ := p.Type()
+				l.s.meta.update(name, metaType, typ, nil)
+			}
 			continue
 		case textparse.EntryHelp:
-			name, help := p.Help()
-			l.s.meta.update(name, metaHelp, "", help)
+			if l.iter%metadataEvery == 1 {
+				name, help := p.Help()
+				l.s.meta.update(name, metaHelp, "", help)
+			}
 			continue
 		case textparse.EntryUnit:
-			name, unit := p.Unit()
-			l.s.meta.update(name, metaUnit, "", unit)
+			if l.iter%metadataEvery == 1 {
+				name, unit := p.Unit()
+				l.s.meta.update(name, metaUnit, "", unit)
+			}
 			continue
 		case textparse.EntrySeries:
 		default:

@@ -36,7 +36,7 @@ import (
 // runs for a fixed wall time; run it with
 //
 //	FERRY_E2E_BENCH=1 [FERRY_E2E_TARGETS=200,1000] [FERRY_E2E_SECONDS=20] \
-//	[FERRY_VMAGENT_BIN=/path/to/vmagent] go test -run TestE2EThroughput -v ./sink/remotewrite
+//	[FERRY_E2E_GOGC=50] [FERRY_VMAGENT_BIN=/path/to/vmagent] go test -run TestE2EThroughput -v ./sink/remotewrite
 
 const childEnv = "FERRY_E2E_AGENT_CHILD"
 
@@ -222,10 +222,20 @@ func TestE2EThroughput(t *testing.T) {
 		os.WriteFile(tf, []byte(strings.Join(addrs, "\n")), 0o644)
 
 		self, _ := os.Executable()
-		cmd := exec.Command(self, "-test.run=^TestE2EAgentChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), childEnv+"=1", "FERRY_E2E_TARGETS_FILE="+tf, "FERRY_E2E_URL="+url, "FERRY_E2E_SECONDS="+strconv.Itoa(secs))
+		args := []string{"-test.run=^TestE2EAgentChild$", "-test.count=1"}
+		if f := os.Getenv("FERRY_E2E_CPUPROFILE"); f != "" {
+			args = append(args, "-test.cpuprofile="+f)
+		}
+		cmd := exec.Command(self, args...)
+		// vmagent runs with GOGC=50 (its main sets it); the Ferry agent
+		// gets the same unless FERRY_E2E_GOGC says otherwise.
+		gogc := os.Getenv("FERRY_E2E_GOGC")
+		if gogc == "" {
+			gogc = "50"
+		}
+		cmd.Env = append(os.Environ(), "GOGC="+gogc, childEnv+"=1", "FERRY_E2E_TARGETS_FILE="+tf, "FERRY_E2E_URL="+url, "FERRY_E2E_SECONDS="+strconv.Itoa(secs))
 		res := runAgent(t, cmd, rc, time.Duration(secs+10)*time.Second)
-		t.Logf("ferry   %4d targets: %s", n, res)
+		t.Logf("ferry   %4d targets (GOGC=%s): %s", n, gogc, res)
 
 		if vm := os.Getenv("FERRY_VMAGENT_BIN"); vm != "" {
 			var cfg strings.Builder
