@@ -397,7 +397,13 @@ func (p *Pipeline) Process(ctx context.Context, b ferry.Batch[ferry.Entry]) (fer
 }
 
 // Flush hands on what stages hold that waited long enough, or everything
-// when ctx is already done (the pipeline is draining).
+// when ctx is already done.
+//
+// process.Flusher gives no sign that the input ended, so a block younger
+// than its stage's wait can still be held when a pipeline stops. Its
+// batches are then never acknowledged as delivered, and the source reads
+// those lines again on its next start: nothing is lost. Callers that know
+// the input ended call FlushAll.
 func (p *Pipeline) Flush(ctx context.Context) (ferry.Batch[ferry.Entry], error) {
 	return p.flush(ctx, ctx.Err() != nil), nil
 }
