@@ -115,7 +115,9 @@ func (p *Pipeline) Handler() http.Handler {
 // and while no component is failing, and otherwise an error that says why
 // (not started, or which components fail and with what, redacted). Degraded
 // and unknown components do not make a pipeline unready: they still work,
-// or have not had anything to do yet. /-/ready of Handler answers with it.
+// or have not had anything to do yet. Ready does not change when Run
+// returns: a program that keeps serving afterwards knows that itself.
+// /-/ready of Handler answers with it.
 func (p *Pipeline) Ready() error {
 	p.mu.Lock()
 	started := p.started
