@@ -293,7 +293,8 @@ func (r *reader) run(ctx context.Context) {
 				continue
 			}
 		}
-		err := r.readAvailable(ctx, false)
+		// A compressed file is complete: its last line needs no newline.
+		err := r.readAvailable(ctx, r.gz)
 		if ctx.Err() != nil {
 			return
 		}

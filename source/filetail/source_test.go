@@ -558,6 +558,7 @@ func TestGzipReadOnce(t *testing.T) {
 	for _, l := range want("z", 0, 3000) {
 		io.WriteString(zw, l+"\n")
 	}
+	io.WriteString(zw, "no newline")
 	zw.Close()
 	f.Close()
 	pf := filepath.Join(dir, "positions.json")
@@ -566,7 +567,7 @@ func TestGzipReadOnce(t *testing.T) {
 	s.Decompress = true
 	s.Positions = pos
 	h := start(t, s, p)
-	equalLines(t, h.settle(), want("z", 0, 3000))
+	equalLines(t, h.settle(), append(want("z", 0, 3000), "no newline"))
 	h.stop()
 
 	pos2, _ := positions.Open(pf, positions.Options{})
