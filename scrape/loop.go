@@ -53,14 +53,17 @@ var reportNames = []string{upName, durationName, scrapedName, postRelabelName, s
 // series is as unlikely as Prometheus's own series-hash collisions): its final labels, so that a series seen before costs no
 // label parsing, relabeling or allocation, and the scrape it was last
 // delivered in, from which staleness follows.
+//
+// It is kept small (48 bytes): a loop holds one per series of its target.
 type cacheEntry struct {
-	lset     labels.Labels
-	hash     uint64
-	keep     bool
-	explicit bool   // carried its own timestamp when last seen
-	err      error  // a label limit it violates
-	mark     uint64 // the last scrape that parsed it
-	lastSeen uint64 // the last successful scrape that delivered it
+	lset      labels.Labels
+	hash      uint64
+	mark      uint32 // the last scrape that parsed it
+	delivered uint32 // the last scrape that delivered it
+	lastSeen  uint32 // the last successful scrape that delivered it
+	keep      bool
+	explicit  bool // carried its own timestamp when last seen
+	bad       bool // violates a label limit, see loop.errs
 }
 
 // loop scrapes one target.
@@ -74,13 +77,14 @@ type loop struct {
 
 	// Owned by the loop's goroutine.
 	cache   map[uint64]*cacheEntry
-	iter    uint64          // the current scrape
-	prevOK  uint64          // the last successful scrape, 0 if the last one failed
+	iter    uint32          // the current scrape (0 is skipped when it wraps)
+	prevOK  uint32          // the last successful scrape, 0 if the last one failed
 	report  []labels.Labels // labels of the automatic series
 	lb      *labels.Builder
 	scratch labels.Labels
 	st      *labels.SymbolTable
-	touched []*cacheEntry // delivered by the current scrape
+	errs    map[*cacheEntry]error // the label-limit violations of bad entries
+	dedup   map[uint64]struct{}   // label hashes delivered by the current scrape (pooled)
 	lastLen int
 }
 
@@ -149,7 +153,7 @@ func (l *loop) sendEndOfRunStaleness(ctx context.Context, out chan<- ferry.Batch
 func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.Sample], start time.Time) {
 	ts := start.UnixMilli()
 	items := make([]ferry.Sample, 0, l.lastLen+len(l.report)+16)
-	l.iter++
+	l.nextIter()
 	buf, ctype, err := l.fetch(ctx)
 	if ctx.Err() != nil {
 		putBuf(buf)
@@ -166,7 +170,6 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 		clear(items)
 		items = items[:0]
 		st.post, st.added = 0, 0
-		l.touched = l.touched[:0]
 	}
 	items = l.commit(items, ts, err == nil)
 	dur := time.Since(start)
@@ -201,13 +204,25 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 // (all of them if it failed), records what it delivered, and forgets
 // series not parsed for a while.
 func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
+	defer func() {
+		if l.dedup != nil {
+			if len(l.dedup) <= 1<<16 {
+				clear(l.dedup)
+				dedupPool.Put(l.dedup)
+			}
+			l.dedup = nil
+		}
+	}()
+	if !ok {
+		clear(l.dedup)
+	}
 	if ok {
-		for _, ce := range l.touched {
-			ce.lastSeen = l.iter
+		for _, ce := range l.cache {
+			if ce.delivered == l.iter {
+				ce.lastSeen = l.iter
+			}
 		}
 	}
-	clear(l.touched)
-	l.touched = l.touched[:0]
 	items = l.appendStale(items, ts)
 	if ok {
 		l.prevOK = l.iter
@@ -218,6 +233,9 @@ func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
 		for k, ce := range l.cache {
 			if l.iter-ce.mark >= cacheEvictAfter && (l.prevOK == 0 || ce.lastSeen != l.prevOK) {
 				delete(l.cache, k)
+				if ce.bad {
+					delete(l.errs, ce)
+				}
 			}
 		}
 	}
@@ -235,9 +253,20 @@ func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
 		if ce.lastSeen != l.prevOK || (ce.explicit && !l.s.TrackTimestampsStaleness) {
 			continue
 		}
+		if _, ok := l.dedup[ce.hash]; ok {
+			continue // delivered now under another spelling
+		}
 		items = append(items, ferry.Sample{Labels: ce.lset, T: ts, V: stale})
 	}
 	return items
+}
+
+// nextIter starts a scrape: 0 stays reserved for "none".
+func (l *loop) nextIter() {
+	l.iter++
+	if l.iter == 0 {
+		l.iter = 1
+	}
 }
 
 func putBuf(b *bytes.Buffer) {
@@ -317,11 +346,10 @@ type stats struct {
 // scrapePage is what a scrape does after fetching: parse page, then commit.
 // On error it returns no samples but the staleness markers.
 func (l *loop) scrapePage(items []ferry.Sample, page []byte, ctype string, ts int64) ([]ferry.Sample, stats, error) {
-	l.iter++
+	l.nextIter()
 	items, st, err := l.append(items, page, ctype, ts)
 	if err != nil {
 		items = items[:0]
-		l.touched = l.touched[:0]
 	}
 	return l.commit(items, ts, err == nil), st, err
 }
@@ -351,13 +379,10 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		}
 		return items, st, fmt.Errorf("%w: %w", ErrContentType, perr)
 	}
-	dedup := dedupPool.Get().(map[uint64]struct{})
-	defer func() {
-		if len(dedup) <= 1<<16 {
-			clear(dedup)
-			dedupPool.Put(dedup)
-		}
-	}()
+	if l.dedup == nil {
+		l.dedup = dedupPool.Get().(map[uint64]struct{})
+	}
+	dedup := l.dedup
 	for {
 		e, err := p.Next()
 		if err != nil {
@@ -409,15 +434,15 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		if !ce.keep {
 			continue
 		}
-		if ce.err != nil {
-			return items, st, ce.err
+		if ce.bad {
+			return items, st, l.errs[ce]
 		}
 		if _, dup := dedup[ce.hash]; dup {
 			continue // another spelling of a series already delivered
 		}
 		dedup[ce.hash] = struct{}{}
 		ce.explicit = explicit
-		l.touched = append(l.touched, ce)
+		ce.delivered = l.iter
 		if l.prevOK == 0 || ce.lastSeen != l.prevOK {
 			st.added++
 		}
@@ -466,7 +491,13 @@ func (l *loop) newEntry(p textparse.Parser) *cacheEntry {
 		return ce
 	}
 	ce.hash = ce.lset.Hash()
-	ce.err = l.checkLimits(ce.lset)
+	if err := l.checkLimits(ce.lset); err != nil {
+		ce.bad = true
+		if l.errs == nil {
+			l.errs = map[*cacheEntry]error{}
+		}
+		l.errs[ce] = err
+	}
 	return ce
 }
 

@@ -574,3 +574,40 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Staleness bookkeeping driven directly: explicit timestamps, duplicate
+// spellings of one series, failures.
+func TestStalenessRules(t *testing.T) {
+	for _, track := range []bool{false, true} {
+		s := &Scraper{TrackTimestampsStaleness: track}
+		tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
+		l := newLoop(s, tg)
+		scrape := func(page string) map[string]float64 {
+			items, _, _ := l.scrapePage(nil, []byte(page), textType, 5000)
+			m := map[string]float64{}
+			for _, it := range items {
+				m[it.Labels.Get("__name__")] = it.V
+			}
+			return m
+		}
+		got := scrape("a 1 1000\nb 2\nc{x=\"1\",y=\"2\"} 3\nc{y=\"2\",x=\"1\"} 4\n")
+		if len(got) != 3 || got["c"] != 3 {
+			t.Fatalf("first scrape %v (duplicate spelling must be dropped)", got)
+		}
+		got = scrape("c{y=\"2\",x=\"1\"} 4\n")
+		if !isStale(got["b"]) || got["c"] != 4 {
+			t.Errorf("track=%v: second scrape %v", track, got)
+		}
+		if _, ok := got["a"]; ok != track {
+			t.Errorf("track=%v: explicit-timestamp series stale marker present=%v", track, ok)
+		}
+		got = scrape("m{") // fails
+		if !isStale(got["c"]) || len(got) != 1 {
+			t.Errorf("failure: %v", got)
+		}
+		got = scrape("m{") // fails again: nothing left to mark
+		if len(got) != 0 {
+			t.Errorf("second failure: %v", got)
+		}
+	}
+}
