@@ -452,6 +452,13 @@ func (r *reader) setFile(f *os.File, src io.Reader, id ident, fpLen int, fp uint
 	r.skipping = false
 	r.bomDone = off != 0
 	r.idleSince = time.Time{}
+	if off != 0 && r.s.Encoding == UTF16 && f != nil {
+		// Resuming: the byte order mark is behind us; look at it again.
+		var bom [2]byte
+		if n, _ := f.ReadAt(bom[:], 0); n == 2 {
+			r.bigEndian = bom[0] == 0xFE && bom[1] == 0xFF
+		}
+	}
 }
 
 // readRest reads old, the file the stored position p named, from p to its
