@@ -20,7 +20,9 @@
 //     problem.
 //   - 405, 413, 415: wrong method, body over MaxBodySize (or decompressing
 //     to more than MaxDecodedSize), unsupported Content-Encoding.
-//   - 429: the pipeline is full and RejectWhenFull is set.
+//   - 429: the pipeline is full and RejectWhenFull is set (the entries
+//     are counted as dropped with reason "pipeline_full"; the pusher
+//     retries them).
 //   - 503: the receiver is not running, or (WaitForAck) the data was not
 //     delivered and may be pushed again.
 //
@@ -84,6 +86,7 @@ type Receiver struct {
 	mu      sync.Mutex
 	out     chan<- ferry.Batch[ferry.Entry]
 	runDone <-chan struct{}
+	rep     ferry.Reporter
 	pool    sync.Pool // *[]byte
 }
 
@@ -99,11 +102,12 @@ func (r *Receiver) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry])
 		r.mu.Unlock()
 		return errors.New("lokipush: receiver already running")
 	}
-	r.out, r.runDone = out, ctx.Done()
+	r.out, r.runDone, r.rep = out, ctx.Done(), ferry.ReporterFrom(ctx)
 	r.mu.Unlock()
+	r.rep.SetHealth(ferry.Healthy, nil)
 	<-ctx.Done()
 	r.mu.Lock()
-	r.out, r.runDone = nil, nil
+	r.out, r.runDone, r.rep = nil, nil, nil
 	r.mu.Unlock()
 	return nil
 }
@@ -120,6 +124,16 @@ func fail(status int, format string, args ...any) error {
 	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
+// reporter returns the Reporter of the running Run, or the default one.
+func (r *Receiver) reporter() ferry.Reporter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rep == nil {
+		return ferry.ReporterFrom(context.Background())
+	}
+	return r.rep
+}
+
 // ServeHTTP handles one push.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
@@ -134,6 +148,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if errors.As(err, &he) {
 			status = he.status
 		}
+		r.reporter().Logger().Debug("lokipush: push rejected", "status", status, "remote", req.RemoteAddr, "err", err)
 		http.Error(w, err.Error(), status)
 		return
 	}
@@ -159,6 +174,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		case out <- b:
 		default:
 			b.Done(errors.New("lokipush: pipeline full"))
+			r.reporter().Dropped("pipeline_full", len(entries))
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "lokipush: pipeline full, retry later", http.StatusTooManyRequests)
 			return
