@@ -533,6 +533,7 @@ type ctr struct {
 	sendMu sync.Mutex
 	closed bool
 	timer  *time.Timer
+	rewind atomic.Bool // a batch failed: the loop reads again from the committed position
 }
 
 func (c *ctr) poke() {
@@ -583,6 +584,7 @@ func (c *ctr) loop() {
 	defer r.readers.Done()
 	backoff := minBackoff
 	lastFinished, streamed := "", false
+	rewindBackoff, lastRewind := minBackoff/2, position{TS: -1}
 	tick := time.NewTicker(r.refresh)
 	defer tick.Stop()
 	for {
@@ -632,6 +634,26 @@ func (c *ctr) loop() {
 		began := time.Now()
 		err = c.follow(info.Config.Tty)
 		streamed = true
+		if c.rewind.Load() {
+			// A batch failed: read again from the last settled position.
+			// Batches still in flight are forgotten; what they deliver
+			// will come again (at least once).
+			c.tracker.Reset()
+			c.read, _ = c.tracker.Committed()
+			c.rewind.Store(false)
+			streamed = false // read even if the container did not change
+			r.rep.Retried()
+			// Back off while nothing gets through, as when the sink is down.
+			if c.read == lastRewind {
+				rewindBackoff = min(2*rewindBackoff, maxBackoff)
+			} else {
+				rewindBackoff = minBackoff
+			}
+			lastRewind = c.read
+			r.log.Info("dockerlogs: batch failed, reading again", "container", c.id, "from", c.read.TS, "after", rewindBackoff)
+			sleep(r.ctx, rewindBackoff)
+			continue
+		}
 		switch {
 		case err == nil, r.ctx.Err() != nil:
 			backoff = minBackoff
@@ -786,7 +808,18 @@ func (c *ctr) flush() {
 	items, last := c.items, c.last
 	c.items, c.bytes, c.hint = nil, 0, len(c.items)
 	c.bmu.Unlock()
-	if len(items) == 0 || c.closed {
+	if len(items) == 0 || c.closed || c.rewind.Load() {
+		return
+	}
+	if c.tracker.Err() != nil {
+		// An earlier batch failed: these lines come after it and will be
+		// read again.
+		c.rewind.Store(true)
+		c.mu.Lock()
+		if c.cancelStream != nil {
+			c.cancelStream()
+		}
+		c.mu.Unlock()
 		return
 	}
 	done := c.tracker.Track(last)

@@ -254,3 +254,44 @@ func BenchmarkSourceLines(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// TestFailedBatchIsReadAgain: a batch the sink fails (not permanently) is
+// read again within the same Run, and the position ends past everything.
+func TestFailedBatchIsReadAgain(t *testing.T) {
+	f := &fakeEngine{}
+	for i := range 50 {
+		f.lines = append(f.lines, fakeLine{ts: 1e18 + int64(i), stream: 1, text: fmt.Sprintf("line %d", i)})
+	}
+	s := &Source{Client: f, BatchSize: 10}
+	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
+	defer cancel()
+	targets := make(chan []labels.Labels, 1)
+	out := make(chan ferry.Batch[ferry.Entry])
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, targets, out) }()
+	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	seen := map[string]int{}
+	batches := 0
+	timeout := time.After(10 * time.Second)
+	for len(seen) < 50 {
+		select {
+		case b := <-out:
+			batches++
+			if batches == 2 {
+				b.Done(errors.New("sink unavailable"))
+				continue
+			}
+			for _, e := range b.Items {
+				seen[e.Line]++
+			}
+			b.Done(nil)
+		case <-timeout:
+			t.Fatalf("got %d distinct lines", len(seen))
+		}
+	}
+	cancel()
+	<-done
+	if p, _ := s.load("docker/c1"); p.TS != 1e18+49 || p.N != 1 {
+		t.Errorf("position %v", p)
+	}
+}
