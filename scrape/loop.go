@@ -164,6 +164,16 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 		items, st, err = l.append(items, buf.Bytes(), ctype, ts)
 	}
 	putBuf(buf)
+	rep := ferry.ReporterFrom(ctx)
+	if st.dups > 0 {
+		rep.Dropped("duplicate_series", st.dups)
+	}
+	switch {
+	case errors.Is(err, ErrSampleLimit):
+		rep.Dropped("sample_limit", st.post)
+	case errors.Is(err, ErrLabelLimit):
+		rep.Dropped("label_limit", st.post)
+	}
 	if err != nil {
 		// A failed scrape contributes no samples: drop what a partial
 		// parse produced, so that every earlier series gets a marker.
@@ -194,7 +204,7 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	}
 	l.statusMu.Unlock()
 	if err != nil {
-		ferry.ReporterFrom(ctx).Logger().Debug("scrape failed", "url", l.t.url, "err", err)
+		rep.Logger().Debug("scrape failed", "url", l.t.url, "err", err)
 	}
 	_ = source.Send(ctx, out, ferry.Batch[ferry.Sample]{Items: items})
 }
@@ -341,6 +351,7 @@ func (l *loop) fetch(ctx context.Context) (*bytes.Buffer, string, error) {
 
 type stats struct {
 	scraped, post, added int
+	dups                 int // series given twice in the page, dropped
 }
 
 // scrapePage is what a scrape does after fetching: parse page, then commit.
@@ -428,6 +439,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 			l.cache[key] = ce
 		}
 		if ce.mark == l.iter {
+			st.dups++
 			continue // the same series twice in one page: keep the first
 		}
 		ce.mark = l.iter
@@ -438,6 +450,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 			return items, st, l.errs[ce]
 		}
 		if _, dup := dedup[ce.hash]; dup {
+			st.dups++
 			continue // another spelling of a series already delivered
 		}
 		dedup[ce.hash] = struct{}{}
