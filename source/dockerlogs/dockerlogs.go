@@ -15,7 +15,24 @@
 // same timestamp, stored under "docker/<container id>" in a positions file.
 // A reader resumes with since=<that timestamp> and skips what was already
 // delivered. A stopped container keeps its position; a removed one loses it
-// once its last lines were acknowledged.
+// once its last lines were acknowledged. When a batch fails (an outcome for
+// which ferry.Settled is false), the reader reads again from the last
+// settled position, with backoff while nothing gets through.
+//
+// Lines: the daemon splits lines over 16 KiB into parts; they are joined
+// again up to MaxLineSize, and longer ones are truncated or dropped
+// (LongLines), counted by the Reporter. A TTY container's lines lose the
+// carriage return the terminal adds; other containers' lines are kept as
+// written. A line's timestamp is the daemon's, with nanoseconds.
+//
+// To read containers that start and exit between two listings of the
+// discoverer, give it IncludeStopped: a reader then also reads exited
+// containers (once; again only if they are started again).
+//
+// Known limit: the daemon timestamps stdout and stderr separately, so in
+// the file a line of one stream can follow a later-stamped line of the
+// other. Resuming after such a pair at the exact moment of a restart of the
+// program can repeat (never lose) a line.
 package dockerlogs
 
 import (
@@ -76,7 +93,8 @@ const (
 // log).
 //
 // Close saves the positions; call it after the sinks drained, as the
-// pipeline does.
+// pipeline does. Run must not be called concurrently with itself, and the
+// fields must not change once Run was called.
 type Source struct {
 	// Host is the engine address; empty means the environment's DOCKER_HOST
 	// or the local socket.
