@@ -164,4 +164,11 @@ func TestSD(t *testing.T) {
 	if _, err := ParseSD("x", []byte(`[{"targets":[""]}]`)); err == nil || !strings.Contains(err.Error(), "empty target") {
 		t.Fatalf("err %v", err)
 	}
+	ys, err := ParseSD("t.yml", []byte("- targets: ['a:1']\n  labels:\n    env: dev\n"))
+	if err != nil || len(ys) != 1 || ys[0].Get("env") != "dev" || ys[0].Get(AddressLabel) != "a:1" {
+		t.Fatalf("yaml: %v %v", ys, err)
+	}
+	if _, err := ParseSD("t.yaml", []byte("- targets: ['a:1']\n  bogus: 1\n")); err == nil {
+		t.Fatal("unknown YAML field accepted")
+	}
 }

@@ -20,12 +20,15 @@ func FuzzMatch(f *testing.F) {
 func FuzzParseSD(f *testing.F) {
 	f.Add([]byte(`[{"targets":["a:1"],"labels":{"x":"y"}}]`))
 	f.Add([]byte(`[{"targets":[""]}]`))
+	f.Add([]byte("- targets: [a]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ts, err := ParseSD("f.json", data)
-		if err == nil {
-			for _, ls := range ts {
-				if ls.Get(AddressLabel) == "" {
-					t.Fatalf("target without address: %v", ls)
+		for _, name := range []string{"f.json", "f.yml"} {
+			ts, err := ParseSD(name, data)
+			if err == nil {
+				for _, ls := range ts {
+					if ls.Get(AddressLabel) == "" {
+						t.Fatalf("target without address: %v", ls)
+					}
 				}
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
 	"github.com/prometheus/prometheus/model/labels"
+	"go.yaml.in/yaml/v2"
 )
 
 // AddressLabel holds a target's address.
@@ -24,15 +25,14 @@ const FilePathLabel = "__meta_filepath"
 // DefaultSDRefreshInterval is Prometheus's file_sd refresh interval.
 const DefaultSDRefreshInterval = 5 * time.Minute
 
-// SD reads Prometheus file_sd files: JSON arrays of target groups,
+// SD reads Prometheus file_sd files: JSON or YAML lists of target groups,
 //
 //	[{"targets": ["10.0.0.1:9100"], "labels": {"env": "prod"}}]
 //
 // Every target becomes a label set with __address__, the group's labels and
 // __meta_filepath. Files are re-read when their directory changes and every
 // RefreshInterval. A file that cannot be read or parsed keeps its last good
-// targets and is logged. YAML files are not supported yet: they are
-// reported as errors.
+// targets and is logged, and the discoverer shows degraded meanwhile.
 type SD struct {
 	// Files are globs of target files (see Pattern.Path).
 	Files []string
@@ -47,15 +47,23 @@ type SD struct {
 var _ discovery.Discoverer = (*SD)(nil)
 
 type group struct {
-	Targets []string          `json:"targets"`
-	Labels  map[string]string `json:"labels"`
+	Targets []string          `json:"targets" yaml:"targets"`
+	Labels  map[string]string `json:"labels" yaml:"labels"`
 }
 
-// ParseSD parses the content of one file_sd JSON file read from path.
+// ParseSD parses the content of one file_sd file read from path: YAML if
+// the name ends in .yml or .yaml, JSON otherwise.
 func ParseSD(path string, data []byte) ([]labels.Labels, error) {
 	var groups []group
-	if err := json.Unmarshal(data, &groups); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yml", ".yaml":
+		if err := yaml.UnmarshalStrict(data, &groups); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	default:
+		if err := json.Unmarshal(data, &groups); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	var out []labels.Labels
 	for i, g := range groups {
@@ -121,10 +129,6 @@ func (s *SD) Run(ctx context.Context, up chan<- []labels.Labels) error {
 }
 
 func readSD(path string) ([]labels.Labels, error) {
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".yml", ".yaml":
-		return nil, fmt.Errorf("%s: YAML file_sd is not supported; use JSON", path)
-	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
