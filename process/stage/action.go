@@ -281,13 +281,13 @@ func (s *Timestamp) Init() error {
 }
 
 func timeParser(format string, loc *time.Location) func(string) (time.Time, error) {
-	unix := func(scale int64) func(string) (time.Time, error) {
+	unix := func(conv func(int64) time.Time) func(string) (time.Time, error) {
 		return func(v string) (time.Time, error) {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return time.Time{}, err
 			}
-			return time.Unix(0, 0).Add(time.Duration(n * scale)).UTC(), nil
+			return conv(n).UTC(), nil
 		}
 	}
 	switch format {
@@ -318,11 +318,11 @@ func timeParser(format string, loc *time.Location) func(string) (time.Time, erro
 			return time.Unix(n, 0).UTC(), nil
 		}
 	case "UnixMs":
-		return unix(int64(time.Millisecond))
+		return unix(time.UnixMilli)
 	case "UnixUs":
-		return unix(int64(time.Microsecond))
+		return unix(time.UnixMicro)
 	case "UnixNs":
-		return unix(1)
+		return unix(func(n int64) time.Time { return time.Unix(0, n) })
 	}
 	layout := format
 	if l, ok := namedLayouts[format]; ok {
