@@ -172,3 +172,27 @@ func TestSD(t *testing.T) {
 		t.Fatal("unknown YAML field accepted")
 	}
 }
+
+func TestIgnoreOlderThan(t *testing.T) {
+	dir := t.TempDir()
+	mkfile(t, filepath.Join(dir, "new.log"))
+	mkfile(t, filepath.Join(dir, "old.log"))
+	past := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(filepath.Join(dir, "old.log"), past, past)
+	d := &Discoverer{Patterns: []Pattern{{Path: dir + "/*.log"}}, IgnoreOlderThan: time.Hour}
+	if got := paths(d.Targets()); !slices.Equal(got, []string{dir + "/new.log"}) {
+		t.Fatalf("%q", got)
+	}
+}
+
+func TestRelativeAndLiteral(t *testing.T) {
+	dir := t.TempDir()
+	mkfile(t, filepath.Join(dir, "x", "app.log"))
+	t.Chdir(dir)
+	for _, pat := range []string{"x/app.log", "x/*.log", "**/app.log", "./x/../x/app.log"} {
+		d := &Discoverer{Patterns: []Pattern{{Path: pat}}}
+		if got := paths(d.Targets()); !slices.Equal(got, []string{"x/app.log"}) {
+			t.Errorf("%s: %q", pat, got)
+		}
+	}
+}

@@ -769,3 +769,42 @@ func TestCopyTruncateWhileDown(t *testing.T) {
 	equalLines(t, h2.waitLines(300), want("l", 1000, 1300))
 	equalLines(t, h2.settle(), want("l", 1000, 1300))
 }
+
+func TestLabelsChangeAndForget(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.log")
+	appendLines(t, p, "a", 0, 10)
+	pf := filepath.Join(dir, "positions.json")
+	pos, _ := positions.Open(pf, positions.Options{})
+	s := fast()
+	s.Positions = pos
+	h := start(t, s, p)
+	defer h.stop()
+	h.waitLines(10)
+	h.targets <- []labels.Labels{labels.FromStrings(PathLabel, p, "job", "renamed")}
+	time.Sleep(50 * time.Millisecond)
+	appendLines(t, p, "a", 10, 11)
+	h.waitLines(11)
+	h.mu.Lock()
+	last := h.entries[10]
+	h.mu.Unlock()
+	if last.Labels.Get("job") != "renamed" {
+		t.Fatalf("labels %v", last.Labels)
+	}
+	if _, ok := pos.Get(KeyPrefix + p); !ok {
+		t.Fatal("no position stored")
+	}
+	// The file goes away with its target: its position is forgotten.
+	os.Remove(p)
+	h.setTargets()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok := pos.Get(KeyPrefix + p); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("position of a deleted, vanished file kept")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
