@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,9 +35,16 @@ func (d *decoder) finish(ls labels.Labels) labels.Labels {
 func (d *decoder) decodeProto(raw []byte, out []ferry.Entry) ([]ferry.Entry, error) {
 	s := string(raw) // one copy: every line and name is a substring of it
 	b := raw
-	pos := 0
-	stream := 0
-	for pos < len(b) {
+	// First pass: check the structure, find each stream's labels (which may
+	// follow its entries on the wire) and count entries, so that out grows
+	// once.
+	type span struct {
+		start, end int
+		labels     string
+	}
+	var spans []span
+	total := 0
+	for pos := 0; pos < len(b); {
 		num, typ, n := protowire.ConsumeTag(b[pos:])
 		if n < 0 {
 			return out, fmt.Errorf("protobuf: PushRequest: %w", protowire.ParseError(n))
@@ -52,46 +60,67 @@ func (d *decoder) decodeProto(raw []byte, out []ferry.Entry) ([]ferry.Entry, err
 		}
 		v, m := protowire.ConsumeBytes(b[pos:])
 		if m < 0 {
-			return out, fmt.Errorf("protobuf: stream %d: %w", stream, protowire.ParseError(m))
+			return out, fmt.Errorf("protobuf: stream %d: %w", len(spans), protowire.ParseError(m))
 		}
-		start := pos + m - len(v)
-		var err error
-		out, err = d.decodeStream(s, b, start, start+len(v), out)
+		sp := span{start: pos + m - len(v), end: pos + m}
+		lstr, count, err := scanStream(s, b, sp.start, sp.end)
 		if err != nil {
-			return out, fmt.Errorf("protobuf: stream %d: %w", stream, err)
+			return out, fmt.Errorf("protobuf: stream %d: %w", len(spans), err)
 		}
+		sp.labels = lstr
+		spans = append(spans, sp)
+		total += count
 		pos += m
-		stream++
+	}
+	out = slices.Grow(out, total)
+	for i, sp := range spans {
+		var err error
+		out, err = d.decodeStream(s, b, sp.start, sp.end, sp.labels, out)
+		if err != nil {
+			return out, fmt.Errorf("protobuf: stream %d: %w", i, err)
+		}
 	}
 	return out, nil
 }
 
-// decodeStream decodes the StreamAdapter in b[pos:end]; s is b as a string.
-func (d *decoder) decodeStream(s string, b []byte, pos, end int, out []ferry.Entry) ([]ferry.Entry, error) {
-	// Labels may come after entries on the wire: find them first.
-	lstr, found := "", false
+// scanStream checks the fields of the StreamAdapter in b[pos:end], and
+// returns its labels and number of entries.
+func scanStream(s string, b []byte, pos, end int) (string, int, error) {
+	lstr, found, count := "", false, 0
 	for p := pos; p < end; {
 		num, typ, n := protowire.ConsumeTag(b[p:end])
 		if n < 0 {
-			return out, protowire.ParseError(n)
+			return "", 0, protowire.ParseError(n)
 		}
 		p += n
 		m := protowire.ConsumeFieldValue(num, typ, b[p:end])
 		if m < 0 {
-			return out, fmt.Errorf("field %d: %w", num, protowire.ParseError(m))
+			return "", 0, fmt.Errorf("field %d: %w", num, protowire.ParseError(m))
 		}
-		if num == 1 {
+		switch num {
+		case 1:
 			if typ != protowire.BytesType {
-				return out, fmt.Errorf("labels: wrong wire type %d", typ)
+				return "", 0, fmt.Errorf("labels: wrong wire type %d", typ)
 			}
 			v, k := protowire.ConsumeBytes(b[p:end])
 			lstr, found = s[p+k-len(v):p+k], true
+		case 2:
+			if typ != protowire.BytesType {
+				return "", 0, fmt.Errorf("entry %d: wrong wire type %d", count, typ)
+			}
+			count++
 		}
 		p += m
 	}
 	if !found {
-		return out, errors.New("no labels: at least one label pair is required per stream")
+		return "", 0, errors.New("no labels: at least one label pair is required per stream")
 	}
+	return lstr, count, nil
+}
+
+// decodeStream decodes the entries of the StreamAdapter in b[pos:end],
+// checked by scanStream; s is b as a string.
+func (d *decoder) decodeStream(s string, b []byte, pos, end int, lstr string, out []ferry.Entry) ([]ferry.Entry, error) {
 	ls, err := parseLabels(lstr)
 	if err != nil {
 		return out, err
@@ -103,9 +132,6 @@ func (d *decoder) decodeStream(s string, b []byte, pos, end int, out []ferry.Ent
 		p += n
 		m := protowire.ConsumeFieldValue(num, typ, b[p:end])
 		if num == 2 {
-			if typ != protowire.BytesType {
-				return out, fmt.Errorf("entry %d: wrong wire type %d", entry, typ)
-			}
 			v, k := protowire.ConsumeBytes(b[p:end])
 			e, err := d.decodeEntry(s, b, p+k-len(v), p+k)
 			if err != nil {
