@@ -808,3 +808,23 @@ func TestLabelsChangeAndForget(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestPermissionDenied(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads any file")
+	}
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.log"), filepath.Join(dir, "bad.log")
+	appendLines(t, good, "g", 0, 5)
+	appendLines(t, bad, "b", 0, 5)
+	os.Chmod(bad, 0)
+	h := start(t, fast(), good, bad)
+	defer h.stop()
+	equalLines(t, h.waitLines(5), want("g", 0, 5))
+	time.Sleep(50 * time.Millisecond)
+	h.rep.mu.Lock()
+	defer h.rep.mu.Unlock()
+	if len(h.rep.errs) == 0 || !strings.Contains(h.rep.errs[0].Error(), "permission denied") {
+		t.Fatalf("errs %v", h.rep.errs)
+	}
+}
