@@ -292,11 +292,17 @@ func (ep *endpoint) flushLoop() {
 	}
 }
 
+// queueIdleTimeout is how long a tenant's sending goroutine waits for work
+// before it exits, so that goroutines follow the live tenants.
+var queueIdleTimeout = time.Minute
+
 // sendLoop sends the batches of tq in order until the endpoint is closed and
 // tq is empty, or Close gives up.
 func (ep *endpoint) sendLoop(tq *tenantQueue) {
 	defer ep.wg.Done()
 	var buf, zbuf []byte
+	idle := time.NewTimer(queueIdleTimeout)
+	defer idle.Stop()
 	for {
 		ep.mu.Lock()
 		if len(tq.q) == 0 {
@@ -305,10 +311,22 @@ func (ep *endpoint) sendLoop(tq *tenantQueue) {
 				return
 			}
 			ep.mu.Unlock()
+			idle.Reset(queueIdleTimeout)
 			select {
 			case <-tq.wake:
 			case <-ep.ctx.Done():
+			case <-idle.C:
+				// A tenant that stopped sending gives its goroutine back;
+				// seal starts a new one if it comes back.
+				ep.mu.Lock()
+				if len(tq.q) == 0 && ep.queues[tq.tenant] == tq {
+					delete(ep.queues, tq.tenant)
+					ep.mu.Unlock()
+					return
+				}
+				ep.mu.Unlock()
 			}
+			idle.Stop()
 			if ep.ctx.Err() != nil {
 				ep.abandon(tq)
 				return

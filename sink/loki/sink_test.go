@@ -3,6 +3,7 @@ package loki
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -846,5 +847,45 @@ func TestConcurrentSends(t *testing.T) {
 				t.Errorf("%s: out of order at %d", k, i)
 			}
 		}
+	}
+}
+
+func TestIdleTenantQueuesExit(t *testing.T) {
+	old := queueIdleTimeout
+	queueIdleTimeout = 50 * time.Millisecond
+	defer func() { queueIdleTimeout = old }()
+	f := newFakeLoki(t, nil)
+	s := &Sink{URL: f.url(), BatchWait: 5 * time.Millisecond}
+	defer closeSink(t, s)
+	acks := newAckRecorder()
+	for i := range 5 {
+		s.Send(context.Background(), acks.batch([]ferry.Entry{{Labels: labels.FromStrings("a", "b", "__tenant_id__", fmt.Sprint("t", i)), Line: "x"}}))
+	}
+	for range 5 {
+		if err := acks.wait(t, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep := s.eps[0]
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ep.mu.Lock()
+		n := len(ep.queues)
+		ep.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tenant queues still alive", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A tenant that comes back gets a new queue.
+	s.Send(context.Background(), acks.batch([]ferry.Entry{{Labels: labels.FromStrings("a", "b", "__tenant_id__", "t1"), Line: "y"}}))
+	if err := acks.wait(t, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.received()); n != 6 {
+		t.Fatalf("%d requests, want 6", n)
 	}
 }
