@@ -124,6 +124,21 @@ func fail(status int, format string, args ...any) error {
 	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
+// Validate reports configuration errors: invalid names in Labels or
+// TenantLabel.
+func (r *Receiver) Validate() error {
+	var errs []error
+	r.Labels.Range(func(l labels.Label) {
+		if !validName(l.Name) {
+			errs = append(errs, fmt.Errorf("lokipush: label name %q is invalid", l.Name))
+		}
+	})
+	if r.TenantLabel != "" && !validName(r.TenantLabel) {
+		errs = append(errs, fmt.Errorf("lokipush: TenantLabel %q is invalid", r.TenantLabel))
+	}
+	return errors.Join(errs...)
+}
+
 // reporter returns the Reporter of the running Run, or the default one.
 func (r *Receiver) reporter() ferry.Reporter {
 	r.mu.Lock()
@@ -368,6 +383,19 @@ type Server struct {
 	// ShutdownTimeout bounds how long Run waits for pushes in progress when
 	// ctx ends (default 5s).
 	ShutdownTimeout time.Duration
+}
+
+// Validate reports configuration errors: neither Addr nor Listener set, or
+// an invalid receiver configuration. A pipeline's Build calls it.
+func (s *Server) Validate() error {
+	var errs []error
+	if s.Addr == "" && s.Listener == nil {
+		errs = append(errs, errors.New("lokipush: Server needs Addr or Listener"))
+	}
+	if err := s.Receiver.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Run listens, serves pushes and emits their entries on out until ctx is

@@ -342,3 +342,15 @@ func TestServerReadyAndShutdown(t *testing.T) {
 		t.Error("no listen error")
 	}
 }
+
+func TestValidate(t *testing.T) {
+	if err := (&Server{}).Validate(); err == nil {
+		t.Error("Server without Addr: no error")
+	}
+	if err := (&Server{Addr: ":0", Receiver: Receiver{Labels: labels.FromStrings("bad-name", "x")}}).Validate(); err == nil {
+		t.Error("bad label: no error")
+	}
+	if err := (&Server{Addr: "127.0.0.1:3500"}).Validate(); err != nil {
+		t.Error(err)
+	}
+}
