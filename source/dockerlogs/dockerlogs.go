@@ -41,7 +41,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,31 +161,6 @@ func orDefault[T int | time.Duration](v, d T) T {
 		return d
 	}
 	return v
-}
-
-// position is where a container's log was read or delivered up to: the
-// timestamp of the last line, and how many consecutive lines had exactly
-// that timestamp.
-type position struct {
-	TS int64
-	N  int
-}
-
-func (p position) String() string { return strconv.FormatInt(p.TS, 10) + ":" + strconv.Itoa(p.N) }
-
-func parsePosition(s string) (position, bool) {
-	ts, n, _ := strings.Cut(s, ":")
-	t, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || t < 0 {
-		return position{}, false
-	}
-	p := position{TS: t}
-	if n != "" {
-		if p.N, err = strconv.Atoi(n); err != nil || p.N < 0 {
-			return position{}, false
-		}
-	}
-	return p, true
 }
 
 func (s *Source) load(key string) (position, bool) {
@@ -539,14 +513,14 @@ type ctr struct {
 	removed      bool
 	cancelStream context.CancelFunc
 
-	// read is the position of the last line read; owned by the loop.
+	// read is the position after the last reading; owned by the loop.
 	read position
 
 	bmu   sync.Mutex
 	items []ferry.Entry
 	bytes int
-	last  position
-	hint  int // length of the last batch
+	hint  int     // length of the last batch
+	hist  history // the lines of the current reading
 
 	sendMu sync.Mutex
 	closed bool
@@ -602,7 +576,7 @@ func (c *ctr) loop() {
 	defer r.readers.Done()
 	backoff := minBackoff
 	lastFinished, streamed := "", false
-	rewindBackoff, lastRewind := minBackoff/2, position{TS: -1}
+	rewindBackoff, lastRewind := minBackoff, position{Since: -1}
 	tick := time.NewTicker(r.refresh)
 	defer tick.Stop()
 	for {
@@ -668,7 +642,7 @@ func (c *ctr) loop() {
 				rewindBackoff = minBackoff
 			}
 			lastRewind = c.read
-			r.log.Info("dockerlogs: batch failed, reading again", "container", c.id, "from", c.read.TS, "after", rewindBackoff)
+			r.log.Info("dockerlogs: batch failed, reading again", "container", c.id, "since", c.read.Since, "after", rewindBackoff)
 			sleep(r.ctx, rewindBackoff)
 			continue
 		}
@@ -718,9 +692,9 @@ func (c *ctr) follow(tty bool) error {
 	c.mu.Unlock()
 
 	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Timestamps: true}
-	skip := c.read
-	if skip.TS > 0 {
-		opts.Since = fmt.Sprintf("%d.%09d", skip.TS/1e9, skip.TS%1e9)
+	from := c.read
+	if from.Since > 0 {
+		opts.Since = fmt.Sprintf("%d.%09d", from.Since/1e9, from.Since%1e9)
 	}
 	rc, err := r.cli.ContainerLogs(sctx, c.id, opts)
 	if err != nil {
@@ -737,43 +711,60 @@ func (c *ctr) follow(tty bool) error {
 	st.dec.reset(rc, tty)
 	st.asm.max, st.asm.policy = r.maxLine, r.s.LongLines
 	st.asm.reset(tty)
-	seen := 0
+	c.bmu.Lock()
+	c.hist.reset(from)
+	c.bmu.Unlock()
+	defer func() {
+		c.bmu.Lock()
+		c.read = c.hist.position()
+		c.bmu.Unlock()
+	}()
+	toSkip := from.Skip
 	emit := func(stream int, ts int64, line []byte, kind lineKind) {
 		if kind == lineNone {
 			return
 		}
-		// Skip what was read before: lines before the position, and as many
-		// lines at its timestamp as were read then.
-		if ts != 0 && ts < skip.TS {
+		end := st.asm.end
+		c.bmu.Lock()
+		c.hist.record(end)
+		// The first lines are those read before, unless stamped later
+		// than anything read then.
+		if toSkip > 0 && (from.Newest == 0 || end <= from.Newest) {
+			toSkip--
+			c.bmu.Unlock()
 			return
 		}
-		if ts != 0 && ts == skip.TS && seen < skip.N {
-			seen++
-			return
-		}
-		if ts != 0 && ts == c.read.TS {
-			c.read.N++
-		} else {
-			c.read = position{TS: ts, N: 1}
-		}
+		toSkip = 0
 		sl := c.labels.Load()
-		if !sl.keep[stream] {
+		if !sl.keep[stream] || kind == lineDropped {
+			c.bmu.Unlock()
+			if kind == lineDropped && sl.keep[stream] {
+				r.rep.Dropped("line_too_long", 1)
+			}
 			return
 		}
-		switch kind {
-		case lineDropped:
-			r.rep.Dropped("line_too_long", 1)
-			return
-		case lineTruncated:
+		if kind == lineTruncated {
 			r.rep.Dropped("line_truncated", 1)
 		}
-		var t time.Time
-		if ts != 0 {
-			t = time.Unix(0, ts)
-		} else {
+		t := time.Unix(0, ts)
+		if ts == 0 {
 			t = time.Now()
 		}
-		c.add(ferry.Entry{Labels: sl.ls[stream], Timestamp: t, Line: string(line)})
+		if c.items == nil {
+			// Size the batch like the last one: a busy container fills
+			// whole batches, a quiet one sends a few lines per linger.
+			c.items = make([]ferry.Entry, 0, min(r.batchSize, max(16, c.hint*2)))
+		}
+		c.items = append(c.items, ferry.Entry{Labels: sl.ls[stream], Timestamp: t, Line: string(line)})
+		c.bytes += len(line)
+		n := len(c.items)
+		full := n >= r.batchSize || c.bytes >= r.batchBytes
+		c.bmu.Unlock()
+		if full {
+			c.flush()
+		} else if n == 1 {
+			c.timer.Reset(r.linger)
+		}
 	}
 	for {
 		err := st.dec.next()
@@ -795,35 +786,17 @@ func (c *ctr) follow(tty bool) error {
 	}
 }
 
-// add appends an entry to the container's batch, sending it when full.
-func (c *ctr) add(e ferry.Entry) {
-	r := c.r
-	c.bmu.Lock()
-	if c.items == nil {
-		// Size the batch like the last one: a busy container fills whole
-		// batches, a quiet one sends a few lines per linger.
-		c.items = make([]ferry.Entry, 0, min(r.batchSize, max(16, c.hint*2)))
-	}
-	c.items = append(c.items, e)
-	c.bytes += len(e.Line)
-	c.last = c.read
-	n := len(c.items)
-	full := n >= r.batchSize || c.bytes >= r.batchBytes
-	c.bmu.Unlock()
-	if full {
-		c.flush()
-	} else if n == 1 {
-		c.timer.Reset(r.linger)
-	}
-}
-
 // flush sends the batch held, if any. Batches of one container are sent in
 // order.
 func (c *ctr) flush() {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	c.bmu.Lock()
-	items, last := c.items, c.last
+	items := c.items
+	var last position
+	if len(items) > 0 {
+		last = c.hist.position()
+	}
 	c.items, c.bytes, c.hint = nil, 0, len(c.items)
 	c.bmu.Unlock()
 	if len(items) == 0 || c.closed || c.rewind.Load() {

@@ -159,7 +159,8 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	if strings.Join(got, ",") != "line 0,line 1,line 2" {
 		t.Fatalf("first run %v", got)
 	}
-	if v, _ := pf.Get("docker/c1"); v != strconv.FormatInt(base+1, 10)+":2" {
+	since := base + 1 - 1e9 // the newest line less the skew window
+	if v, _ := pf.Get("docker/c1"); v != fmt.Sprintf("%d:3:%d", since, base+1) {
 		t.Fatalf("position %q", v)
 	}
 	// The rest arrives; a new Source resumes.
@@ -170,7 +171,7 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	if strings.Join(got, ",") != "line 3,line 4" {
 		t.Fatalf("second run %v", got)
 	}
-	if want := fmt.Sprintf("%d.%09d", (base+1)/1e9, (base+1)%1e9); f.opens[len(f.opens)-1] != want {
+	if want := fmt.Sprintf("%d.%09d", since/1e9, since%1e9); f.opens[len(f.opens)-1] != want {
 		t.Errorf("since %q, want %q", f.opens[len(f.opens)-1], want)
 	}
 	// Removed: the position goes once everything is settled.
@@ -208,19 +209,51 @@ func TestFailingEngineRetried(t *testing.T) {
 }
 
 func TestPosition(t *testing.T) {
-	for _, s := range []string{"0:0", "1732530000123456789:3"} {
+	for _, s := range []string{"0:0:0", "1732530000123456789:3:1732530000123456790"} {
 		p, ok := parsePosition(s)
 		if !ok || p.String() != s {
 			t.Errorf("%s: %v %v", s, p, ok)
 		}
 	}
-	if p, ok := parsePosition("17"); !ok || p.TS != 17 || p.N != 0 {
-		t.Errorf("bare timestamp: %v", p)
-	}
-	for _, s := range []string{"", "x", "-1:0", "1:x", "1:-1"} {
+	for _, s := range []string{"", "x", "17", "1:2", "-1:0:0", "1:x:0", "1:-1:0", "1:1:x", "1:1:1:1"} {
 		if _, ok := parsePosition(s); ok {
 			t.Errorf("%q accepted", s)
 		}
+	}
+}
+
+// TestHistory: the position after a reading is a since and a count of
+// lines to skip that works for lines stamped out of order, and for more
+// lines than the history holds.
+func TestHistory(t *testing.T) {
+	var h history
+	h.reset(position{})
+	if p := h.position(); p != (position{}) {
+		t.Fatalf("empty: %v", p)
+	}
+	// stdout at 10s, then stderr stamped earlier, written after it.
+	h.record(10e9)
+	h.record(10e9 - 5)
+	h.record(10e9 + 1)
+	if p := h.position(); p != (position{Since: 9e9 + 1, Skip: 3, Newest: 10e9 + 1}) {
+		t.Errorf("skewed: %v", p)
+	}
+	// A reading that started at a position counts the lines it skipped.
+	h.reset(position{Since: 5e9, Skip: 2, Newest: 5e9})
+	h.record(5e9)
+	h.record(5e9)
+	h.record(5e9 + 1)
+	if p := h.position(); p != (position{Since: 5e9, Skip: 3, Newest: 5e9 + 1}) {
+		t.Errorf("resumed: %v", p)
+	}
+	// Many lines in the window: the ring bounds it.
+	h.reset(position{})
+	for i := range 3 * historySize {
+		h.record(int64(1e12 + i))
+	}
+	p := h.position()
+	if p.Since != 1e12+2*historySize || p.Skip != historySize || p.Newest != 1e12+3*historySize-1 {
+		t.Errorf("ring: %v", p)
 	}
 }
 
@@ -291,7 +324,25 @@ func TestFailedBatchIsReadAgain(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if p, _ := s.load("docker/c1"); p.TS != 1e18+49 || p.N != 1 {
+	if p, _ := s.load("docker/c1"); p.Newest != 1e18+49 || p.Skip != 50 {
 		t.Errorf("position %v", p)
+	}
+}
+
+// TestResumeSkewedStreams: the daemon stamps stdout and stderr separately,
+// so a stderr line can follow, in the log, a stdout line stamped later. A
+// restart of the program between the two must not lose the stderr line.
+func TestResumeSkewedStreams(t *testing.T) {
+	f := &fakeEngine{lines: []fakeLine{{ts: 10e9, stream: 1, text: "A"}}}
+	pf, err := positions.Open(t.TempDir()+"/p.json", positions.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := runFake(t, &Source{Client: f, Positions: pf}, 1); strings.Join(got, ",") != "A" {
+		t.Fatalf("first run %v", got)
+	}
+	f.lines = append(f.lines, fakeLine{ts: 10e9 - 5, stream: 2, text: "B"}, fakeLine{ts: 10e9 + 7, stream: 1, text: "C"})
+	if got := runFake(t, &Source{Client: f, Positions: pf}, 2); strings.Join(got, ",") != "B,C" {
+		t.Fatalf("second run %v", got)
 	}
 }

@@ -35,11 +35,13 @@ type assembler struct {
 	policy LongLinePolicy
 	tty    bool
 	parts  [2]partial
+	end    int64 // timestamp of the last part of the line add returned
 }
 
 type partial struct {
 	buf    []byte
 	ts     int64
+	last   int64
 	active bool
 	over   bool
 }
@@ -57,6 +59,7 @@ func (a *assembler) reset(tty bool) {
 // is valid until the next call.
 func (a *assembler) add(m *message) (int64, []byte, lineKind) {
 	p := &a.parts[m.stream&1]
+	a.end = m.ts
 	if !p.active && !m.partial {
 		line := a.trimCR(m.content)
 		if len(line) > a.max {
@@ -68,8 +71,12 @@ func (a *assembler) add(m *message) (int64, []byte, lineKind) {
 		return m.ts, line, lineOK
 	}
 	if !p.active {
-		p.active, p.ts, p.over, p.buf = true, m.ts, false, p.buf[:0]
+		p.active, p.ts, p.last, p.over, p.buf = true, m.ts, m.ts, false, p.buf[:0]
 	}
+	if m.ts != 0 {
+		p.last = m.ts
+	}
+	a.end = p.last
 	if room := a.max + 1 - len(p.buf); len(m.content) > room {
 		// Keep one byte over the maximum to tell a line of exactly max
 		// bytes plus a carriage return from a longer one.
@@ -99,7 +106,7 @@ func (a *assembler) flush(emit func(stream int, ts int64, line []byte, kind line
 		if !p.active {
 			continue
 		}
-		ts, line, kind := a.add(&message{stream: i, ts: p.ts})
+		ts, line, kind := a.add(&message{stream: i})
 		emit(i, ts, line, kind)
 	}
 }

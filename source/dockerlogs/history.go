@@ -1,0 +1,97 @@
+package dockerlogs
+
+import (
+	"strconv"
+	"strings"
+)
+
+// position is where a container's log was read or delivered up to, in a
+// form that survives the daemon's stdout/stderr timestamp skew: reading
+// again with since=Since, the first Skip lines of the stream are the ones
+// already read. (The daemon timestamps the two streams separately, so in
+// its file a line may follow a later-stamped one; "skip up to the last
+// timestamp" would lose it.)
+//
+// Newest, the newest timestamp read, guards the skipping: a line stamped
+// after it is new even within the first Skip lines (which happens only if
+// the daemon rotated lines away meanwhile).
+type position struct {
+	Since  int64 // Unix nanoseconds; 0 means from the start of the log
+	Skip   int
+	Newest int64
+}
+
+// String is the form stored in a positions file: "since:skip:newest".
+func (p position) String() string {
+	return strconv.FormatInt(p.Since, 10) + ":" + strconv.Itoa(p.Skip) + ":" + strconv.FormatInt(p.Newest, 10)
+}
+
+func parsePosition(s string) (position, bool) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return position{}, false
+	}
+	var p position
+	var err1, err2, err3 error
+	p.Since, err1 = strconv.ParseInt(parts[0], 10, 64)
+	p.Skip, err2 = strconv.Atoi(parts[1])
+	p.Newest, err3 = strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || p.Since < 0 || p.Skip < 0 {
+		return position{}, false
+	}
+	return p, true
+}
+
+// historySize is how many recent lines a reader remembers to compute its
+// position, and skewWindow how far back from the newest timestamp the
+// position's Since lies. At high rates the ring bounds the window instead.
+const (
+	historySize = 1024
+	skewWindow  = int64(1e9)
+)
+
+// history records the lines of one reading of a container's log, from the
+// position it started at, and computes the position after them.
+type history struct {
+	start   position
+	ts      [historySize]int64 // timestamps of the last parts of the lines, a ring
+	n       int                // lines recorded
+	dropped int64              // newest timestamp of lines that left the ring
+}
+
+func (h *history) reset(start position) {
+	h.start, h.n, h.dropped = start, 0, -1
+}
+
+// record notes a line whose last part has timestamp ts.
+func (h *history) record(ts int64) {
+	i := h.n % historySize
+	if h.n >= historySize {
+		h.dropped = max(h.dropped, h.ts[i])
+	}
+	h.ts[i] = ts
+	h.n++
+}
+
+// position returns the position after every recorded line.
+func (h *history) position() position {
+	n := min(h.n, historySize)
+	if n == 0 {
+		return h.start
+	}
+	newest := h.ts[0]
+	for _, t := range h.ts[:n] {
+		newest = max(newest, t)
+	}
+	// Since: a window before the newest line, not before where this
+	// reading started (lines before that were not seen), and not before a
+	// line that left the ring (those could not be counted).
+	since := max(newest-skewWindow, h.start.Since, h.dropped+1)
+	skip := 0
+	for _, t := range h.ts[:n] {
+		if t >= since {
+			skip++
+		}
+	}
+	return position{Since: since, Skip: skip, Newest: max(newest, h.start.Newest)}
+}
