@@ -273,18 +273,19 @@ const maxTSLen = 40
 // parseTS splits the timestamp prefix off b. Without one, it returns 0 and
 // b unchanged.
 func (d *decoder) parseTS(b []byte) (int64, []byte) {
+	// Fast path: the daemon's fixed layout in the same second as the
+	// previous line. Consecutive lines of a log mostly are, and then only
+	// the nanoseconds need parsing.
+	if d.secOK && len(b) > 30 && b[30] == ' ' && b[29] == 'Z' && b[19] == '.' && string(b[:19]) == string(d.secPrefix[:]) {
+		if ns, ok := nanos(b[20:29]); ok {
+			return d.sec + ns, b[31:]
+		}
+	}
 	sp := bytes.IndexByte(b[:min(len(b), maxTSLen+1)], ' ')
 	if sp < 0 {
 		return 0, b
 	}
 	tb := b[:sp]
-	// Fast path: same second as the previous line. Consecutive lines of a
-	// log mostly are, and then only the nanoseconds need parsing.
-	if d.secOK && len(tb) == 30 && tb[19] == '.' && tb[29] == 'Z' && string(tb[:19]) == string(d.secPrefix[:]) {
-		if ns, ok := nanos(tb[20:29]); ok {
-			return d.sec + ns, b[sp+1:]
-		}
-	}
 	ts, ok := parseTimestamp(tb)
 	if !ok {
 		return 0, b
