@@ -3,6 +3,7 @@ package docker_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -16,21 +17,22 @@ import (
 func Example() {
 	c, err := dockertest.NewClient(context.Background())
 	if err != nil {
-		fmt.Println("/ferry-example web") // no engine: print what it would
+		fmt.Println("true web") // no engine: print what it would
 		return
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
+	name := fmt.Sprintf("ferry-example-%d", os.Getpid())
 	d := &docker.Discoverer{
 		Client:  c,
-		Filters: []docker.Filter{{Name: "name", Values: []string{"^/ferry-example$"}}},
+		Filters: []docker.Filter{{Name: "name", Values: []string{"^/" + name + "$"}}},
 	}
 	up := make(chan []labels.Labels)
 	go d.Run(ctx, up)
 
-	id, err := dockertest.Start(ctx, c, dockertest.Spec{Name: "ferry-example", Lines: 1, Loop: true, Sleep: time.Second,
+	id, err := dockertest.Start(ctx, c, dockertest.Spec{Name: name, Lines: 1, Loop: true, Sleep: time.Second,
 		Labels: map[string]string{"com.docker.compose.service": "web"}})
 	if err != nil {
 		fmt.Println(err)
@@ -39,11 +41,11 @@ func Example() {
 	defer dockertest.Remove(c, id)
 	for ts := range up {
 		for _, t := range ts {
-			fmt.Println(t.Get(docker.LabelContainerName), t.Get("__meta_docker_container_label_com_docker_compose_service"))
+			fmt.Println(t.Get(docker.LabelContainerName) == "/"+name, t.Get("__meta_docker_container_label_com_docker_compose_service"))
 		}
 		if len(ts) > 0 {
 			break
 		}
 	}
-	// Output: /ferry-example web
+	// Output: true web
 }

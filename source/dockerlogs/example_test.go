@@ -3,6 +3,7 @@ package dockerlogs_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -36,7 +37,8 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	id, err := dockertest.Start(ctx, c, dockertest.Spec{Name: "ferry-logs-example", Lines: 3, Stderr: true})
+	name := fmt.Sprintf("ferry-logs-example-%d", os.Getpid())
+	id, err := dockertest.Start(ctx, c, dockertest.Spec{Name: name, Lines: 3, Stderr: true})
 	defer dockertest.Remove(c, id)
 	if err != nil {
 		fmt.Println(err)
@@ -51,7 +53,8 @@ func Example() {
 	src := &dockerlogs.Source{
 		Client: c,
 		Rules: relabel.MustNew(
-			relabel.Replace([]string{"__meta_docker_container_name"}, "/(.*)", "container", "$1"),
+			// "/ferry-logs-example-<pid>" becomes "ferry-logs-example".
+			relabel.Replace([]string{"__meta_docker_container_name"}, "/(.*)-[0-9]+", "container", "$1"),
 			relabel.Replace([]string{"__meta_docker_container_log_stream"}, "(.*)", "stream", "$1"),
 		),
 	}
