@@ -152,7 +152,7 @@ func (l *loop) sendEndOfRunStaleness(ctx context.Context, out chan<- ferry.Batch
 // scrapeAndSend performs one scrape and emits its batch.
 func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.Sample], start time.Time) {
 	ts := start.UnixMilli()
-	items := make([]ferry.Sample, 0, l.lastLen+len(l.report)+16)
+	items := getItems(l.lastLen + len(l.report) + 16)
 	l.nextIter()
 	buf, ctype, err := l.fetch(ctx)
 	if ctx.Err() != nil {
@@ -206,7 +206,30 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	if err != nil {
 		rep.Logger().Debug("scrape failed", "url", l.t.url, "err", err)
 	}
-	_ = source.Send(ctx, out, ferry.Batch[ferry.Sample]{Items: items})
+	_ = source.Send(ctx, out, ferry.Batch[ferry.Sample]{Items: items, Ack: recycler(items)})
+}
+
+// itemsPool recycles the sample slices of batches: once a batch is done
+// its slice may be reused (ferry.Batch), so a steady scrape allocates no
+// new slice.
+var itemsPool sync.Pool // *[]ferry.Sample
+
+func getItems(n int) []ferry.Sample {
+	if p, ok := itemsPool.Get().(*[]ferry.Sample); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]ferry.Sample, 0, n)
+}
+
+// recycler returns the Ack of a batch holding items: it puts the slice
+// back into the pool when the batch is done.
+func recycler(items []ferry.Sample) *ferry.Ack {
+	return ferry.NewAck(func(error) {
+		s := items[:cap(items)]
+		clear(s)
+		s = s[:0]
+		itemsPool.Put(&s)
+	})
 }
 
 // commit ends the current scrape: it appends a staleness marker for every

@@ -304,8 +304,10 @@ func defaultSeed() uint64 {
 }
 
 // Run scrapes the targets of the latest set received on targets and sends
-// one batch per scrape on out, until ctx is done. Batches carry no
-// acknowledgement: a missed scrape is not read again. Invalid targets are
+// one batch per scrape on out, until ctx is done. A scrape is never read
+// again, whatever a batch's outcome: its Ack only recycles the batch's
+// slice, which must not be used after Done (see ferry.Batch). Invalid
+// targets are
 // logged and skipped. Run returns a ferry.Permanent error if the Scraper's
 // configuration is invalid, and nil when ctx is done.
 func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Sample]) error {

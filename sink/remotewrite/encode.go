@@ -31,6 +31,7 @@ type encoder struct {
 	pb     []byte // protobuf body
 	ts     []byte // v2: time series, written before the symbols are known
 	out    []byte // snappy-compressed body
+	lbuf   []byte // v1: one series' encoded labels
 	refs   []uint32
 	syms   map[string]uint32
 	symbol []string
@@ -94,15 +95,6 @@ func metricTypeCode(t model.MetricType) uint64 {
 	return 0
 }
 
-func labelsSize(ls labels.Labels) int {
-	n := 0
-	ls.Range(func(l labels.Label) {
-		m := 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
-		n += 1 + protowire.SizeBytes(m)
-	})
-	return n
-}
-
 func sampleSize(t int64) int {
 	return 1 + 8 + 1 + protowire.SizeVarint(uint64(t))
 }
@@ -121,18 +113,23 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 	for i := range samples {
 		s := &samples[i]
 		ss := sampleSize(s.T)
-		n := labelsSize(s.Labels) + 1 + protowire.SizeBytes(ss)
-		b = protowire.AppendTag(b, v1WriteTimeseries, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(n))
+		// The labels are written once, to a scratch buffer, so that the
+		// series' length prefix is known without decoding them twice.
+		lb := e.lbuf[:0]
 		s.Labels.Range(func(l labels.Label) {
 			m := 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
-			b = protowire.AppendTag(b, v1SeriesLabels, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(m))
-			b = protowire.AppendTag(b, v1LabelName, protowire.BytesType)
-			b = protowire.AppendString(b, l.Name)
-			b = protowire.AppendTag(b, v1LabelValue, protowire.BytesType)
-			b = protowire.AppendString(b, l.Value)
+			lb = protowire.AppendTag(lb, v1SeriesLabels, protowire.BytesType)
+			lb = protowire.AppendVarint(lb, uint64(m))
+			lb = protowire.AppendTag(lb, v1LabelName, protowire.BytesType)
+			lb = protowire.AppendString(lb, l.Name)
+			lb = protowire.AppendTag(lb, v1LabelValue, protowire.BytesType)
+			lb = protowire.AppendString(lb, l.Value)
 		})
+		e.lbuf = lb
+		n := len(lb) + 1 + protowire.SizeBytes(ss)
+		b = protowire.AppendTag(b, v1WriteTimeseries, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		b = append(b, lb...)
 		b = protowire.AppendTag(b, v1SeriesSamples, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(ss))
 		b = appendSample(b, s)

@@ -286,10 +286,20 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
 	}
 	s.samplesIn.Add(int64(len(b.Items)))
 	shards := s.shards
+	if len(shards) == 1 {
+		// One shard: no hashing, one lock for the whole batch.
+		if added, err := shards[0].add(ctx, s.closing, b.Items, b.Ack); err != nil {
+			s.samplesIn.Add(int64(added - len(b.Items)))
+			b.Done(err)
+			return err
+		}
+		b.Done(nil)
+		return nil
+	}
 	n := uint64(len(shards))
 	for i := range b.Items {
 		sh := shards[b.Items[i].Labels.Hash()%n]
-		if err := sh.add(ctx, s.closing, &b.Items[i], b.Ack); err != nil {
+		if _, err := sh.add(ctx, s.closing, b.Items[i:i+1], b.Ack); err != nil {
 			s.samplesIn.Add(int64(i + 1 - len(b.Items)))
 			b.Done(err)
 			return err
@@ -392,33 +402,42 @@ func (s *Sink) newShards(n int) []*shard {
 	return out
 }
 
-// add appends one sample; it blocks while the shard's queue is full.
-func (sh *shard) add(ctx context.Context, closing <-chan struct{}, smp *ferry.Sample, ack *ferry.Ack) error {
+// add appends samples that all belong to this shard and returns how many
+// it took. It blocks while the shard's queue is full; a sample it took stays
+// queued (and holds its ack) even when it then fails on ctx or closing.
+func (sh *shard) add(ctx context.Context, closing <-chan struct{}, smps []ferry.Sample, ack *ferry.Ack) (int, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.stopped {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if ack != nil && (len(sh.acks) == 0 || sh.acks[len(sh.acks)-1] != ack) {
 		ack.Retain(1)
 		sh.acks = append(sh.acks, ack)
 	}
-	if len(sh.pending) == 0 {
-		sh.first = time.Now()
+	limit := sh.s.maxPerSend()
+	for i := range smps {
+		if len(sh.pending) == 0 {
+			sh.first = time.Now()
+		}
+		sh.pending = append(sh.pending, smps[i])
+		if len(sh.pending) < limit {
+			continue
+		}
+		select {
+		case sh.queue <- sendBatch{samples: sh.pending, acks: sh.acks}:
+			sh.pending, sh.acks = sh.s.getSlice(), nil
+			if ack != nil && i+1 < len(smps) {
+				ack.Retain(1)
+				sh.acks = append(sh.acks, ack)
+			}
+		case <-ctx.Done():
+			return i + 1, ctx.Err()
+		case <-closing:
+			return i + 1, ErrClosed
+		}
 	}
-	sh.pending = append(sh.pending, *smp)
-	if len(sh.pending) < sh.s.maxPerSend() {
-		return nil
-	}
-	select {
-	case sh.queue <- sendBatch{samples: sh.pending, acks: sh.acks}:
-		sh.pending, sh.acks = sh.s.getSlice(), nil
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-closing:
-		return ErrClosed
-	}
+	return len(smps), nil
 }
 
 // takeIfDue hands out the pending samples if they waited long enough (or
