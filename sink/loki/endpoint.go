@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -401,10 +402,10 @@ func (ep *endpoint) deliver(pb *pushBatch, body []byte, ctype string) error {
 			return ErrClosed
 		}
 		if err == nil && status != http.StatusTooManyRequests && status/100 != 5 {
-			reason := "http_" + strconv.Itoa(status)
+			reason := rejectReason(status, respBody)
 			ep.rep.Dropped(reason, pb.n)
 			ep.log.Warn("loki rejected push; batch dropped",
-				"status", status, "tenant", pb.tenant, "entries", pb.n, "bytes", pb.bytes, "body", respBody)
+				"status", status, "reason", reason, "tenant", pb.tenant, "entries", pb.n, "bytes", pb.bytes, "body", respBody)
 			return ferry.Permanentf("loki: %s rejected push with status %d: %s", ep.redacted, status, respBody)
 		}
 		if err == nil {
@@ -459,6 +460,36 @@ func (ep *endpoint) backoff(attempt int) time.Duration {
 		d += rand.N(d)
 	}
 	return min(d, hi)
+}
+
+// rejectReasons map phrases of Loki's validation errors to the reasons
+// Loki itself counts them by (loki_discarded_samples_total).
+var rejectReasons = []struct{ phrase, reason string }{
+	{"timestamp too old", "greater_than_max_sample_age"},
+	{"timestamp too new", "too_far_in_future"},
+	{"too far behind", "too_far_behind"},
+	{"out of order", "out_of_order"},
+	{"max entry size", "line_too_long"},
+	{"line too long", "line_too_long"},
+	{"label names", "max_label_names_per_series"},
+	{"at least one label pair", "missing_labels"},
+	{"duplicate label", "duplicate_label_names"},
+	{"error parsing labels", "invalid_labels"},
+	{"structured metadata", "structured_metadata"},
+}
+
+// rejectReason names why Loki refused a request: Loki's own reason when a
+// 400's body names one, else "http_<status>".
+func rejectReason(status int, body string) string {
+	if status == http.StatusBadRequest {
+		lower := strings.ToLower(body)
+		for _, r := range rejectReasons {
+			if strings.Contains(lower, r.phrase) {
+				return r.reason
+			}
+		}
+	}
+	return "http_" + strconv.Itoa(status)
 }
 
 // maxErrorBody is how much of an error response is kept for logs and errors.

@@ -37,8 +37,11 @@
 // with exponential backoff and jitter (MinBackoff to MaxBackoff, MaxRetries
 // times), waiting as long as the Retry-After header says when there is one.
 // Any other status drops the request for good: it is logged with the start
-// of the response body, counted by "http_<status>" and its upstream batches
-// acknowledged with a ferry.Permanent error. When retries run out, the
+// of the response body, counted by reason (Loki's own reason, such as
+// "greater_than_max_sample_age" or "line_too_long", when a 400's body names
+// one, "http_<status>" otherwise) and its upstream batches acknowledged with
+// a ferry.Permanent error. Loki stores the valid entries of a request it
+// answers 400 to; the sink cannot tell which, and counts the whole request. When retries run out, the
 // request is dropped, counted as "retries_exhausted" and acknowledged with
 // a plain error, so that sources may read the data again.
 //

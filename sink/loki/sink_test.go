@@ -345,7 +345,7 @@ func Test429WithoutRetryAfterAnd500Storm(t *testing.T) {
 func TestRejectedBatchDropped(t *testing.T) {
 	long := strings.Repeat("e", 5000)
 	f := newFakeLoki(t, func(attempt int, w http.ResponseWriter, r *http.Request) bool {
-		http.Error(w, "entry too far behind "+long, http.StatusBadRequest)
+		http.Error(w, "entry too far behind, entry timestamp is: x "+long, http.StatusBadRequest)
 		return true
 	})
 	rep := newTestReporter()
@@ -365,8 +365,8 @@ func TestRejectedBatchDropped(t *testing.T) {
 	if n := f.attemptCount(); n != 1 {
 		t.Errorf("%d attempts, want 1 (no retry on 400)", n)
 	}
-	if n := rep.droppedFor("http_400"); n != 3 {
-		t.Errorf("dropped http_400 = %d, want 3", n)
+	if n := rep.droppedFor("too_far_behind"); n != 3 {
+		t.Errorf("dropped too_far_behind = %d, want 3: %v", n, rep.dropped)
 	}
 	logs := rep.Logs()
 	if !strings.Contains(logs, "entry too far behind") || strings.Contains(logs, long) {
@@ -774,6 +774,24 @@ func TestURLPasswordNotLogged(t *testing.T) {
 	err := acks.wait(t, 5*time.Second)
 	if err == nil || strings.Contains(err.Error(), "pa55word") || strings.Contains(rep.Logs(), "pa55word") {
 		t.Errorf("password leaked or no error: %v\n%s", err, rep.Logs())
+	}
+}
+
+func TestRejectReason(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{400, "entry for stream '{a=\"b\"}' has timestamp too old: 2020-01-01, oldest acceptable timestamp is: 2026-01-01", "greater_than_max_sample_age"},
+		{400, "Max entry size '262144' bytes exceeded for stream '{a=\"b\"}'", "line_too_long"},
+		{400, "something new", "http_400"},
+		{401, "timestamp too old", "http_401"},
+		{413, "", "http_413"},
+	} {
+		if got := rejectReason(tc.status, tc.body); got != tc.want {
+			t.Errorf("rejectReason(%d, %q) = %q, want %q", tc.status, tc.body, got, tc.want)
+		}
 	}
 }
 
