@@ -43,6 +43,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
 )
 
 // NewClient connects to the engine the environment names (DOCKER_HOST and
@@ -141,6 +142,13 @@ type Spec struct {
 	Labels map[string]string
 	// NoStart creates the container without starting it.
 	NoStart bool
+	// Ports are exposed ports such as "8080/tcp" or "53/udp"; with Publish
+	// each is published on a random port of 127.0.0.1.
+	Ports   []string
+	Publish bool
+	// NetworkMode is "bridge" (the default), "host", "none",
+	// "container:<id>" or the name of a network.
+	NetworkMode string
 }
 
 // Run creates (and, unless NoStart, starts) a logger container and returns
@@ -182,12 +190,20 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 	if s.Wait > 0 {
 		cmd = append(cmd, "-wait", s.Wait.String())
 	}
-	res, err := c.ContainerCreate(ctx, &container.Config{
-		Image:  imageRef,
-		Cmd:    cmd,
-		Tty:    s.TTY,
-		Labels: s.Labels,
-	}, &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}}, nil, nil, s.Name)
+	cfg := &container.Config{Image: imageRef, Cmd: cmd, Tty: s.TTY, Labels: s.Labels}
+	host := &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}, NetworkMode: container.NetworkMode(s.NetworkMode)}
+	if len(s.Ports) > 0 {
+		cfg.ExposedPorts = nat.PortSet{}
+		host.PortBindings = nat.PortMap{}
+		for _, p := range s.Ports {
+			port := nat.Port(p)
+			cfg.ExposedPorts[port] = struct{}{}
+			if s.Publish {
+				host.PortBindings[port] = []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: "0"}}
+			}
+		}
+	}
+	res, err := c.ContainerCreate(ctx, cfg, host, nil, nil, s.Name)
 	if err != nil {
 		return "", fmt.Errorf("create: %w", err)
 	}
