@@ -3,6 +3,7 @@ package dockerlogs_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
@@ -342,9 +345,37 @@ func TestEngineDiscoveryToSource(t *testing.T) {
 	all := time.Since(t0)
 	expect(t, e, s, map[int]int{1: n})
 	t.Logf("docker run to first line: %v; %d lines in %v (%.0f lines/s)", first, n, all, n/all.Seconds())
-	if first > 2*time.Second {
+	if first > 3*time.Second { // the goal is under 1s; the margin is for loaded CI machines
 		t.Errorf("first line after %v", first)
 	}
+
+	// Reading the whole log again, from the engine's file, measures the
+	// source without the container's own writing.
+	cs, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "ferry.test="+run))})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("list: %v %v", cs, err)
+	}
+	id := cs[0].ID
+	dockertest.WaitExit(t, c, id)
+	col2 := start(t, &dockerlogs.Source{Client: c, Rules: rules}, 0)
+	t0 = time.Now()
+	col2.set(target(id, "/burst"))
+	col2.waitN(n, 5*time.Minute)
+	d := time.Since(t0)
+	// The engine's limit: the same log read with stdcopy into io.Discard.
+	t0 = time.Now()
+	rc, err := c.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stdcopy.StdCopy(io.Discard, io.Discard, rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := time.Since(t0)
+	t.Logf("re-reading the %d lines of the exited container: %v (%.0f lines/s); engine baseline (stdcopy to io.Discard): %v (%.0f lines/s)",
+		n, d, n/d.Seconds(), raw, n/raw.Seconds())
 }
 
 // TestEngineConnectionLoss cuts the source off the engine mid-stream, as a
