@@ -611,3 +611,25 @@ func TestStalenessRules(t *testing.T) {
 		}
 	}
 }
+
+func TestMetadataFamilies(t *testing.T) {
+	s := &Scraper{}
+	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
+	l := newLoop(s, tg)
+	page := "# TYPE c_seconds counter\n# HELP c_seconds Things.\n# UNIT c_seconds seconds\nc_seconds_total 1\nc_seconds_created 1\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n# EOF\n"
+	if _, _, err := l.scrapePage(nil, []byte(page), "application/openmetrics-text; version=1.0.0", 1); err != nil {
+		t.Fatal(err)
+	}
+	for metric, want := range map[string]model.MetricType{"c_seconds_total": model.MetricTypeCounter, "c_seconds_created": model.MetricTypeCounter, "h_bucket": model.MetricTypeHistogram, "h_count": model.MetricTypeHistogram} {
+		typ, _, _, ok := s.Metadata(metric)
+		if !ok || typ != want {
+			t.Errorf("%s: %v %v", metric, typ, ok)
+		}
+	}
+	if _, help, unit, _ := s.Metadata("c_seconds_total"); help != "Things." || unit != "seconds" {
+		t.Errorf("help %q unit %q", help, unit)
+	}
+	if _, _, _, ok := s.Metadata("unknown"); ok {
+		t.Error("metadata for an unknown metric")
+	}
+}
