@@ -12,15 +12,6 @@ import (
 	"github.com/ferrydev/ferry"
 )
 
-// Metadata describes a metric family, as the TYPE, HELP and UNIT lines of an
-// exposition do. Remote write 1.0 sends it in WriteRequest.metadata, 2.0 with
-// every series.
-type Metadata struct {
-	Type model.MetricType
-	Help string
-	Unit string
-}
-
 // MetadataFunc returns the metadata of the family a series named metric
 // belongs to. scrape.Scraper.Metadata has this shape.
 type MetadataFunc func(metric string) (typ model.MetricType, help, unit string, ok bool)
