@@ -230,9 +230,14 @@ func (d *decoder) nextRaw() error {
 			}
 			if len(content) >= dockerPartialSize {
 				// A part. The next part starts with a timestamp, unless this
-				// stream does not follow the daemon's rules.
+				// stream does not follow the daemon's rules: look at enough
+				// of what follows to tell.
 				c := content[:dockerPartialSize]
 				rest := content[dockerPartialSize:]
+				if len(rest) <= maxTSLen && d.err == nil && !(d.rd == 0 && d.wr == len(d.buf)) {
+					d.fill() // an error is kept in d.err and ends this
+					continue
+				}
 				d.rd += tsLen + dockerPartialSize
 				d.ts = ts
 				d.atStart = len(rest) == 0 || looksLikeTS(rest)

@@ -348,3 +348,39 @@ func TestNanos(t *testing.T) {
 		}
 	}
 }
+
+// chunkReader returns its data in reads of the given sizes, then the rest.
+type chunkReader struct {
+	data  []byte
+	sizes []int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := len(r.data)
+	if len(r.sizes) > 0 {
+		n, r.sizes = min(n, r.sizes[0]), r.sizes[1:]
+	}
+	n = copy(p, r.data[:n])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestDecodeTTYPartCutInTimestamp: a read that ends inside the timestamp
+// of the part after a 16 KiB part must not make it content.
+func TestDecodeTTYPartCutInTimestamp(t *testing.T) {
+	long := strings.Repeat("x", dockerPartialSize) + "tail"
+	raw := ts0 + " " + long[:dockerPartialSize] + ts0 + " " + long[dockerPartialSize:] + "\r\n"
+	for _, cut := range []int{1, 5, 12, 29, 30, 31} {
+		r := &chunkReader{data: []byte(raw), sizes: []int{len(ts0) + 1 + dockerPartialSize + cut}}
+		out, err := decodeAll(t, r, true, 1<<20, Truncate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != 1 || out[0].line != long {
+			t.Fatalf("cut %d: %v", cut, out)
+		}
+	}
+}
