@@ -384,3 +384,68 @@ func TestDecodeTTYPartCutInTimestamp(t *testing.T) {
 		}
 	}
 }
+
+// daemonLog writes lines as the daemon sends them with timestamps: lines
+// over 16 KiB in parts, each part with its own timestamp; framed unless tty.
+func daemonLog(lines []string, tty bool) []byte {
+	var out []byte
+	for _, l := range lines {
+		for {
+			part, last := l, true
+			if len(l) > dockerPartialSize {
+				part, l, last = l[:dockerPartialSize], l[dockerPartialSize:], false
+			}
+			msg := ts0 + " " + part
+			if last {
+				if tty {
+					msg += "\r"
+				}
+				msg += "\n"
+			}
+			if tty {
+				out = append(out, msg...)
+			} else {
+				out = append(out, frame(1, msg)...)
+			}
+			if last {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// FuzzLongLines checks that lines of any length and content (without
+// newlines) come back whole from the daemon's split form, in both modes,
+// whatever the read sizes.
+func FuzzLongLines(f *testing.F) {
+	f.Add([]byte("abc"), uint16(0), uint16(7000), false)
+	f.Add([]byte("x y"), uint16(6000), uint16(16385), true)
+	f.Fuzz(func(t *testing.T, seed []byte, reps uint16, chunk uint16, tty bool) {
+		if len(seed) == 0 || bytes.ContainsAny(seed, "\r\n") {
+			return
+		}
+		line := bytes.Repeat(seed, int(reps)%20000+1)
+		if len(line) > 100000 {
+			line = line[:100000]
+		}
+		lines := []string{string(line), "short", string(line)}
+		raw := daemonLog(lines, tty)
+		sizes := make([]int, 0, 64)
+		for i := 0; i < 64; i++ {
+			sizes = append(sizes, int(chunk)%40000+1+i)
+		}
+		out, err := decodeAll(t, &chunkReader{data: raw, sizes: sizes}, tty, 1<<20, Truncate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != len(lines) {
+			t.Fatalf("%d lines, want %d", len(out), len(lines))
+		}
+		for i := range lines {
+			if out[i].line != lines[i] || out[i].kind != lineOK {
+				t.Fatalf("line %d: %d bytes, want %d", i, len(out[i].line), len(lines[i]))
+			}
+		}
+	})
+}
