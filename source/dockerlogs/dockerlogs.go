@@ -577,6 +577,25 @@ func (c *ctr) loop() {
 	backoff := minBackoff
 	lastFinished, streamed := "", false
 	rewindBackoff, lastRewind := minBackoff, position{Since: -1}
+	// rewind goes back to the last settled position after a batch failed.
+	// Batches still in flight are forgotten; what they deliver comes again
+	// (at least once).
+	rewind := func() {
+		c.tracker.Reset()
+		c.read, _ = c.tracker.Committed()
+		c.rewind.Store(false)
+		streamed = false // read even if the container did not change
+		r.rep.Retried()
+		// Back off while nothing gets through, as when the sink is down.
+		if c.read == lastRewind {
+			rewindBackoff = min(2*rewindBackoff, maxBackoff)
+		} else {
+			rewindBackoff = minBackoff
+		}
+		lastRewind = c.read
+		r.log.Info("dockerlogs: batch failed, reading again", "container", c.id, "since", c.read.Since, "after", rewindBackoff)
+		sleep(r.ctx, rewindBackoff)
+	}
 	tick := time.NewTicker(r.refresh)
 	defer tick.Stop()
 	for {
@@ -614,6 +633,12 @@ func (c *ctr) loop() {
 			}
 			continue
 		}
+		if !fresh && c.tracker.Err() != nil && r.ctx.Err() == nil {
+			// A batch of this stopped container failed after its log was
+			// read: read it again.
+			rewind()
+			continue
+		}
 		if !fresh {
 			select {
 			case <-r.ctx.Done():
@@ -627,23 +652,7 @@ func (c *ctr) loop() {
 		err = c.follow(info.Config.Tty)
 		streamed = true
 		if c.rewind.Load() {
-			// A batch failed: read again from the last settled position.
-			// Batches still in flight are forgotten; what they deliver
-			// will come again (at least once).
-			c.tracker.Reset()
-			c.read, _ = c.tracker.Committed()
-			c.rewind.Store(false)
-			streamed = false // read even if the container did not change
-			r.rep.Retried()
-			// Back off while nothing gets through, as when the sink is down.
-			if c.read == lastRewind {
-				rewindBackoff = min(2*rewindBackoff, maxBackoff)
-			} else {
-				rewindBackoff = minBackoff
-			}
-			lastRewind = c.read
-			r.log.Info("dockerlogs: batch failed, reading again", "container", c.id, "since", c.read.Since, "after", rewindBackoff)
-			sleep(r.ctx, rewindBackoff)
+			rewind()
 			continue
 		}
 		switch {

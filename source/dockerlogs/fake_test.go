@@ -346,3 +346,33 @@ func TestResumeSkewedStreams(t *testing.T) {
 		t.Fatalf("second run %v", got)
 	}
 }
+
+// TestLastBatchFailedIsReadAgain: when the last batch of a stopped
+// container fails, nothing comes after it to notice, yet it is read again.
+func TestLastBatchFailedIsReadAgain(t *testing.T) {
+	f := &fakeEngine{lines: []fakeLine{{ts: 1e18, stream: 1, text: "only"}}}
+	s := &Source{Client: f, RefreshInterval: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
+	defer cancel()
+	targets := make(chan []labels.Labels, 1)
+	out := make(chan ferry.Batch[ferry.Entry])
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, targets, out) }()
+	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	b := <-out
+	b.Done(errors.New("sink unavailable"))
+	select {
+	case b = <-out:
+		if len(b.Items) != 1 || b.Items[0].Line != "only" {
+			t.Fatalf("again: %v", b.Items)
+		}
+		b.Done(nil)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the failed batch was not read again")
+	}
+	cancel()
+	<-done
+	if p, ok := s.load("docker/c1"); !ok || p.Newest != 1e18 {
+		t.Errorf("position %v %v", p, ok)
+	}
+}
