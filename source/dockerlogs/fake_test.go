@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +38,18 @@ type fakeEngine struct {
 	removed bool
 	opens   []string // the since of each ContainerLogs call
 	raw     []byte   // if set, the log served, whatever since is
+	read    atomic.Int64
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 type fakeLine struct {
@@ -68,7 +81,7 @@ func (f *fakeEngine) ContainerLogs(_ context.Context, _ string, o container.Logs
 		return nil, f.fail
 	}
 	if f.raw != nil {
-		return io.NopCloser(bytes.NewReader(f.raw)), nil
+		return io.NopCloser(countingReader{bytes.NewReader(f.raw), &f.read}), nil
 	}
 	var since int64
 	if o.Since != "" {
@@ -375,4 +388,32 @@ func TestLastBatchFailedIsReadAgain(t *testing.T) {
 	if p, ok := s.load("docker/c1"); !ok || p.Newest != 1e18 {
 		t.Errorf("position %v %v", p, ok)
 	}
+}
+
+// TestBackpressure: while nobody takes its batches, a reader stops reading:
+// it holds at most a batch being sent, a batch filling and its buffer.
+func TestBackpressure(t *testing.T) {
+	raw, _ := benchLog(100000)
+	f := &fakeEngine{raw: raw}
+	s := &Source{Client: f, BatchSize: 100}
+	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
+	targets := make(chan []labels.Labels, 1)
+	out := make(chan ferry.Batch[ferry.Entry]) // never read until later
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, targets, out) }()
+	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	time.Sleep(500 * time.Millisecond)
+	perLine := len(raw) / 100000
+	if n := f.read.Load(); n > int64(2*100*perLine+64<<10) {
+		t.Errorf("read %d bytes of %d while blocked", n, len(raw))
+	}
+	// Released, everything arrives.
+	got := 0
+	for got < 100000 {
+		b := <-out
+		got += len(b.Items)
+		b.Done(nil)
+	}
+	cancel()
+	<-done
 }
