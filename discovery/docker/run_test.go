@@ -180,3 +180,10 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestBadTLSFilesArePermanent(t *testing.T) {
+	d := &Discoverer{Host: "tcp://127.0.0.1:1", TLS: TLSFiles{CA: "/nonexistent/ca.pem", Cert: "/nonexistent/cert.pem", Key: "/nonexistent/key.pem"}}
+	if err := d.Run(context.Background(), nil); !ferry.IsPermanent(err) {
+		t.Errorf("Run = %v, want a permanent error", err)
+	}
+}
