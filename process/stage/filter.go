@@ -283,9 +283,10 @@ func (s *Match) Flush(c *Context, now time.Time, all bool) {
 }
 
 // Limit bounds the rate of entries, as stage.limit: Rate entries per
-// second with bursts of Burst, for all entries or, with ByLabel, per value
-// of that stream label (at most MaxStreams values, default 10000; beyond
-// that, new values share one limiter). With Drop, entries over the limit
+// second with bursts of Burst, for all entries, or per stream (PerStream:
+// per distinct label set), or per value of the stream label ByLabel. At
+// most MaxStreams streams or values (default 10000) get their own limiter;
+// beyond that, new ones share one. With Drop, entries over the limit
 // are dropped and counted as "rate_limited"; without, the pipeline blocks
 // until they may pass (backpressure up to the source).
 type Limit struct {
@@ -295,6 +296,8 @@ type Limit struct {
 	Burst int
 	// ByLabel, if set, limits each value of this stream label separately.
 	ByLabel string
+	// PerStream limits each stream (label set) separately.
+	PerStream bool
 	// Drop drops entries over the limit instead of waiting.
 	Drop bool
 	// MaxStreams bounds the distinct ByLabel values; default 10000.
@@ -302,6 +305,7 @@ type Limit struct {
 
 	all      *rate.Limiter
 	byValue  map[string]*rate.Limiter
+	byStream map[uint64]*rate.Limiter
 	overflow *rate.Limiter
 }
 
@@ -316,13 +320,28 @@ func (s *Limit) Init() error {
 	s.all = rate.NewLimiter(rate.Limit(s.Rate), s.Burst)
 	s.overflow = rate.NewLimiter(rate.Limit(s.Rate), s.Burst)
 	s.byValue = map[string]*rate.Limiter{}
+	s.byStream = map[uint64]*rate.Limiter{}
+	if s.PerStream && s.ByLabel != "" {
+		return errors.New("limit: PerStream and ByLabel exclude each other")
+	}
 	return nil
 }
 
 // Process applies the limit.
 func (s *Limit) Process(c *Context, e *ferry.Entry) bool {
 	l := s.all
-	if s.ByLabel != "" {
+	if s.PerStream {
+		h := c.Labels(e).Hash()
+		l = s.byStream[h]
+		if l == nil {
+			if len(s.byStream) >= s.MaxStreams {
+				l = s.overflow
+			} else {
+				l = rate.NewLimiter(rate.Limit(s.Rate), s.Burst)
+				s.byStream[h] = l
+			}
+		}
+	} else if s.ByLabel != "" {
 		v := c.Label(e, s.ByLabel)
 		l = s.byValue[v]
 		if l == nil {

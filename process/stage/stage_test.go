@@ -431,18 +431,27 @@ func TestMatch(t *testing.T) {
 func TestLimit(t *testing.T) {
 	rep := &countReporter{}
 	p := MustNew(&Limit{Rate: 0.001, Burst: 2, Drop: true, ByLabel: "app"})
-	var in []ferry.Entry
-	for i := 0; i < 5; i++ {
-		in = append(in, entry("x", "app", "a"), entry("y", "app", "b"))
+	mk := func() []ferry.Entry {
+		var in []ferry.Entry
+		for i := 0; i < 5; i++ {
+			in = append(in, entry("x", "app", "a"), entry("y", "app", "b"))
+		}
+		return in
 	}
-	b, _ := p.Process(ferry.WithReporter(context.Background(), rep), ferry.Batch[ferry.Entry]{Items: in})
+	b, _ := p.Process(ferry.WithReporter(context.Background(), rep), ferry.Batch[ferry.Entry]{Items: mk()})
 	if len(b.Items) != 4 || rep.dropped["rate_limited"] != 6 {
 		t.Fatalf("kept %d dropped %v", len(b.Items), rep.dropped)
+	}
+	rep = &countReporter{}
+	p = MustNew(&Limit{Rate: 0.001, Burst: 1, Drop: true, PerStream: true})
+	b, _ = p.Process(ferry.WithReporter(context.Background(), rep), ferry.Batch[ferry.Entry]{Items: mk()})
+	if len(b.Items) != 2 || rep.dropped["rate_limited"] != 8 {
+		t.Fatalf("per stream: kept %d dropped %v", len(b.Items), rep.dropped)
 	}
 	// Blocking: 10 entries at 1000/s with burst 1 take about 9ms.
 	p = MustNew(&Limit{Rate: 1000, Burst: 1})
 	start := time.Now()
-	b, _ = p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: in})
+	b, _ = p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: mk()})
 	if len(b.Items) != 10 || time.Since(start) < 5*time.Millisecond {
 		t.Fatalf("kept %d in %v", len(b.Items), time.Since(start))
 	}

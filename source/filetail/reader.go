@@ -44,9 +44,10 @@ type reader struct {
 	forget    atomic.Bool
 	rep       ferry.Reporter
 
-	mu      sync.Mutex
-	stopReq bool
-	exited  bool
+	mu       sync.Mutex
+	stopReq  bool
+	stopFlag atomic.Bool // stopReq, for the read loop
+	exited   bool
 
 	first    bool // the file has not been opened yet
 	finished bool // nothing more to read: a compressed file read once, or skipped
@@ -158,6 +159,7 @@ func (r *reader) poke() {
 func (r *reader) requestStop() {
 	r.mu.Lock()
 	r.stopReq = true
+	r.stopFlag.Store(true)
 	r.mu.Unlock()
 	r.poke()
 }
@@ -171,6 +173,7 @@ func (r *reader) revive(ls labels.Labels) bool {
 		return false
 	}
 	r.stopReq = false
+	r.stopFlag.Store(false)
 	if old := r.labels.Load(); !labels.Equal(*old, ls) {
 		r.labels.Store(&ls)
 	}
@@ -572,6 +575,9 @@ func (r *reader) readAvailable(ctx context.Context, final bool) error {
 		}
 		if err == io.EOF || n == 0 && err == nil {
 			break
+		}
+		if !final && r.stopFlag.Load() {
+			break // the target is gone: do not follow a file that keeps growing
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.path, err)

@@ -173,7 +173,7 @@ func (h *harness) waitLines(n int) []string {
 func (h *harness) settle() []string {
 	n := -1
 	for {
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 		l := h.lines()
 		if len(l) == n {
 			return l
@@ -252,7 +252,7 @@ func TestStartEnd(t *testing.T) {
 	s.Start = StartEnd
 	h := start(t, s, p)
 	defer h.stop()
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, func() bool { _, ok := s.getPos(KeyPrefix + p); return ok }) // opened
 	appendLines(t, p, "new", 0, 10)
 	equalLines(t, h.settle(), want("new", 0, 10))
 	// A file that appears later is read from its beginning.
@@ -411,7 +411,11 @@ func TestFilesAppearAndDisappear(t *testing.T) {
 	appendLines(t, b, "b", 0, 10)
 	h.waitLines(20)
 	h.setTargets(b) // a goes away
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, func() bool {
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		return h.s.byPath[a] == nil
+	})
 	appendLines(t, a, "a", 10, 20)
 	appendLines(t, b, "b", 10, 20)
 	got := h.settle()
@@ -826,5 +830,16 @@ func TestPermissionDenied(t *testing.T) {
 	defer h.rep.mu.Unlock()
 	if len(h.rep.errs) == 0 || !strings.Contains(h.rep.errs[0].Error(), "permission denied") {
 		t.Fatalf("errs %v", h.rep.errs)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
