@@ -204,13 +204,13 @@ func (p *processorNode[T]) start(r *run) {
 			select {
 			case e, ok := <-in:
 				if !ok {
-					p.flush(r)
+					p.flush(r, true)
 					return
 				}
 				p.process(r, 0, e.b, e.bytes)
 			case b, ok := <-p.src:
 				if !ok {
-					p.flush(r)
+					p.flush(r, true)
 					return
 				}
 				c := p.n.c
@@ -221,7 +221,7 @@ func (p *processorNode[T]) start(r *run) {
 				c.ok()
 				p.process(r, 0, b, bytes)
 			case <-tick:
-				p.flush(r)
+				p.flush(r, false)
 			}
 		}
 	})
@@ -286,8 +286,8 @@ func (p *processorNode[T]) emit(r *run, c *component, b ferry.Batch[T], bytes in
 }
 
 // flush asks every holding stage for what it holds, in chain order, and
-// passes it through the stages after it.
-func (p *processorNode[T]) flush(r *run) {
+// passes it through the stages after it. final says the input has ended.
+func (p *processorNode[T]) flush(r *run, final bool) {
 	for i := range p.stages {
 		s := &p.stages[i]
 		if s.f == nil {
@@ -296,7 +296,11 @@ func (p *processorNode[T]) flush(r *run) {
 		var b ferry.Batch[T]
 		err := safeCall(s.c.name, func() error {
 			var err error
-			b, err = s.f.Flush(s.c.ctx)
+			ctx := s.c.ctx
+			if final {
+				ctx = process.Final(ctx)
+			}
+			b, err = s.f.Flush(ctx)
 			return err
 		})
 		if err != nil {

@@ -516,3 +516,27 @@ func TestSourcesClosedAfterSinksDrained(t *testing.T) {
 		t.Fatal("second Run accepted")
 	}
 }
+
+// finalHolder holds everything until the final flush.
+type finalHolder struct{ holder }
+
+func (h *finalHolder) Flush(ctx context.Context) (ferry.Batch[ferry.Entry], error) {
+	if !process.IsFinal(ctx) {
+		return ferry.Batch[ferry.Entry]{}, nil
+	}
+	return h.holder.Flush(ctx)
+}
+
+func TestFinalFlushAtEndOfInput(t *testing.T) {
+	fake := &sinktest.Sink[ferry.Entry]{}
+	b := pipeline.New(pipeline.WithFlushInterval(time.Hour))
+	s := pipeline.Process(b, "hold", &finalHolder{}, pipeline.FromSource(b, "src", &source.Slice[ferry.Entry]{Items: make([]ferry.Entry, 3)}))
+	pipeline.To(b, "fake", fake, s)
+	p, _ := b.Build()
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fake.Len() != 3 {
+		t.Fatalf("held entries not flushed at end of input: %d", fake.Len())
+	}
+}

@@ -31,10 +31,24 @@ type Processor[T any] interface {
 
 // Flusher is implemented by processors that hold items across calls, such as
 // one that joins the lines of a multi-line message. The pipeline calls Flush
-// every flush interval and once when the input ends; Flush returns what
-// should go on now (possibly nothing), with its acknowledgements.
+// every flush interval, and once more when the input has ended, with a
+// context for which IsFinal is true: then Flush must hand on everything it
+// holds. Flush returns what should go on now (possibly nothing), with its
+// acknowledgements.
 type Flusher[T any] interface {
 	Flush(ctx context.Context) (ferry.Batch[T], error)
+}
+
+type finalKey struct{}
+
+// Final returns a context that marks a Flush call as the last one: the
+// input has ended and nothing more will come.
+func Final(ctx context.Context) context.Context { return context.WithValue(ctx, finalKey{}, true) }
+
+// IsFinal reports whether ctx marks the last Flush call (see Final).
+func IsFinal(ctx context.Context) bool {
+	v, _ := ctx.Value(finalKey{}).(bool)
+	return v
 }
 
 // Func adapts an ordinary function to the Processor interface. A nil Func

@@ -397,15 +397,11 @@ func (p *Pipeline) Process(ctx context.Context, b ferry.Batch[ferry.Entry]) (fer
 }
 
 // Flush hands on what stages hold that waited long enough, or everything
-// when ctx is already done.
-//
-// process.Flusher gives no sign that the input ended, so a block younger
-// than its stage's wait can still be held when a pipeline stops. Its
-// batches are then never acknowledged as delivered, and the source reads
-// those lines again on its next start: nothing is lost. Callers that know
-// the input ended call FlushAll.
+// when the input has ended (process.IsFinal) or ctx is already done. A
+// pipeline flushes this way when its input ends, so the last multi-line
+// block of a stream is delivered, not held.
 func (p *Pipeline) Flush(ctx context.Context) (ferry.Batch[ferry.Entry], error) {
-	return p.flush(ctx, ctx.Err() != nil), nil
+	return p.flush(ctx, process.IsFinal(ctx) || ctx.Err() != nil), nil
 }
 
 // FlushAll hands on everything the stages hold, as when the input ended.
