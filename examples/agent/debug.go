@@ -11,7 +11,6 @@ import (
 
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -36,15 +35,13 @@ func (f *debugFlag) register(fs *flag.FlagSet) {
 	fs.Var(f, "debug.addr", "address of the debug page (pipeline graph, health, live tail) and /metrics; empty disables")
 }
 
-// startDebug serves the pipeline's debug handler at / and its metrics,
-// with the Go runtime's and the process's, at /metrics. It returns a
+// startDebug serves the pipeline's debug handler at / and what reg gathers
+// (the pipeline's metrics, the Go runtime's and the process's) at /metrics. It returns a
 // function that stops the server, ending live tails at once.
-func startDebug(f debugFlag, p *pipeline.Pipeline, logger *slog.Logger) (stop func(), err error) {
+func startDebug(f debugFlag, p *pipeline.Pipeline, reg prometheus.Gatherer, logger *slog.Logger) (stop func(), err error) {
 	if f.addr == "" {
 		return func() {}, nil
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(p, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", p.Handler())

@@ -6,6 +6,15 @@
 //
 //	go run ./examples/agent
 //	journalctl -f | go run ./examples/agent -format json
+//
+// Flags add Docker and file logs, Loki delivery, scraping and remote write:
+//
+//	go run ./examples/agent -docker -positions /var/lib/ferry/positions.json \
+//		-loki.url http://loki:3100/loki/api/v1/push \
+//		-scrape localhost:9100 -self-scrape -remote-write.url http://prometheus:9090/api/v1/write
+//
+// The debug page (component graph, health, live tail) is on
+// http://127.0.0.1:12345/ unless -debug.addr says otherwise.
 package main
 
 import (
@@ -22,9 +31,12 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/ferrydev/ferry/source"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -45,7 +57,8 @@ type config struct {
 	demoPeriod time.Duration
 	drain      time.Duration
 	job        string
-	debug      debugFlag // -debug.addr, in debug.go
+	debug      debugFlag    // -debug.addr, in debug.go
+	collect    collectFlags // Docker, files, Loki, scraping, remote write, in collect.go
 }
 
 func parseFlags(args []string) (config, error) {
@@ -59,6 +72,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "how long to wait for delivery on shutdown")
 	fs.StringVar(&c.job, "job", "agent", "value of the job label")
 	c.debug.register(fs)
+	c.collect.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -78,27 +92,41 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	logger := newLogger(cfg, stderr)
 
 	b := pipeline.New(pipeline.WithLogger(logger), pipeline.WithDrainTimeout(cfg.drain))
-	var logs []pipeline.Stream[ferry.Entry]
+	reg := prometheus.NewRegistry()
 
-	if isData(stdin) {
+	var pf *positions.File
+	if cfg.collect.positions != "" {
+		if pf, err = positions.Open(cfg.collect.positions, positions.Options{}); err != nil {
+			return err
+		}
+	}
+	logs := cfg.collect.addLogs(b, pf)
+	switch {
+	case cfg.collect.logSources():
+	case isData(stdin):
 		logs = append(logs, pipeline.FromSource(b, "stdin", &source.Reader{
 			R:      stdin,
 			Labels: labels.FromStrings("job", cfg.job, "source", "stdin"),
 		}))
-	} else {
+	default:
 		logs = append(logs, pipeline.FromSource(b, "demo", &demo{lines: cfg.demoLines, period: cfg.demoPeriod, job: cfg.job}))
 	}
 
 	logs = []pipeline.Stream[ferry.Entry]{pipeline.Relabel(b, "labels", []relabel.Rule{
 		relabel.Set("agent", "ferry"),
 	}, logs...)}
-	pipeline.To(b, "console", &sink.Console[ferry.Entry]{W: stdout, JSON: cfg.output == "json"}, logs...)
+	name, logSink := cfg.collect.logSink(&sink.Console[ferry.Entry]{W: stdout, JSON: cfg.output == "json"})
+	pipeline.To(b, name, logSink, logs...)
+	if err := cfg.collect.addMetrics(b, reg, &sink.Console[ferry.Sample]{W: stdout, JSON: cfg.output == "json"}); err != nil {
+		return err
+	}
 
 	p, err := b.Build()
 	if err != nil {
 		return err
 	}
-	stopDebug, err := startDebug(cfg.debug, p, logger)
+	reg.MustRegister(p, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	stopDebug, err := startDebug(cfg.debug, p, reg, logger)
 	if err != nil {
 		return err
 	}

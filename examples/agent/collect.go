@@ -1,0 +1,128 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/discovery/docker"
+	"github.com/ferrydev/ferry/discovery/file"
+	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/positions"
+	"github.com/ferrydev/ferry/relabel"
+	"github.com/ferrydev/ferry/scrape"
+	"github.com/ferrydev/ferry/sink"
+	"github.com/ferrydev/ferry/sink/loki"
+	"github.com/ferrydev/ferry/sink/remotewrite"
+	"github.com/ferrydev/ferry/source/dockerlogs"
+	"github.com/ferrydev/ferry/source/filetail"
+	"github.com/ferrydev/ferry/source/gather"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// collectFlags are the flags that add collection and delivery to the
+// agent: each turns on one part of what Promtail or Alloy do.
+type collectFlags struct {
+	docker         bool
+	dockerHost     string
+	dockerRefresh  time.Duration
+	files          string
+	positions      string
+	lokiURL        string
+	lokiTenant     string
+	scrapeTargets  string
+	scrapeInterval time.Duration
+	selfScrape     bool
+	remoteWriteURL string
+}
+
+func (c *collectFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&c.docker, "docker", false, "discover Docker containers and follow their logs")
+	fs.StringVar(&c.dockerHost, "docker.host", "", "Docker daemon address (default: DOCKER_HOST, else the local socket)")
+	fs.DurationVar(&c.dockerRefresh, "docker.refresh", 5*time.Second, "full refresh of the container list, on top of the events stream")
+	fs.StringVar(&c.files, "files", "", "comma-separated globs of log files to tail, e.g. /var/log/**/*.log")
+	fs.StringVar(&c.positions, "positions", "", "positions file for Docker and file logs (empty: positions in memory only)")
+	fs.StringVar(&c.lokiURL, "loki.url", "", "Loki push URL, e.g. http://loki:3100/loki/api/v1/push (empty: logs to the console)")
+	fs.StringVar(&c.lokiTenant, "loki.tenant", "", "X-Scope-OrgID sent to Loki")
+	fs.StringVar(&c.scrapeTargets, "scrape", "", "comma-separated host:port targets to scrape for Prometheus metrics")
+	fs.DurationVar(&c.scrapeInterval, "scrape.interval", 15*time.Second, "scrape interval")
+	fs.BoolVar(&c.selfScrape, "self-scrape", false, "feed the agent's own metrics into the metrics stream")
+	fs.StringVar(&c.remoteWriteURL, "remote-write.url", "", "Prometheus remote-write URL, e.g. http://prometheus:9090/api/v1/write (empty: samples to the console)")
+}
+
+// logSources reports whether flags ask for log sources of their own
+// (instead of stdin or the demo).
+func (c *collectFlags) logSources() bool { return c.docker || c.files != "" }
+
+// containerRules are the relabel rules of the Alloy migration config.
+func containerRules() []relabel.Rule {
+	return []relabel.Rule{
+		relabel.Replace([]string{docker.LabelContainerName}, "/(.*)", "container", "$1"),
+		relabel.Replace([]string{"__meta_docker_container_label_com_docker_compose_service"}, "(.+)", "service", "$1"),
+	}
+}
+
+// addLogs adds the Docker and file log sources the flags ask for.
+func (c *collectFlags) addLogs(b *pipeline.Builder, pf *positions.File) []pipeline.Stream[ferry.Entry] {
+	var logs []pipeline.Stream[ferry.Entry]
+	if c.docker {
+		containers := pipeline.Discover(b, "discovery.docker", &docker.Discoverer{Host: c.dockerHost, RefreshInterval: c.dockerRefresh, IncludeStopped: true})
+		targets := pipeline.RelabelTargets(b, "discovery.relabel", containerRules(), containers)
+		logs = append(logs, pipeline.FromTargets(b, "loki.source.docker", &dockerlogs.Source{Host: c.dockerHost, Positions: pf}, targets))
+	}
+	if c.files != "" {
+		var patterns []file.Pattern
+		for _, g := range strings.Split(c.files, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				patterns = append(patterns, file.Pattern{Path: g, Labels: labels.FromStrings("job", "files")})
+			}
+		}
+		matches := pipeline.Discover(b, "local.file_match", &file.Discoverer{Patterns: patterns})
+		logs = append(logs, pipeline.FromTargets(b, "loki.source.file", &filetail.Source{Positions: pf}, matches))
+	}
+	return logs
+}
+
+// logSink returns where logs go: Loki, or the console.
+func (c *collectFlags) logSink(console sink.Sink[ferry.Entry]) (string, sink.Sink[ferry.Entry]) {
+	if c.lokiURL == "" {
+		return "console", console
+	}
+	return "loki.write", &loki.Sink{URL: c.lokiURL, TenantID: c.lokiTenant}
+}
+
+// addMetrics adds scraping and self-scraping, and their delivery to remote
+// write or the console.
+func (c *collectFlags) addMetrics(b *pipeline.Builder, reg prometheus.Gatherer, console sink.Sink[ferry.Sample]) error {
+	var samples []pipeline.Stream[ferry.Sample]
+	sc := &scrape.Scraper{Interval: c.scrapeInterval}
+	if c.scrapeTargets != "" {
+		var addrs []string
+		for _, a := range strings.Split(c.scrapeTargets, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+		if len(addrs) == 0 {
+			return fmt.Errorf("-scrape: no targets in %q", c.scrapeTargets)
+		}
+		targets := pipeline.Discover(b, "discovery.static", discovery.Addresses(addrs, "job", "scrape"))
+		samples = append(samples, pipeline.FromTargets(b, "prometheus.scrape", sc, targets))
+	}
+	if c.selfScrape {
+		samples = append(samples, pipeline.FromSource(b, "prometheus.exporter.self", &gather.Source{Gatherer: reg, Interval: c.scrapeInterval, Job: "ferry"}))
+	}
+	if len(samples) == 0 {
+		return nil
+	}
+	if c.remoteWriteURL == "" {
+		pipeline.To(b, "console.metrics", console, samples...)
+		return nil
+	}
+	pipeline.To(b, "prometheus.remote_write", &remotewrite.Sink{URL: c.remoteWriteURL, Metadata: sc.Metadata}, samples...)
+	return nil
+}
