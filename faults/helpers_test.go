@@ -1,0 +1,308 @@
+package faults
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/dockertest"
+)
+
+func TestMain(m *testing.M) { dockertest.Main(m) }
+
+// long reports whether the long variants run (build tag faults_long or
+// FERRY_FAULTS_LONG=1).
+func long() bool { return longTag || os.Getenv("FERRY_FAULTS_LONG") == "1" }
+
+// peerBin returns the path of a peer binary named by env, or skips the test
+// (fails it with FERRY_REQUIRE_PEERS=1).
+func peerBin(t testing.TB, env, setup string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	msg := ""
+	if p == "" {
+		msg = env + " is not set: run " + setup + " (or scripts/test.sh) and export the line it prints"
+	} else if _, err := os.Stat(p); err != nil {
+		msg = fmt.Sprintf("%s: %v", env, err)
+	}
+	if msg != "" {
+		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// peer is a receiver process that can be stopped and started again on the
+// same address and data directory.
+type peer struct {
+	t     testing.TB
+	bin   string
+	args  []string
+	ready string // URL answering 200 when ready
+	log   *os.File
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func newPeer(t testing.TB, bin, ready string, args ...string) *peer {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, bin: bin, args: args, ready: ready, log: logf}
+	t.Cleanup(func() { p.stop(); logf.Close() })
+	p.start()
+	return p
+}
+
+func (p *peer) start() {
+	p.t.Helper()
+	p.mu.Lock()
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
+		p.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			out, _ := os.ReadFile(p.log.Name())
+			p.t.Fatalf("%s exited early:\n%s", p.bin, out)
+		default:
+		}
+		if resp, err := http.Get(p.ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatalf("%s not ready at %s", p.bin, p.ready)
+}
+
+// stop stops the process gracefully (SIGINT, then SIGKILL after 15s).
+func (p *peer) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.cmd = nil
+}
+
+// victoriaLogs starts VictoriaLogs on a free 127.0.0.1 port.
+func victoriaLogs(t testing.TB) (*peer, string) {
+	t.Helper()
+	bin := peerBin(t, "FERRY_VICTORIALOGS_BIN", "scripts/setup/victorialogs.sh")
+	addr := freeAddr(t)
+	base := "http://" + addr
+	p := newPeer(t, bin, base+"/health",
+		"-httpListenAddr="+addr, "-storageDataPath="+t.TempDir(),
+		"-retentionPeriod=100y", "-loggerLevel=WARN")
+	return p, base
+}
+
+// logRow is one stored log line: its stream key and message.
+type logRow struct{ key, msg string }
+
+// queryLogs returns the rows matching a LogsQL filter, keyed by the label
+// named keyField.
+func queryLogs(t testing.TB, base, filter, keyField string) []logRow {
+	t.Helper()
+	if resp, err := http.Get(base + "/internal/force_flush"); err == nil {
+		resp.Body.Close()
+	}
+	resp, err := http.PostForm(base+"/select/logsql/query", url.Values{"query": {filter + " | fields _msg, " + keyField}, "limit": {"10000000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("query %q: status %d", filter, resp.StatusCode)
+	}
+	var rows []logRow
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 32<<20)
+	for sc.Scan() {
+		var row map[string]string
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			t.Fatalf("query row %.200q: %v", sc.Text(), err)
+		}
+		rows = append(rows, logRow{row[keyField], row["_msg"]})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// tally counts how often each expected line arrived.
+type tally struct {
+	want map[logRow]int
+}
+
+func newTally() *tally { return &tally{want: map[logRow]int{}} }
+
+func (c *tally) expect(key, msg string) { c.want[logRow{key, msg}] += 0 }
+
+// result counts lines lost (expected, never arrived), duplicated (extra
+// copies) and unexpected (arrived, never written).
+func (c *tally) result(rows []logRow) (lost, dup, unexpected int, missing []logRow) {
+	got := map[logRow]int{}
+	for _, r := range rows {
+		got[r]++
+	}
+	for k := range c.want {
+		n := got[k]
+		if n == 0 {
+			lost++
+			if len(missing) < 10 {
+				missing = append(missing, k)
+			}
+		} else {
+			dup += n - 1
+		}
+	}
+	for k, n := range got {
+		if _, ok := c.want[k]; !ok {
+			unexpected += n
+		}
+	}
+	return
+}
+
+// procStats are the resources of a process.
+type procStats struct {
+	RSS        int64 // bytes
+	FDs        int
+	Goroutines int // only for this process
+}
+
+func statsOf(pid int) procStats {
+	var s procStats
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				s.RSS = kb << 10
+			}
+		}
+	}
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		s.FDs = len(ents)
+	}
+	if pid == os.Getpid() {
+		s.Goroutines = runtime.NumGoroutine()
+	}
+	return s
+}
+
+// sampler records the resources of a process every interval.
+type sampler struct {
+	mu      sync.Mutex
+	samples []procStats
+	peakRSS int64
+	heap    uint64 // peak HeapInuse when sampling this process
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func sample(pid int, every time.Duration) *sampler {
+	s := &sampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			st := statsOf(pid)
+			var ms runtime.MemStats
+			if pid == os.Getpid() {
+				runtime.ReadMemStats(&ms)
+			}
+			s.mu.Lock()
+			s.samples = append(s.samples, st)
+			s.peakRSS = max(s.peakRSS, st.RSS)
+			s.heap = max(s.heap, ms.HeapInuse)
+			s.mu.Unlock()
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) finish() []procStats {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.samples
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// waitFor polls cond until it is true or the timeout passes.
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// settle waits for the goroutine count to drop to at most n + slack and
+// returns it.
+func settle(n, slack int, timeout time.Duration) int {
+	var g int
+	waitFor(timeout, func() bool { g = runtime.NumGoroutine(); return g <= n+slack })
+	return g
+}

@@ -1,0 +1,5 @@
+//go:build faults_long
+
+package faults
+
+const longTag = true
