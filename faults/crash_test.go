@@ -124,6 +124,7 @@ type fileWriter struct {
 	dir    string
 	rate   int // lines per second
 	rotate int
+	pad    int // bytes of padding per line
 	mu     sync.Mutex
 	lines  []string
 }
@@ -146,7 +147,7 @@ func (w *fileWriter) run(ctx context.Context, total int) error {
 		case <-tick.C:
 		}
 		for j := 0; j < per && i < total; j++ {
-			l := fmt.Sprintf("file line %07d %s", i, strings.Repeat("p", 60))
+			l := fmt.Sprintf("file line %07d %s", i, strings.Repeat("p", w.pad))
 			bw.WriteString(l + "\n")
 			w.mu.Lock()
 			w.lines = append(w.lines, l)
@@ -214,7 +215,7 @@ func TestCrashKill9(t *testing.T) {
 	for _, s := range specs {
 		ids = append(ids, dockertest.Run(t, c, s))
 	}
-	w := &fileWriter{dir: logDir, rate: 500, rotate: 2500}
+	w := &fileWriter{dir: logDir, rate: 500, rotate: 2500, pad: 60}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	werr := make(chan error, 1)

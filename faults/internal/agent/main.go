@@ -47,6 +47,7 @@ func run(ctx context.Context) error {
 		resetCorrupt = flag.Bool("positions.reset-corrupt", false, "start empty, logging it, when the positions file is corrupt")
 		lokiURL      = flag.String("loki.url", "", "Loki push URL")
 		save         = flag.Duration("save", 200*time.Millisecond, "positions save interval")
+		lokiBuffer   = flag.Int("loki.buffer", 0, "bytes the Loki sink buffers (0: its default)")
 	)
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -85,7 +86,7 @@ func run(ctx context.Context) error {
 			PollInterval: 100 * time.Millisecond, RotateWait: time.Second,
 		}, m))
 	}
-	pipeline.To(b, "loki.write", &loki.Sink{URL: *lokiURL, BatchWait: 100 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, MaxRetries: -1}, logs...)
+	pipeline.To(b, "loki.write", &loki.Sink{URL: *lokiURL, BatchWait: 100 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, MaxRetries: -1, MaxBufferedBytes: *lokiBuffer}, logs...)
 	p, err := b.Build()
 	if err != nil {
 		return err
