@@ -2,59 +2,25 @@ package pipeline_test
 
 import (
 	"bytes"
-	"context"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/ferrydev/ferry/internal/peers"
 )
-
-// chromium returns FERRY_CHROMIUM_BIN (scripts/setup/chromium.sh), or
-// skips the test without it, or fails it when FERRY_REQUIRE_PEERS=1.
-func chromium(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("FERRY_CHROMIUM_BIN")
-	if bin == "" {
-		msg := "FERRY_CHROMIUM_BIN is not set: run scripts/setup/chromium.sh (Debian's chromium) or scripts/test.sh"
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
-}
-
-func browse(t *testing.T, bin, url string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	all := append([]string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--no-default-browser-check", "--disable-extensions", "--hide-scrollbars",
-		"--user-data-dir=" + t.TempDir(),
-	}, args...)
-	cmd := exec.CommandContext(ctx, bin, append(all, url)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-	}
-	return stdout.String()
-}
 
 // Every health colour, the component pages with targets and positions, and
 // the live tail's script, in a real browser.
 func TestHandlerInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := peers.Chromium(t)
 	p, _ := testPipeline(t)
 	srv := httptest.NewServer(p.Handler())
 	defer srv.Close()
 
-	dom := browse(t, bin, srv.URL+"/?refresh=0", "--dump-dom")
+	dom := peers.Browse(t, bin, srv.URL+"/?refresh=0", "--dump-dom")
 	for name, color := range wantColors {
 		st, _ := p.Component(name)
 		re := regexp.MustCompile(`data-component="` + name + `" data-kind="` + string(st.Kind) + `" data-health="` + st.Health.String() +
@@ -66,7 +32,7 @@ func TestHandlerInChromium(t *testing.T) {
 	noSecrets(t, "DOM", dom)
 
 	// The tail page's script streams lines into the page.
-	tail := browse(t, bin, srv.URL+"/component/logs/tail?lines=3", "--dump-dom", "--virtual-time-budget=5000")
+	tail := peers.Browse(t, bin, srv.URL+"/component/logs/tail?lines=3", "--dump-dom", "--virtual-time-budget=5000")
 	if !strings.Contains(tail, "line limit of 3 reached") || strings.Count(tail, "password=&lt;redacted&gt;") != 3 {
 		t.Errorf("tail page after streaming:\n%s", tail)
 	}
@@ -93,7 +59,7 @@ func TestHandlerInChromium(t *testing.T) {
 		if strings.Contains(page, "/tail") {
 			args = append(args, "--virtual-time-budget=5000")
 		}
-		browse(t, bin, srv.URL+page, args...)
+		peers.Browse(t, bin, srv.URL+page, args...)
 		if b, err := os.ReadFile(path); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
 			t.Fatalf("screenshot %s: %v", path, err)
 		}

@@ -2,55 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/peers"
 )
-
-// chromium returns the headless browser of the browser tests, from
-// FERRY_CHROMIUM_BIN (set by scripts/setup/chromium.sh). Without it the
-// test is skipped, or fails when FERRY_REQUIRE_PEERS=1.
-func chromium(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("FERRY_CHROMIUM_BIN")
-	if bin == "" {
-		msg := "FERRY_CHROMIUM_BIN is not set: run scripts/setup/chromium.sh (Debian's chromium) or scripts/test.sh"
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("FERRY_CHROMIUM_BIN: %v", err)
-	}
-	return bin
-}
-
-// browse runs headless Chromium on url with extra arguments and returns
-// its standard output.
-func browse(t *testing.T, bin, url string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	all := append([]string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--no-default-browser-check", "--disable-extensions", "--hide-scrollbars",
-		"--user-data-dir=" + t.TempDir(),
-	}, args...)
-	cmd := exec.CommandContext(ctx, bin, append(all, url)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-	}
-	return stdout.String()
-}
 
 // artifactsDir is where the browser test leaves its screenshots:
 // FERRY_ARTIFACTS_DIR, or ferry-artifacts in the temporary directory.
@@ -69,7 +30,7 @@ func artifactsDir(t *testing.T) string {
 // made to fail (its standard output cannot be written), the graph shows
 // every component, the sink red and the others green.
 func TestDebugPageInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := peers.Chromium(t)
 	// The agent's Run reports that the console could not be closed
 	// either; that is expected here.
 	base := startAgent(t, failingWriter{}, "-demo.lines", "0", "-demo.period", "10ms")
@@ -99,7 +60,7 @@ func TestDebugPageInChromium(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	dom := browse(t, bin, base+"?refresh=0", "--dump-dom")
+	dom := peers.Browse(t, bin, base+"?refresh=0", "--dump-dom")
 	for name, w := range want {
 		node := regexp.MustCompile(`<a [^>]*class="node" data-component="` + name + `" data-kind="` + w.kind +
 			`" data-health="` + w.health + `" data-fill="` + w.color + `">\s*<title>[^<]*</title>\s*<rect [^>]*stroke="` + w.color + `"[^>]*>(?:</rect>)?\s*<rect class="health" [^>]*fill="` + w.color + `"`)
@@ -127,7 +88,7 @@ func TestDebugPageInChromium(t *testing.T) {
 	} {
 		path := filepath.Join(dir, file)
 		os.Remove(path)
-		browse(t, bin, page, "--screenshot="+path, "--window-size=1200,800")
+		peers.Browse(t, bin, page, "--screenshot="+path, "--window-size=1200,800")
 		b, err := os.ReadFile(path)
 		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 10_000 {
 			t.Fatalf("screenshot %s: %d bytes, %v", path, len(b), err)

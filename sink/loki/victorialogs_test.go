@@ -1,115 +1,19 @@
 package loki
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/peers"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// victoriaLogs starts the VictoriaLogs binary named by FERRY_VICTORIALOGS_BIN
-// (built by scripts/setup/victorialogs.sh) on a free 127.0.0.1 port with a
-// temporary storage directory, and returns its base URL. It is stopped when
-// the test ends.
-func victoriaLogs(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("FERRY_VICTORIALOGS_BIN")
-	if bin == "" {
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatal("FERRY_VICTORIALOGS_BIN is not set; run scripts/setup/victorialogs.sh")
-		}
-		t.Skip("FERRY_VICTORIALOGS_BIN is not set; run scripts/setup/victorialogs.sh (or scripts/test.sh) to build VictoriaLogs")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatalf("FERRY_VICTORIALOGS_BIN: %v", err)
-		}
-		t.Skipf("FERRY_VICTORIALOGS_BIN: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin,
-		"-httpListenAddr="+addr,
-		"-storageDataPath="+t.TempDir(),
-		"-retentionPeriod=100y",
-		"-loggerLevel=WARN",
-	)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("VictoriaLogs did not become ready on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// queryLogs runs a LogsQL query and returns the rows.
-func queryLogs(t *testing.T, base, q string) []map[string]string {
-	t.Helper()
-	if resp, err := http.Get(base + "/internal/force_flush"); err == nil {
-		resp.Body.Close()
-	}
-	resp, err := http.PostForm(base+"/select/logsql/query", url.Values{"query": {q}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("query %q: status %d", q, resp.StatusCode)
-	}
-	var rows []map[string]string
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var row map[string]string
-		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-			t.Fatalf("query row %q: %v", sc.Text(), err)
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
 func TestVictoriaLogsEndToEnd(t *testing.T) {
-	base := victoriaLogs(t)
+	vl := peers.StartVictoriaLogs(t)
 	now := time.Now().Truncate(time.Microsecond).UTC()
 	for _, enc := range []Encoding{Protobuf, JSON} {
 		name := map[Encoding]string{Protobuf: "protobuf", JSON: "json"}[enc]
@@ -117,7 +21,7 @@ func TestVictoriaLogsEndToEnd(t *testing.T) {
 			rep := newTestReporter()
 			ctx := ferry.WithReporter(context.Background(), rep)
 			s := &Sink{
-				URL:            base + "/insert/loki/api/v1/push",
+				URL:            vl.PushURL(),
 				Encoding:       enc,
 				BatchWait:      50 * time.Millisecond,
 				BatchSize:      4096,
@@ -147,7 +51,7 @@ func TestVictoriaLogsEndToEnd(t *testing.T) {
 			}
 			closeSink(t, s)
 
-			rows := queryLogs(t, base, fmt.Sprintf(`enc:=%q | sort by (_time)`, name))
+			rows := vl.Query(t, fmt.Sprintf(`enc:=%q | sort by (_time)`, name))
 			if len(rows) != n {
 				t.Fatalf("VictoriaLogs returned %d rows, want %d", len(rows), n)
 			}

@@ -2,16 +2,7 @@ package remotewrite_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"math"
-	"net"
-	"net/http"
-	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -19,122 +10,10 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/peers"
 	"github.com/ferrydev/ferry/scrape"
 	"github.com/ferrydev/ferry/sink/remotewrite"
 )
-
-// peer returns the path of a peer binary from the environment, or skips
-// (fails when FERRY_REQUIRE_PEERS=1).
-func peer(t *testing.T, env string) string {
-	t.Helper()
-	p := os.Getenv(env)
-	if p == "" {
-		msg := env + " not set: run scripts/setup/prometheus.sh (or scripts/test.sh) to install Prometheus and node_exporter"
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s=%s: %v", env, p, err)
-	}
-	return p
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startPeer runs bin with args until the test ends and waits until ready
-// answers 200.
-func startPeer(t *testing.T, bin string, ready string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	logf, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		logf.Close()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(logf.Name())
-			t.Fatalf("%s exited early:\n%s", bin, out)
-		default:
-		}
-		resp, err := http.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready at %s", bin, ready)
-}
-
-type promResult struct {
-	Metric map[string]string `json:"metric"`
-	Value  [2]any            `json:"value"`
-}
-
-// query runs an instant query against Prometheus's HTTP API.
-func query(t *testing.T, promAddr, q string, at time.Time) []promResult {
-	t.Helper()
-	u := fmt.Sprintf("http://%s/api/v1/query?query=%s&time=%s", promAddr, url.QueryEscape(q),
-		strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []promResult `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	if body.Status != "success" {
-		t.Fatalf("query %q: %s", q, body.Error)
-	}
-	return body.Data.Result
-}
-
-func (r promResult) float(t *testing.T) float64 {
-	s, _ := r.Value[1].(string)
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		t.Fatalf("value %v: %v", r.Value, err)
-	}
-	return v
-}
 
 // TestRealPrometheusEndToEnd scrapes a real node_exporter with
 // scrape.Scraper, remote-writes into a real Prometheus (1.0, and 2.0 with
@@ -143,24 +22,8 @@ func (r promResult) float(t *testing.T) float64 {
 // that was sent; then removes the target and checks the staleness markers
 // made its series vanish.
 func TestRealPrometheusEndToEnd(t *testing.T) {
-	promBin := peer(t, "FERRY_PROMETHEUS_BIN")
-	nodeBin := peer(t, "FERRY_NODE_EXPORTER_BIN")
-
-	nodeAddr := freeAddr(t)
-	startPeer(t, nodeBin, "http://"+nodeAddr+"/metrics", "--web.listen-address="+nodeAddr)
-
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	promAddr := freeAddr(t)
-	startPeer(t, promBin, "http://"+promAddr+"/-/ready",
-		"--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+promAddr,
-		"--web.enable-remote-write-receiver",
-	)
+	nodeAddr := peers.StartNodeExporter(t)
+	prom := peers.StartPrometheus(t, "")
 
 	for _, v := range []remotewrite.Version{remotewrite.V1, remotewrite.V2} {
 		t.Run("v"+v.String(), func(t *testing.T) {
@@ -169,7 +32,7 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 			defer cancel()
 			sc := &scrape.Scraper{Job: job, Interval: time.Second, Timeout: time.Second}
 			rw := &remotewrite.Sink{
-				URL:               "http://" + promAddr + "/api/v1/write",
+				URL:               prom.WriteURL(),
 				Version:           v,
 				BatchSendDeadline: 100 * time.Millisecond,
 				ExternalLabels:    labels.FromStrings("agent", "ferry"),
@@ -179,7 +42,7 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 			out := make(chan ferry.Batch[ferry.Sample], 4)
 			runDone := make(chan error, 1)
 			go func() { runDone <- sc.Run(ctx, targets, out) }()
-			deadAddr := freeAddr(t) // nothing listens there: up must be 0
+			deadAddr := peers.FreeAddr(t) // nothing listens there: up must be 0
 			targets <- []labels.Labels{labels.FromStrings("__address__", nodeAddr), labels.FromStrings("__address__", deadAddr)}
 
 			// Forward batches to the sink, keeping a copy of the first
@@ -238,7 +101,7 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 				}
 				want[s.Labels.String()] = s.V
 			}
-			res := query(t, promAddr, `{job="`+job+`",instance="`+nodeAddr+`"}`, at)
+			res := prom.Query(t, `{job="`+job+`",instance="`+nodeAddr+`"}`, at)
 			if len(res) != len(want) {
 				t.Errorf("Prometheus has %d series of job %s at %v, the scrape had %d", len(res), job, at, len(want))
 			}
@@ -255,7 +118,7 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 					continue
 				}
 				ts, _ := r.Value[0].(float64)
-				got := r.float(t)
+				got := r.Float(t)
 				checked++
 				if int64(math.Round(ts*1000)) != at.UnixMilli() || (got != w && !(math.IsNaN(got) && math.IsNaN(w))) {
 					mismatched++
@@ -268,23 +131,23 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 				t.Errorf("only %d node_exporter series checked", checked)
 			}
 			for _, q := range []string{`up{job="` + job + `",instance="` + nodeAddr + `"}`, `node_exporter_build_info{job="` + job + `"}`} {
-				r := query(t, promAddr, q, at)
-				if len(r) != 1 || r[0].float(t) != 1 || r[0].Metric["instance"] != nodeAddr {
+				r := prom.Query(t, q, at)
+				if len(r) != 1 || r[0].Float(t) != 1 || r[0].Metric["instance"] != nodeAddr {
 					t.Errorf("%s = %v", q, r)
 				}
 			}
-			if r := query(t, promAddr, `node_cpu_seconds_total{job="`+job+`",mode="idle"}`, at); len(r) == 0 {
+			if r := prom.Query(t, `node_cpu_seconds_total{job="`+job+`",mode="idle"}`, at); len(r) == 0 {
 				t.Error("no node_cpu_seconds_total")
 			}
-			if r := query(t, promAddr, `scrape_samples_scraped{job="`+job+`",instance="`+nodeAddr+`"}`, at); len(r) != 1 || r[0].float(t) < 100 {
+			if r := prom.Query(t, `scrape_samples_scraped{job="`+job+`",instance="`+nodeAddr+`"}`, at); len(r) != 1 || r[0].Float(t) < 100 {
 				t.Errorf("scrape_samples_scraped = %v", r)
 			}
 
 			// The unreachable target is down, with its error kept.
 			deadline := time.Now().Add(20 * time.Second)
 			for {
-				r := query(t, promAddr, `up{job="`+job+`",instance="`+deadAddr+`"}`, time.Now())
-				if len(r) == 1 && r[0].float(t) == 0 {
+				r := prom.Query(t, `up{job="`+job+`",instance="`+deadAddr+`"}`, time.Now())
+				if len(r) == 1 && r[0].Float(t) == 0 {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -302,8 +165,8 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 			targets <- nil
 			deadline = time.Now().Add(20 * time.Second)
 			for {
-				if r := query(t, promAddr, `up{job="`+job+`"}`, time.Now()); len(r) == 0 {
-					if r := query(t, promAddr, `{job="`+job+`"}`, time.Now()); len(r) != 0 {
+				if r := prom.Query(t, `up{job="`+job+`"}`, time.Now()); len(r) == 0 {
+					if r := prom.Query(t, `{job="`+job+`"}`, time.Now()); len(r) != 0 {
 						t.Errorf("%d series not stale after the target went away", len(r))
 					}
 					break
