@@ -17,9 +17,9 @@ import (
 	prom "github.com/prometheus/prometheus/model/relabel"
 )
 
-// Rule is one relabeling step. Build it with Replace, Keep, Drop, LabelMap,
-// LabelDrop, LabelKeep, HashMod, Lowercase, Uppercase, KeepEqual, DropEqual,
-// or FromConfig. A Rule whose regular expression does not compile carries
+// Rule is one relabeling step. Build it with Replace, Set, Keep, Drop,
+// LabelMap, LabelDrop, LabelKeep, HashMod, Lowercase, Uppercase, KeepEqual,
+// DropEqual, or FromConfig. A Rule whose regular expression does not compile carries
 // the error to New.
 type Rule struct {
 	cfg prom.Config
