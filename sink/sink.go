@@ -1,5 +1,7 @@
-// Package sink holds the components that deliver data: Loki, Prometheus
-// remote write, the console.
+// Package sink defines Sink, the contract of the components that deliver
+// data, and holds the simplest ones: Console and Discard. The others are
+// in its subpackages: loki (the Loki push API), remotewrite (Prometheus
+// remote write) and sinktest (a recording fake and a conformance harness).
 package sink
 
 import (
