@@ -1,5 +1,9 @@
-// Package source holds the components that produce data: log lines read
-// from readers, files and containers, entries pushed by other agents.
+// Package source defines Source and TargetSource, the contracts of the
+// components that produce data, and holds Reader (lines of an io.Reader)
+// and Slice (fixed items, for tests). The others are in its subpackages:
+// dockerlogs (container logs), filetail (files), lokipush (the Loki push
+// API), gather (a program's own metrics) and sourcetest (a conformance
+// harness); scrape.Scraper is a source of samples too.
 // Sources emit batches; the pipeline carries them to processors and sinks and
 // brings the acknowledgements back.
 package source
