@@ -1,5 +1,7 @@
-// Package process holds the processors: components that transform batches
-// between sources and sinks (relabel, parse, filter, rate limit, join lines).
+// Package process defines Processor, the contract of the components that
+// transform batches between sources and sinks, with Func, Filter and Map for
+// processors that are one function. Log stages (parse, filter, rate limit,
+// join lines) are in process/stage; relabeling is in package relabel.
 package process
 
 import (
