@@ -6,6 +6,10 @@
 // way Prometheus service discovery sends target groups. Consumers (relabel
 // rules, then sources) reconcile: they start work for new targets and stop it
 // for vanished ones.
+//
+// This package holds the Discoverer contract, Static and Func. Docker
+// containers are discovered by discovery/docker, files and file_sd target
+// files by discovery/file.
 package discovery
 
 import (
