@@ -20,8 +20,10 @@ const (
 // partial messages (its copier's buffer size).
 const dockerPartialSize = 16 * 1024
 
-// ErrInvalidHeader is returned by the decoder for a multiplexed frame whose
-// stream byte is not stdin, stdout, stderr or a system error.
+// ErrInvalidHeader is the error a container's reader stops with when a frame
+// of the engine's multiplexed log stream has a stream byte that is not stdin,
+// stdout, stderr or a system error. The source shows it as its health's
+// error (degraded) and reads the log again from the last settled position.
 var ErrInvalidHeader = errors.New("dockerlogs: invalid multiplexed stream header")
 
 // message is one log message as the daemon sent it: a line, or a part of a
