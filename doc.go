@@ -57,5 +57,7 @@
 //	}
 //
 // Swap the console for a Loki sink and the reader for Docker discovery and
-// container logs, and this is Promtail in twenty lines; see examples/.
+// container logs, and this is Promtail in twenty lines; see examples/, and
+// docs/migration.md for Promtail and Alloy configurations translated block by
+// block.
 package ferry
