@@ -1,12 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/internal/dockertest"
+	"github.com/ferrydev/ferry/internal/peers"
 )
 
 func TestMain(m *testing.M) { dockertest.Main(m) }
@@ -30,21 +26,9 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test with real peers; skipped in -short mode")
 	}
-	vlBin := peer(t, "FERRY_VICTORIALOGS_BIN", "scripts/setup/victorialogs.sh")
-	promBin := peer(t, "FERRY_PROMETHEUS_BIN", "scripts/setup/prometheus.sh")
 	c := dockertest.Client(t)
-
-	dir := t.TempDir()
-	vlAddr := freeAddr(t)
-	startPeer(t, vlBin, "http://"+vlAddr+"/health",
-		"-httpListenAddr="+vlAddr, "-storageDataPath="+filepath.Join(dir, "vl"), "-retentionPeriod=100y", "-loggerLevel=WARN")
-	promAddr := freeAddr(t)
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	startPeer(t, promBin, "http://"+promAddr+"/-/ready", "--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr, "--web.enable-remote-write-receiver")
+	vl := peers.StartVictoriaLogs(t)
+	prom := peers.StartPrometheus(t, "")
 
 	// The containers: compose-style service labels, and a label of this
 	// run only, so that the program ignores other containers of the host.
@@ -61,16 +45,17 @@ func TestEndToEnd(t *testing.T) {
 		})
 	}
 
+	dir := t.TempDir()
 	bin := filepath.Join(dir, "alloy-migration")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	httpAddr := freeAddr(t)
+	httpAddr := peers.FreeAddr(t)
 	cmd := exec.Command(bin,
 		"-docker.filter", "label=ferry.migration.run="+run,
-		"-loki.url", "http://"+vlAddr+"/insert/loki/api/v1/push",
-		"-prometheus.addr", promAddr,
-		"-remote-write.url", "http://"+promAddr+"/api/v1/write",
+		"-loki.url", vl.PushURL(),
+		"-prometheus.addr", prom.Addr,
+		"-remote-write.url", prom.WriteURL(),
 		"-scrape.interval", "1s",
 		"-server.http.listen-addr", httpAddr,
 		"-storage.path", filepath.Join(dir, "data"),
@@ -106,7 +91,7 @@ func TestEndToEnd(t *testing.T) {
 	// Logs: every container's lines, labelled container and service.
 	waitFor(t, "lines of all containers in VictoriaLogs", func() (bool, string) {
 		seen := map[string]bool{}
-		for _, row := range queryLogs(t, "http://"+vlAddr, `_time:1h | stats by (container, service) count() n`) {
+		for _, row := range vl.Query(t, `_time:1h | stats by (container, service) count() n`) {
 			if svc, ok := names[row["container"]]; ok && row["service"] == svc {
 				seen[row["container"]] = true
 			}
@@ -122,95 +107,46 @@ func TestEndToEnd(t *testing.T) {
 		`ferry_component_items_out_total{job="prometheus.scrape.alloy",component="loki.source.docker.containers"} > 0`,
 		`ferry_component_health{job="prometheus.scrape.alloy",component="loki.write.default",state="healthy"} == 1`,
 		`go_memstats_heap_inuse_bytes{job="prometheus.scrape.alloy"}`,
-		`prometheus_build_info{job="prometheus.scrape.prometheus",instance="` + promAddr + `"}`,
+		`prometheus_build_info{job="prometheus.scrape.prometheus",instance="` + prom.Addr + `"}`,
 		`prometheus_remote_storage_samples_in_total{job="prometheus.scrape.prometheus"} > 0`,
 	} {
 		waitFor(t, q, func() (bool, string) {
-			r := promQuery(t, promAddr, q)
-			return r > 0, fmt.Sprintf("%d series", r)
+			r := prom.Query(t, q, time.Now())
+			return len(r) > 0, fmt.Sprintf("%d series", len(r))
 		})
 	}
 
-	// Resident memory with the 20 containers, after it settled a while.
-	time.Sleep(10 * time.Second)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	// Resident memory with the 20 containers: sampled every second for
+	// 10s while they keep logging and the scrapes go on.
+	var rss, hwm int
+	for range 10 {
+		time.Sleep(time.Second)
+		r, h := memory(t, cmd.Process.Pid)
+		rss, hwm = max(rss, r), h
+	}
+	t.Logf("program with %d containers: VmRSS up to %d kB, VmHWM %d kB (Promtail ~40 MB, Alloy ~120 MB in the migration report)", n, rss, hwm)
+	if rss > 40<<10 {
+		t.Errorf("VmRSS %d kB: not under Promtail's 40 MB", rss)
+	}
+}
+
+// memory returns VmRSS and VmHWM of a process, in kB.
+func memory(t *testing.T, pid int) (rss, hwm int) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mem []string
 	for _, l := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") || strings.HasPrefix(l, "VmHWM:") {
-			mem = append(mem, strings.Join(strings.Fields(l), " "))
+		f := strings.Fields(l)
+		if len(f) == 3 && f[0] == "VmRSS:" {
+			rss, _ = strconv.Atoi(f[1])
+		}
+		if len(f) == 3 && f[0] == "VmHWM:" {
+			hwm, _ = strconv.Atoi(f[1])
 		}
 	}
-	t.Logf("program with %d containers: %s (Promtail ~40 MB, Alloy ~120 MB in the migration report)", n, strings.Join(mem, ", "))
-}
-
-func peer(t *testing.T, env, script string) string {
-	t.Helper()
-	p := os.Getenv(env)
-	if _, err := os.Stat(p); p == "" || err != nil {
-		msg := fmt.Sprintf("%s not set or missing: run %s (or scripts/test.sh)", env, script)
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startPeer runs bin with args until the test ends and waits until ready
-// answers 200.
-func startPeer(t *testing.T, bin, ready string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	logf, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		logf.Close()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(logf.Name())
-			t.Fatalf("%s exited early:\n%s", bin, out)
-		default:
-		}
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready at %s", bin, ready)
+	return rss, hwm
 }
 
 // waitFor polls cond for up to a minute.
@@ -227,53 +163,4 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-// queryLogs runs a LogsQL query against VictoriaLogs and returns the rows.
-func queryLogs(t *testing.T, base, q string) []map[string]string {
-	t.Helper()
-	if resp, err := http.Get(base + "/internal/force_flush"); err == nil {
-		resp.Body.Close()
-	}
-	resp, err := http.PostForm(base+"/select/logsql/query", url.Values{"query": {q}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("query %q: status %d", q, resp.StatusCode)
-	}
-	var rows []map[string]string
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var row map[string]string
-		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-			t.Fatalf("query row %q: %v", sc.Text(), err)
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
-// promQuery runs an instant query against Prometheus and returns the number
-// of series in the result.
-func promQuery(t *testing.T, addr, q string) int {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(q))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status, Error string
-		Data          struct{ Result []json.RawMessage }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	if body.Status != "success" {
-		t.Fatalf("query %q: %s", q, body.Error)
-	}
-	return len(body.Data.Result)
 }
