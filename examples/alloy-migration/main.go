@@ -85,9 +85,10 @@ func main() {
 	reg := prometheus.NewRegistry()
 	b := pipeline.New(pipeline.WithLogger(logger))
 
-	// discovery.docker "containers" and discovery.relabel "containers"
+	// discovery.docker "containers" and discovery.relabel "containers";
+	// unlike Alloy, also read containers that exited before they were seen.
 	containers := pipeline.Discover(b, "discovery.docker.containers", &docker.Discoverer{
-		Host: *dockerURL, RefreshInterval: 5 * time.Second, Filters: filters,
+		Host: *dockerURL, RefreshInterval: 5 * time.Second, Filters: filters, IncludeStopped: true,
 	})
 	containers = pipeline.RelabelTargets(b, "discovery.relabel.containers", []relabel.Rule{
 		relabel.Replace([]string{docker.LabelContainerName}, "/(.*)", "container", "$1"),
@@ -133,7 +134,7 @@ func main() {
 	logger.Info("running", "debug_page", "http://"+*httpAddr+"/")
 	err = p.Run(ctx)
 	srv.Close()
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil {
 		fail(err)
 	}
 }

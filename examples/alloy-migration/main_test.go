@@ -19,7 +19,8 @@ func TestMain(m *testing.M) { dockertest.Main(m) }
 // TestEndToEnd builds the program, runs it as its own process against 20
 // real containers, VictoriaLogs (Loki push API) and Prometheus (scraped, and
 // receiving remote write), all on 127.0.0.1, and checks that the containers'
-// lines arrive with container and service labels and that up, the program's
+// lines arrive with container and service labels (also those of a container
+// that exited before the program started) and that up, the program's
 // own metrics and Prometheus's metrics arrive through remote write. It logs
 // the program's resident memory with the 20 containers.
 func TestEndToEnd(t *testing.T) {
@@ -44,6 +45,12 @@ func TestEndToEnd(t *testing.T) {
 			Labels: map[string]string{"com.docker.compose.service": svc, "ferry.migration.run": run},
 		})
 	}
+	// And one that logged and exited before the program started.
+	exited := "ferry-migration-" + run + "-exited"
+	dockertest.WaitExit(t, c, dockertest.Run(t, c, dockertest.Spec{
+		Name: exited, Lines: 3,
+		Labels: map[string]string{"com.docker.compose.service": "batch", "ferry.migration.run": run},
+	}))
 
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "alloy-migration")
@@ -68,18 +75,18 @@ func TestEndToEnd(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	stopped := make(chan error, 1)
+	go func() { stopped <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		select {
-		case err := <-exited:
+		case err := <-stopped:
 			if err != nil {
 				t.Errorf("program: %v", err)
 			}
 		case <-time.After(30 * time.Second):
 			cmd.Process.Kill()
-			<-exited
+			<-stopped
 			t.Error("program did not stop within 30s of SIGINT")
 		}
 		if t.Failed() {
@@ -90,13 +97,16 @@ func TestEndToEnd(t *testing.T) {
 
 	// Logs: every container's lines, labelled container and service.
 	waitFor(t, "lines of all containers in VictoriaLogs", func() (bool, string) {
-		seen := map[string]bool{}
+		seen, counts := map[string]bool{}, map[string]string{}
 		for _, row := range vl.Query(t, `_time:1h | stats by (container, service) count() n`) {
 			if svc, ok := names[row["container"]]; ok && row["service"] == svc {
 				seen[row["container"]] = true
 			}
+			if row["container"] == exited && row["service"] == "batch" {
+				counts[exited] = row["n"]
+			}
 		}
-		return len(seen) == n, fmt.Sprintf("%d of %d containers with correct labels", len(seen), n)
+		return len(seen) == n && counts[exited] == "3", fmt.Sprintf("%d of %d running containers with correct labels, %q lines of the exited one", len(seen), n, counts[exited])
 	})
 
 	// Metrics through remote write: up of both scrapes, the program's own
