@@ -85,7 +85,8 @@ type Builder struct {
 	built bool
 }
 
-// New returns an empty Builder.
+// New returns an empty Builder configured by opts (WithLogger, WithBuffer,
+// WithBackoff, WithDrainTimeout, WithFlushInterval; each names its default).
 func New(opts ...Option) *Builder {
 	o := options{
 		logger:        slog.Default(),
@@ -249,7 +250,9 @@ func connectTargets(b *Builder, n *node, in []Targets) []*mailbox {
 	return boxes
 }
 
-// FromSource adds a source and returns its stream.
+// FromSource adds a source and returns its stream. Like every component,
+// a source with a Validate() error method is checked by Build, and one that
+// implements source.Closer is closed by Run after the sinks drained.
 func FromSource[T any](b *Builder, name string, s source.Source[T]) Stream[T] {
 	n := b.add(name, KindSource, s)
 	if n == nil {
@@ -337,7 +340,8 @@ func connectStreams[T any](b *Builder, n *node, in []Stream[T]) *inport[T] {
 	return port
 }
 
-// To adds a sink that consumes the given streams.
+// To adds a sink that consumes the given streams, merged. Run closes it
+// when it drains, within the drain deadline.
 func To[T any](b *Builder, name string, s sink.Sink[T], in ...Stream[T]) {
 	n := b.add(name, KindSink, s)
 	if n == nil {
