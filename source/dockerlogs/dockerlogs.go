@@ -25,9 +25,11 @@
 // carriage return the terminal adds; other containers' lines are kept as
 // written. A line's timestamp is the daemon's, with nanoseconds.
 //
-// To read containers that start and exit between two listings of the
-// discoverer, give it IncludeStopped: a reader then also reads exited
-// containers (once; again only if they are started again).
+// A Docker discoverer lists running containers only, as Prometheus does, so
+// by default a container that exited before it was listed (a short-lived
+// one, or one that ran while the program was down) is never read. Give the
+// discoverer IncludeStopped to read those too: a reader then also reads
+// exited containers (once; again only if they are started again).
 //
 // Known limit: the daemon timestamps stdout and stderr separately, so in
 // the file a line of one stream can follow a later-stamped line of the
