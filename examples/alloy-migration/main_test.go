@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,23 +81,27 @@ func TestEndToEnd(t *testing.T) {
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-stopped:
-			if err != nil {
-				t.Errorf("program: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cmd.Process.Signal(os.Interrupt)
+			select {
+			case err := <-stopped:
+				if err != nil {
+					t.Errorf("program: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				<-stopped
+				t.Error("program did not stop within 30s of SIGINT")
 			}
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-stopped
-			t.Error("program did not stop within 30s of SIGINT")
-		}
-		if t.Failed() {
-			out, _ := os.ReadFile(logf.Name())
-			t.Logf("program output:\n%s", out)
-		}
-	})
+			if t.Failed() {
+				out, _ := os.ReadFile(logf.Name())
+				t.Logf("program output:\n%s", out)
+			}
+		})
+	}
+	t.Cleanup(stop)
 
 	// Logs: every container's lines, labelled container and service.
 	waitFor(t, "lines of all containers in VictoriaLogs", func() (bool, string) {
@@ -138,6 +146,55 @@ func TestEndToEnd(t *testing.T) {
 	if rss > 40<<10 {
 		t.Errorf("VmRSS %d kB: not under Promtail's 40 MB", rss)
 	}
+
+	// The debug page, as Alloy's UI on :12345.
+	for path, want := range map[string]string{
+		"/":        "loki.source.docker.containers",
+		"/-/ready": "",
+		"/metrics": `ferry_component_items_out_total{component="prometheus.scrape.prometheus"`,
+	} {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, want 200 and %q in:\n%.1000s", path, resp.StatusCode, want, body)
+		}
+	}
+
+	// A clean stop saves a position for every container.
+	stop()
+	var pos map[string]any
+	if b, err := os.ReadFile(filepath.Join(dir, "data", "positions.json")); err != nil {
+		t.Error(err)
+	} else if err := json.Unmarshal(b, &pos); err != nil {
+		t.Errorf("positions.json: %v\n%s", err, b)
+	}
+	keys := 0
+	for k := range flatten(pos) {
+		if strings.HasPrefix(k, "docker/") {
+			keys++
+		}
+	}
+	if keys != n+1 {
+		t.Errorf("positions of %d containers saved, want %d: %v", keys, n+1, pos)
+	}
+}
+
+// flatten returns the keys of a positions file, whatever object nests them.
+func flatten(m map[string]any) map[string]bool {
+	keys := map[string]bool{}
+	for k, v := range m {
+		keys[k] = true
+		if sub, ok := v.(map[string]any); ok {
+			for k := range flatten(sub) {
+				keys[k] = true
+			}
+		}
+	}
+	return keys
 }
 
 // memory returns VmRSS and VmHWM of a process, in kB.
