@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/redact"
 )
 
 //go:embed ui/*.html ui/*.css
@@ -28,7 +29,7 @@ var uiTemplates = template.Must(template.New("ui").Funcs(template.FuncMap{
 	"stamp":    stamp,
 	"pathesc":  url.PathEscape,
 	"color":    healthColor,
-	"redact":   Redact,
+	"redact":   redact.String,
 	"fillpct":  fillPercent,
 	"css":      func() template.CSS { return template.CSS(uiCSS) },
 }).ParseFS(uiFS, "ui/*.html"))
@@ -131,7 +132,7 @@ func (p *Pipeline) Ready() error {
 		if s.Health == ferry.Failing {
 			msg := fmt.Sprintf("%s %q is failing", s.Kind, s.Name)
 			if s.LastError != "" {
-				msg += ": " + shorten(Redact(s.LastError), 200)
+				msg += ": " + shorten(redact.String(s.LastError), 200)
 			}
 			failing = append(failing, msg)
 		}
@@ -225,7 +226,7 @@ func toJSON(s Status, outputs []string) componentJSON {
 		Inputs:      nonNil(s.Inputs),
 		Outputs:     nonNil(outputs),
 		Health:      s.Health.String(),
-		LastError:   Redact(s.LastError),
+		LastError:   redact.String(s.LastError),
 		Since:       s.Since,
 		ItemsIn:     s.ItemsIn,
 		ItemsOut:    s.ItemsOut,
@@ -262,12 +263,12 @@ func nonNil(s []string) []string {
 // and its read positions, redacted.
 func (h *debugHandler) withDetails(c *componentJSON, s Status) {
 	for _, t := range s.Targets {
-		c.Targets = append(c.Targets, redactLabels(t))
+		c.Targets = append(c.Targets, redact.Labels(t))
 	}
 	if pos, err := h.p.Positions(s.Name); err == nil {
 		c.Positions = make(map[string]string, len(pos))
 		for k, v := range pos {
-			c.Positions[Redact(k)] = Redact(v)
+			c.Positions[redact.String(k)] = redact.String(v)
 		}
 	}
 }
@@ -401,7 +402,7 @@ const (
 )
 
 func rowOf(s Status, href string) rowView {
-	r := rowView{Status: s, HealthName: s.Health.String(), Color: healthColor(s.Health), Href: href, Error: Redact(s.LastError)}
+	r := rowView{Status: s, HealthName: s.Health.String(), Color: healthColor(s.Health), Href: href, Error: redact.String(s.LastError)}
 	for _, n := range s.Dropped {
 		r.DropTotal += n
 	}
@@ -512,7 +513,7 @@ func (h *debugHandler) component(w http.ResponseWriter, r *http.Request) {
 			d.MoreTgts = len(s.Targets) - i
 			break
 		}
-		d.Targets = append(d.Targets, redactLabelString(t))
+		d.Targets = append(d.Targets, redact.LabelString(t))
 	}
 	if pos, err := h.p.Positions(s.Name); err == nil {
 		d.HasPos = true
@@ -526,7 +527,7 @@ func (h *debugHandler) component(w http.ResponseWriter, r *http.Request) {
 				d.MorePos = len(keys) - i
 				break
 			}
-			d.Positions = append(d.Positions, posView{Redact(k), Redact(pos[k])})
+			d.Positions = append(d.Positions, posView{redact.String(k), redact.String(pos[k])})
 		}
 	}
 	h.render(w, http.StatusOK, "component.html", d)

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/redact"
 )
 
 // The colours of the health states on the debug page. The graph sets them
@@ -196,7 +197,7 @@ func nodeView(s Status, x, y int, href string) graphNode {
 	}
 	n.Title = s.Name + " (" + string(s.Kind) + "): " + n.Health
 	if s.LastError != "" {
-		n.Title += ": " + shorten(Redact(s.LastError), 300)
+		n.Title += ": " + shorten(redact.String(s.LastError), 300)
 	}
 	return n
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/redact"
 )
 
 // tailParams are the bounds of one live tail.
@@ -133,7 +135,7 @@ func (h *debugHandler) apiTail(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			emit("", Redact(l))
+			emit("", redact.String(l))
 			n++
 			// Take what else is waiting before flushing once.
 			for more := true; more && n < tp.Lines; {
@@ -143,7 +145,7 @@ func (h *debugHandler) apiTail(w http.ResponseWriter, r *http.Request) {
 						more = false
 						break
 					}
-					emit("", Redact(l))
+					emit("", redact.String(l))
 					n++
 				default:
 					more = false

@@ -1,10 +1,10 @@
-package pipeline_test
+package redact_test
 
 import (
 	"fmt"
 	"testing"
 
-	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/internal/redact"
 )
 
 func TestRedact(t *testing.T) {
@@ -51,7 +51,7 @@ func TestRedact(t *testing.T) {
 		{"using Basic YWRtaW46YWRtaW4= for it", "using Basic <redacted> for it"},
 		{"jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl here", "jwt <redacted> here"},
 	} {
-		if got := pipeline.Redact(c.in); got != c.want {
+		if got := redact.String(c.in); got != c.want {
 			t.Errorf("Redact(%q)\n got %q\nwant %q", c.in, got, c.want)
 		}
 	}
@@ -62,8 +62,8 @@ func TestRedactIsIdempotent(t *testing.T) {
 		"https://user:pass@h/?token=x Authorization: Bearer y password=z",
 		`{"password":"a","token":"b"}`,
 	} {
-		once := pipeline.Redact(s)
-		if twice := pipeline.Redact(once); twice != once {
+		once := redact.String(s)
+		if twice := redact.String(once); twice != once {
 			t.Errorf("Redact(Redact(%q)) = %q, want %q", s, twice, once)
 		}
 	}
@@ -77,7 +77,7 @@ func TestSecretName(t *testing.T) {
 		"job": false, "instance": false, "__address__": false, "author": false, "keyword": false, "signal": false,
 		"passenger": false, "container": false, "path": false,
 	} {
-		if got := pipeline.SecretName(name); got != want {
+		if got := redact.SecretName(name); got != want {
 			t.Errorf("SecretName(%q) = %v", name, got)
 		}
 	}
@@ -88,17 +88,17 @@ func FuzzRedact(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := pipeline.Redact(s)
-		if pipeline.Redact(out) != out {
-			t.Errorf("not idempotent: %q -> %q -> %q", s, out, pipeline.Redact(out))
+		out := redact.String(s)
+		if redact.String(out) != out {
+			t.Errorf("not idempotent: %q -> %q -> %q", s, out, redact.String(out))
 		}
 	})
 }
 
-func ExampleRedact() {
-	fmt.Println(pipeline.Redact(`Post "https://ferry:hunter2@loki.example/loki/api/v1/push?tenant=a&token=t0k3n": 401`))
-	fmt.Println(pipeline.Redact(`Authorization: Bearer eyJhbGciOi.eyJzdWIiOi.c2ln`))
-	fmt.Println(pipeline.Redact(`{__address__="db:5432", __meta_docker_container_label_db_password="hunter2"}`))
+func ExampleString() {
+	fmt.Println(redact.String(`Post "https://ferry:hunter2@loki.example/loki/api/v1/push?tenant=a&token=t0k3n": 401`))
+	fmt.Println(redact.String(`Authorization: Bearer eyJhbGciOi.eyJzdWIiOi.c2ln`))
+	fmt.Println(redact.String(`{__address__="db:5432", __meta_docker_container_label_db_password="hunter2"}`))
 	// Output:
 	// Post "https://ferry:<redacted>@loki.example/loki/api/v1/push?tenant=a&token=<redacted>": 401
 	// Authorization: Bearer <redacted>

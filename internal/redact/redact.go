@@ -1,4 +1,7 @@
-package pipeline
+// Package redact removes secrets from text shown to people: passwords in
+// URLs, tokens in query strings, logfmt and JSON, authorization headers,
+// secret-named labels. The debug page passes everything it shows through it.
+package redact
 
 import (
 	"regexp"
@@ -44,7 +47,7 @@ var (
 // It is meant for display and errs on the side of hiding too much. Strings
 // without anything to redact are returned unchanged, without allocating
 // beyond the scan.
-func Redact(s string) string {
+func String(s string) string {
 	if s == "" {
 		return s
 	}
@@ -184,23 +187,23 @@ func SecretName(name string) bool {
 }
 
 // redactLabels returns ls as a map for JSON, with every value redacted.
-func redactLabels(ls labels.Labels) map[string]string {
+func Labels(ls labels.Labels) map[string]string {
 	m := make(map[string]string, ls.Len())
-	ls.Range(func(l labels.Label) { m[l.Name] = redactLabelValue(l.Name, l.Value) })
+	ls.Range(func(l labels.Label) { m[l.Name] = labelValue(l.Name, l.Value) })
 	return m
 }
 
 // redactLabelValue redacts the value of a label, hiding it whole when the
 // label's name says it is a secret.
-func redactLabelValue(name, value string) string {
+func labelValue(name, value string) string {
 	if value != "" && SecretName(name) {
 		return Redacted
 	}
-	return Redact(value)
+	return String(value)
 }
 
 // redactLabelString renders ls as labels.Labels.String does, redacted.
-func redactLabelString(ls labels.Labels) string {
+func LabelString(ls labels.Labels) string {
 	var b strings.Builder
 	b.WriteByte('{')
 	i := 0
@@ -211,7 +214,7 @@ func redactLabelString(ls labels.Labels) string {
 		i++
 		b.WriteString(l.Name)
 		b.WriteByte('=')
-		b.WriteString(strconv.Quote(redactLabelValue(l.Name, l.Value)))
+		b.WriteString(strconv.Quote(labelValue(l.Name, l.Value)))
 	})
 	b.WriteByte('}')
 	return b.String()
