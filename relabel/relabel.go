@@ -17,10 +17,10 @@ import (
 	prom "github.com/prometheus/prometheus/model/relabel"
 )
 
-// Rule is one relabeling step. Build it with Replace, Set, Keep, Drop,
+// Rule is one relabeling step. Build it with Replace, Copy, Set, Keep, Drop,
 // LabelMap, LabelDrop, LabelKeep, HashMod, Lowercase, Uppercase, KeepEqual,
-// DropEqual, or FromConfig. A Rule whose regular expression does not compile carries
-// the error to New.
+// DropEqual, or FromConfig. A Rule whose regular expression does not
+// compile carries the error to New.
 type Rule struct {
 	cfg prom.Config
 	err error
@@ -74,6 +74,13 @@ func rule(action prom.Action, regex string, source []string, target, replacement
 // replacement refer to the regex's groups. An empty result deletes target.
 func Replace(source []string, regex, target, replacement string) Rule {
 	return rule(prom.Replace, regex, source, target, replacement)
+}
+
+// Copy sets target to the value of source, as a rule with only
+// source_labels and target_label does in Prometheus. An empty source value
+// deletes target.
+func Copy(source, target string) Rule {
+	return rule(prom.Replace, "(.*)", []string{source}, target, "$1")
 }
 
 // Set sets target to the fixed value; an empty value deletes it.

@@ -29,6 +29,7 @@ func TestHelpersMatchPrometheusSemantics(t *testing.T) {
 		{"replace", relabel.Replace([]string{"__meta_docker_container_name"}, "/(.*)", "container", "$1"),
 			labels.NewBuilder(in).Set("container", "web-1").Labels(), true},
 		{"replace no match is no-op", relabel.Replace([]string{"env"}, "dev", "x", "$1"), in, true},
+		{"copy", relabel.Copy("env", "environment"), labels.NewBuilder(in).Set("environment", "Prod").Labels(), true},
 		{"set", relabel.Set("cluster", "eu"), labels.NewBuilder(in).Set("cluster", "eu").Labels(), true},
 		{"keep match", relabel.Keep([]string{"env"}, "Prod|Dev"), in, true},
 		{"keep no match", relabel.Keep([]string{"env"}, "Dev"), labels.EmptyLabels(), false},
