@@ -1,5 +1,9 @@
 package dockerlogs
 
+import "hash/maphash"
+
+var tailSeed = maphash.MakeSeed()
+
 // LongLinePolicy says what happens to a line longer than MaxLineSize.
 type LongLinePolicy int
 
@@ -42,14 +46,21 @@ type partial struct {
 	buf    []byte
 	ts     int64
 	last   int64
-	active bool
-	over   bool
+	done   int64 // timestamp of the last complete line
+	replay int64 // while not 0, messages stamped up to this are resent
+	// multi tells that the last complete line came in parts, and tail is
+	// the hash of its last part; suspect, that the line being assembled
+	// is stamped like it, and may be its tail sent again.
+	multi, suspect bool
+	tail           uint64
+	active         bool
+	over           bool
 }
 
 func (a *assembler) reset(tty bool) {
 	a.tty = tty
 	for i := range a.parts {
-		a.parts[i].active = false
+		a.parts[i].active, a.parts[i].done, a.parts[i].replay, a.parts[i].multi = false, 0, 0, false
 		a.parts[i].buf = a.parts[i].buf[:0]
 	}
 }
@@ -60,7 +71,29 @@ func (a *assembler) reset(tty bool) {
 func (a *assembler) add(m *message) (int64, []byte, lineKind) {
 	p := &a.parts[m.stream&1]
 	a.end = m.ts
+	// When a json-file log rotates while it is followed, the engine (seen
+	// with Docker 20.10) may go back and send again messages it already
+	// sent. The daemon stamps the lines of one stream in order, and every
+	// part of a line with the time of its first part, so a message stamped
+	// before the line being assembled, or before the last complete line,
+	// shows such a replay: the line it cut into is dropped (the engine
+	// sends it again) and every message stamped up to the last complete
+	// line is skipped. A replay may also start within the last complete
+	// line, stamped like it: parts stamped so that end like that line
+	// did are its tail again, and are dropped too. (Lines stamped alike on
+	// a coarse clock are kept unless they also end alike.)
+	if m.ts != 0 {
+		switch {
+		case p.replay != 0 && m.ts <= p.replay:
+			return 0, nil, lineNone
+		case p.active && m.ts < p.ts || !p.active && m.ts < p.done:
+			p.active, p.buf, p.replay = false, p.buf[:0], p.done
+			return 0, nil, lineNone
+		}
+		p.replay = 0
+	}
 	if !p.active && !m.partial {
+		p.done, p.multi = max(p.done, m.ts), false
 		line := a.trimCR(m.content)
 		if len(line) > a.max {
 			if a.policy == Drop {
@@ -72,6 +105,7 @@ func (a *assembler) add(m *message) (int64, []byte, lineKind) {
 	}
 	if !p.active {
 		p.active, p.ts, p.last, p.over, p.buf = true, m.ts, m.ts, false, p.buf[:0]
+		p.suspect = p.multi && m.ts != 0 && m.ts == p.done
 	}
 	if m.ts != 0 {
 		p.last = m.ts
@@ -89,6 +123,11 @@ func (a *assembler) add(m *message) (int64, []byte, lineKind) {
 		return 0, nil, lineNone
 	}
 	p.active = false
+	h := maphash.Bytes(tailSeed, m.content)
+	if p.suspect && h == p.tail {
+		return 0, nil, lineNone
+	}
+	p.done, p.multi, p.tail = max(p.done, p.last), true, h
 	line := a.trimCR(p.buf)
 	if p.over || len(line) > a.max {
 		if a.policy == Drop {
