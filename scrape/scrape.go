@@ -322,6 +322,9 @@ func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out c
 			return ferry.Permanent(fmt.Errorf("scrape: http client: %w", err))
 		}
 		client = c
+		// Each Run builds its own client: close its idle keep-alive
+		// connections (a goroutine pair and an FD each) when it returns.
+		defer c.CloseIdleConnections()
 	}
 	protocols := s.Protocols
 	if len(protocols) == 0 {

@@ -85,8 +85,11 @@ type endpoint struct {
 	tenant   string
 	headers  map[string]string
 	client   *http.Client
-	rep      ferry.Reporter
-	log      *slog.Logger
+	// ownClient is set when the sink built client, and closes its idle
+	// connections on Close.
+	ownClient bool
+	rep       ferry.Reporter
+	log       *slog.Logger
 
 	ctx     context.Context // cancelled when Close gives up
 	closing chan struct{}   // closed by close

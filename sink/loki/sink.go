@@ -309,6 +309,7 @@ func (s *Sink) start(ctx context.Context) error {
 				var ep *endpoint
 				ep, err = newEndpoint(s, e, c, rep)
 				if err == nil {
+					ep.ownClient = e.Client == nil
 					s.eps = append(s.eps, ep)
 					continue
 				}
@@ -405,7 +406,14 @@ func (s *Sink) Close(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.eps))
 	for i, ep := range s.eps {
-		wg.Go(func() { errs[i] = ep.close(ctx) })
+		wg.Go(func() {
+			errs[i] = ep.close(ctx)
+			if ep.ownClient {
+				// The client is ours: its idle keep-alive connections
+				// (a goroutine pair and an FD each) would outlive the sink.
+				ep.client.CloseIdleConnections()
+			}
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)

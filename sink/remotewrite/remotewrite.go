@@ -331,6 +331,11 @@ func (s *Sink) Close(ctx context.Context) error {
 	drain(shards)
 	s.hardEnd()
 	s.reshWG.Wait()
+	if s.Client == nil && s.client != nil {
+		// The client is ours: its idle keep-alive connections (a goroutine
+		// pair and an FD each) would outlive the sink.
+		s.client.CloseIdleConnections()
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("remotewrite: close: %w", ctx.Err())
 	}
