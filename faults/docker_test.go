@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -137,6 +138,7 @@ func checkLeaks(t testing.TB, c *client.Client, g0, fd0 int) (g1, fd1 int) {
 	// The test's own client keeps idle connections (two goroutines and an
 	// FD each); they are not the pipeline's.
 	c.HTTPClient().CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
 	g1 = settle(g0, 5, 20*time.Second)
 	waitFor(10*time.Second, func() bool { fd1 = fds(); return fd1 <= fd0+3 })
 	if g1 > g0+5 {
