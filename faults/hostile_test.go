@@ -289,10 +289,12 @@ func TestHostileScrape(t *testing.T) {
 	mem := sample(os.Getpid(), 250*time.Millisecond)
 	_, stop := runPipeline(t, b)
 	time.Sleep(10 * time.Second)
+	// Values served from now on may be cut off by the stop.
+	served := seq.values()[skip:]
+	time.Sleep(2 * time.Second)
 	stop()
 	mem.finish()
 
-	served := seq.values()[skip:]
 	got := map[float64]bool{}
 	up := map[string][]float64{}
 	for _, s := range out.Items() {

@@ -246,13 +246,15 @@ func TestOutagePrometheus(t *testing.T) {
 		prom.start()
 	}
 	time.Sleep(3 * time.Second)
+	// Values served from now on may be cut off by the stop.
+	served := seq.values()[skip:]
+	time.Sleep(time.Second)
 	cancel()
 	if err := <-runErr; err != nil {
 		t.Fatalf("pipeline: %v", err)
 	}
 	mem.finish()
 
-	served := seq.values()[skip:]
 	stored := map[int]int{}
 	for _, v := range promRange(t, promAddr, fmt.Sprintf(`faults_seq{instance=%q}[1h]`, seqAddr))[seqAddr] {
 		stored[int(v)]++
