@@ -19,31 +19,16 @@ import (
 	"github.com/ferrydev/ferry/positions"
 )
 
-var (
-	agentOnce sync.Once
-	agentBin  string
-	agentErr  error
-)
-
-// buildAgent builds faults/internal/agent once per test binary.
+// buildAgent builds faults/internal/agent into the test's temporary
+// directory (the build cache makes every build after the first quick).
 func buildAgent(t testing.TB) string {
 	t.Helper()
-	agentOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ferry-faults-agent-")
-		if err != nil {
-			agentErr = err
-			return
-		}
-		agentBin = filepath.Join(dir, "agent")
-		out, err := exec.Command("go", "build", "-o", agentBin, "github.com/ferrydev/ferry/faults/internal/agent").CombinedOutput()
-		if err != nil {
-			agentErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if agentErr != nil {
-		t.Fatal(agentErr)
+	bin := filepath.Join(t.TempDir(), "agent")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/ferrydev/ferry/faults/internal/agent").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return agentBin
+	return bin
 }
 
 // agentProc is one run of the agent binary.
