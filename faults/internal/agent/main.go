@@ -52,14 +52,13 @@ func run(ctx context.Context) error {
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	pf, err := positions.Open(*posPath, positions.Options{ResetCorrupt: *resetCorrupt})
+	pf, err := positions.Open(*posPath, positions.Options{})
+	if errors.Is(err, positions.ErrCorrupt) && *resetCorrupt {
+		logger.Warn("positions file was reset", "err", err)
+		pf, err = positions.Open(*posPath, positions.Options{ResetCorrupt: true})
+	}
 	if err != nil {
 		return err
-	}
-	if *resetCorrupt && len(pf.Keys()) == 0 {
-		if _, statErr := os.Stat(*posPath); statErr == nil {
-			logger.Warn("positions file was reset", "path", *posPath)
-		}
 	}
 
 	b := pipeline.New(pipeline.WithLogger(logger), pipeline.WithDrainTimeout(5*time.Second))
