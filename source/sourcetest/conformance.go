@@ -63,9 +63,21 @@ func Run[T any](t *testing.T, h Harness[T]) {
 			got += len(b.Items)
 			pending = append(pending, held{b, append([]T(nil), b.Items...)})
 		case err := <-ret:
+			// A finite source may return while its last batches still sit
+			// in the channel: take those first.
+			for drained := false; !drained; {
+				select {
+				case b := <-out:
+					got += len(b.Items)
+					pending = append(pending, held{b, append([]T(nil), b.Items...)})
+				default:
+					drained = true
+				}
+			}
 			if got < want {
 				t.Fatalf("Run returned %v after %d items, want at least %d", err, got, want)
 			}
+			ret <- err // for the check after cancel
 		case <-deadline:
 			t.Fatalf("got %d items within %v, want %d", got, timeout, want)
 		}
