@@ -26,6 +26,10 @@ func (e *Entry) Size() int {
 	if e.Metadata.IsEmpty() {
 		return len(e.Line)
 	}
+	return e.sizeWithMetadata()
+}
+
+func (e *Entry) sizeWithMetadata() int {
 	n := len(e.Line)
 	e.Metadata.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
 	return n
