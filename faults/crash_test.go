@@ -111,7 +111,11 @@ type fileWriter struct {
 	rotate int
 	pad    int // bytes of padding per line
 	mu     sync.Mutex
-	lines  []string
+	n      int // lines written; only counted, so that a soak does not grow
+}
+
+func (w *fileWriter) line(i int) string {
+	return fmt.Sprintf("file line %07d %s", i, strings.Repeat("p", w.pad))
 }
 
 func (w *fileWriter) run(ctx context.Context, total int) error {
@@ -132,10 +136,9 @@ func (w *fileWriter) run(ctx context.Context, total int) error {
 		case <-tick.C:
 		}
 		for j := 0; j < per && i < total; j++ {
-			l := fmt.Sprintf("file line %07d %s", i, strings.Repeat("p", w.pad))
-			bw.WriteString(l + "\n")
+			bw.WriteString(w.line(i) + "\n")
 			w.mu.Lock()
-			w.lines = append(w.lines, l)
+			w.n++
 			w.mu.Unlock()
 			i++
 			if w.rotate > 0 && i%w.rotate == 0 {
@@ -158,8 +161,13 @@ func (w *fileWriter) run(ctx context.Context, total int) error {
 
 func (w *fileWriter) written() []string {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.lines...)
+	n := w.n
+	w.mu.Unlock()
+	lines := make([]string, n)
+	for i := range lines {
+		lines[i] = w.line(i)
+	}
+	return lines
 }
 
 // TestCrashKill9 ships Docker container logs and rotating files through the
