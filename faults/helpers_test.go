@@ -6,18 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/peers"
 
 	"github.com/ferrydev/ferry/internal/dockertest"
 )
@@ -28,121 +27,12 @@ func TestMain(m *testing.M) { dockertest.Main(m) }
 // FERRY_FAULTS_LONG=1).
 func long() bool { return longTag || os.Getenv("FERRY_FAULTS_LONG") == "1" }
 
-// peerBin returns the path of a peer binary named by env, or skips the test
-// (fails it with FERRY_REQUIRE_PEERS=1).
-func peerBin(t testing.TB, env, setup string) string {
+// victoriaLogs starts VictoriaLogs on a free 127.0.0.1 port and returns
+// it with its base URL.
+func victoriaLogs(t testing.TB) (*peers.Process, string) {
 	t.Helper()
-	p := os.Getenv(env)
-	msg := ""
-	if p == "" {
-		msg = env + " is not set: run " + setup + " (or scripts/test.sh) and export the line it prints"
-	} else if _, err := os.Stat(p); err != nil {
-		msg = fmt.Sprintf("%s: %v", env, err)
-	}
-	if msg != "" {
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// peer is a receiver process that can be stopped and started again on the
-// same address and data directory.
-type peer struct {
-	t     testing.TB
-	bin   string
-	args  []string
-	ready string // URL answering 200 when ready
-	log   *os.File
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func newPeer(t testing.TB, bin, ready string, args ...string) *peer {
-	t.Helper()
-	logf, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &peer{t: t, bin: bin, args: args, ready: ready, log: logf}
-	t.Cleanup(func() { p.stop(); logf.Close() })
-	p.start()
-	return p
-}
-
-func (p *peer) start() {
-	p.t.Helper()
-	p.mu.Lock()
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		p.mu.Unlock()
-		p.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	p.cmd, p.done = cmd, done
-	p.mu.Unlock()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			out, _ := os.ReadFile(p.log.Name())
-			p.t.Fatalf("%s exited early:\n%s", p.bin, out)
-		default:
-		}
-		if resp, err := http.Get(p.ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.t.Fatalf("%s not ready at %s", p.bin, p.ready)
-}
-
-// stop stops the process gracefully (SIGINT, then SIGKILL after 15s).
-func (p *peer) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return
-	}
-	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-	p.cmd = nil
-}
-
-// victoriaLogs starts VictoriaLogs on a free 127.0.0.1 port.
-func victoriaLogs(t testing.TB) (*peer, string) {
-	t.Helper()
-	bin := peerBin(t, "FERRY_VICTORIALOGS_BIN", "scripts/setup/victorialogs.sh")
-	addr := freeAddr(t)
-	base := "http://" + addr
-	p := newPeer(t, bin, base+"/health",
-		"-httpListenAddr="+addr, "-storageDataPath="+t.TempDir(),
-		"-retentionPeriod=100y", "-loggerLevel=WARN")
-	return p, base
+	v := peers.StartVictoriaLogs(t)
+	return v.Process, v.URL
 }
 
 // logRow is one stored log line: its stream key and message.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/peers"
+
 	"github.com/ferrydev/ferry/discovery"
 	"github.com/ferrydev/ferry/internal/dockertest"
 	"github.com/ferrydev/ferry/pipeline"
@@ -62,9 +64,9 @@ func TestOutageLoki(t *testing.T) {
 
 	for range outages {
 		time.Sleep(4 * time.Second)
-		vl.stop()
+		vl.Stop()
 		time.Sleep(outage)
-		vl.start()
+		vl.Start()
 	}
 	if err := <-werr; err != nil {
 		t.Fatal(err)
@@ -139,7 +141,7 @@ func (s *seqTarget) values() []int {
 
 func serve(t testing.TB, h http.Handler) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := peers.FreeAddr(t)
 	srv := &http.Server{Addr: addr, Handler: h}
 	go srv.ListenAndServe()
 	t.Cleanup(func() { srv.Close() })
@@ -190,14 +192,14 @@ func promRange(t testing.TB, promAddr, q string) map[string][]float64 {
 	return out
 }
 
-func prometheus(t testing.TB) (*peer, string) {
+func prometheus(t testing.TB) (*peers.Process, string) {
 	t.Helper()
-	bin := peerBin(t, "FERRY_PROMETHEUS_BIN", "scripts/setup/prometheus.sh")
+	bin := peers.Bin(t, "FERRY_PROMETHEUS_BIN", "scripts/setup/prometheus.sh")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644)
-	addr := freeAddr(t)
-	p := newPeer(t, bin, "http://"+addr+"/-/ready",
+	addr := peers.FreeAddr(t)
+	p := peers.Start(t, bin, "http://"+addr+"/-/ready",
 		"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
 	return p, addr
@@ -208,9 +210,9 @@ func prometheus(t testing.TB) (*peer, string) {
 // and started again meanwhile: every scraped counter value must be stored.
 func TestOutagePrometheus(t *testing.T) {
 	prom, promAddr := prometheus(t)
-	nodeBin := peerBin(t, "FERRY_NODE_EXPORTER_BIN", "scripts/setup/prometheus.sh")
-	nodeAddr := freeAddr(t)
-	newPeer(t, nodeBin, "http://"+nodeAddr+"/metrics", "--web.listen-address="+nodeAddr)
+	nodeBin := peers.Bin(t, "FERRY_NODE_EXPORTER_BIN", "scripts/setup/prometheus.sh")
+	nodeAddr := peers.FreeAddr(t)
+	peers.Start(t, nodeBin, "http://"+nodeAddr+"/metrics", "--web.listen-address="+nodeAddr)
 
 	outages, outage := 1, 8*time.Second
 	if long() {
@@ -241,9 +243,9 @@ func TestOutagePrometheus(t *testing.T) {
 
 	for range outages {
 		time.Sleep(4 * time.Second)
-		prom.stop()
+		prom.Stop()
 		time.Sleep(outage)
-		prom.start()
+		prom.Start()
 	}
 	time.Sleep(3 * time.Second)
 	// Values served from now on may be cut off by the stop.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/peers"
+
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry/discovery"
@@ -41,9 +43,9 @@ type soakPoint struct {
 func TestSoak(t *testing.T) {
 	_, base := victoriaLogs(t)
 	_, promAddr := prometheus(t)
-	nodeBin := peerBin(t, "FERRY_NODE_EXPORTER_BIN", "scripts/setup/prometheus.sh")
-	nodeAddr := freeAddr(t)
-	newPeer(t, nodeBin, "http://"+nodeAddr+"/metrics", "--web.listen-address="+nodeAddr)
+	nodeBin := peers.Bin(t, "FERRY_NODE_EXPORTER_BIN", "scripts/setup/prometheus.sh")
+	nodeAddr := peers.FreeAddr(t)
+	peers.Start(t, nodeBin, "http://"+nodeAddr+"/metrics", "--web.listen-address="+nodeAddr)
 	c := dockertest.Client(t)
 	dockertest.Image(t, c)
 
