@@ -158,22 +158,33 @@ func (p *processorNode[T]) addConsumer(port *inport[T]) { p.outs.addConsumer(por
 // node, so that the chain runs as plain calls without a channel hand-off
 // between stages.
 func (p *processorNode[T]) fuse() {
-	if p.in.writers != 1 || len(p.from) != 1 {
-		return
-	}
-	q, ok := p.from[0].(*processorNode[T])
-	if !ok {
-		return
-	}
-	for q.fused != nil {
-		q = q.fused
-	}
-	if len(q.outs) != 1 || q.outs[0] != p.in {
+	q := soleFeeder(p.in, p.from)
+	if q == nil {
 		return
 	}
 	q.stages = append(q.stages, p.stages...)
 	q.outs = p.outs
 	p.fused = q
+}
+
+// soleFeeder returns the processor chain (or source forwarder) that is the
+// only producer of in and feeds nothing else, following earlier fusions, or
+// nil: the chain a consumer of in can be fused into.
+func soleFeeder[T any](in *inport[T], from []producer[T]) *processorNode[T] {
+	if in.writers != 1 || len(from) != 1 {
+		return nil
+	}
+	q, ok := from[0].(*processorNode[T])
+	if !ok {
+		return nil
+	}
+	for q.fused != nil {
+		q = q.fused
+	}
+	if len(q.outs) != 1 || q.outs[0] != in {
+		return nil
+	}
+	return q
 }
 
 func (p *processorNode[T]) start(r *run) {
@@ -335,17 +346,8 @@ type sinkNode[T any] struct {
 }
 
 func (s *sinkNode[T]) fuse() {
-	if s.in.writers != 1 || len(s.from) != 1 {
-		return
-	}
-	q, ok := s.from[0].(*processorNode[T])
-	if !ok {
-		return
-	}
-	for q.fused != nil {
-		q = q.fused
-	}
-	if len(q.outs) != 1 || q.outs[0] != s.in {
+	q := soleFeeder(s.in, s.from)
+	if q == nil {
 		return
 	}
 	q.outs, q.sink, s.fused = nil, s, true
