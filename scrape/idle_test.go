@@ -3,13 +3,12 @@ package scrape
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/conntest"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -20,24 +19,10 @@ import (
 // keeps no keep-alive connection open (found by the faults soak test; a
 // restarted scraper left one per target behind).
 func TestRunClosesIdleConnections(t *testing.T) {
-	var mu sync.Mutex
-	open := 0
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := conntest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		io.WriteString(w, "x 1\n")
 	}))
-	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch s {
-		case http.StateNew:
-			open++
-		case http.StateClosed, http.StateHijacked:
-			open--
-		}
-	}
-	srv.Start()
-	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	targets := make(chan []labels.Labels, 1)
 	targets <- []labels.Labels{labels.FromStrings("__address__", strings.TrimPrefix(srv.URL, "http://"))}
@@ -57,17 +42,5 @@ func TestRunClosesIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(out)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		n := open
-		mu.Unlock()
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections still open after Run returned", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	srv.WaitAllClosed(t, "Run returned")
 }
