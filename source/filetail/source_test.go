@@ -81,9 +81,16 @@ type harness struct {
 
 func start(t *testing.T, s *Source, paths ...string) *harness {
 	t.Helper()
+	return startWith(t, s, nil, paths...)
+}
+
+// startWith is start with an outcome for every batch, installed before the
+// first batch can arrive.
+func startWith(t *testing.T, s *Source, outcome func(n int, b ferry.Batch[ferry.Entry]) error, paths ...string) *harness {
+	t.Helper()
 	h := &harness{
 		t: t, s: s, targets: make(chan []labels.Labels, 1), out: make(chan ferry.Batch[ferry.Entry], 4),
-		done: make(chan error, 1), rep: newReporter(t), consume: make(chan struct{}),
+		done: make(chan error, 1), rep: newReporter(t), consume: make(chan struct{}), outcome: outcome,
 	}
 	close(h.consume)
 	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), h.rep))
@@ -607,16 +614,13 @@ func TestCrashRestart(t *testing.T) {
 	}
 	s := fast()
 	s.Positions = pos
-	h := start(t, s, p)
-	h.mu.Lock()
 	// Deliver 20 batches, then fail the rest (as a sink that went down).
-	h.outcome = func(n int, b ferry.Batch[ferry.Entry]) error {
+	h := startWith(t, s, func(n int, b ferry.Batch[ferry.Entry]) error {
 		if n < 20 {
 			return nil
 		}
 		return errors.New("loki down")
-	}
-	h.mu.Unlock()
+	}, p)
 	time.Sleep(300 * time.Millisecond)
 	h.stop()
 	first := h.lines()
@@ -648,16 +652,13 @@ func TestRewindOnFailedAck(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "app.log")
 	appendLines(t, p, "l", 0, 1000)
-	h := start(t, fast(), p)
-	defer h.stop()
-	h.mu.Lock()
-	h.outcome = func(n int, b ferry.Batch[ferry.Entry]) error {
+	h := startWith(t, fast(), func(n int, b ferry.Batch[ferry.Entry]) error {
 		if n == 3 {
 			return errors.New("transient")
 		}
 		return nil
-	}
-	h.mu.Unlock()
+	}, p)
+	defer h.stop()
 	got := h.settle()
 	// Every line at least once, in order once duplicates are removed.
 	seen := map[string]bool{}
