@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrydev/ferry"
@@ -50,7 +53,7 @@ func (c *collectFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.lokiTenant, "loki.tenant", "", "X-Scope-OrgID sent to Loki")
 	fs.StringVar(&c.scrapeTargets, "scrape", "", "comma-separated host:port targets to scrape for Prometheus metrics")
 	fs.DurationVar(&c.scrapeInterval, "scrape.interval", 15*time.Second, "scrape interval")
-	fs.BoolVar(&c.selfScrape, "self-scrape", false, "feed the agent's own metrics into the metrics stream")
+	fs.BoolVar(&c.selfScrape, "self-scrape", true, "scrape the agent's own /metrics into the metrics stream: over HTTP from the debug server, in process when that is off (every -scrape.interval; every second in a demo that ends)")
 	fs.StringVar(&c.remoteWriteURL, "remote-write.url", "", "Prometheus remote-write URL, e.g. http://prometheus:9090/api/v1/write (empty: samples to the console)")
 }
 
@@ -96,8 +99,12 @@ func (c *collectFlags) logSink(console sink.Sink[ferry.Entry]) (string, sink.Sin
 }
 
 // addMetrics adds scraping and self-scraping, and their delivery to remote
-// write or the console.
-func (c *collectFlags) addMetrics(b *pipeline.Builder, reg prometheus.Gatherer, console sink.Sink[ferry.Sample]) error {
+// write or the console. Self-scraping scrapes selfAddr, the debug server,
+// over HTTP, or reads reg in process when selfAddr is empty, every
+// selfInterval. The channel returned is closed once the metrics sink has
+// taken its first batch; it is nil when there are no metrics.
+func (c *collectFlags) addMetrics(b *pipeline.Builder, reg prometheus.Gatherer, selfAddr string, selfInterval time.Duration,
+	console sink.Sink[ferry.Sample], logger *slog.Logger) (<-chan struct{}, error) {
 	var samples []pipeline.Stream[ferry.Sample]
 	sc := &scrape.Scraper{Interval: c.scrapeInterval}
 	if c.scrapeTargets != "" {
@@ -108,21 +115,45 @@ func (c *collectFlags) addMetrics(b *pipeline.Builder, reg prometheus.Gatherer, 
 			}
 		}
 		if len(addrs) == 0 {
-			return fmt.Errorf("-scrape: no targets in %q", c.scrapeTargets)
+			return nil, fmt.Errorf("-scrape: no targets in %q", c.scrapeTargets)
 		}
 		targets := pipeline.Discover(b, "discovery.static", discovery.Addresses(addrs, "job", "scrape"))
 		samples = append(samples, pipeline.FromTargets(b, "prometheus.scrape", sc, targets))
 	}
-	if c.selfScrape {
-		samples = append(samples, pipeline.FromSource(b, "prometheus.exporter.self", &gather.Source{Gatherer: reg, Interval: c.scrapeInterval, Job: "ferry"}))
+	switch {
+	case !c.selfScrape:
+	case selfAddr != "":
+		logger.Info("self-scrape over HTTP", "url", "http://"+selfAddr+"/metrics", "interval", selfInterval)
+		self := pipeline.Discover(b, "discovery.self", discovery.Addresses([]string{selfAddr}, "job", "ferry"))
+		samples = append(samples, pipeline.FromTargets(b, "prometheus.scrape.self", &scrape.Scraper{Interval: selfInterval}, self))
+	default:
+		logger.Info("self-scrape in process: the debug server is off", "interval", selfInterval)
+		samples = append(samples, pipeline.FromSource(b, "prometheus.exporter.self", &gather.Source{Gatherer: reg, Interval: selfInterval, Job: "ferry"}))
 	}
 	if len(samples) == 0 {
-		return nil
+		return nil, nil
 	}
-	if c.remoteWriteURL == "" {
-		pipeline.To(b, "console.metrics", console, samples...)
-		return nil
+	out := &firstBatch[ferry.Sample]{Sink: console, taken: make(chan struct{})}
+	name := "console.metrics"
+	if c.remoteWriteURL != "" {
+		out.Sink, name = &remotewrite.Sink{URL: c.remoteWriteURL, Metadata: sc.Metadata}, "prometheus.remote_write"
 	}
-	pipeline.To(b, "prometheus.remote_write", &remotewrite.Sink{URL: c.remoteWriteURL, Metadata: sc.Metadata}, samples...)
-	return nil
+	pipeline.To(b, name, out, samples...)
+	return out.taken, nil
+}
+
+// firstBatch is a sink that closes taken once Sink has taken a batch:
+// the console has printed it, or remote write has queued it.
+type firstBatch[T any] struct {
+	sink.Sink[T]
+	taken chan struct{}
+	once  sync.Once
+}
+
+func (f *firstBatch[T]) Send(ctx context.Context, b ferry.Batch[T]) error {
+	err := f.Sink.Send(ctx, b)
+	if err == nil {
+		f.once.Do(func() { close(f.taken) })
+	}
+	return err
 }

@@ -73,7 +73,7 @@ func TestLogsToLoki(t *testing.T) {
 	defer loki.Close()
 	var out, logs syncBuffer
 	if err := run(context.Background(), []string{"-debug.addr", "", "-demo.lines", "3", "-demo.period", "10ms",
-		"-loki.url", loki.URL + "/loki/api/v1/push", "-loki.tenant", "team-a"}, nil, &out, &logs); err != nil {
+		"-loki.url", loki.URL + "/loki/api/v1/push", "-loki.tenant", "team-a", "-self-scrape=false"}, nil, &out, &logs); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

@@ -35,25 +35,34 @@ func (f *debugFlag) register(fs *flag.FlagSet) {
 	fs.Var(f, "debug.addr", "address of the debug page (pipeline graph, health, live tail) and /metrics; empty disables")
 }
 
-// startDebug serves the pipeline's debug handler at / and what reg gathers
-// (the pipeline's metrics, the Go runtime's and the process's) at /metrics. It returns a
-// function that stops the server, ending live tails at once.
-func startDebug(f debugFlag, p *pipeline.Pipeline, reg prometheus.Gatherer, logger *slog.Logger) (stop func(), err error) {
+// listenDebug listens on -debug.addr, before the pipeline is built, so
+// that self-scraping knows the address of /metrics. It returns a nil
+// listener when the debug page is off, or when the default port is taken
+// (with a warning); an address the user asked for must work.
+func listenDebug(f debugFlag, logger *slog.Logger) (net.Listener, error) {
 	if f.addr == "" {
-		return func() {}, nil
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil && !f.set {
+		logger.Warn("debug page not served", "err", err)
+		return nil, nil
+	}
+	return ln, err
+}
+
+// serveDebug serves on ln the pipeline's debug handler at / and what reg
+// gathers (the pipeline's metrics, the Go runtime's and the process's) at
+// /metrics. It returns a function that stops the server, ending live tails
+// at once. A nil ln serves nothing.
+func serveDebug(ln net.Listener, p *pipeline.Pipeline, reg prometheus.Gatherer, logger *slog.Logger) (stop func()) {
+	if ln == nil {
+		return func() {}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", p.Handler())
 
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		if !f.set {
-			logger.Warn("debug page not served", "err", err)
-			return func() {}, nil
-		}
-		return nil, err
-	}
 	base, cancel := context.WithCancel(context.Background())
 	srv := &http.Server{
 		Handler:           mux,
@@ -76,5 +85,5 @@ func startDebug(f debugFlag, p *pipeline.Pipeline, reg prometheus.Gatherer, logg
 			srv.Close()
 		}
 		<-done
-	}, nil
+	}
 }

@@ -33,7 +33,7 @@ func TestDebugPageInChromium(t *testing.T) {
 	bin := peers.Chromium(t)
 	// The agent's Run reports that the console could not be closed
 	// either; that is expected here.
-	base := startAgent(t, failingWriter{}, "-demo.lines", "0", "-demo.period", "10ms")
+	base := startAgent(t, failingWriter{}, "-demo.lines", "0", "-demo.period", "10ms", "-self-scrape=false")
 
 	want := map[string]struct{ kind, health, color string }{
 		"demo":    {"source", "healthy", "#2e9e44"},

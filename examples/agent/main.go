@@ -1,8 +1,12 @@
 // Command agent is the program a Ferry user starts from: it collects logs
-// and prints them, and each flag adds a part of what Promtail or Alloy do.
+// and metrics and prints them, and each flag adds a part of what Promtail
+// or Alloy do.
 //
 // With no flags it reads its standard input when that is a pipe or a file,
-// and otherwise prints a short built-in demo stream, all to the console:
+// and otherwise prints a short built-in demo stream, all to the console.
+// It also scrapes its own metrics endpoint and prints the samples; when
+// its input ends it stops (after a demo, once a batch of samples has shown,
+// which is why a demo that ends scrapes itself every second):
 //
 //	go run ./examples/agent
 //	journalctl -f | go run ./examples/agent -format json
@@ -11,10 +15,12 @@
 //
 //	go run ./examples/agent -docker -positions /var/lib/ferry/positions.json \
 //		-loki.url http://loki:3100/loki/api/v1/push \
-//		-scrape localhost:9100 -self-scrape -remote-write.url http://prometheus:9090/api/v1/write
+//		-scrape localhost:9100 -remote-write.url http://prometheus:9090/api/v1/write
 //
-// The debug page (component graph, health, live tail) is on
-// http://127.0.0.1:12345/ unless -debug.addr says otherwise.
+// The debug page (component graph, health, live tail) and /metrics are on
+// http://127.0.0.1:12345/ unless -debug.addr says otherwise. Self-scraping
+// (-self-scrape, on by default) scrapes that /metrics over HTTP; when the
+// debug page is not served, it reads the same metrics in process.
 package main
 
 import (
@@ -83,13 +89,24 @@ func parseFlags(args []string) (config, error) {
 }
 
 // run builds the agent from its flags and runs it until ctx is done or its
-// input ends.
+// input (stdin or the demo) ends.
 func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+
+	// Listen before building, so that self-scraping knows where /metrics is.
+	ln, err := listenDebug(cfg.debug, logger)
+	if err != nil {
+		return err
+	}
+	var selfAddr string
+	if ln != nil {
+		defer ln.Close() // in case the build fails; the server closes it otherwise
+		selfAddr = ln.Addr().String()
+	}
 
 	b := pipeline.New(pipeline.WithLogger(logger), pipeline.WithDrainTimeout(cfg.drain))
 	reg := prometheus.NewRegistry()
@@ -101,15 +118,20 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 		}
 	}
 	logs := cfg.collect.addLogs(b, pf)
+	var input *ending[ferry.Entry] // stdin or the demo: the agent stops when it ends
+	demoMode := false
 	switch {
 	case cfg.collect.logSources():
 	case isData(stdin):
-		logs = append(logs, pipeline.FromSource(b, "stdin", &source.Reader{
+		input = &ending[ferry.Entry]{Source: &source.Reader{
 			R:      stdin,
 			Labels: labels.FromStrings("job", cfg.job, "source", "stdin"),
-		}))
+		}, ended: make(chan struct{})}
+		logs = append(logs, pipeline.FromSource(b, "stdin", input))
 	default:
-		logs = append(logs, pipeline.FromSource(b, "demo", &demo{lines: cfg.demoLines, period: cfg.demoPeriod, job: cfg.job}))
+		demoMode = true
+		input = &ending[ferry.Entry]{Source: &demo{lines: cfg.demoLines, period: cfg.demoPeriod, job: cfg.job}, ended: make(chan struct{})}
+		logs = append(logs, pipeline.FromSource(b, "demo", input))
 	}
 
 	logs = []pipeline.Stream[ferry.Entry]{pipeline.Relabel(b, "labels", []relabel.Rule{
@@ -117,7 +139,15 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	}, logs...)}
 	name, logSink := cfg.collect.logSink(&sink.Console[ferry.Entry]{W: stdout, JSON: cfg.output == "json"})
 	pipeline.To(b, name, logSink, logs...)
-	if err := cfg.collect.addMetrics(b, reg, &sink.Console[ferry.Sample]{W: stdout, JSON: cfg.output == "json"}); err != nil {
+	// A demo that ends scrapes itself every second, so that samples show
+	// before it ends; otherwise every -scrape.interval.
+	selfInterval := cfg.collect.scrapeInterval
+	if demoMode && cfg.demoLines > 0 {
+		selfInterval = demoSelfScrapeInterval
+	}
+	samplesTaken, err := cfg.collect.addMetrics(b, reg, selfAddr, selfInterval,
+		&sink.Console[ferry.Sample]{W: stdout, JSON: cfg.output == "json"}, logger)
+	if err != nil {
 		return err
 	}
 
@@ -126,17 +156,70 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 		return err
 	}
 	reg.MustRegister(p, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	stopDebug, err := startDebug(cfg.debug, p, reg, logger)
-	if err != nil {
-		return err
-	}
+	stopDebug := serveDebug(ln, p, reg, logger)
 	defer stopDebug()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if input != nil {
+		var wait <-chan struct{}
+		if demoMode && cfg.collect.selfScrape {
+			wait = samplesTaken
+		}
+		go stopAfter(ctx, cancel, input.ended, wait, logger)
+	}
 	logger.Info("agent starting", "components", len(p.Components()))
 	if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	logger.Info("agent stopped")
 	return nil
+}
+
+const (
+	// demoSelfScrapeInterval is the self-scrape interval of a demo that
+	// ends: short, so that a batch of samples shows before it does.
+	demoSelfScrapeInterval = time.Second
+	// demoSamplesWait is how long the agent waits for that batch after
+	// the demo ended.
+	demoSamplesWait = 5 * time.Second
+)
+
+// stopAfter cancels the agent's run once its input has ended and, when
+// samples is not nil, its first batch of samples was taken (or
+// demoSamplesWait passed without one), so that Run drains and returns
+// although scrapes never end.
+func stopAfter(ctx context.Context, cancel context.CancelFunc, ended, samples <-chan struct{}, logger *slog.Logger) {
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		return
+	}
+	if samples != nil {
+		t := time.NewTimer(demoSamplesWait)
+		defer t.Stop()
+		select {
+		case <-samples:
+		case <-t.C:
+			logger.Warn("no samples since the demo ended; stopping", "waited", demoSamplesWait)
+		case <-ctx.Done():
+		}
+	}
+	cancel()
+}
+
+// ending is a source that closes ended once its Source has finished.
+type ending[T any] struct {
+	source.Source[T]
+	ended chan struct{}
+}
+
+func (e *ending[T]) Run(ctx context.Context, out chan<- ferry.Batch[T]) error {
+	err := e.Source.Run(ctx, out)
+	if err == nil {
+		close(e.ended)
+	}
+	return err
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
