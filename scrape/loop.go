@@ -5,16 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
@@ -48,23 +49,33 @@ const (
 
 var reportNames = []string{upName, durationName, scrapedName, postRelabelName, seriesAddedName}
 
-// cacheEntry is what a scrape loop remembers about one series, keyed by the
-// 64-bit xxhash of its bytes in the page (a collision among one target's
-// series is as unlikely as Prometheus's own series-hash collisions): its final labels, so that a series seen before costs no
-// label parsing, relabeling or allocation, and the scrape it was last
-// delivered in, from which staleness follows.
+// cacheEntry is what a scrape loop remembers about one series, found by
+// the 64-bit xxhash of its bytes in the page (a collision among one target's
+// series is as unlikely as Prometheus's own series-hash collisions): its
+// final labels, so that a series seen before costs no label parsing,
+// relabeling or allocation, and the scrape it was last delivered in, from
+// which staleness follows.
 //
-// It is kept small (48 bytes): a loop holds one per series of its target.
+// It is kept small (32 bytes) and stored by value in loop.entries, so that a
+// target's cache is a few large objects, not one per series.
 type cacheEntry struct {
 	lset      labels.Labels
-	hash      uint64
 	mark      uint32 // the last scrape that parsed it
 	delivered uint32 // the last scrape that delivered it
 	lastSeen  uint32 // the last successful scrape that delivered it
-	keep      bool
-	explicit  bool // carried its own timestamp when last seen
-	bad       bool // violates a label limit, see loop.errs
+	flags     entryFlags
 }
+
+type entryFlags uint8
+
+const (
+	used     entryFlags = 1 << iota // the slot holds an entry
+	keep                            // relabeling kept the series
+	explicit                        // carried its own timestamp when last seen
+	bad                             // violates a label limit, see loop.errs
+)
+
+func (ce *cacheEntry) has(f entryFlags) bool { return ce.flags&f != 0 }
 
 // loop scrapes one target.
 type loop struct {
@@ -76,23 +87,35 @@ type loop struct {
 	status   TargetStatus
 
 	// Owned by the loop's goroutine.
-	cache   map[uint64]*cacheEntry
-	iter    uint32          // the current scrape (0 is skipped when it wraps)
-	prevOK  uint32          // the last successful scrape, 0 if the last one failed
-	report  []labels.Labels // labels of the automatic series
+	index   map[uint64]int32 // page-bytes hash of a series -> its slot in entries
+	entries []cacheEntry
+	free    []int32          // unused slots of entries
+	errs    map[uint64]error // the label-limit violations of bad entries, by page-bytes hash
+	iter    uint32           // the current scrape (0 is skipped when it wraps)
+	prevOK  uint32           // the last successful scrape, 0 if the last one failed
+	report  []labels.Labels  // labels of the automatic series
 	lb      *labels.Builder
 	scratch labels.Labels
 	st      *labels.SymbolTable
-	errs    map[*cacheEntry]error // the label-limit violations of bad entries
-	dedup   map[uint64]struct{}   // label hashes delivered by the current scrape (pooled)
 	lastLen int
+
+	// Two spellings of one series in a page (labels in another order, or
+	// made equal by metric relabeling) must be delivered once. finals holds
+	// the sorted label hashes of the kept entries, fresh those of entries
+	// made by the current scrape; only once two entries share a label hash
+	// is the loop aliased, and then every scrape records what it delivered
+	// in dedup. A page without such twins pays nothing per sample for this.
+	finals  []uint64
+	fresh   map[uint64]struct{}
+	aliased bool
+	dedup   map[uint64]struct{}
 }
 
 // Buffers shared by all loops: only scrapes in progress hold one.
 var (
-	bufPool   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	gzPool    sync.Pool // *gzip.Reader
-	dedupPool = sync.Pool{New: func() any { return map[uint64]struct{}{} }}
+	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	gzPool  sync.Pool // *gzip.Reader
+	mapPool = sync.Pool{New: func() any { return map[uint64]struct{}{} }}
 )
 
 const maxPooledBuf = 4 << 20
@@ -101,7 +124,7 @@ func newLoop(s *Scraper, t target) *loop {
 	l := &loop{
 		s:     s,
 		t:     t,
-		cache: map[uint64]*cacheEntry{},
+		index: map[uint64]int32{},
 		lb:    labels.NewBuilder(labels.EmptyLabels()),
 		st:    labels.NewSymbolTable(),
 	}
@@ -152,7 +175,10 @@ func (l *loop) sendEndOfRunStaleness(ctx context.Context, out chan<- ferry.Batch
 // scrapeAndSend performs one scrape and emits its batch.
 func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.Sample], start time.Time) {
 	ts := start.UnixMilli()
-	items := getItems(l.lastLen + len(l.report) + 16)
+	// A fresh slice per scrape, not a pooled one: a pooled slice would be
+	// pinned by the batch's Ack until the sink delivered it, while a sink
+	// that copies samples (remote write) lets a fresh one go at once.
+	items := make([]ferry.Sample, 0, l.lastLen+len(l.report)+16)
 	l.nextIter()
 	buf, ctype, err := l.fetch(ctx)
 	if ctx.Err() != nil {
@@ -206,30 +232,7 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	if err != nil {
 		rep.Logger().Debug("scrape failed", "url", l.t.url, "err", err)
 	}
-	_ = source.Send(ctx, out, ferry.Batch[ferry.Sample]{Items: items, Ack: recycler(items)})
-}
-
-// itemsPool recycles the sample slices of batches: once a batch is done
-// its slice may be reused (ferry.Batch), so a steady scrape allocates no
-// new slice.
-var itemsPool sync.Pool // *[]ferry.Sample
-
-func getItems(n int) []ferry.Sample {
-	if p, ok := itemsPool.Get().(*[]ferry.Sample); ok && cap(*p) >= n {
-		return (*p)[:0]
-	}
-	return make([]ferry.Sample, 0, n)
-}
-
-// recycler returns the Ack of a batch holding items: it puts the slice
-// back into the pool when the batch is done.
-func recycler(items []ferry.Sample) *ferry.Ack {
-	return ferry.NewAck(func(error) {
-		s := items[:cap(items)]
-		clear(s)
-		s = s[:0]
-		itemsPool.Put(&s)
-	})
+	_ = source.Send(ctx, out, ferry.Batch[ferry.Sample]{Items: items})
 }
 
 // commit ends the current scrape: it appends a staleness marker for every
@@ -237,21 +240,12 @@ func recycler(items []ferry.Sample) *ferry.Ack {
 // (all of them if it failed), records what it delivered, and forgets
 // series not parsed for a while.
 func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
-	defer func() {
-		if l.dedup != nil {
-			if len(l.dedup) <= 1<<16 {
-				clear(l.dedup)
-				dedupPool.Put(l.dedup)
-			}
-			l.dedup = nil
-		}
-	}()
 	if !ok {
 		clear(l.dedup)
 	}
 	if ok {
-		for _, ce := range l.cache {
-			if ce.delivered == l.iter {
+		for i := range l.entries {
+			if ce := &l.entries[i]; ce.delivered == l.iter {
 				ce.lastSeen = l.iter
 			}
 		}
@@ -262,15 +256,10 @@ func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
 	} else {
 		l.prevOK = 0
 	}
+	putMap(&l.dedup)
+	l.mergeFresh()
 	if l.iter%cacheEvictAfter == 0 {
-		for k, ce := range l.cache {
-			if l.iter-ce.mark >= cacheEvictAfter && (l.prevOK == 0 || ce.lastSeen != l.prevOK) {
-				delete(l.cache, k)
-				if ce.bad {
-					delete(l.errs, ce)
-				}
-			}
-		}
+		l.evict()
 	}
 	return items
 }
@@ -282,16 +271,122 @@ func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
 		return items
 	}
 	stale := math.Float64frombits(value.StaleNaN)
-	for _, ce := range l.cache {
-		if ce.lastSeen != l.prevOK || (ce.explicit && !l.s.TrackTimestampsStaleness) {
+	for i := range l.entries {
+		ce := &l.entries[i]
+		if ce.lastSeen != l.prevOK || (ce.has(explicit) && !l.s.TrackTimestampsStaleness) {
 			continue
 		}
-		if _, ok := l.dedup[ce.hash]; ok {
-			continue // delivered now under another spelling
+		if l.aliased {
+			if _, ok := l.dedup[ce.lset.Hash()]; ok {
+				continue // delivered now under another spelling
+			}
 		}
 		items = append(items, ferry.Sample{Labels: ce.lset, T: ts, V: stale})
 	}
 	return items
+}
+
+// evict forgets the series not parsed for cacheEvictAfter scrapes (unless
+// the last successful scrape delivered them: their staleness marker is
+// still due), and gives the memory of a cache that shrank back.
+func (l *loop) evict() {
+	n := 0
+	for k, i := range l.index {
+		ce := &l.entries[i]
+		if l.iter-ce.mark < cacheEvictAfter || (l.prevOK != 0 && ce.lastSeen == l.prevOK) {
+			continue
+		}
+		delete(l.index, k)
+		delete(l.errs, k)
+		*ce = cacheEntry{}
+		l.free = append(l.free, i)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	if len(l.free) > len(l.entries)/2 {
+		entries := make([]cacheEntry, 0, len(l.index))
+		for k, i := range l.index {
+			l.index[k] = int32(len(entries))
+			entries = append(entries, l.entries[i])
+		}
+		l.entries, l.free = entries, nil
+	}
+	l.finals = l.finals[:0]
+	for i := range l.entries {
+		if ce := &l.entries[i]; ce.has(keep) {
+			l.finals = append(l.finals, ce.lset.Hash())
+		}
+	}
+	slices.Sort(l.finals)
+	l.aliased = false
+	for i := 1; i < len(l.finals); i++ {
+		if l.finals[i] == l.finals[i-1] {
+			l.aliased = true
+			break
+		}
+	}
+}
+
+// mergeFresh adds the label hashes of the entries the scrape made to
+// finals.
+func (l *loop) mergeFresh() {
+	if len(l.fresh) == 0 {
+		putMap(&l.fresh)
+		return
+	}
+	if n := len(l.finals) + len(l.fresh); cap(l.finals) < n {
+		// Sized to fit: the usual case is a target's whole first page.
+		l.finals = append(make([]uint64, 0, n+n/8), l.finals...)
+	}
+	for h := range l.fresh {
+		l.finals = append(l.finals, h)
+	}
+	slices.Sort(l.finals)
+	putMap(&l.fresh)
+}
+
+// isTwin reports whether the label hash h is that of a series the cache
+// already holds, and records it among the fresh ones.
+func (l *loop) isTwin(h uint64) bool {
+	if _, ok := slices.BinarySearch(l.finals, h); ok {
+		return true
+	}
+	if l.fresh == nil {
+		l.fresh = mapPool.Get().(map[uint64]struct{})
+	}
+	if _, ok := l.fresh[h]; ok {
+		return true
+	}
+	l.fresh[h] = struct{}{}
+	return false
+}
+
+// startDedup makes the loop aliased in the middle of a scrape: what the
+// scrape delivered so far is recorded, and so is everything after it.
+func (l *loop) startDedup() {
+	l.aliased = true
+	if l.dedup == nil {
+		l.dedup = mapPool.Get().(map[uint64]struct{})
+	}
+	for i := range l.entries {
+		if ce := &l.entries[i]; ce.delivered == l.iter {
+			l.dedup[ce.lset.Hash()] = struct{}{}
+		}
+	}
+}
+
+// putMap returns a scratch set to the pool (unless it grew huge).
+func putMap(m *map[uint64]struct{}) {
+	if *m == nil {
+		return
+	}
+	if len(*m) <= 1<<16 {
+		clear(*m)
+		mapPool.Put(*m)
+	}
+	*m = nil
 }
 
 // nextIter starts a scrape: 0 stays reserved for "none".
@@ -413,10 +508,9 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		}
 		return items, st, fmt.Errorf("%w: %w", ErrContentType, perr)
 	}
-	if l.dedup == nil {
-		l.dedup = dedupPool.Get().(map[uint64]struct{})
+	if l.aliased && l.dedup == nil {
+		l.dedup = mapPool.Get().(map[uint64]struct{})
 	}
-	dedup := l.dedup
 	for {
 		e, err := p.Next()
 		if err != nil {
@@ -451,33 +545,40 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		met, tp, v := p.Series()
 		st.scraped++
 		t := ts
-		explicit := false
+		hasTS := false
 		if tp != nil && !l.s.IgnoreTimestamps {
-			t, explicit = *tp, true
+			t, hasTS = *tp, true
 		}
 		key := xxhash.Sum64(met)
-		ce, ok := l.cache[key]
+		i, ok := l.index[key]
 		if !ok {
-			ce = l.newEntry(p)
-			l.cache[key] = ce
+			i = l.newEntry(p, key)
 		}
+		ce := &l.entries[i]
 		if ce.mark == l.iter {
 			st.dups++
 			continue // the same series twice in one page: keep the first
 		}
 		ce.mark = l.iter
-		if !ce.keep {
+		if !ce.has(keep) {
 			continue
 		}
-		if ce.bad {
-			return items, st, l.errs[ce]
+		if ce.has(bad) {
+			return items, st, l.errs[key]
 		}
-		if _, dup := dedup[ce.hash]; dup {
-			st.dups++
-			continue // another spelling of a series already delivered
+		if l.aliased {
+			h := ce.lset.Hash()
+			if _, dup := l.dedup[h]; dup {
+				st.dups++
+				continue // another spelling of a series already delivered
+			}
+			l.dedup[h] = struct{}{}
 		}
-		dedup[ce.hash] = struct{}{}
-		ce.explicit = explicit
+		if hasTS {
+			ce.flags |= explicit
+		} else {
+			ce.flags &^= explicit
+		}
 		ce.delivered = l.iter
 		if l.prevOK == 0 || ce.lastSeen != l.prevOK {
 			st.added++
@@ -491,10 +592,11 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 	return items, st, nil
 }
 
-// newEntry resolves the labels of the parser's current series: target
-// labels attached (HonorLabels decides conflicts), metric relabeling
-// applied, limits checked.
-func (l *loop) newEntry(p textparse.Parser) *cacheEntry {
+// newEntry resolves the labels of the parser's current series (target
+// labels attached, HonorLabels deciding conflicts, metric relabeling
+// applied, limits checked) and stores them under key. It returns the slot.
+func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
+	ce := cacheEntry{flags: used}
 	p.Labels(&l.scratch)
 	lb := l.lb
 	lb.Reset(l.scratch)
@@ -516,25 +618,32 @@ func (l *loop) newEntry(p textparse.Parser) *cacheEntry {
 			lb.Set(tl.Name, tl.Value)
 		})
 	}
-	ce := &cacheEntry{keep: true}
-	if !l.s.MetricRelabel.ProcessBuilder(lb) {
-		ce.keep = false
-		return ce
+	if l.s.MetricRelabel.ProcessBuilder(lb) {
+		ce.lset = lb.Labels()
 	}
-	ce.lset = lb.Labels()
-	if ce.lset.IsEmpty() {
-		ce.keep = false
-		return ce
-	}
-	ce.hash = ce.lset.Hash()
-	if err := l.checkLimits(ce.lset); err != nil {
-		ce.bad = true
-		if l.errs == nil {
-			l.errs = map[*cacheEntry]error{}
+	if !ce.lset.IsEmpty() {
+		ce.flags |= keep
+		if err := l.checkLimits(ce.lset); err != nil {
+			ce.flags |= bad
+			if l.errs == nil {
+				l.errs = map[uint64]error{}
+			}
+			l.errs[key] = err
 		}
-		l.errs[ce] = err
+		if l.isTwin(ce.lset.Hash()) && !l.aliased {
+			l.startDedup()
+		}
 	}
-	return ce
+	var i int32
+	if n := len(l.free); n > 0 {
+		i, l.free = l.free[n-1], l.free[:n-1]
+		l.entries[i] = ce
+	} else {
+		i = int32(len(l.entries))
+		l.entries = append(l.entries, ce)
+	}
+	l.index[key] = i
+	return i
 }
 
 func (l *loop) checkLimits(ls labels.Labels) error {

@@ -633,3 +633,47 @@ func TestMetadataFamilies(t *testing.T) {
 		t.Error("metadata for an unknown metric")
 	}
 }
+
+// Two series that metric relabeling makes one are delivered once, and the
+// loop only pays for that bookkeeping once it saw such twins.
+func TestTwinsAfterRelabelAndEviction(t *testing.T) {
+	s := &Scraper{MetricRelabel: relabel.MustNew(relabel.LabelDrop("x"))}
+	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
+	l := newLoop(s, tg)
+	scrape := func(page string) (map[string]float64, stats) {
+		items, st, err := l.scrapePage(nil, []byte(page), textType, 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]float64{}
+		for _, it := range items {
+			m[it.Labels.Get("__name__")] = it.V
+		}
+		return m, st
+	}
+	got, st := scrape("a 1\nb 2\n")
+	if len(got) != 2 || l.aliased {
+		t.Fatalf("plain page: %v, aliased=%v", got, l.aliased)
+	}
+	got, st = scrape("a 1\nm{x=\"1\"} 3\nm{x=\"2\"} 4\n")
+	if got["m"] != 3 || st.dups != 1 || !l.aliased || !isStale(got["b"]) {
+		t.Fatalf("twins: %v %+v aliased=%v", got, st, l.aliased)
+	}
+	// The second spelling alone: m is delivered under it, not marked stale.
+	got, _ = scrape("a 1\nm{x=\"2\"} 5\n")
+	if got["m"] != 5 || len(got) != 2 {
+		t.Fatalf("second spelling: %v", got)
+	}
+	// Long enough without the twin: it is forgotten, and the loop is plain
+	// again; what stays in the cache still works.
+	for range 2 * cacheEvictAfter {
+		got, _ = scrape("a 7\n")
+	}
+	if l.aliased || len(l.index) != 1 || len(l.entries) != 1 || got["a"] != 7 || len(got) != 1 {
+		t.Fatalf("after eviction: aliased=%v index=%d entries=%d got=%v", l.aliased, len(l.index), len(l.entries), got)
+	}
+	got, st = scrape("a 8\nb 9\n")
+	if got["a"] != 8 || got["b"] != 9 || st.added != 1 {
+		t.Fatalf("b again: %v %+v", got, st)
+	}
+}

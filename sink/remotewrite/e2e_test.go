@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -69,6 +70,12 @@ func TestE2EAgentChild(t *testing.T) {
 		case b := <-out:
 			rw.Send(ctx, b)
 		case <-ctx.Done():
+			if f := os.Getenv("FERRY_E2E_MEMSTATS"); f != "" {
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				os.WriteFile(f, fmt.Appendf(nil, "HeapAlloc=%dMiB HeapInuse=%dMiB HeapIdle=%dMiB HeapReleased=%dMiB StackInuse=%dMiB Sys=%dMiB NumGC=%d goroutines=%d",
+					ms.HeapAlloc>>20, ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.StackInuse>>20, ms.Sys>>20, ms.NumGC, runtime.NumGoroutine()), 0o644)
+			}
 			if f := os.Getenv("FERRY_E2E_HEAPPROFILE"); f != "" {
 				if w, err := os.Create(f); err == nil {
 					pprof.Lookup("heap").WriteTo(w, 0)
@@ -81,6 +88,24 @@ func TestE2EAgentChild(t *testing.T) {
 			return
 		}
 	}
+}
+
+// traceRSS logs the resident set of process pid every second until it
+// exits, to see when the peak happens.
+func traceRSS(t *testing.T, pid int, done <-chan error) {
+	var trace []string
+	for range time.Tick(time.Second) {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			break
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, "VmRSS:") {
+				trace = append(trace, strings.Fields(line)[1])
+			}
+		}
+	}
+	t.Logf("RSS KiB each second: %s", strings.Join(trace, " "))
 }
 
 type counter struct{ samples, requests atomic.Int64 }
@@ -134,6 +159,9 @@ func runAgent(t *testing.T, cmd *exec.Cmd, rc *counter, d time.Duration) result 
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	if os.Getenv("FERRY_E2E_RSS_TRACE") != "" {
+		go traceRSS(t, cmd.Process.Pid, done)
+	}
 	select {
 	case <-done:
 	case <-time.After(d):
