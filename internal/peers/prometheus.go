@@ -19,12 +19,27 @@ type Prometheus struct {
 	Addr string
 }
 
-// StartPrometheus starts FERRY_PROMETHEUS_BIN (scripts/setup/prometheus.sh)
-// with --web.enable-remote-write-receiver, a temporary storage directory and
+// StartPrometheus starts FERRY_PROMETHEUS_BIN (scripts/setup/prometheus.sh,
+// Debian's Prometheus 2.42, a remote write 1.0 receiver) with
+// --web.enable-remote-write-receiver, a temporary storage directory and
 // config, the given config YAML (a minimal one if empty).
 func StartPrometheus(t testing.TB, config string) *Prometheus {
 	t.Helper()
-	bin := Bin(t, "FERRY_PROMETHEUS_BIN", "scripts/setup/prometheus.sh")
+	return startPrometheus(t, Bin(t, "FERRY_PROMETHEUS_BIN", "scripts/setup/prometheus.sh"), config)
+}
+
+// StartPrometheus3 is StartPrometheus with FERRY_PROMETHEUS3_BIN
+// (scripts/setup/prometheus3.sh, Prometheus 3 built from source), whose
+// receiver accepts both remote write 1.0 and 2.0.
+func StartPrometheus3(t testing.TB, config string) *Prometheus {
+	t.Helper()
+	return startPrometheus(t, Bin(t, "FERRY_PROMETHEUS3_BIN", "scripts/setup/prometheus3.sh"), config,
+		"--web.remote-write-receiver.accepted-protobuf-messages=prometheus.WriteRequest",
+		"--web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request")
+}
+
+func startPrometheus(t testing.TB, bin, config string, extra ...string) *Prometheus {
+	t.Helper()
 	if config == "" {
 		config = "global:\n  scrape_interval: 1m\n"
 	}
@@ -34,12 +49,13 @@ func StartPrometheus(t testing.TB, config string) *Prometheus {
 		t.Fatal(err)
 	}
 	addr := FreeAddr(t)
-	p := Start(t, bin, "http://"+addr+"/-/ready",
-		"--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
+	args := append([]string{
+		"--config.file=" + cfg,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
 		"--web.enable-remote-write-receiver",
-	)
+	}, extra...)
+	p := Start(t, bin, "http://"+addr+"/-/ready", args...)
 	return &Prometheus{Process: p, Addr: addr}
 }
 

@@ -16,17 +16,25 @@ import (
 )
 
 // TestRealPrometheusEndToEnd scrapes a real node_exporter with
-// scrape.Scraper, remote-writes into a real Prometheus (1.0, and 2.0 with
-// its fallback, since Debian's Prometheus 2.42 receiver only speaks 1.0),
-// and compares what Prometheus answers with the very samples of the scrape
-// that was sent; then removes the target and checks the staleness markers
-// made its series vanish.
+// scrape.Scraper, remote-writes into a real Prometheus, and compares what
+// Prometheus answers with the very samples of the scrape that was sent;
+// then removes the target and checks the staleness markers made its series
+// vanish. Debian's Prometheus 2.42 receives 1.0 only (a 2.0 sink must fall
+// back to 1.0); Prometheus 3 receives 2.0 (the sink must stay on it).
 func TestRealPrometheusEndToEnd(t *testing.T) {
 	nodeAddr := peers.StartNodeExporter(t)
-	prom := peers.StartPrometheus(t, "")
-
-	for _, v := range []remotewrite.Version{remotewrite.V1, remotewrite.V2} {
-		t.Run("v"+v.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		start     func(testing.TB, string) *peers.Prometheus
+		v, stayOn remotewrite.Version
+	}{
+		{"prometheus2/v1", peers.StartPrometheus, remotewrite.V1, remotewrite.V1},
+		{"prometheus2/v2-falls-back", peers.StartPrometheus, remotewrite.V2, remotewrite.V1},
+		{"prometheus3/v2", peers.StartPrometheus3, remotewrite.V2, remotewrite.V2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prom := tc.start(t, "")
+			v := tc.v
 			job := "node-v" + v.String()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -176,8 +184,8 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 				}
 				time.Sleep(200 * time.Millisecond)
 			}
-			if v == remotewrite.V2 && rw.ProtocolVersion() != remotewrite.V1 {
-				t.Error("the 2.0 sink did not notice that Prometheus 2.42 only speaks 1.0")
+			if got := rw.ProtocolVersion(); got != tc.stayOn {
+				t.Errorf("the sink speaks %v after the run, want %v", got, tc.stayOn)
 			}
 			cancel()
 			<-fwdDone
