@@ -34,7 +34,11 @@
 // Known limit: the daemon timestamps stdout and stderr separately, so in
 // the file a line of one stream can follow a later-stamped line of the
 // other. Resuming after such a pair at the exact moment of a restart of the
-// program can repeat (never lose) a line.
+// program can repeat (never lose) a line. And the engine keeps only what its
+// log rotation leaves (json-file max-size and max-file): a line rotated away
+// before it was read is lost. Docker 20.10, following a log that rotates
+// faster than it is read, was seen to skip a rotated file; the reading after
+// the container stopped then skips, by count, lines it never delivered.
 package dockerlogs
 
 import (
@@ -43,6 +47,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,6 +85,11 @@ const (
 	DefaultRefreshInterval = 5 * time.Second
 )
 
+// InspectLimit bounds the container inspections a Run has under way at a
+// time: a burst of readers, as when all are woken at once, must not open
+// hundreds of connections to the engine.
+const InspectLimit = 8
+
 // Source follows the logs of the containers it is given as targets. Its
 // zero value is ready to use: it connects like discovery/docker (Host,
 // TLS, or the environment), keeps positions in memory only, and reads each
@@ -88,7 +98,8 @@ const (
 // Run starts a reader per container and stops the readers of containers
 // whose targets vanish, after they read what a stopped container logged. A
 // reader follows its container through restarts (the engine's events tell it
-// at once) and engine restarts (it reconnects with backoff). Lines are sent
+// at once) and engine restarts (it reconnects with backoff). The readers of
+// a Run inspect their containers at most InspectLimit at a time. Lines are sent
 // in batches of up to BatchSize entries or BatchBytes bytes, or after Linger;
 // a reader whose batches cannot be sent stops reading (the engine keeps the
 // log).
@@ -128,8 +139,13 @@ type Source struct {
 	BatchBytes int
 	// Linger is how long a batch waits for more lines (default 50ms).
 	Linger time.Duration
-	// RefreshInterval is how often a reader of a stopped container checks
-	// it again, in case an event was missed (default 5s).
+	// RefreshInterval paces the reader of a stopped container whose log
+	// was read. The engine's events wake it when the container starts or
+	// is removed, and so does the event stream coming back after it was
+	// down (events may have been missed meanwhile). As a safety net it
+	// also checks the container again after a random time between one and
+	// two RefreshIntervals, so that the readers of many containers do not
+	// align (default 5s).
 	RefreshInterval time.Duration
 
 	mu   sync.Mutex
@@ -228,6 +244,7 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 		refresh:     orDefault(s.RefreshInterval, DefaultRefreshInterval),
 		lb:          labels.NewBuilder(labels.EmptyLabels()),
 		decoderPool: sync.Pool{},
+		inspects:    make(chan struct{}, InspectLimit),
 	}
 	s.mu.Lock()
 	old := s.cur
@@ -309,6 +326,19 @@ type run struct {
 	stale   atomic.Bool
 
 	decoderPool sync.Pool
+	inspects    chan struct{} // a semaphore of InspectLimit
+}
+
+// inspect asks the engine about a container, waiting for one of the Run's
+// InspectLimit slots.
+func (r *run) inspect(id string) (container.InspectResponse, error) {
+	select {
+	case r.inspects <- struct{}{}:
+	case <-r.ctx.Done():
+		return container.InspectResponse{}, r.ctx.Err()
+	}
+	defer func() { <-r.inspects }()
+	return r.cli.ContainerInspect(r.ctx, id)
 }
 
 // streamLabels are the entry labels of a container's two streams, and
@@ -428,7 +458,7 @@ func (r *run) prune() {
 		if !ok || r.ctx.Err() != nil {
 			continue
 		}
-		if _, err := r.cli.ContainerInspect(r.ctx, id); client.IsErrNotFound(err) {
+		if _, err := r.inspect(id); client.IsErrNotFound(err) {
 			r.mu.Lock()
 			_, active := r.ctrs[id]
 			r.mu.Unlock()
@@ -439,9 +469,11 @@ func (r *run) prune() {
 	}
 }
 
-// watchEvents wakes the reader of a container that starts or is removed.
+// watchEvents wakes the reader of a container that starts or is removed,
+// and every reader once the event stream is back after it was down.
 func (r *run) watchEvents() {
 	backoff := minBackoff
+	down := false // a stream failed or ended: events may have been missed
 	for r.ctx.Err() == nil {
 		ectx, cancel := context.WithCancel(r.ctx)
 		msgs, errs := r.cli.Events(ectx, events.ListOptions{Filters: filters.NewArgs(
@@ -449,11 +481,20 @@ func (r *run) watchEvents() {
 			filters.Arg("event", string(events.ActionStart)),
 			filters.Arg("event", string(events.ActionDestroy)),
 		)})
+		// The stream is taken to be up once it went on for minBackoff
+		// without failing (a connection that fails does so at once).
+		var up <-chan time.Time
+		if down {
+			up = time.After(minBackoff)
+		}
 		err := func() error {
 			for {
 				select {
 				case <-r.ctx.Done():
 					return nil
+				case <-up:
+					up = nil
+					r.pokeAll()
 				case err := <-errs:
 					if err == nil {
 						err = errors.New("event stream ended")
@@ -477,11 +518,21 @@ func (r *run) watchEvents() {
 		if r.ctx.Err() != nil {
 			return
 		}
+		down = true
 		r.log.Debug("dockerlogs: event stream ended, reconnecting", "err", err)
 		if !sleep(r.ctx, backoff) {
 			return
 		}
 		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// pokeAll wakes every reader to check its container.
+func (r *run) pokeAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.ctrs {
+		c.poke()
 	}
 }
 
@@ -540,7 +591,7 @@ func (c *ctr) poke() {
 // stopIfRunning ends the log stream of a container whose target vanished
 // while it runs; a stopped container's stream ends by itself once read.
 func (c *ctr) stopIfRunning() {
-	info, err := c.r.cli.ContainerInspect(c.r.ctx, c.id)
+	info, err := c.r.inspect(c.id)
 	if err == nil && info.ContainerJSONBase != nil && info.State != nil && !info.State.Running {
 		return
 	}
@@ -598,8 +649,6 @@ func (c *ctr) loop() {
 		r.log.Info("dockerlogs: batch failed, reading again", "container", c.id, "since", c.read.Since, "after", rewindBackoff)
 		sleep(r.ctx, rewindBackoff)
 	}
-	tick := time.NewTicker(r.refresh)
-	defer tick.Stop()
 	for {
 		if r.ctx.Err() != nil {
 			c.mu.Lock()
@@ -607,7 +656,7 @@ func (c *ctr) loop() {
 			c.mu.Unlock()
 			return
 		}
-		info, err := r.cli.ContainerInspect(r.ctx, c.id)
+		info, err := r.inspect(c.id)
 		if client.IsErrNotFound(err) {
 			c.exit(true)
 			r.log.Debug("dockerlogs: container removed", "container", c.id)
@@ -642,17 +691,25 @@ func (c *ctr) loop() {
 			continue
 		}
 		if !fresh {
+			// Events wake the reader; checking again after a random
+			// time is only a safety net, spread so that the readers of
+			// many stopped containers do not align.
+			recheck := time.NewTimer(r.refresh + rand.N(r.refresh))
 			select {
 			case <-r.ctx.Done():
 			case <-c.wake:
-			case <-tick.C:
+			case <-recheck.C:
 			}
+			recheck.Stop()
 			continue
 		}
 		lastFinished = info.State.FinishedAt
 		began := time.Now()
 		err = c.follow(info.Config.Tty)
-		streamed = true
+		// Only a reading that reached the end of the log counts: after an
+		// error, a stopped container's log is read again from where it
+		// broke off.
+		streamed = err == nil
 		if c.rewind.Load() {
 			rewind()
 			continue

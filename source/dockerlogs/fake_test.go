@@ -38,7 +38,17 @@ type fakeEngine struct {
 	removed bool
 	opens   []string // the since of each ContainerLogs call
 	raw     []byte   // if set, the log served, whatever since is
-	read    atomic.Int64
+	cut     int      // if > 0, the next log served breaks after that many bytes
+
+	// Inspections: how many per container, how many at once at most,
+	// each taking inspectDelay.
+	inspectDelay          time.Duration
+	inspected             map[string]int
+	inflight, maxInflight atomic.Int64
+	// events, if set, is the event stream; eventErrs ends it.
+	events    chan events.Message
+	eventErrs chan error
+	read      atomic.Int64
 }
 
 type countingReader struct {
@@ -58,9 +68,18 @@ type fakeLine struct {
 	text   string
 }
 
-func (f *fakeEngine) ContainerInspect(context.Context, string) (container.InspectResponse, error) {
+func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
+	n := f.inflight.Add(1)
+	defer f.inflight.Add(-1)
+	for m := f.maxInflight.Load(); n > m && !f.maxInflight.CompareAndSwap(m, n); m = f.maxInflight.Load() {
+	}
+	time.Sleep(f.inspectDelay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.inspected == nil {
+		f.inspected = map[string]int{}
+	}
+	f.inspected[id]++
 	if f.removed {
 		return container.InspectResponse{}, errdefs.NotFound(errors.New("no such container"))
 	}
@@ -95,17 +114,52 @@ func (f *fakeEngine) ContainerLogs(_ context.Context, _ string, o container.Logs
 		if l.ts < since {
 			continue
 		}
-		p := time.Unix(0, l.ts).UTC().Format("2006-01-02T15:04:05.000000000Z07:00") + " " + l.text + "\n"
-		h := make([]byte, 8)
-		h[0] = l.stream
-		binary.BigEndian.PutUint32(h[4:], uint32(len(p)))
-		b = append(append(b, h...), p...)
+		// As the daemon does, a line over 16 KiB comes in parts, each
+		// stamped like the first, the last one ending with the newline
+		// (and empty when the line is a multiple of the part size).
+		stamp := time.Unix(0, l.ts).UTC().Format("2006-01-02T15:04:05.000000000Z07:00") + " "
+		text := l.text
+		for {
+			p := stamp + text + "\n"
+			if len(text) >= dockerPartialSize {
+				p, text = stamp+text[:dockerPartialSize], text[dockerPartialSize:]
+			}
+			h := make([]byte, 8)
+			h[0] = l.stream
+			binary.BigEndian.PutUint32(h[4:], uint32(len(p)))
+			b = append(append(b, h...), p...)
+			if p[len(p)-1] == '\n' {
+				break
+			}
+		}
+	}
+	if f.cut > 0 && f.cut < len(b) {
+		b, f.cut = b[:f.cut], 0
+		return io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{errors.New("connection reset")})), nil
 	}
 	return io.NopCloser(strings.NewReader(string(b))), nil
 }
 
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
 func (f *fakeEngine) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	if f.events != nil {
+		return f.events, f.eventErrs
+	}
 	return make(chan events.Message), make(chan error)
+}
+
+// inspections returns how many times each container was inspected.
+func (f *fakeEngine) inspections() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := make(map[string]int, len(f.inspected))
+	for id, n := range f.inspected {
+		m[id] = n
+	}
+	return m
 }
 
 type nopRep struct{}
