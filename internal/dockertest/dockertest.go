@@ -149,6 +149,9 @@ type Spec struct {
 	// NetworkMode is "bridge" (the default), "host", "none",
 	// "container:<id>" or the name of a network.
 	NetworkMode string
+	// LogOpts are json-file options such as "max-size"; the daemon's
+	// defaults apply to those not given.
+	LogOpts map[string]string
 }
 
 // Run creates (and, unless NoStart, starts) a logger container and returns
@@ -191,7 +194,7 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 		cmd = append(cmd, "-wait", s.Wait.String())
 	}
 	cfg := &container.Config{Image: imageRef, Cmd: cmd, Tty: s.TTY, Labels: s.Labels}
-	host := &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}, NetworkMode: container.NetworkMode(s.NetworkMode)}
+	host := &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file", Config: s.LogOpts}, NetworkMode: container.NetworkMode(s.NetworkMode)}
 	if len(s.Ports) > 0 {
 		cfg.ExposedPorts = nat.PortSet{}
 		host.PortBindings = nat.PortMap{}
