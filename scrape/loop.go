@@ -56,10 +56,11 @@ var reportNames = []string{upName, durationName, scrapedName, postRelabelName, s
 // relabeling or allocation, and the scrape it was last delivered in, from
 // which staleness follows.
 //
-// It is kept small (32 bytes) and stored by value in loop.entries, so that a
+// It is kept small (40 bytes) and stored by value in loop.entries, so that a
 // target's cache is a few large objects, not one per series.
 type cacheEntry struct {
 	lset      labels.Labels
+	key       uint64 // the hash of the series' bytes in the page
 	mark      uint32 // the last scrape that parsed it
 	delivered uint32 // the last scrape that delivered it
 	lastSeen  uint32 // the last successful scrape that delivered it
@@ -87,7 +88,7 @@ type loop struct {
 	status   TargetStatus
 
 	// Owned by the loop's goroutine.
-	index   map[uint64]int32 // page-bytes hash of a series -> its slot in entries
+	index   seriesIndex // page-bytes hash of a series -> its slot in entries
 	entries []cacheEntry
 	free    []int32          // unused slots of entries
 	errs    map[uint64]error // the label-limit violations of bad entries, by page-bytes hash
@@ -122,11 +123,10 @@ const maxPooledBuf = 4 << 20
 
 func newLoop(s *Scraper, t target) *loop {
 	l := &loop{
-		s:     s,
-		t:     t,
-		index: map[uint64]int32{},
-		lb:    labels.NewBuilder(labels.EmptyLabels()),
-		st:    labels.NewSymbolTable(),
+		s:  s,
+		t:  t,
+		lb: labels.NewBuilder(labels.EmptyLabels()),
+		st: labels.NewSymbolTable(),
 	}
 	for _, name := range reportNames {
 		l.lb.Reset(t.labels)
@@ -291,28 +291,29 @@ func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
 // still due), and gives the memory of a cache that shrank back.
 func (l *loop) evict() {
 	n := 0
-	for k, i := range l.index {
+	for i := range l.entries {
 		ce := &l.entries[i]
-		if l.iter-ce.mark < cacheEvictAfter || (l.prevOK != 0 && ce.lastSeen == l.prevOK) {
+		if !ce.has(used) || l.iter-ce.mark < cacheEvictAfter || (l.prevOK != 0 && ce.lastSeen == l.prevOK) {
 			continue
 		}
-		delete(l.index, k)
-		delete(l.errs, k)
+		delete(l.errs, ce.key)
 		*ce = cacheEntry{}
-		l.free = append(l.free, i)
+		l.free = append(l.free, int32(i))
 		n++
 	}
 	if n == 0 {
 		return
 	}
 	if len(l.free) > len(l.entries)/2 {
-		entries := make([]cacheEntry, 0, len(l.index))
-		for k, i := range l.index {
-			l.index[k] = int32(len(entries))
-			entries = append(entries, l.entries[i])
+		entries := make([]cacheEntry, 0, len(l.entries)-len(l.free))
+		for i := range l.entries {
+			if l.entries[i].has(used) {
+				entries = append(entries, l.entries[i])
+			}
 		}
 		l.entries, l.free = entries, nil
 	}
+	l.index.rebuild(l.entries, indexSize(len(l.entries)-len(l.free)))
 	l.finals = l.finals[:0]
 	for i := range l.entries {
 		if ce := &l.entries[i]; ce.has(keep) {
@@ -550,7 +551,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 			t, hasTS = *tp, true
 		}
 		key := xxhash.Sum64(met)
-		i, ok := l.index[key]
+		i, ok := l.index.find(l.entries, key)
 		if !ok {
 			i = l.newEntry(p, key)
 		}
@@ -596,7 +597,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 // labels attached, HonorLabels deciding conflicts, metric relabeling
 // applied, limits checked) and stores them under key. It returns the slot.
 func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
-	ce := cacheEntry{flags: used}
+	ce := cacheEntry{key: key, flags: used}
 	p.Labels(&l.scratch)
 	lb := l.lb
 	lb.Reset(l.scratch)
@@ -642,7 +643,7 @@ func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
 		i = int32(len(l.entries))
 		l.entries = append(l.entries, ce)
 	}
-	l.index[key] = i
+	l.index.add(l.entries, i)
 	return i
 }
 

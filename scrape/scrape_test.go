@@ -669,8 +669,8 @@ func TestTwinsAfterRelabelAndEviction(t *testing.T) {
 	for range 2 * cacheEvictAfter {
 		got, _ = scrape("a 7\n")
 	}
-	if l.aliased || len(l.index) != 1 || len(l.entries) != 1 || got["a"] != 7 || len(got) != 1 {
-		t.Fatalf("after eviction: aliased=%v index=%d entries=%d got=%v", l.aliased, len(l.index), len(l.entries), got)
+	if l.aliased || l.index.n != 1 || len(l.entries) != 1 || got["a"] != 7 || len(got) != 1 {
+		t.Fatalf("after eviction: aliased=%v index=%d entries=%d got=%v", l.aliased, l.index.n, len(l.entries), got)
 	}
 	got, st = scrape("a 8\nb 9\n")
 	if got["a"] != 8 || got["b"] != 9 || st.added != 1 {

@@ -165,8 +165,9 @@ type Sink struct {
 	samplesIn  atomic.Int64
 	samplesOut atomic.Int64
 	sendNanos  atomic.Int64
-	lastRetry  atomic.Int64 // unix nanos
-	healthy    atomic.Bool  // last reported health was Healthy
+	lastRetry  atomic.Int64  // unix nanos
+	healthy    atomic.Bool   // last reported health was Healthy
+	pressure   chan struct{} // a shard's queue was full: reconsider the shard count now
 	slicePool  sync.Pool
 }
 
@@ -175,6 +176,7 @@ var _ sink.Sink[ferry.Sample] = (*Sink)(nil)
 func (s *Sink) init(ctx context.Context) error {
 	s.once.Do(func() {
 		s.closing = make(chan struct{})
+		s.pressure = make(chan struct{}, 1)
 		s.hardCtx, s.hardEnd = context.WithCancel(context.WithoutCancel(ctx))
 		s.rep = ferry.ReporterFrom(ctx)
 		if s.URL == "" {
@@ -428,6 +430,12 @@ func (sh *shard) add(ctx context.Context, closing <-chan struct{}, smps []ferry.
 		sh.pending = append(sh.pending, smps[i])
 		if len(sh.pending) < limit {
 			continue
+		}
+		if len(sh.queue) == cap(sh.queue) {
+			select {
+			case sh.s.pressure <- struct{}{}:
+			default:
+			}
 		}
 		select {
 		case sh.queue <- sendBatch{samples: sh.pending, acks: sh.acks}:
@@ -706,17 +714,30 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // reshardLoop adapts the shard count, as Prometheus's queue manager does:
 // shards needed = seconds per sample sent × (samples in per second + backlog
 // to clear within one interval), with 30 % tolerance, never while retrying.
+// A full shard queue, which blocks the sink's callers, does not wait for the
+// interval: after at least a second (or the interval, if shorter) the count
+// is reconsidered at once and grows by half at least. It shrinks only after
+// a whole interval.
 func (s *Sink) reshardLoop(every time.Duration) {
 	defer s.reshWG.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastIn, lastOut, lastNanos int64
+	last := time.Now()
 	for {
+		pressed := false
 		select {
 		case <-t.C:
+		case <-s.pressure:
+			if time.Since(last) < min(time.Second, every) {
+				continue
+			}
+			pressed = true
 		case <-s.closing:
 			return
 		}
+		elapsed := time.Since(last)
+		last = time.Now()
 		in, out, nanos := s.samplesIn.Load(), s.samplesOut.Load(), s.sendNanos.Load()
 		dIn, dOut, dNanos := in-lastIn, out-lastOut, nanos-lastNanos
 		lastIn, lastOut, lastNanos = in, out, nanos
@@ -725,13 +746,18 @@ func (s *Sink) reshardLoop(every time.Duration) {
 		}
 		backlog := in - out
 		perSample := float64(dNanos) / float64(dOut) / 1e9
-		rate := float64(dIn) / every.Seconds()
+		rate := float64(dIn) / elapsed.Seconds()
 		desired := int(math.Ceil(perSample * (rate + float64(max(backlog, 0))/every.Seconds()) * 1.2))
-		desired = min(max(desired, s.minShards()), s.maxShards())
 		s.mu.RLock()
 		cur := len(s.shards)
 		s.mu.RUnlock()
-		if cur == 0 || (float64(desired) > 0.7*float64(cur) && float64(desired) < 1.3*float64(cur)) || desired == cur {
+		if pressed {
+			desired = max(desired, cur+(cur+1)/2)
+		}
+		desired = min(max(desired, s.minShards()), s.maxShards())
+		shrink := float64(desired) <= 0.7*float64(cur)
+		grow := float64(desired) >= 1.3*float64(cur) || (pressed && desired > cur)
+		if cur == 0 || desired == cur || !(grow || shrink && elapsed >= every/2) {
 			continue
 		}
 		s.reshard(desired)

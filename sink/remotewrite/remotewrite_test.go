@@ -697,6 +697,29 @@ func TestReshardUpAndDown(t *testing.T) {
 	}
 }
 
+// A sink that blocks its callers adds shards without waiting for the
+// reshard interval, and does not shrink before a whole interval.
+func TestReshardOnPressure(t *testing.T) {
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+		rc.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s := &Sink{URL: srv.URL, MaxShards: 8, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: time.Hour}
+	defer closeSink(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	for i := 0; ctx.Err() == nil && s.NumShards() < 4; i++ {
+		send(t, ctx, s, newSamples(100, 100, int64(i)))
+	}
+	if n := s.NumShards(); n < 4 {
+		t.Fatalf("%d shards after %v of a blocked sink (reshard interval 1h)", n, time.Since(start))
+	}
+	t.Logf("4 shards after %v", time.Since(start))
+}
+
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for v, want := range map[string]time.Duration{
