@@ -37,8 +37,15 @@
 // program can repeat (never lose) a line. And the engine keeps only what its
 // log rotation leaves (json-file max-size and max-file): a line rotated away
 // before it was read is lost. Docker 20.10, following a log that rotates
-// faster than it is read, was seen to skip a rotated file; the reading after
-// the container stopped then skips, by count, lines it never delivered.
+// faster than it is read, was seen to skip a rotated file. Within a Run the
+// reading after the container stopped skips the lines read before by their
+// stream and timestamp, so it recovers such lines if they are still on disk
+// and within the position's window (the last second before the newest line
+// read, at most the last 1024 lines), unless one stamped alike on the same
+// stream was read. A reading that resumes from a stored position (a new
+// Run, as after a restart of the program) or from the last acknowledged one
+// (after a failed batch) skips by count instead: it can skip such a line
+// and repeat another.
 package dockerlogs
 
 import (
@@ -566,8 +573,15 @@ type ctr struct {
 	removed      bool
 	cancelStream context.CancelFunc
 
-	// read is the position after the last reading; owned by the loop.
+	// read is the position after the last reading; owned by the loop,
+	// set under bmu.
 	read position
+	// seen, when read is the position after a reading of this Run (not
+	// one loaded from the positions or rewound to the committed one),
+	// counts the lines of that reading stamped from read.Since on, by
+	// stream and timestamp: the next reading skips exactly those, not the
+	// first read.Skip lines. Under bmu; replaced whenever read is.
+	seen map[lineID]int
 
 	bmu   sync.Mutex
 	items []ferry.Entry
@@ -635,7 +649,10 @@ func (c *ctr) loop() {
 	// (at least once).
 	rewind := func() {
 		c.tracker.Reset()
+		c.bmu.Lock()
 		c.read, _ = c.tracker.Committed()
+		c.seen = nil // it has lines read after the committed position
+		c.bmu.Unlock()
 		c.rewind.Store(false)
 		streamed = false // read even if the container did not change
 		r.rep.Retried()
@@ -760,12 +777,18 @@ func (c *ctr) follow(tty bool) error {
 	c.mu.Unlock()
 
 	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Timestamps: true}
-	from := c.read
+	c.bmu.Lock()
+	from, seen := c.read, c.seen
+	c.seen = nil // owned by this reading until it ends
+	c.bmu.Unlock()
 	if from.Since > 0 {
 		opts.Since = fmt.Sprintf("%d.%09d", from.Since/1e9, from.Since%1e9)
 	}
 	rc, err := r.cli.ContainerLogs(sctx, c.id, opts)
 	if err != nil {
+		c.bmu.Lock()
+		c.seen = seen
+		c.bmu.Unlock()
 		return err
 	}
 	defer rc.Close()
@@ -785,6 +808,7 @@ func (c *ctr) follow(tty bool) error {
 	defer func() {
 		c.bmu.Lock()
 		c.read = c.hist.position()
+		c.seen = c.hist.seenFrom(c.read.Since, seen)
 		c.bmu.Unlock()
 	}()
 	toSkip := from.Skip
@@ -794,15 +818,26 @@ func (c *ctr) follow(tty bool) error {
 		}
 		end := st.asm.end
 		c.bmu.Lock()
-		c.hist.record(end)
-		// The first lines are those read before, unless stamped later
-		// than anything read then.
-		if toSkip > 0 && (from.Newest == 0 || end <= from.Newest) {
+		c.hist.record(end, stream)
+		if seen != nil {
+			// The lines read before are known by their timestamps: a
+			// line the daemon left out then (skipping a rotated file)
+			// comes now, among them, and is new. None is stamped after
+			// from.Newest.
+			if id := (lineID{end, stream}); end <= from.Newest && seen[id] > 0 {
+				seen[id]--
+				c.bmu.Unlock()
+				return
+			}
+		} else if toSkip > 0 && (from.Newest == 0 || end <= from.Newest) {
+			// The first lines are those read before, unless stamped
+			// later than anything read then.
 			toSkip--
 			c.bmu.Unlock()
 			return
+		} else {
+			toSkip = 0
 		}
-		toSkip = 0
 		sl := c.labels.Load()
 		if !sl.keep[stream] || kind == lineDropped {
 			c.bmu.Unlock()

@@ -39,6 +39,13 @@ type fakeEngine struct {
 	opens   []string // the since of each ContainerLogs call
 	raw     []byte   // if set, the log served, whatever since is
 	cut     int      // if > 0, the next log served breaks after that many bytes
+	// omit leaves the lines with these texts out of the next log served,
+	// as Docker 20.10 following a log that rotates fast skips a rotated
+	// file; later logs have them.
+	omit map[string]bool
+	// runOpens, if > 0, is how many logs are opened while the container
+	// still runs (FinishedAt empty); it stops as the last one ends.
+	runOpens int
 
 	// Inspections: how many per container, how many at once at most,
 	// each taking inspectDelay.
@@ -87,7 +94,7 @@ func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.I
 		return container.InspectResponse{}, f.fail
 	}
 	return container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{State: &container.State{Running: false, FinishedAt: strconv.Itoa(len(f.lines))}},
+		ContainerJSONBase: &container.ContainerJSONBase{State: f.state()},
 		Config:            &container.Config{},
 	}, nil
 }
@@ -109,9 +116,11 @@ func (f *fakeEngine) ContainerLogs(_ context.Context, _ string, o container.Logs
 		n, _ := strconv.ParseInt(nsec, 10, 64)
 		since = s*1e9 + n
 	}
+	omit := f.omit
+	f.omit = nil
 	var b []byte
 	for _, l := range f.lines {
-		if l.ts < since {
+		if l.ts < since || omit[l.text] {
 			continue
 		}
 		// As the daemon does, a line over 16 KiB comes in parts, each
@@ -138,6 +147,14 @@ func (f *fakeEngine) ContainerLogs(_ context.Context, _ string, o container.Logs
 		return io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{errors.New("connection reset")})), nil
 	}
 	return io.NopCloser(strings.NewReader(string(b))), nil
+}
+
+// state is the container's state; f.mu is held.
+func (f *fakeEngine) state() *container.State {
+	if len(f.opens) < f.runOpens {
+		return &container.State{Running: true}
+	}
+	return &container.State{Running: false, FinishedAt: strconv.Itoa(len(f.lines))}
 }
 
 type errReader struct{ err error }
@@ -299,24 +316,24 @@ func TestHistory(t *testing.T) {
 		t.Fatalf("empty: %v", p)
 	}
 	// stdout at 10s, then stderr stamped earlier, written after it.
-	h.record(10e9)
-	h.record(10e9 - 5)
-	h.record(10e9 + 1)
+	h.record(10e9, 0)
+	h.record(10e9-5, 0)
+	h.record(10e9+1, 0)
 	if p := h.position(); p != (position{Since: 9e9 + 1, Skip: 3, Newest: 10e9 + 1}) {
 		t.Errorf("skewed: %v", p)
 	}
 	// A reading that started at a position counts the lines it skipped.
 	h.reset(position{Since: 5e9, Skip: 2, Newest: 5e9})
-	h.record(5e9)
-	h.record(5e9)
-	h.record(5e9 + 1)
+	h.record(5e9, 0)
+	h.record(5e9, 0)
+	h.record(5e9+1, 0)
 	if p := h.position(); p != (position{Since: 5e9, Skip: 3, Newest: 5e9 + 1}) {
 		t.Errorf("resumed: %v", p)
 	}
 	// Many lines in the window: the ring bounds it.
 	h.reset(position{})
 	for i := range 3 * historySize {
-		h.record(int64(1e12 + i))
+		h.record(int64(1e12+i), 0)
 	}
 	p := h.position()
 	if p.Since != 1e12+2*historySize || p.Skip != historySize || p.Newest != 1e12+3*historySize-1 {

@@ -55,6 +55,7 @@ const (
 type history struct {
 	start   position
 	ts      [historySize]int64 // timestamps of the last parts of the lines, a ring
+	streams [historySize]uint8 // and their streams
 	n       int                // lines recorded
 	dropped int64              // newest timestamp of lines that left the ring
 }
@@ -63,13 +64,13 @@ func (h *history) reset(start position) {
 	h.start, h.n, h.dropped = start, 0, -1
 }
 
-// record notes a line whose last part has timestamp ts.
-func (h *history) record(ts int64) {
+// record notes a line of a stream whose last part has timestamp ts.
+func (h *history) record(ts int64, stream int) {
 	i := h.n % historySize
 	if h.n >= historySize {
 		h.dropped = max(h.dropped, h.ts[i])
 	}
-	h.ts[i] = ts
+	h.ts[i], h.streams[i] = ts, uint8(stream)
 	h.n++
 }
 
@@ -94,4 +95,38 @@ func (h *history) position() position {
 		}
 	}
 	return position{Since: since, Skip: skip, Newest: max(newest, h.start.Newest)}
+}
+
+// lineID tells a line of a reading apart from the others as well as the
+// daemon's frames allow: the stream and the timestamp of its last part.
+type lineID struct {
+	ts     int64
+	stream int
+}
+
+// seenFrom returns how many lines of the reading there are of each lineID
+// stamped at or after since, which must be the Since of position() (the
+// ring holds all such lines, since position() puts Since after any line
+// that left it), plus those of left, the multiset the reading started with
+// less the lines it skipped, stamped at or after since: they were
+// delivered before and may still come. A reading that recorded nothing
+// ends at its start, so left is returned as it is, nil if the reading
+// started from a count.
+func (h *history) seenFrom(since int64, left map[lineID]int) map[lineID]int {
+	n := min(h.n, historySize)
+	if n == 0 {
+		return left
+	}
+	m := make(map[lineID]int, n)
+	for i, t := range h.ts[:n] {
+		if t >= since {
+			m[lineID{t, int(h.streams[i])}]++
+		}
+	}
+	for id, k := range left {
+		if id.ts >= since && k > 0 {
+			m[id] += k
+		}
+	}
+	return m
 }
