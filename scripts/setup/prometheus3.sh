@@ -6,21 +6,8 @@
 # built (the tests only use the HTTP API). Prints FERRY_PROMETHEUS3_BIN=<path>
 # on stdout; everything else goes to stderr.
 set -euo pipefail
+. "$(dirname "$0")/../lib/gopeer.sh"
 
-VERSION=v0.316.0 # the Go module version of Prometheus 3; the same as go.mod's
-PKG=github.com/prometheus/prometheus/cmd/prometheus
-
-peers="${FERRY_PEERS_DIR:-$HOME/.cache/ferry-peers}"
-bindir="$peers/bin"
-bin="$bindir/prometheus-$VERSION"
-mkdir -p "$bindir"
-
-if [ ! -x "$bin" ]; then
-	echo "building Prometheus $VERSION into $bindir" >&2
-	tmp="$(mktemp -d)"
-	trap 'rm -rf "$tmp"' EXIT
-	# Built outside any module so that Ferry's go.mod is not touched.
-	(cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp" go install "$PKG@$VERSION") >&2
-	mv "$tmp/prometheus" "$bin"
-fi
+# v0.316.0 is the Go module version of Prometheus 3, the same as in go.mod.
+bin=$(gopeer_build prometheus github.com/prometheus/prometheus/cmd/prometheus v0.316.0 prometheus)
 echo "FERRY_PROMETHEUS3_BIN=$bin"
