@@ -79,8 +79,8 @@ func TestE2EAgentChild(t *testing.T) {
 						failing[fmt.Sprint(st.LastError)]++
 					}
 				}
-				os.WriteFile(f, fmt.Appendf(nil, "HeapAlloc=%dMiB HeapInuse=%dMiB HeapIdle=%dMiB HeapReleased=%dMiB StackInuse=%dMiB Sys=%dMiB NumGC=%d goroutines=%d failing=%v",
-					ms.HeapAlloc>>20, ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.StackInuse>>20, ms.Sys>>20, ms.NumGC, runtime.NumGoroutine(), failing), 0o644)
+				os.WriteFile(f, fmt.Appendf(nil, "HeapAlloc=%dMiB HeapInuse=%dMiB HeapIdle=%dMiB HeapReleased=%dMiB StackInuse=%dMiB Sys=%dMiB NumGC=%d goroutines=%d failing=%v shards=%d",
+					ms.HeapAlloc>>20, ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.StackInuse>>20, ms.Sys>>20, ms.NumGC, runtime.NumGoroutine(), failing, rw.NumShards()), 0o644)
 			}
 			if f := os.Getenv("FERRY_E2E_HEAPPROFILE"); f != "" {
 				if w, err := os.Create(f); err == nil {

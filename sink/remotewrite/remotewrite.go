@@ -716,14 +716,18 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // to clear within one interval), with 30 % tolerance, never while retrying.
 // A full shard queue, which blocks the sink's callers, does not wait for the
 // interval: after at least a second (or the interval, if shorter) the count
-// is reconsidered at once and grows by half at least. It shrinks only after
-// a whole interval.
+// is reconsidered at once and grows by half at least, as long as the last
+// such growth raised the delivery rate by 15 %. It shrinks only after a
+// whole interval.
 func (s *Sink) reshardLoop(every time.Duration) {
 	defer s.reshWG.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastIn, lastOut, lastNanos int64
 	last := time.Now()
+	// The delivery rate before the last growth under pressure: when growing
+	// did not raise it, the receiver, not the shard count, is the limit.
+	var rateBeforeGrowth float64
 	for {
 		pressed := false
 		select {
@@ -751,8 +755,15 @@ func (s *Sink) reshardLoop(every time.Duration) {
 		s.mu.RLock()
 		cur := len(s.shards)
 		s.mu.RUnlock()
+		outRate := float64(dOut) / elapsed.Seconds()
 		if pressed {
+			if rateBeforeGrowth > 0 && outRate < 1.15*rateBeforeGrowth {
+				continue // more shards did not help: wait for the interval
+			}
 			desired = max(desired, cur+(cur+1)/2)
+			rateBeforeGrowth = outRate
+		} else {
+			rateBeforeGrowth = 0
 		}
 		desired = min(max(desired, s.minShards()), s.maxShards())
 		shrink := float64(desired) <= 0.7*float64(cur)

@@ -720,6 +720,30 @@ func TestReshardOnPressure(t *testing.T) {
 	t.Logf("4 shards after %v", time.Since(start))
 }
 
+// A receiver that handles one request at a time gains nothing from more
+// shards: pressure stops adding them once they do not raise the rate.
+func TestReshardPressureStopsAtReceiverLimit(t *testing.T) {
+	rc := &receiver{t: t}
+	var one sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		one.Lock()
+		defer one.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		rc.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s := &Sink{URL: srv.URL, MaxShards: 16, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: time.Hour}
+	defer closeSink(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	defer cancel()
+	for i := 0; ctx.Err() == nil; i++ {
+		send(t, ctx, s, newSamples(100, 100, int64(i)))
+	}
+	if n := s.NumShards(); n > 3 {
+		t.Errorf("%d shards for a receiver that takes one request at a time", n)
+	}
+}
+
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for v, want := range map[string]time.Duration{
