@@ -86,6 +86,24 @@ func metricTypeCode(t model.MetricType) uint64 {
 	return 0
 }
 
+// tag is the one-byte key of field num with wire type typ (every field
+// number here is below 16).
+func tag(num protowire.Number, typ protowire.Type) byte { return byte(num)<<3 | byte(typ) }
+
+// appendVarint is protowire.AppendVarint with the one-byte case inlined:
+// label lengths and symbol references are mostly below 128.
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
+}
+
+// appendString appends a length-delimited string.
+func appendString(b []byte, s string) []byte {
+	return append(appendVarint(b, uint64(len(s))), s...)
+}
+
 func sampleSize(t int64) int {
 	return 1 + 8 + 1 + protowire.SizeVarint(uint64(t))
 }
@@ -109,20 +127,20 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 		lb := e.lbuf[:0]
 		s.Labels.Range(func(l labels.Label) {
 			m := 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
-			lb = protowire.AppendTag(lb, v1SeriesLabels, protowire.BytesType)
-			lb = protowire.AppendVarint(lb, uint64(m))
-			lb = protowire.AppendTag(lb, v1LabelName, protowire.BytesType)
-			lb = protowire.AppendString(lb, l.Name)
-			lb = protowire.AppendTag(lb, v1LabelValue, protowire.BytesType)
-			lb = protowire.AppendString(lb, l.Value)
+			lb = append(lb, tag(v1SeriesLabels, protowire.BytesType))
+			lb = appendVarint(lb, uint64(m))
+			lb = append(lb, tag(v1LabelName, protowire.BytesType))
+			lb = appendString(lb, l.Name)
+			lb = append(lb, tag(v1LabelValue, protowire.BytesType))
+			lb = appendString(lb, l.Value)
 		})
 		e.lbuf = lb
 		n := len(lb) + 1 + protowire.SizeBytes(ss)
-		b = protowire.AppendTag(b, v1WriteTimeseries, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(n))
+		b = append(b, tag(v1WriteTimeseries, protowire.BytesType))
+		b = appendVarint(b, uint64(n))
 		b = append(b, lb...)
-		b = protowire.AppendTag(b, v1SeriesSamples, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(ss))
+		b = append(b, tag(v1SeriesSamples, protowire.BytesType))
+		b = appendVarint(b, uint64(ss))
 		b = appendSample(b, s)
 	}
 	if md != nil {
@@ -188,9 +206,9 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 // v2: value = 1 as double, timestamp = 2 as int64). The value is always
 // written, even 0, so that a stale marker's bit pattern travels unchanged.
 func appendSample(b []byte, s *ferry.Sample) []byte {
-	b = protowire.AppendTag(b, v1SampleValue, protowire.Fixed64Type)
+	b = append(b, tag(v1SampleValue, protowire.Fixed64Type))
 	b = protowire.AppendFixed64(b, math.Float64bits(s.V))
-	b = protowire.AppendTag(b, v1SampleTimestamp, protowire.VarintType)
+	b = append(b, tag(v1SampleTimestamp, protowire.VarintType))
 	return protowire.AppendVarint(b, uint64(s.T))
 }
 
@@ -256,20 +274,20 @@ func (e *encoder) encodeV2(samples []ferry.Sample, md MetadataFunc) []byte {
 		n += 1 + protowire.SizeBytes(ss)
 		n += 1 + protowire.SizeBytes(mdSize)
 
-		ts = protowire.AppendTag(ts, v2ReqTimeseries, protowire.BytesType)
-		ts = protowire.AppendVarint(ts, uint64(n))
+		ts = append(ts, tag(v2ReqTimeseries, protowire.BytesType))
+		ts = appendVarint(ts, uint64(n))
 		if len(refs) > 0 {
-			ts = protowire.AppendTag(ts, v2SeriesLabelsRefs, protowire.BytesType)
-			ts = protowire.AppendVarint(ts, uint64(refsSize))
+			ts = append(ts, tag(v2SeriesLabelsRefs, protowire.BytesType))
+			ts = appendVarint(ts, uint64(refsSize))
 			for _, r := range refs {
-				ts = protowire.AppendVarint(ts, uint64(r))
+				ts = appendVarint(ts, uint64(r))
 			}
 		}
-		ts = protowire.AppendTag(ts, v2SeriesSamples, protowire.BytesType)
-		ts = protowire.AppendVarint(ts, uint64(ss))
+		ts = append(ts, tag(v2SeriesSamples, protowire.BytesType))
+		ts = appendVarint(ts, uint64(ss))
 		ts = appendSample(ts, s)
-		ts = protowire.AppendTag(ts, v2SeriesMetadata, protowire.BytesType)
-		ts = protowire.AppendVarint(ts, uint64(mdSize))
+		ts = append(ts, tag(v2SeriesMetadata, protowire.BytesType))
+		ts = appendVarint(ts, uint64(mdSize))
 		if code != 0 {
 			ts = protowire.AppendTag(ts, v2MetaType, protowire.VarintType)
 			ts = protowire.AppendVarint(ts, code)
@@ -286,8 +304,8 @@ func (e *encoder) encodeV2(samples []ferry.Sample, md MetadataFunc) []byte {
 	e.ts = ts
 	b := e.pb[:0]
 	for _, s := range e.symbol {
-		b = protowire.AppendTag(b, v2ReqSymbols, protowire.BytesType)
-		b = protowire.AppendString(b, s)
+		b = append(b, tag(v2ReqSymbols, protowire.BytesType))
+		b = appendString(b, s)
 	}
 	b = append(b, ts...)
 	e.pb = b
