@@ -24,17 +24,17 @@ const (
 // and the time it was read. The zero value reads nothing; set R.
 //
 // Lines longer than MaxLineSize are cut to it (and counted as
-// "line_truncated") unless DropLong is set, in which case they are dropped
-// and counted as "line_too_long". A trailing "\r" is removed. Reader has no
+// "line_truncated") unless LongLines is DropLongLines, in which case they
+// are dropped and counted as "line_too_long". A trailing "\r" is removed. Reader has no
 // positions: it cannot re-read, so unacknowledged lines are lost if the
 // program stops, as with any pipe.
 type Reader struct {
 	R           io.Reader
 	Labels      labels.Labels
-	BatchSize   int           // entries per batch, default DefaultBatchSize
-	Linger      time.Duration // longest wait to fill a batch, default DefaultLinger
-	MaxLineSize int           // default DefaultMaxLineSize
-	DropLong    bool
+	BatchSize   int            // entries per batch, default DefaultBatchSize
+	Linger      time.Duration  // longest wait to fill a batch, default DefaultLinger
+	MaxLineSize int            // default DefaultMaxLineSize
+	LongLines   LongLinePolicy // TruncateLongLines (default) or DropLongLines
 }
 
 // Run reads until EOF (returning nil after emitting what it read) or an
@@ -93,7 +93,7 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 			line = bytes.TrimSuffix(line, []byte("\n"))
 			line = bytes.TrimSuffix(line, []byte("\r"))
 			if len(line) > max {
-				if r.DropLong {
+				if r.LongLines == DropLongLines {
 					rep.Dropped("line_too_long", 1)
 					continue
 				}

@@ -67,9 +67,9 @@ func TestReaderLines(t *testing.T) {
 			t.Fatalf("line %d: got %.20q (len %d), want %.20q (len %d)", i, got[i], len(got[i]), want[i], len(want[i]))
 		}
 	}
-	got, _ = collect(t, &source.Reader{R: strings.NewReader(in), MaxLineSize: 70_000, DropLong: true})
+	got, _ = collect(t, &source.Reader{R: strings.NewReader(in), MaxLineSize: 70_000, LongLines: source.DropLongLines})
 	if len(got) != 4 {
-		t.Fatalf("DropLong: got %d lines, want 4", len(got))
+		t.Fatalf("DropLongLines: got %d lines, want 4", len(got))
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/ferrydev/ferry/source"
 )
 
 const ts0 = "2026-11-25T13:45:01.123456789Z"
@@ -30,7 +32,7 @@ type got struct {
 }
 
 // decodeAll runs the decoder and assembler over raw and returns the lines.
-func decodeAll(t testing.TB, r io.Reader, tty bool, maxLine int, policy LongLinePolicy) ([]got, error) {
+func decodeAll(t testing.TB, r io.Reader, tty bool, maxLine int, policy source.LongLinePolicy) ([]got, error) {
 	d := newDecoder(r, tty, 0)
 	a := assembler{max: maxLine, policy: policy}
 	a.reset(tty)
@@ -102,7 +104,7 @@ func TestDecodeMultiplexed(t *testing.T) {
 		"half":     iotest.HalfReader(bytes.NewReader(raw)),
 	} {
 		t.Run(name, func(t *testing.T) {
-			out, err := decodeAll(t, r, false, 1<<20, Truncate)
+			out, err := decodeAll(t, r, false, 1<<20, source.TruncateLongLines)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +137,7 @@ func TestDecodeTTY(t *testing.T) {
 		"one byte": iotest.OneByteReader(strings.NewReader(raw)),
 	} {
 		t.Run(name, func(t *testing.T) {
-			out, err := decodeAll(t, r, true, 1<<20, Truncate)
+			out, err := decodeAll(t, r, true, 1<<20, source.TruncateLongLines)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +158,7 @@ func TestLongLinePolicy(t *testing.T) {
 	raw := append(frame(1, ts0+" "+long[:dockerPartialSize]), frame(1, ts0+" "+long[dockerPartialSize:]+"\n")...)
 	raw = append(raw, frame(1, ts0+" 0123456789abcdef\n")...)
 	raw = append(raw, frame(1, ts0+" short\n")...)
-	out, err := decodeAll(t, bytes.NewReader(raw), false, 10, Truncate)
+	out, err := decodeAll(t, bytes.NewReader(raw), false, 10, source.TruncateLongLines)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func TestLongLinePolicy(t *testing.T) {
 		out[1].kind != lineTruncated || out[2].line != "short" || out[2].kind != lineOK {
 		t.Errorf("truncate: %v", out)
 	}
-	out, err = decodeAll(t, bytes.NewReader(raw), false, 10, Drop)
+	out, err = decodeAll(t, bytes.NewReader(raw), false, 10, source.DropLongLines)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +186,7 @@ func TestDecodeErrors(t *testing.T) {
 		"cut long frame":  {frame(1, ts0+" "+strings.Repeat("x", 3*dockerPartialSize))[:2*dockerPartialSize], io.ErrUnexpectedEOF},
 	} {
 		t.Run(name, func(t *testing.T) {
-			out, err := decodeAll(t, bytes.NewReader(tc.raw), false, 100, Truncate)
+			out, err := decodeAll(t, bytes.NewReader(tc.raw), false, 100, source.TruncateLongLines)
 			if !errors.Is(err, tc.want) {
 				t.Errorf("err = %v, want %v", err, tc.want)
 			}
@@ -193,7 +195,7 @@ func TestDecodeErrors(t *testing.T) {
 			}
 		})
 	}
-	_, err := decodeAll(t, bytes.NewReader(frame(3, "container is gone")), false, 100, Truncate)
+	_, err := decodeAll(t, bytes.NewReader(frame(3, "container is gone")), false, 100, source.TruncateLongLines)
 	if err == nil || !strings.Contains(err.Error(), "container is gone") {
 		t.Errorf("system error frame: %v", err)
 	}
@@ -214,7 +216,7 @@ func FuzzDecode(f *testing.F) {
 		} else if chunk%4 == 2 {
 			r = iotest.HalfReader(r)
 		}
-		out, _ := decodeAll(t, r, tty, 100, Truncate)
+		out, _ := decodeAll(t, r, tty, 100, source.TruncateLongLines)
 		for _, g := range out {
 			if len(g.line) > 100 {
 				t.Fatalf("line of %d bytes", len(g.line))
@@ -225,7 +227,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		in := frame(2, ts0+" "+string(raw)+"\n")
-		out, err := decodeAll(t, bytes.NewReader(in), false, 1<<20, Truncate)
+		out, err := decodeAll(t, bytes.NewReader(in), false, 1<<20, source.TruncateLongLines)
 		if err != nil || len(out) != 1 || out[0].line != string(raw) || out[0].stream != streamStderr {
 			t.Fatalf("round trip of %q: %v %v", raw, out, err)
 		}
@@ -375,7 +377,7 @@ func TestDecodeTTYPartCutInTimestamp(t *testing.T) {
 	raw := ts0 + " " + long[:dockerPartialSize] + ts0 + " " + long[dockerPartialSize:] + "\r\n"
 	for _, cut := range []int{1, 5, 12, 29, 30, 31} {
 		r := &chunkReader{data: []byte(raw), sizes: []int{len(ts0) + 1 + dockerPartialSize + cut}}
-		out, err := decodeAll(t, r, true, 1<<20, Truncate)
+		out, err := decodeAll(t, r, true, 1<<20, source.TruncateLongLines)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +437,7 @@ func FuzzLongLines(f *testing.F) {
 		for i := 0; i < 64; i++ {
 			sizes = append(sizes, int(chunk)%40000+1+i)
 		}
-		out, err := decodeAll(t, &chunkReader{data: raw, sizes: sizes}, tty, 1<<20, Truncate)
+		out, err := decodeAll(t, &chunkReader{data: raw, sizes: sizes}, tty, 1<<20, source.TruncateLongLines)
 		if err != nil {
 			t.Fatal(err)
 		}

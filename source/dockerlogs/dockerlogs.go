@@ -137,9 +137,10 @@ type Source struct {
 	// MaxLineSize bounds a line reassembled from the parts the daemon
 	// splits lines over 16 KiB into (default 256 KiB).
 	MaxLineSize int
-	// LongLines says what to do with longer lines: Truncate (default) or
-	// Drop. Both are counted with the Reporter's Dropped.
-	LongLines LongLinePolicy
+	// LongLines says what to do with longer lines:
+	// source.TruncateLongLines (default) or source.DropLongLines. Both are
+	// counted with the Reporter's Dropped.
+	LongLines source.LongLinePolicy
 
 	// BatchSize and BatchBytes bound a batch (default 1000 entries, 1 MiB).
 	BatchSize  int
@@ -175,7 +176,7 @@ func (s *Source) Validate() error {
 		return errors.New("dockerlogs: negative batch size")
 	case s.Linger < 0, s.SaveInterval < 0, s.RefreshInterval < 0:
 		return errors.New("dockerlogs: negative duration")
-	case s.LongLines != Truncate && s.LongLines != Drop:
+	case !s.LongLines.Valid():
 		return fmt.Errorf("dockerlogs: unknown LongLines policy %d", s.LongLines)
 	}
 	return nil

@@ -1,27 +1,12 @@
 package dockerlogs
 
-import "hash/maphash"
+import (
+	"hash/maphash"
 
-var tailSeed = maphash.MakeSeed()
-
-// LongLinePolicy says what happens to a line longer than MaxLineSize.
-type LongLinePolicy int
-
-const (
-	// Truncate keeps the first MaxLineSize bytes of the line and counts it
-	// as dropped with reason "line_truncated".
-	Truncate LongLinePolicy = iota
-	// Drop drops the line and counts it with reason "line_too_long".
-	Drop
+	"github.com/ferrydev/ferry/source"
 )
 
-// String returns "truncate" or "drop".
-func (p LongLinePolicy) String() string {
-	if p == Drop {
-		return "drop"
-	}
-	return "truncate"
-}
+var tailSeed = maphash.MakeSeed()
 
 type lineKind int
 
@@ -36,7 +21,7 @@ const (
 // most max bytes.
 type assembler struct {
 	max    int
-	policy LongLinePolicy
+	policy source.LongLinePolicy
 	tty    bool
 	parts  [2]partial
 	end    int64 // timestamp of the last part of the line add returned
@@ -96,7 +81,7 @@ func (a *assembler) add(m *message) (int64, []byte, lineKind) {
 		p.done, p.multi = max(p.done, m.ts), false
 		line := a.trimCR(m.content)
 		if len(line) > a.max {
-			if a.policy == Drop {
+			if a.policy == source.DropLongLines {
 				return m.ts, nil, lineDropped
 			}
 			return m.ts, line[:a.max], lineTruncated
@@ -130,7 +115,7 @@ func (a *assembler) add(m *message) (int64, []byte, lineKind) {
 	p.done, p.multi, p.tail = max(p.done, p.last), true, h
 	line := a.trimCR(p.buf)
 	if p.over || len(line) > a.max {
-		if a.policy == Drop {
+		if a.policy == source.DropLongLines {
 			return p.ts, nil, lineDropped
 		}
 		return p.ts, line[:min(len(line), a.max)], lineTruncated

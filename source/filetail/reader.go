@@ -686,7 +686,7 @@ func (r *reader) lines(ctx context.Context, final bool) error {
 
 // long applies the long-line policy; prefix is the line cut to the maximum.
 func (r *reader) long(ctx context.Context, prefix string) error {
-	if r.s.LongLines == DropLine {
+	if r.s.LongLines == source.DropLongLines {
 		r.rep.Dropped("line_too_long", 1)
 		return nil
 	}

@@ -57,17 +57,6 @@ const (
 	StartBeginning
 )
 
-// LongLinePolicy says what happens to a line longer than MaxLineSize.
-type LongLinePolicy int
-
-const (
-	// Truncate keeps the first MaxLineSize bytes and discards the rest of
-	// the line; counted as dropped with reason "line_truncated".
-	Truncate LongLinePolicy = iota
-	// DropLine discards the whole line; counted with reason "line_too_long".
-	DropLine
-)
-
 // Encoding is the character encoding of the files.
 type Encoding int
 
@@ -124,8 +113,9 @@ type Source struct {
 	// MaxLineSize bounds a line in bytes (as read, before decoding);
 	// default DefaultMaxLineSize.
 	MaxLineSize int
-	// LongLines is the policy for longer lines.
-	LongLines LongLinePolicy
+	// LongLines says what to do with longer lines:
+	// source.TruncateLongLines (default) or source.DropLongLines.
+	LongLines source.LongLinePolicy
 	// Encoding of the files; UTF-16 input is turned into UTF-8 lines.
 	Encoding Encoding
 	// Decompress makes files whose name ends in ".gz" be read once, from
@@ -180,7 +170,7 @@ func (s *Source) Validate() error {
 		return errors.New("filetail: negative interval")
 	case s.Start != StartEnd && s.Start != StartBeginning:
 		return fmt.Errorf("filetail: unknown Start %d", s.Start)
-	case s.LongLines != Truncate && s.LongLines != DropLine:
+	case !s.LongLines.Valid():
 		return fmt.Errorf("filetail: unknown LongLines %d", s.LongLines)
 	case s.Encoding < UTF8 || s.Encoding > UTF16BE:
 		return fmt.Errorf("filetail: unknown Encoding %d", s.Encoding)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/positions"
+	"github.com/ferrydev/ferry/source"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -479,7 +480,7 @@ func TestUnreadableFile(t *testing.T) {
 }
 
 func TestLongLines(t *testing.T) {
-	for _, policy := range []LongLinePolicy{Truncate, DropLine} {
+	for _, policy := range []source.LongLinePolicy{source.TruncateLongLines, source.DropLongLines} {
 		t.Run(fmt.Sprint(policy), func(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, "a.log")
@@ -493,7 +494,7 @@ func TestLongLines(t *testing.T) {
 			got := h.settle()
 			wantLines := []string{"short", strings.Repeat("x", 100), strings.Repeat("y", 100), "end"}
 			reason := "line_truncated"
-			if policy == DropLine {
+			if policy == source.DropLongLines {
 				wantLines = []string{"short", "end"}
 				reason = "line_too_long"
 			}
