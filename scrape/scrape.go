@@ -136,12 +136,13 @@ type Scraper struct {
 	// automatic series), after the target labels were attached.
 	MetricRelabel *relabel.Rules
 
-	// Client makes the requests. When nil, one is built from HTTPClient
-	// (basic auth, bearer token, TLS, proxy) with
-	// github.com/prometheus/common/config.
+	// HTTPClientConfig configures the client built when Client is nil:
+	// authentication (basic auth, bearer token or its file, OAuth2), TLS,
+	// proxies and redirects, as in Prometheus. Nil means
+	// config.DefaultHTTPClientConfig. Its secrets are never logged.
+	HTTPClientConfig *config.HTTPClientConfig
+	// Client, when set, is used instead of one built from HTTPClientConfig.
 	Client *http.Client
-	// HTTPClient configures the client built when Client is nil.
-	HTTPClient config.HTTPClientConfig
 	// UserAgent is sent in User-Agent (DefaultUserAgent).
 	UserAgent string
 	// OffsetSeed varies the phase of every target within its interval, so
@@ -313,7 +314,10 @@ func defaultSeed() uint64 {
 func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Sample]) error {
 	client := s.Client
 	if client == nil {
-		cfg := s.HTTPClient
+		cfg := config.DefaultHTTPClientConfig
+		if s.HTTPClientConfig != nil {
+			cfg = *s.HTTPClientConfig
+		}
 		if err := cfg.Validate(); err != nil {
 			return ferry.Permanent(fmt.Errorf("scrape: http client: %w", err))
 		}

@@ -504,7 +504,7 @@ func TestAuth(t *testing.T) {
 				srv = httptest.NewServer(h)
 			}
 			defer srv.Close()
-			s := &Scraper{HTTPClient: c.cfg}
+			s := &Scraper{HTTPClientConfig: &c.cfg}
 			if c.tls {
 				s.Scheme = "https"
 			}

@@ -103,12 +103,13 @@ type Sink struct {
 	// specification allows.
 	NoFallback bool
 
-	// Client sends the requests. When nil, one is built from HTTPClient
-	// (basic auth, bearer token, TLS, proxy) with
-	// github.com/prometheus/common/config.
+	// HTTPClientConfig configures the client built when Client is nil:
+	// authentication (basic auth, bearer token or its file, OAuth2), TLS,
+	// proxies and redirects, as in Prometheus. Nil means
+	// config.DefaultHTTPClientConfig. Its secrets are never logged.
+	HTTPClientConfig *config.HTTPClientConfig
+	// Client, when set, is used instead of one built from HTTPClientConfig.
 	Client *http.Client
-	// HTTPClient configures the client built when Client is nil.
-	HTTPClient config.HTTPClientConfig
 	// Headers are added to every request. They cannot override the
 	// protocol's own headers (Content-Type, Content-Encoding,
 	// X-Prometheus-Remote-Write-Version, User-Agent).
@@ -189,7 +190,10 @@ func (s *Sink) init(ctx context.Context) error {
 		}
 		s.client = s.Client
 		if s.client == nil {
-			cfg := s.HTTPClient
+			cfg := config.DefaultHTTPClientConfig
+			if s.HTTPClientConfig != nil {
+				cfg = *s.HTTPClientConfig
+			}
 			err := cfg.Validate()
 			var c *http.Client
 			if err == nil {

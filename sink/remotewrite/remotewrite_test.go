@@ -917,7 +917,7 @@ func TestAuthAndTLS(t *testing.T) {
 				srv = httptest.NewServer(h)
 			}
 			defer srv.Close()
-			s := &Sink{URL: srv.URL, HTTPClient: c.cfg, BatchSendDeadline: 5 * time.Millisecond}
+			s := &Sink{URL: srv.URL, HTTPClientConfig: &c.cfg, BatchSendDeadline: 5 * time.Millisecond}
 			defer closeSink(t, s)
 			if err := wait(t, send(t, context.Background(), s, newSamples(2, 2, 1)), 5*time.Second); err != nil {
 				t.Fatal(err)
