@@ -30,7 +30,7 @@ func source(c *Context, e *ferry.Entry, name string) (string, bool) {
 // as their JSON text; null and missing members extract nothing.
 //
 // An entry whose source is not a JSON object passes unchanged, counted as
-// "json_malformed" in Pipeline.Failures, or is dropped with that reason
+// "json_malformed" in Processor.Failures, or is dropped with that reason
 // when DropMalformed is set. A missing Source value is not an error.
 type JSON struct {
 	// Expressions maps extracted names to JSON paths.

@@ -5,7 +5,7 @@
 // LabelDrop, LabelKeep, Timestamp, Output), filters (Drop, Match, Limit) and
 // Multiline.
 //
-// Stages run in a Pipeline, which implements process.Processor and
+// Stages run in a Processor, which implements process.Processor and
 // process.Flusher for ferry.Entry:
 //
 //	p, err := stage.New(
@@ -22,7 +22,7 @@
 // set and the steady state allocates nothing for labels.
 //
 // Entries a parser cannot parse pass unchanged and are counted in
-// Pipeline.Failures under the stage's reason (for example
+// Processor.Failures under the stage's reason (for example
 // "json_malformed"), unless the stage is configured to drop them, in which
 // case they are counted through ferry.Reporter.Dropped.
 package stage
@@ -53,7 +53,7 @@ import (
 // across calls (Multiline, CRI partial lines) uses Context.Hold and
 // Context.Emit so that acknowledgements follow the data.
 //
-// A Pipeline calls Process from one goroutine at a time.
+// A Processor calls Process from one goroutine at a time.
 type Stage interface {
 	Process(c *Context, e *ferry.Entry) bool
 }
@@ -80,7 +80,7 @@ type FlushStage interface {
 
 // Context is what a stage sees besides the entry: the extracted values, the
 // pending label changes, the reporter. One Context serves every entry of a
-// Pipeline.
+// Processor.
 type Context struct {
 	// Ctx is the context of the current Process call.
 	Ctx context.Context
@@ -88,7 +88,7 @@ type Context struct {
 	// It is emptied before every entry.
 	Extracted map[string]string
 
-	p        *Pipeline
+	p        *Processor
 	rep      ferry.Reporter
 	mods     []string // name, value pairs; see delMarker
 	ack      *ferry.Ack
@@ -189,7 +189,7 @@ func equalStrings(a, b []string) bool {
 func (c *Context) Dropped(reason string) { c.rep.Dropped(reason, 1) }
 
 // Failed counts one entry a stage could not handle and passed on
-// unchanged, under reason; see Pipeline.Failures.
+// unchanged, under reason; see Processor.Failures.
 func (c *Context) Failed(reason string) { c.p.failed(reason) }
 
 // Logger returns the pipeline's logger.
@@ -224,10 +224,10 @@ func (c *Context) Emit(e ferry.Entry, a *ferry.Ack) {
 	c.Attach(a)
 }
 
-// Pipeline runs stages over the entries of batches. It implements
+// Processor runs stages over the entries of batches. It implements
 // process.Processor[ferry.Entry] and process.Flusher[ferry.Entry] and is
 // safe for concurrent use (calls are serialised).
-type Pipeline struct {
+type Processor struct {
 	stages []Stage
 
 	mu       sync.Mutex
@@ -238,14 +238,14 @@ type Pipeline struct {
 }
 
 var (
-	_ process.Processor[ferry.Entry] = (*Pipeline)(nil)
-	_ process.Flusher[ferry.Entry]   = (*Pipeline)(nil)
+	_ process.Processor[ferry.Entry] = (*Processor)(nil)
+	_ process.Flusher[ferry.Entry]   = (*Processor)(nil)
 )
 
-// New checks and compiles the stages (Initializer) and returns a Pipeline
+// New checks and compiles the stages (Initializer) and returns a Processor
 // running them in order. Configuration errors of all stages are returned
 // together.
-func New(stages ...Stage) (*Pipeline, error) {
+func New(stages ...Stage) (*Processor, error) {
 	var errs []error
 	for i, s := range stages {
 		if s == nil {
@@ -261,13 +261,13 @@ func New(stages ...Stage) (*Pipeline, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	p := &Pipeline{stages: stages, failures: map[string]*atomic.Int64{}}
+	p := &Processor{stages: stages, failures: map[string]*atomic.Int64{}}
 	p.c = Context{p: p, Extracted: make(map[string]string, 16), lb: labels.NewBuilder(labels.EmptyLabels())}
 	return p, nil
 }
 
 // MustNew is New that panics on error, for stages fixed at compile time.
-func MustNew(stages ...Stage) *Pipeline {
+func MustNew(stages ...Stage) *Processor {
 	p, err := New(stages...)
 	if err != nil {
 		panic(err)
@@ -275,7 +275,7 @@ func MustNew(stages ...Stage) *Pipeline {
 	return p
 }
 
-func (p *Pipeline) failed(reason string) {
+func (p *Processor) failed(reason string) {
 	p.fmu.Lock()
 	n := p.failures[reason]
 	if n == nil {
@@ -288,7 +288,7 @@ func (p *Pipeline) failed(reason string) {
 
 // Failures returns how many entries each stage could not handle and passed
 // on unchanged, by reason.
-func (p *Pipeline) Failures() map[string]int64 {
+func (p *Processor) Failures() map[string]int64 {
 	p.fmu.Lock()
 	defer p.fmu.Unlock()
 	out := make(map[string]int64, len(p.failures))
@@ -298,7 +298,7 @@ func (p *Pipeline) Failures() map[string]int64 {
 	return out
 }
 
-func (p *Pipeline) begin(ctx context.Context, ack *ferry.Ack, now time.Time) *Context {
+func (p *Processor) begin(ctx context.Context, ack *ferry.Ack, now time.Time) *Context {
 	c := &p.c
 	c.Ctx, c.rep, c.ack, c.now = ctx, ferry.ReporterFrom(ctx), ack, now
 	c.acks = c.acks[:0]
@@ -308,7 +308,7 @@ func (p *Pipeline) begin(ctx context.Context, ack *ferry.Ack, now time.Time) *Co
 // run runs stages[from:] over e; it returns false if a stage removed it.
 // Entries emitted by stage i are run through stages[i+1:] and appended to
 // out before e.
-func (p *Pipeline) run(c *Context, e *ferry.Entry, from int, out *[]ferry.Entry) bool {
+func (p *Processor) run(c *Context, e *ferry.Entry, from int, out *[]ferry.Entry) bool {
 	clear(c.Extracted)
 	c.mods = c.mods[:0]
 	for i := from; i < len(p.stages); i++ {
@@ -328,7 +328,7 @@ func (p *Pipeline) run(c *Context, e *ferry.Entry, from int, out *[]ferry.Entry)
 // emitFrom runs the entries just emitted through stages[from:] and appends
 // the survivors to out. The current entry's extracted values and label
 // changes are saved around it.
-func (p *Pipeline) emitFrom(c *Context, from int, out *[]ferry.Entry) {
+func (p *Processor) emitFrom(c *Context, from int, out *[]ferry.Entry) {
 	em := c.emitted
 	c.emitted = nil
 	saved := maps.Clone(c.Extracted)
@@ -350,7 +350,7 @@ func (p *Pipeline) emitFrom(c *Context, from int, out *[]ferry.Entry) {
 // Process runs the stages over every entry of b. Entries are changed in
 // place; removed entries count as done. When a stage emits held entries,
 // the batch gets a new slice and an acknowledgement joined with theirs.
-func (p *Pipeline) Process(ctx context.Context, b ferry.Batch[ferry.Entry]) (ferry.Batch[ferry.Entry], error) {
+func (p *Processor) Process(ctx context.Context, b ferry.Batch[ferry.Entry]) (ferry.Batch[ferry.Entry], error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.begin(ctx, b.Ack, time.Now())
@@ -400,16 +400,16 @@ func (p *Pipeline) Process(ctx context.Context, b ferry.Batch[ferry.Entry]) (fer
 // when the input has ended (process.IsFinal) or ctx is already done. A
 // pipeline flushes this way when its input ends, so the last multi-line
 // block of a stream is delivered, not held.
-func (p *Pipeline) Flush(ctx context.Context) (ferry.Batch[ferry.Entry], error) {
+func (p *Processor) Flush(ctx context.Context) (ferry.Batch[ferry.Entry], error) {
 	return p.flush(ctx, process.IsFinal(ctx) || ctx.Err() != nil), nil
 }
 
 // FlushAll hands on everything the stages hold, as when the input ended.
-func (p *Pipeline) FlushAll(ctx context.Context) ferry.Batch[ferry.Entry] {
+func (p *Processor) FlushAll(ctx context.Context) ferry.Batch[ferry.Entry] {
 	return p.flush(ctx, true)
 }
 
-func (p *Pipeline) flush(ctx context.Context, all bool) ferry.Batch[ferry.Entry] {
+func (p *Processor) flush(ctx context.Context, all bool) ferry.Batch[ferry.Entry] {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.begin(ctx, nil, time.Now())
