@@ -35,8 +35,16 @@ func TestOutageLoki(t *testing.T) {
 	bin := buildAgent(t)
 
 	outages, outage, fileLines, ctrLines := 1, 8*time.Second, 10000, 4000
+	rotate, logOpts, gap := 5000, map[string]string(nil), 4*time.Second
 	if long() {
 		outages, outage, fileLines, ctrLines = 3, 60*time.Second, 150000, 60000
+		// What is written while the agent waits must still be there when
+		// it reads again: a file generation renamed away twice before the
+		// agent opened it, or a json-file part deleted by the daemon's
+		// rotation (this machine: 10m x 3, a minute of these containers),
+		// is gone before any agent could read it. Rotate every 80 s and
+		// give the containers 300 MB; and 30 s between outages to catch up.
+		rotate, logOpts, gap = 40000, map[string]string{"max-size": "100m", "max-file": "3"}, 30*time.Second
 	}
 	const pad = 1000
 	dir := t.TempDir()
@@ -54,16 +62,16 @@ func TestOutageLoki(t *testing.T) {
 		specs[i] = dockertest.Spec{
 			Name:  fmt.Sprintf("ferry-faults-outage-%d-%d", os.Getpid(), i),
 			Lines: ctrLines, Sleep: 2 * time.Millisecond, Long: pad,
-			Labels: map[string]string{k: v},
+			Labels: map[string]string{k: v}, LogOpts: logOpts,
 		}
 		ids = append(ids, dockertest.Run(t, c, specs[i]))
 	}
-	w := &fileWriter{dir: logDir, rate: 500, rotate: 5000, pad: pad}
+	w := &fileWriter{dir: logDir, rate: 500, rotate: rotate, pad: pad}
 	werr := make(chan error, 1)
 	go func() { werr <- w.run(context.Background(), fileLines) }()
 
 	for range outages {
-		time.Sleep(4 * time.Second)
+		time.Sleep(gap)
 		vl.Stop()
 		time.Sleep(outage)
 		vl.Start()
