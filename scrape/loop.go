@@ -286,14 +286,15 @@ func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
 	return items
 }
 
-// evict forgets the series not parsed for cacheEvictAfter scrapes (unless
-// the last successful scrape delivered them: their staleness marker is
-// still due), and gives the memory of a cache that shrank back.
+// evict forgets the series not parsed for cacheEvictAfter scrapes, and
+// gives back the memory of a cache that shrank. None of them can still be
+// owed a staleness marker: the last successful scrape (if the last scrape
+// did not fail) is more recent than that.
 func (l *loop) evict() {
 	n := 0
 	for i := range l.entries {
 		ce := &l.entries[i]
-		if !ce.has(used) || l.iter-ce.mark < cacheEvictAfter || (l.prevOK != 0 && ce.lastSeen == l.prevOK) {
+		if !ce.has(used) || l.iter-ce.mark < cacheEvictAfter {
 			continue
 		}
 		delete(l.errs, ce.key)
