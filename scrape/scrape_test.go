@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/authtest"
 	"github.com/ferrydev/ferry/relabel"
 )
 
@@ -473,39 +473,11 @@ func TestMetricRelabel(t *testing.T) {
 func TestAuth(t *testing.T) {
 	p := &page{}
 	p.set("m 1\n", textType)
-	for name, c := range map[string]struct {
-		cfg   config.HTTPClientConfig
-		check func(r *http.Request) bool
-		tls   bool
-	}{
-		"basic": {config.HTTPClientConfig{BasicAuth: &config.BasicAuth{Username: "u", Password: "p"}}, func(r *http.Request) bool {
-			u, pw, ok := r.BasicAuth()
-			return ok && u == "u" && pw == "p"
-		}, false},
-		"bearer": {config.HTTPClientConfig{BearerToken: "tok"}, func(r *http.Request) bool {
-			return r.Header.Get("Authorization") == "Bearer tok"
-		}, false},
-		"tls": {config.HTTPClientConfig{TLSConfig: config.TLSConfig{InsecureSkipVerify: true}}, func(r *http.Request) bool {
-			return r.TLS != nil
-		}, true},
-	} {
-		t.Run(name, func(t *testing.T) {
-			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if !c.check(r) {
-					w.WriteHeader(401)
-					return
-				}
-				p.ServeHTTP(w, r)
-			})
-			var srv *httptest.Server
-			if c.tls {
-				srv = httptest.NewTLSServer(h)
-			} else {
-				srv = httptest.NewServer(h)
-			}
-			defer srv.Close()
-			s := &Scraper{HTTPClientConfig: &c.cfg}
-			if c.tls {
+	for _, c := range authtest.Cases() {
+		t.Run(c.Name, func(t *testing.T) {
+			srv := c.Server(t, p)
+			s := &Scraper{HTTPClientConfig: &c.Config}
+			if c.TLS {
 				s.Scheme = "https"
 			}
 			hs := start(t, s)

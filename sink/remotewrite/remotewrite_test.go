@@ -18,13 +18,13 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/authtest"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/ferrydev/ferry/sink/sinktest"
@@ -885,39 +885,11 @@ func TestConformance(t *testing.T) {
 }
 
 func TestAuthAndTLS(t *testing.T) {
-	for name, c := range map[string]struct {
-		cfg   config.HTTPClientConfig
-		check func(r *http.Request) bool
-		tls   bool
-	}{
-		"basic": {config.HTTPClientConfig{BasicAuth: &config.BasicAuth{Username: "u", Password: "p"}}, func(r *http.Request) bool {
-			u, pw, ok := r.BasicAuth()
-			return ok && u == "u" && pw == "p"
-		}, false},
-		"bearer": {config.HTTPClientConfig{BearerToken: "tok"}, func(r *http.Request) bool {
-			return r.Header.Get("Authorization") == "Bearer tok"
-		}, false},
-		"tls": {config.HTTPClientConfig{TLSConfig: config.TLSConfig{InsecureSkipVerify: true}}, func(r *http.Request) bool {
-			return r.TLS != nil
-		}, true},
-	} {
-		t.Run(name, func(t *testing.T) {
+	for _, c := range authtest.Cases() {
+		t.Run(c.Name, func(t *testing.T) {
 			rc := &receiver{t: t}
-			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if !c.check(r) {
-					w.WriteHeader(401)
-					return
-				}
-				rc.ServeHTTP(w, r)
-			})
-			var srv *httptest.Server
-			if c.tls {
-				srv = httptest.NewTLSServer(h)
-			} else {
-				srv = httptest.NewServer(h)
-			}
-			defer srv.Close()
-			s := &Sink{URL: srv.URL, HTTPClientConfig: &c.cfg, BatchSendDeadline: 5 * time.Millisecond}
+			srv := c.Server(t, rc)
+			s := &Sink{URL: srv.URL, HTTPClientConfig: &c.Config, BatchSendDeadline: 5 * time.Millisecond}
 			defer closeSink(t, s)
 			if err := wait(t, send(t, context.Background(), s, newSamples(2, 2, 1)), 5*time.Second); err != nil {
 				t.Fatal(err)
