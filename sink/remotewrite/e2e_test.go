@@ -116,19 +116,23 @@ func traceRSS(t *testing.T, pid int, done <-chan error) {
 
 type counter struct{ samples, requests atomic.Int64 }
 
-func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// decodeV1 reads the remote write 1.0 request in r's body.
+func decodeV1(r *http.Request) (prompb.WriteRequest, error) {
+	var req prompb.WriteRequest
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		w.WriteHeader(400)
-		return
+		return req, err
 	}
 	pb, err := snappy.Decode(nil, body)
 	if err != nil {
-		w.WriteHeader(400)
-		return
+		return req, err
 	}
-	var req prompb.WriteRequest
-	if err := req.Unmarshal(pb); err != nil {
+	return req, req.Unmarshal(pb)
+}
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeV1(r)
+	if err != nil {
 		w.WriteHeader(400)
 		return
 	}

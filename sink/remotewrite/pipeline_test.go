@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/ferrydev/ferry/discovery"
 	"github.com/ferrydev/ferry/pipeline"
@@ -35,14 +33,8 @@ func TestPipelineScrapeToRemoteWrite(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]float64{}
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		pb, err := snappy.Decode(nil, body)
+		req, err := decodeV1(r)
 		if err != nil {
-			w.WriteHeader(400)
-			return
-		}
-		var req prompb.WriteRequest
-		if err := req.Unmarshal(pb); err != nil {
 			w.WriteHeader(400)
 			return
 		}
