@@ -129,6 +129,16 @@ func compare(want []string, got []ferry.Entry) (lost, dup int, missing []string)
 	return
 }
 
+// await waits up to d for every line of want to reach r's sink and returns
+// the comparison (see compare) at the end of the wait.
+func (r *dockerRun) await(want []string, d time.Duration) (lost, dup int, missing []string) {
+	waitFor(d, func() bool {
+		lost, dup, missing = compare(want, r.sink.Items())
+		return lost == 0
+	})
+	return lost, dup, missing
+}
+
 func fds() int { return statsOf(os.Getpid()).FDs }
 
 // checkLeaks fails t when goroutines or FDs stay above the baseline after
@@ -191,12 +201,7 @@ func TestDockerConnectionLoss(t *testing.T) {
 	for _, id := range ids {
 		want = append(want, engineLines(t, c, id)...)
 	}
-	var lost, dup int
-	var missing []string
-	waitFor(60*time.Second, func() bool {
-		lost, dup, missing = compare(want, r.sink.Items())
-		return lost == 0
-	})
+	lost, dup, missing := r.await(want, 60*time.Second)
 	r.stop(t)
 	for _, id := range ids {
 		dockertest.Remove(c, id)
@@ -260,12 +265,7 @@ func TestContainerRestartStorm(t *testing.T) {
 		dockertest.WaitExit(t, c, id)
 		want = append(want, engineLines(t, c, id)...)
 	}
-	var lost, dup int
-	var missing []string
-	waitFor(60*time.Second, func() bool {
-		lost, dup, missing = compare(want, r.sink.Items())
-		return lost == 0
-	})
+	lost, dup, missing := r.await(want, 60*time.Second)
 	r.stop(t)
 	for _, id := range ids {
 		dockertest.Remove(c, id)
@@ -326,12 +326,7 @@ func TestShortLivedContainers(t *testing.T) {
 		dockertest.WaitExit(t, c, id)
 		want = append(want, engineLines(t, c, id)...)
 	}
-	var lost, dup int
-	var missing []string
-	waitFor(120*time.Second, func() bool {
-		lost, dup, missing = compare(want, r.sink.Items())
-		return lost == 0
-	})
+	lost, dup, missing := r.await(want, 120*time.Second)
 	gRunning := runtime.NumGoroutine()
 	for _, id := range ids {
 		dockertest.Remove(c, id)

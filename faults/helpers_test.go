@@ -78,6 +78,30 @@ func newTally() *tally { return &tally{want: map[logRow]int{}} }
 
 func (c *tally) expect(key, msg string) { c.want[logRow{key, msg}] += 0 }
 
+// expectWritten expects every line w wrote (key "") and every line of the
+// first run of each container of specs (key: its name).
+func (c *tally) expectWritten(w *fileWriter, specs []dockertest.Spec) {
+	for _, l := range w.written() {
+		c.expect("", l)
+	}
+	for _, s := range specs {
+		for i := range s.Lines {
+			c.expect(s.Name, dockertest.Line(s, 1, i))
+		}
+	}
+}
+
+// await waits up to d for the VictoriaLogs at base to hold every expected
+// line among those filter selects, and returns the result at the end of
+// the wait.
+func (c *tally) await(t testing.TB, base, filter string, d time.Duration) (lost, dup, unexpected int, missing []logRow) {
+	waitFor(d, func() bool {
+		lost, dup, unexpected, missing = c.result(queryLogs(t, base, filter, "container"))
+		return lost == 0
+	})
+	return lost, dup, unexpected, missing
+}
+
 // result counts lines lost (expected, never arrived), duplicated (extra
 // copies) and unexpected (arrived, never written).
 func (c *tally) result(rows []logRow) (lost, dup, unexpected int, missing []logRow) {

@@ -116,12 +116,7 @@ func TestHostileFiles(t *testing.T) {
 	for _, l := range good {
 		want.expect("", l)
 	}
-	var lost int
-	var missing []logRow
-	waitFor(60*time.Second, func() bool {
-		lost, _, _, missing = want.result(queryLogs(t, base, "good", "container"))
-		return lost == 0
-	})
+	lost, _, _, missing := want.await(t, base, "good", 60*time.Second)
 	time.Sleep(time.Second)
 	all := queryLogs(t, base, "*", "container")
 	srcDrops, sinkDrops := dropped(p, "loki.source.file"), dropped(p, "loki.write")
@@ -166,12 +161,7 @@ func TestHostileContainers(t *testing.T) {
 	for i := range goodSpec.Lines {
 		want = append(want, goodSpec.Name+"\x00"+dockertest.Line(goodSpec, 1, i))
 	}
-	var lost, dup int
-	var missing []string
-	waitFor(60*time.Second, func() bool {
-		lost, dup, missing = compare(want, r.sink.Items())
-		return lost == 0
-	})
+	lost, dup, missing := r.await(want, 60*time.Second)
 	// Each long line is told apart by its start ("r1 l<i> out"), which
 	// survives the cut: a duplicate must not stand in for a lost line.
 	var huge, longest int

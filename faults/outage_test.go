@@ -83,20 +83,8 @@ func TestOutageLoki(t *testing.T) {
 		dockertest.WaitExit(t, c, id)
 	}
 	want := newTally()
-	for _, l := range w.written() {
-		want.expect("", l)
-	}
-	for _, s := range specs {
-		for i := range s.Lines {
-			want.expect(s.Name, dockertest.Line(s, 1, i))
-		}
-	}
-	var lost, dup, unexpected int
-	var missing []logRow
-	waitFor(120*time.Second, func() bool {
-		lost, dup, unexpected, missing = want.result(queryLogs(t, base, "*", "container"))
-		return lost == 0
-	})
+	want.expectWritten(w, specs)
+	lost, dup, unexpected, missing := want.await(t, base, "*", 120*time.Second)
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	code, _ := a.exit(30 * time.Second)
 	total := len(want.want)

@@ -115,11 +115,7 @@ func TestSoak(t *testing.T) {
 	for _, l := range w.written() {
 		want.expect("", l)
 	}
-	var lost, dup int
-	waitFor(60*time.Second, func() bool {
-		lost, dup, _, _ = want.result(queryLogs(t, base, "{job=\"soak\"}", "container"))
-		return lost == 0
-	})
+	lost, dup, _, _ := want.await(t, base, "{job=\"soak\"}", 60*time.Second)
 	stop()
 	g1, fd1 := checkLeaks(t, c, g0, fd0)
 
