@@ -510,6 +510,14 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		}
 		return items, st, fmt.Errorf("%w: %w", ErrContentType, perr)
 	}
+	if _, proto := p.(*textparse.ProtobufParser); !proto {
+		// The text parsers take a NUL byte for the end of the page: what
+		// follows would vanish without an error, and a page of garbage
+		// that starts with one would pass as an empty page.
+		if i := bytes.IndexByte(page, 0); i >= 0 {
+			return items, st, fmt.Errorf("parsing page: NUL byte at offset %d", i)
+		}
+	}
 	if l.aliased && l.dedup == nil {
 		l.dedup = mapPool.Get().(map[uint64]struct{})
 	}

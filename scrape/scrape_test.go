@@ -649,3 +649,17 @@ func TestTwinsAfterRelabelAndEviction(t *testing.T) {
 		t.Fatalf("b again: %v %+v", got, st)
 	}
 }
+
+// A text page with a NUL byte fails: the text parsers would take it for
+// the end of the page and drop what follows, or pass garbage that starts
+// with one as an empty page.
+func TestNULInTextPage(t *testing.T) {
+	s := &Scraper{}
+	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
+	for _, page := range []string{"\x00\xaf garbage", "a 1\n\x00b 2\n", "a 1\nb{x=\"\x00\"} 2\n"} {
+		l := newLoop(s, tg)
+		if items, _, err := l.scrapePage(nil, []byte(page), textType, 1); err == nil || !strings.Contains(err.Error(), "NUL byte") {
+			t.Errorf("%q: err %v, %d samples", page, err, len(items))
+		}
+	}
+}
