@@ -437,21 +437,21 @@ func (l *loop) fetch(ctx context.Context) (*bytes.Buffer, string, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, "", fmt.Errorf("%w: server returned HTTP status %s", ErrHTTPStatus, resp.Status)
 	}
-	var r io.Reader = resp.Body
-	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
-		gz, _ := gzPool.Get().(*gzip.Reader)
-		if gz == nil {
-			gz, err = gzip.NewReader(resp.Body)
-		} else {
-			err = gz.Reset(resp.Body)
-		}
-		if err != nil {
-			return nil, "", fmt.Errorf("gzip: %w", err)
-		}
-		defer gzPool.Put(gz)
-		r = gz
-	}
 	limit := l.s.BodySizeLimit
+	buf, err := readBody(resp.Body, limit)
+	if err != nil || !strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		return buf, resp.Header.Get("Content-Type"), err
+	}
+	// The page is decompressed from memory, not from the connection:
+	// inflating a byte slice is about 15% faster than through a bufio.Reader.
+	page, err := gunzip(buf.Bytes(), limit)
+	putBuf(buf)
+	return page, resp.Header.Get("Content-Type"), err
+}
+
+// readBody reads r into a pooled buffer, failing once it holds more than
+// limit bytes (limit > 0). The caller returns the buffer with putBuf.
+func readBody(r io.Reader, limit int64) (*bytes.Buffer, error) {
 	if limit > 0 {
 		r = io.LimitReader(r, limit+1)
 	}
@@ -460,13 +460,35 @@ func (l *loop) fetch(ctx context.Context) (*bytes.Buffer, string, error) {
 	n, err := buf.ReadFrom(r)
 	if err != nil {
 		putBuf(buf)
-		return nil, "", fmt.Errorf("reading body: %w", err)
+		return nil, fmt.Errorf("reading body: %w", err)
 	}
 	if limit > 0 && n > limit {
 		putBuf(buf)
-		return nil, "", fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
+		return nil, fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
 	}
-	return buf, resp.Header.Get("Content-Type"), nil
+	return buf, nil
+}
+
+// gunzip decompresses a gzip body into a pooled buffer, failing once the
+// page is larger than limit bytes (limit > 0).
+func gunzip(body []byte, limit int64) (*bytes.Buffer, error) {
+	br := bytes.NewReader(body)
+	gz, _ := gzPool.Get().(*gzip.Reader)
+	var err error
+	if gz == nil {
+		gz, err = gzip.NewReader(br)
+	} else {
+		err = gz.Reset(br)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	defer gzPool.Put(gz)
+	page, err := readBody(gz, limit)
+	if err != nil && !errors.Is(err, ErrBodySizeLimit) {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return page, err
 }
 
 type stats struct {
@@ -516,6 +538,9 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		// that starts with one would pass as an empty page.
 		if i := bytes.IndexByte(page, 0); i >= 0 {
 			return items, st, fmt.Errorf("parsing page: NUL byte at offset %d", i)
+		}
+		if len(l.entries) == 0 {
+			items = l.presize(items, seriesLines(page))
 		}
 	}
 	if l.aliased && l.dedup == nil {
@@ -600,6 +625,47 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		items = append(items, ferry.Sample{Labels: ce.lset, T: t, V: v})
 	}
 	return items, st, nil
+}
+
+// presize sizes an empty cache, and items, for the n series a target's
+// first page holds, so that a new target's first scrape does not grow them
+// step by step: with hundreds of targets starting at once, that garbage
+// showed as the agent's peak RSS.
+func (l *loop) presize(items []ferry.Sample, n int) []ferry.Sample {
+	n = min(n, maxPresize)
+	if lim := l.s.SampleLimit; lim > 0 {
+		n = min(n, lim+1)
+	}
+	if n <= cap(l.entries) {
+		return items
+	}
+	l.entries = make([]cacheEntry, 0, n)
+	size := 16
+	for size*3 < n*4 {
+		size *= 2 // as full as add lets it be: most pages do not grow
+	}
+	l.index.rebuild(l.entries, size)
+	return slices.Grow(items, n+len(l.report))
+}
+
+// maxPresize bounds what presize takes from a page, which may be hostile.
+const maxPresize = 1 << 16
+
+// seriesLines counts the lines of a text page that are neither blank nor
+// comments: the number of samples, if every series is well-formed.
+func seriesLines(page []byte) int {
+	n := 0
+	for len(page) > 0 {
+		if page[0] != '#' && page[0] != '\n' {
+			n++
+		}
+		i := bytes.IndexByte(page, '\n')
+		if i < 0 {
+			break
+		}
+		page = page[i+1:]
+	}
+	return n
 }
 
 // newEntry resolves the labels of the parser's current series (target

@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -295,6 +296,42 @@ func TestStalenessVanishedSeriesFailureAndRemoval(t *testing.T) {
 	}
 }
 
+// A gzip body that is cut short, corrupt or not gzip at all fails its
+// scrape with a gzip error.
+func TestBrokenGzip(t *testing.T) {
+	var whole bytes.Buffer
+	zw := gzip.NewWriter(&whole)
+	zw.Write([]byte(strings.Repeat("m{x=\"y\"} 1\n", 100)))
+	zw.Close()
+	corrupt := bytes.Clone(whole.Bytes())
+	corrupt[len(corrupt)/2] ^= 0xff
+	for name, body := range map[string][]byte{
+		"truncated": whole.Bytes()[:whole.Len()/2],
+		"corrupt":   corrupt,
+		"not-gzip":  []byte("m 1\n"),
+		"empty":     nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", textType)
+				w.Header().Set("Content-Encoding", "gzip")
+				w.Write(body)
+			}))
+			defer srv.Close()
+			s := &Scraper{Job: "j"}
+			h := start(t, s)
+			h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+			got := h.next()
+			if v := got[`{__name__="up", instance="`+addr(srv)+`", job="j"}`].V; v != 0 || len(got) != 5 {
+				t.Errorf("up = %v, %d samples", v, len(got))
+			}
+			if err := s.Targets()[0].LastError; err == nil || !strings.Contains(err.Error(), "gzip") {
+				t.Errorf("error = %v, want a gzip error", err)
+			}
+		})
+	}
+}
+
 // A malformed or truncated page fails only its own target.
 func TestMalformedPages(t *testing.T) {
 	good := &page{}
@@ -350,6 +387,8 @@ func TestLimits(t *testing.T) {
 		"labels":      {func() *Scraper { return &Scraper{LabelLimit: 3} }, "a{x=\"1\",y=\"2\"} 1\n", ErrLabelLimit, "number of labels: 5, limit: 3"},
 		"name-length": {func() *Scraper { return &Scraper{LabelNameLengthLimit: 10} }, "a{" + long + "=\"1\"} 1\n", ErrLabelLimit, "label_name_length_limit exceeded"},
 		"value-len":   {func() *Scraper { return &Scraper{LabelValueLengthLimit: 30} }, "a{x=\"" + long + "\"} 1\n", ErrLabelLimit, "length: 100, limit: 30"},
+		// 1000 bytes that gzip to about 40: the limit holds for the page.
+		"inflated": {func() *Scraper { return &Scraper{BodySizeLimit: 200} }, "a{x=\"" + strings.Repeat(long, 10) + "\"} 1\n", ErrBodySizeLimit, "more than 200 bytes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := &page{}
