@@ -38,6 +38,12 @@ import (
 //
 //	FERRY_E2E_BENCH=1 [FERRY_E2E_TARGETS=200,1000] [FERRY_E2E_SECONDS=20] \
 //	[FERRY_E2E_GOGC=50] [FERRY_VMAGENT_BIN=/path/to/vmagent] go test -run TestE2EThroughput -v ./sink/remotewrite
+//
+// For a closer look: FERRY_E2E_CPUPROFILE, FERRY_E2E_HEAPPROFILE and
+// FERRY_E2E_MEMSTATS name files the Ferry agent writes its CPU profile, heap
+// profile and memory statistics to; FERRY_E2E_AGENT_LOG=prefix keeps each
+// agent's output in prefix.<binary>; FERRY_E2E_RSS_TRACE=1 logs the agent's
+// RSS every second.
 
 const childEnv = "FERRY_E2E_AGENT_CHILD"
 
@@ -184,6 +190,9 @@ func runAgent(t *testing.T, cmd *exec.Cmd, rc *counter, d time.Duration) result 
 		}
 	}
 	wall := time.Since(start)
+	if f := os.Getenv("FERRY_E2E_AGENT_LOG"); f != "" {
+		os.WriteFile(f+"."+filepath.Base(cmd.Path), out.Bytes(), 0o644)
+	}
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
 		t.Fatal("no rusage")

@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"math"
+	"sync"
 	"time"
 
 	"github.com/golang/snappy"
@@ -310,6 +311,53 @@ func (e *encoder) encodeV2(samples []ferry.Sample, md MetadataFunc) []byte {
 	b = append(b, ts...)
 	e.pb = b
 	return b
+}
+
+// bodyBufs holds the large buffers of request bodies (protobuf, 2.0 series,
+// snappy output), shared by all shards of all Sinks. A shard holds the
+// protobuf ones only while it encodes and the compressed one while it
+// sends, so that many shards waiting on a slow receiver do not keep three
+// request-sized buffers each.
+var bodyBufs sync.Pool // *[]byte
+
+func getBodyBuf() []byte {
+	if p, ok := bodyBufs.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+func putBodyBuf(b []byte) {
+	if cap(b) > 0 && cap(b) <= 64<<20 {
+		bodyBufs.Put(&b)
+	}
+}
+
+// encode builds the compressed body of a request holding samples, in the
+// protocol v2 or 1.0. The body stays valid until release.
+func (e *encoder) encode(samples []ferry.Sample, v2 bool, md MetadataFunc) []byte {
+	e.pb = getBodyBuf()
+	var pb []byte
+	if v2 {
+		e.ts = getBodyBuf()
+		pb = e.encodeV2(samples, md)
+	} else {
+		pb = e.encodeV1(samples, md)
+	}
+	if e.out == nil {
+		e.out = getBodyBuf()
+	}
+	body := e.compress(pb)
+	putBodyBuf(e.pb)
+	putBodyBuf(e.ts)
+	e.pb, e.ts = nil, nil
+	return body
+}
+
+// release gives back the buffer of the body encode returned.
+func (e *encoder) release() {
+	putBodyBuf(e.out)
+	e.out = nil
 }
 
 // compress snappy-encodes pb (block format) into e's reused output buffer.

@@ -550,13 +550,8 @@ func (s *Sink) sendWithRetry(ctx context.Context, enc *encoder, samples []ferry.
 		return nil
 	}
 	v2 := s.Version == V2 && !s.useV1.Load()
-	var pb []byte
-	if v2 {
-		pb = enc.encodeV2(samples, s.Metadata)
-	} else {
-		pb = enc.encodeV1(samples, s.Metadata)
-	}
-	body := enc.compress(pb)
+	body := enc.encode(samples, v2, s.Metadata)
+	defer enc.release()
 	backoff := orDefault(s.MinBackoff, DefaultMinBackoff)
 	maxBackoff := orDefault(s.MaxBackoff, DefaultMaxBackoff)
 	log := s.rep.Logger()
@@ -579,7 +574,7 @@ func (s *Sink) sendWithRetry(ctx context.Context, enc *encoder, samples []ferry.
 					log.Warn("remote write receiver does not accept 2.0, falling back to 1.0", "url", s.URL, "err", err)
 				}
 				v2 = false
-				body = enc.compress(enc.encodeV1(samples, s.Metadata))
+				body = enc.encode(samples, false, s.Metadata)
 				attempt = -1
 				continue
 			}
