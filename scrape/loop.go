@@ -106,10 +106,15 @@ type loop struct {
 	// made by the current scrape; only once two entries share a label hash
 	// is the loop aliased, and then every scrape records what it delivered
 	// in dedup. A page without such twins pays nothing per sample for this.
-	finals  []uint64
-	fresh   map[uint64]struct{}
-	aliased bool
-	dedup   map[uint64]struct{}
+	// finals is built when a scrape makes a new entry and kept while
+	// entries keep being made: a target whose series stay the same holds
+	// no label hashes (8 bytes a series) after its first scrapes.
+	finals   []uint64
+	finalsOK bool // finals is built
+	created  int  // entries made since the last eviction pass
+	fresh    map[uint64]struct{}
+	aliased  bool
+	dedup    map[uint64]struct{}
 }
 
 // Buffers shared by all loops: only scrapes in progress hold one.
@@ -289,8 +294,16 @@ func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
 // evict forgets the series not parsed for cacheEvictAfter scrapes, and
 // gives back the memory of a cache that shrank. None of them can still be
 // owed a staleness marker: the last successful scrape (if the last scrape
-// did not fail) is more recent than that.
+// did not fail) is more recent than that. It drops finals if no entry was
+// made since the last pass.
 func (l *loop) evict() {
+	churn := l.created > 0
+	l.created = 0
+	defer func() {
+		if !churn {
+			l.finals, l.finalsOK = nil, false
+		}
+	}()
 	n := 0
 	for i := range l.entries {
 		ce := &l.entries[i]
@@ -315,13 +328,7 @@ func (l *loop) evict() {
 		l.entries, l.free = entries, nil
 	}
 	l.index.rebuild(l.entries, indexSize(len(l.entries)-len(l.free)))
-	l.finals = l.finals[:0]
-	for i := range l.entries {
-		if ce := &l.entries[i]; ce.has(keep) {
-			l.finals = append(l.finals, ce.lset.Hash())
-		}
-	}
-	slices.Sort(l.finals)
+	l.buildFinals()
 	l.aliased = false
 	for i := 1; i < len(l.finals); i++ {
 		if l.finals[i] == l.finals[i-1] {
@@ -329,6 +336,18 @@ func (l *loop) evict() {
 			break
 		}
 	}
+}
+
+// buildFinals collects the sorted label hashes of the kept entries.
+func (l *loop) buildFinals() {
+	l.finals = l.finals[:0]
+	for i := range l.entries {
+		if ce := &l.entries[i]; ce.has(keep) {
+			l.finals = append(l.finals, ce.lset.Hash())
+		}
+	}
+	slices.Sort(l.finals)
+	l.finalsOK = true
 }
 
 // mergeFresh adds the label hashes of the entries the scrape made to
@@ -350,8 +369,13 @@ func (l *loop) mergeFresh() {
 }
 
 // isTwin reports whether the label hash h is that of a series the cache
-// already holds, and records it among the fresh ones.
+// already holds, and records it among the fresh ones. The scrape's first
+// call builds finals if needed: the entry being made is not stored yet,
+// and no other was made before it.
 func (l *loop) isTwin(h uint64) bool {
+	if !l.finalsOK {
+		l.buildFinals()
+	}
 	if _, ok := slices.BinarySearch(l.finals, h); ok {
 		return true
 	}
@@ -437,21 +461,23 @@ func (l *loop) fetch(ctx context.Context) (*bytes.Buffer, string, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, "", fmt.Errorf("%w: server returned HTTP status %s", ErrHTTPStatus, resp.Status)
 	}
-	limit := l.s.BodySizeLimit
-	buf, err := readBody(resp.Body, limit)
-	if err != nil || !strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
-		return buf, resp.Header.Get("Content-Type"), err
+	var r io.Reader = resp.Body
+	what := "body"
+	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		what = "gzip body" // a truncated or corrupt stream says so
+		gz, _ := gzPool.Get().(*gzip.Reader)
+		if gz == nil {
+			gz, err = gzip.NewReader(resp.Body)
+		} else {
+			err = gz.Reset(resp.Body)
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("gzip: %w", err)
+		}
+		defer gzPool.Put(gz)
+		r = gz
 	}
-	// The page is decompressed from memory, not from the connection:
-	// inflating a byte slice is about 15% faster than through a bufio.Reader.
-	page, err := gunzip(buf.Bytes(), limit)
-	putBuf(buf)
-	return page, resp.Header.Get("Content-Type"), err
-}
-
-// readBody reads r into a pooled buffer, failing once it holds more than
-// limit bytes (limit > 0). The caller returns the buffer with putBuf.
-func readBody(r io.Reader, limit int64) (*bytes.Buffer, error) {
+	limit := l.s.BodySizeLimit
 	if limit > 0 {
 		r = io.LimitReader(r, limit+1)
 	}
@@ -460,35 +486,13 @@ func readBody(r io.Reader, limit int64) (*bytes.Buffer, error) {
 	n, err := buf.ReadFrom(r)
 	if err != nil {
 		putBuf(buf)
-		return nil, fmt.Errorf("reading body: %w", err)
+		return nil, "", fmt.Errorf("reading %s: %w", what, err)
 	}
 	if limit > 0 && n > limit {
 		putBuf(buf)
-		return nil, fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
+		return nil, "", fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
 	}
-	return buf, nil
-}
-
-// gunzip decompresses a gzip body into a pooled buffer, failing once the
-// page is larger than limit bytes (limit > 0).
-func gunzip(body []byte, limit int64) (*bytes.Buffer, error) {
-	br := bytes.NewReader(body)
-	gz, _ := gzPool.Get().(*gzip.Reader)
-	var err error
-	if gz == nil {
-		gz, err = gzip.NewReader(br)
-	} else {
-		err = gz.Reset(br)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	defer gzPool.Put(gz)
-	page, err := readBody(gz, limit)
-	if err != nil && !errors.Is(err, ErrBodySizeLimit) {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	return page, err
+	return buf, resp.Header.Get("Content-Type"), nil
 }
 
 type stats struct {
@@ -710,6 +714,7 @@ func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
 			l.startDedup()
 		}
 	}
+	l.created++
 	var i int32
 	if n := len(l.free); n > 0 {
 		i, l.free = l.free[n-1], l.free[:n-1]

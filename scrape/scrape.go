@@ -120,8 +120,8 @@ type Scraper struct {
 	// DisableCompression asks for an uncompressed page instead of gzip.
 	DisableCompression bool
 
-	// BodySizeLimit fails a scrape whose page is larger, as sent or once
-	// uncompressed (0: no limit).
+	// BodySizeLimit fails a scrape whose uncompressed page is larger (0:
+	// no limit).
 	BodySizeLimit int64
 	// SampleLimit fails a scrape with more samples left after metric
 	// relabeling (0: no limit).

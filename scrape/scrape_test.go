@@ -689,6 +689,43 @@ func TestTwinsAfterRelabelAndEviction(t *testing.T) {
 	}
 }
 
+// A target whose series stay the same drops its label hashes; a twin that
+// shows up later is still found, from the cache itself.
+func TestTwinAfterQuietSpell(t *testing.T) {
+	s := &Scraper{MetricRelabel: relabel.MustNew(relabel.LabelDrop("x"))}
+	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
+	l := newLoop(s, tg)
+	scrape := func(page string) []ferry.Sample {
+		items, _, err := l.scrapePage(nil, []byte(page), textType, 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return items
+	}
+	for range 3 * cacheEvictAfter {
+		scrape("a 1\nm{x=\"1\"} 3\n")
+	}
+	if l.finalsOK || l.finals != nil {
+		t.Fatalf("label hashes kept through a quiet spell: %d", len(l.finals))
+	}
+	// The other spelling of m: delivered once, under its labels, and m is
+	// not marked stale although its first spelling is gone.
+	got := scrape("a 1\nm{x=\"2\"} 4\n")
+	ms := 0
+	for _, it := range got {
+		if it.Labels.Get("__name__") != "m" {
+			continue
+		}
+		ms++
+		if isStale(it.V) || it.V != 4 {
+			t.Errorf("m = %v", it.V)
+		}
+	}
+	if ms != 1 || !l.aliased {
+		t.Fatalf("m delivered %d times, aliased=%v: %v", ms, l.aliased, got)
+	}
+}
+
 // A text page with a NUL byte fails: the text parsers would take it for
 // the end of the page and drop what follows, or pass garbage that starts
 // with one as an empty page.
