@@ -43,7 +43,8 @@ import (
 // FERRY_E2E_MEMSTATS name files the Ferry agent writes its CPU profile, heap
 // profile and memory statistics to; FERRY_E2E_AGENT_LOG=prefix keeps each
 // agent's output in prefix.<binary>; FERRY_E2E_RSS_TRACE=1 logs the agent's
-// RSS every second.
+// RSS every second. FERRY_E2E_MAX_SHARDS and FERRY_E2E_MAX_PER_SEND set the
+// Ferry sink's MaxShards and MaxSamplesPerSend.
 
 const childEnv = "FERRY_E2E_AGENT_CHILD"
 
@@ -67,6 +68,10 @@ func TestE2EAgentChild(t *testing.T) {
 	defer cancel()
 	sc := &scrape.Scraper{Job: "node", Interval: time.Second, Timeout: time.Second}
 	rw := &remotewrite.Sink{URL: url, UserAgent: "ferry-e2e"}
+	// Optional settings closer to vmagent's defaults (4 queues on 2 CPUs,
+	// up to 10000 samples a request).
+	rw.MaxShards, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MAX_SHARDS"))
+	rw.MaxSamplesPerSend, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MAX_PER_SEND"))
 	targets := make(chan []labels.Labels, 1)
 	targets <- set
 	out := make(chan ferry.Batch[ferry.Sample], 64)
