@@ -632,9 +632,9 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 }
 
 // presize sizes an empty cache, and items, for the n series a target's
-// first page holds, so that a new target's first scrape does not grow them
-// step by step: with hundreds of targets starting at once, that garbage
-// showed as the agent's peak RSS.
+// first page holds: a new target's first scrape does not grow them step by
+// step (garbage, when hundreds of targets start at once), and the cache
+// holds no spare capacity.
 func (l *loop) presize(items []ferry.Sample, n int) []ferry.Sample {
 	n = min(n, maxPresize)
 	if lim := l.s.SampleLimit; lim > 0 {
