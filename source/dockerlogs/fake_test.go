@@ -186,16 +186,23 @@ func (nopRep) SetHealth(ferry.Health, error) {}
 func (nopRep) Dropped(string, int)           {}
 func (nopRep) Retried()                      {}
 
+// runOnC1 runs s in the background on the fake's container c1, sending
+// to out; Run's result comes on done after cancel.
+func runOnC1(s *Source, out chan ferry.Batch[ferry.Entry]) (cancel context.CancelFunc, done <-chan error) {
+	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
+	targets := make(chan []labels.Labels, 1)
+	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	d := make(chan error, 1)
+	go func() { d <- s.Run(ctx, targets, out) }()
+	return cancel, d
+}
+
 // runFake runs a Source on f until want entries arrived, acknowledging
 // them, and returns them.
 func runFake(t *testing.T, s *Source, want int) []string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
-	targets := make(chan []labels.Labels, 1)
 	out := make(chan ferry.Batch[ferry.Entry])
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, targets, out) }()
-	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	cancel, done := runOnC1(s, out)
 	var got []string
 	timeout := time.After(10 * time.Second)
 	for len(got) < want {
@@ -261,11 +268,7 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	// Removed: the position goes once everything is settled.
 	f.removed = true
 	s := &Source{Client: f, Positions: pf}
-	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
-	done := make(chan error, 1)
-	targets := make(chan []labels.Labels, 1)
-	go func() { done <- s.Run(ctx, targets, make(chan ferry.Batch[ferry.Entry])) }()
-	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	cancel, done := runOnC1(s, make(chan ferry.Batch[ferry.Entry]))
 	time.Sleep(100 * time.Millisecond)
 	cancel()
 	<-done
@@ -380,13 +383,9 @@ func TestFailedBatchIsReadAgain(t *testing.T) {
 		f.lines = append(f.lines, fakeLine{ts: 1e18 + int64(i), stream: 1, text: fmt.Sprintf("line %d", i)})
 	}
 	s := &Source{Client: f, BatchSize: 10}
-	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
-	defer cancel()
-	targets := make(chan []labels.Labels, 1)
 	out := make(chan ferry.Batch[ferry.Entry])
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, targets, out) }()
-	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	cancel, done := runOnC1(s, out)
+	defer cancel()
 	seen := map[string]int{}
 	batches := 0
 	timeout := time.After(10 * time.Second)
@@ -436,13 +435,9 @@ func TestResumeSkewedStreams(t *testing.T) {
 func TestLastBatchFailedIsReadAgain(t *testing.T) {
 	f := &fakeEngine{lines: []fakeLine{{ts: 1e18, stream: 1, text: "only"}}}
 	s := &Source{Client: f, RefreshInterval: 50 * time.Millisecond}
-	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
-	defer cancel()
-	targets := make(chan []labels.Labels, 1)
 	out := make(chan ferry.Batch[ferry.Entry])
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, targets, out) }()
-	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	cancel, done := runOnC1(s, out)
+	defer cancel()
 	b := <-out
 	b.Done(errors.New("sink unavailable"))
 	select {
@@ -467,12 +462,8 @@ func TestBackpressure(t *testing.T) {
 	raw, _ := benchLog(100000)
 	f := &fakeEngine{raw: raw}
 	s := &Source{Client: f, BatchSize: 100}
-	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
-	targets := make(chan []labels.Labels, 1)
 	out := make(chan ferry.Batch[ferry.Entry]) // never read until later
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, targets, out) }()
-	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	cancel, done := runOnC1(s, out)
 	time.Sleep(500 * time.Millisecond)
 	perLine := len(raw) / 100000
 	if n := f.read.Load(); n > int64(2*100*perLine+64<<10) {

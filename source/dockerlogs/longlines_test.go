@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
-
 	"github.com/ferrydev/ferry"
-	"github.com/ferrydev/ferry/discovery/docker"
 	"github.com/ferrydev/ferry/positions"
 )
 
@@ -47,12 +44,8 @@ func TestLongLinesFailedBatchAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Source{Client: f, Positions: pf, MaxLineSize: 20 << 10, BatchSize: 1}
-	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
-	targets := make(chan []labels.Labels, 1)
 	out := make(chan ferry.Batch[ferry.Entry])
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, targets, out) }()
-	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
+	cancel, done := runOnC1(s, out)
 	// Lines after a failed batch may come twice (at least once); each
 	// must come, cut, and nothing else.
 	seen := map[string]bool{}
