@@ -438,7 +438,9 @@ func TestGzipOpenMetricsAndProtobuf(t *testing.T) {
 			p.set(c.body, c.ctype)
 			srv := httptest.NewServer(p)
 			defer srv.Close()
-			s := &Scraper{Protocols: c.protocols, FallbackProtocol: c.fallback}
+			// A real node_exporter page under -race on a busy machine can
+			// take longer than the harness's 50ms default to fetch and parse.
+			s := &Scraper{Protocols: c.protocols, FallbackProtocol: c.fallback, Interval: time.Second}
 			h := start(t, s)
 			h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
 			got := h.next()
