@@ -27,7 +27,13 @@
 // (BenchmarkRawParserTextparse against BenchmarkRawParserExpfmt). Each loop
 // caches the resolved labels of every series by the hash of its bytes in
 // the page, so that a steady-state scrape allocates only the batch it emits
-// (BenchmarkScrapeParse). The text formats 0.0.4 and 1.0.0, OpenMetrics and
+// (BenchmarkScrapeParse). In the Prometheus text format, the lines of a
+// page whose series are all cached (a steady target's, outside the scrapes
+// that record metadata) are read without the lexer: a line is taken only
+// if its series bytes are those of a series textparse accepted before and
+// the rest of it is the plain "value [timestamp]"; from the first other
+// line on, textparse reads the page. The result is textparse's, which
+// FuzzSkimText checks. The text formats 0.0.4 and 1.0.0, OpenMetrics and
 // the protobuf format are understood (native histograms are read as their
 // classic buckets); the Accept header is the one Prometheus 3 sends for the
 // configured Protocols, and pages are requested gzip-compressed.

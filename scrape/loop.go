@@ -74,6 +74,7 @@ const (
 	keep                            // relabeling kept the series
 	explicit                        // carried its own timestamp when last seen
 	bad                             // violates a label limit, see loop.errs
+	promText                        // made from the Prometheus text format, see skimText
 )
 
 func (ce *cacheEntry) has(f entryFlags) bool { return ce.flags&f != 0 }
@@ -115,6 +116,8 @@ type loop struct {
 	fresh    map[uint64]struct{}
 	aliased  bool
 	dedup    map[uint64]struct{}
+
+	noSkim bool // tests: textparse reads every line (see skimText)
 }
 
 // Buffers shared by all loops: only scrapes in progress hold one.
@@ -550,6 +553,11 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 	if l.aliased && l.dedup == nil {
 		l.dedup = mapPool.Get().(map[uint64]struct{})
 	}
+	if _, text := p.(*textparse.PromParser); text && len(l.entries) > 0 && l.iter%metadataEvery != 1 && !l.noSkim {
+		if items, p, err = l.skimText(items, page, ts, &st); p == nil || err != nil {
+			return items, st, err
+		}
+	}
 	for {
 		e, err := p.Next()
 		if err != nil {
@@ -582,53 +590,66 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 			continue // comments; native histograms are not carried yet
 		}
 		met, tp, v := p.Series()
-		st.scraped++
-		t := ts
-		hasTS := false
-		if tp != nil && !l.s.IgnoreTimestamps {
-			t, hasTS = *tp, true
-		}
 		key := xxhash.Sum64(met)
 		i, ok := l.index.find(l.entries, key)
 		if !ok {
 			i = l.newEntry(p, key)
 		}
-		ce := &l.entries[i]
-		if ce.mark == l.iter {
-			st.dups++
-			continue // the same series twice in one page: keep the first
+		var pt int64
+		if tp != nil {
+			pt = *tp
 		}
-		ce.mark = l.iter
-		if !ce.has(keep) {
-			continue
+		if items, err = l.take(items, i, pt, tp != nil, v, ts, &st); err != nil {
+			return items, st, err
 		}
-		if ce.has(bad) {
-			return items, st, l.errs[key]
-		}
-		if l.aliased {
-			h := ce.lset.Hash()
-			if _, dup := l.dedup[h]; dup {
-				st.dups++
-				continue // another spelling of a series already delivered
-			}
-			l.dedup[h] = struct{}{}
-		}
-		if hasTS {
-			ce.flags |= explicit
-		} else {
-			ce.flags &^= explicit
-		}
-		ce.delivered = l.iter
-		if l.prevOK == 0 || ce.lastSeen != l.prevOK {
-			st.added++
-		}
-		st.post++
-		if lim := l.s.SampleLimit; lim > 0 && st.post > lim {
-			return items, st, fmt.Errorf("%w: more than %d samples (sample_limit)", ErrSampleLimit, lim)
-		}
-		items = append(items, ferry.Sample{Labels: ce.lset, T: t, V: v})
 	}
 	return items, st, nil
+}
+
+// take records that the page gave the series of entries[i] the value v,
+// with the timestamp pt if hasTS (else the scrape's, ts), and appends its
+// sample to items unless the series is dropped, repeated or over a limit.
+func (l *loop) take(items []ferry.Sample, i int32, pt int64, hasTS bool, v float64, ts int64, st *stats) ([]ferry.Sample, error) {
+	st.scraped++
+	hasTS = hasTS && !l.s.IgnoreTimestamps
+	t := ts
+	if hasTS {
+		t = pt
+	}
+	ce := &l.entries[i]
+	if ce.mark == l.iter {
+		st.dups++
+		return items, nil // the same series twice in one page: keep the first
+	}
+	ce.mark = l.iter
+	if !ce.has(keep) {
+		return items, nil
+	}
+	if ce.has(bad) {
+		return items, l.errs[ce.key]
+	}
+	if l.aliased {
+		h := ce.lset.Hash()
+		if _, dup := l.dedup[h]; dup {
+			st.dups++
+			return items, nil // another spelling of a series already delivered
+		}
+		l.dedup[h] = struct{}{}
+	}
+	if hasTS {
+		ce.flags |= explicit
+	} else {
+		ce.flags &^= explicit
+	}
+	ce.delivered = l.iter
+	if l.prevOK == 0 || ce.lastSeen != l.prevOK {
+		st.added++
+	}
+	st.post++
+	if lim := l.s.SampleLimit; lim > 0 && st.post > lim {
+		return items, fmt.Errorf("%w: more than %d samples (sample_limit)", ErrSampleLimit, lim)
+	}
+	return append(items, ferry.Sample{Labels: ce.lset, T: t, V: v}), nil
 }
 
 // presize sizes an empty cache, and items, for the n series a target's
@@ -677,6 +698,9 @@ func seriesLines(page []byte) int {
 // applied, limits checked) and stores them under key. It returns the slot.
 func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
 	ce := cacheEntry{key: key, flags: used}
+	if _, text := p.(*textparse.PromParser); text {
+		ce.flags |= promText
+	}
 	p.Labels(&l.scratch)
 	lb := l.lb
 	lb.Reset(l.scratch)

@@ -1,0 +1,258 @@
+package scrape
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/model/textparse"
+	"github.com/prometheus/prometheus/model/value"
+
+	"github.com/ferrydev/ferry"
+)
+
+// skimText reads the leading lines of a page in the Prometheus text format
+// that need no parser: sample lines whose series the cache already holds
+// from this format, and comments that carry nothing a scrape without
+// metadata keeps. It stops at the first line it cannot vouch for (a new
+// series, a series split over lines, anything unusual or malformed) and
+// returns the textparse parser that is to read the rest of the page, or nil
+// if it took the page to its end. The outcome is the one textparse gives
+// for the whole page; FuzzSkimText checks this against textparse alone.
+//
+// A steady target's page is thus read at the cost of a hash and a float
+// conversion per line: textparse's lexer is the largest single cost of a
+// scrape, and a series seen before needs nothing it produces but the
+// bytes of the series, the value and the timestamp.
+//
+// That holds because a line is only taken when its series bytes are those
+// of a series textparse accepted before (the key of a promText entry): the
+// text format's lexer gives equal bytes equal tokens, the series ends at
+// the first '}' outside quotes, and what follows is checked here as the
+// lexer and parser check it.
+func (l *loop) skimText(items []ferry.Sample, page []byte, ts int64, st *stats) ([]ferry.Sample, textparse.Parser, error) {
+	off := 0
+	typeOff, entries := -1, 0 // the last TYPE line, and the entries from it on
+	for off < len(page) {
+		n := bytes.IndexByte(page[off:], '\n')
+		if n < 0 {
+			break // a last line without its newline
+		}
+		line := page[off : off+n]
+		switch {
+		case n == 0:
+			off++
+			continue // a blank line is no entry
+		case line[0] == '#':
+			ok, isType := plainComment(line)
+			if !ok {
+				return l.resume(items, page, off, typeOff, entries)
+			}
+			if isType {
+				typeOff, entries = off, 0
+			}
+		default:
+			series, pt, hasTS, v, ok := sampleLine(line)
+			if !ok {
+				return l.resume(items, page, off, typeOff, entries)
+			}
+			i, ok := l.index.find(l.entries, xxhash.Sum64(series))
+			if !ok || !l.entries[i].has(promText) {
+				return l.resume(items, page, off, typeOff, entries)
+			}
+			var err error
+			if items, err = l.take(items, i, pt, hasTS, v, ts, st); err != nil {
+				return items, nil, err
+			}
+		}
+		off += n + 1
+		entries++
+	}
+	if off == len(page) {
+		return items, nil, nil
+	}
+	return l.resume(items, page, off, typeOff, entries)
+}
+
+// resume ends skimText at page[off:]: it returns items with a parser of
+// the rest of the page, in the state textparse would be in there. The last
+// TYPE line decides how a series' labels read (a summary's quantile and a
+// histogram's le are normalized), so the parser starts at that line and
+// passes over the entries between it and off.
+func (l *loop) resume(items []ferry.Sample, page []byte, off, typeOff, entries int) ([]ferry.Sample, textparse.Parser, error) {
+	if typeOff < 0 {
+		return items, textparse.NewPromParser(page[off:], l.st, false), nil
+	}
+	p := textparse.NewPromParser(page[typeOff:], l.st, false)
+	for range entries {
+		if _, err := p.Next(); err != nil {
+			// Cannot happen: skimText vouched for these lines.
+			return items, nil, fmt.Errorf("parsing page again after skimming: %w", err)
+		}
+	}
+	return items, p, nil
+}
+
+// sampleLine splits a sample line of the text format (without its newline)
+// into its series, timestamp (if it has one) and value, if the line has the plain form
+//
+//	name[{...}] value [timestamp]
+//
+// with blanks (spaces or tabs) between the parts and no label value running
+// on to the next line. The series itself is not checked (its bytes must be
+// a cached series'); the rest is checked as textparse checks it.
+func sampleLine(line []byte) (series []byte, t int64, hasTS bool, v float64, ok bool) {
+	if !isNameStart(line[0]) {
+		return nil, 0, false, 0, false
+	}
+	i := 1
+	for i < len(line) && isNameChar(line[i]) {
+		i++
+	}
+	if i < len(line) && line[i] == '{' {
+		if i = closingBrace(line, i+1); i < 0 {
+			return nil, 0, false, 0, false
+		}
+	}
+	series = line[:i]
+	j := skipBlanks(line, i)
+	if j == i || j == len(line) || line[j] == '{' {
+		return nil, 0, false, 0, false
+	}
+	// The value runs to a blank. Floats as textparse takes them: no
+	// hexadecimal ones (p, P), no underscores, and one NaN.
+	k := j
+	for ; k < len(line) && lineChars[line[k]]&valueEnd == 0; k++ {
+		if lineChars[line[k]]&notInFloat != 0 {
+			return nil, 0, false, 0, false
+		}
+	}
+	val := line[j:k]
+	if k < len(line) && line[k] == '{' {
+		return nil, 0, false, 0, false
+	}
+	if j = skipBlanks(line, k); j < len(line) {
+		k = j
+		for k < len(line) && line[k] >= '0' && line[k] <= '9' {
+			k++
+		}
+		if k == j || skipBlanks(line, k) != len(line) {
+			return nil, 0, false, 0, false
+		}
+		var err error
+		if t, err = strconv.ParseInt(yolo(line[j:k]), 10, 64); err != nil {
+			return nil, 0, false, 0, false
+		}
+		hasTS = true
+	}
+	v, err := strconv.ParseFloat(yolo(val), 64)
+	if err != nil {
+		return nil, 0, false, 0, false
+	}
+	if math.IsNaN(v) {
+		v = math.Float64frombits(value.NormalNaN)
+	}
+	return series, t, hasTS, v, true
+}
+
+// closingBrace returns the offset after the '}' that closes the label set
+// whose contents start at line[i], skipping quoted strings, or -1.
+func closingBrace(line []byte, i int) int {
+	for i < len(line) {
+		switch line[i] {
+		case '}':
+			return i + 1
+		case '"':
+			for i++; i < len(line) && line[i] != '"'; i++ {
+				if line[i] == '\\' {
+					i++
+				}
+			}
+		}
+		i++
+	}
+	return -1
+}
+
+// plainComment reports whether a line starting with '#' (without its
+// newline) is one textparse accepts and a scrape without metadata may skip,
+// and whether it is a TYPE line: a comment, or a HELP or TYPE line of the
+// simple form
+//
+//	# HELP name text
+//	# TYPE name counter|gauge|histogram|summary|untyped
+//
+// with valid UTF-8 help text that is not blank.
+func plainComment(line []byte) (ok, isType bool) {
+	i := skipBlanks(line, 1)
+	if i == 1 {
+		return true, false // "#text" is a comment
+	}
+	rest := line[i:]
+	help, isType := bytes.HasPrefix(rest, []byte("HELP")), bytes.HasPrefix(rest, []byte("TYPE"))
+	if !help && !isType || len(rest) == 4 || rest[4] != ' ' && rest[4] != '\t' {
+		return true, false // "# anything else" is a comment too
+	}
+	i = skipBlanks(line, i+4)
+	if i == len(line) || !isNameStart(line[i]) {
+		return false, false
+	}
+	for i++; i < len(line) && isNameChar(line[i]); i++ {
+	}
+	text := line[i:]
+	if len(text) < 2 || text[0] != ' ' {
+		return false, false
+	}
+	text = text[1:]
+	if help {
+		return skipBlanks(text, 0) < len(text) && utf8.Valid(text), false
+	}
+	switch string(text) {
+	case "counter", "gauge", "histogram", "summary", "untyped":
+		return true, true
+	}
+	return false, false
+}
+
+func skipBlanks(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+func isNameStart(c byte) bool { return lineChars[c]&nameStart != 0 }
+
+func isNameChar(c byte) bool { return lineChars[c]&nameChar != 0 }
+
+// lineChars classifies bytes for sampleLine and plainComment.
+var lineChars = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == ':':
+			t[c] |= nameStart | nameChar
+		case c >= '0' && c <= '9':
+			t[c] |= nameChar
+		case c == ' ', c == '\t', c == '{':
+			t[c] |= valueEnd
+		}
+		if c == 'p' || c == 'P' || c == '_' {
+			t[c] |= notInFloat
+		}
+	}
+	return t
+}()
+
+const (
+	nameStart  = 1 << iota // starts a metric name
+	nameChar               // continues one
+	valueEnd               // ends a sample's value
+	notInFloat             // textparse refuses it in a value
+)
+
+// yolo views b as a string for a parse that does not keep it.
+func yolo(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -1,0 +1,116 @@
+package scrape
+
+import (
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/ferrydev/ferry"
+)
+
+// sameAsTextparse scrapes pages in turn with two loops of one target, one
+// skimming and one reading every line with textparse, and fails on the
+// first difference in samples, counts or errors. The first scrape of a
+// loop reads metadata and so never skims; the later ones do.
+func sameAsTextparse(t *testing.T, s *Scraper, pages ...[]byte) {
+	t.Helper()
+	tg, err := s.resolve(labels.FromStrings("__address__", "h:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	skim, plain := newLoop(s, tg), newLoop(s, tg)
+	plain.noSkim = true
+	for n, page := range pages {
+		// Each loop reads its own copy: textparse may append a newline.
+		a, sa, ea := skim.scrapePage(nil, []byte(string(page)), textType, 1000)
+		b, sb, eb := plain.scrapePage(nil, []byte(string(page)), textType, 1000)
+		if (ea == nil) != (eb == nil) || ea != nil && ea.Error() != eb.Error() {
+			t.Fatalf("scrape %d of %q: error %v, textparse alone %v", n+1, page, ea, eb)
+		}
+		if sa != sb {
+			t.Fatalf("scrape %d of %q: stats %+v, textparse alone %+v", n+1, page, sa, sb)
+		}
+		if !sameSamples(a, b) {
+			t.Fatalf("scrape %d of %q:\n%v\ntextparse alone:\n%v", n+1, page, a, b)
+		}
+	}
+}
+
+func sameSamples(a, b []ferry.Sample) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !labels.Equal(a[i].Labels, b[i].Labels) || a[i].T != b[i].T || math.Float64bits(a[i].V) != math.Float64bits(b[i].V) {
+			return false
+		}
+	}
+	return true
+}
+
+// skimSeries caches every series the lines of TestSkimText use.
+const skimSeries = "a 0\na{b=\"c\"} 0\na{b=\"c}\"} 0\na{b=\"c\\\"}\"} 0\na{b=\"c\",} 0\n"
+
+// Lines at the edges of what skimText takes, each after a page that
+// cached its series: the samples, counts and errors must be textparse's.
+func TestSkimText(t *testing.T) {
+	for _, line := range []string{
+		"a 1\n", "a  1\n", "a\t1\n", "a 1 \n", "a 1\t\n", "a 1 123\n", "a 1 123 \n", "a 1 123 4\n",
+		"a 1 -5\n", "a 1 12x\n", "a 1 99999999999999999999\n", "a 1x\n", "a 0x1p3\n", "a 0x10\n",
+		"a 1_0\n", "a NaN\n", "a nan\n", "a +Inf\n", "a -inf\n", "a Infinity\n", "a 1e400\n", "a .5\n",
+		"a 1{\n", "a 1 {\n", "a {b=\"c\"} 1\n", "a{b=\"c\"} 1\n", "a{b=\"c\"}1\n", "a{b=\"c\"} 1 7\n",
+		"a{b=\"c}\"} 1\n", "a{b=\"c\\\"}\"} 1\n", "a{b=\"c\",} 1\n", "a{b=\"x\ny\"} 1\n", "a{b=\"c\"}\n",
+		"a\n", "a 1", "a 1\r\n", " a 1\n", "a 1\na 2\n", "a 1\n\n\na 2\n",
+		"# HELP a x\na 1\n", "# HELP a\na 1\n", "# HELP a \na 1\n", "# HELP a  \na 1\n", "# HELP \na 1\n",
+		"# HELP a  x\na 1\n", "# HELP a\tx\na 1\n", "# HELP a \xff\na 1\n", "# HELP \"a\" x\na 1\n",
+		"# TYPE a counter\na 1\n", "# TYPE a  counter\na 1\n", "# TYPE a counter \na 1\n", "# TYPE a foo\na 1\n",
+		"# TYPE a\na 1\n", "#\na 1\n", "# \na 1\n", "#x\na 1\n", "# HELPx\na 1\n", "# HELP\na 1\n",
+		"#\tHELP a b\na 1\n", "#  TYPE a gauge\na 1\n", "# some comment\na 1\n", "# TYPE 1a gauge\na 1\n",
+		"b 1\na 1\n", "a 1\nb 1\n",
+		// A TYPE line decides how the labels of the series after it read.
+		"# TYPE a summary\na{quantile=\"0\"} 1\n", "# TYPE a summary\na 1\n# HELP a x\n\na{quantile=\"1\"} 2\n",
+		"# TYPE a histogram\na 1\n# TYPEx\na{le=\"1\"} 2\n", "# TYPE a summary\n# TYPE b gauge\na 1\na{quantile=\"0\"} 1\n",
+	} {
+		sameAsTextparse(t, &Scraper{}, []byte(skimSeries), []byte(line), []byte(skimSeries+line))
+	}
+}
+
+// The real node_exporter page, steady and then changing: a new series in
+// the middle hands the rest of the page to textparse; explicit timestamps,
+// limits and IgnoreTimestamps act alike on both paths.
+func TestSkimTextNodeExporter(t *testing.T) {
+	page, err := os.ReadFile("testdata/node_exporter.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(page), "node_load1 ", "node_load1{new=\"1\"} ", 1)
+	stamped := strings.ReplaceAll(string(page), "\nnode_load5 0.5\n", "\nnode_load5 0.5 1700000000000\n")
+	for _, s := range []*Scraper{{}, {SampleLimit: 900}, {IgnoreTimestamps: true}, {HonorLabels: true}} {
+		sameAsTextparse(t, s, page, page, []byte(changed), []byte(stamped), page, []byte(changed))
+	}
+
+	// A steady page is skimmed to its end.
+	s := &Scraper{}
+	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
+	l := newLoop(s, tg)
+	l.scrapePage(nil, page, textType, 1000)
+	l.nextIter()
+	var st stats
+	items, rest, err := l.skimText(nil, page, 2000, &st)
+	if err != nil || rest != nil || len(items) != st.post || st.post < 500 {
+		t.Errorf("skimmed with %v left, %d samples (%+v), err %v", rest, len(items), st, err)
+	}
+}
+
+func FuzzSkimText(f *testing.F) {
+	page, _ := os.ReadFile("testdata/node_exporter.txt")
+	f.Add(page[:3000], page[:3000])
+	f.Add([]byte(skimSeries), []byte("a 1 5\na{b=\"c\"} 2\n# HELP a b\n"))
+	f.Add([]byte("a{b=\"x\ny\"} 1\n"), []byte("a{b=\"x\ny\"} 2\n"))
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		sameAsTextparse(t, &Scraper{}, first, second, first, second)
+	})
+}
