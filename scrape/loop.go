@@ -53,18 +53,16 @@ var reportNames = []string{upName, durationName, scrapedName, postRelabelName, s
 // the 64-bit xxhash of its bytes in the page (a collision among one target's
 // series is as unlikely as Prometheus's own series-hash collisions): its
 // final labels, so that a series seen before costs no label parsing,
-// relabeling or allocation, and the scrape it was last delivered in, from
-// which staleness follows.
+// relabeling or allocation, and whether the last successful scrape and the
+// current one delivered it, from which staleness follows.
 //
-// It is kept small (40 bytes) and stored by value in loop.entries, so that a
+// It is kept small (32 bytes) and stored by value in loop.entries, so that a
 // target's cache is a few large objects, not one per series.
 type cacheEntry struct {
-	lset      labels.Labels
-	key       uint64 // the hash of the series' bytes in the page
-	mark      uint32 // the last scrape that parsed it
-	delivered uint32 // the last scrape that delivered it
-	lastSeen  uint32 // the last successful scrape that delivered it
-	flags     entryFlags
+	lset  labels.Labels
+	key   uint64 // the hash of the series' bytes in the page
+	mark  uint32 // the last scrape that parsed it
+	flags entryFlags
 }
 
 type entryFlags uint8
@@ -75,6 +73,8 @@ const (
 	explicit                        // carried its own timestamp when last seen
 	bad                             // violates a label limit, see loop.errs
 	promText                        // made from the Prometheus text format, see skimText
+	prev                            // delivered by the last scrape, which succeeded (loop.prevOK)
+	now                             // delivered by the current scrape
 )
 
 func (ce *cacheEntry) has(f entryFlags) bool { return ce.flags&f != 0 }
@@ -107,12 +107,12 @@ type loop struct {
 	// made by the current scrape; only once two entries share a label hash
 	// is the loop aliased, and then every scrape records what it delivered
 	// in dedup. A page without such twins pays nothing per sample for this.
-	// finals is built when a scrape makes a new entry and kept while
-	// entries keep being made: a target whose series stay the same holds
-	// no label hashes (8 bytes a series) after its first scrapes.
+	// finals is built when a scrape makes a new entry and dropped after a
+	// scrape that made none: a target whose series stay the same holds no
+	// label hashes (8 bytes a series) after its first scrape.
 	finals   []uint64
 	finalsOK bool // finals is built
-	created  int  // entries made since the last eviction pass
+	made     int  // entries made by the current scrape
 	fresh    map[uint64]struct{}
 	aliased  bool
 	dedup    map[uint64]struct{}
@@ -172,7 +172,7 @@ func (l *loop) run(runCtx, ctx context.Context, out chan<- ferry.Batch[ferry.Sam
 
 func (l *loop) sendEndOfRunStaleness(ctx context.Context, out chan<- ferry.Batch[ferry.Sample]) {
 	ts := time.Now().UnixMilli()
-	items := l.appendStale(make([]ferry.Sample, 0, l.lastLen), ts)
+	items := l.appendStale(make([]ferry.Sample, 0, l.lastLen), ts, true)
 	stale := math.Float64frombits(value.StaleNaN)
 	for _, r := range l.report {
 		items = append(items, ferry.Sample{Labels: r, T: ts, V: stale})
@@ -251,14 +251,15 @@ func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
 	if !ok {
 		clear(l.dedup)
 	}
-	if ok {
-		for i := range l.entries {
-			if ce := &l.entries[i]; ce.delivered == l.iter {
-				ce.lastSeen = l.iter
-			}
+	items = l.appendStale(items, ts, !ok)
+	for i := range l.entries {
+		ce := &l.entries[i]
+		f := ce.flags &^ (prev | now)
+		if ok && ce.has(now) {
+			f |= prev
 		}
+		ce.flags = f
 	}
-	items = l.appendStale(items, ts)
 	if ok {
 		l.prevOK = l.iter
 	} else {
@@ -269,19 +270,23 @@ func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
 	if l.iter%cacheEvictAfter == 0 {
 		l.evict()
 	}
+	if l.made == 0 {
+		l.finals, l.finalsOK = nil, false
+	}
+	l.made = 0
 	return items
 }
 
 // appendStale adds a staleness marker for every series delivered by the
-// previous successful scrape and not by the current one.
-func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
+// previous successful scrape and not by the current one, or for all of them.
+func (l *loop) appendStale(items []ferry.Sample, ts int64, all bool) []ferry.Sample {
 	if l.prevOK == 0 {
 		return items
 	}
 	stale := math.Float64frombits(value.StaleNaN)
 	for i := range l.entries {
 		ce := &l.entries[i]
-		if ce.lastSeen != l.prevOK || (ce.has(explicit) && !l.s.TrackTimestampsStaleness) {
+		if !ce.has(prev) || ce.has(now) && !all || (ce.has(explicit) && !l.s.TrackTimestampsStaleness) {
 			continue
 		}
 		if l.aliased {
@@ -297,16 +302,8 @@ func (l *loop) appendStale(items []ferry.Sample, ts int64) []ferry.Sample {
 // evict forgets the series not parsed for cacheEvictAfter scrapes, and
 // gives back the memory of a cache that shrank. None of them can still be
 // owed a staleness marker: the last successful scrape (if the last scrape
-// did not fail) is more recent than that. It drops finals if no entry was
-// made since the last pass.
+// did not fail) is more recent than that.
 func (l *loop) evict() {
-	churn := l.created > 0
-	l.created = 0
-	defer func() {
-		if !churn {
-			l.finals, l.finalsOK = nil, false
-		}
-	}()
 	n := 0
 	for i := range l.entries {
 		ce := &l.entries[i]
@@ -400,7 +397,7 @@ func (l *loop) startDedup() {
 		l.dedup = mapPool.Get().(map[uint64]struct{})
 	}
 	for i := range l.entries {
-		if ce := &l.entries[i]; ce.delivered == l.iter {
+		if ce := &l.entries[i]; ce.has(now) {
 			l.dedup[ce.lset.Hash()] = struct{}{}
 		}
 	}
@@ -641,8 +638,8 @@ func (l *loop) take(items []ferry.Sample, i int32, pt int64, hasTS bool, v float
 	} else {
 		ce.flags &^= explicit
 	}
-	ce.delivered = l.iter
-	if l.prevOK == 0 || ce.lastSeen != l.prevOK {
+	ce.flags |= now
+	if l.prevOK == 0 || !ce.has(prev) {
 		st.added++
 	}
 	st.post++
@@ -738,7 +735,7 @@ func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
 			l.startDedup()
 		}
 	}
-	l.created++
+	l.made++
 	var i int32
 	if n := len(l.free); n > 0 {
 		i, l.free = l.free[n-1], l.free[:n-1]

@@ -704,6 +704,10 @@ func TestTwinAfterQuietSpell(t *testing.T) {
 		}
 		return items
 	}
+	scrape("a 1\nm{x=\"1\"} 3\n")
+	if !l.finalsOK {
+		t.Fatal("no label hashes after the first scrape")
+	}
 	for range 3 * cacheEvictAfter {
 		scrape("a 1\nm{x=\"1\"} 3\n")
 	}
