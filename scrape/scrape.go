@@ -138,8 +138,9 @@ type Scraper struct {
 
 	// HTTPClientConfig configures the client built when Client is nil:
 	// authentication (basic auth, bearer token or its file, OAuth2), TLS,
-	// proxies and redirects, as in Prometheus. Nil means
-	// config.DefaultHTTPClientConfig. Its secrets are never logged.
+	// proxies, extra headers and redirects, as in Prometheus. Nil means
+	// config.DefaultHTTPClientConfig. Its secrets are never logged, and
+	// secret references (*_ref) are refused: there is no secret manager.
 	HTTPClientConfig *config.HTTPClientConfig
 	// Client, when set, is used instead of one built from HTTPClientConfig.
 	Client *http.Client
@@ -321,7 +322,7 @@ func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out c
 		if err := cfg.Validate(); err != nil {
 			return ferry.Permanent(fmt.Errorf("scrape: http client: %w", err))
 		}
-		c, err := config.NewClientFromConfig(cfg, "scrape")
+		c, err := newClient(cfg)
 		if err != nil {
 			return ferry.Permanent(fmt.Errorf("scrape: http client: %w", err))
 		}
