@@ -715,18 +715,29 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // to clear within one interval), with 30 % tolerance, never while retrying.
 // A full shard queue, which blocks the sink's callers, does not wait for the
 // interval: after at least a second (or the interval, if shorter) the count
-// is reconsidered at once and grows by half at least, as long as the last
-// such growth raised the delivery rate by 15 %. It shrinks only after a
-// whole interval.
+// is reconsidered at once and grows by half at least. It shrinks only after
+// a whole interval.
+//
+// Unlike Prometheus, it judges each growth at the next reconsideration: if
+// the delivery rate did not rise by 15 %, the receiver, not the shard
+// count, is the limit (it takes a request at a time, or shares a saturated
+// CPU), and the count before the growth becomes a ceiling until the rate
+// rises by 15 % over what it was then. More shards would only make each
+// request slower, which the formula answers with more shards still, each
+// with its queue and request buffers.
 func (s *Sink) reshardLoop(every time.Duration) {
 	defer s.reshWG.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastIn, lastOut, lastNanos int64
 	last := time.Now()
-	// The delivery rate before the last growth under pressure: when growing
-	// did not raise it, the receiver, not the shard count, is the limit.
-	var rateBeforeGrowth float64
+	var (
+		judge       bool    // the last reshard was a growth, not judged yet
+		from        int     // the shard count before it
+		before      float64 // the delivery rate before it
+		ceiling     int     // 0, or the most shards worth having
+		ceilingRate float64 // the delivery rate with it
+	)
 	for {
 		pressed := false
 		select {
@@ -747,6 +758,16 @@ func (s *Sink) reshardLoop(every time.Duration) {
 		if time.Since(time.Unix(0, s.lastRetry.Load())) < 2*every || dOut == 0 {
 			continue
 		}
+		outRate := float64(dOut) / elapsed.Seconds()
+		if judge {
+			judge = false
+			if outRate < 1.15*before {
+				ceiling, ceilingRate = from, max(before, outRate)
+			}
+		}
+		if ceiling > 0 && outRate >= 1.15*ceilingRate {
+			ceiling = 0 // the receiver got faster
+		}
 		backlog := in - out
 		perSample := float64(dNanos) / float64(dOut) / 1e9
 		rate := float64(dIn) / elapsed.Seconds()
@@ -754,15 +775,11 @@ func (s *Sink) reshardLoop(every time.Duration) {
 		s.mu.RLock()
 		cur := len(s.shards)
 		s.mu.RUnlock()
-		outRate := float64(dOut) / elapsed.Seconds()
 		if pressed {
-			if rateBeforeGrowth > 0 && outRate < 1.15*rateBeforeGrowth {
-				continue // more shards did not help: wait for the interval
-			}
 			desired = max(desired, cur+(cur+1)/2)
-			rateBeforeGrowth = outRate
-		} else {
-			rateBeforeGrowth = 0
+		}
+		if ceiling > 0 {
+			desired = min(desired, ceiling)
 		}
 		desired = min(max(desired, s.minShards()), s.maxShards())
 		shrink := float64(desired) <= 0.7*float64(cur)
@@ -770,6 +787,7 @@ func (s *Sink) reshardLoop(every time.Duration) {
 		if cur == 0 || desired == cur || !(grow || shrink && elapsed >= every/2) {
 			continue
 		}
+		judge, from, before = grow, cur, outRate
 		s.reshard(desired)
 	}
 }

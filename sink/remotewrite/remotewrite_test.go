@@ -721,26 +721,31 @@ func TestReshardOnPressure(t *testing.T) {
 }
 
 // A receiver that handles one request at a time gains nothing from more
-// shards: pressure stops adding them once they do not raise the rate.
-func TestReshardPressureStopsAtReceiverLimit(t *testing.T) {
-	rc := &receiver{t: t}
-	var one sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		one.Lock()
-		defer one.Unlock()
-		time.Sleep(20 * time.Millisecond)
-		rc.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	s := &Sink{URL: srv.URL, MaxShards: 16, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: time.Hour}
-	defer closeSink(t, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
-	defer cancel()
-	for i := 0; ctx.Err() == nil; i++ {
-		send(t, ctx, s, newSamples(100, 100, int64(i)))
-	}
-	if n := s.NumShards(); n > 3 {
-		t.Errorf("%d shards for a receiver that takes one request at a time", n)
+// shards: neither pressure nor the interval adds them once they do not
+// raise the rate (Prometheus's formula alone would, as requests slow down).
+func TestReshardStopsAtReceiverLimit(t *testing.T) {
+	for _, every := range []time.Duration{time.Hour, 500 * time.Millisecond} {
+		t.Run(every.String(), func(t *testing.T) {
+			rc := &receiver{t: t}
+			var one sync.Mutex
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				one.Lock()
+				defer one.Unlock()
+				time.Sleep(20 * time.Millisecond)
+				rc.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			s := &Sink{URL: srv.URL, MaxShards: 16, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: every}
+			defer closeSink(t, s)
+			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+			defer cancel()
+			for i := 0; ctx.Err() == nil; i++ {
+				send(t, ctx, s, newSamples(100, 100, int64(i)))
+			}
+			if n := s.NumShards(); n > 3 {
+				t.Errorf("%d shards for a receiver that takes one request at a time", n)
+			}
+		})
 	}
 }
 
