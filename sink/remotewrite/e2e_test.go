@@ -109,7 +109,8 @@ func TestE2EAgentChild(t *testing.T) {
 
 // traceRSS logs the resident set of process pid every second until it
 // exits, to see when the peak happens.
-func traceRSS(t *testing.T, pid int, done <-chan error) {
+// traceRSS reads the RSS of process pid each second until it is gone.
+func traceRSS(pid int) string {
 	var trace []string
 	for range time.Tick(time.Second) {
 		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -122,7 +123,7 @@ func traceRSS(t *testing.T, pid int, done <-chan error) {
 			}
 		}
 	}
-	t.Logf("RSS KiB each second: %s", strings.Join(trace, " "))
+	return strings.Join(trace, " ")
 }
 
 type counter struct{ samples, requests atomic.Int64 }
@@ -180,8 +181,10 @@ func runAgent(t *testing.T, cmd *exec.Cmd, rc *counter, d time.Duration) result 
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	var rss chan string
 	if os.Getenv("FERRY_E2E_RSS_TRACE") != "" {
-		go traceRSS(t, cmd.Process.Pid, done)
+		rss = make(chan string, 1)
+		go func() { rss <- traceRSS(cmd.Process.Pid) }()
 	}
 	select {
 	case <-done:
@@ -195,6 +198,9 @@ func runAgent(t *testing.T, cmd *exec.Cmd, rc *counter, d time.Duration) result 
 		}
 	}
 	wall := time.Since(start)
+	if rss != nil {
+		t.Logf("%s RSS KiB each second: %s", filepath.Base(cmd.Path), <-rss)
+	}
 	if f := os.Getenv("FERRY_E2E_AGENT_LOG"); f != "" {
 		os.WriteFile(f+"."+filepath.Base(cmd.Path), out.Bytes(), 0o644)
 	}
