@@ -4,6 +4,9 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,4 +46,36 @@ func TestRunClosesIdleConnections(t *testing.T) {
 	}
 	close(out)
 	srv.WaitAllClosed(t, "Run returned")
+}
+
+// An idle target holds no goroutine, only a timer: 200 targets between
+// scrapes add none, and removing them all sends their end-of-run markers.
+func TestIdleTargetsHoldNoGoroutine(t *testing.T) {
+	p := &page{}
+	p.set("m 1\n", textType)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	s := &Scraper{Interval: time.Hour}
+	h := start(t, s)
+	g0 := runtime.NumGoroutine()
+	var set []labels.Labels
+	for i := range 200 {
+		set = append(set, labels.FromStrings("__address__", addr(srv), "__param_i", strconv.Itoa(i)))
+	}
+	h.targets <- set
+	for len(s.Targets()) < 200 {
+		time.Sleep(time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > g0+5 {
+		t.Errorf("%d goroutines for 200 idle targets, %d before", g, g0)
+	}
+	h.targets <- nil
+	for len(s.Targets()) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case b := <-h.out:
+		t.Errorf("a batch from targets never scraped: %d samples", len(b.Items))
+	case <-time.After(50 * time.Millisecond):
+	}
 }

@@ -145,29 +145,65 @@ func newLoop(s *Scraper, t target) *loop {
 	return l
 }
 
-func (l *loop) run(runCtx, ctx context.Context, out chan<- ferry.Batch[ferry.Sample], offset time.Duration) {
-	timer := time.NewTimer(offset)
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-		timer.Stop()
-		return
+// run scrapes the target until ctx is done, the first time after offset,
+// then once an interval on the same phase (a scrape that overruns skips the
+// ticks it missed), and calls done once it stopped. No goroutine waits
+// between scrapes: each runs on its timer's goroutine (time.AfterFunc), so
+// an idle target costs a timer, not a goroutine and its stack (some 8 KB,
+// grown by the scrape path). When ctx is done while Run goes on, the target
+// went away: every series it had is marked stale, as Prometheus does.
+func (l *loop) run(runCtx, ctx context.Context, out chan<- ferry.Batch[ferry.Sample], offset time.Duration, done func()) {
+	var (
+		mu      sync.Mutex
+		timer   *time.Timer
+		busy    bool // a scrape is running; it stops the loop if ctx is done
+		scraped bool
+		stopped bool
+	)
+	next := time.Now().Add(offset) // the tick being waited for
+	finish := func() {
+		if scraped && runCtx.Err() == nil {
+			l.sendEndOfRunStaleness(runCtx, out)
+		}
+		done()
 	}
-	ticker := time.NewTicker(l.t.interval)
-	defer ticker.Stop()
-	for {
-		l.scrapeAndSend(ctx, out, time.Now())
-		select {
-		case <-ticker.C:
-		case <-ctx.Done():
-			// The target went away while Run goes on: mark every series it
-			// had as stale, as Prometheus does.
-			if runCtx.Err() == nil {
-				l.sendEndOfRunStaleness(runCtx, out)
-			}
+	mu.Lock()
+	defer mu.Unlock()
+	timer = time.AfterFunc(offset, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
 			return
 		}
-	}
+		busy, scraped = true, true
+		mu.Unlock()
+		l.scrapeAndSend(ctx, out, time.Now())
+		mu.Lock()
+		busy = false
+		if ctx.Err() != nil {
+			stopped = true
+			mu.Unlock()
+			finish()
+			return
+		}
+		now := time.Now()
+		if late := now.Sub(next); late >= 0 {
+			next = next.Add((late/l.t.interval + 1) * l.t.interval)
+		}
+		timer.Reset(next.Sub(now))
+		mu.Unlock()
+	})
+	context.AfterFunc(ctx, func() {
+		mu.Lock()
+		if busy || stopped {
+			mu.Unlock()
+			return
+		}
+		stopped = true
+		timer.Stop()
+		mu.Unlock()
+		finish()
+	})
 }
 
 func (l *loop) sendEndOfRunStaleness(ctx context.Context, out chan<- ferry.Batch[ferry.Sample]) {

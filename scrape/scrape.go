@@ -412,10 +412,7 @@ func (s *Scraper) sync(ctx context.Context, set []labels.Labels, out chan<- ferr
 		l.cancel = cancel
 		s.loops[k] = l
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.run(ctx, lctx, out, s.offset(&l.t, seed, now))
-		}()
+		l.run(ctx, lctx, out, s.offset(&l.t, seed, now), wg.Done)
 	}
 }
 
