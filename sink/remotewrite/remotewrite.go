@@ -8,10 +8,11 @@
 // Samples go through a sharded queue like Prometheus's: every series is
 // hashed to one shard, so its samples are sent in order, one request at a
 // time per shard; the number of shards adapts to the throughput between
-// MinShards and MaxShards; a shard sends when it holds MaxSamplesPerSend
-// samples or its oldest sample waited BatchSendDeadline. The queue is
-// bounded (Capacity samples per shard): when it is full, Send blocks, and
-// that backpressure stops the sources.
+// MinShards and MaxShards, but does not grow past a count that did not
+// deliver faster than the one before it; a shard sends when it holds
+// MaxSamplesPerSend samples or its oldest sample waited BatchSendDeadline.
+// The queue is bounded (Capacity samples per shard): when it is full, Send
+// blocks, and that backpressure stops the sources.
 //
 // 5xx answers, 429 (honouring Retry-After) and network errors are retried
 // with exponential backoff, without limit, until the sink is closed. Other
