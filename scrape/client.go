@@ -17,7 +17,7 @@ import (
 // redirects, HTTP/2; TestClientAsConfig compares the two), but on an
 // http.Transport of its own: config's dials through go-conntrack, which
 // keeps a trace log of some 9 KB for every connection, and a Scraper holds
-// a connection per target. Its write buffer is sized for a scrape's GET.
+// a connection per target. Its buffers are 1 KB, not 4.
 func newClient(cfg config.HTTPClientConfig) (*http.Client, error) {
 	tlsConfig, err := config.NewTLSConfig(&cfg.TLSConfig)
 	if err != nil {
@@ -65,7 +65,11 @@ func roundTripper(cfg config.HTTPClientConfig, tlsConfig *tls.Config) (http.Roun
 		IdleConnTimeout:       5 * time.Minute, // above any sane scrape interval
 		DisableCompression:    true,            // fetch asks for gzip itself
 		ExpectContinueTimeout: time.Second,
-		WriteBufferSize:       1 << 10,
+		// 1 KB each way, not 4: a scrape's request is a few hundred
+		// bytes, and fetch reads a body in chunks larger than 1 KB
+		// (gzip's own buffer, or bytes.Buffer's), which bypass this one.
+		WriteBufferSize: 1 << 10,
+		ReadBufferSize:  1 << 10,
 	}
 	if cfg.EnableHTTP2 {
 		t.Protocols = new(http.Protocols)
