@@ -98,7 +98,8 @@ func (l *loop) resume(items []ferry.Sample, page []byte, off, typeOff, entries i
 }
 
 // sampleLine splits a sample line of the text format (without its newline)
-// into its series, timestamp (if it has one) and value, if the line has the plain form
+// into its series, timestamp (if it has one) and value, if the line has the
+// plain form
 //
 //	name[{...}] value [timestamp]
 //
