@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,5 +78,59 @@ func TestIdleTargetsHoldNoGoroutine(t *testing.T) {
 	case b := <-h.out:
 		t.Errorf("a batch from targets never scraped: %d samples", len(b.Items))
 	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// Scrapes keep their phase: one an interval, and a scrape held up (here by
+// a consumer that stops reading) skips the ticks it missed instead of
+// catching up in a burst.
+func TestScheduleSkipsMissedTicks(t *testing.T) {
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		w.Header().Set("Content-Type", textType)
+		io.WriteString(w, "m 1\n")
+	}))
+	defer srv.Close()
+	s := &Scraper{Interval: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	targets := make(chan []labels.Labels, 1)
+	out := make(chan ferry.Batch[ferry.Sample]) // unbuffered: a scrape waits for the reader
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, targets, out) }()
+	targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+	for i := range 12 {
+		b := <-out
+		b.Done(nil)
+		if i == 4 {
+			time.Sleep(300 * time.Millisecond) // six ticks missed
+		}
+	}
+	cancel()
+	go func() {
+		for b := range out {
+			b.Done(nil)
+		}
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	close(out)
+	mu.Lock()
+	defer mu.Unlock()
+	// A late timer may bring one scrape close to the next tick; a burst
+	// brings several together.
+	close := 0
+	for i := 1; i < len(at); i++ {
+		if at[i].Sub(at[i-1]) < 5*time.Millisecond {
+			close++
+		}
+	}
+	if close > 1 {
+		t.Errorf("%d scrapes within 5ms of the one before, interval 50ms: %v", close, at)
 	}
 }
