@@ -124,13 +124,13 @@ func TestScheduleSkipsMissedTicks(t *testing.T) {
 	defer mu.Unlock()
 	// A late timer may bring one scrape close to the next tick; a burst
 	// brings several together.
-	close := 0
+	bunched := 0
 	for i := 1; i < len(at); i++ {
 		if at[i].Sub(at[i-1]) < 5*time.Millisecond {
-			close++
+			bunched++
 		}
 	}
-	if close > 1 {
-		t.Errorf("%d scrapes within 5ms of the one before, interval 50ms: %v", close, at)
+	if bunched > 1 {
+		t.Errorf("%d scrapes within 5ms of the one before, interval 50ms: %v", bunched, at)
 	}
 }
