@@ -97,6 +97,16 @@ var _ http.Handler = (*Receiver)(nil)
 // running, pushes get 503. A Receiver runs once at a time; Run returns an
 // error if it is already running.
 func (r *Receiver) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
+	if err := r.start(ctx, out); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	r.stop()
+	return nil
+}
+
+// start makes pushes emit on out; stop makes them get 503 again.
+func (r *Receiver) start(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
 	r.mu.Lock()
 	if r.out != nil {
 		r.mu.Unlock()
@@ -105,11 +115,13 @@ func (r *Receiver) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry])
 	r.out, r.runDone, r.rep = out, ctx.Done(), ferry.ReporterFrom(ctx)
 	r.mu.Unlock()
 	r.rep.SetHealth(ferry.Healthy, nil)
-	<-ctx.Done()
+	return nil
+}
+
+func (r *Receiver) stop() {
 	r.mu.Lock()
 	r.out, r.runDone, r.rep = nil, nil, nil
 	r.mu.Unlock()
-	return nil
 }
 
 // httpError is an error with the status to answer.
@@ -417,20 +429,26 @@ func (s *Server) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- s.Receiver.Run(rctx, out) }()
+	// The receiver runs before the first request is served: a push that
+	// arrives as soon as the listener exists must not get 503.
+	if err := s.Receiver.start(rctx, out); err != nil {
+		ln.Close()
+		return err
+	}
+	stopped := make(chan struct{})
+	go func() {
+		<-rctx.Done()
+		s.Receiver.stop()
+		close(stopped)
+	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	select {
 	case err := <-serveErr:
 		cancel()
-		<-runErr
+		<-stopped
 		return fmt.Errorf("lokipush: %w", err)
-	case err := <-runErr:
-		srv.Close()
-		<-serveErr
-		return err
 	case <-ctx.Done():
 	}
 	timeout := s.ShutdownTimeout
@@ -444,7 +462,7 @@ func (s *Server) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 		srv.Close()
 	}
 	<-serveErr
-	<-runErr
+	<-stopped
 	if err != nil {
 		return fmt.Errorf("lokipush: shutdown: %w", err)
 	}
