@@ -95,31 +95,17 @@ func TestScheduleSkipsMissedTicks(t *testing.T) {
 		io.WriteString(w, "m 1\n")
 	}))
 	defer srv.Close()
-	s := &Scraper{Interval: 50 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	targets := make(chan []labels.Labels, 1)
-	out := make(chan ferry.Batch[ferry.Sample]) // unbuffered: a scrape waits for the reader
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, targets, out) }()
-	targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+	// Unbuffered: a scrape waits for the reader.
+	h := startOut(t, &Scraper{Interval: 50 * time.Millisecond}, make(chan ferry.Batch[ferry.Sample]))
+	h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
 	for i := range 12 {
-		b := <-out
+		b := <-h.out
 		b.Done(nil)
 		if i == 4 {
 			time.Sleep(300 * time.Millisecond) // six ticks missed
 		}
 	}
-	cancel()
-	go func() {
-		for b := range out {
-			b.Done(nil)
-		}
-	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	close(out)
+	h.stop()
 	mu.Lock()
 	defer mu.Unlock()
 	// A late timer may bring one scrape close to the next tick; a burst

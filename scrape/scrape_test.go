@@ -94,12 +94,17 @@ type harness struct {
 }
 
 func start(t *testing.T, s *Scraper) *harness {
+	return startOut(t, s, make(chan ferry.Batch[ferry.Sample], 100))
+}
+
+// startOut is start with the channel batches go to.
+func startOut(t *testing.T, s *Scraper, out chan ferry.Batch[ferry.Sample]) *harness {
 	t.Helper()
 	if s.Interval == 0 {
 		s.Interval = 50 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, targets: make(chan []labels.Labels, 1), out: make(chan ferry.Batch[ferry.Sample], 100), cancel: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, targets: make(chan []labels.Labels, 1), out: out, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- s.Run(ctx, h.targets, h.out) }()
 	t.Cleanup(h.stop)
 	return h
