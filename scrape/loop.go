@@ -73,7 +73,7 @@ const (
 	explicit                        // carried its own timestamp when last seen
 	bad                             // violates a label limit, see loop.errs
 	promText                        // made from the Prometheus text format, see skimText
-	prev                            // delivered by the last scrape, which succeeded (loop.prevOK)
+	prev                            // delivered by the last scrape, which succeeded
 	now                             // delivered by the current scrape
 )
 
@@ -94,7 +94,6 @@ type loop struct {
 	free    []int32          // unused slots of entries
 	errs    map[uint64]error // the label-limit violations of bad entries, by page-bytes hash
 	iter    uint32           // the current scrape (0 is skipped when it wraps)
-	prevOK  uint32           // the last successful scrape, 0 if the last one failed
 	report  []labels.Labels  // labels of the automatic series
 	lb      *labels.Builder
 	scratch labels.Labels
@@ -296,11 +295,6 @@ func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
 		}
 		ce.flags = f
 	}
-	if ok {
-		l.prevOK = l.iter
-	} else {
-		l.prevOK = 0
-	}
 	putMap(&l.dedup)
 	l.mergeFresh()
 	if l.iter%cacheEvictAfter == 0 {
@@ -316,9 +310,6 @@ func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
 // appendStale adds a staleness marker for every series delivered by the
 // previous successful scrape and not by the current one, or for all of them.
 func (l *loop) appendStale(items []ferry.Sample, ts int64, all bool) []ferry.Sample {
-	if l.prevOK == 0 {
-		return items
-	}
 	stale := math.Float64frombits(value.StaleNaN)
 	for i := range l.entries {
 		ce := &l.entries[i]
@@ -675,7 +666,7 @@ func (l *loop) take(items []ferry.Sample, i int32, pt int64, hasTS bool, v float
 		ce.flags &^= explicit
 	}
 	ce.flags |= now
-	if l.prevOK == 0 || !ce.has(prev) {
+	if !ce.has(prev) {
 		st.added++
 	}
 	st.post++
