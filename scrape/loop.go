@@ -51,16 +51,19 @@ var reportNames = []string{upName, durationName, scrapedName, postRelabelName, s
 
 // cacheEntry is what a scrape loop remembers about one series, found by
 // the 64-bit xxhash of its bytes in the page (a collision among one target's
-// series is as unlikely as Prometheus's own series-hash collisions): its
-// final labels, so that a series seen before costs no label parsing,
-// relabeling or allocation, and whether the last successful scrape and the
-// current one delivered it, from which staleness follows.
+// series is as unlikely as Prometheus's own series-hash collisions): where
+// its final labels are held (see labelbytes.go), so that a series seen
+// before costs no label parsing or relabeling, and whether the last
+// successful scrape and the current one delivered it, from which staleness
+// follows.
 //
-// It is kept small (32 bytes) and stored by value in loop.entries, so that a
-// target's cache is a few large objects, not one per series.
+// It is kept small (24 bytes, no pointers) and stored by value in
+// loop.entries, so that a target's cache is a few large objects, not one
+// per series, and nothing the collector has to trace.
 type cacheEntry struct {
-	lset  labels.Labels
 	key   uint64 // the hash of the series' bytes in the page
+	off   uint32 // its labels are loop.held[off:off+n]
+	n     uint32
 	mark  uint32 // the last scrape that parsed it
 	flags entryFlags
 }
@@ -75,6 +78,7 @@ const (
 	promText                        // made from the Prometheus text format, see skimText
 	prev                            // delivered by the last scrape, which succeeded
 	now                             // delivered by the current scrape
+	split                           // held without the target's labels
 )
 
 func (ce *cacheEntry) has(f entryFlags) bool { return ce.flags&f != 0 }
@@ -92,6 +96,8 @@ type loop struct {
 	index   seriesIndex // page-bytes hash of a series -> its slot in entries
 	entries []cacheEntry
 	free    []int32          // unused slots of entries
+	held    []byte           // the labels of the entries, encoded (see labelbytes.go)
+	dead    int              // bytes of held no entry uses
 	errs    map[uint64]error // the label-limit violations of bad entries, by page-bytes hash
 	iter    uint32           // the current scrape (0 is skipped when it wraps)
 	report  []labels.Labels  // labels of the automatic series
@@ -302,6 +308,8 @@ func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
 	}
 	if l.made == 0 {
 		l.finals, l.finalsOK = nil, false
+	} else if cap(l.held)-len(l.held) > len(l.held)/4 {
+		l.compact() // presize guessed high, or held grew by appending
 	}
 	l.made = 0
 	return items
@@ -317,11 +325,11 @@ func (l *loop) appendStale(items []ferry.Sample, ts int64, all bool) []ferry.Sam
 			continue
 		}
 		if l.aliased {
-			if _, ok := l.dedup[ce.lset.Hash()]; ok {
+			if _, ok := l.dedup[l.labelsOf(ce).Hash()]; ok {
 				continue // delivered now under another spelling
 			}
 		}
-		items = append(items, ferry.Sample{Labels: ce.lset, T: ts, V: stale})
+		items = append(items, ferry.Sample{Labels: l.labelsOf(ce), T: ts, V: stale})
 	}
 	return items
 }
@@ -338,6 +346,7 @@ func (l *loop) evict() {
 			continue
 		}
 		delete(l.errs, ce.key)
+		l.dead += int(ce.n)
 		*ce = cacheEntry{}
 		l.free = append(l.free, int32(i))
 		n++
@@ -353,6 +362,9 @@ func (l *loop) evict() {
 			}
 		}
 		l.entries, l.free = entries, nil
+	}
+	if l.dead > len(l.held)/2 {
+		l.compact()
 	}
 	l.index.rebuild(l.entries, indexSize(len(l.entries)-len(l.free)))
 	l.buildFinals()
@@ -370,7 +382,7 @@ func (l *loop) buildFinals() {
 	l.finals = l.finals[:0]
 	for i := range l.entries {
 		if ce := &l.entries[i]; ce.has(keep) {
-			l.finals = append(l.finals, ce.lset.Hash())
+			l.finals = append(l.finals, l.labelsOf(ce).Hash())
 		}
 	}
 	slices.Sort(l.finals)
@@ -425,7 +437,7 @@ func (l *loop) startDedup() {
 	}
 	for i := range l.entries {
 		if ce := &l.entries[i]; ce.has(now) {
-			l.dedup[ce.lset.Hash()] = struct{}{}
+			l.dedup[l.labelsOf(ce).Hash()] = struct{}{}
 		}
 	}
 }
@@ -571,7 +583,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 			return items, st, fmt.Errorf("parsing page: NUL byte at offset %d", i)
 		}
 		if len(l.entries) == 0 {
-			items = l.presize(items, seriesLines(page))
+			items = l.presize(items, page)
 		}
 	}
 	if l.aliased && l.dedup == nil {
@@ -653,7 +665,7 @@ func (l *loop) take(items []ferry.Sample, i int32, pt int64, hasTS bool, v float
 		return items, l.errs[ce.key]
 	}
 	if l.aliased {
-		h := ce.lset.Hash()
+		h := l.labelsOf(ce).Hash()
 		if _, dup := l.dedup[h]; dup {
 			st.dups++
 			return items, nil // another spelling of a series already delivered
@@ -673,14 +685,16 @@ func (l *loop) take(items []ferry.Sample, i int32, pt int64, hasTS bool, v float
 	if lim := l.s.SampleLimit; lim > 0 && st.post > lim {
 		return items, fmt.Errorf("%w: more than %d samples (sample_limit)", ErrSampleLimit, lim)
 	}
-	return append(items, ferry.Sample{Labels: ce.lset, T: t, V: v}), nil
+	return append(items, ferry.Sample{Labels: l.labelsOf(ce), T: t, V: v}), nil
 }
 
-// presize sizes an empty cache, and items, for the n series a target's
-// first page holds: a new target's first scrape does not grow them step by
-// step (garbage, when hundreds of targets start at once), and the cache
-// holds no spare capacity.
-func (l *loop) presize(items []ferry.Sample, n int) []ferry.Sample {
+// presize sizes an empty cache, and items, for the series a target's
+// first text page holds: a new target's first scrape does not grow them
+// step by step (garbage, when hundreds of targets start at once; and the
+// samples of the scrape would keep each slice held grew through), and the
+// cache holds little spare capacity.
+func (l *loop) presize(items []ferry.Sample, page []byte) []ferry.Sample {
+	n, text := seriesLines(page)
 	n = min(n, maxPresize)
 	if lim := l.s.SampleLimit; lim > 0 {
 		n = min(n, lim+1)
@@ -694,6 +708,11 @@ func (l *loop) presize(items []ferry.Sample, n int) []ferry.Sample {
 		size *= 2 // as full as add lets it be: most pages do not grow
 	}
 	l.index.rebuild(l.entries, size)
+	// The encoding of a series' labels is about as long as its text with
+	// the name label's 10 bytes more (a label's two length bytes for its
+	// quotes, = and comma), plus the target's labels.
+	tl := len(appendLabelBytes(nil, l.t.labels))
+	l.held = make([]byte, 0, min(text, len(page))+n*(10+tl))
 	return slices.Grow(items, n+len(l.report))
 }
 
@@ -701,20 +720,29 @@ func (l *loop) presize(items []ferry.Sample, n int) []ferry.Sample {
 const maxPresize = 1 << 16
 
 // seriesLines counts the lines of a text page that are neither blank nor
-// comments: the number of samples, if every series is well-formed.
-func seriesLines(page []byte) int {
-	n := 0
+// comments, the number of samples if every series is well-formed, and the
+// bytes of their series (up to the last '}', or to the first space).
+func seriesLines(page []byte) (n, text int) {
 	for len(page) > 0 {
-		if page[0] != '#' && page[0] != '\n' {
-			n++
+		line := page
+		if i := bytes.IndexByte(page, '\n'); i >= 0 {
+			line, page = page[:i], page[i+1:]
+		} else {
+			page = nil
 		}
-		i := bytes.IndexByte(page, '\n')
-		if i < 0 {
-			break
+		if len(line) == 0 || line[0] == '#' {
+			continue
 		}
-		page = page[i+1:]
+		n++
+		if i := bytes.LastIndexByte(line, '}'); i >= 0 {
+			text += i + 1
+		} else if i := bytes.IndexByte(line, ' '); i >= 0 {
+			text += i
+		} else {
+			text += len(line)
+		}
 	}
-	return n
+	return n, text
 }
 
 // newEntry resolves the labels of the parser's current series (target
@@ -746,19 +774,24 @@ func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
 			lb.Set(tl.Name, tl.Value)
 		})
 	}
+	var ls labels.Labels
 	if l.s.MetricRelabel.ProcessBuilder(lb) {
-		ce.lset = lb.Labels()
+		ls = lb.Labels()
 	}
-	if !ce.lset.IsEmpty() {
+	if !ls.IsEmpty() {
 		ce.flags |= keep
-		if err := l.checkLimits(ce.lset); err != nil {
+		err := l.hold(&ce, ls)
+		if err == nil {
+			err = l.checkLimits(ls)
+		}
+		if err != nil {
 			ce.flags |= bad
 			if l.errs == nil {
 				l.errs = map[uint64]error{}
 			}
 			l.errs[key] = err
 		}
-		if l.isTwin(ce.lset.Hash()) && !l.aliased {
+		if l.isTwin(ls.Hash()) && !l.aliased {
 			l.startDedup()
 		}
 	}
@@ -793,4 +826,44 @@ func (l *loop) checkLimits(ls labels.Labels) error {
 		}
 	})
 	return err
+}
+
+// hold stores the encoding of ls, the final labels of ce, in held.
+func (l *loop) hold(ce *cacheEntry, ls labels.Labels) error {
+	off := len(l.held)
+	l.held = appendLabelBytes(l.held, ls)
+	if len(l.held) > math.MaxUint32 {
+		l.held = l.held[:off]
+		return fmt.Errorf("%w: the labels of the target's series exceed 4 GiB", ErrLabelLimit)
+	}
+	ce.off, ce.n = uint32(off), uint32(len(l.held)-off)
+	return nil
+}
+
+// labelsOf returns the final labels of ce, a view of held: held is only
+// appended to, and a copy replaces it when it grows or is compacted, so
+// the labels of samples still on their way stay as they were.
+func (l *loop) labelsOf(ce *cacheEntry) labels.Labels {
+	end := ce.off + ce.n
+	return viewLabels(l.held[ce.off:end:end])
+}
+
+// compact copies the held labels of the entries in use to a new slice of
+// their size; views of the old one stay valid.
+func (l *loop) compact() {
+	n := 0
+	for i := range l.entries {
+		n += int(l.entries[i].n)
+	}
+	held := make([]byte, 0, n)
+	for i := range l.entries {
+		ce := &l.entries[i]
+		if !ce.has(used) {
+			continue
+		}
+		off := len(held)
+		held = append(held, l.held[ce.off:ce.off+ce.n]...)
+		ce.off = uint32(off)
+	}
+	l.held, l.dead = held, 0
 }

@@ -1,0 +1,142 @@
+package scrape
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/ferrydev/ferry/relabel"
+)
+
+// canonical re-encodes ls with Prometheus's own builder.
+func canonical(ls labels.Labels) labels.Labels {
+	sb := labels.NewScratchBuilder(8)
+	ls.Range(func(l labels.Label) { sb.Add(l.Name, l.Value) })
+	return sb.Labels()
+}
+
+func TestLabelBytes(t *testing.T) {
+	if !zeroCopy {
+		t.Error("labels.Labels is no longer the string appendLabelBytes writes: every sample's labels are copied (see viewsLabels)")
+	}
+	long, huge := strings.Repeat("v", 254), strings.Repeat("w", 70000)
+	for _, ls := range []labels.Labels{
+		labels.EmptyLabels(),
+		labels.FromStrings("__name__", "up"),
+		labels.FromStrings("__name__", "m", "a", "", "b", long, long+"x", huge),
+		labels.FromStrings("ü", "ö", "job", "node"),
+	} {
+		b := appendLabelBytes(nil, ls)
+		for _, got := range []labels.Labels{viewLabels(b), decodeLabels(b)} {
+			if !labels.Equal(got, ls) || got.String() != ls.String() || !labels.Equal(canonical(got), ls) {
+				t.Errorf("%s: got %s", ls, got)
+			}
+		}
+	}
+}
+
+func FuzzLabelBytes(f *testing.F) {
+	f.Add("__name__=up,instance=h:1,job=j")
+	f.Add("a=,b=2")
+	f.Fuzz(func(t *testing.T, set string) {
+		b := labels.NewBuilder(labels.EmptyLabels())
+		for _, kv := range strings.Split(set, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				b.Set(k, v)
+			}
+		}
+		ls := b.Labels()
+		enc := appendLabelBytes(nil, ls)
+		for _, got := range []labels.Labels{viewLabels(enc), decodeLabels(enc)} {
+			if !labels.Equal(got, ls) || got.Hash() != ls.Hash() {
+				t.Fatalf("%s: got %s", ls, got)
+			}
+		}
+	})
+}
+
+// TestHeldLabels checks the final labels of held series through the parsed
+// and the skimmed path, and that the labels of samples already delivered
+// stay as they were while the cache evicts, compacts and refills.
+func TestHeldLabels(t *testing.T) {
+	type want struct {
+		series string
+		labels labels.Labels
+	}
+	for _, tc := range []struct {
+		name string
+		s    *Scraper
+		want []want
+	}{
+		{"default", &Scraper{Job: "j"}, []want{
+			{`a{x="1"}`, labels.FromStrings("__name__", "a", "instance", "h:1", "job", "j", "x", "1")},
+			{`d{l="` + strings.Repeat("l", 100) + `"}`, labels.FromStrings("__name__", "d", "instance", "h:1", "job", "j", "l", strings.Repeat("l", 100))},
+			{`b`, labels.FromStrings("__name__", "b", "instance", "h:1", "job", "j")},
+			{`c{instance="p",z="2"}`, labels.FromStrings("__name__", "c", "exported_instance", "p", "instance", "h:1", "job", "j", "z", "2")},
+		}},
+		{"honor_labels", &Scraper{Job: "j", HonorLabels: true}, []want{
+			{`a{x="1"}`, labels.FromStrings("__name__", "a", "instance", "h:1", "job", "j", "x", "1")},
+			{`d{l="` + strings.Repeat("l", 100) + `"}`, labels.FromStrings("__name__", "d", "instance", "h:1", "job", "j", "l", strings.Repeat("l", 100))},
+			{`c{instance="p",z="2"}`, labels.FromStrings("__name__", "c", "instance", "p", "job", "j", "z", "2")},
+		}},
+		{"relabeled", &Scraper{Job: "j", MetricRelabel: relabel.MustNew(relabel.Replace([]string{"__name__"}, "b", "job", "k"))}, []want{
+			{`a{x="1"}`, labels.FromStrings("__name__", "a", "instance", "h:1", "job", "j", "x", "1")},
+			{`d{l="` + strings.Repeat("l", 100) + `"}`, labels.FromStrings("__name__", "d", "instance", "h:1", "job", "j", "l", strings.Repeat("l", 100))},
+			{`b`, labels.FromStrings("__name__", "b", "instance", "h:1", "job", "k")},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, err := tc.s.resolve(labels.FromStrings("__address__", "h:1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := newLoop(tc.s, tg)
+			type kept struct {
+				ls   labels.Labels
+				text string
+			}
+			var all []kept
+			check := func(iter int, page string, expect []want) {
+				items, _, err := l.scrapePage(nil, []byte(page), textType, int64(iter))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[string]labels.Labels{}
+				for _, it := range items {
+					got[it.Labels.Get("__name__")] = it.Labels
+					all = append(all, kept{it.Labels, it.Labels.String()})
+				}
+				for _, w := range expect {
+					name := w.labels.Get("__name__")
+					if g := got[name]; !labels.Equal(g, w.labels) || !labels.Equal(canonical(g), w.labels) {
+						t.Fatalf("scrape %d: %s: got %s, want %s", iter, w.series, g, w.labels)
+					}
+				}
+			}
+			var full strings.Builder
+			for i, w := range tc.want {
+				fmt.Fprintf(&full, "%s %d\n", w.series, i)
+			}
+			for iter := range 3 * cacheEvictAfter {
+				check(iter, full.String(), tc.want)
+			}
+			// Only the first series for a while: the others are evicted and
+			// held compacted; then all come back.
+			heldBefore := &l.held[0]
+			for iter := 3 * cacheEvictAfter; iter < 5*cacheEvictAfter; iter++ {
+				check(iter, tc.want[0].series+" 7\n", tc.want[:1])
+			}
+			if l.index.n != 1 || &l.held[0] == heldBefore {
+				t.Fatalf("after eviction: %d entries, held compacted: %v", l.index.n, &l.held[0] != heldBefore)
+			}
+			check(5*cacheEvictAfter, full.String(), tc.want)
+			for _, k := range all {
+				if k.ls.String() != k.text {
+					t.Fatalf("labels delivered as %s are now %s", k.text, k.ls)
+				}
+			}
+		})
+	}
+}
