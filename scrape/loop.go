@@ -97,6 +97,7 @@ type loop struct {
 	entries []cacheEntry
 	free    []int32          // unused slots of entries
 	held    []byte           // the labels of the entries, encoded (see labelbytes.go)
+	sorted  []labels.Label   // scratch for hold
 	dead    int              // bytes of held no entry uses
 	errs    map[uint64]error // the label-limit violations of bad entries, by page-bytes hash
 	iter    uint32           // the current scrape (0 is skipped when it wraps)
@@ -708,11 +709,10 @@ func (l *loop) presize(items []ferry.Sample, page []byte) []ferry.Sample {
 		size *= 2 // as full as add lets it be: most pages do not grow
 	}
 	l.index.rebuild(l.entries, size)
-	// The encoding of a series' labels is about as long as its text with
-	// the name label's 10 bytes more (a label's two length bytes for its
-	// quotes, = and comma), plus the target's labels.
+	// held: the page's own labels take as many bytes encoded as in the
+	// text (see seriesLines), and each series has the target's labels.
 	tl := len(appendLabelBytes(nil, l.t.labels))
-	l.held = make([]byte, 0, min(text, len(page))+n*(10+tl))
+	l.held = make([]byte, 0, text+n*tl)
 	return slices.Grow(items, n+len(l.report))
 }
 
@@ -721,8 +721,12 @@ const maxPresize = 1 << 16
 
 // seriesLines counts the lines of a text page that are neither blank nor
 // comments, the number of samples if every series is well-formed, and the
-// bytes of their series (up to the last '}', or to the first space).
-func seriesLines(page []byte) (n, text int) {
+// bytes their labels take encoded (see labelbytes.go) if they are spelt
+// plainly: a series name{a="b",c="d"} (the text up to the last '}', or to
+// the first space) becomes the label __name__ (10 bytes more than the name)
+// and labels of 2 bytes less each than a="b" with its comma, the last one
+// having none and the braces 2 more.
+func seriesLines(page []byte) (n, size int) {
 	for len(page) > 0 {
 		line := page
 		if i := bytes.IndexByte(page, '\n'); i >= 0 {
@@ -735,14 +739,15 @@ func seriesLines(page []byte) (n, text int) {
 		}
 		n++
 		if i := bytes.LastIndexByte(line, '}'); i >= 0 {
-			text += i + 1
+			k := bytes.Count(line[:i], []byte(`="`))
+			size += i + 1 + 10 - 2*k - min(k, 1)
 		} else if i := bytes.IndexByte(line, ' '); i >= 0 {
-			text += i
+			size += i + 10
 		} else {
-			text += len(line)
+			size += len(line) + 10
 		}
 	}
-	return n, text
+	return n, size
 }
 
 // newEntry resolves the labels of the parser's current series (target
@@ -774,13 +779,15 @@ func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
 			lb.Set(tl.Name, tl.Value)
 		})
 	}
-	var ls labels.Labels
+	var (
+		ls  labels.Labels
+		err error
+	)
 	if l.s.MetricRelabel.ProcessBuilder(lb) {
-		ls = lb.Labels()
+		ls, err = l.hold(&ce, lb)
 	}
-	if !ls.IsEmpty() {
+	if !ls.IsEmpty() || err != nil {
 		ce.flags |= keep
-		err := l.hold(&ce, ls)
 		if err == nil {
 			err = l.checkLimits(ls)
 		}
@@ -791,7 +798,7 @@ func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
 			}
 			l.errs[key] = err
 		}
-		if l.isTwin(ls.Hash()) && !l.aliased {
+		if !ls.IsEmpty() && l.isTwin(ls.Hash()) && !l.aliased {
 			l.startDedup()
 		}
 	}
@@ -828,16 +835,25 @@ func (l *loop) checkLimits(ls labels.Labels) error {
 	return err
 }
 
-// hold stores the encoding of ls, the final labels of ce, in held.
-func (l *loop) hold(ce *cacheEntry, ls labels.Labels) error {
+// hold stores the labels lb built, the final labels of ce, in held and
+// returns them (a view of held). It encodes them straight from lb: the
+// labels.Labels that lb.Labels would allocate is garbage once held has it.
+func (l *loop) hold(ce *cacheEntry, lb *labels.Builder) (labels.Labels, error) {
+	sorted := l.sorted[:0]
+	lb.Range(func(x labels.Label) { sorted = append(sorted, x) })
+	slices.SortFunc(sorted, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
 	off := len(l.held)
-	l.held = appendLabelBytes(l.held, ls)
+	for _, x := range sorted {
+		l.held = appendLabel(l.held, x)
+	}
+	clear(sorted) // the strings may be parts of the page
+	l.sorted = sorted[:0]
 	if len(l.held) > math.MaxUint32 {
 		l.held = l.held[:off]
-		return fmt.Errorf("%w: the labels of the target's series exceed 4 GiB", ErrLabelLimit)
+		return labels.EmptyLabels(), fmt.Errorf("%w: the labels of the target's series exceed 4 GiB", ErrLabelLimit)
 	}
 	ce.off, ce.n = uint32(off), uint32(len(l.held)-off)
-	return nil
+	return l.labelsOf(ce), nil
 }
 
 // labelsOf returns the final labels of ce, a view of held: held is only
