@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/labelsenc"
 )
 
 // MetadataFunc returns the metadata of the family a series named metric
@@ -105,6 +106,47 @@ func appendString(b []byte, s string) []byte {
 	return append(appendVarint(b, uint64(len(s))), s...)
 }
 
+// A labels.Labels held in the stringlabels encoding (labelsenc.Raw) is a
+// run of names and values each preceded by its length in one byte when
+// shorter than 255; below 128 that byte is also the length's protobuf
+// varint, so a name or value is copied into a Label message with its
+// length as it is, without decoding the labels.
+
+// rawLabelsSize returns the size of the TimeSeries labels fields for the
+// encoded labels raw, or false if a name or value is 128 bytes or longer.
+func rawLabelsSize(raw string) (int, bool) {
+	n := 0
+	for i := 0; i < len(raw); {
+		ln := int(raw[i])
+		j := i + 1 + ln
+		if ln >= 0x80 || j >= len(raw) || raw[j] >= 0x80 {
+			return 0, false
+		}
+		lv := int(raw[j])
+		m := 4 + ln + lv // two tags, two one-byte lengths
+		n += 1 + protowire.SizeVarint(uint64(m)) + m
+		i = j + 1 + lv
+	}
+	return n, true
+}
+
+// appendRawLabels appends the TimeSeries labels fields for the encoded
+// labels raw, which rawLabelsSize accepted.
+func appendRawLabels(b []byte, raw string) []byte {
+	for i := 0; i < len(raw); {
+		j := i + 1 + int(raw[i])
+		k := j + 1 + int(raw[j])
+		b = append(b, tag(v1SeriesLabels, protowire.BytesType))
+		b = appendVarint(b, uint64(k-i+2))
+		b = append(b, tag(v1LabelName, protowire.BytesType))
+		b = append(b, raw[i:j]...)
+		b = append(b, tag(v1LabelValue, protowire.BytesType))
+		b = append(b, raw[j:k]...)
+		i = k
+	}
+	return b
+}
+
 func sampleSize(t int64) int {
 	return 1 + 8 + 1 + protowire.SizeVarint(uint64(t))
 }
@@ -123,6 +165,17 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 	for i := range samples {
 		s := &samples[i]
 		ss := sampleSize(s.T)
+		if raw, ok := labelsenc.Raw(s.Labels); ok {
+			if size, ok := rawLabelsSize(raw); ok {
+				b = append(b, tag(v1WriteTimeseries, protowire.BytesType))
+				b = appendVarint(b, uint64(size+1+protowire.SizeBytes(ss)))
+				b = appendRawLabels(b, raw)
+				b = append(b, tag(v1SeriesSamples, protowire.BytesType))
+				b = appendVarint(b, uint64(ss))
+				b = appendSample(b, s)
+				continue
+			}
+		}
 		// The labels are written once, to a scratch buffer, so that the
 		// series' length prefix is known without decoding them twice.
 		lb := e.lbuf[:0]

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -785,6 +786,12 @@ func FuzzParseRetryAfter(f *testing.F) {
 func FuzzEncode(f *testing.F) {
 	f.Add("a", "b", "c", 1.5, int64(1000), false)
 	f.Add("__name__", "x", "", math.Float64frombits(staleNaN), int64(-1), true)
+	// Names and values around the lengths where the v1 encoder stops
+	// copying labels as they are held (128) and where their held length
+	// takes four bytes (255).
+	for _, n := range []int{126, 127, 128, 254, 255, 300} {
+		f.Add(strings.Repeat("n", n), strings.Repeat("v", 127), strings.Repeat("w", n), 1.0, int64(1), false)
+	}
 	f.Fuzz(func(t *testing.T, n, v, v2 string, val float64, ts int64, useV2 bool) {
 		ls := labels.FromStrings("__name__", "m", n+"_", v, "z", v2)
 		in := []ferry.Sample{{Labels: ls, T: ts, V: val}, {Labels: ls, T: ts + 1, V: -val}}

@@ -17,46 +17,6 @@ func canonical(ls labels.Labels) labels.Labels {
 	return sb.Labels()
 }
 
-func TestLabelBytes(t *testing.T) {
-	if !zeroCopy {
-		t.Error("labels.Labels is no longer the string appendLabelBytes writes: every sample's labels are copied (see viewsLabels)")
-	}
-	long, huge := strings.Repeat("v", 254), strings.Repeat("w", 70000)
-	for _, ls := range []labels.Labels{
-		labels.EmptyLabels(),
-		labels.FromStrings("__name__", "up"),
-		labels.FromStrings("__name__", "m", "a", "", "b", long, long+"x", huge),
-		labels.FromStrings("ü", "ö", "job", "node"),
-	} {
-		b := appendLabelBytes(nil, ls)
-		for _, got := range []labels.Labels{viewLabels(b), decodeLabels(b)} {
-			if !labels.Equal(got, ls) || got.String() != ls.String() || !labels.Equal(canonical(got), ls) {
-				t.Errorf("%s: got %s", ls, got)
-			}
-		}
-	}
-}
-
-func FuzzLabelBytes(f *testing.F) {
-	f.Add("__name__=up,instance=h:1,job=j")
-	f.Add("a=,b=2")
-	f.Fuzz(func(t *testing.T, set string) {
-		b := labels.NewBuilder(labels.EmptyLabels())
-		for _, kv := range strings.Split(set, ",") {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				b.Set(k, v)
-			}
-		}
-		ls := b.Labels()
-		enc := appendLabelBytes(nil, ls)
-		for _, got := range []labels.Labels{viewLabels(enc), decodeLabels(enc)} {
-			if !labels.Equal(got, ls) || got.Hash() != ls.Hash() {
-				t.Fatalf("%s: got %s", ls, got)
-			}
-		}
-	})
-}
-
 // TestHeldLabels checks the final labels of held series through the parsed
 // and the skimmed path, and that the labels of samples already delivered
 // stay as they were while the cache evicts, compacts and refills.
