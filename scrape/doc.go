@@ -27,9 +27,16 @@
 // (BenchmarkRawParserTextparse against BenchmarkRawParserExpfmt). Each loop
 // caches the resolved labels of every series by the hash of its bytes in
 // the page, so that a steady-state scrape allocates only the batch it emits
-// (BenchmarkScrapeParse). In the Prometheus text format, the lines of a
-// page whose series are all cached (a steady target's, outside the scrapes
-// that record metadata) are read without the lexer: a line is taken only
+// (BenchmarkScrapeParse). A target's labels are held as bytes in one slice
+// (some 84 bytes a series for node_exporter's page with job and instance),
+// and the Labels of the samples it emits are views of that slice, not
+// copies: a consumer that keeps such Labels long keeps the target's slice
+// (tens of KB) alive, as Prometheus's own yolo strings do; one that must
+// not, copies them (labels.Labels.Copy).
+//
+// In the Prometheus text format, the lines of a page whose series are all
+// cached (a steady target's, outside the scrapes that record metadata) are
+// read without the lexer: a line is taken only
 // if its series bytes are those of a series textparse accepted before and
 // the rest of it is the plain "value [timestamp]"; from the first other
 // line on, textparse reads the page. The result is textparse's, which
