@@ -17,7 +17,9 @@ import (
 // redirects, HTTP/2; TestClientAsConfig compares the two), but on an
 // http.Transport of its own: config's dials through go-conntrack, which
 // keeps a trace log of some 9 KB for every connection, and a Scraper holds
-// a connection per target. Its buffers are 1 KB, not 4.
+// a connection per target. Its buffers are 1 KB, not 4. Plain GETs do not
+// reach that Transport either but go through direct (direct.go), which
+// needs no goroutines of its own for a connection.
 func newClient(cfg config.HTTPClientConfig) (*http.Client, error) {
 	tlsConfig, err := config.NewTLSConfig(&cfg.TLSConfig)
 	if err != nil {
@@ -77,7 +79,7 @@ func roundTripper(cfg config.HTTPClientConfig, tlsConfig *tls.Config) (http.Roun
 		t.Protocols.SetHTTP2(true)
 		t.HTTP2 = &http.HTTP2Config{SendPingTimeout: time.Minute}
 	}
-	var rt http.RoundTripper = t
+	var rt http.RoundTripper = newDirect(t)
 	if a := cfg.Authorization; a != nil {
 		s, err := secret(a.Credentials, a.CredentialsFile, a.CredentialsRef)
 		if err != nil {
