@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,6 +131,7 @@ type loop struct {
 // Buffers shared by all loops: only scrapes in progress hold one.
 var (
 	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	rawPool = sync.Pool{New: func() any { return new(bytes.Buffer) }} // gzip bodies
 	gzPool  sync.Pool // *gzip.Reader
 	mapPool = sync.Pool{New: func() any { return map[uint64]struct{}{} }}
 )
@@ -231,16 +233,26 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	// that copies samples (remote write) lets a fresh one go at once.
 	items := make([]ferry.Sample, 0, l.lastLen+len(l.report)+16)
 	l.nextIter()
-	buf, ctype, err := l.fetch(ctx)
+	body, gz, ctype, err := l.fetch(ctx)
 	if ctx.Err() != nil {
-		putBuf(buf)
+		putBody(body, gz)
 		return // stopping: no verdict on this target
 	}
+	// What follows is work for the CPU alone: it waits for a slot, so
+	// that when the machine falls behind, the scrapes whose answers came
+	// in wait with their compressed bodies, not with their pages
+	// decompressed and half parsed.
+	cpuSlots <- struct{}{}
 	var st stats
-	if err == nil {
-		items, st, err = l.append(items, buf.Bytes(), ctype, ts)
+	page := body
+	if err == nil && gz {
+		page, err = l.gunzip(body)
+		putBody(body, gz)
 	}
-	putBuf(buf)
+	if err == nil {
+		items, st, err = l.append(items, page.Bytes(), ctype, ts)
+		putBuf(page)
+	}
 	rep := ferry.ReporterFrom(ctx)
 	if st.dups > 0 {
 		rep.Dropped("duplicate_series", st.dups)
@@ -272,6 +284,7 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 		ferry.Sample{Labels: l.report[4], T: ts, V: float64(st.added)},
 	)
 	l.lastLen = min(len(items), maxReportedSamples)
+	<-cpuSlots
 	l.statusMu.Lock()
 	l.status.LastScrape, l.status.LastDuration, l.status.LastError, l.status.LastSamples = start, dur, err, st.post
 	if err != nil {
@@ -464,6 +477,17 @@ func (l *loop) nextIter() {
 	}
 }
 
+// putBody returns a body fetch read to its pool: rawPool if it was
+// compressed, bufPool if it is the page.
+func putBody(b *bytes.Buffer, gz bool) {
+	if !gz {
+		putBuf(b)
+	} else if b != nil && b.Cap() <= maxPooledBuf {
+		b.Reset()
+		rawPool.Put(b)
+	}
+}
+
 func putBuf(b *bytes.Buffer) {
 	if b != nil && b.Cap() <= maxPooledBuf {
 		b.Reset()
@@ -471,14 +495,19 @@ func putBuf(b *bytes.Buffer) {
 	}
 }
 
-// fetch GETs the page into a pooled buffer and returns it with its
-// Content-Type. The caller returns the buffer with putBuf.
-func (l *loop) fetch(ctx context.Context) (*bytes.Buffer, string, error) {
+// cpuSlots bounds the scrapes of the process that decompress and parse a
+// page at a time to a few per CPU: more would not finish sooner.
+var cpuSlots = make(chan struct{}, 4*runtime.GOMAXPROCS(0))
+
+// fetch GETs the body into a pooled buffer, as it came (gz says whether
+// it is gzip-compressed), and returns it with its Content-Type. The caller
+// returns the buffer with putBuf.
+func (l *loop) fetch(ctx context.Context) (_ *bytes.Buffer, gz bool, _ string, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, l.t.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.t.url, nil)
 	if err != nil {
-		return nil, "", err
+		return nil, false, "", err
 	}
 	l.s.mu.Lock()
 	client, accept := l.s.client, l.s.accept
@@ -493,31 +522,62 @@ func (l *loop) fetch(ctx context.Context) (*bytes.Buffer, string, error) {
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(l.t.timeout.Seconds(), 'f', -1, 64))
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, "", err
+		return nil, false, "", err
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 	}()
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("%w: server returned HTTP status %s", ErrHTTPStatus, resp.Status)
+		return nil, false, "", fmt.Errorf("%w: server returned HTTP status %s", ErrHTTPStatus, resp.Status)
 	}
+	gz = strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip")
 	var r io.Reader = resp.Body
-	what := "body"
-	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
-		what = "gzip body" // a truncated or corrupt stream says so
-		gz, _ := gzPool.Get().(*gzip.Reader)
-		if gz == nil {
-			gz, err = gzip.NewReader(resp.Body)
-		} else {
-			err = gz.Reset(resp.Body)
+	limit := l.s.BodySizeLimit
+	if limit > 0 {
+		// The limit is on the page; compressed, a page of that size takes
+		// at most a little more (gzip's stored blocks), checked by gunzip.
+		bound := limit
+		if gz {
+			bound += limit/64 + 1<<10
 		}
-		if err != nil {
-			return nil, "", fmt.Errorf("gzip: %w", err)
-		}
-		defer gzPool.Put(gz)
-		r = gz
+		r = io.LimitReader(r, bound+1)
+		limit = bound
 	}
+	// A gzip body goes to a buffer of its own pool: those of pages are
+	// several times larger, and bodies wait for a CPU slot in them.
+	pool := &bufPool
+	if gz {
+		pool = &rawPool
+	}
+	buf := pool.Get().(*bytes.Buffer)
+	buf.Reset()
+	n, err := buf.ReadFrom(r)
+	if err != nil {
+		pool.Put(buf)
+		return nil, false, "", fmt.Errorf("reading body: %w", err)
+	}
+	if limit > 0 && n > limit {
+		pool.Put(buf)
+		return nil, false, "", fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, l.s.BodySizeLimit)
+	}
+	return buf, gz, resp.Header.Get("Content-Type"), nil
+}
+
+// gunzip decompresses the gzip body raw into a pooled buffer.
+func (l *loop) gunzip(raw *bytes.Buffer) (*bytes.Buffer, error) {
+	gz, _ := gzPool.Get().(*gzip.Reader)
+	var err error
+	if gz == nil {
+		gz, err = gzip.NewReader(bytes.NewReader(raw.Bytes()))
+	} else {
+		err = gz.Reset(bytes.NewReader(raw.Bytes()))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	defer gzPool.Put(gz)
+	var r io.Reader = gz
 	limit := l.s.BodySizeLimit
 	if limit > 0 {
 		r = io.LimitReader(r, limit+1)
@@ -527,13 +587,13 @@ func (l *loop) fetch(ctx context.Context) (*bytes.Buffer, string, error) {
 	n, err := buf.ReadFrom(r)
 	if err != nil {
 		putBuf(buf)
-		return nil, "", fmt.Errorf("reading %s: %w", what, err)
+		return nil, fmt.Errorf("reading gzip body: %w", err)
 	}
 	if limit > 0 && n > limit {
 		putBuf(buf)
-		return nil, "", fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
+		return nil, fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
 	}
-	return buf, resp.Header.Get("Content-Type"), nil
+	return buf, nil
 }
 
 type stats struct {
