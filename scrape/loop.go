@@ -132,7 +132,7 @@ type loop struct {
 var (
 	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	rawPool = sync.Pool{New: func() any { return new(bytes.Buffer) }} // gzip bodies
-	gzPool  sync.Pool // *gzip.Reader
+	gzPool  sync.Pool                                                 // *gzip.Reader
 	mapPool = sync.Pool{New: func() any { return map[uint64]struct{}{} }}
 )
 
