@@ -131,8 +131,9 @@ type loop struct {
 // Buffers shared by all loops: only scrapes in progress hold one.
 var (
 	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	rawPool = sync.Pool{New: func() any { return new(bytes.Buffer) }} // gzip bodies
-	gzPool  sync.Pool                                                 // *gzip.Reader
+	// rawPool holds gzip bodies, bufPool pages.
+	rawPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	gzPool  sync.Pool // *gzip.Reader
 	mapPool = sync.Pool{New: func() any { return map[uint64]struct{}{} }}
 )
 
