@@ -44,4 +44,11 @@
 // the protobuf format are understood (native histograms are read as their
 // classic buckets); the Accept header is the one Prometheus 3 sends for the
 // configured Protocols, and pages are requested gzip-compressed.
+//
+// A plain GET to a target goes over a keep-alive HTTP/1.1 connection that
+// the scraping goroutine writes and reads itself (net/http's Transport
+// keeps two goroutines a connection; it still carries proxied, HTTP/2 and
+// other requests). Decompressing and parsing a page wait for one of four
+// slots per CPU, shared by every Scraper of the process, so that a machine
+// that falls behind holds compressed bodies, not pages.
 package scrape
