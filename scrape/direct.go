@@ -23,9 +23,8 @@ import (
 // net/http itself (Request.Write, ReadResponse). Everything else, proxies,
 // HTTP/2, requests with a body, goes to std.
 type direct struct {
-	std         *http.Transport
-	tls         *tls.Config // for https, HTTP/1.1 only
-	idleTimeout time.Duration
+	std *http.Transport // its DialContext, timeouts and Proxy apply here too
+	tls *tls.Config     // for https, HTTP/1.1 only
 
 	mu   sync.Mutex
 	idle map[string][]*dconn // by scheme and address
@@ -46,7 +45,7 @@ type dconn struct {
 const maxIdlePerKey = 2
 
 func newDirect(std *http.Transport) *direct {
-	d := &direct{std: std, idleTimeout: std.IdleConnTimeout, idle: map[string][]*dconn{}}
+	d := &direct{std: std, idle: map[string][]*dconn{}}
 	if std.TLSClientConfig != nil {
 		d.tls = std.TLSClientConfig.Clone()
 	} else {
@@ -162,7 +161,7 @@ func (d *direct) put(pc *dconn) {
 	}
 	d.idle[pc.key] = append(d.idle[pc.key], pc)
 	d.mu.Unlock()
-	pc.idle.Reset(d.idleTimeout)
+	pc.idle.Reset(d.std.IdleConnTimeout)
 }
 
 // expire closes pc if it is still idle.

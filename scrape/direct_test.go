@@ -188,7 +188,7 @@ func TestDirectTimeout(t *testing.T) {
 func TestDirectIdleTimeout(t *testing.T) {
 	srv, conns := directServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 	c, d := directClient(t)
-	d.idleTimeout = 50 * time.Millisecond
+	d.std.IdleConnTimeout = 50 * time.Millisecond
 	get(context.Background(), c, srv.URL, 10)
 	time.Sleep(300 * time.Millisecond)
 	d.mu.Lock()

@@ -80,7 +80,6 @@ const (
 	promText                        // made from the Prometheus text format, see skimText
 	prev                            // delivered by the last scrape, which succeeded
 	now                             // delivered by the current scrape
-	split                           // held without the target's labels
 )
 
 func (ce *cacheEntry) has(f entryFlags) bool { return ce.flags&f != 0 }
@@ -236,7 +235,7 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	l.nextIter()
 	body, gz, ctype, err := l.fetch(ctx)
 	if ctx.Err() != nil {
-		putBody(body, gz)
+		put(bodyPool(gz), body)
 		return // stopping: no verdict on this target
 	}
 	// What follows is work for the CPU alone: it waits for a slot, so
@@ -248,11 +247,11 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	page := body
 	if err == nil && gz {
 		page, err = l.gunzip(body)
-		putBody(body, gz)
+		put(&rawPool, body)
 	}
 	if err == nil {
 		items, st, err = l.append(items, page.Bytes(), ctype, ts)
-		putBuf(page)
+		put(&bufPool, page)
 	}
 	rep := ferry.ReporterFrom(ctx)
 	if st.dups > 0 {
@@ -478,21 +477,20 @@ func (l *loop) nextIter() {
 	}
 }
 
-// putBody returns a body fetch read to its pool: rawPool if it was
-// compressed, bufPool if it is the page.
-func putBody(b *bytes.Buffer, gz bool) {
-	if !gz {
-		putBuf(b)
-	} else if b != nil && b.Cap() <= maxPooledBuf {
-		b.Reset()
-		rawPool.Put(b)
+// bodyPool is the pool of the buffer fetch reads a body into: rawPool if
+// it is gzip-compressed, bufPool if it is the page.
+func bodyPool(gz bool) *sync.Pool {
+	if gz {
+		return &rawPool
 	}
+	return &bufPool
 }
 
-func putBuf(b *bytes.Buffer) {
+// put returns b to pool unless it grew huge.
+func put(pool *sync.Pool, b *bytes.Buffer) {
 	if b != nil && b.Cap() <= maxPooledBuf {
 		b.Reset()
-		bufPool.Put(b)
+		pool.Put(b)
 	}
 }
 
@@ -502,7 +500,7 @@ var cpuSlots = make(chan struct{}, 4*runtime.GOMAXPROCS(0))
 
 // fetch GETs the body into a pooled buffer, as it came (gz says whether
 // it is gzip-compressed), and returns it with its Content-Type. The caller
-// returns the buffer with putBuf.
+// returns the buffer to bodyPool(gz).
 func (l *loop) fetch(ctx context.Context) (_ *bytes.Buffer, gz bool, _ string, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, l.t.timeout)
 	defer cancel()
@@ -533,36 +531,41 @@ func (l *loop) fetch(ctx context.Context) (_ *bytes.Buffer, gz bool, _ string, _
 		return nil, false, "", fmt.Errorf("%w: server returned HTTP status %s", ErrHTTPStatus, resp.Status)
 	}
 	gz = strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip")
-	var r io.Reader = resp.Body
+	// The limit is on the page; compressed, a page of that size takes at
+	// most a little more (gzip's stored blocks), checked by gunzip. A gzip
+	// body goes to a buffer of its own pool: those of pages are several
+	// times larger, and bodies wait for a CPU slot in them.
+	bound := l.s.BodySizeLimit
+	if gz {
+		bound += bound/64 + 1<<10
+	}
+	buf, err := l.readBody(bodyPool(gz), resp.Body, bound, "body")
+	if err != nil {
+		return nil, false, "", err
+	}
+	return buf, gz, resp.Header.Get("Content-Type"), nil
+}
+
+// readBody reads r into a buffer of pool. With a BodySizeLimit, more than
+// bound bytes fail with ErrBodySizeLimit; what names r in other errors.
+func (l *loop) readBody(pool *sync.Pool, r io.Reader, bound int64, what string) (*bytes.Buffer, error) {
 	limit := l.s.BodySizeLimit
 	if limit > 0 {
-		// The limit is on the page; compressed, a page of that size takes
-		// at most a little more (gzip's stored blocks), checked by gunzip.
-		bound := limit
-		if gz {
-			bound += limit/64 + 1<<10
-		}
 		r = io.LimitReader(r, bound+1)
-		limit = bound
-	}
-	// A gzip body goes to a buffer of its own pool: those of pages are
-	// several times larger, and bodies wait for a CPU slot in them.
-	pool := &bufPool
-	if gz {
-		pool = &rawPool
 	}
 	buf := pool.Get().(*bytes.Buffer)
 	buf.Reset()
 	n, err := buf.ReadFrom(r)
 	if err != nil {
-		pool.Put(buf)
-		return nil, false, "", fmt.Errorf("reading body: %w", err)
+		err = fmt.Errorf("reading %s: %w", what, err)
+	} else if limit > 0 && n > bound {
+		err = fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
 	}
-	if limit > 0 && n > limit {
-		pool.Put(buf)
-		return nil, false, "", fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, l.s.BodySizeLimit)
+	if err != nil {
+		put(pool, buf)
+		return nil, err
 	}
-	return buf, gz, resp.Header.Get("Content-Type"), nil
+	return buf, nil
 }
 
 // gunzip decompresses the gzip body raw into a pooled buffer.
@@ -578,23 +581,7 @@ func (l *loop) gunzip(raw *bytes.Buffer) (*bytes.Buffer, error) {
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
 	defer gzPool.Put(gz)
-	var r io.Reader = gz
-	limit := l.s.BodySizeLimit
-	if limit > 0 {
-		r = io.LimitReader(r, limit+1)
-	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	n, err := buf.ReadFrom(r)
-	if err != nil {
-		putBuf(buf)
-		return nil, fmt.Errorf("reading gzip body: %w", err)
-	}
-	if limit > 0 && n > limit {
-		putBuf(buf)
-		return nil, fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, limit)
-	}
-	return buf, nil
+	return l.readBody(&bufPool, gz, l.s.BodySizeLimit, "gzip body")
 }
 
 type stats struct {
@@ -783,7 +770,7 @@ const maxPresize = 1 << 16
 
 // seriesLines counts the lines of a text page that are neither blank nor
 // comments, the number of samples if every series is well-formed, and the
-// bytes their labels take encoded (see labelbytes.go) if they are spelt
+// bytes their labels take encoded (see labelsenc) if they are spelt
 // plainly: a series name{a="b",c="d"} (the text up to the last '}', or to
 // the first space) becomes the label __name__ (10 bytes more than the name)
 // and labels of 2 bytes less each than a="b" with its comma, the last one

@@ -16,7 +16,7 @@ func canonical(ls labels.Labels) labels.Labels {
 
 func TestLabelBytes(t *testing.T) {
 	if !ZeroCopy {
-		t.Error("labels.Labels is no longer the string appendLabelBytes writes: every sample's labels are copied (see viewsLabels)")
+		t.Error("labels.Labels is no longer the string Append writes: every sample's labels are copied (see viewsLabels)")
 	}
 	long, huge := strings.Repeat("v", 254), strings.Repeat("w", 70000)
 	for _, ls := range []labels.Labels{

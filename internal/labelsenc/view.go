@@ -17,6 +17,11 @@ func View(b []byte) labels.Labels {
 	if !ZeroCopy {
 		return Decode(b)
 	}
+	return view(b)
+}
+
+// view is b as a labels.Labels, if a labels.Labels is a string.
+func view(b []byte) labels.Labels {
 	s := unsafe.String(unsafe.SliceData(b), len(b))
 	return *(*labels.Labels)(unsafe.Pointer(&s))
 }
@@ -43,9 +48,7 @@ func viewsLabels() bool {
 		labels.FromStrings("__name__", "up", "instance", "a:9100", "job", "node"),
 		labels.FromStrings("a", "", "b", long, long, "c"),
 	} {
-		b := Append(nil, want)
-		s := unsafe.String(unsafe.SliceData(b), len(b))
-		got := *(*labels.Labels)(unsafe.Pointer(&s))
+		got := view(Append(nil, want))
 		if !labels.Equal(got, want) || got.Hash() != want.Hash() || got.String() != want.String() {
 			return false
 		}

@@ -165,34 +165,34 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 	for i := range samples {
 		s := &samples[i]
 		ss := sampleSize(s.T)
-		if raw, ok := labelsenc.Raw(s.Labels); ok {
-			if size, ok := rawLabelsSize(raw); ok {
-				b = append(b, tag(v1WriteTimeseries, protowire.BytesType))
-				b = appendVarint(b, uint64(size+1+protowire.SizeBytes(ss)))
-				b = appendRawLabels(b, raw)
-				b = append(b, tag(v1SeriesSamples, protowire.BytesType))
-				b = appendVarint(b, uint64(ss))
-				b = appendSample(b, s)
-				continue
-			}
+		raw, ok := labelsenc.Raw(s.Labels)
+		size := 0
+		if ok {
+			size, ok = rawLabelsSize(raw)
 		}
-		// The labels are written once, to a scratch buffer, so that the
-		// series' length prefix is known without decoding them twice.
-		lb := e.lbuf[:0]
-		s.Labels.Range(func(l labels.Label) {
-			m := 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
-			lb = append(lb, tag(v1SeriesLabels, protowire.BytesType))
-			lb = appendVarint(lb, uint64(m))
-			lb = append(lb, tag(v1LabelName, protowire.BytesType))
-			lb = appendString(lb, l.Name)
-			lb = append(lb, tag(v1LabelValue, protowire.BytesType))
-			lb = appendString(lb, l.Value)
-		})
-		e.lbuf = lb
-		n := len(lb) + 1 + protowire.SizeBytes(ss)
+		if !ok {
+			// The labels are written once, to a scratch buffer, so that
+			// the series' length prefix is known without decoding them
+			// twice.
+			lb := e.lbuf[:0]
+			s.Labels.Range(func(l labels.Label) {
+				m := 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
+				lb = append(lb, tag(v1SeriesLabels, protowire.BytesType))
+				lb = appendVarint(lb, uint64(m))
+				lb = append(lb, tag(v1LabelName, protowire.BytesType))
+				lb = appendString(lb, l.Name)
+				lb = append(lb, tag(v1LabelValue, protowire.BytesType))
+				lb = appendString(lb, l.Value)
+			})
+			e.lbuf, size = lb, len(lb)
+		}
 		b = append(b, tag(v1WriteTimeseries, protowire.BytesType))
-		b = appendVarint(b, uint64(n))
-		b = append(b, lb...)
+		b = appendVarint(b, uint64(size+1+protowire.SizeBytes(ss)))
+		if ok {
+			b = appendRawLabels(b, raw)
+		} else {
+			b = append(b, e.lbuf...)
+		}
 		b = append(b, tag(v1SeriesSamples, protowire.BytesType))
 		b = appendVarint(b, uint64(ss))
 		b = appendSample(b, s)
