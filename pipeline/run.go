@@ -96,6 +96,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	for _, n := range p.nodes {
 		n.c.ctx = ferry.WithReporter(r.hardCtx, n.c)
 	}
+	if err := p.startAll(ctx); err != nil {
+		return err
+	}
 	for _, n := range p.nodes {
 		n.impl.start(r)
 	}
@@ -158,6 +161,32 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return errors.Join(r.errs...)
+}
+
+// startAll calls Start on every component that implements ferry.Starter, in
+// the order they were added. If one fails, those already started are closed
+// again and the error names the component: nothing runs.
+func (p *Pipeline) startAll(ctx context.Context) error {
+	var started []*node
+	for _, n := range p.nodes {
+		st, ok := n.value.(ferry.Starter)
+		if !ok || isNil(n.value) {
+			continue
+		}
+		if err := safeCall(n.c.name, func() error { return st.Start(n.c.ctx, n.c) }); err != nil {
+			n.c.failed(ferry.Failing, err)
+			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.drain)
+			defer cancel()
+			for _, s := range started {
+				if c, ok := s.value.(interface{ Close(context.Context) error }); ok {
+					_ = safeCall(s.c.name, func() error { return c.Close(closeCtx) })
+				}
+			}
+			return fmt.Errorf("pipeline: %s %q: start: %w", n.c.kind, n.c.name, err)
+		}
+		started = append(started, n)
+	}
+	return nil
 }
 
 // stopGrace is how long Run waits past the drain deadline for components
