@@ -490,8 +490,9 @@ func watchInputs(ctx context.Context, in []*mailbox, fn func([]labels.Labels)) {
 			}
 		}
 	}
-	// Several inputs: a goroutine per input would need more coordination
-	// than polling them in turn behind one wake-up channel.
+	// Several inputs: a goroutine per input keeps only that input's latest
+	// set (vals) and says which input changed on one wake-up channel, so
+	// that fn always sees the newest union and never a stale set.
 	wake := make(chan int, len(in))
 	var wg sync.WaitGroup
 	vals := make([]chan []labels.Labels, len(in))
@@ -508,7 +509,13 @@ func watchInputs(ctx context.Context, in []*mailbox, fn func([]labels.Labels)) {
 					default:
 					}
 					vals[i] <- ts
-					wake <- i
+					// The wake-up waits while fn is busy; it must not
+					// outlive ctx, or the wait below never ends.
+					select {
+					case wake <- i:
+					case <-ctx.Done():
+						return
+					}
 				case <-ctx.Done():
 					return
 				}
