@@ -11,7 +11,8 @@ import (
 	"github.com/ferrydev/ferry/source/lokipush"
 )
 
-// A Server receives a JSON push and emits its entries.
+// A Server receives a JSON push and emits its entries. A program that runs
+// it outside a pipeline calls Start and Close itself.
 func ExampleServer() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -19,6 +20,11 @@ func ExampleServer() {
 		return
 	}
 	srv := &lokipush.Server{Listener: ln}
+	if err := srv.Start(context.Background(), ferry.NopReporter()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close(context.Background())
 	out := make(chan ferry.Batch[ferry.Entry], 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -3,7 +3,10 @@
 //
 // A Receiver is an http.Handler and a source.Source[ferry.Entry]: mount it
 // on any mux (usually at /loki/api/v1/push) and run it in a pipeline. A
-// Server does both, listening on an address of its own.
+// Server does both, listening on an address of its own. Both follow the
+// component lifecycle of ferry.Starter: a pipeline calls Start, Run and
+// Close; a program that runs them itself must call Start before Run (Run
+// returns ErrNotStarted otherwise) and Close at the end.
 //
 // Bodies may be snappy-compressed protobuf (Content-Type
 // application/x-protobuf or anything but JSON), or JSON (application/json),
@@ -23,8 +26,8 @@
 //   - 429: the pipeline is full and RejectWhenFull is set (the entries
 //     are counted as dropped with reason "pipeline_full"; the pusher
 //     retries them).
-//   - 503: the receiver is not running, or (WaitForAck) the data was not
-//     delivered and may be pushed again.
+//   - 503: the receiver is not running (before Start, after Run returned),
+//     or (WaitForAck) the data was not delivered and may be pushed again.
 //
 // By default a push is answered once its batch is in the pipeline's
 // channel, as Alloy does; the pusher's retries do not cover later losses.
@@ -40,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -61,6 +65,15 @@ const (
 
 // Receiver accepts pushes over HTTP and emits their entries. Its zero value
 // is ready to use; fields must not change once it serves.
+//
+// Its lifecycle is that of every Ferry component (see ferry.Starter): Start
+// keeps the Reporter, Run emits on out until ctx is done, Close stops it for
+// good. A pipeline makes these calls; a program that runs a Receiver itself
+// calls Start before Run, and Run without Start returns an error. Pushes are
+// answered 503 before Start and after Run returned; a push that arrives
+// after Start but before the first Run waits for it. Run does not return
+// while a push is handing its batch to out, and no push sends on out after
+// Run returned, so the caller may close out then.
 type Receiver struct {
 	// MaxBodySize is the largest request body accepted, as sent (default
 	// 10 MiB); larger ones get 413.
@@ -83,45 +96,100 @@ type Receiver struct {
 	// UseReceiveTime replaces pushed timestamps by the time of receipt.
 	UseReceiveTime bool
 
-	mu      sync.Mutex
-	out     chan<- ferry.Batch[ferry.Entry]
-	runDone <-chan struct{}
+	// gate guards the run state. A push holds it for reading while it hands
+	// its batch to out; Run takes it for writing before it returns, so it
+	// waits for those pushes and no push sends after it.
+	gate    sync.RWMutex
+	started bool
+	ran     bool // a Run attached since Start
 	rep     ferry.Reporter
-	pool    sync.Pool // *[]byte
+	out     chan<- ferry.Batch[ferry.Entry]
+	stop    chan struct{} // closed when the running Run detaches
+	changed chan struct{} // closed and replaced when the state changes
+	pool    sync.Pool     // *[]byte
 }
 
-var _ source.Source[ferry.Entry] = (*Receiver)(nil)
-var _ http.Handler = (*Receiver)(nil)
+var (
+	_ source.Source[ferry.Entry] = (*Receiver)(nil)
+	_ ferry.Starter              = (*Receiver)(nil)
+	_ source.Closer              = (*Receiver)(nil)
+	_ http.Handler               = (*Receiver)(nil)
+)
 
-// Run makes the receiver emit on out until ctx is done; while it is not
-// running, pushes get 503. A Receiver runs once at a time; Run returns an
-// error if it is already running.
-func (r *Receiver) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
-	if err := r.start(ctx, out); err != nil {
-		return err
+// ErrNotStarted is returned by Run when Start was not called (or the
+// receiver was closed since).
+var ErrNotStarted = errors.New("lokipush: Run before Start (a pipeline calls Start; a program running the receiver itself must call it first)")
+
+// Start makes the receiver ready and keeps r as its Reporter for logs and
+// drop counts. It returns an error if the receiver is started already.
+func (r *Receiver) Start(_ context.Context, rep ferry.Reporter) error {
+	if rep == nil {
+		rep = ferry.NopReporter()
 	}
-	<-ctx.Done()
-	r.stop()
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	if r.started {
+		return errors.New("lokipush: receiver started twice")
+	}
+	r.started, r.ran, r.rep = true, false, rep
+	r.notifyLocked()
 	return nil
 }
 
-// start makes pushes emit on out; stop makes them get 503 again.
-func (r *Receiver) start(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
-	r.mu.Lock()
-	if r.out != nil {
-		r.mu.Unlock()
+// Run makes the receiver emit on out until ctx is done. When it returns, no
+// push is sending on out and none will. A Receiver runs once at a time; Run
+// returns ErrNotStarted without Start, and an error if it is already
+// running.
+func (r *Receiver) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
+	if err := r.attach(out); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	r.detach()
+	return nil
+}
+
+// Close stops the receiver: later pushes get 503, and Run needs a new Start.
+// It is safe without Start and safe twice.
+func (r *Receiver) Close(context.Context) error {
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	r.started = false
+	r.notifyLocked()
+	return nil
+}
+
+// attach makes pushes emit on out; detach makes them get 503 again, after
+// waiting for the pushes that are handing a batch to out.
+func (r *Receiver) attach(out chan<- ferry.Batch[ferry.Entry]) error {
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	switch {
+	case !r.started:
+		return ErrNotStarted
+	case r.out != nil:
 		return errors.New("lokipush: receiver already running")
 	}
-	r.out, r.runDone, r.rep = out, ctx.Done(), ferry.ReporterFrom(ctx)
-	r.mu.Unlock()
+	r.out, r.stop, r.ran = out, make(chan struct{}), true
+	r.notifyLocked()
 	r.rep.SetHealth(ferry.Healthy, nil)
 	return nil
 }
 
-func (r *Receiver) stop() {
-	r.mu.Lock()
-	r.out, r.runDone, r.rep = nil, nil, nil
-	r.mu.Unlock()
+func (r *Receiver) detach() {
+	// Wake the pushes blocked on a full out first: they hold the gate.
+	close(r.stop)
+	r.gate.Lock()
+	defer r.gate.Unlock()
+	r.out, r.stop = nil, nil
+	r.notifyLocked()
+}
+
+func (r *Receiver) notifyLocked() {
+	if r.changed != nil {
+		close(r.changed)
+	}
+	r.changed = make(chan struct{})
 }
 
 // httpError is an error with the status to answer.
@@ -151,12 +219,12 @@ func (r *Receiver) Validate() error {
 	return errors.Join(errs...)
 }
 
-// reporter returns the Reporter of the running Run, or the default one.
+// reporter returns the Reporter given to Start, or one that only logs.
 func (r *Receiver) reporter() ferry.Reporter {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.gate.RLock()
+	defer r.gate.RUnlock()
 	if r.rep == nil {
-		return ferry.ReporterFrom(context.Background())
+		return ferry.NopReporter()
 	}
 	return r.rep
 }
@@ -183,40 +251,14 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	r.mu.Lock()
-	out, runDone := r.out, r.runDone
-	r.mu.Unlock()
-	if out == nil {
-		http.Error(w, "lokipush: receiver not running", http.StatusServiceUnavailable)
-		return
-	}
 	var acked chan error
 	b := ferry.Batch[ferry.Entry]{Items: entries}
 	if r.WaitForAck {
 		acked = make(chan error, 1)
 		b = ferry.NewBatch(entries, func(err error) { acked <- err })
 	}
-	if r.RejectWhenFull {
-		select {
-		case out <- b:
-		default:
-			b.Done(errors.New("lokipush: pipeline full"))
-			r.reporter().Dropped("pipeline_full", len(entries))
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "lokipush: pipeline full, retry later", http.StatusTooManyRequests)
-			return
-		}
-	} else {
-		select {
-		case out <- b:
-		case <-req.Context().Done():
-			b.Done(req.Context().Err())
-			return
-		case <-runDone:
-			b.Done(errors.New("lokipush: receiver stopped"))
-			http.Error(w, "lokipush: receiver stopped", http.StatusServiceUnavailable)
-			return
-		}
+	if !r.emit(w, req, b) {
+		return
 	}
 	if acked != nil {
 		select {
@@ -235,6 +277,64 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// emit hands b to the running Run's out, holding the gate for reading so
+// that Run cannot return meanwhile. It reports whether b was handed on;
+// otherwise it has answered the push and settled b.
+func (r *Receiver) emit(w http.ResponseWriter, req *http.Request, b ferry.Batch[ferry.Entry]) bool {
+	for {
+		r.gate.RLock()
+		if r.out != nil {
+			ok := r.sendLocked(w, req, b)
+			r.gate.RUnlock()
+			return ok
+		}
+		// Started but not yet run: wait for the first Run, as a push to a
+		// full pipeline waits, unless told not to wait.
+		if r.started && !r.ran && !r.RejectWhenFull {
+			changed := r.changed
+			r.gate.RUnlock()
+			select {
+			case <-changed:
+				continue
+			case <-req.Context().Done():
+				b.Done(req.Context().Err())
+				return false
+			}
+		}
+		r.gate.RUnlock()
+		b.Done(errors.New("lokipush: receiver not running"))
+		http.Error(w, "lokipush: receiver not running", http.StatusServiceUnavailable)
+		return false
+	}
+}
+
+// sendLocked sends b on out; the gate is held for reading.
+func (r *Receiver) sendLocked(w http.ResponseWriter, req *http.Request, b ferry.Batch[ferry.Entry]) bool {
+	if r.RejectWhenFull {
+		select {
+		case r.out <- b:
+			return true
+		default:
+			b.Done(errors.New("lokipush: pipeline full"))
+			r.rep.Dropped("pipeline_full", len(b.Items))
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "lokipush: pipeline full, retry later", http.StatusTooManyRequests)
+			return false
+		}
+	}
+	select {
+	case r.out <- b:
+		return true
+	case <-req.Context().Done():
+		b.Done(req.Context().Err())
+		return false
+	case <-r.stop:
+		b.Done(errors.New("lokipush: receiver stopped"))
+		http.Error(w, "lokipush: receiver stopped", http.StatusServiceUnavailable)
+		return false
+	}
 }
 
 // decodeRequest reads, decompresses and decodes the body of req.
@@ -383,19 +483,36 @@ func readAll(rd io.Reader, buf []byte) ([]byte, error) {
 
 // Server listens on Addr (or Listener) and serves a Receiver at
 // /loki/api/v1/push (and /api/v1/push, Loki's legacy path), with /ready
-// answering 200 while it runs.
+// answering 200 while it serves.
+//
+// Start listens and serves, so that an address already in use fails the
+// start (and a pipeline's Run) at once; Run emits what is pushed until its
+// context is done; Close stops serving, waiting up to ShutdownTimeout for
+// pushes in progress. A pipeline makes these calls; a program that runs a
+// Server itself calls Start first, and Close when done.
 type Server struct {
 	Receiver
 	// Addr to listen on, such as "127.0.0.1:3500". Ignored if Listener is
 	// set.
 	Addr string
-	// Listener, when set, is served instead of listening on Addr. Run
+	// Listener, when set, is served instead of listening on Addr. Close
 	// closes it.
 	Listener net.Listener
-	// ShutdownTimeout bounds how long Run waits for pushes in progress when
-	// ctx ends (default 5s).
+	// ShutdownTimeout bounds how long Close waits for pushes in progress
+	// (default 5s, and never beyond the deadline of Close's context).
 	ShutdownTimeout time.Duration
+
+	mu       sync.Mutex
+	srv      *http.Server
+	serveErr chan error // receives Serve's error once, then is closed
+	served   error      // Serve's error, once received
 }
+
+var (
+	_ source.Source[ferry.Entry] = (*Server)(nil)
+	_ ferry.Starter              = (*Server)(nil)
+	_ source.Closer              = (*Server)(nil)
+)
 
 // Validate reports configuration errors: neither Addr nor Listener set, or
 // an invalid receiver configuration. A pipeline's Build calls it.
@@ -410,10 +527,15 @@ func (s *Server) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Run listens, serves pushes and emits their entries on out until ctx is
-// done; then it stops accepting and waits for pushes in progress, up to
-// ShutdownTimeout. It returns an error if it cannot listen or serve.
-func (s *Server) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
+// Start listens on Addr (unless Listener is set) and starts serving. Pushes
+// that arrive before Run wait for it. It returns the listen error, such as
+// an address in use, and an error if the server is started already.
+func (s *Server) Start(ctx context.Context, rep ferry.Reporter) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("lokipush: server started twice")
+	}
 	ln := s.Listener
 	if ln == nil {
 		var err error
@@ -421,49 +543,75 @@ func (s *Server) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 			return fmt.Errorf("lokipush: %w", err)
 		}
 	}
+	if err := s.Receiver.Start(ctx, rep); err != nil {
+		ln.Close()
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/loki/api/v1/push", &s.Receiver)
 	mux.Handle("/api/v1/push", &s.Receiver)
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ready\n") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.Receiver.reporter().Logger().Handler(), slog.LevelWarn)}
+	s.serveErr, s.served = make(chan error, 1), nil
+	go func(srv *http.Server, errc chan error) {
+		errc <- srv.Serve(ln)
+		close(errc)
+	}(s.srv, s.serveErr)
+	return nil
+}
 
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The receiver runs before the first request is served: a push that
-	// arrives as soon as the listener exists must not get 503.
-	if err := s.Receiver.start(rctx, out); err != nil {
-		ln.Close()
+// Run emits the entries of pushes on out until ctx is done, and returns nil
+// then; the server goes on answering (503, or the outcome of pushes waiting
+// for their acknowledgement) until Close. It returns ErrNotStarted without
+// Start, and a permanent error if serving failed.
+func (s *Server) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
+	s.mu.Lock()
+	errc := s.serveErr
+	s.mu.Unlock()
+	if errc == nil {
+		return ErrNotStarted
+	}
+	if err := s.Receiver.attach(out); err != nil {
 		return err
 	}
-	stopped := make(chan struct{})
-	go func() {
-		<-rctx.Done()
-		s.Receiver.stop()
-		close(stopped)
-	}()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
+	defer s.Receiver.detach()
 	select {
-	case err := <-serveErr:
-		cancel()
-		<-stopped
-		return fmt.Errorf("lokipush: %w", err)
 	case <-ctx.Done():
+		return nil
+	case err, ok := <-errc:
+		s.mu.Lock()
+		if ok {
+			s.served = err
+		}
+		err = s.served
+		s.mu.Unlock()
+		return ferry.Permanent(fmt.Errorf("lokipush: serving stopped: %w", err))
+	}
+}
+
+// Close stops serving: it closes the listener, waits for pushes in progress
+// up to ShutdownTimeout or ctx's deadline, and then closes what is left. It
+// is safe without Start and safe twice.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return s.Receiver.Close(ctx)
 	}
 	timeout := s.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), timeout)
-	defer scancel()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// Answer pushes waiting for a first Run now, rather than at the
+	// deadline.
+	s.Receiver.Close(ctx)
 	err := srv.Shutdown(sctx)
 	if err != nil {
 		srv.Close()
-	}
-	<-serveErr
-	<-stopped
-	if err != nil {
 		return fmt.Errorf("lokipush: shutdown: %w", err)
 	}
 	return nil

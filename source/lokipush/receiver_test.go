@@ -68,17 +68,21 @@ func checkEntries(t *testing.T, got []ferry.Entry, extra ...string) {
 	}
 }
 
-// running starts r with an out channel of capacity n.
+// running starts r with an out channel of capacity n and waits until Run
+// is attached.
 func running(t *testing.T, r *Receiver, n int) chan ferry.Batch[ferry.Entry] {
 	out := make(chan ferry.Batch[ferry.Entry], n)
+	if err := r.Start(context.Background(), ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx, out); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; r.Close(context.Background()) })
 	for {
-		r.mu.Lock()
+		r.gate.RLock()
 		ok := r.out != nil
-		r.mu.Unlock()
+		r.gate.RUnlock()
 		if ok {
 			return out
 		}
@@ -277,6 +281,9 @@ func TestSinkToServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv := &Server{Listener: ln, Receiver: Receiver{WaitForAck: true}}
+		if err := srv.Start(context.Background(), ferry.NopReporter()); err != nil {
+			t.Fatal(err)
+		}
 		out := make(chan ferry.Batch[ferry.Entry], 10)
 		ctx, cancel := context.WithCancel(context.Background())
 		runErr := make(chan error, 1)
@@ -308,6 +315,9 @@ func TestSinkToServer(t *testing.T) {
 		if err := <-runErr; err != nil {
 			t.Fatal(err)
 		}
+		if err := srv.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -317,6 +327,9 @@ func TestServerReadyAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &Server{Listener: ln}
+	if err := srv.Start(context.Background(), ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run(ctx, make(chan ferry.Batch[ferry.Entry])) }()
@@ -338,7 +351,47 @@ func TestServerReadyAndShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return")
 	}
-	if err := (&Server{Addr: "256.0.0.1:1"}).Run(context.Background(), nil); err == nil {
+	// After Run, the server still answers, with 503, until Close.
+	resp, err = http.Post("http://"+ln.Addr().String()+"/loki/api/v1/push", "application/json", strings.NewReader(jsonBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("push after Run: %d, want 503", resp.StatusCode)
+	}
+	for range 2 {
+		if err := srv.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := http.Get("http://" + ln.Addr().String() + "/ready"); err == nil {
+		t.Error("still serving after Close")
+	}
+}
+
+// TestStartRequired checks the lifecycle errors: Run without Start says
+// so, and an address in use fails Start rather than Run.
+func TestStartRequired(t *testing.T) {
+	if err := (&Receiver{}).Run(context.Background(), nil); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Receiver.Run without Start: %v", err)
+	}
+	if err := (&Server{Addr: "127.0.0.1:0"}).Run(context.Background(), nil); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Server.Run without Start: %v", err)
+	}
+	if err := (&Server{}).Close(context.Background()); err != nil {
+		t.Errorf("Close without Start: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = (&Server{Addr: ln.Addr().String()}).Start(context.Background(), ferry.NopReporter())
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("Start on an address in use: %v", err)
+	}
+	if err := (&Server{Addr: "256.0.0.1:1"}).Start(context.Background(), ferry.NopReporter()); err == nil {
 		t.Error("no listen error")
 	}
 }
