@@ -39,6 +39,16 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// ErrUndelivered says that a pipeline stopped with data it did not
+// deliver, which its sources will read again on the next start, since they
+// advance positions only past settled data. It is not a failure of any
+// component: it is what a stop whose drain deadline passed looks like.
+// pipeline.Pipeline.Run returns an error that wraps it (test it with
+// errors.Is), and the pipeline acknowledges the batches it gave up at the
+// deadline with one; since it is not permanent, ferry.Settled is false for
+// them.
+var ErrUndelivered = errors.New("stopped with undelivered data that will be read again on the next start")
+
 // Settled reports whether an acknowledgement outcome lets a source move its
 // position past the data: the data was delivered (nil) or dropped for good
 // (a permanent error). Any other error means the data may be read again.

@@ -37,6 +37,11 @@ import (
 	"github.com/ferrydev/ferry/source"
 )
 
+// DefaultDrainTimeout is the drain deadline of a pipeline built without
+// WithDrainTimeout. It fits within the 10 s that docker stop waits between
+// SIGTERM and SIGKILL, leaving a second to save positions.
+const DefaultDrainTimeout = 9 * time.Second
+
 // Option configures a Builder.
 type Option func(*options)
 
@@ -54,8 +59,12 @@ type options struct {
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithDrainTimeout bounds how long Run waits, once its context is done, for
-// processors and sinks to deliver what they hold (default 30s). After it,
-// sinks give up and acknowledge what is left with an error.
+// processors and sinks to deliver what they hold (default DefaultDrainTimeout).
+// After it, sinks give up and acknowledge what is left with an error, and Run
+// returns an error wrapping ferry.ErrUndelivered. Sources and discoverers are
+// closed (positions saved) after the drain, so the time a stop takes is about
+// d plus the time of those closes; docs/shutdown.md says how to choose d for
+// docker stop and Kubernetes.
 func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drain = d } }
 
 // WithBuffer sets how many batches each component's input holds before its
@@ -90,7 +99,7 @@ type Builder struct {
 func New(opts ...Option) *Builder {
 	o := options{
 		logger:        slog.Default(),
-		drain:         30 * time.Second,
+		drain:         DefaultDrainTimeout,
 		buffer:        4,
 		minBackoff:    250 * time.Millisecond,
 		maxBackoff:    30 * time.Second,

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -14,9 +13,6 @@ import (
 	"github.com/ferrydev/ferry/sink"
 	"github.com/prometheus/prometheus/model/labels"
 )
-
-// errShutdown is the outcome of batches given up at the drain deadline.
-var errShutdown = errors.New("pipeline: shut down before delivery")
 
 // inport is a component's input: one bounded channel, written by one or
 // more producers and closed by the last of them to finish.
@@ -62,7 +58,7 @@ func (o *outports[T]) addConsumer(p *inport[T]) { *o = append(*o, p) }
 // send hands b to every consumer, blocking while they are full. Consumers
 // beyond the first get their own copy of the items, since consumers modify
 // batches in place; all share one acknowledgement. If ctx ends first, the
-// batch is given up with errShutdown. The batch's output is counted for c,
+// batch is given up with ctx's cause (the drain deadline's error). The batch's output is counted for c,
 // unless c is nil; bytes is its payload size if measured already, or -1.
 func (o outports[T]) send(ctx context.Context, c *component, b ferry.Batch[T], bytes int) {
 	if c != nil {
@@ -95,7 +91,7 @@ func sendOne[T any](ctx context.Context, p *inport[T], e envelope[T]) {
 	select {
 	case p.ch <- e:
 	case <-ctx.Done():
-		e.b.Done(errShutdown)
+		e.b.Done(context.Cause(ctx))
 	}
 }
 
@@ -225,6 +221,7 @@ func (p *processorNode[T]) start(r *run) {
 					return
 				}
 				c := p.n.c
+				b = watchAck(r, b)
 				bytes := payloadBytes(b.Items)
 				countOut(c, len(b.Items), bytes)
 				observeLag(c, b.Items)
@@ -372,7 +369,7 @@ func (s *sinkNode[T]) deliver(r *run, e envelope[T]) {
 	b := e.b
 	countIn(c, len(b.Items), e.bytes)
 	if r.hardCtx.Err() != nil {
-		b.Done(errShutdown)
+		b.Done(context.Cause(r.hardCtx))
 		return
 	}
 	if err := safeCall(c.name, func() error { return s.s.Send(c.ctx, b) }); err != nil {

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrydev/ferry"
@@ -52,9 +53,16 @@ type run struct {
 	// has finished, since nobody needs targets any more.
 	srcCtx  context.Context
 	discCtx context.Context
-	// hardCtx is cancelled at the drain deadline: sinks and processors stop
-	// waiting and give up what they hold.
-	hardCtx context.Context
+	// hardCtx is cancelled at the drain deadline, with errDeadline as its
+	// cause: sinks and processors stop waiting and give up what they hold.
+	hardCtx     context.Context
+	errDeadline error
+
+	// draining is set when the drain starts (ctx done, or every source
+	// finished); undelivered counts the batches whose outcome was not
+	// settled from then on.
+	draining    atomic.Bool
+	undelivered atomic.Int64
 
 	sources sync.WaitGroup // sources
 	rest    sync.WaitGroup // everything else
@@ -73,8 +81,17 @@ type run struct {
 // with an error, and then sources and discoverers that implement
 // source.Closer are closed (saving their positions) last. A failing
 // discoverer or source is restarted with backoff and shown as failing; it
-// does not stop the others. Run returns an error if components did not stop
-// by the deadline or if sources failed permanently. A Pipeline runs once.
+// does not stop the others.
+//
+// If the drain deadline passed and batches were acknowledged with an error
+// that is not settled, Run returns an error wrapping ferry.ErrUndelivered
+// that names the deadline: the stop was orderly and the data will be read
+// again on the next start. Batches the pipeline itself gives up at the
+// deadline are acknowledged with such an error, and the context of calls
+// into sinks and processors is cancelled with it as its cause
+// (context.Cause). Run returns other errors, joined with that one, if
+// components did not stop by the deadline, failed to close, or if sources
+// failed permanently. A Pipeline runs once.
 func (p *Pipeline) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.started {
@@ -85,13 +102,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.mu.Unlock()
 
 	r := &run{opts: p.opts, running: map[*component]bool{}}
-	var cancelSrc, cancelDisc, cancelHard context.CancelFunc
+	r.errDeadline = fmt.Errorf("pipeline: drain deadline of %v passed before delivery: %w", p.opts.drain, ferry.ErrUndelivered)
+	var cancelSrc, cancelDisc context.CancelFunc
+	var cancelHard context.CancelCauseFunc
 	r.srcCtx, cancelSrc = context.WithCancel(ctx)
 	r.discCtx, cancelDisc = context.WithCancel(r.srcCtx)
-	r.hardCtx, cancelHard = context.WithCancel(context.WithoutCancel(ctx))
+	r.hardCtx, cancelHard = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelSrc()
 	defer cancelDisc()
-	defer cancelHard()
+	defer cancelHard(nil)
 
 	for _, n := range p.nodes {
 		n.c.ctx = ferry.WithReporter(r.hardCtx, n.c)
@@ -123,13 +142,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-sourcesDone:
 	}
+	r.draining.Store(true)
 	t := time.NewTimer(p.opts.drain)
 	defer t.Stop()
 	deadline = t.C
+	passed := false
 	select {
 	case <-done:
 	case <-deadline:
-		cancelHard()
+		passed = true
+		cancelHard(r.errDeadline)
 		p.opts.logger.Warn("pipeline: drain deadline reached; giving up undelivered data", "timeout", p.opts.drain)
 		grace := time.NewTimer(stopGrace)
 		defer grace.Stop()
@@ -160,7 +182,27 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if n := r.undelivered.Load(); passed && n > 0 {
+		r.errs = append(r.errs, fmt.Errorf("pipeline: drain deadline of %v passed with %d batches not delivered: %w", p.opts.drain, n, ferry.ErrUndelivered))
+	}
 	return errors.Join(r.errs...)
+}
+
+// watchAck returns b with an Ack that counts, once the drain has started,
+// an outcome that is not settled, and then passes it on to b's own Ack.
+// Batches without an Ack are returned as they are: nobody reads them again.
+func watchAck[T any](r *run, b ferry.Batch[T]) ferry.Batch[T] {
+	if b.Ack == nil {
+		return b
+	}
+	parent := b.Ack
+	b.Ack = ferry.NewAck(func(err error) {
+		if !ferry.Settled(err) && r.draining.Load() {
+			r.undelivered.Add(1)
+		}
+		parent.Done(err)
+	})
+	return b
 }
 
 // startAll calls Start on every component that implements ferry.Starter, in

@@ -57,7 +57,8 @@ func (s *Sink[T]) Send(ctx context.Context, b ferry.Batch[T]) error {
 		select {
 		case <-blocked:
 		case <-ctx.Done():
-			b.Done(ctx.Err())
+			// The cause says why (in a pipeline: the drain deadline).
+			b.Done(context.Cause(ctx))
 			return ctx.Err()
 		}
 	}
