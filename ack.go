@@ -40,8 +40,10 @@ func (a *Ack) Retain(n int) {
 
 // Done reports that one owner has finished with its part: err is nil when
 // the part was delivered (or deliberately filtered out), and the reason
-// otherwise. Calling Done more often than there are owners is a bug; the
-// extra calls are ignored rather than reported twice.
+// otherwise. The outcome is reported once: calls after the last owner's are
+// ignored. Calling Done more often than there are owners is still a bug,
+// since an owner's extra call counts for another owner and can report the
+// outcome before that owner is done.
 func (a *Ack) Done(err error) {
 	if a == nil {
 		return

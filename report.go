@@ -34,9 +34,11 @@ func (h Health) String() string {
 }
 
 // Reporter is how a running component tells its pipeline what happened to
-// it. The pipeline puts one in the context of every Run, Process, Send and
-// Close call it makes; ReporterFrom retrieves it. Every method is safe for
-// concurrent use and cheap enough for a hot path.
+// it. A component that implements Starter receives its Reporter in Start
+// and keeps it; for the others, the pipeline also puts it in the context of
+// every Run, Process, Send and Close call it makes, where ReporterFrom
+// retrieves it. Every method is safe for concurrent use and cheap enough for
+// a hot path.
 type Reporter interface {
 	// Logger returns the component's logger, carrying its name and kind.
 	Logger() *slog.Logger

@@ -74,9 +74,10 @@ func WithBuffer(n int) Option { return func(o *options) { o.buffer = n } }
 
 // WithBackoff sets the first and the longest wait before a failed
 // discoverer or source is restarted (defaults 250ms and 30s). The wait
-// doubles after each failure and starts over after a run longer than max.
-func WithBackoff(min, max time.Duration) Option {
-	return func(o *options) { o.minBackoff, o.maxBackoff = min, max }
+// doubles after each failure and starts over after a run longer than
+// longest.
+func WithBackoff(first, longest time.Duration) Option {
+	return func(o *options) { o.minBackoff, o.maxBackoff = first, longest }
 }
 
 // WithFlushInterval sets how often processors that hold items

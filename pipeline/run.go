@@ -271,8 +271,10 @@ func safeCall(name string, fn func() error) (err error) {
 }
 
 // supervise runs fn until ctx is done or fn returns nil, restarting it with
-// exponential backoff after errors. It reports whether fn finished by itself
-// (returned nil before ctx was done).
+// exponential backoff after errors (from minBackoff, doubling up to
+// maxBackoff, and from minBackoff again after a run longer than maxBackoff).
+// A panic counts as an error; a permanent error is recorded as a failure of
+// the Run and not restarted.
 func (r *run) supervise(ctx context.Context, c *component, fn func(context.Context) error) {
 	backoff := r.opts.minBackoff
 	cctx := ferry.WithReporter(ctx, c)
