@@ -27,8 +27,16 @@ import (
 // its Done with the context's error.
 //
 // Run returns nil when the input is exhausted (a finite source) or ctx is
-// done. It never closes out. A non-nil error means the source failed; a
-// pipeline restarts it with backoff, unless the error is permanent.
+// done. It never closes out, and it never sends on out after it returned:
+// goroutines it started (per file, per container, per request) have stopped
+// sending by then, since the caller may close out or stop reading it as soon
+// as Run returned. A non-nil error means the source failed; a pipeline
+// restarts it with backoff, unless the error is permanent.
+//
+// A source that holds resources implements ferry.Starter: Start is called
+// once before the first Run (a pipeline restarts Run without a new Start),
+// and Run without Start returns an error saying so rather than starting
+// anything itself.
 //
 // Acknowledgements can arrive after Run returned. A source that persists
 // state may also implement Closer; the pipeline calls Close after everything
@@ -43,8 +51,10 @@ type Source[T any] interface {
 // Run behaves as Source.Run and in addition receives complete target sets on
 // targets, each replacing the one before: the source starts reading for new
 // targets and stops for vanished ones. The first set arrives shortly after
-// Run starts, and again after every restart. Run never closes out; the
-// pipeline never closes targets while Run is running.
+// Run starts, and again after every restart. Run never closes out, and when
+// it returns, the readers it started for targets have stopped sending on
+// out: none sends after Run returned. The pipeline never closes targets
+// while Run is running.
 type TargetSource[T any] interface {
 	Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[T]) error
 }

@@ -1,0 +1,117 @@
+package sourcetest
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/source"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// fakeT records failures; Fatalf ends the goroutine as testing.T's does.
+type fakeT struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (f *fakeT) Helper() {}
+func (f *fakeT) Errorf(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.errs = append(f.errs, fmt.Sprintf(format, args...))
+}
+func (f *fakeT) Fatalf(format string, args ...any) {
+	f.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+// failures runs check on src with a fake T and returns what it reported.
+func failures[T any](h Harness[T], src source.Source[T]) string {
+	f := &fakeT{}
+	done := make(chan struct{})
+	go func() { defer close(done); check(f, h, src) }()
+	<-done
+	return strings.Join(f.errs, "\n")
+}
+
+// endless emits one-item batches until ctx is done. With late set, it
+// leaves its last send to a goroutine that does it after Run returned,
+// the defect the harness must catch.
+type endless struct {
+	late bool
+}
+
+func (e *endless) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
+	for i := 0; ; i++ {
+		b := ferry.NewBatch([]ferry.Entry{{Line: fmt.Sprint(i)}}, nil)
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			if e.late {
+				// The defect: a send after Run returned, once the
+				// harness has emptied the channel.
+				go func() {
+					for len(out) > 0 {
+						runtime.Gosched()
+					}
+					out <- b
+				}()
+			}
+			return nil
+		}
+	}
+}
+
+// unstarted is a source with a Start that Run does not check.
+type unstarted struct{ endless }
+
+func (*unstarted) Start(context.Context, ferry.Reporter) error { return nil }
+
+func TestHarnessPassesGoodSources(t *testing.T) {
+	if got := failures(Harness[ferry.Entry]{Want: 5}, &endless{}); got != "" {
+		t.Errorf("endless: %s", got)
+	}
+	if got := failures(Harness[ferry.Entry]{Want: 5}, source.Source[ferry.Entry](&source.Slice[ferry.Entry]{Items: make([]ferry.Entry, 5)})); got != "" {
+		t.Errorf("slice: %s", got)
+	}
+	Run(t, Harness[ferry.Entry]{New: func(*testing.T) source.Source[ferry.Entry] { return &endless{} }, Want: 3})
+}
+
+func TestHarnessCatchesSendAfterRun(t *testing.T) {
+	got := failures(Harness[ferry.Entry]{Want: 5}, &endless{late: true})
+	if !strings.Contains(got, "after its Run returned") {
+		t.Errorf("late send not reported; failures: %q", got)
+	}
+}
+
+func TestHarnessCatchesRunWithoutStart(t *testing.T) {
+	got := failures(Harness[ferry.Entry]{Want: 1, Timeout: 200 * time.Millisecond}, &unstarted{})
+	if !strings.Contains(got, "Run without Start returned nil") {
+		t.Errorf("Run without Start not reported; failures: %q", got)
+	}
+}
+
+func TestTargetedForwardsLifecycle(t *testing.T) {
+	var ts source.TargetSource[ferry.Entry] = lifecycleTS{}
+	s := Targeted(ts, []labels.Labels{labels.FromStrings("a", "b")})
+	if _, ok := s.(ferry.Starter); !ok {
+		t.Error("Targeted hides Start")
+	}
+	if _, ok := s.(source.Closer); !ok {
+		t.Error("Targeted hides Close")
+	}
+}
+
+type lifecycleTS struct{}
+
+func (lifecycleTS) Run(context.Context, <-chan []labels.Labels, chan<- ferry.Batch[ferry.Entry]) error {
+	return nil
+}
+func (lifecycleTS) Start(context.Context, ferry.Reporter) error { return nil }
+func (lifecycleTS) Close(context.Context) error                 { return nil }
