@@ -25,8 +25,15 @@ import (
 //
 // Close flushes what the sink holds, within ctx's deadline, and acknowledges
 // everything not delivered by then with an error. After Close, Send
-// acknowledges batches with an error. Close may be called more than once, and
-// without any Send.
+// acknowledges batches with an error. Close may be called more than once,
+// without any Send, and without Start.
+//
+// A sink that holds resources (clients, goroutines, files) implements
+// ferry.Starter and opens them in Start, which a pipeline calls once before
+// the first Send; a program using the sink directly calls it itself. Send
+// before Start starts nothing: it acknowledges the batch with an error that
+// is not permanent (the data may be read again) and returns an error saying
+// Start is required.
 //
 // The pipeline calls Send from one goroutine per node; sinks used directly
 // may be called concurrently and must be safe for that.

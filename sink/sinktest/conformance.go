@@ -14,7 +14,8 @@ import (
 
 // Harness describes a sink implementation to Run.
 type Harness[T any] struct {
-	// New returns a fresh sink, connected to a healthy receiver. It is
+	// New returns a fresh sink, connected to a healthy receiver and not
+	// started: Run calls Start when the sink implements ferry.Starter. It is
 	// called once per sub-test.
 	New func(t *testing.T) sink.Sink[T]
 	// Item returns the i-th distinct test item.
@@ -40,8 +41,16 @@ type Harness[T any] struct {
 //   - Send returns once its context is done;
 //   - Send after Close acknowledges with an error; Close twice and Close
 //     without Send are fine;
+//   - Close without Start, and twice, is fine;
+//   - a sink that implements ferry.Starter starts without error, and Send
+//     before Start acknowledges the batch once with an error that is not
+//     settled (the data may be read again) and returns an error;
 //   - the sink does not use a batch's items after acknowledging it
 //     (checked when Delivered is set).
+//
+// Every sub-test but those about Start calls Start first when the sink
+// implements ferry.Starter. A sink without Start, such as this package's
+// fake, is used as it is.
 func Run[T any](t *testing.T, h Harness[T]) {
 	t.Helper()
 	timeout := h.Timeout
@@ -53,8 +62,21 @@ func Run[T any](t *testing.T, h Harness[T]) {
 		key = func(v T) string { return fmt.Sprintf("%#v", v) }
 	}
 
-	t.Run("AckExactlyOnceAndFlushOnClose", func(t *testing.T) {
+	started := func(t *testing.T) sink.Sink[T] {
+		t.Helper()
 		s := h.New(t)
+		if st, ok := s.(ferry.Starter); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			if err := st.Start(ctx, ferry.NopReporter()); err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+		}
+		return s
+	}
+
+	t.Run("AckExactlyOnceAndFlushOnClose", func(t *testing.T) {
+		s := started(t)
 		const batches, per = 20, 7
 		var mu sync.Mutex
 		acks := make([]int, batches)
@@ -122,7 +144,7 @@ func Run[T any](t *testing.T, h Harness[T]) {
 	})
 
 	t.Run("SendHonoursContext", func(t *testing.T) {
-		s := h.New(t)
+		s := started(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		acked := make(chan error, 1)
@@ -147,7 +169,7 @@ func Run[T any](t *testing.T, h Harness[T]) {
 	})
 
 	t.Run("SendAfterClose", func(t *testing.T) {
-		s := h.New(t)
+		s := started(t)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
@@ -165,6 +187,45 @@ func Run[T any](t *testing.T, h Harness[T]) {
 			}
 		case <-time.After(timeout):
 			t.Errorf("Send after Close did not acknowledge the batch")
+		}
+	})
+
+	t.Run("CloseWithoutStart", func(t *testing.T) {
+		s := h.New(t)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		for i := range 2 {
+			if err := s.Close(ctx); err != nil {
+				t.Errorf("Close %d without Start: %v", i+1, err)
+			}
+		}
+	})
+
+	t.Run("SendBeforeStart", func(t *testing.T) {
+		s := h.New(t)
+		if _, ok := s.(ferry.Starter); !ok {
+			t.Skip("the sink has no Start")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var mu sync.Mutex
+		var acks []error
+		err := s.Send(ctx, ferry.NewBatch([]T{h.Item(0)}, func(err error) {
+			mu.Lock()
+			acks = append(acks, err)
+			mu.Unlock()
+		}))
+		if err == nil {
+			t.Errorf("Send before Start returned nil, want an error saying Start is required")
+		}
+		s.Close(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case len(acks) != 1:
+			t.Errorf("batch sent before Start acknowledged %d times by the time Close returned, want 1", len(acks))
+		case ferry.Settled(acks[0]):
+			t.Errorf("batch sent before Start acknowledged with %v, want an error that is not settled", acks[0])
 		}
 	})
 }
