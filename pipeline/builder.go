@@ -228,7 +228,12 @@ func Discover(b *Builder, name string, d discovery.Discoverer) Targets {
 
 // RelabelTargets adds a step that applies rules to the union of the given
 // target sets, as Prometheus relabel_configs and Alloy's discovery.relabel
-// do. The rules are validated by Build.
+// do. The rules are validated by Build, which also reports a rule that
+// reads a label no input target can carry, when every input says which
+// labels its targets carry (see relabel.Producer; discovery.Static and
+// earlier RelabelTargets steps say so too): a rule on
+// __meta_docker_container_log_stream here, for instance, which exists only
+// on log entries.
 func RelabelTargets(b *Builder, name string, rules []relabel.Rule, in ...Targets) Targets {
 	rn := &relabelNode{rules: rules}
 	n := b.add(name, KindRelabel, rn)
@@ -238,6 +243,11 @@ func RelabelTargets(b *Builder, name string, rules []relabel.Rule, in ...Targets
 	rn.n = n
 	n.impl = rn
 	rn.in = connectTargets(b, n, in)
+	for _, t := range in {
+		if t.n != nil && t.b == b {
+			rn.from = append(rn.from, t.n)
+		}
+	}
 	return Targets{b: b, n: n, p: rn}
 }
 
@@ -372,8 +382,11 @@ type validator interface{ Validate() error }
 
 // Build checks the graph and returns the pipeline, or an error that joins
 // every problem found: duplicate or empty names, nil components, streams and
-// targets nobody consumes, invalid relabel rules, and errors returned by
-// components' Validate methods. Build starts nothing.
+// targets nobody consumes, invalid relabel rules, target relabel rules that
+// read a label which cannot exist there, and errors returned by the Validate
+// methods of every component (discoverers, sources, processors, sinks, and
+// the relabel steps the pipeline makes for Relabel and RelabelTargets). A
+// Validate that panics is reported as its error. Build starts nothing.
 func (b *Builder) Build() (*Pipeline, error) {
 	if b.built {
 		return nil, errors.New("pipeline: Build called twice")
@@ -385,7 +398,18 @@ func (b *Builder) Build() (*Pipeline, error) {
 			errs = append(errs, fmt.Errorf("%s %q: output is not consumed by any component", n.c.kind, n.c.name))
 		}
 		if v, ok := n.value.(validator); ok && !isNil(n.value) {
-			if err := v.Validate(); err != nil {
+			if err := safeCall(n.c.name, v.Validate); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: %w", n.c.kind, n.c.name, err))
+			}
+		}
+	}
+	for _, n := range b.nodes {
+		rn, ok := n.impl.(*relabelNode)
+		if !ok || rn.r == nil {
+			continue
+		}
+		if in, ok := rn.inputNames(); ok {
+			if err := rn.r.CheckReads(in); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q: %w", n.c.kind, n.c.name, err))
 			}
 		}

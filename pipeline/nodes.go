@@ -541,7 +541,74 @@ type relabelNode struct {
 	rules []relabel.Rule
 	r     *relabel.Rules
 	in    []*mailbox
+	from  []*node // the producers of in
 	outs  targetOuts
+}
+
+// inputNames returns the label names the targets reaching rn can carry, and
+// false unless every input says.
+func (rn *relabelNode) inputNames() (relabel.Names, bool) {
+	if len(rn.from) == 0 {
+		return nil, false
+	}
+	var all relabel.Names
+	for _, n := range rn.from {
+		names, ok := targetNames(n)
+		if !ok {
+			return nil, false
+		}
+		all = append(all, names...)
+	}
+	return all, true
+}
+
+// targetNames returns the label names the targets of n can carry, and false
+// when that is not known: a discoverer that is neither a relabel.Producer
+// nor a discovery.Static, or a relabel step after one, or whose rules add
+// names not known in advance.
+func targetNames(n *node) (relabel.Names, bool) {
+	switch impl := n.impl.(type) {
+	case *discovererNode:
+		if isNil(impl.d) {
+			return nil, false
+		}
+		switch d := impl.d.(type) {
+		case relabel.Producer:
+			return d.TargetLabels(), true
+		case discovery.Static:
+			return staticNames(d), true
+		case *discovery.Static:
+			return staticNames(*d), true
+		}
+	case *relabelNode:
+		if impl.r == nil {
+			return nil, false
+		}
+		in, ok := impl.inputNames()
+		if !ok {
+			return nil, false
+		}
+		w, ok := impl.r.Writes()
+		if !ok {
+			return nil, false
+		}
+		return append(in, w...), true
+	}
+	return nil, false
+}
+
+func staticNames(s discovery.Static) relabel.Names {
+	var out relabel.Names
+	seen := map[string]bool{}
+	for _, t := range s {
+		t.Range(func(l labels.Label) {
+			if !seen[l.Name] {
+				seen[l.Name] = true
+				out = append(out, l.Name)
+			}
+		})
+	}
+	return out
 }
 
 // Validate compiles the rules; Build calls it.
