@@ -271,8 +271,11 @@ func connectTargets(b *Builder, n *node, in []Targets) []*mailbox {
 }
 
 // FromSource adds a source and returns its stream. Like every component,
-// a source with a Validate() error method is checked by Build, and one that
-// implements source.Closer is closed by Run after the sinks drained.
+// a source with a Validate() error method is checked by Build, one that
+// implements ferry.Starter is started by Run before its first Run, and one
+// that implements source.Closer is closed by Run after the sinks drained.
+// Run closes the source's output channel once the source's Run returned for
+// good: a source that sends after its Run returned breaks its contract.
 func FromSource[T any](b *Builder, name string, s source.Source[T]) Stream[T] {
 	n := b.add(name, KindSource, s)
 	if n == nil {
