@@ -563,7 +563,8 @@ func (s *Server) Start(ctx context.Context, rep ferry.Reporter) error {
 // Run emits the entries of pushes on out until ctx is done, and returns nil
 // then; the server goes on answering (503, or the outcome of pushes waiting
 // for their acknowledgement) until Close. It returns ErrNotStarted without
-// Start, and a permanent error if serving failed.
+// Start, nil if Close stopped the server, and a permanent error if serving
+// failed otherwise.
 func (s *Server) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
 	s.mu.Lock()
 	errc := s.serveErr
@@ -585,6 +586,9 @@ func (s *Server) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 		}
 		err = s.served
 		s.mu.Unlock()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil // Close was called
+		}
 		return ferry.Permanent(fmt.Errorf("lokipush: serving stopped: %w", err))
 	}
 }
