@@ -183,7 +183,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if n := r.undelivered.Load(); passed && n > 0 {
-		r.errs = append(r.errs, fmt.Errorf("pipeline: drain deadline of %v passed with %d batches not delivered: %w", p.opts.drain, n, ferry.ErrUndelivered))
+		batches := "batches"
+		if n == 1 {
+			batches = "batch"
+		}
+		r.errs = append(r.errs, fmt.Errorf("pipeline: drain deadline of %v passed with %d %s not delivered: %w", p.opts.drain, n, batches, ferry.ErrUndelivered))
 	}
 	return errors.Join(r.errs...)
 }
