@@ -14,8 +14,9 @@ import (
 //
 // Send takes ownership of b whatever it returns, and reports b's outcome
 // exactly once through b.Done: nil after the receiver accepted every item, a
-// ferry.Permanent error after items were dropped for good (counted through
-// the ferry.Reporter in ctx), or another error when the sink gave up on them
+// ferry.Permanent error after items were dropped for good (counted with
+// Reporter.Dropped, on the Reporter given to Start or, for a sink without
+// Start, the one in ctx), or another error when the sink gave up on them
 // (it was closed, the drain deadline passed) and they may be read again.
 // Send may return before delivery (queueing the batch) or block until there
 // is room: blocking is the backpressure that stops sources from reading. It
