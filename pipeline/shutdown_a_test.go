@@ -94,3 +94,37 @@ func TestDefaultDrainFitsDockerStop(t *testing.T) {
 		t.Fatalf("DefaultDrainTimeout %v does not fit docker stop's 10s grace period", d)
 	}
 }
+
+// onlyUndelivered is the function docs/shutdown.md shows: it reports
+// whether every error joined in err is ferry.ErrUndelivered.
+func onlyUndelivered(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !onlyUndelivered(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, ferry.ErrUndelivered)
+}
+
+// TestShutdownDocSnippet checks the snippet of docs/shutdown.md on the
+// errors Run returns.
+func TestShutdownDocSnippet(t *testing.T) {
+	fake := &sinktest.Sink[ferry.Entry]{}
+	fake.Block()
+	b := pipeline.New(pipeline.WithDrainTimeout(50*time.Millisecond), pipeline.WithLogger(quiet()))
+	pipeline.To(b, "stuck", fake, pipeline.FromSource(b, "counter", &counter{batch: 1, limit: 3}))
+	p, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Run(context.Background())
+	if !onlyUndelivered(err) {
+		t.Fatalf("onlyUndelivered(%v) = false", err)
+	}
+	if onlyUndelivered(errors.Join(err, errors.New("sink \"x\": close: boom"))) {
+		t.Fatal("onlyUndelivered true with a failure joined")
+	}
+}
