@@ -29,6 +29,11 @@ func ExampleScraper() {
 	out := make(chan ferry.Batch[ferry.Sample], 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if err := s.Start(ctx, ferry.NopReporter()); err != nil { // a pipeline calls Start itself
+		fmt.Println(err)
+		return
+	}
+	defer s.Close(ctx)
 	go s.Run(ctx, targets, out)
 	// Usually a discoverer sends these; relabel rules may set __scheme__,
 	// __metrics_path__, __param_*, job and other labels.

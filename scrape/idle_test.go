@@ -19,10 +19,11 @@ import (
 	"github.com/ferrydev/ferry"
 )
 
-// TestRunClosesIdleConnections: when Run returns, the client it built
-// keeps no keep-alive connection open (found by the faults soak test; a
-// restarted scraper left one per target behind).
-func TestRunClosesIdleConnections(t *testing.T) {
+// TestCloseClosesIdleConnections: after Run returned and Close, the client
+// Start built keeps no keep-alive connection open (found by the faults soak
+// test; a restarted scraper left one per target behind, when every Run
+// built a client).
+func TestCloseClosesIdleConnections(t *testing.T) {
 	srv := conntest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		io.WriteString(w, "x 1\n")
@@ -31,7 +32,7 @@ func TestRunClosesIdleConnections(t *testing.T) {
 	targets := make(chan []labels.Labels, 1)
 	targets <- []labels.Labels{labels.FromStrings("__address__", strings.TrimPrefix(srv.URL, "http://"))}
 	out := make(chan ferry.Batch[ferry.Sample], 4)
-	s := &Scraper{Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond}
+	s := started(t, &Scraper{Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, targets, out) }()
 	b := <-out
@@ -46,7 +47,10 @@ func TestRunClosesIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(out)
-	srv.WaitAllClosed(t, "Run returned")
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.WaitAllClosed(t, "Close")
 }
 
 // An idle target holds no goroutine, only a timer: 200 targets between

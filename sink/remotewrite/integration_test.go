@@ -46,6 +46,11 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 				ExternalLabels:    labels.FromStrings("agent", "ferry"),
 				Metadata:          sc.Metadata,
 			}
+			for _, c := range []ferry.Starter{sc, rw} {
+				if err := c.Start(ctx, ferry.NopReporter()); err != nil {
+					t.Fatal(err)
+				}
+			}
 			targets := make(chan []labels.Labels, 1)
 			out := make(chan ferry.Batch[ferry.Sample], 4)
 			runDone := make(chan error, 1)
