@@ -50,7 +50,7 @@ func TestPipeline(t *testing.T) {
 			RefreshInterval: 50 * time.Millisecond,
 		})
 		lines := pipeline.FromTargets(b, "tail", &filetail.Source{
-			Positions: pos, Start: filetail.StartBeginning, PollInterval: 20 * time.Millisecond,
+			PositionsFile: pos, StartAt: filetail.StartBeginning, PollInterval: 20 * time.Millisecond,
 		}, targets)
 		lines = pipeline.Process(b, "stages", stage.MustNew(
 			&stage.Logfmt{Mapping: map[string]string{"level": ""}},

@@ -223,7 +223,7 @@ func (r *reader) recovered() {
 
 // run follows the file until its target is gone or ctx ends.
 func (r *reader) run(ctx context.Context) {
-	r.rep = ferry.ReporterFrom(ctx)
+	r.rep = r.s.rep
 	poll := time.NewTicker(r.cfg.poll)
 	defer poll.Stop()
 	defer func() {
@@ -419,7 +419,7 @@ func (r *reader) open(ctx context.Context) error {
 				}
 			}
 		}
-	} else if r.first && r.s.Start == StartEnd && !r.gz && fi.ModTime().Before(r.s.startTime.Add(-clockSlack)) {
+	} else if r.first && r.s.StartAt == StartEnd && !r.gz && fi.ModTime().Before(r.s.startTime.Add(-clockSlack)) {
 		start = fi.Size()
 		p := pos{off: start, id: id, fpLen: fpLen, fp: fp}
 		r.startPos = &p

@@ -97,6 +97,9 @@ func startWith(t *testing.T, s *Source, outcome func(n int, b ferry.Batch[ferry.
 	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), h.rep))
 	h.cancel = cancel
 	h.setTargets(paths...)
+	if err := s.Start(ctx, h.rep); err != nil {
+		t.Fatal(err)
+	}
 	go func() { h.done <- s.Run(ctx, h.targets, h.out) }()
 	go func() {
 		for b := range h.out {
@@ -224,7 +227,7 @@ func equalLines(t *testing.T, got, want []string) {
 }
 
 func fast() *Source {
-	return &Source{Start: StartBeginning, PollInterval: 20 * time.Millisecond, RotateWait: 100 * time.Millisecond, SaveInterval: 50 * time.Millisecond, BatchSize: 100}
+	return &Source{StartAt: StartBeginning, PollInterval: 20 * time.Millisecond, RotateWait: 100 * time.Millisecond, SaveInterval: 50 * time.Millisecond, BatchSize: 100}
 }
 
 func TestTailFromBeginningAndFollow(t *testing.T) {
@@ -257,7 +260,7 @@ func TestStartEnd(t *testing.T) {
 	past := time.Now().Add(-time.Hour)
 	os.Chtimes(p, past, past)
 	s := fast()
-	s.Start = StartEnd
+	s.StartAt = StartEnd
 	h := start(t, s, p)
 	defer h.stop()
 	waitFor(t, func() bool { _, ok := s.getPos(KeyPrefix + p); return ok }) // opened
@@ -577,7 +580,7 @@ func TestGzipReadOnce(t *testing.T) {
 	pos, _ := positions.Open(pf, positions.Options{})
 	s := fast()
 	s.Decompress = true
-	s.Positions = pos
+	s.PositionsFile = pos
 	h := start(t, s, p)
 	equalLines(t, h.settle(), append(want("z", 0, 3000), "no newline"))
 	h.stop()
@@ -585,7 +588,7 @@ func TestGzipReadOnce(t *testing.T) {
 	pos2, _ := positions.Open(pf, positions.Options{})
 	s2 := fast()
 	s2.Decompress = true
-	s2.Positions = pos2
+	s2.PositionsFile = pos2
 	h2 := start(t, s2, p)
 	if got := h2.settle(); len(got) != 0 {
 		t.Fatalf("compressed file read again: %d lines", len(got))
@@ -614,7 +617,7 @@ func TestCrashRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := fast()
-	s.Positions = pos
+	s.PositionsFile = pos
 	// Deliver 20 batches, then fail the rest (as a sink that went down).
 	h := startWith(t, s, func(n int, b ferry.Batch[ferry.Entry]) error {
 		if n < 20 {
@@ -639,7 +642,7 @@ func TestCrashRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := fast()
-	s2.Positions = pos2
+	s2.PositionsFile = pos2
 	h2 := start(t, s2, p)
 	second := h2.waitLines(5000)
 	h2.stop()
@@ -687,6 +690,10 @@ func TestBackpressure(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	targets <- []labels.Labels{labels.FromStrings(PathLabel, p)}
+	if err := s.Start(ctx, ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
 	go func() { done <- s.Run(ctx, targets, out) }()
 	time.Sleep(300 * time.Millisecond)
 	s.mu.Lock()
@@ -723,14 +730,17 @@ func TestPosEncoding(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	for _, s := range []*Source{{MaxLineSize: -1}, {Start: 7}, {Encoding: 9}, {PollInterval: -1}} {
+	for _, s := range []*Source{{MaxLineSize: -1}, {StartAt: 7}, {Encoding: 9}, {PollInterval: -1}} {
 		if s.Validate() == nil {
 			t.Errorf("%+v: no error", s)
 		}
 	}
-	err := (&Source{LongLines: 5}).Run(context.Background(), nil, nil)
-	if !ferry.IsPermanent(err) {
-		t.Errorf("Run with bad config: %v", err)
+	bad := &Source{LongLines: 5}
+	if err := bad.Start(context.Background(), ferry.NopReporter()); err == nil {
+		t.Error("Start with bad config succeeded")
+	}
+	if err := bad.Run(context.Background(), nil, nil); !errors.Is(err, ErrNotStarted) || ferry.IsPermanent(err) {
+		t.Errorf("Run before Start: %v, want ErrNotStarted", err)
 	}
 }
 
@@ -755,7 +765,7 @@ func TestCopyTruncateWhileDown(t *testing.T) {
 	appendLines(t, p, "l", 0, 1000)
 	pos, _ := positions.Open(pf, positions.Options{})
 	s := fast()
-	s.Positions = pos
+	s.PositionsFile = pos
 	h := start(t, s, p)
 	h.waitLines(1000)
 	time.Sleep(50 * time.Millisecond)
@@ -769,7 +779,7 @@ func TestCopyTruncateWhileDown(t *testing.T) {
 
 	pos2, _ := positions.Open(pf, positions.Options{})
 	s2 := fast()
-	s2.Positions = pos2
+	s2.PositionsFile = pos2
 	h2 := start(t, s2, p)
 	defer h2.stop()
 	equalLines(t, h2.waitLines(300), want("l", 1000, 1300))
@@ -783,7 +793,7 @@ func TestLabelsChangeAndForget(t *testing.T) {
 	pf := filepath.Join(dir, "positions.json")
 	pos, _ := positions.Open(pf, positions.Options{})
 	s := fast()
-	s.Positions = pos
+	s.PositionsFile = pos
 	h := start(t, s, p)
 	defer h.stop()
 	h.waitLines(10)
@@ -843,5 +853,29 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The source reports its acknowledged positions (source.PositionReporter),
+// which the pipeline's debug page shows; no production source did before.
+func TestPositionsReported(t *testing.T) {
+	var _ source.PositionReporter = (*Source)(nil)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.log")
+	appendLines(t, p, "a", 0, 10)
+	s := fast()
+	if got := s.Positions(); len(got) != 0 {
+		t.Errorf("before Start: %v", got)
+	}
+	h := start(t, s, p)
+	defer h.stop()
+	h.waitLines(10)
+	waitFor(t, func() bool {
+		v, ok := s.Positions()[KeyPrefix+p]
+		return ok && v != ""
+	})
+	pos, _ := s.getPos(KeyPrefix + p)
+	if got := s.Positions(); len(got) != 1 || got[KeyPrefix+p] != pos {
+		t.Errorf("Positions = %v, want only %s=%s", got, KeyPrefix+p, pos)
 	}
 }
