@@ -413,8 +413,8 @@ func (s *Source) Positions() map[string]string {
 }
 
 func (s *Source) getPos(key string) (string, bool) { return s.pos.Get(key) }
-func (s *Source) setPos(key, v string)              { s.pos.Set(key, v) }
-func (s *Source) delPos(key string)                 { s.pos.Delete(key) }
+func (s *Source) setPos(key, v string)             { s.pos.Set(key, v) }
+func (s *Source) delPos(key string)                { s.pos.Delete(key) }
 
 // entryLabels returns the labels of entries read for target t.
 func entryLabels(t labels.Labels, path string) labels.Labels {
