@@ -26,10 +26,10 @@ import (
 
 func TestMain(m *testing.M) { dockertest.Main(m) }
 
-var rules = relabel.MustNew(
+var rules = []relabel.Rule{
 	relabel.Replace([]string{"__meta_docker_container_name"}, "/(.*)", "container", "$1"),
 	relabel.Replace([]string{"__meta_docker_container_log_stream"}, "(.*)", "stream", "$1"),
-)
+}
 
 // expect checks that entries hold exactly the lines of the given runs of
 // spec, each once, in order within each stream, with the right stream label.
@@ -198,7 +198,7 @@ func TestEngineResume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src := &dockerlogs.Source{Client: c, Rules: rules, Positions: pf, BatchSize: 50}
+		src := &dockerlogs.Source{Client: c, Rules: rules, PositionsFile: pf, BatchSize: 50}
 		nack := 0
 		if round == 0 {
 			nack = 3 // a sink that fails after three batches
@@ -251,7 +251,7 @@ func TestEngineRemovedDropsPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	pf.Set("docker/0000000000000000000000000000000000000000000000000000000000000000", "1:1") // long gone
-	src := &dockerlogs.Source{Client: c, Rules: rules, Positions: pf, SaveInterval: 50 * time.Millisecond}
+	src := &dockerlogs.Source{Client: c, Rules: rules, PositionsFile: pf, SaveInterval: 50 * time.Millisecond}
 	col := start(t, src, 0)
 	col.set(target(id, "/gone"))
 	col.waitN(10, time.Minute)

@@ -52,15 +52,20 @@ func Example() {
 	}
 	src := &dockerlogs.Source{
 		Client: c,
-		Rules: relabel.MustNew(
+		Rules: []relabel.Rule{
 			// "/ferry-logs-example-<pid>" becomes "ferry-logs-example".
 			relabel.Replace([]string{"__meta_docker_container_name"}, "/(.*)-[0-9]+", "container", "$1"),
 			relabel.Replace([]string{"__meta_docker_container_log_stream"}, "(.*)", "stream", "$1"),
-		),
+		},
 	}
 	targets := make(chan []labels.Labels)
 	out := make(chan ferry.Batch[ferry.Entry])
 	go disc.Run(ctx, targets)
+	if err := src.Start(ctx, ferry.NopReporter()); err != nil { // a pipeline calls Start itself
+		fmt.Println(err)
+		return
+	}
+	defer src.Close(context.Background())
 	go src.Run(ctx, targets, out)
 
 	var lines []string

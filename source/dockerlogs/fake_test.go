@@ -23,8 +23,10 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/relabel"
+	"github.com/ferrydev/ferry/source"
 )
 
 // fakeEngine serves one stopped container's log from memory, honouring
@@ -186,6 +188,13 @@ func (nopRep) SetHealth(ferry.Health, error) {}
 func (nopRep) Dropped(string, int)           {}
 func (nopRep) Retried()                      {}
 
+// mustStart starts s with r; the fake engine cannot make Start fail.
+func mustStart(s *Source, r ferry.Reporter) {
+	if err := s.Start(context.Background(), r); err != nil {
+		panic(err)
+	}
+}
+
 // runOnC1 runs s in the background on the fake's container c1, sending
 // to out; Run's result comes on done after cancel.
 func runOnC1(s *Source, out chan ferry.Batch[ferry.Entry]) (cancel context.CancelFunc, done <-chan error) {
@@ -193,6 +202,7 @@ func runOnC1(s *Source, out chan ferry.Batch[ferry.Entry]) (cancel context.Cance
 	targets := make(chan []labels.Labels, 1)
 	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
 	d := make(chan error, 1)
+	mustStart(s, nopRep{})
 	go func() { d <- s.Run(ctx, targets, out) }()
 	return cancel, d
 }
@@ -246,7 +256,7 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	}
 	// First run: only two of the three lines at base+1 were delivered.
 	f.lines = f.lines[:3]
-	got := runFake(t, &Source{Client: f, Positions: pf}, 3)
+	got := runFake(t, &Source{Client: f, PositionsFile: pf}, 3)
 	if strings.Join(got, ",") != "line 0,line 1,line 2" {
 		t.Fatalf("first run %v", got)
 	}
@@ -258,7 +268,7 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	for i, ts := range []int64{base + 1, base + 2} {
 		f.lines = append(f.lines, fakeLine{ts: ts, stream: 2, text: fmt.Sprintf("line %d", i+3)})
 	}
-	got = runFake(t, &Source{Client: f, Positions: pf}, 2)
+	got = runFake(t, &Source{Client: f, PositionsFile: pf}, 2)
 	if strings.Join(got, ",") != "line 3,line 4" {
 		t.Fatalf("second run %v", got)
 	}
@@ -267,7 +277,7 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	}
 	// Removed: the position goes once everything is settled.
 	f.removed = true
-	s := &Source{Client: f, Positions: pf}
+	s := &Source{Client: f, PositionsFile: pf}
 	cancel, done := runOnC1(s, make(chan ferry.Batch[ferry.Entry]))
 	time.Sleep(100 * time.Millisecond)
 	cancel()
@@ -353,7 +363,7 @@ func BenchmarkSourceLines(b *testing.B) {
 	const n = 100000
 	raw, _ := benchLog(n)
 	f := &fakeEngine{raw: raw}
-	rules := relabel.MustNew(relabel.Replace([]string{LabelLogStream}, "(.*)", "stream", "$1"))
+	rules := []relabel.Rule{relabel.Replace([]string{LabelLogStream}, "(.*)", "stream", "$1")}
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -362,6 +372,7 @@ func BenchmarkSourceLines(b *testing.B) {
 		targets := make(chan []labels.Labels, 1)
 		out := make(chan ferry.Batch[ferry.Entry], 4)
 		done := make(chan error, 1)
+		mustStart(s, nopRep{})
 		go func() { done <- s.Run(ctx, targets, out) }()
 		targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1", docker.LabelContainerName, "/bench")}
 		for got := 0; got < n; {
@@ -421,11 +432,11 @@ func TestResumeSkewedStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := runFake(t, &Source{Client: f, Positions: pf}, 1); strings.Join(got, ",") != "A" {
+	if got := runFake(t, &Source{Client: f, PositionsFile: pf}, 1); strings.Join(got, ",") != "A" {
 		t.Fatalf("first run %v", got)
 	}
 	f.lines = append(f.lines, fakeLine{ts: 10e9 - 5, stream: 2, text: "B"}, fakeLine{ts: 10e9 + 7, stream: 1, text: "C"})
-	if got := runFake(t, &Source{Client: f, Positions: pf}, 2); strings.Join(got, ",") != "B,C" {
+	if got := runFake(t, &Source{Client: f, PositionsFile: pf}, 2); strings.Join(got, ",") != "B,C" {
 		t.Fatalf("second run %v", got)
 	}
 }
@@ -478,4 +489,46 @@ func TestBackpressure(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// The source reports its acknowledged positions (source.PositionReporter),
+// which the pipeline's debug page shows; no production source did before.
+func TestPositionsReported(t *testing.T) {
+	var _ source.PositionReporter = (*Source)(nil)
+	f := &fakeEngine{lines: []fakeLine{{ts: 1e18, stream: 1, text: "one"}}}
+	s := &Source{Client: f}
+	if got := s.Positions(); len(got) != 0 {
+		t.Errorf("before Start: %v", got)
+	}
+	out := make(chan ferry.Batch[ferry.Entry])
+	cancel, done := runOnC1(s, out)
+	b := <-out
+	b.Done(nil)
+	poll.Until(t, func() bool { return s.Positions()[PositionPrefix+"c1"] != "" }, "the position of c1")
+	cancel()
+	<-done
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Positions(); len(got) != 1 {
+		t.Errorf("Positions = %v, want c1 only", got)
+	}
+}
+
+// Configuration errors fail Validate (so pipeline.Build) and Start, and Run
+// before Start fails without reading.
+func TestValidateAndStart(t *testing.T) {
+	bad := &Source{Client: &fakeEngine{}, Rules: []relabel.Rule{relabel.Keep([]string{"a"}, "(")}}
+	if err := bad.Validate(); err == nil {
+		t.Error("Validate accepted an invalid rule")
+	}
+	if err := bad.Start(context.Background(), nopRep{}); err == nil {
+		t.Error("Start accepted an invalid rule")
+	}
+	if err := bad.Run(context.Background(), nil, nil); !errors.Is(err, ErrNotStarted) || ferry.IsPermanent(err) {
+		t.Errorf("Run before Start = %v, want ErrNotStarted", err)
+	}
+	if err := bad.Close(context.Background()); err != nil {
+		t.Errorf("Close without Start: %v", err)
+	}
 }

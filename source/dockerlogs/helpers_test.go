@@ -46,6 +46,9 @@ func start(t testing.TB, s *dockerlogs.Source, nackAfter int) *collector {
 	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), testReporter{c}))
 	c.cancel = cancel
 	out := make(chan ferry.Batch[ferry.Entry])
+	if err := s.Start(ctx, testReporter{c}); err != nil {
+		t.Fatal(err)
+	}
 	go func() { c.done <- s.Run(ctx, c.targets, out) }()
 	go func() {
 		for {

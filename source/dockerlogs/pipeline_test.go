@@ -50,8 +50,8 @@ func TestEnginePipeline(t *testing.T) {
 		}, targets)
 		logs := pipeline.FromTargets(b, "logs", &dockerlogs.Source{
 			Client:    c,
-			Positions: pf,
-			Rules:     relabel.MustNew(relabel.Replace([]string{dockerlogs.LabelLogStream}, "(.*)", "stream", "$1")),
+			PositionsFile: pf,
+			Rules:     []relabel.Rule{relabel.Replace([]string{dockerlogs.LabelLogStream}, "(.*)", "stream", "$1")},
 		}, targets)
 		pipeline.To(b, "sink", fake, logs)
 		p, err := b.Build()

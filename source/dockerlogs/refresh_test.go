@@ -20,11 +20,12 @@ import (
 // label of each; after them nothing more may come for quiet.
 func runMany(t *testing.T, s *Source, n int) func(want int, quiet time.Duration) []string {
 	t.Helper()
-	s.Rules = relabel.MustNew(relabel.Replace([]string{docker.LabelContainerID}, "(.*)", "id", "$1"))
+	s.Rules = []relabel.Rule{relabel.Replace([]string{docker.LabelContainerID}, "(.*)", "id", "$1")}
 	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
 	targets := make(chan []labels.Labels, 1)
 	out := make(chan ferry.Batch[ferry.Entry])
 	done := make(chan error, 1)
+	mustStart(s, nopRep{})
 	go func() { done <- s.Run(ctx, targets, out) }()
 	t.Cleanup(func() { cancel(); <-done })
 	var ts []labels.Labels
