@@ -43,15 +43,15 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 	if r.R == nil {
 		return nil
 	}
-	size, linger, max := r.BatchSize, r.Linger, r.MaxLineSize
+	size, linger, maxLine := r.BatchSize, r.Linger, r.MaxLineSize
 	if size <= 0 {
 		size = DefaultBatchSize
 	}
 	if linger <= 0 {
 		linger = DefaultLinger
 	}
-	if max <= 0 {
-		max = DefaultMaxLineSize
+	if maxLine <= 0 {
+		maxLine = DefaultMaxLineSize
 	}
 	rep := ferry.ReporterFrom(ctx)
 
@@ -65,13 +65,13 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 	go func() {
 		defer close(lines)
 		br := bufio.NewReaderSize(r.R, 64<<10)
-		var long []byte // a line longer than the buffer, collected up to max+1 bytes
+		var long []byte // a line longer than the buffer, collected up to maxLine+1 bytes
 		partial := false
 		for {
 			frag, err := br.ReadSlice('\n')
 			if errors.Is(err, bufio.ErrBufferFull) {
-				if len(long) <= max {
-					long = append(long, frag[:min(len(frag), max+1-len(long))]...)
+				if len(long) <= maxLine {
+					long = append(long, frag[:min(len(frag), maxLine+1-len(long))]...)
 				}
 				partial = true
 				continue
@@ -82,8 +82,8 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 			}
 			line := frag
 			if partial {
-				if len(long) <= max {
-					long = append(long, frag[:min(len(frag), max+1-len(long))]...)
+				if len(long) <= maxLine {
+					long = append(long, frag[:min(len(frag), maxLine+1-len(long))]...)
 				}
 				line, long, partial = long, long[:0], false
 			}
@@ -92,13 +92,13 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 			}
 			line = bytes.TrimSuffix(line, []byte("\n"))
 			line = bytes.TrimSuffix(line, []byte("\r"))
-			if len(line) > max {
+			if len(line) > maxLine {
 				if r.LongLines == DropLongLines {
 					rep.Dropped("line_too_long", 1)
 					continue
 				}
 				rep.Dropped("line_truncated", 1)
-				line = line[:max]
+				line = line[:maxLine]
 			}
 			select {
 			case lines <- string(line):

@@ -168,7 +168,7 @@ func (ep *endpoint) add(ctx context.Context, items []ferry.Entry, streams []*str
 	}
 	var dropped int
 	var result error
-	max := ep.cfg.maxBuffered()
+	maxBytes := ep.cfg.maxBuffered()
 	for i := range items {
 		s := streams[i]
 		if s == nil {
@@ -176,7 +176,7 @@ func (ep *endpoint) add(ctx context.Context, items []ferry.Entry, streams []*str
 		}
 		it := &items[i]
 		size := it.Size()
-		for ep.buffered > 0 && ep.buffered+size > max {
+		for ep.buffered > 0 && ep.buffered+size > maxBytes {
 			if ep.cfg.DropWhenFull {
 				dropped++
 				goto next
@@ -228,7 +228,7 @@ func (ep *endpoint) add(ctx context.Context, items []ferry.Entry, streams []*str
 	}
 	if dropped > 0 {
 		ep.rep.Dropped(ReasonBufferFull, dropped)
-		result = ferry.Permanentf("loki: %s: dropped %d entries: buffer of %d bytes full", ep.redacted, dropped, max)
+		result = ferry.Permanentf("loki: %s: dropped %d entries: buffer of %d bytes full", ep.redacted, dropped, maxBytes)
 	}
 	return result
 }

@@ -17,9 +17,9 @@ import (
 	"errors"
 	"math"
 	"os"
-	"sync"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrydev/ferry"
