@@ -150,8 +150,20 @@ func TestLogfmt(t *testing.T) {
 		{`a=1 b="unterminated`, &Logfmt{}, map[string]string{"a": "1"}, true},
 		{`a=1 ="x"`, &Logfmt{}, map[string]string{"a": "1"}, true},
 	} {
-		got, _ := extractedOf(t, tc.line, tc.stage)
+		p, err := New(tc.stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]string
+		p.stages = append(p.stages, Func(func(c *Context, e *ferry.Entry) bool { got = maps.Clone(c.Extracted); return true }))
+		b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry(tc.line)}})
 		checkExtracted(t, got, tc.want)
+		if f := p.Failures()["logfmt_malformed"]; (f == 1) != tc.fail {
+			t.Errorf("%q: logfmt_malformed = %d, want failure %v", tc.line, f, tc.fail)
+		}
+		if len(b.Items) != 1 || b.Items[0].Line != tc.line {
+			t.Errorf("%q: entry changed: %+v", tc.line, b.Items)
+		}
 	}
 }
 
