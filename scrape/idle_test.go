@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/internal/conntest"
+	"github.com/ferrydev/ferry/internal/poll"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -68,16 +69,12 @@ func TestIdleTargetsHoldNoGoroutine(t *testing.T) {
 		set = append(set, labels.FromStrings("__address__", addr(srv), "__param_i", strconv.Itoa(i)))
 	}
 	h.targets <- set
-	for len(s.Targets()) < 200 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, func() bool { return len(s.Targets()) >= 200 }, "200 targets")
 	if g := runtime.NumGoroutine(); g > g0+5 {
 		t.Errorf("%d goroutines for 200 idle targets, %d before", g, g0)
 	}
 	h.targets <- nil
-	for len(s.Targets()) > 0 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, func() bool { return len(s.Targets()) == 0 }, "no targets")
 	select {
 	case b := <-h.out:
 		t.Errorf("a batch from targets never scraped: %d samples", len(b.Items))

@@ -535,7 +535,7 @@ func TestMultilineMaxWait(t *testing.T) {
 	if len(out.Items) != 0 {
 		t.Fatal(out.Items)
 	}
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // past MaxWait: the time passing is what is tested
 	fb, _ := p.Flush(context.Background())
 	if len(fb.Items) != 1 || fb.Items[0].Line != "start\nmore" || fb.Items[0].Labels.Get("after") != "yes" {
 		t.Fatalf("%+v", fb.Items)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
@@ -361,7 +362,7 @@ func TestRejectedBatchDropped(t *testing.T) {
 	if len(err.Error()) > 2000 {
 		t.Errorf("error not truncated: %d bytes", len(err.Error()))
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // time for a retry that must not happen
 	if n := f.attemptCount(); n != 1 {
 		t.Errorf("%d attempts, want 1 (no retry on 400)", n)
 	}
@@ -427,11 +428,9 @@ func TestConnectionResetsAndDowntime(t *testing.T) {
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(ctx, acks.batch(testEntries()[:1]))
-	for f.attemptCount() < 3 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	srv.Close() // down
-	time.Sleep(300 * time.Millisecond)
+	poll.Until(t, func() bool { return f.attemptCount() >= 3 }, "3 attempts")
+	srv.Close()                        // down
+	time.Sleep(300 * time.Millisecond) // the receiver stays down a while: retries fail meanwhile
 	acks.none(t, 10*time.Millisecond)
 	ln2, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -613,13 +612,10 @@ func TestMultiEndpointIndependentQueues(t *testing.T) {
 	acks := newAckRecorder()
 	for i := range 3 {
 		s.Send(context.Background(), acks.batch([]ferry.Entry{{Labels: labels.FromStrings("a", "b"), Timestamp: t0.Add(time.Duration(i)), Line: "x"}}))
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // past BatchWait: each entry is a request of its own
 	}
 	// The fast endpoint got everything although the slow one is stuck.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(fast.received()) < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Wait(5*time.Second, func() bool { return len(fast.received()) >= 3 })
 	if n := len(fast.received()); n != 3 {
 		t.Fatalf("fast endpoint got %d requests, want 3", n)
 	}
@@ -869,19 +865,11 @@ func TestIdleTenantQueuesExit(t *testing.T) {
 		}
 	}
 	ep := s.eps[0]
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, func() bool {
 		ep.mu.Lock()
-		n := len(ep.queues)
-		ep.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tenant queues still alive", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer ep.mu.Unlock()
+		return len(ep.queues) == 0
+	}, "the idle tenant queues to go")
 	// A tenant that comes back gets a new queue.
 	s.Send(context.Background(), acks.batch([]ferry.Entry{{Labels: labels.FromStrings("a", "b", "__tenant_id__", "t1"), Line: "y"}}))
 	if err := acks.wait(t, 5*time.Second); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/source"
@@ -168,12 +169,8 @@ func (h *harness) lines() []string {
 // waitLines waits until n lines arrived and returns them.
 func (h *harness) waitLines(n int) []string {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if l := h.lines(); len(l) >= n {
-			return l
-		}
-		time.Sleep(5 * time.Millisecond)
+	if poll.Wait(poll.Timeout, func() bool { return len(h.lines()) >= n }) {
+		return h.lines()
 	}
 	l := h.lines()
 	h.t.Fatalf("got %d lines, want %d: %q", len(l), n, tail(l, 5))
@@ -184,7 +181,7 @@ func (h *harness) waitLines(n int) []string {
 func (h *harness) settle() []string {
 	n := -1
 	for {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // quiet for a while: the thing to observe
 		l := h.lines()
 		if len(l) == n {
 			return l
@@ -354,7 +351,7 @@ func TestTruncateWithoutCopy(t *testing.T) {
 	if err := os.Truncate(p, 0); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // the truncation alone, seen by a poll, before more is written
 	appendLines(t, p, "b", 0, 10)
 	got := h.waitLines(110)
 	equalLines(t, got[100:], want("b", 0, 10))
@@ -396,20 +393,13 @@ func TestDeletedFileReadToEnd(t *testing.T) {
 	equalLines(t, got, append(want("a", 0, 200), "last"))
 	// The target vanishes: the reader stops.
 	h.setTargets()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, func() bool {
 		h.s.mu.Lock()
 		n := len(h.s.byPath)
 		h.s.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("reader did not stop")
-		}
 		r.poke()
-		time.Sleep(10 * time.Millisecond)
-	}
+		return n == 0
+	}, "the reader to stop")
 }
 
 func TestFilesAppearAndDisappear(t *testing.T) {
@@ -467,19 +457,11 @@ func TestUnreadableFile(t *testing.T) {
 	os.Remove(bad)
 	appendLines(t, bad, "b", 0, 5)
 	h.waitLines(55)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, func() bool {
 		h.rep.mu.Lock()
-		last := h.rep.health[len(h.rep.health)-1]
-		h.rep.mu.Unlock()
-		if last == ferry.Healthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health %v", last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer h.rep.mu.Unlock()
+		return h.rep.health[len(h.rep.health)-1] == ferry.Healthy
+	}, "the source to be healthy again")
 }
 
 func TestLongLines(t *testing.T) {
@@ -625,7 +607,7 @@ func TestCrashRestart(t *testing.T) {
 		}
 		return errors.New("loki down")
 	}, p)
-	time.Sleep(300 * time.Millisecond)
+	poll.Until(t, func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.batches > 20 }, "a failed batch")
 	h.stop()
 	first := h.lines()
 	if len(first) != 2000 {
@@ -695,7 +677,7 @@ func TestBackpressure(t *testing.T) {
 	}
 	defer s.Close(context.Background())
 	go func() { done <- s.Run(ctx, targets, out) }()
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // time for a reader that ignores backpressure to read on
 	s.mu.Lock()
 	r := s.byPath[p]
 	s.mu.Unlock()
@@ -768,7 +750,12 @@ func TestCopyTruncateWhileDown(t *testing.T) {
 	s.PositionsFile = pos
 	h := start(t, s, p)
 	h.waitLines(1000)
-	time.Sleep(50 * time.Millisecond)
+	fi, _ := os.Stat(p)
+	poll.Until(t, func() bool {
+		v, _ := pos.Get(KeyPrefix + p)
+		ps, ok := parsePos(v)
+		return ok && ps.off == fi.Size()
+	}, "the position to reach the end of the file")
 	h.stop()
 
 	appendLines(t, p, "l", 1000, 1200)
@@ -798,7 +785,8 @@ func TestLabelsChangeAndForget(t *testing.T) {
 	defer h.stop()
 	h.waitLines(10)
 	h.targets <- []labels.Labels{labels.FromStrings(PathLabel, p, "job", "renamed")}
-	time.Sleep(50 * time.Millisecond)
+	poll.Until(t, func() bool { return len(h.targets) == 0 }, "the new target set to be taken")
+	time.Sleep(50 * time.Millisecond) // and applied by the Run loop, which says nothing when it is
 	appendLines(t, p, "a", 10, 11)
 	h.waitLines(11)
 	h.mu.Lock()
@@ -813,16 +801,7 @@ func TestLabelsChangeAndForget(t *testing.T) {
 	// The file goes away with its target: its position is forgotten.
 	os.Remove(p)
 	h.setTargets()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, ok := pos.Get(KeyPrefix + p); !ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("position of a deleted, vanished file kept")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, func() bool { _, ok := pos.Get(KeyPrefix + p); return !ok }, "the position of a deleted, vanished file to go")
 }
 
 func TestPermissionDenied(t *testing.T) {
@@ -837,7 +816,7 @@ func TestPermissionDenied(t *testing.T) {
 	h := start(t, fast(), good, bad)
 	defer h.stop()
 	equalLines(t, h.waitLines(5), want("g", 0, 5))
-	time.Sleep(50 * time.Millisecond)
+	poll.Until(t, func() bool { h.rep.mu.Lock(); defer h.rep.mu.Unlock(); return len(h.rep.errs) > 0 }, "the error to be reported")
 	h.rep.mu.Lock()
 	defer h.rep.mu.Unlock()
 	if len(h.rep.errs) == 0 || !strings.Contains(h.rep.errs[0].Error(), "permission denied") {
@@ -847,13 +826,7 @@ func TestPermissionDenied(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, cond, "the condition")
 }
 
 // The source reports its acknowledged positions (source.PositionReporter),
