@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/source"
 	"github.com/prometheus/prometheus/model/labels"
