@@ -19,6 +19,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
 	"github.com/ferrydev/ferry/internal/dockertest"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/source/dockerlogs"
@@ -211,7 +212,7 @@ func TestEngineResume(t *testing.T) {
 			} else {
 				col.waitN(200, time.Minute)
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // stop in the middle of the log, not at a batch boundary
 			col.stop()
 		} else {
 			dockertest.WaitExit(t, c, id)
@@ -257,13 +258,7 @@ func TestEngineRemovedDropsPosition(t *testing.T) {
 	col.waitN(10, time.Minute)
 	waitKeys := func(want int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for len(pf.Keys()) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("keys %v, want %d", pf.Keys(), want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll.Until(t, func() bool { return len(pf.Keys()) == want }, "%d keys (have %v)", want, pf.Keys())
 	}
 	waitKeys(1) // the stale one pruned, the exited one kept
 	dockertest.Remove(c, id)
@@ -298,13 +293,7 @@ func TestEngineVanishedTarget(t *testing.T) {
 	}
 	col.set()
 	n := len(col.quiet(300 * time.Millisecond))
-	deadline := time.Now().Add(10 * time.Second)
-	for readers() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d readers left", readers())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, func() bool { return readers() == 0 }, "no readers left")
 	col.set(target(id, "/loop"))
 	col.waitN(n+10, time.Minute)
 	// Every run prints "r1 l0" again and again: check the timestamps
@@ -333,7 +322,7 @@ func TestEngineDiscoveryToSource(t *testing.T) {
 	go disc.Run(ctx, up)
 	col := start(t, &dockerlogs.Source{Client: c, Rules: rules}, 0)
 	go forward(ctx, up, col.targets)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // the discoverer's first (empty) set comes before the container
 
 	const n = 100000
 	s := dockertest.Spec{Lines: n, Labels: map[string]string{"ferry.test": run}}
@@ -390,7 +379,7 @@ func TestEngineConnectionLoss(t *testing.T) {
 	col.set(target(id, "/cut"))
 	col.waitN(300, time.Minute)
 	p.Break()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // the engine stays unreachable a while: the thing under test
 	if err := p.Restore(); err != nil {
 		t.Fatal(err)
 	}

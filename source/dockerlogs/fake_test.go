@@ -279,7 +279,23 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	f.removed = true
 	s := &Source{Client: f, PositionsFile: pf}
 	cancel, done := runOnC1(s, make(chan ferry.Batch[ferry.Entry]))
-	time.Sleep(100 * time.Millisecond)
+	poll.Until(t, func() bool {
+		s.mu.Lock()
+		r := s.cur
+		s.mu.Unlock()
+		if r == nil {
+			return false
+		}
+		r.mu.Lock()
+		c := r.ctrs["c1"]
+		r.mu.Unlock()
+		if c == nil {
+			return false
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.removed
+	}, "c1 to be found removed")
 	cancel()
 	<-done
 	s.Close(context.Background())
@@ -294,7 +310,7 @@ func TestFailingEngineRetried(t *testing.T) {
 	f := &fakeEngine{fail: errors.New("connection refused")}
 	f.lines = []fakeLine{{ts: 1e18, stream: 1, text: "a"}, {ts: 1e18 + 5, stream: 2, text: "b"}}
 	go func() {
-		time.Sleep(600 * time.Millisecond)
+		time.Sleep(600 * time.Millisecond) // the engine fails a while: the thing under test
 		f.mu.Lock()
 		f.fail = nil
 		f.mu.Unlock()
@@ -475,7 +491,7 @@ func TestBackpressure(t *testing.T) {
 	s := &Source{Client: f, BatchSize: 100}
 	out := make(chan ferry.Batch[ferry.Entry]) // never read until later
 	cancel, done := runOnC1(s, out)
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // time for a reader that ignores backpressure to read on
 	perLine := len(raw) / 100000
 	if n := f.read.Load(); n > int64(2*100*perLine+64<<10) {
 		t.Errorf("read %d bytes of %d while blocked", n, len(raw))
