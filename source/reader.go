@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrydev/ferry"
@@ -35,6 +36,18 @@ type Reader struct {
 	Linger      time.Duration  // longest wait to fill a batch, default DefaultLinger
 	MaxLineSize int            // default DefaultMaxLineSize
 	LongLines   LongLinePolicy // TruncateLongLines (default) or DropLongLines
+
+	rep atomic.Pointer[ferry.Reporter] // from Start
+}
+
+// Start keeps r, through which Run counts the lines it cuts or drops. A
+// pipeline calls it. A Reader run without Start uses the Reporter in Run's
+// context (ferry.ReporterFrom).
+func (r *Reader) Start(_ context.Context, rep ferry.Reporter) error {
+	if rep != nil {
+		r.rep.Store(&rep)
+	}
+	return nil
 }
 
 // Run reads until EOF (returning nil after emitting what it read) or an
@@ -53,7 +66,12 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLineSize
 	}
-	rep := ferry.ReporterFrom(ctx)
+	var rep ferry.Reporter
+	if p := r.rep.Load(); p != nil {
+		rep = *p
+	} else {
+		rep = ferry.ReporterFrom(ctx)
+	}
 
 	// Reading blocks without regard to ctx, so it runs on its own goroutine
 	// and hands lines over; batching happens here. lines is closed at the

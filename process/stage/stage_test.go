@@ -548,3 +548,19 @@ func TestInitErrorsJoined(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// A started Processor reports through the Reporter given to Start, not the
+// one in the context of each call.
+func TestStartKeepsReporter(t *testing.T) {
+	p := MustNew(&JSON{DropMalformed: true})
+	rep := &countReporter{}
+	if err := p.Start(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry("not json")}})
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if len(rep.dropped) == 0 {
+		t.Error("drop not counted through the Reporter given to Start")
+	}
+}
