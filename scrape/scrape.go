@@ -372,9 +372,13 @@ func (s *Scraper) Start(ctx context.Context, r ferry.Reporter) error {
 	if s.started {
 		return nil
 	}
-	rules, err := relabel.New(s.MetricRelabel...)
-	if err != nil {
-		return err
+	var rules *relabel.Rules // nil without rules: the loops skip relabeling
+	if len(s.MetricRelabel) > 0 {
+		r, err := relabel.New(s.MetricRelabel...)
+		if err != nil {
+			return err
+		}
+		rules = r
 	}
 	client := s.Client
 	if client == nil {
