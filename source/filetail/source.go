@@ -139,7 +139,7 @@ type Source struct {
 	RotateWait time.Duration
 	// DisableWatch turns off fsnotify: files are polled only.
 	DisableWatch bool
-	// SaveInterval is how often Positions is saved; default
+	// SaveInterval is how often PositionsFile is saved; default
 	// DefaultSaveInterval.
 	SaveInterval time.Duration
 	// FingerprintSize is how many leading bytes identify a file's content;
@@ -159,7 +159,7 @@ type Source struct {
 	started bool
 	rep     ferry.Reporter
 	log     *slog.Logger
-	pos     *positions.File // Positions, or positions.Memory()
+	pos     *positions.File // PositionsFile, or positions.Memory()
 	stop    context.CancelFunc
 	bg      sync.WaitGroup // dispatch and the save loop
 	saveErr chan error     // the save loop's final Save
@@ -225,7 +225,7 @@ func (s *Source) config() config {
 }
 
 // Start validates the configuration, opens the file-system watcher
-// (unless DisableWatch) and starts saving Positions every SaveInterval.
+// (unless DisableWatch) and starts saving PositionsFile every SaveInterval.
 // Readers report through r, and log with r.Logger(). ctx bounds the start
 // only. Start is a no-op on a started Source.
 func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
