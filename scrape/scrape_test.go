@@ -772,3 +772,47 @@ func TestNULInTextPage(t *testing.T) {
 		}
 	}
 }
+
+// A scrape waiting for a CPU slot gives up when its context ends: before,
+// it waited for the slot without a context, and a stopping target could
+// hang behind a machine that had fallen behind.
+func TestCPUSlotWaitEndsWithContext(t *testing.T) {
+	served := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", textType)
+		w.Write([]byte("a 1\n"))
+		select {
+		case served <- struct{}{}:
+		default:
+		}
+	}))
+	defer srv.Close()
+	for range cap(cpuSlots) {
+		cpuSlots <- struct{}{}
+	}
+	defer func() {
+		for range cap(cpuSlots) {
+			<-cpuSlots
+		}
+	}()
+	s := started(t, &Scraper{Interval: time.Hour})
+	tg, err := s.resolve(labels.FromStrings("__address__", addr(srv)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(s, tg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		l.scrapeAndSend(ctx, make(chan ferry.Batch[ferry.Sample]), time.Now())
+		close(done)
+	}()
+	<-served
+	time.Sleep(50 * time.Millisecond) // time to read the body and wait for a slot
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a scrape waiting for a CPU slot ignored its context")
+	}
+}
