@@ -33,8 +33,13 @@ func ExampleScraper() {
 		fmt.Println(err)
 		return
 	}
-	defer s.Close(ctx)
-	go s.Run(ctx, targets, out)
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx, targets, out) }()
+	defer func() {
+		cancel()
+		<-ran // Close comes after Run returned
+		s.Close(context.Background())
+	}()
 	// Usually a discoverer sends these; relabel rules may set __scheme__,
 	// __metrics_path__, __param_*, job and other labels.
 	targets <- []labels.Labels{labels.FromStrings("__address__", addr, "env", "dev")}
