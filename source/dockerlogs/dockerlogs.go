@@ -246,8 +246,11 @@ func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
 	bg, stop := context.WithCancel(context.Background())
 	s.stopSave, s.saveErr = stop, make(chan error, 1)
 	every := orDefault(s.SaveInterval, DefaultSaveInterval)
+	// The goroutine holds what it needs, not s: a Source never closed
+	// does not keep its last Run's state alive through it.
+	log, saveErr := s.log, s.saveErr
 	go func() {
-		s.saveErr <- pos.SaveEvery(bg, every, func(err error) { s.log.Warn("dockerlogs: saving positions", "err", err) })
+		saveErr <- pos.SaveEvery(bg, every, func(err error) { log.Warn("dockerlogs: saving positions", "err", err) })
 	}()
 	s.started, s.closed, s.closeErr = true, false, nil
 	return nil

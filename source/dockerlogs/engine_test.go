@@ -180,7 +180,7 @@ func TestEngineExitedAndRestarted(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after restart: %d + %d lines", first, second)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling: lines are counted by two collectors
 	}
 }
 
@@ -421,12 +421,12 @@ func TestEngineTwentyContainers(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("lines from %d containers", len(names))
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, with the deadline above
 	}
 	col.mu.Lock()
 	col.entries = nil // the collector's copy is not the source's memory
 	col.mu.Unlock()
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // the steady state of following: what is measured
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

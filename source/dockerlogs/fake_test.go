@@ -82,7 +82,7 @@ func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.I
 	defer f.inflight.Add(-1)
 	for m := f.maxInflight.Load(); n > m && !f.maxInflight.CompareAndSwap(m, n); m = f.maxInflight.Load() {
 	}
-	time.Sleep(f.inspectDelay)
+	time.Sleep(f.inspectDelay) // a slow engine, when a test asks for one
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.inspected == nil {

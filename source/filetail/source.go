@@ -161,7 +161,7 @@ type Source struct {
 	log     *slog.Logger
 	pos     *positions.File // PositionsFile, or positions.Memory()
 	stop    context.CancelFunc
-	bg      sync.WaitGroup // dispatch and the save loop
+	bg      sync.WaitGroup // dispatch
 	saveErr chan error     // the save loop's final Save
 }
 
@@ -263,10 +263,12 @@ func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
 		}
 	}
 	s.saveErr = make(chan error, 1)
-	every := s.config().save
-	s.bg.Go(func() {
-		s.saveErr <- s.pos.SaveEvery(bg, every, func(err error) { s.log.Warn("saving positions", "err", err) })
-	})
+	// The goroutine holds what it needs, not s: a Source never closed does
+	// not stay alive through it.
+	every, pos, log, saveErr := s.config().save, s.pos, s.log, s.saveErr
+	go func() {
+		saveErr <- pos.SaveEvery(bg, every, func(err error) { log.Warn("saving positions", "err", err) })
+	}()
 	s.started, s.closed, s.closeErr = true, false, nil
 	return nil
 }
