@@ -404,6 +404,10 @@ func TestLimits(t *testing.T) {
 			srv := httptest.NewServer(p)
 			defer srv.Close()
 			s := c.s()
+			// A scrape timeout of a whole second, not 50ms: on a busy
+			// machine the fetch must not time out before the limit is
+			// what fails it.
+			s.Interval = time.Second
 			h := start(t, s)
 			h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
 			got := h.next()
