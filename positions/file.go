@@ -17,7 +17,8 @@ import (
 	"time"
 )
 
-// File is a set of named positions persisted in one JSON file.
+// File is a set of named positions persisted in one JSON file, or kept in
+// memory only (see Memory).
 //
 // Values are opaque strings chosen by each source (a timestamp in
 // nanoseconds, an offset with a file identity). Save writes a temporary file
@@ -75,7 +76,12 @@ func Open(path string, opts Options) (*File, error) {
 	return f, nil
 }
 
-// Path returns the file's path.
+// Memory returns an empty File that is never written: Save does nothing.
+// Sources use it when no positions file is configured; their positions then
+// last as long as the process.
+func Memory() *File { return &File{m: map[string]string{}} }
+
+// Path returns the file's path, "" for a File from Memory.
 func (f *File) Path() string { return f.path }
 
 // Get returns the value stored under key.
@@ -121,10 +127,11 @@ func (f *File) Snapshot() map[string]string {
 	return maps.Clone(f.m)
 }
 
-// Save writes the positions if they changed since the last Save.
+// Save writes the positions if they changed since the last Save. It does
+// nothing for a File from Memory.
 func (f *File) Save() error {
 	f.mu.Lock()
-	if !f.dirty {
+	if !f.dirty || f.path == "" {
 		f.mu.Unlock()
 		return nil
 	}

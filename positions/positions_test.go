@@ -1,10 +1,12 @@
 package positions_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/positions"
@@ -107,4 +109,23 @@ func FuzzOpen(f *testing.F) {
 		os.WriteFile(path, data, 0o600)
 		positions.Open(path, positions.Options{})
 	})
+}
+
+func TestMemory(t *testing.T) {
+	m := positions.Memory()
+	m.Set("a", "1")
+	if v, ok := m.Get("a"); !ok || v != "1" {
+		t.Fatalf("Get = %q, %v", v, ok)
+	}
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Path() != "" {
+		t.Errorf("Path = %q", m.Path())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := m.SaveEvery(ctx, time.Millisecond, nil); err != nil {
+		t.Fatal(err)
+	}
 }

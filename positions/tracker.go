@@ -29,7 +29,6 @@ type Tracker[P any] struct {
 type pendingPos[P any] struct {
 	pos     P
 	settled bool
-	failed  bool
 }
 
 // NewTracker returns a Tracker whose committed position starts at start (if
@@ -59,7 +58,6 @@ func (t *Tracker[P]) done(seq uint64, err error) {
 	if ferry.Settled(err) {
 		t.pending[i].settled = true
 	} else {
-		t.pending[i].failed = true
 		if t.err == nil {
 			t.err = err
 		}

@@ -23,9 +23,9 @@ import (
 // this one did not. Long runs make entries come, go (eviction) and come
 // back.
 func TestCacheAgainstModel(t *testing.T) {
-	s := &Scraper{MetricRelabel: relabel.MustNew(relabel.LabelDrop("x"))}
+	s := &Scraper{MetricRelabel: []relabel.Rule{relabel.LabelDrop("x")}}
 	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
-	l := newLoop(s, tg)
+	l := newLoop(started(t, s), tg)
 	r := rand.New(rand.NewPCG(7, 11))
 	// A line: metric m<i>, labels y and (dropped by relabeling) x, in
 	// either order.
@@ -59,7 +59,7 @@ func TestCacheAgainstModel(t *testing.T) {
 		if fail {
 			page.WriteString("broken{\n")
 		}
-		items, _, err := l.scrapePage(nil, []byte(page.String()), textType, int64(1000+iter))
+		items, _, err := l.scrapePage(nil, []byte(page.String()), textType, int64(1000+iter), nil)
 		if (err != nil) != fail {
 			t.Fatalf("scrape %d: err %v, want failure %v", iter, err, fail)
 		}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/config"
+
+	"github.com/ferrydev/ferry/internal/poll"
 )
 
 // directServer serves h and counts the connections it accepted.
@@ -190,13 +192,11 @@ func TestDirectIdleTimeout(t *testing.T) {
 	c, d := directClient(t)
 	d.std.IdleConnTimeout = 50 * time.Millisecond
 	get(context.Background(), c, srv.URL, 10)
-	time.Sleep(300 * time.Millisecond)
-	d.mu.Lock()
-	idle := len(d.idle)
-	d.mu.Unlock()
-	if idle != 0 {
-		t.Fatalf("%d idle connections after the idle timeout", idle)
-	}
+	poll.Until(t, func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.idle) == 0
+	}, "the idle connection to close after the idle timeout")
 	get(context.Background(), c, srv.URL, 10)
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2", n)

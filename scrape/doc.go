@@ -31,7 +31,7 @@
 // (some 84 bytes a series for node_exporter's page with job and instance),
 // and the Labels of the samples it emits are views of that slice, not
 // copies: a consumer that keeps such Labels long keeps the target's slice
-// (tens of KB) alive, as Prometheus's own yolo strings do; one that must
+// (tens of KB) alive, as Prometheus's own unsafe string views do; one that must
 // not, copies them (labels.Labels.Copy).
 //
 // In the Prometheus text format, the lines of a page whose series are all

@@ -29,7 +29,17 @@ func ExampleScraper() {
 	out := make(chan ferry.Batch[ferry.Sample], 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go s.Run(ctx, targets, out)
+	if err := s.Start(ctx, ferry.NopReporter()); err != nil { // a pipeline calls Start itself
+		fmt.Println(err)
+		return
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx, targets, out) }()
+	defer func() {
+		cancel()
+		<-ran // Close comes after Run returned
+		s.Close(context.Background())
+	}()
 	// Usually a discoverer sends these; relabel rules may set __scheme__,
 	// __metrics_path__, __param_*, job and other labels.
 	targets <- []labels.Labels{labels.FromStrings("__address__", addr, "env", "dev")}

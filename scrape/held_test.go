@@ -41,7 +41,7 @@ func TestHeldLabels(t *testing.T) {
 			{`d{l="` + strings.Repeat("l", 100) + `"}`, labels.FromStrings("__name__", "d", "instance", "h:1", "job", "j", "l", strings.Repeat("l", 100))},
 			{`c{instance="p",z="2"}`, labels.FromStrings("__name__", "c", "instance", "p", "job", "j", "z", "2")},
 		}},
-		{"relabeled", &Scraper{Job: "j", MetricRelabel: relabel.MustNew(relabel.Replace([]string{"__name__"}, "b", "job", "k"))}, []want{
+		{"relabeled", &Scraper{Job: "j", MetricRelabel: []relabel.Rule{relabel.Replace([]string{"__name__"}, "b", "job", "k")}}, []want{
 			{`a{x="1"}`, labels.FromStrings("__name__", "a", "instance", "h:1", "job", "j", "x", "1")},
 			{`d{l="` + strings.Repeat("l", 100) + `"}`, labels.FromStrings("__name__", "d", "instance", "h:1", "job", "j", "l", strings.Repeat("l", 100))},
 			{`b`, labels.FromStrings("__name__", "b", "instance", "h:1", "job", "k")},
@@ -52,14 +52,14 @@ func TestHeldLabels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l := newLoop(tc.s, tg)
+			l := newLoop(started(t, tc.s), tg)
 			type kept struct {
 				ls   labels.Labels
 				text string
 			}
 			var all []kept
 			check := func(iter int, page string, expect []want) {
-				items, _, err := l.scrapePage(nil, []byte(page), textType, int64(iter))
+				items, _, err := l.scrapePage(nil, []byte(page), textType, int64(iter), nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -13,16 +13,18 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/internal/conntest"
+	"github.com/ferrydev/ferry/internal/poll"
 
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
 )
 
-// TestRunClosesIdleConnections: when Run returns, the client it built
-// keeps no keep-alive connection open (found by the faults soak test; a
-// restarted scraper left one per target behind).
-func TestRunClosesIdleConnections(t *testing.T) {
+// TestCloseClosesIdleConnections: after Run returned and Close, the client
+// Start built keeps no keep-alive connection open (found by the faults soak
+// test; a restarted scraper left one per target behind, when every Run
+// built a client).
+func TestCloseClosesIdleConnections(t *testing.T) {
 	srv := conntest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		io.WriteString(w, "x 1\n")
@@ -31,7 +33,7 @@ func TestRunClosesIdleConnections(t *testing.T) {
 	targets := make(chan []labels.Labels, 1)
 	targets <- []labels.Labels{labels.FromStrings("__address__", strings.TrimPrefix(srv.URL, "http://"))}
 	out := make(chan ferry.Batch[ferry.Sample], 4)
-	s := &Scraper{Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond}
+	s := started(t, &Scraper{Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, targets, out) }()
 	b := <-out
@@ -46,7 +48,10 @@ func TestRunClosesIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(out)
-	srv.WaitAllClosed(t, "Run returned")
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.WaitAllClosed(t, "Close")
 }
 
 // An idle target holds no goroutine, only a timer: 200 targets between
@@ -64,16 +69,12 @@ func TestIdleTargetsHoldNoGoroutine(t *testing.T) {
 		set = append(set, labels.FromStrings("__address__", addr(srv), "__param_i", strconv.Itoa(i)))
 	}
 	h.targets <- set
-	for len(s.Targets()) < 200 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, func() bool { return len(s.Targets()) >= 200 }, "200 targets")
 	if g := runtime.NumGoroutine(); g > g0+5 {
 		t.Errorf("%d goroutines for 200 idle targets, %d before", g, g0)
 	}
 	h.targets <- nil
-	for len(s.Targets()) > 0 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, func() bool { return len(s.Targets()) == 0 }, "no targets")
 	select {
 	case b := <-h.out:
 		t.Errorf("a batch from targets never scraped: %d samples", len(b.Items))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"runtime"
@@ -89,6 +90,8 @@ type loop struct {
 	s      *Scraper
 	t      target
 	cancel context.CancelFunc
+	rep    ferry.Reporter // the Scraper's, from Start
+	log    *slog.Logger
 
 	statusMu sync.Mutex
 	status   TargetStatus
@@ -140,10 +143,16 @@ const maxPooledBuf = 4 << 20
 
 func newLoop(s *Scraper, t target) *loop {
 	l := &loop{
-		s:  s,
-		t:  t,
-		lb: labels.NewBuilder(labels.EmptyLabels()),
-		st: labels.NewSymbolTable(),
+		s:   s,
+		t:   t,
+		rep: s.rep,
+		log: s.log,
+		lb:  labels.NewBuilder(labels.EmptyLabels()),
+		st:  labels.NewSymbolTable(),
+	}
+	if l.rep == nil { // a loop of a Scraper not started (tests)
+		l.rep = ferry.NopReporter()
+		l.log = l.rep.Logger()
 	}
 	for _, name := range reportNames {
 		l.lb.Reset(t.labels)
@@ -232,7 +241,6 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	// pinned by the batch's Ack until the sink delivered it, while a sink
 	// that copies samples (remote write) lets a fresh one go at once.
 	items := make([]ferry.Sample, 0, l.lastLen+len(l.report)+16)
-	l.nextIter()
 	body, gz, ctype, err := l.fetch(ctx)
 	if ctx.Err() != nil {
 		put(bodyPool(gz), body)
@@ -242,35 +250,25 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	// that when the machine falls behind, the scrapes whose answers came
 	// in wait with their compressed bodies, not with their pages
 	// decompressed and half parsed.
-	cpuSlots <- struct{}{}
-	var st stats
+	select {
+	case cpuSlots <- struct{}{}:
+	case <-ctx.Done():
+		put(bodyPool(gz), body)
+		return
+	}
 	page := body
 	if err == nil && gz {
 		page, err = l.gunzip(body)
 		put(&rawPool, body)
 	}
+	var pageBytes []byte
 	if err == nil {
-		items, st, err = l.append(items, page.Bytes(), ctype, ts)
+		pageBytes = page.Bytes()
+	}
+	items, st, err := l.scrapePage(items, pageBytes, ctype, ts, err)
+	if page != nil {
 		put(&bufPool, page)
 	}
-	rep := ferry.ReporterFrom(ctx)
-	if st.dups > 0 {
-		rep.Dropped("duplicate_series", st.dups)
-	}
-	switch {
-	case errors.Is(err, ErrSampleLimit):
-		rep.Dropped("sample_limit", st.post)
-	case errors.Is(err, ErrLabelLimit):
-		rep.Dropped("label_limit", st.post)
-	}
-	if err != nil {
-		// A failed scrape contributes no samples: drop what a partial
-		// parse produced, so that every earlier series gets a marker.
-		clear(items)
-		items = items[:0]
-		st.post, st.added = 0, 0
-	}
-	items = l.commit(items, ts, err == nil)
 	dur := time.Since(start)
 	up := 1.0
 	if err != nil {
@@ -294,7 +292,7 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	}
 	l.statusMu.Unlock()
 	if err != nil {
-		rep.Logger().Debug("scrape failed", "url", l.t.url, "err", err)
+		l.log.Debug("scrape failed", "url", l.t.url, "err", err)
 	}
 	_ = source.Send(ctx, out, ferry.Batch[ferry.Sample]{Items: items})
 }
@@ -495,7 +493,8 @@ func put(pool *sync.Pool, b *bytes.Buffer) {
 }
 
 // cpuSlots bounds the scrapes of the process that decompress and parse a
-// page at a time to a few per CPU: more would not finish sooner.
+// page at a time to a few per CPU: more would not finish sooner. A scrape
+// waits for a slot only as long as its context lives.
 var cpuSlots = make(chan struct{}, 4*runtime.GOMAXPROCS(0))
 
 // fetch GETs the body into a pooled buffer, as it came (gz says whether
@@ -508,10 +507,9 @@ func (l *loop) fetch(ctx context.Context) (_ *bytes.Buffer, gz bool, _ string, _
 	if err != nil {
 		return nil, false, "", err
 	}
-	l.s.mu.Lock()
-	client, accept := l.s.client, l.s.accept
-	l.s.mu.Unlock()
-	req.Header.Set("Accept", accept)
+	// Set by Start before Run made this loop, and not changed since.
+	client := l.s.client
+	req.Header.Set("Accept", l.s.accept)
 	if l.s.DisableCompression {
 		req.Header.Set("Accept-Encoding", "identity")
 	} else {
@@ -589,13 +587,31 @@ type stats struct {
 	dups                 int // series given twice in the page, dropped
 }
 
-// scrapePage is what a scrape does after fetching: parse page, then commit.
-// On error it returns no samples but the staleness markers.
-func (l *loop) scrapePage(items []ferry.Sample, page []byte, ctype string, ts int64) ([]ferry.Sample, stats, error) {
+// scrapePage is what a scrape does after fetching: parse page (unless the
+// fetch failed with fetchErr), count what was dropped, then commit. A
+// failed scrape contributes no samples, only staleness markers for every
+// series of the last successful one, and st.post and st.added are 0.
+func (l *loop) scrapePage(items []ferry.Sample, page []byte, ctype string, ts int64, fetchErr error) (_ []ferry.Sample, st stats, err error) {
 	l.nextIter()
-	items, st, err := l.append(items, page, ctype, ts)
+	err = fetchErr
+	if err == nil {
+		items, st, err = l.append(items, page, ctype, ts)
+	}
+	if st.dups > 0 {
+		l.rep.Dropped("duplicate_series", st.dups)
+	}
+	switch {
+	case errors.Is(err, ErrSampleLimit):
+		l.rep.Dropped("sample_limit", st.post)
+	case errors.Is(err, ErrLabelLimit):
+		l.rep.Dropped("label_limit", st.post)
+	}
 	if err != nil {
+		// Drop what a partial parse produced, so that every earlier
+		// series gets a marker.
+		clear(items)
 		items = items[:0]
+		st.post, st.added = 0, 0
 	}
 	return l.commit(items, ts, err == nil), st, err
 }
@@ -832,7 +848,7 @@ func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
 		ls  labels.Labels
 		err error
 	)
-	if l.s.MetricRelabel.ProcessBuilder(lb) {
+	if l.s.metricRules.ProcessBuilder(lb) {
 		ls, err = l.hold(&ce, lb)
 	}
 	if !ls.IsEmpty() || err != nil {

@@ -53,12 +53,12 @@ func BenchmarkScrapeParse(b *testing.B) {
 	page := loadPage(b)
 	s := &Scraper{}
 	tg, _ := s.resolve(labels.FromStrings("__address__", "localhost:9100", "job", "node"))
-	l := newLoop(s, tg)
+	l := newLoop(started(b, s), tg)
 	items := make([]ferry.Sample, 0, 2048)
 	perSample(b, page, func() int {
 		var st stats
 		var err error
-		items, st, err = l.scrapePage(items[:0], page, textType, 1000)
+		items, st, err = l.scrapePage(items[:0], page, textType, 1000, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/httpclient"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/source"
 )
@@ -78,9 +80,16 @@ func AcceptHeader(protocols []Protocol) string {
 	return b.String()
 }
 
+// ErrNotStarted is returned by Run before Start.
+var ErrNotStarted = errors.New("scrape: Run before Start")
+
 // Scraper scrapes the targets it is given and emits their samples. The zero
 // value works with Prometheus's defaults (1m interval, 10s timeout, job
-// "scrape", /metrics over http). Fields must not change once Run started.
+// "scrape", /metrics over http): every zero field means its default, and a
+// negative one is a configuration error. Validate checks the fields
+// (pipeline.Build calls it); Start builds the HTTP client and keeps the
+// Reporter (a pipeline calls it; a direct user calls it before Run); Close
+// frees the client's connections. Fields must not change after Start.
 type Scraper struct {
 	// Job is the job label of targets that have none (DefaultJob).
 	Job string
@@ -133,8 +142,9 @@ type Scraper struct {
 	LabelNameLengthLimit, LabelValueLengthLimit int
 
 	// MetricRelabel rules run on every scraped sample (not on the
-	// automatic series), after the target labels were attached.
-	MetricRelabel *relabel.Rules
+	// automatic series), after the target labels were attached. Validate
+	// checks them.
+	MetricRelabel []relabel.Rule
 
 	// HTTPClientConfig configures the client built when Client is nil:
 	// authentication (basic auth, bearer token or its file, OAuth2), TLS,
@@ -151,11 +161,20 @@ type Scraper struct {
 	// moment. By default it is derived from the host name.
 	OffsetSeed uint64
 
-	mu     sync.Mutex
-	loops  map[string]*loop
-	meta   metaStore
-	client *http.Client
-	accept string
+	mu    sync.Mutex
+	loops map[string]*loop
+	meta  metaStore
+
+	// Set by Start; read-only afterwards.
+	started     bool
+	closed      bool
+	ownClient   bool // client was built by Start: Close closes its idle connections
+	client      *http.Client
+	accept      string
+	seed        uint64
+	metricRules *relabel.Rules
+	rep         ferry.Reporter
+	log         *slog.Logger
 }
 
 // target is a target after its labels were resolved.
@@ -305,56 +324,115 @@ func defaultSeed() uint64 {
 	return h.Sum64()
 }
 
-// Run scrapes the targets of the latest set received on targets and sends
-// one batch per scrape on out, until ctx is done. A scrape is never read
-// again, whatever a batch's outcome: its Ack only recycles the batch's
-// slice, which must not be used after Done (see ferry.Batch). Invalid
-// targets are
-// logged and skipped. Run returns a ferry.Permanent error if the Scraper's
-// configuration is invalid, and nil when ctx is done.
-func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Sample]) error {
+// Validate reports configuration errors: unknown protocols, an invalid
+// scheme, negative durations or limits, an HTTPClientConfig that is
+// invalid or names a file that cannot be read (CA, certificate, key, bearer
+// token, password), invalid MetricRelabel rules. pipeline.Build calls it;
+// Start calls it too.
+func (s *Scraper) Validate() error {
+	var errs []error
+	for _, p := range s.Protocols {
+		if _, ok := mediaTypes[p]; !ok {
+			errs = append(errs, fmt.Errorf("scrape: unknown protocol %q", p))
+		}
+	}
+	if _, ok := mediaTypes[s.FallbackProtocol]; s.FallbackProtocol != "" && !ok {
+		errs = append(errs, fmt.Errorf("scrape: unknown fallback protocol %q", s.FallbackProtocol))
+	}
+	if s.Scheme != "" && s.Scheme != "http" && s.Scheme != "https" {
+		errs = append(errs, fmt.Errorf("scrape: invalid scheme %q", s.Scheme))
+	}
+	if s.Interval < 0 || s.Timeout < 0 || s.BodySizeLimit < 0 || s.SampleLimit < 0 || s.LabelLimit < 0 ||
+		s.LabelNameLengthLimit < 0 || s.LabelValueLengthLimit < 0 {
+		errs = append(errs, errors.New("scrape: Interval, Timeout, BodySizeLimit, SampleLimit, LabelLimit, LabelNameLengthLimit and LabelValueLengthLimit must not be negative"))
+	}
+	if s.Client == nil {
+		if err := httpclient.Validate(s.HTTPClientConfig); err != nil {
+			errs = append(errs, fmt.Errorf("scrape: HTTP client configuration: %w", err))
+		}
+	}
+	if _, err := relabel.New(s.MetricRelabel...); err != nil {
+		errs = append(errs, fmt.Errorf("scrape: MetricRelabel: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Start validates the configuration and builds the HTTP client (unless
+// Client is set). Run reports through r, and logs with r.Logger(). ctx
+// bounds the start only. Start is a no-op on a started Scraper.
+func (s *Scraper) Start(ctx context.Context, r ferry.Reporter) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return nil
+	}
+	var rules *relabel.Rules // nil without rules: the loops skip relabeling
+	if len(s.MetricRelabel) > 0 {
+		r, err := relabel.New(s.MetricRelabel...)
+		if err != nil {
+			return err
+		}
+		rules = r
+	}
 	client := s.Client
 	if client == nil {
-		cfg := config.DefaultHTTPClientConfig
-		if s.HTTPClientConfig != nil {
-			cfg = *s.HTTPClientConfig
-		}
-		if err := cfg.Validate(); err != nil {
-			return ferry.Permanent(fmt.Errorf("scrape: http client: %w", err))
-		}
-		c, err := newClient(cfg)
+		c, err := newClient(httpclient.Config(s.HTTPClientConfig))
 		if err != nil {
-			return ferry.Permanent(fmt.Errorf("scrape: http client: %w", err))
+			return fmt.Errorf("scrape: http client: %w", err)
 		}
 		client = c
-		// Each Run builds its own client: close its idle keep-alive
-		// connections (a goroutine pair and an FD each) when it returns.
-		defer c.CloseIdleConnections()
+		s.ownClient = true
 	}
 	protocols := s.Protocols
 	if len(protocols) == 0 {
 		protocols = DefaultProtocols
 	}
-	for _, p := range protocols {
-		if _, ok := mediaTypes[p]; !ok {
-			return ferry.Permanentf("scrape: unknown protocol %q", p)
-		}
-	}
-	if _, ok := mediaTypes[s.FallbackProtocol]; s.FallbackProtocol != "" && !ok {
-		return ferry.Permanentf("scrape: unknown fallback protocol %q", s.FallbackProtocol)
-	}
-	if s.Scheme != "" && s.Scheme != "http" && s.Scheme != "https" {
-		return ferry.Permanentf("scrape: invalid scheme %q", s.Scheme)
-	}
 	seed := s.OffsetSeed
 	if seed == 0 {
 		seed = defaultSeed()
 	}
-	rep := ferry.ReporterFrom(ctx)
+	if r == nil {
+		r = ferry.NopReporter()
+	}
+	s.client, s.accept, s.seed, s.metricRules = client, AcceptHeader(protocols), seed, rules
+	s.rep, s.log = r, r.Logger()
+	s.started, s.closed = true, false
+	return nil
+}
+
+// Close closes the idle connections of the client Start built. It is safe
+// without Start and safe twice; Run must have returned.
+func (s *Scraper) Close(context.Context) error {
 	s.mu.Lock()
-	s.client = client
-	s.accept = AcceptHeader(protocols)
+	defer s.mu.Unlock()
+	if s.started && !s.closed && s.ownClient {
+		// Its idle keep-alive connections (a goroutine pair and an FD
+		// each) would outlive the Scraper.
+		s.client.CloseIdleConnections()
+	}
+	s.closed = true
+	return nil
+}
+
+// Run scrapes the targets of the latest set received on targets and sends
+// one batch per scrape on out, until ctx is done. A scrape is never read
+// again, whatever a batch's outcome: nothing is kept for it, and its slice
+// is fresh. Invalid targets are logged and skipped. Run returns
+// ErrNotStarted before Start, and nil when ctx is done.
+func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Sample]) error {
+	s.mu.Lock()
+	if !s.started {
+		s.mu.Unlock()
+		return ErrNotStarted
+	}
 	s.loops = map[string]*loop{}
+	rep, seed := s.rep, s.seed
 	s.mu.Unlock()
 
 	var wg sync.WaitGroup

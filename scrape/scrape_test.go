@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
@@ -103,6 +104,7 @@ func startOut(t *testing.T, s *Scraper, out chan ferry.Batch[ferry.Sample]) *har
 	if s.Interval == 0 {
 		s.Interval = 50 * time.Millisecond
 	}
+	started(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, targets: make(chan []labels.Labels, 1), out: out, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- s.Run(ctx, h.targets, h.out) }()
@@ -402,6 +404,10 @@ func TestLimits(t *testing.T) {
 			srv := httptest.NewServer(p)
 			defer srv.Close()
 			s := c.s()
+			// A scrape timeout of a whole second, not 50ms: on a busy
+			// machine the fetch must not time out before the limit is
+			// what fails it.
+			s.Interval = time.Second
 			h := start(t, s)
 			h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
 			got := h.next()
@@ -499,7 +505,7 @@ func TestMetricRelabel(t *testing.T) {
 	p.set("keep 1\ndrop_me 2\n", textType)
 	srv := httptest.NewServer(p)
 	defer srv.Close()
-	s := &Scraper{MetricRelabel: relabel.MustNew(relabel.Drop([]string{"__name__"}, "drop_.*"), relabel.Set("env", "prod"))}
+	s := &Scraper{MetricRelabel: []relabel.Rule{relabel.Drop([]string{"__name__"}, "drop_.*"), relabel.Set("env", "prod")}}
 	h := start(t, s)
 	h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
 	got := h.next()
@@ -558,12 +564,32 @@ func TestOffsetStable(t *testing.T) {
 	}
 }
 
+// Configuration errors fail Validate (and so pipeline.Build) and Start;
+// Run before Start fails without scraping.
 func TestInvalidConfig(t *testing.T) {
-	for _, s := range []*Scraper{{Protocols: []Protocol{"nope"}}, {FallbackProtocol: "nope"}, {Scheme: "ftp"}} {
-		err := s.Run(context.Background(), nil, nil)
-		if !ferry.IsPermanent(err) {
-			t.Errorf("%+v: %v", s, err)
+	missing := t.TempDir() + "/missing"
+	for _, s := range []*Scraper{
+		{Protocols: []Protocol{"nope"}},
+		{FallbackProtocol: "nope"},
+		{Scheme: "ftp"},
+		{Interval: -time.Second},
+		{SampleLimit: -1},
+		{HTTPClientConfig: &config.HTTPClientConfig{TLSConfig: config.TLSConfig{CAFile: missing}}},
+		{HTTPClientConfig: &config.HTTPClientConfig{BearerTokenFile: missing}},
+		{MetricRelabel: []relabel.Rule{relabel.Drop([]string{"a"}, "(")}},
+	} {
+		if err := s.Validate(); err == nil {
+			t.Errorf("%+v: Validate passed", s)
 		}
+		if err := s.Start(context.Background(), ferry.NopReporter()); err == nil {
+			t.Errorf("%+v: Start passed", s)
+		}
+		if err := s.Run(context.Background(), nil, nil); !errors.Is(err, ErrNotStarted) || ferry.IsPermanent(err) {
+			t.Errorf("%+v: Run = %v, want ErrNotStarted", s, err)
+		}
+	}
+	if err := (&Scraper{}).Validate(); err != nil {
+		t.Errorf("zero Scraper: %v", err)
 	}
 }
 
@@ -581,8 +607,8 @@ func FuzzParse(f *testing.F) {
 	s := &Scraper{}
 	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
 	f.Fuzz(func(t *testing.T, body []byte, kind uint8) {
-		l := newLoop(s, tg)
-		items, st, err := l.scrapePage(nil, body, types[int(kind)%len(types)], 1000)
+		l := newLoop(started(t, s), tg)
+		items, st, err := l.scrapePage(nil, body, types[int(kind)%len(types)], 1000, nil)
 		if errors.Is(err, errParserPanicked) {
 			t.Logf("textparse panicked (recovered): %v", err)
 			return
@@ -599,9 +625,9 @@ func TestStalenessRules(t *testing.T) {
 	for _, track := range []bool{false, true} {
 		s := &Scraper{TrackTimestampsStaleness: track}
 		tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
-		l := newLoop(s, tg)
+		l := newLoop(started(t, s), tg)
 		scrape := func(page string) map[string]float64 {
-			items, _, _ := l.scrapePage(nil, []byte(page), textType, 5000)
+			items, _, _ := l.scrapePage(nil, []byte(page), textType, 5000, nil)
 			m := map[string]float64{}
 			for _, it := range items {
 				m[it.Labels.Get("__name__")] = it.V
@@ -633,9 +659,9 @@ func TestStalenessRules(t *testing.T) {
 func TestMetadataFamilies(t *testing.T) {
 	s := &Scraper{}
 	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
-	l := newLoop(s, tg)
+	l := newLoop(started(t, s), tg)
 	page := "# TYPE c_seconds counter\n# HELP c_seconds Things.\n# UNIT c_seconds seconds\nc_seconds_total 1\nc_seconds_created 1\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n# EOF\n"
-	if _, _, err := l.scrapePage(nil, []byte(page), "application/openmetrics-text; version=1.0.0", 1); err != nil {
+	if _, _, err := l.scrapePage(nil, []byte(page), "application/openmetrics-text; version=1.0.0", 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	for metric, want := range map[string]model.MetricType{"c_seconds_total": model.MetricTypeCounter, "c_seconds_created": model.MetricTypeCounter, "h_bucket": model.MetricTypeHistogram, "h_count": model.MetricTypeHistogram} {
@@ -655,11 +681,11 @@ func TestMetadataFamilies(t *testing.T) {
 // Two series that metric relabeling makes one are delivered once, and the
 // loop only pays for that bookkeeping once it saw such twins.
 func TestTwinsAfterRelabelAndEviction(t *testing.T) {
-	s := &Scraper{MetricRelabel: relabel.MustNew(relabel.LabelDrop("x"))}
+	s := &Scraper{MetricRelabel: []relabel.Rule{relabel.LabelDrop("x")}}
 	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
-	l := newLoop(s, tg)
+	l := newLoop(started(t, s), tg)
 	scrape := func(page string) (map[string]float64, stats) {
-		items, st, err := l.scrapePage(nil, []byte(page), textType, 5000)
+		items, st, err := l.scrapePage(nil, []byte(page), textType, 5000, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -699,11 +725,11 @@ func TestTwinsAfterRelabelAndEviction(t *testing.T) {
 // A target whose series stay the same drops its label hashes; a twin that
 // shows up later is still found, from the cache itself.
 func TestTwinAfterQuietSpell(t *testing.T) {
-	s := &Scraper{MetricRelabel: relabel.MustNew(relabel.LabelDrop("x"))}
+	s := &Scraper{MetricRelabel: []relabel.Rule{relabel.LabelDrop("x")}}
 	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
-	l := newLoop(s, tg)
+	l := newLoop(started(t, s), tg)
 	scrape := func(page string) []ferry.Sample {
-		items, _, err := l.scrapePage(nil, []byte(page), textType, 5000)
+		items, _, err := l.scrapePage(nil, []byte(page), textType, 5000, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -744,9 +770,53 @@ func TestNULInTextPage(t *testing.T) {
 	s := &Scraper{}
 	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
 	for _, page := range []string{"\x00\xaf garbage", "a 1\n\x00b 2\n", "a 1\nb{x=\"\x00\"} 2\n"} {
-		l := newLoop(s, tg)
-		if items, _, err := l.scrapePage(nil, []byte(page), textType, 1); err == nil || !strings.Contains(err.Error(), "NUL byte") {
+		l := newLoop(started(t, s), tg)
+		if items, _, err := l.scrapePage(nil, []byte(page), textType, 1, nil); err == nil || !strings.Contains(err.Error(), "NUL byte") {
 			t.Errorf("%q: err %v, %d samples", page, err, len(items))
 		}
+	}
+}
+
+// A scrape waiting for a CPU slot gives up when its context ends: before,
+// it waited for the slot without a context, and a stopping target could
+// hang behind a machine that had fallen behind.
+func TestCPUSlotWaitEndsWithContext(t *testing.T) {
+	served := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", textType)
+		w.Write([]byte("a 1\n"))
+		select {
+		case served <- struct{}{}:
+		default:
+		}
+	}))
+	defer srv.Close()
+	for range cap(cpuSlots) {
+		cpuSlots <- struct{}{}
+	}
+	defer func() {
+		for range cap(cpuSlots) {
+			<-cpuSlots
+		}
+	}()
+	s := started(t, &Scraper{Interval: time.Hour})
+	tg, err := s.resolve(labels.FromStrings("__address__", addr(srv)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(s, tg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		l.scrapeAndSend(ctx, make(chan ferry.Batch[ferry.Sample]), time.Now())
+		close(done)
+	}()
+	<-served
+	time.Sleep(50 * time.Millisecond) // time to read the body and wait for a slot
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a scrape waiting for a CPU slot ignored its context")
 	}
 }

@@ -145,12 +145,12 @@ func sampleLine(line []byte) (series []byte, t int64, hasTS bool, v float64, ok 
 			return nil, 0, false, 0, false
 		}
 		var err error
-		if t, err = strconv.ParseInt(yolo(line[j:k]), 10, 64); err != nil {
+		if t, err = strconv.ParseInt(viewString(line[j:k]), 10, 64); err != nil {
 			return nil, 0, false, 0, false
 		}
 		hasTS = true
 	}
-	v, err := strconv.ParseFloat(yolo(val), 64)
+	v, err := strconv.ParseFloat(viewString(val), 64)
 	if err != nil {
 		return nil, 0, false, 0, false
 	}
@@ -255,5 +255,5 @@ const (
 	notInFloat             // textparse refuses it in a value
 )
 
-// yolo views b as a string for a parse that does not keep it.
-func yolo(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+// viewString views b as a string for a parse that does not keep it.
+func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -21,12 +21,13 @@ func sameAsTextparse(t *testing.T, s *Scraper, pages ...[]byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	started(t, s)
 	skim, plain := newLoop(s, tg), newLoop(s, tg)
 	plain.noSkim = true
 	for n, page := range pages {
 		// Each loop reads its own copy: textparse may append a newline.
-		a, sa, ea := skim.scrapePage(nil, []byte(string(page)), textType, 1000)
-		b, sb, eb := plain.scrapePage(nil, []byte(string(page)), textType, 1000)
+		a, sa, ea := skim.scrapePage(nil, []byte(string(page)), textType, 1000, nil)
+		b, sb, eb := plain.scrapePage(nil, []byte(string(page)), textType, 1000, nil)
 		if (ea == nil) != (eb == nil) || ea != nil && ea.Error() != eb.Error() {
 			t.Fatalf("scrape %d of %q: error %v, textparse alone %v", n+1, page, ea, eb)
 		}
@@ -95,8 +96,8 @@ func TestSkimTextNodeExporter(t *testing.T) {
 	// A steady page is skimmed to its end.
 	s := &Scraper{}
 	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
-	l := newLoop(s, tg)
-	l.scrapePage(nil, page, textType, 1000)
+	l := newLoop(started(t, s), tg)
+	l.scrapePage(nil, page, textType, 1000, nil)
 	l.nextIter()
 	var st stats
 	items, rest, err := l.skimText(nil, page, 2000, &st)

@@ -1,6 +1,13 @@
 package scrape
 
-import dto "github.com/prometheus/client_model/go"
+import (
+	"context"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ferrydev/ferry"
+)
 
 func mapValues(m map[string]*dto.MetricFamily) []*dto.MetricFamily {
 	out := make([]*dto.MetricFamily, 0, len(m))
@@ -8,4 +15,14 @@ func mapValues(m map[string]*dto.MetricFamily) []*dto.MetricFamily {
 		out = append(out, v)
 	}
 	return out
+}
+
+// started starts s with a reporter that discards, and fails tb if that
+// fails. Starting twice is harmless.
+func started(tb testing.TB, s *Scraper) *Scraper {
+	tb.Helper()
+	if err := s.Start(context.Background(), ferry.NopReporter()); err != nil {
+		tb.Fatalf("start: %v", err)
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrydev/ferry"
@@ -35,6 +36,18 @@ type Reader struct {
 	Linger      time.Duration  // longest wait to fill a batch, default DefaultLinger
 	MaxLineSize int            // default DefaultMaxLineSize
 	LongLines   LongLinePolicy // TruncateLongLines (default) or DropLongLines
+
+	rep atomic.Pointer[ferry.Reporter] // from Start
+}
+
+// Start keeps r, through which Run counts the lines it cuts or drops. A
+// pipeline calls it. A Reader run without Start uses the Reporter in Run's
+// context (ferry.ReporterFrom).
+func (r *Reader) Start(_ context.Context, rep ferry.Reporter) error {
+	if rep != nil {
+		r.rep.Store(&rep)
+	}
+	return nil
 }
 
 // Run reads until EOF (returning nil after emitting what it read) or an
@@ -43,17 +56,22 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 	if r.R == nil {
 		return nil
 	}
-	size, linger, max := r.BatchSize, r.Linger, r.MaxLineSize
+	size, linger, maxLine := r.BatchSize, r.Linger, r.MaxLineSize
 	if size <= 0 {
 		size = DefaultBatchSize
 	}
 	if linger <= 0 {
 		linger = DefaultLinger
 	}
-	if max <= 0 {
-		max = DefaultMaxLineSize
+	if maxLine <= 0 {
+		maxLine = DefaultMaxLineSize
 	}
-	rep := ferry.ReporterFrom(ctx)
+	var rep ferry.Reporter
+	if p := r.rep.Load(); p != nil {
+		rep = *p
+	} else {
+		rep = ferry.ReporterFrom(ctx)
+	}
 
 	// Reading blocks without regard to ctx, so it runs on its own goroutine
 	// and hands lines over; batching happens here. lines is closed at the
@@ -65,13 +83,13 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 	go func() {
 		defer close(lines)
 		br := bufio.NewReaderSize(r.R, 64<<10)
-		var long []byte // a line longer than the buffer, collected up to max+1 bytes
+		var long []byte // a line longer than the buffer, collected up to maxLine+1 bytes
 		partial := false
 		for {
 			frag, err := br.ReadSlice('\n')
 			if errors.Is(err, bufio.ErrBufferFull) {
-				if len(long) <= max {
-					long = append(long, frag[:min(len(frag), max+1-len(long))]...)
+				if len(long) <= maxLine {
+					long = append(long, frag[:min(len(frag), maxLine+1-len(long))]...)
 				}
 				partial = true
 				continue
@@ -82,8 +100,8 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 			}
 			line := frag
 			if partial {
-				if len(long) <= max {
-					long = append(long, frag[:min(len(frag), max+1-len(long))]...)
+				if len(long) <= maxLine {
+					long = append(long, frag[:min(len(frag), maxLine+1-len(long))]...)
 				}
 				line, long, partial = long, long[:0], false
 			}
@@ -92,13 +110,13 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 			}
 			line = bytes.TrimSuffix(line, []byte("\n"))
 			line = bytes.TrimSuffix(line, []byte("\r"))
-			if len(line) > max {
+			if len(line) > maxLine {
 				if r.LongLines == DropLongLines {
 					rep.Dropped("line_too_long", 1)
 					continue
 				}
 				rep.Dropped("line_truncated", 1)
-				line = line[:max]
+				line = line[:maxLine]
 			}
 			select {
 			case lines <- string(line):

@@ -1,8 +1,10 @@
-// Package accesslogs is an example of application code built on Ferry, and
+// Package testing is an example of application code built on Ferry, and
 // of how to unit-test it: Wire takes its source and sink as arguments, so
 // the test (accesslogs_test.go) can pass a finite slice and the fake sink
-// from sinktest, while main passes Docker and Loki.
-package accesslogs
+// from sinktest, while main passes Docker and Loki. The package is named
+// after its folder; it shares its name with the standard library's
+// testing, so importers give it another (the test calls it accesslogs).
+package testing
 
 import (
 	"strings"

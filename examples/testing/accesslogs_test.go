@@ -1,4 +1,4 @@
-package accesslogs_test
+package testing_test
 
 import (
 	"context"

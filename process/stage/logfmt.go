@@ -1,9 +1,6 @@
 package stage
 
-import (
-	"strconv"
-	"strings"
-)
+import "strconv"
 
 // logfmtIter walks the key=value pairs of a logfmt line:
 //
@@ -98,12 +95,4 @@ func (it *logfmtIter) next() bool {
 		return false
 	}
 	return true
-}
-
-// logfmtNeedsQuote reports whether a value must be quoted in logfmt.
-func logfmtNeedsQuote(v string) bool {
-	if v == "" {
-		return true
-	}
-	return strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r == '=' || r == '"' || r == 0x7f }) >= 0
 }

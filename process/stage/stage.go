@@ -235,9 +235,11 @@ type Processor struct {
 	pend     []ferry.Entry // entries emitted while processing one entry
 	fmu      sync.Mutex
 	failures map[string]*atomic.Int64
+	rep      atomic.Pointer[ferry.Reporter] // from Start
 }
 
 var (
+	_ ferry.Starter                  = (*Processor)(nil)
 	_ process.Processor[ferry.Entry] = (*Processor)(nil)
 	_ process.Flusher[ferry.Entry]   = (*Processor)(nil)
 )
@@ -298,9 +300,26 @@ func (p *Processor) Failures() map[string]int64 {
 	return out
 }
 
+// Start keeps r, through which the stages count what they drop and log,
+// for every later Process and Flush. A pipeline calls it. A Processor used
+// without Start, as a plain function, uses the Reporter in the context of
+// each call (ferry.ReporterFrom).
+func (p *Processor) Start(_ context.Context, r ferry.Reporter) error {
+	if r != nil {
+		p.rep.Store(&r)
+	}
+	return nil
+}
+
 func (p *Processor) begin(ctx context.Context, ack *ferry.Ack, now time.Time) *Context {
 	c := &p.c
-	c.Ctx, c.rep, c.ack, c.now = ctx, ferry.ReporterFrom(ctx), ack, now
+	var rep ferry.Reporter
+	if r := p.rep.Load(); r != nil {
+		rep = *r
+	} else {
+		rep = ferry.ReporterFrom(ctx)
+	}
+	c.Ctx, c.rep, c.ack, c.now = ctx, rep, ack, now
 	c.acks = c.acks[:0]
 	return c
 }

@@ -150,8 +150,20 @@ func TestLogfmt(t *testing.T) {
 		{`a=1 b="unterminated`, &Logfmt{}, map[string]string{"a": "1"}, true},
 		{`a=1 ="x"`, &Logfmt{}, map[string]string{"a": "1"}, true},
 	} {
-		got, _ := extractedOf(t, tc.line, tc.stage)
+		p, err := New(tc.stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]string
+		p.stages = append(p.stages, Func(func(c *Context, e *ferry.Entry) bool { got = maps.Clone(c.Extracted); return true }))
+		b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry(tc.line)}})
 		checkExtracted(t, got, tc.want)
+		if f := p.Failures()["logfmt_malformed"]; (f == 1) != tc.fail {
+			t.Errorf("%q: logfmt_malformed = %d, want failure %v", tc.line, f, tc.fail)
+		}
+		if len(b.Items) != 1 || b.Items[0].Line != tc.line {
+			t.Errorf("%q: entry changed: %+v", tc.line, b.Items)
+		}
 	}
 }
 
@@ -523,7 +535,7 @@ func TestMultilineMaxWait(t *testing.T) {
 	if len(out.Items) != 0 {
 		t.Fatal(out.Items)
 	}
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // past MaxWait: the time passing is what is tested
 	fb, _ := p.Flush(context.Background())
 	if len(fb.Items) != 1 || fb.Items[0].Line != "start\nmore" || fb.Items[0].Labels.Get("after") != "yes" {
 		t.Fatalf("%+v", fb.Items)
@@ -534,5 +546,21 @@ func TestInitErrorsJoined(t *testing.T) {
 	_, err := New(&Regex{Expression: "("}, &Output{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "stage 0") || !strings.Contains(err.Error(), "stage 1") || !strings.Contains(err.Error(), "stage 2") {
 		t.Fatalf("%v", err)
+	}
+}
+
+// A started Processor reports through the Reporter given to Start, not the
+// one in the context of each call.
+func TestStartKeepsReporter(t *testing.T) {
+	p := MustNew(&JSON{DropMalformed: true})
+	rep := &countReporter{}
+	if err := p.Start(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry("not json")}})
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if len(rep.dropped) == 0 {
+		t.Error("drop not counted through the Reporter given to Start")
 	}
 }

@@ -213,7 +213,7 @@ func BenchmarkLokiSinkEndToEnd(b *testing.B) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	s := &Sink{URL: srv.URL, BatchWait: 100 * time.Millisecond}
+	s := started(b, &Sink{URL: srv.URL, BatchWait: 100 * time.Millisecond}, nil)
 	var acked atomic.Int64
 	ctx := context.Background()
 	cpu0 := cpuTime()

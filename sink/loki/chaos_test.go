@@ -73,10 +73,10 @@ func TestChaos(t *testing.T) {
 
 	rep := newTestReporter()
 	ctx := ferry.WithReporter(context.Background(), rep)
-	s := &Sink{
-		URL: f.url(), BatchSize: 600, BatchWait: 5 * time.Millisecond, Timeout: 200 * time.Millisecond,
+	s := started(t, &Sink{
+		URL: f.url(), BatchBytes: 600, BatchWait: 5 * time.Millisecond, Timeout: 200 * time.Millisecond,
 		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxRetries: -1, MaxBufferedBytes: 8000,
-	}
+	}, rep)
 	const batches, per = 60, 25
 	var acked, failed atomic.Int32
 	for i := range batches {

@@ -18,7 +18,7 @@ func TestConformance(t *testing.T) {
 			sinktest.Run(t, sinktest.Harness[ferry.Entry]{
 				New: func(t *testing.T) sink.Sink[ferry.Entry] {
 					last = newFakeLoki(t, nil)
-					return &Sink{URL: last.url(), Encoding: enc, BatchWait: 20 * time.Millisecond, BatchSize: 300}
+					return started(t, &Sink{URL: last.url(), Encoding: enc, BatchWait: 20 * time.Millisecond, BatchBytes: 300}, nil)
 				},
 				Item: func(i int) ferry.Entry {
 					return ferry.Entry{

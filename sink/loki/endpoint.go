@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/retry"
 )
 
 // pushBatch is what one push request carries: entries of one tenant, by
@@ -168,7 +168,7 @@ func (ep *endpoint) add(ctx context.Context, items []ferry.Entry, streams []*str
 	}
 	var dropped int
 	var result error
-	max := ep.cfg.maxBuffered()
+	maxBytes := ep.cfg.maxBuffered()
 	for i := range items {
 		s := streams[i]
 		if s == nil {
@@ -176,7 +176,7 @@ func (ep *endpoint) add(ctx context.Context, items []ferry.Entry, streams []*str
 		}
 		it := &items[i]
 		size := it.Size()
-		for ep.buffered > 0 && ep.buffered+size > max {
+		for ep.buffered > 0 && ep.buffered+size > maxBytes {
 			if ep.cfg.DropWhenFull {
 				dropped++
 				goto next
@@ -205,7 +205,7 @@ func (ep *endpoint) add(ctx context.Context, items []ferry.Entry, streams []*str
 				tenant = ep.tenant
 			}
 			pb := ep.open[tenant]
-			if pb != nil && pb.n > 0 && pb.bytes+size > ep.cfg.batchSize() {
+			if pb != nil && pb.n > 0 && pb.bytes+size > ep.cfg.batchBytes() {
 				ep.seal(pb)
 				pb = nil
 			}
@@ -228,7 +228,7 @@ func (ep *endpoint) add(ctx context.Context, items []ferry.Entry, streams []*str
 	}
 	if dropped > 0 {
 		ep.rep.Dropped(ReasonBufferFull, dropped)
-		result = ferry.Permanentf("loki: %s: dropped %d entries: buffer of %d bytes full", ep.redacted, dropped, max)
+		result = ferry.Permanentf("loki: %s: dropped %d entries: buffer of %d bytes full", ep.redacted, dropped, maxBytes)
 	}
 	return result
 }
@@ -392,6 +392,9 @@ func (ep *endpoint) finish(pb *pushBatch, err error) {
 // ErrClosed when Close gave up, and a plain error when retries ran out.
 func (ep *endpoint) deliver(pb *pushBatch, body []byte, ctype string) error {
 	cfg := ep.cfg
+	// Exponential from MinBackoff, with full jitter in [d, 2d), capped
+	// at MaxBackoff.
+	backoff := retry.Backoff{Min: cfg.minBackoff(), Max: cfg.maxBackoff(), Jitter: true}
 	for attempt := 0; ; attempt++ {
 		status, retryAfter, respBody, err := ep.post(pb.tenant, body, ctype)
 		if err == nil && status/100 == 2 {
@@ -420,17 +423,13 @@ func (ep *endpoint) deliver(pb *pushBatch, body []byte, ctype string) error {
 			ep.log.Error("giving up on push after retries", "retries", attempt, "tenant", pb.tenant, "entries", pb.n, "err", err)
 			return fmt.Errorf("loki: giving up after %d retries: %w", attempt, err)
 		}
-		wait := ep.backoff(attempt)
+		wait := backoff.Next()
 		if retryAfter > 0 {
 			wait = min(retryAfter, cfg.maxBackoff())
 		}
 		ep.rep.Retried()
 		ep.log.Warn("push failed; retrying", "attempt", attempt+1, "wait", wait, "tenant", pb.tenant, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ep.ctx.Done():
-			t.Stop()
+		if retry.Sleep(ep.ctx, wait) != nil {
 			return ErrClosed
 		}
 	}
@@ -446,23 +445,6 @@ func (ep *endpoint) setHealth(ok bool, err error) {
 	} else if !ok {
 		ep.rep.SetHealth(ferry.Degraded, err)
 	}
-}
-
-// backoff returns the wait before retry attempt+1: exponential from
-// MinBackoff, with full jitter in [d, 2d), capped at MaxBackoff.
-func (ep *endpoint) backoff(attempt int) time.Duration {
-	lo, hi := ep.cfg.minBackoff(), ep.cfg.maxBackoff()
-	d := lo
-	for i := 0; i < attempt && d < hi; i++ {
-		d *= 2
-	}
-	if d > hi || d <= 0 {
-		d = hi
-	}
-	if d > 0 {
-		d += rand.N(d)
-	}
-	return min(d, hi)
 }
 
 // rejectReasons map phrases of Loki's validation errors to the reasons
@@ -531,26 +513,7 @@ func (ep *endpoint) post(tenant string, body []byte, ctype string) (int, time.Du
 		msg = string(bytes.TrimSpace(b))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), msg, nil
-}
-
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
+	return resp.StatusCode, retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), msg, nil
 }
 
 // close seals what is open, waits until every queue is sent or ctx ends,

@@ -30,6 +30,10 @@ func ExampleSink() {
 		ExternalLabels: labels.FromStrings("cluster", "eu-1"),
 		BatchWait:      10 * time.Millisecond,
 	}
+	if err := s.Start(ctx, ferry.NopReporter()); err != nil { // a pipeline calls Start itself
+		fmt.Println(err)
+		return
+	}
 	acked := make(chan error, 1)
 	s.Send(ctx, ferry.NewBatch([]ferry.Entry{{
 		Labels:    labels.FromStrings("app", "web", "__path__", "/var/log/web.log"),

@@ -241,6 +241,19 @@ func (a *ackRecorder) none(t testing.TB, d time.Duration) {
 	}
 }
 
+// started starts s with rep (a recording one when nil) and fails t if that
+// fails.
+func started(t testing.TB, s *Sink, rep ferry.Reporter) *Sink {
+	t.Helper()
+	if rep == nil {
+		rep = newTestReporter()
+	}
+	if err := s.Start(context.Background(), rep); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	return s
+}
+
 func closeSink(t testing.TB, s *Sink) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

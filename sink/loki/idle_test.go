@@ -17,7 +17,7 @@ import (
 // soak test: two goroutines and an FD per connection outlived the sink).
 func TestCloseClosesIdleConnections(t *testing.T) {
 	srv := conntest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
-	s := &Sink{URL: srv.URL, BatchWait: 10 * time.Millisecond}
+	s := started(t, &Sink{URL: srv.URL, BatchWait: 10 * time.Millisecond}, nil)
 	done := make(chan error, 1)
 	err := s.Send(context.Background(), ferry.NewBatch([]ferry.Entry{{Labels: labels.FromStrings("a", "b"), Timestamp: time.Now(), Line: "x"}}, func(err error) { done <- err }))
 	if err != nil {

@@ -22,7 +22,7 @@ func TestInPipeline(t *testing.T) {
 	}
 	b := pipeline.New()
 	logs := pipeline.FromSource(b, "slice", &source.Slice[ferry.Entry]{Items: items})
-	pipeline.To(b, "loki", &Sink{URL: f.url(), BatchSize: 4096, BatchWait: 10 * time.Millisecond}, logs)
+	pipeline.To(b, "loki", &Sink{URL: f.url(), BatchBytes: 4096, BatchWait: 10 * time.Millisecond}, logs)
 	p, err := b.Build()
 	if err != nil {
 		t.Fatal(err)

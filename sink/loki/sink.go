@@ -7,14 +7,16 @@
 //
 //	s := &loki.Sink{URL: "http://loki:3100/loki/api/v1/push"}
 //
-// and starts its goroutines on the first Send. Call Validate to catch
-// configuration errors before that; Send reports them too, acknowledging the
-// batch with a permanent error.
+// Validate checks the configuration (pipeline.Build calls it); Start builds
+// the HTTP clients and starts the goroutines (a pipeline calls it; a direct
+// user calls it before the first Send); Close flushes. Every zero field
+// means its default; a negative one is a configuration error unless its
+// documentation gives it a meaning.
 //
 // # Batching
 //
 // Entries are grouped per endpoint and per tenant into push requests of at
-// most BatchSize bytes of lines and metadata, sent when full or when the
+// most BatchBytes bytes of lines and metadata, sent when full or when the
 // oldest entry waited BatchWait. Inside a request, entries are grouped by
 // stream; the entries of one stream are sent in timestamp order (ties keep
 // their arrival order), and the requests of one tenant are sent one after
@@ -60,12 +62,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/httpclient"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
@@ -74,7 +78,7 @@ import (
 // Defaults of the Sink fields left at zero. They are those of Promtail and
 // Alloy's loki.write, and Loki's default limits.
 const (
-	DefaultBatchSize           = 1 << 20
+	DefaultBatchBytes          = 1 << 20
 	DefaultBatchWait           = time.Second
 	DefaultMinBackoff          = 500 * time.Millisecond
 	DefaultMaxBackoff          = 5 * time.Minute
@@ -100,6 +104,10 @@ const (
 // closed before they were delivered. It is not permanent: a source may read
 // them again.
 var ErrClosed = errors.New("loki: sink closed before delivery")
+
+// ErrNotStarted is the outcome of batches sent before Start. It is not
+// permanent: the entries were not delivered and may be read again.
+var ErrNotStarted = errors.New("loki: Send before Start")
 
 // Encoding is the body format of push requests.
 type Encoding int
@@ -131,8 +139,8 @@ type Endpoint struct {
 }
 
 // Sink sends log entries to one or more Loki endpoints. Its zero value with
-// a URL is ready to use; every zero field takes its default. Fields must not
-// change after the first Send.
+// a URL is ready to use once started; every zero field takes its default.
+// Fields must not change after Start.
 type Sink struct {
 	// URL, TenantID, Headers, HTTPClientConfig and Client describe the
 	// first endpoint, as in Endpoint. URL may be empty when Endpoints is not.
@@ -149,9 +157,9 @@ type Sink struct {
 
 	// Encoding of request bodies: Protobuf (default) or JSON.
 	Encoding Encoding
-	// BatchSize is the most bytes of lines and metadata in one request
+	// BatchBytes is the most bytes of lines and metadata in one request
 	// (default 1 MiB). A larger entry travels alone.
-	BatchSize int
+	BatchBytes int
 	// BatchWait is how long an entry may wait for its request to fill
 	// (default 1s).
 	BatchWait time.Duration
@@ -187,14 +195,16 @@ type Sink struct {
 	MaxLabelNameLength  int
 	MaxLabelValueLength int
 
-	once    sync.Once
-	initErr error
+	// Set by Start; read-only afterwards.
 	cache   *streamCache
 	eps     []*endpoint
+	rep     ferry.Reporter
+	log     *slog.Logger
 	scratch sync.Pool // *[]*stream
 
-	mu     sync.Mutex
-	closed bool
+	mu      sync.Mutex
+	started bool
+	closed  bool
 }
 
 var _ sink.Sink[ferry.Entry] = (*Sink)(nil)
@@ -206,7 +216,7 @@ func orDefault[T int | time.Duration](v, d T) T {
 	return v
 }
 
-func (s *Sink) batchSize() int            { return orDefault(s.BatchSize, DefaultBatchSize) }
+func (s *Sink) batchBytes() int           { return orDefault(s.BatchBytes, DefaultBatchBytes) }
 func (s *Sink) batchWait() time.Duration  { return orDefault(s.BatchWait, DefaultBatchWait) }
 func (s *Sink) timeout() time.Duration    { return orDefault(s.Timeout, DefaultTimeout) }
 func (s *Sink) minBackoff() time.Duration { return orDefault(s.MinBackoff, DefaultMinBackoff) }
@@ -231,7 +241,9 @@ func (s *Sink) endpoints() []Endpoint {
 
 // Validate reports configuration errors: no endpoint, an invalid URL, an
 // invalid HTTP client configuration, negative sizes or durations, invalid
-// external labels. Send reports the same errors.
+// external labels, an HTTPClientConfig that is invalid or names a file that
+// cannot be read (CA, certificate, key, bearer token, password).
+// pipeline.Build calls it; Start calls it too.
 func (s *Sink) Validate() error {
 	var errs []error
 	eps := s.endpoints()
@@ -246,12 +258,14 @@ func (s *Sink) Validate() error {
 		if _, err := parseURL(e.URL); err != nil {
 			errs = append(errs, err)
 		}
-		if _, err := newClient(e, s.userAgent()); err != nil {
-			errs = append(errs, err)
+		if e.Client == nil {
+			if err := httpclient.Validate(e.HTTPClientConfig); err != nil {
+				errs = append(errs, fmt.Errorf("loki: endpoint %d: HTTP client configuration: %w", i, err))
+			}
 		}
 	}
-	if s.BatchSize < 0 || s.BatchWait < 0 || s.Timeout < 0 || s.MinBackoff < 0 || s.MaxBackoff < 0 || s.MaxBufferedBytes < 0 {
-		errs = append(errs, errors.New("loki: BatchSize, BatchWait, Timeout, MinBackoff, MaxBackoff and MaxBufferedBytes must not be negative"))
+	if s.BatchBytes < 0 || s.BatchWait < 0 || s.Timeout < 0 || s.MinBackoff < 0 || s.MaxBackoff < 0 || s.MaxBufferedBytes < 0 {
+		errs = append(errs, errors.New("loki: BatchBytes, BatchWait, Timeout, MinBackoff, MaxBackoff and MaxBufferedBytes must not be negative"))
 	}
 	if s.minBackoff() > s.maxBackoff() {
 		errs = append(errs, fmt.Errorf("loki: MinBackoff %v is larger than MaxBackoff %v", s.minBackoff(), s.maxBackoff()))
@@ -268,61 +282,69 @@ func newClient(e Endpoint, ua string) (*http.Client, error) {
 	if e.Client != nil {
 		return e.Client, nil
 	}
-	cfg := config.DefaultHTTPClientConfig
-	if e.HTTPClientConfig != nil {
-		cfg = *e.HTTPClientConfig
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("loki: HTTP client configuration: %w", err)
-	}
-	c, err := config.NewClientFromConfig(cfg, "loki", config.WithUserAgent(ua))
+	c, err := httpclient.New(e.HTTPClientConfig, "loki", config.WithUserAgent(ua))
 	if err != nil {
 		return nil, fmt.Errorf("loki: HTTP client configuration: %w", err)
 	}
 	return c, nil
 }
 
-// start builds the endpoints on first use. Their goroutines report through
-// the Reporter of the first Send's context.
-func (s *Sink) start(ctx context.Context) error {
-	s.once.Do(func() {
-		if err := s.Validate(); err != nil {
-			s.initErr = err
-			return
-		}
-		rep := ferry.ReporterFrom(ctx)
-		tl := s.TenantLabel
-		if tl == "" {
-			tl = DefaultTenantLabel
-		}
-		s.cache = newStreamCache(limits{
-			external:       s.ExternalLabels,
-			tenantLabel:    tl,
-			maxNames:       limit(s.MaxLabelNames, DefaultMaxLabelNames),
-			maxNameLength:  limit(s.MaxLabelNameLength, DefaultMaxLabelNameLength),
-			maxValueLength: limit(s.MaxLabelValueLength, DefaultMaxLabelValueLength),
-			json:           s.Encoding == JSON,
-		})
-		for _, e := range s.endpoints() {
-			c, err := newClient(e, s.userAgent())
-			if err == nil {
-				var ep *endpoint
-				ep, err = newEndpoint(s, e, c, rep)
-				if err == nil {
-					ep.ownClient = e.Client == nil
-					s.eps = append(s.eps, ep)
-					continue
-				}
-			}
-			for _, ep := range s.eps {
-				ep.cancel()
-			}
-			s.eps = nil
-			s.initErr = err
-			return
-		}
+// Start validates the configuration, builds the HTTP clients (for the
+// endpoints without a Client) and starts each endpoint's goroutines. They
+// report through r, and log with r.Logger(), until Close. ctx bounds the
+// start only. Start is a no-op on a started sink and fails with ErrClosed
+// after Close.
+func (s *Sink) Start(ctx context.Context, r ferry.Reporter) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.started {
+		return nil
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r == nil {
+		r = ferry.NopReporter()
+	}
+	tl := s.TenantLabel
+	if tl == "" {
+		tl = DefaultTenantLabel
+	}
+	cache := newStreamCache(limits{
+		external:       s.ExternalLabels,
+		tenantLabel:    tl,
+		maxNames:       limit(s.MaxLabelNames, DefaultMaxLabelNames),
+		maxNameLength:  limit(s.MaxLabelNameLength, DefaultMaxLabelNameLength),
+		maxValueLength: limit(s.MaxLabelValueLength, DefaultMaxLabelValueLength),
+		json:           s.Encoding == JSON,
 	})
-	return s.initErr
+	var eps []*endpoint
+	for _, e := range s.endpoints() {
+		c, err := newClient(e, s.userAgent())
+		if err == nil {
+			var ep *endpoint
+			ep, err = newEndpoint(s, e, c, r)
+			if err == nil {
+				ep.ownClient = e.Client == nil
+				eps = append(eps, ep)
+				continue
+			}
+		}
+		for _, ep := range eps {
+			ep.cancel()
+			ep.wg.Wait()
+		}
+		return err
+	}
+	s.cache, s.eps, s.rep, s.log = cache, eps, r, r.Logger()
+	s.started = true
+	return nil
 }
 
 // Send queues the entries of b for delivery to every endpoint and returns;
@@ -330,18 +352,18 @@ func (s *Sink) start(ctx context.Context) error {
 // b is acknowledged once all its entries were delivered or dropped. Entries
 // with a zero Timestamp are given the time of Send. Send returns ctx's
 // error if ctx ended while it waited for room, ErrClosed after Close, and
-// the configuration error if the sink cannot start; b is acknowledged with
-// that error in each case (permanently for a configuration error).
+// ErrNotStarted before Start; b is acknowledged with that error in each
+// case.
 func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Entry]) error {
 	s.mu.Lock()
-	closed := s.closed
+	closed, started := s.closed, s.started
 	s.mu.Unlock()
-	if closed {
-		b.Done(ErrClosed)
-		return ErrClosed
-	}
-	if err := s.start(ctx); err != nil {
-		b.Done(ferry.Permanent(err))
+	if closed || !started {
+		err := ErrNotStarted
+		if closed {
+			err = ErrClosed
+		}
+		b.Done(err)
 		return err
 	}
 	if len(b.Items) == 0 {
@@ -370,9 +392,8 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Entry]) error {
 		}
 	}
 	if dropped > 0 {
-		rep := ferry.ReporterFrom(ctx)
-		rep.Dropped(ReasonInvalidLabels, dropped)
-		rep.Logger().Warn("loki: entries dropped: invalid stream labels", "entries", dropped, "err", dropErr)
+		s.rep.Dropped(ReasonInvalidLabels, dropped)
+		s.log.Warn("loki: entries dropped: invalid stream labels", "entries", dropped, "err", dropErr)
 		dropErr = ferry.Permanent(fmt.Errorf("%d entries dropped: %w", dropped, dropErr))
 	}
 
@@ -396,13 +417,11 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Entry]) error {
 
 // Close stops accepting entries, sends everything held within ctx's
 // deadline, and acknowledges what could not be sent by then with ErrClosed.
-// It is safe to call more than once, and without any Send.
+// It is safe to call more than once, and without Start.
 func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	// Make a later Send see a started-and-closed sink, not start one.
-	s.once.Do(func() { s.initErr = ErrClosed })
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.eps))
 	for i, ep := range s.eps {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
@@ -91,7 +92,7 @@ func TestBodiesDecodeWithOfficialTypes(t *testing.T) {
 		name := map[Encoding]string{Protobuf: "protobuf", JSON: "json"}[enc]
 		t.Run(name, func(t *testing.T) {
 			f := newFakeLoki(t, nil)
-			s := &Sink{
+			s := started(t, &Sink{
 				URL:            f.url(),
 				TenantID:       "static",
 				Encoding:       enc,
@@ -99,7 +100,7 @@ func TestBodiesDecodeWithOfficialTypes(t *testing.T) {
 				ExternalLabels: labels.FromStrings("cluster", "c1", "app", "ignored"),
 				Headers:        map[string]string{"X-Custom": "yes", "Content-Type": "text/plain"},
 				UserAgent:      "ferry-test/1",
-			}
+			}, nil)
 			acks := newAckRecorder()
 			if err := s.Send(context.Background(), acks.batch(testEntries())); err != nil {
 				t.Fatal(err)
@@ -145,7 +146,7 @@ func TestBodiesDecodeWithOfficialTypes(t *testing.T) {
 
 func TestNoTenantSendsNoHeader(t *testing.T) {
 	f := newFakeLoki(t, nil)
-	s := &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond}
+	s := started(t, &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond}, nil)
 	acks := newAckRecorder()
 	s.Send(context.Background(), acks.batch([]ferry.Entry{{Labels: labels.FromStrings("a", "b"), Line: "x"}}))
 	if err := acks.wait(t, 5*time.Second); err != nil {
@@ -164,7 +165,7 @@ func TestNoTenantSendsNoHeader(t *testing.T) {
 
 func TestOrderPerStream(t *testing.T) {
 	f := newFakeLoki(t, nil)
-	s := &Sink{URL: f.url(), BatchWait: time.Hour}
+	s := started(t, &Sink{URL: f.url(), BatchWait: time.Hour}, nil)
 	ls := labels.FromStrings("app", "x")
 	var items []ferry.Entry
 	for _, d := range []int{5, 1, 3, 1, 2} {
@@ -194,7 +195,7 @@ func TestBatchBySizeAcksAfterAllRequests(t *testing.T) {
 		served.Add(1)
 		return false
 	})
-	s := &Sink{URL: f.url(), BatchSize: 250, BatchWait: time.Hour}
+	s := started(t, &Sink{URL: f.url(), BatchBytes: 250, BatchWait: time.Hour}, nil)
 	var items []ferry.Entry
 	for i := range 10 {
 		items = append(items, ferry.Entry{Labels: labels.FromStrings("app", "x"), Timestamp: t0.Add(time.Duration(i)), Line: strings.Repeat("x", 100)})
@@ -242,7 +243,7 @@ func TestBatchHeldUntilLastRequestAccepted(t *testing.T) {
 		}
 		return false
 	})
-	s := &Sink{URL: f.url(), BatchSize: 150, BatchWait: 10 * time.Millisecond}
+	s := started(t, &Sink{URL: f.url(), BatchBytes: 150, BatchWait: 10 * time.Millisecond}, nil)
 	defer closeSink(t, s)
 	var items []ferry.Entry
 	for i := range 3 {
@@ -259,7 +260,7 @@ func TestBatchHeldUntilLastRequestAccepted(t *testing.T) {
 
 func TestBatchByTime(t *testing.T) {
 	f := newFakeLoki(t, nil)
-	s := &Sink{URL: f.url(), BatchWait: 100 * time.Millisecond}
+	s := started(t, &Sink{URL: f.url(), BatchWait: 100 * time.Millisecond}, nil)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	start := time.Now()
@@ -295,7 +296,7 @@ func TestRetryAfter(t *testing.T) {
 			})
 			rep := newTestReporter()
 			ctx := ferry.WithReporter(context.Background(), rep)
-			s := &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: time.Minute}
+			s := started(t, &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: time.Minute}, rep)
 			defer closeSink(t, s)
 			acks := newAckRecorder()
 			s.Send(ctx, acks.batch([]ferry.Entry{{Labels: labels.FromStrings("a", "b"), Line: "x"}}))
@@ -326,7 +327,7 @@ func Test429WithoutRetryAfterAnd500Storm(t *testing.T) {
 	})
 	rep := newTestReporter()
 	ctx := ferry.WithReporter(context.Background(), rep)
-	s := &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	s := started(t, &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}, rep)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(ctx, acks.batch(testEntries()[:3]))
@@ -350,7 +351,7 @@ func TestRejectedBatchDropped(t *testing.T) {
 	})
 	rep := newTestReporter()
 	ctx := ferry.WithReporter(context.Background(), rep)
-	s := &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond}
+	s := started(t, &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond}, rep)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(ctx, acks.batch(testEntries()[:3]))
@@ -361,7 +362,7 @@ func TestRejectedBatchDropped(t *testing.T) {
 	if len(err.Error()) > 2000 {
 		t.Errorf("error not truncated: %d bytes", len(err.Error()))
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // time for a retry that must not happen
 	if n := f.attemptCount(); n != 1 {
 		t.Errorf("%d attempts, want 1 (no retry on 400)", n)
 	}
@@ -381,7 +382,7 @@ func TestRetriesExhausted(t *testing.T) {
 	})
 	rep := newTestReporter()
 	ctx := ferry.WithReporter(context.Background(), rep)
-	s := &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxRetries: 2}
+	s := started(t, &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxRetries: 2}, rep)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(ctx, acks.batch(testEntries()[:1]))
@@ -423,15 +424,13 @@ func TestConnectionResetsAndDowntime(t *testing.T) {
 	go srv.Serve(ln)
 	rep := newTestReporter()
 	ctx := ferry.WithReporter(context.Background(), rep)
-	s := &Sink{URL: "http://" + addr + "/loki/api/v1/push", BatchWait: 10 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxRetries: -1}
+	s := started(t, &Sink{URL: "http://" + addr + "/loki/api/v1/push", BatchWait: 10 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxRetries: -1}, rep)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(ctx, acks.batch(testEntries()[:1]))
-	for f.attemptCount() < 3 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	srv.Close() // down
-	time.Sleep(300 * time.Millisecond)
+	poll.Until(t, func() bool { return f.attemptCount() >= 3 }, "3 attempts")
+	srv.Close()                        // down
+	time.Sleep(300 * time.Millisecond) // the receiver stays down a while: retries fail meanwhile
 	acks.none(t, 10*time.Millisecond)
 	ln2, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -462,7 +461,7 @@ func TestSlowResponseTimesOutAndRetries(t *testing.T) {
 		}
 		return false
 	})
-	s := &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, Timeout: 100 * time.Millisecond, MinBackoff: time.Millisecond}
+	s := started(t, &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, Timeout: 100 * time.Millisecond, MinBackoff: time.Millisecond}, nil)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(context.Background(), acks.batch(testEntries()[:1]))
@@ -478,7 +477,7 @@ func TestInvalidLabelsDropped(t *testing.T) {
 	f := newFakeLoki(t, nil)
 	rep := newTestReporter()
 	ctx := ferry.WithReporter(context.Background(), rep)
-	s := &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MaxLabelValueLength: 10}
+	s := started(t, &Sink{URL: f.url(), BatchWait: 10 * time.Millisecond, MaxLabelValueLength: 10}, rep)
 	defer closeSink(t, s)
 	for _, tc := range []struct {
 		lbls labels.Labels
@@ -525,7 +524,7 @@ func TestBackpressureBlocks(t *testing.T) {
 		<-release
 		return false
 	})
-	s := &Sink{URL: f.url(), BatchWait: time.Millisecond, MaxBufferedBytes: 250, BatchSize: 100}
+	s := started(t, &Sink{URL: f.url(), BatchWait: time.Millisecond, MaxBufferedBytes: 250, BatchBytes: 100}, nil)
 	defer closeSink(t, s)
 	e := func() []ferry.Entry {
 		return []ferry.Entry{{Labels: labels.FromStrings("a", "b"), Line: strings.Repeat("x", 100)}}
@@ -572,7 +571,7 @@ func TestDropWhenFull(t *testing.T) {
 	})
 	rep := newTestReporter()
 	ctx := ferry.WithReporter(context.Background(), rep)
-	s := &Sink{URL: f.url(), BatchWait: time.Millisecond, MaxBufferedBytes: 250, DropWhenFull: true}
+	s := started(t, &Sink{URL: f.url(), BatchWait: time.Millisecond, MaxBufferedBytes: 250, DropWhenFull: true}, rep)
 	defer closeSink(t, s)
 	defer close(release)
 	var items []ferry.Entry
@@ -603,23 +602,20 @@ func TestMultiEndpointIndependentQueues(t *testing.T) {
 		return false
 	})
 	fast := newFakeLoki(t, nil)
-	s := &Sink{
+	s := started(t, &Sink{
 		URL:       fast.url(),
 		TenantID:  "fast-tenant",
 		Endpoints: []Endpoint{{URL: slow.url(), TenantID: "slow-tenant"}},
 		BatchWait: 5 * time.Millisecond,
-	}
+	}, nil)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	for i := range 3 {
 		s.Send(context.Background(), acks.batch([]ferry.Entry{{Labels: labels.FromStrings("a", "b"), Timestamp: t0.Add(time.Duration(i)), Line: "x"}}))
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // past BatchWait: each entry is a request of its own
 	}
 	// The fast endpoint got everything although the slow one is stuck.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(fast.received()) < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Wait(5*time.Second, func() bool { return len(fast.received()) >= 3 })
 	if n := len(fast.received()); n != 3 {
 		t.Fatalf("fast endpoint got %d requests, want 3", n)
 	}
@@ -640,7 +636,7 @@ func TestMultiEndpointIndependentQueues(t *testing.T) {
 
 func TestCloseFlushesAndGivesUp(t *testing.T) {
 	f := newFakeLoki(t, nil)
-	s := &Sink{URL: f.url(), BatchWait: time.Hour}
+	s := started(t, &Sink{URL: f.url(), BatchWait: time.Hour}, nil)
 	acks := newAckRecorder()
 	s.Send(context.Background(), acks.batch(testEntries()[:1]))
 	start := time.Now()
@@ -663,7 +659,7 @@ func TestCloseFlushesAndGivesUp(t *testing.T) {
 	// an error that lets sources read again.
 	down := newFakeLoki(t, func(int, http.ResponseWriter, *http.Request) bool { return false })
 	down.srv.Close()
-	s2 := &Sink{URL: down.url(), BatchWait: time.Hour, MinBackoff: 10 * time.Millisecond}
+	s2 := started(t, &Sink{URL: down.url(), BatchWait: time.Hour, MinBackoff: 10 * time.Millisecond}, nil)
 	s2.Send(context.Background(), acks.batch(testEntries()[:1]))
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -693,13 +689,28 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 	s := &Sink{URL: "ftp://user:hunter2@x"}
-	acks := newAckRecorder()
-	err := s.Send(context.Background(), acks.batch(testEntries()))
-	if err == nil || strings.Contains(err.Error(), "hunter2") {
-		t.Errorf("Send = %v", err)
+	if err := s.Start(context.Background(), ferry.NopReporter()); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Start = %v", err)
 	}
-	if err := acks.wait(t, time.Second); !ferry.IsPermanent(err) {
-		t.Errorf("ack %v", err)
+	// A batch sent to a sink that did not start is not delivered and not
+	// settled: a source may read it again. Before Start existed, the sink
+	// started in its first Send and acknowledged a configuration error as
+	// permanent, which let sources advance past data never delivered.
+	acks := newAckRecorder()
+	if err := s.Send(context.Background(), acks.batch(testEntries())); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Send = %v, want ErrNotStarted", err)
+	}
+	if err := acks.wait(t, time.Second); !errors.Is(err, ErrNotStarted) || ferry.Settled(err) {
+		t.Errorf("ack %v, want ErrNotStarted, not settled", err)
+	}
+	missing := t.TempDir() + "/missing"
+	for _, cfg := range []config.HTTPClientConfig{
+		{BearerTokenFile: missing},
+		{TLSConfig: config.TLSConfig{CAFile: missing}},
+	} {
+		if err := (&Sink{URL: "http://x", HTTPClientConfig: &cfg}).Validate(); err == nil || !strings.Contains(err.Error(), "missing") {
+			t.Errorf("%+v: Validate = %v, want an unreadable file", cfg, err)
+		}
 	}
 }
 
@@ -725,12 +736,12 @@ func TestAuthAndSecrets(t *testing.T) {
 	cfg.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: tokenFile}
 	basic := config.DefaultHTTPClientConfig
 	basic.BasicAuth = &config.BasicAuth{Username: "u", Password: "s3cret-pw"}
-	s := &Sink{
+	s := started(t, &Sink{
 		URL:              f.url(),
 		HTTPClientConfig: &cfg,
 		Endpoints:        []Endpoint{{URL: f.url(), HTTPClientConfig: &basic}},
 		BatchWait:        5 * time.Millisecond,
-	}
+	}, rep)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(ctx, acks.batch(testEntries()[:1]))
@@ -767,7 +778,7 @@ func TestURLPasswordNotLogged(t *testing.T) {
 	rep := newTestReporter()
 	ctx := ferry.WithReporter(context.Background(), rep)
 	u := strings.Replace(f.url(), "http://", "http://user:pa55word@", 1)
-	s := &Sink{URL: u, BatchWait: 5 * time.Millisecond}
+	s := started(t, &Sink{URL: u, BatchWait: 5 * time.Millisecond}, rep)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(ctx, acks.batch(testEntries()[:1]))
@@ -795,40 +806,9 @@ func TestRejectReason(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{
-		"":                              0,
-		"3":                             3 * time.Second,
-		"-1":                            0,
-		"soon":                          0,
-		"Thu, 01 Jan 2026 00:00:10 GMT": 10 * time.Second,
-		"Wed, 31 Dec 2025 00:00:10 GMT": 0,
-	} {
-		if got := parseRetryAfter(v, now); got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", v, got, want)
-		}
-	}
-}
-
-func TestBackoffGrowsWithJitter(t *testing.T) {
-	ep := &endpoint{cfg: &Sink{MinBackoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Minute}}
-	for attempt, lo := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
-		for range 20 {
-			d := ep.backoff(attempt)
-			if d < lo || d >= 2*lo {
-				t.Fatalf("attempt %d: %v not in [%v, %v)", attempt, d, lo, 2*lo)
-			}
-		}
-	}
-	if d := ep.backoff(30); d != 5*time.Minute {
-		t.Errorf("capped backoff %v", d)
-	}
-}
-
 func TestConcurrentSends(t *testing.T) {
 	f := newFakeLoki(t, nil)
-	s := &Sink{URL: f.url(), BatchWait: 5 * time.Millisecond, BatchSize: 500}
+	s := started(t, &Sink{URL: f.url(), BatchWait: 5 * time.Millisecond, BatchBytes: 500}, nil)
 	var wg sync.WaitGroup
 	var acked atomic.Int32
 	for g := range 4 {
@@ -873,7 +853,7 @@ func TestIdleTenantQueuesExit(t *testing.T) {
 	queueIdleTimeout = 50 * time.Millisecond
 	defer func() { queueIdleTimeout = old }()
 	f := newFakeLoki(t, nil)
-	s := &Sink{URL: f.url(), BatchWait: 5 * time.Millisecond}
+	s := started(t, &Sink{URL: f.url(), BatchWait: 5 * time.Millisecond}, nil)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	for i := range 5 {
@@ -885,19 +865,11 @@ func TestIdleTenantQueuesExit(t *testing.T) {
 		}
 	}
 	ep := s.eps[0]
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, func() bool {
 		ep.mu.Lock()
-		n := len(ep.queues)
-		ep.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tenant queues still alive", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer ep.mu.Unlock()
+		return len(ep.queues) == 0
+	}, "the idle tenant queues to go")
 	// A tenant that comes back gets a new queue.
 	s.Send(context.Background(), acks.batch([]ferry.Entry{{Labels: labels.FromStrings("a", "b", "__tenant_id__", "t1"), Line: "y"}}))
 	if err := acks.wait(t, 5*time.Second); err != nil {

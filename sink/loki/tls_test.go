@@ -83,7 +83,7 @@ func TestTLSWithClientCertificate(t *testing.T) {
 
 	cfg := config.DefaultHTTPClientConfig
 	cfg.TLSConfig = config.TLSConfig{CAFile: caFile, CertFile: cliCert, KeyFile: cliKey}
-	s := &Sink{URL: srv.URL + "/loki/api/v1/push", HTTPClientConfig: &cfg, BatchWait: 5 * time.Millisecond}
+	s := started(t, &Sink{URL: srv.URL + "/loki/api/v1/push", HTTPClientConfig: &cfg, BatchWait: 5 * time.Millisecond}, nil)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(context.Background(), acks.batch(testEntries()[:1]))
@@ -106,7 +106,7 @@ func TestProxy(t *testing.T) {
 	pu, _ := url.Parse(proxy.URL)
 	cfg := config.DefaultHTTPClientConfig
 	cfg.ProxyURL = config.URL{URL: pu}
-	s := &Sink{URL: "http://loki.invalid:3100/loki/api/v1/push", HTTPClientConfig: &cfg, BatchWait: 5 * time.Millisecond}
+	s := started(t, &Sink{URL: "http://loki.invalid:3100/loki/api/v1/push", HTTPClientConfig: &cfg, BatchWait: 5 * time.Millisecond}, nil)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(context.Background(), acks.batch(testEntries()[:1]))

@@ -20,13 +20,13 @@ func TestVictoriaLogsEndToEnd(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rep := newTestReporter()
 			ctx := ferry.WithReporter(context.Background(), rep)
-			s := &Sink{
+			s := started(t, &Sink{
 				URL:            vl.PushURL(),
 				Encoding:       enc,
 				BatchWait:      50 * time.Millisecond,
-				BatchSize:      4096,
+				BatchBytes:     4096,
 				ExternalLabels: labels.FromStrings("cluster", "c1"),
-			}
+			}, rep)
 			const n = 300
 			acks := newAckRecorder()
 			var items []ferry.Entry

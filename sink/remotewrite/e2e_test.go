@@ -76,6 +76,11 @@ func TestE2EAgentChild(t *testing.T) {
 	// up to 10000 samples a request).
 	rw.MaxShards, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MAX_SHARDS"))
 	rw.MaxSamplesPerSend, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MAX_PER_SEND"))
+	for _, c := range []ferry.Starter{sc, rw} {
+		if err := c.Start(ctx, ferry.NopReporter()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	targets := make(chan []labels.Labels, 1)
 	targets <- set
 	out := make(chan ferry.Batch[ferry.Sample], 64)

@@ -59,8 +59,6 @@ const (
 	v2SeriesLabelsRefs = 1
 	v2SeriesSamples    = 2
 	v2SeriesMetadata   = 5
-	v2SampleValue      = 1
-	v2SampleTimestamp  = 2
 	v2MetaType         = 1
 	v2MetaHelpRef      = 3
 	v2MetaUnitRef      = 4

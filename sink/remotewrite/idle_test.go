@@ -19,6 +19,9 @@ import (
 func TestCloseClosesIdleConnections(t *testing.T) {
 	srv := conntest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
 	s := &remotewrite.Sink{URL: srv.URL, BatchSendDeadline: 10 * time.Millisecond}
+	if err := s.Start(context.Background(), ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	b := ferry.NewBatch([]ferry.Sample{{Labels: labels.FromStrings("__name__", "x"), T: time.Now().UnixMilli(), V: 1}}, func(err error) { done <- err })
 	if err := s.Send(context.Background(), b); err != nil {

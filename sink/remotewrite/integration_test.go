@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/peers"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/scrape"
 	"github.com/ferrydev/ferry/sink/remotewrite"
 )
@@ -45,6 +46,11 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 				BatchSendDeadline: 100 * time.Millisecond,
 				ExternalLabels:    labels.FromStrings("agent", "ferry"),
 				Metadata:          sc.Metadata,
+			}
+			for _, c := range []ferry.Starter{sc, rw} {
+				if err := c.Start(ctx, ferry.NopReporter()); err != nil {
+					t.Fatal(err)
+				}
 			}
 			targets := make(chan []labels.Labels, 1)
 			out := make(chan ferry.Batch[ferry.Sample], 4)
@@ -152,17 +158,10 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 			}
 
 			// The unreachable target is down, with its error kept.
-			deadline := time.Now().Add(20 * time.Second)
-			for {
+			poll.Until(t, func() bool {
 				r := prom.Query(t, `up{job="`+job+`",instance="`+deadAddr+`"}`, time.Now())
-				if len(r) == 1 && r[0].Float(t) == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("up of the unreachable target = %v", r)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+				return len(r) == 1 && r[0].Float(t) == 0
+			}, "up 0 of the unreachable target")
 			for _, st := range sc.Targets() {
 				if st.Labels.Get("instance") == deadAddr && (st.Health != ferry.Failing || st.LastError == nil) {
 					t.Errorf("dead target status %+v", st)
@@ -171,18 +170,10 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 
 			// Remove the targets: staleness markers end every series.
 			targets <- nil
-			deadline = time.Now().Add(20 * time.Second)
-			for {
-				if r := prom.Query(t, `up{job="`+job+`"}`, time.Now()); len(r) == 0 {
-					if r := prom.Query(t, `{job="`+job+`"}`, time.Now()); len(r) != 0 {
-						t.Errorf("%d series not stale after the target went away", len(r))
-					}
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("up still present: no staleness marker arrived")
-				}
-				time.Sleep(200 * time.Millisecond)
+			poll.Until(t, func() bool { return len(prom.Query(t, `up{job="`+job+`"}`, time.Now())) == 0 },
+				"up to go stale after the targets went away")
+			if r := prom.Query(t, `{job="`+job+`"}`, time.Now()); len(r) != 0 {
+				t.Errorf("%d series not stale after the target went away", len(r))
 			}
 			if got := rw.ProtocolVersion(); got != tc.stayOn {
 				t.Errorf("the sink speaks %v after the run, want %v", got, tc.stayOn)

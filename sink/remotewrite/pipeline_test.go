@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/scrape"
@@ -77,19 +78,11 @@ func TestPipelineScrapeToRemoteWrite(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, func() bool {
 		mu.Lock()
-		ok := seen["app_requests_total"] == 42 && seen["up"] == 1
-		mu.Unlock()
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("receiver saw %v", seen)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return seen["app_requests_total"] == 42 && seen["up"] == 1
+	}, "the receiver to see app_requests_total 42 and up 1")
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)

@@ -3,6 +3,10 @@
 // Thanos, VictoriaMetrics, …), as Prometheus's remote_write and Alloy's
 // prometheus.remote_write do.
 //
+// A Sink is configured by its fields; Validate checks them (pipeline.Build
+// calls it), Start builds the HTTP client and starts the shards (a pipeline
+// calls it; a direct user calls it before the first Send), and Close flushes.
+//
 // Sink speaks remote write 1.0 (prometheus.WriteRequest) or 2.0
 // (io.prometheus.write.v2.Request, with a symbol table), snappy-compressed.
 // Samples go through a sharded queue like Prometheus's: every series is
@@ -29,8 +33,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,6 +46,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/httpclient"
+	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
 )
@@ -64,7 +72,8 @@ func (v Version) String() string {
 	return "1.0"
 }
 
-// Defaults of the Sink's zero fields, those of Prometheus's queue_config.
+// Defaults of the Sink's zero fields, those of Prometheus's queue_config. A
+// zero field means its default; a negative one is a configuration error.
 const (
 	DefaultTimeout           = 30 * time.Second
 	DefaultMinShards         = 1
@@ -84,6 +93,9 @@ var (
 	// ErrClosed is the outcome of batches sent to, or still held by, a
 	// closed sink.
 	ErrClosed = errors.New("remotewrite: sink closed")
+	// ErrNotStarted is the outcome of batches sent before Start. It is not
+	// permanent: the data was not delivered and may be sent again.
+	ErrNotStarted = errors.New("remotewrite: Send before Start")
 	// ErrNotV2Receiver means a 2.0 request was answered 2xx without any
 	// X-Prometheus-Remote-Write-*-Written header: the receiver decoded it as
 	// an empty 1.0 request and stored nothing.
@@ -92,7 +104,7 @@ var (
 
 // Sink sends samples to one remote-write endpoint. Only URL is required;
 // every other zero field means the default named after it. Fields must not
-// be changed after the first Send.
+// be changed after Start.
 type Sink struct {
 	// URL of the receiver, e.g. http://prometheus:9090/api/v1/write.
 	URL string
@@ -124,8 +136,8 @@ type Sink struct {
 	// WriteRelabel runs, as Prometheus's external_labels.
 	ExternalLabels labels.Labels
 	// WriteRelabel rules run on every sample before it is queued; samples
-	// they drop count as delivered.
-	WriteRelabel *relabel.Rules
+	// they drop count as delivered. Validate checks them.
+	WriteRelabel []relabel.Rule
 	// Metadata, when set, supplies the TYPE/HELP/UNIT of metric families:
 	// 1.0 requests carry it in WriteRequest.metadata for every family in the
 	// request, 2.0 requests with every series. scrape.Scraper.Metadata fits.
@@ -148,11 +160,11 @@ type Sink struct {
 	// (DefaultReshardInterval).
 	ReshardInterval time.Duration
 
-	once    sync.Once
-	initErr error
+	started atomic.Bool // Start succeeded; the fields below it set
 	client  *http.Client
 	procs   []*relabel.Processor[ferry.Sample]
 	rep     ferry.Reporter
+	log     *slog.Logger
 	useV1   atomic.Bool // a V2 sink fell back to 1.0
 
 	mu      sync.RWMutex // guards shards; Send holds it for reading
@@ -175,63 +187,110 @@ type Sink struct {
 
 var _ sink.Sink[ferry.Sample] = (*Sink)(nil)
 
-func (s *Sink) init(ctx context.Context) error {
-	s.once.Do(func() {
-		s.closing = make(chan struct{})
-		s.pressure = make(chan struct{}, 1)
-		s.hardCtx, s.hardEnd = context.WithCancel(context.WithoutCancel(ctx))
-		s.rep = ferry.ReporterFrom(ctx)
-		if s.URL == "" {
-			s.initErr = ferry.Permanentf("remotewrite: URL is empty")
-			return
+// Validate reports configuration errors: an empty or invalid URL, an
+// unknown Version, negative sizes or durations, MinBackoff above
+// MaxBackoff, an HTTPClientConfig that is invalid or names a file that
+// cannot be read (CA, certificate, key, bearer token, password), invalid
+// ExternalLabels or WriteRelabel rules. pipeline.Build calls it; Start
+// calls it too.
+func (s *Sink) Validate() error {
+	var errs []error
+	if s.URL == "" {
+		errs = append(errs, errors.New("remotewrite: URL is empty"))
+	} else if u, err := url.Parse(s.URL); err != nil {
+		errs = append(errs, fmt.Errorf("remotewrite: invalid URL: %w", err))
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("remotewrite: URL %q: want http:// or https:// and a host", u.Redacted()))
+	}
+	if s.Version != V1 && s.Version != V2 {
+		errs = append(errs, fmt.Errorf("remotewrite: unknown version %d", s.Version))
+	}
+	if s.Timeout < 0 || s.MinShards < 0 || s.MaxShards < 0 || s.Capacity < 0 || s.MaxSamplesPerSend < 0 ||
+		s.BatchSendDeadline < 0 || s.MinBackoff < 0 || s.MaxBackoff < 0 || s.ReshardInterval < 0 {
+		errs = append(errs, errors.New("remotewrite: Timeout, MinShards, MaxShards, Capacity, MaxSamplesPerSend, BatchSendDeadline, MinBackoff, MaxBackoff and ReshardInterval must not be negative"))
+	}
+	if lo, hi := orDefault(s.MinBackoff, DefaultMinBackoff), orDefault(s.MaxBackoff, DefaultMaxBackoff); lo > hi {
+		errs = append(errs, fmt.Errorf("remotewrite: MinBackoff %v is larger than MaxBackoff %v", lo, hi))
+	}
+	if s.Client == nil {
+		if err := httpclient.Validate(s.HTTPClientConfig); err != nil {
+			errs = append(errs, fmt.Errorf("remotewrite: HTTP client configuration: %w", err))
 		}
-		if s.Version != V1 && s.Version != V2 {
-			s.initErr = ferry.Permanentf("remotewrite: unknown version %d", s.Version)
-			return
-		}
-		s.client = s.Client
-		if s.client == nil {
-			cfg := config.DefaultHTTPClientConfig
-			if s.HTTPClientConfig != nil {
-				cfg = *s.HTTPClientConfig
-			}
-			err := cfg.Validate()
-			var c *http.Client
-			if err == nil {
-				c, err = config.NewClientFromConfig(cfg, "remote_write")
-			}
-			if err != nil {
-				s.initErr = ferry.Permanent(fmt.Errorf("remotewrite: http client: %w", err))
-				return
-			}
-			s.client = c
-		}
-		var rules []relabel.Rule
-		s.ExternalLabels.Range(func(l labels.Label) {
-			// An empty value matches ^$, so the label is set only where
-			// the series lacks it; "$" is escaped for the expansion.
-			rules = append(rules, relabel.Replace([]string{l.Name}, "", l.Name, escapeDollar(l.Value)))
-		})
-		if len(rules) > 0 {
-			r, err := relabel.New(rules...)
-			if err != nil {
-				s.initErr = ferry.Permanent(fmt.Errorf("remotewrite: external labels: %w", err))
-				return
-			}
-			s.procs = append(s.procs, relabel.Samples(r))
-		}
-		if s.WriteRelabel.Len() > 0 {
-			s.procs = append(s.procs, relabel.Samples(s.WriteRelabel))
-		}
-		s.shards = s.newShards(s.minShards())
-		every := s.ReshardInterval
-		if every <= 0 {
-			every = DefaultReshardInterval
-		}
-		s.reshWG.Add(1)
-		go s.reshardLoop(every)
+	}
+	if _, err := s.processors(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// processors compiles ExternalLabels and WriteRelabel.
+func (s *Sink) processors() ([]*relabel.Processor[ferry.Sample], error) {
+	var procs []*relabel.Processor[ferry.Sample]
+	var rules []relabel.Rule
+	s.ExternalLabels.Range(func(l labels.Label) {
+		// An empty value matches ^$, so the label is set only where
+		// the series lacks it; "$" is escaped for the expansion.
+		rules = append(rules, relabel.Replace([]string{l.Name}, "", l.Name, escapeDollar(l.Value)))
 	})
-	return s.initErr
+	if len(rules) > 0 {
+		r, err := relabel.New(rules...)
+		if err != nil {
+			return nil, fmt.Errorf("remotewrite: external labels: %w", err)
+		}
+		procs = append(procs, relabel.Samples(r))
+	}
+	if len(s.WriteRelabel) > 0 {
+		r, err := relabel.New(s.WriteRelabel...)
+		if err != nil {
+			return nil, fmt.Errorf("remotewrite: WriteRelabel: %w", err)
+		}
+		procs = append(procs, relabel.Samples(r))
+	}
+	return procs, nil
+}
+
+// Start validates the configuration, builds the HTTP client (unless Client
+// is set) and starts the shards and the goroutine that adapts their count.
+// They report through r, and log with r.Logger(), until Close. ctx bounds
+// the start only. Start is a no-op on a started sink and fails with
+// ErrClosed after Close.
+func (s *Sink) Start(ctx context.Context, r ferry.Reporter) error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.started.Load() {
+		return nil
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	procs, err := s.processors()
+	if err != nil {
+		return err
+	}
+	client := s.Client
+	if client == nil {
+		if client, err = httpclient.New(s.HTTPClientConfig, "remote_write"); err != nil {
+			return fmt.Errorf("remotewrite: http client: %w", err)
+		}
+	}
+	if r == nil {
+		r = ferry.NopReporter()
+	}
+	s.rep, s.log, s.client, s.procs = r, r.Logger(), client, procs
+	s.closing = make(chan struct{})
+	s.pressure = make(chan struct{}, 1)
+	s.hardCtx, s.hardEnd = context.WithCancel(context.Background())
+	s.shards = s.newShards(s.minShards())
+	s.reshWG.Add(1)
+	go s.reshardLoop(orDefault(s.ReshardInterval, DefaultReshardInterval))
+	s.started.Store(true)
+	return nil
 }
 
 func escapeDollar(v string) string {
@@ -270,9 +329,16 @@ func (s *Sink) maxPerSend() int { return orDefault(s.MaxSamplesPerSend, DefaultM
 // Send queues the samples of b. It blocks while the shards a sample belongs
 // to are full, and returns early with ctx's error or ErrClosed; b's outcome
 // is reported through b's Ack once every queued sample was delivered or
-// dropped (see sink.Sink).
+// dropped (see sink.Sink). Before Start it acknowledges b with
+// ErrNotStarted, after Close with ErrClosed.
 func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
-	if err := s.init(ctx); err != nil {
+	if !s.started.Load() {
+		err := ErrNotStarted
+		s.closeMu.Lock()
+		if s.closed {
+			err = ErrClosed
+		}
+		s.closeMu.Unlock()
 		b.Done(err)
 		return err
 	}
@@ -319,15 +385,17 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
 // Close stops accepting samples, sends what the shards hold and waits for
 // it until ctx is done; batches not delivered by then are acknowledged with
 // an error (ErrClosed or the last send error). Close is safe to call more
-// than once and without any Send.
+// than once and without Start.
 func (s *Sink) Close(ctx context.Context) error {
-	_ = s.init(ctx)
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	if !s.started.Load() {
+		return nil
+	}
 	close(s.closing)
 	stop := context.AfterFunc(ctx, s.hardEnd)
 	defer stop()
@@ -553,9 +621,8 @@ func (s *Sink) sendWithRetry(ctx context.Context, enc *encoder, samples []ferry.
 	v2 := s.Version == V2 && !s.useV1.Load()
 	body := enc.encode(samples, v2, s.Metadata)
 	defer enc.release()
-	backoff := orDefault(s.MinBackoff, DefaultMinBackoff)
-	maxBackoff := orDefault(s.MaxBackoff, DefaultMaxBackoff)
-	log := s.rep.Logger()
+	backoff := retry.Backoff{Min: orDefault(s.MinBackoff, DefaultMinBackoff), Max: orDefault(s.MaxBackoff, DefaultMaxBackoff)}
+	log := s.log
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		err := s.post(ctx, body, v2, attempt)
@@ -597,7 +664,7 @@ func (s *Sink) sendWithRetry(ctx context.Context, enc *encoder, samples []ferry.
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w: %w", ErrClosed, err)
 		}
-		sleep := backoff
+		sleep := backoff.Next()
 		if isHTTP && he.retryAfter > 0 {
 			sleep = he.retryAfter
 		}
@@ -605,14 +672,9 @@ func (s *Sink) sendWithRetry(ctx context.Context, enc *encoder, samples []ferry.
 		s.degraded(err)
 		s.lastRetry.Store(time.Now().UnixNano())
 		log.Warn("remote write failed, retrying", "url", s.URL, "samples", len(samples), "attempt", attempt+1, "backoff", sleep, "err", err)
-		t := time.NewTimer(sleep)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Sleep(ctx, sleep) != nil {
 			return fmt.Errorf("%w: %w", ErrClosed, err)
 		}
-		backoff = min(2*sleep, maxBackoff)
 	}
 }
 
@@ -658,7 +720,7 @@ func (s *Sink) post(ctx context.Context, body []byte, v2 bool, attempt int) erro
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	he := &httpError{status: resp.StatusCode, body: string(bytes.TrimSpace(msg))}
 	if he.retryable() {
-		he.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		he.retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return he
 }
@@ -686,29 +748,6 @@ func parseCount(v string) (int64, bool) {
 		return 0, false
 	}
 	return n, true
-}
-
-// parseRetryAfter reads a Retry-After value, seconds or an HTTP date, and
-// returns 0 when it is absent, unparsable or in the past.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(math.MaxInt64/time.Second) {
-			return time.Duration(math.MaxInt64)
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 // reshardLoop adapts the shard count, as Prometheus's queue manager does:
@@ -803,7 +842,7 @@ func (s *Sink) reshard(n int) {
 		return
 	default:
 	}
-	s.rep.Logger().Info("remote write resharding", "url", s.URL, "from", len(s.shards), "to", n)
+	s.log.Info("remote write resharding", "url", s.URL, "from", len(s.shards), "to", n)
 	drain(s.shards)
 	s.shards = s.newShards(n)
 }
@@ -817,8 +856,8 @@ func (s *Sink) ProtocolVersion() Version {
 	return s.Version
 }
 
-// NumShards returns the current number of shards (0 before the first Send
-// and after Close).
+// NumShards returns the current number of shards (0 before Start and after
+// Close).
 func (s *Sink) NumShards() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

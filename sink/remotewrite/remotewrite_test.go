@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/authtest"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/ferrydev/ferry/sink/sinktest"
@@ -193,6 +195,19 @@ func wait(t testing.TB, ch <-chan error, d time.Duration) error {
 	}
 }
 
+// started starts s with rep (a recording one when nil) and fails t if that
+// fails.
+func started(t testing.TB, s *Sink, rep ferry.Reporter) *Sink {
+	t.Helper()
+	if rep == nil {
+		rep = &testReporter{}
+	}
+	if err := s.Start(context.Background(), rep); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	return s
+}
+
 func closeSink(t testing.TB, s *Sink) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -205,17 +220,16 @@ func TestV1Body(t *testing.T) {
 	rc := &receiver{t: t}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	rules := relabel.MustNew(relabel.Drop([]string{"series"}, "2"))
-	s := &Sink{
+	s := started(t, &Sink{
 		URL:               srv.URL,
 		BatchSendDeadline: 20 * time.Millisecond,
 		ExternalLabels:    labels.FromStrings("cluster", "c$1", "series", "ignored"),
-		WriteRelabel:      rules,
+		WriteRelabel:      []relabel.Rule{relabel.Drop([]string{"series"}, "2")},
 		Headers:           map[string]string{"X-Scope-OrgID": "tenant", "Content-Type": "text/plain"},
 		Metadata: func(name string) (model.MetricType, string, string, bool) {
 			return model.MetricTypeCounter, "help " + name, "seconds", true
 		},
-	}
+	}, nil)
 	defer closeSink(t, s)
 	in := newSamples(8, 4, 1000)
 	in[0].V = math.Float64frombits(staleNaN)
@@ -268,14 +282,14 @@ func TestV2Body(t *testing.T) {
 	rc := &receiver{t: t}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	s := &Sink{
+	s := started(t, &Sink{
 		URL:               srv.URL,
 		Version:           V2,
 		BatchSendDeadline: 20 * time.Millisecond,
 		Metadata: func(name string) (model.MetricType, string, string, bool) {
 			return model.MetricTypeGauge, "the help", "", true
 		},
-	}
+	}, nil)
 	defer closeSink(t, s)
 	in := newSamples(10, 5, 2000)
 	in[3].V = math.Float64frombits(staleNaN)
@@ -335,7 +349,7 @@ func TestV2FallbackToV1(t *testing.T) {
 				rc.ServeHTTP(w, r)
 			}))
 			defer srv.Close()
-			s := &Sink{URL: srv.URL, Version: V2, BatchSendDeadline: 10 * time.Millisecond}
+			s := started(t, &Sink{URL: srv.URL, Version: V2, BatchSendDeadline: 10 * time.Millisecond}, nil)
 			defer closeSink(t, s)
 			if err := wait(t, send(t, context.Background(), s, newSamples(5, 5, 1)), 5*time.Second); err != nil {
 				t.Fatal(err)
@@ -352,7 +366,7 @@ func TestV2FallbackToV1(t *testing.T) {
 		defer srv.Close()
 		rep := &testReporter{}
 		ctx := ferry.WithReporter(context.Background(), rep)
-		s := &Sink{URL: srv.URL, Version: V2, NoFallback: true, BatchSendDeadline: 10 * time.Millisecond}
+		s := started(t, &Sink{URL: srv.URL, Version: V2, NoFallback: true, BatchSendDeadline: 10 * time.Millisecond}, rep)
 		defer closeSink(t, s)
 		err := wait(t, send(t, ctx, s, newSamples(5, 5, 1)), 5*time.Second)
 		if !ferry.IsPermanent(err) || !errors.Is(err, ErrNotV2Receiver) {
@@ -397,7 +411,7 @@ func TestRetries(t *testing.T) {
 			defer srv.Close()
 			rep := &testReporter{}
 			ctx := ferry.WithReporter(context.Background(), rep)
-			s := &Sink{URL: srv.URL, BatchSendDeadline: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+			s := started(t, &Sink{URL: srv.URL, BatchSendDeadline: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}, rep)
 			defer closeSink(t, s)
 			start := time.Now()
 			if err := wait(t, send(t, ctx, s, newSamples(10, 3, 1)), 10*time.Second); err != nil {
@@ -438,7 +452,7 @@ func TestSlowReceiverRetried(t *testing.T) {
 	defer srv.Close()
 	rep := &testReporter{}
 	ctx := ferry.WithReporter(context.Background(), rep)
-	s := &Sink{URL: srv.URL, Timeout: 100 * time.Millisecond, BatchSendDeadline: 5 * time.Millisecond, MinBackoff: time.Millisecond}
+	s := started(t, &Sink{URL: srv.URL, Timeout: 100 * time.Millisecond, BatchSendDeadline: 5 * time.Millisecond, MinBackoff: time.Millisecond}, rep)
 	defer closeSink(t, s)
 	if err := wait(t, send(t, ctx, s, newSamples(3, 3, 1)), 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -459,16 +473,10 @@ func TestNetworkErrorRetried(t *testing.T) {
 	l.Close()
 	rep := &testReporter{}
 	ctx := ferry.WithReporter(context.Background(), rep)
-	s := &Sink{URL: "http://" + addr + "/write", BatchSendDeadline: 10 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	s := started(t, &Sink{URL: "http://" + addr + "/write", BatchSendDeadline: 10 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}, rep)
 	defer closeSink(t, s)
 	ack := send(t, ctx, s, newSamples(4, 4, 1))
-	deadline := time.Now().Add(5 * time.Second)
-	for rep.retried() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if rep.retried() < 2 {
-		t.Fatal("no retries on connection refused")
-	}
+	poll.Until(t, func() bool { return rep.retried() >= 2 }, "retries on connection refused")
 	rc := &receiver{t: t}
 	l, err = net.Listen("tcp", addr)
 	if err != nil {
@@ -494,7 +502,7 @@ func TestClientErrorsDropped(t *testing.T) {
 			defer srv.Close()
 			rep := &testReporter{}
 			ctx := ferry.WithReporter(context.Background(), rep)
-			s := &Sink{URL: srv.URL, BatchSendDeadline: 10 * time.Millisecond}
+			s := started(t, &Sink{URL: srv.URL, BatchSendDeadline: 10 * time.Millisecond}, rep)
 			defer closeSink(t, s)
 			err := wait(t, send(t, ctx, s, newSamples(7, 7, 1)), 5*time.Second)
 			if !ferry.IsPermanent(err) {
@@ -515,7 +523,7 @@ func TestCloseDeadlineAcksWithError(t *testing.T) {
 		w.WriteHeader(500)
 	}))
 	defer srv.Close()
-	s := &Sink{URL: srv.URL, BatchSendDeadline: time.Hour, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	s := started(t, &Sink{URL: srv.URL, BatchSendDeadline: time.Hour, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}, nil)
 	ack := send(t, context.Background(), s, newSamples(10, 10, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -543,7 +551,7 @@ func TestCloseFlushes(t *testing.T) {
 	rc := &receiver{t: t}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	s := &Sink{URL: srv.URL, BatchSendDeadline: time.Hour, MinShards: 4}
+	s := started(t, &Sink{URL: srv.URL, BatchSendDeadline: time.Hour, MinShards: 4}, nil)
 	ack := send(t, context.Background(), s, newSamples(100, 20, 1))
 	closeSink(t, s)
 	if err := wait(t, ack, time.Second); err != nil {
@@ -554,15 +562,62 @@ func TestCloseFlushes(t *testing.T) {
 	}
 }
 
-func TestCloseWithoutSend(t *testing.T) {
+func TestCloseWithoutStart(t *testing.T) {
 	s := &Sink{URL: "http://127.0.0.1:1/write"}
 	closeSink(t, s)
 	closeSink(t, s)
 	var zero Sink
 	closeSink(t, &zero)
-	err := wait(t, send(t, context.Background(), &Sink{}, newSamples(1, 1, 1)), time.Second)
-	if !ferry.IsPermanent(err) {
-		t.Errorf("empty URL: %v", err)
+	if err := s.Start(context.Background(), ferry.NopReporter()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Start after Close: %v, want ErrClosed", err)
+	}
+	s = started(t, &Sink{URL: "http://127.0.0.1:1/write"}, nil)
+	closeSink(t, s)
+	closeSink(t, s)
+}
+
+// A batch sent before Start is not delivered, and says so with an error
+// that lets a source read it again: before Start existed, a sink started in
+// its first Send and acknowledged configuration errors as permanent.
+func TestSendBeforeStart(t *testing.T) {
+	for _, s := range []*Sink{{URL: "http://127.0.0.1:1/write"}, {}} {
+		err := wait(t, send(t, context.Background(), s, newSamples(1, 1, 1)), time.Second)
+		if !errors.Is(err, ErrNotStarted) || ferry.Settled(err) {
+			t.Errorf("ack before Start = %v, want ErrNotStarted, not settled", err)
+		}
+	}
+}
+
+// Configuration errors fail Validate (and so pipeline.Build) and Start,
+// never a batch.
+func TestValidate(t *testing.T) {
+	missing := t.TempDir() + "/missing"
+	for _, c := range []struct {
+		name string
+		s    *Sink
+		want string
+	}{
+		{"empty URL", &Sink{}, "URL is empty"},
+		{"no scheme", &Sink{URL: "prometheus:9090/api/v1/write"}, "http://"},
+		{"unknown version", &Sink{URL: "http://p/w", Version: 7}, "unknown version 7"},
+		{"negative", &Sink{URL: "http://p/w", Capacity: -1}, "must not be negative"},
+		{"backoffs", &Sink{URL: "http://p/w", MinBackoff: time.Minute, MaxBackoff: time.Second}, "MinBackoff"},
+		{"CA file", &Sink{URL: "http://p/w", HTTPClientConfig: &config.HTTPClientConfig{TLSConfig: config.TLSConfig{CAFile: missing}}}, "missing"},
+		{"token file", &Sink{URL: "http://p/w", HTTPClientConfig: &config.HTTPClientConfig{BearerTokenFile: missing}}, "missing"},
+		{"relabel", &Sink{URL: "http://p/w", WriteRelabel: []relabel.Rule{relabel.Keep([]string{"a"}, "(")}}, "WriteRelabel"},
+	} {
+		err := c.s.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Validate = %v, want an error with %q", c.name, err, c.want)
+		}
+		if serr := c.s.Start(context.Background(), ferry.NopReporter()); serr == nil {
+			t.Errorf("%s: Start succeeded", c.name)
+			_ = c.s.Close(context.Background())
+		}
+	}
+	ok := &Sink{URL: "https://p/w", Version: V2, WriteRelabel: []relabel.Rule{relabel.Keep([]string{"a"}, "b")}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid sink: %v", err)
 	}
 }
 
@@ -572,7 +627,7 @@ func TestOrderPerSeriesAcrossShards(t *testing.T) {
 	rc := &receiver{t: t}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	s := &Sink{URL: srv.URL, MinShards: 8, MaxSamplesPerSend: 7, BatchSendDeadline: 5 * time.Millisecond}
+	s := started(t, &Sink{URL: srv.URL, MinShards: 8, MaxSamplesPerSend: 7, BatchSendDeadline: 5 * time.Millisecond}, nil)
 	var acks []<-chan error
 	for i := range 20 {
 		acks = append(acks, send(t, context.Background(), s, newSamples(50, 10, int64(i*100))))
@@ -617,7 +672,7 @@ func TestAckAfterAllShards(t *testing.T) {
 		rc.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	s := &Sink{URL: srv.URL, MinShards: 4, BatchSendDeadline: 5 * time.Millisecond}
+	s := started(t, &Sink{URL: srv.URL, MinShards: 4, BatchSendDeadline: 5 * time.Millisecond}, nil)
 	defer closeSink(t, s)
 	ack := send(t, context.Background(), s, newSamples(40, 40, 1))
 	select {
@@ -647,7 +702,7 @@ func TestBackpressure(t *testing.T) {
 		w.WriteHeader(204)
 	}))
 	defer srv.Close()
-	s := &Sink{URL: srv.URL, Capacity: 10, MaxSamplesPerSend: 10, BatchSendDeadline: time.Hour}
+	s := started(t, &Sink{URL: srv.URL, Capacity: 10, MaxSamplesPerSend: 10, BatchSendDeadline: time.Hour}, nil)
 	defer closeSink(t, s)
 	defer close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -669,12 +724,12 @@ func TestReshardUpAndDown(t *testing.T) {
 	slow.Store(true)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if slow.Load() {
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // a slow receiver is what this test is about
 		}
 		rc.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	s := &Sink{URL: srv.URL, MaxShards: 8, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: 100 * time.Millisecond}
+	s := started(t, &Sink{URL: srv.URL, MaxShards: 8, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: 100 * time.Millisecond}, nil)
 	defer closeSink(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -689,7 +744,7 @@ func TestReshardUpAndDown(t *testing.T) {
 	slow.Store(false)
 	shrunk := false
 	for i := 0; ctx.Err() == nil && !shrunk; i++ {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // a trickle of samples: little traffic is what shrinks
 		send(t, ctx, s, newSamples(1, 1, int64(100000+i)))
 		shrunk = s.NumShards() == 1
 	}
@@ -703,11 +758,11 @@ func TestReshardUpAndDown(t *testing.T) {
 func TestReshardOnPressure(t *testing.T) {
 	rc := &receiver{t: t}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // a slow receiver: the sink's callers block
 		rc.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	s := &Sink{URL: srv.URL, MaxShards: 8, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: time.Hour}
+	s := started(t, &Sink{URL: srv.URL, MaxShards: 8, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: time.Hour}, nil)
 	defer closeSink(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -732,11 +787,11 @@ func TestReshardStopsAtReceiverLimit(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				one.Lock()
 				defer one.Unlock()
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // a receiver that takes 20ms a request, one at a time
 				rc.ServeHTTP(w, r)
 			}))
 			defer srv.Close()
-			s := &Sink{URL: srv.URL, MaxShards: 16, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: every}
+			s := started(t, &Sink{URL: srv.URL, MaxShards: 16, Capacity: 20, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: every}, nil)
 			defer closeSink(t, s)
 			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 			defer cancel()
@@ -750,31 +805,11 @@ func TestReshardStopsAtReceiverLimit(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{
-		"":                              0,
-		"3":                             3 * time.Second,
-		"-1":                            0,
-		"x":                             0,
-		"Thu, 01 Jan 2026 00:00:10 GMT": 10 * time.Second,
-		"Wed, 31 Dec 2025 00:00:10 GMT": 0,
-	} {
-		if got := parseRetryAfter(v, now); got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", v, got, want)
-		}
-	}
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
+func FuzzParseCount(f *testing.F) {
 	for _, s := range []string{"", "1", "120", "Thu, 01 Jan 2026 00:00:10 GMT", "99999999999999999999", "-5"} {
 		f.Add(s)
 	}
-	now := time.Now()
 	f.Fuzz(func(t *testing.T, v string) {
-		if d := parseRetryAfter(v, now); d < 0 {
-			t.Fatalf("negative %v for %q", d, v)
-		}
 		if n, ok := parseCount(v); ok && n < 0 {
 			t.Fatalf("negative count for %q", v)
 		}
@@ -848,6 +883,10 @@ func ExampleSink() {
 	defer srv.Close()
 
 	s := &Sink{URL: srv.URL + "/api/v1/write", ExternalLabels: labels.FromStrings("cluster", "eu1")}
+	if err := s.Start(context.Background(), ferry.NopReporter()); err != nil {
+		fmt.Println(err)
+		return
+	}
 	done := make(chan error, 1)
 	batch := ferry.NewBatch([]ferry.Sample{
 		{Labels: labels.FromStrings("__name__", "up", "job", "node"), T: time.Now().UnixMilli(), V: 1},
@@ -870,7 +909,7 @@ func TestConformance(t *testing.T) {
 			rc = &receiver{t: t}
 			srv := httptest.NewServer(rc)
 			t.Cleanup(srv.Close)
-			return &Sink{URL: srv.URL, MinShards: 3, BatchSendDeadline: 10 * time.Millisecond}
+			return started(t, &Sink{URL: srv.URL, MinShards: 3, BatchSendDeadline: 10 * time.Millisecond}, nil)
 		},
 		Item: func(i int) ferry.Sample {
 			return ferry.Sample{Labels: labels.FromStrings("__name__", "m", "i", strconv.Itoa(i)), T: int64(1000 + i), V: float64(i)}
@@ -901,7 +940,7 @@ func TestAuthAndTLS(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			rc := &receiver{t: t}
 			srv := c.Server(t, rc)
-			s := &Sink{URL: srv.URL, HTTPClientConfig: &c.Config, BatchSendDeadline: 5 * time.Millisecond}
+			s := started(t, &Sink{URL: srv.URL, HTTPClientConfig: &c.Config, BatchSendDeadline: 5 * time.Millisecond}, nil)
 			defer closeSink(t, s)
 			if err := wait(t, send(t, context.Background(), s, newSamples(2, 2, 1)), 5*time.Second); err != nil {
 				t.Fatal(err)

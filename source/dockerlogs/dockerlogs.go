@@ -69,6 +69,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
+	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/source"
@@ -111,9 +112,12 @@ const InspectLimit = 8
 // a reader whose batches cannot be sent stops reading (the engine keeps the
 // log).
 //
-// Close saves the positions; call it after the sinks drained, as the
-// pipeline does. Run must not be called concurrently with itself, and the
-// fields must not change once Run was called.
+// Validate checks the fields (pipeline.Build calls it); Start connects the
+// client and starts saving the positions every SaveInterval (a pipeline
+// calls it; a direct user calls it before Run); Close saves the positions
+// and closes the client; call it after the sinks drained, as the pipeline
+// does. Run must not be called concurrently with itself, and the fields
+// must not change after Start.
 type Source struct {
 	// Host is the engine address; empty means the environment's DOCKER_HOST
 	// or the local socket.
@@ -124,15 +128,17 @@ type Source struct {
 	// closed. It should have negotiated its API version before it is shared.
 	Client client.APIClient
 
-	// Positions stores the positions under "docker/<id>"; nil keeps them in
-	// memory, for the life of the Source.
-	Positions *positions.File
-	// SaveInterval is how often Run saves Positions (default 10s).
+	// PositionsFile stores the positions under "docker/<id>"; nil keeps
+	// them in memory (positions.Memory), for the life of the Source.
+	PositionsFile *positions.File
+	// SaveInterval is how often PositionsFile is saved, with
+	// positions.File.SaveEvery (default 10s).
 	SaveInterval time.Duration
 
 	// Rules are applied to each target's labels plus LabelLogStream before
 	// any entry is made; a dropped result drops that stream's lines.
-	Rules *relabel.Rules
+	// Validate checks them.
+	Rules []relabel.Rule
 
 	// MaxLineSize bounds a line reassembled from the parts the daemon
 	// splits lines over 16 KiB into (default 256 KiB).
@@ -156,11 +162,25 @@ type Source struct {
 	// align (default 5s).
 	RefreshInterval time.Duration
 
-	mu   sync.Mutex
-	cur  *run                // the latest Run
-	mem  map[string]position // positions when Positions is nil
-	runs sync.WaitGroup
+	mu  sync.Mutex
+	cur *run // the latest Run
+
+	// Set by Start; read-only afterwards.
+	started   bool
+	closed    bool
+	closeErr  error
+	rep       ferry.Reporter
+	log       *slog.Logger
+	cli       client.APIClient
+	ownClient *client.Client  // cli, when Start made it
+	pos       *positions.File // PositionsFile, or positions.Memory()
+	rules     *relabel.Rules  // Rules, compiled
+	stopSave  context.CancelFunc
+	saveErr   chan error // the save loop's final Save
 }
+
+// ErrNotStarted is returned by Run before Start.
+var ErrNotStarted = errors.New("dockerlogs: Run before Start")
 
 var (
 	_ source.TargetSource[ferry.Entry] = (*Source)(nil)
@@ -179,7 +199,83 @@ func (s *Source) Validate() error {
 	case !s.LongLines.Valid():
 		return fmt.Errorf("dockerlogs: unknown LongLines policy %d", s.LongLines)
 	}
+	if _, err := relabel.New(s.Rules...); err != nil {
+		return fmt.Errorf("dockerlogs: Rules: %w", err)
+	}
 	return nil
+}
+
+// Start validates the configuration, makes the engine client (unless
+// Client is set) and starts saving the positions every SaveInterval.
+// Readers report through r, and log with r.Logger(). ctx bounds the start
+// only. Start is a no-op on a started Source.
+func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return nil
+	}
+	rules, err := relabel.New(s.Rules...)
+	if err != nil {
+		return err
+	}
+	cli := s.Client
+	var own *client.Client
+	if cli == nil {
+		c, err := docker.NewClient(s.Host, s.TLS)
+		if err != nil {
+			return err
+		}
+		c.NegotiateAPIVersion(ctx)
+		cli, own = c, c
+	}
+	if r == nil {
+		r = ferry.NopReporter()
+	}
+	pos := s.PositionsFile
+	if pos == nil {
+		pos = positions.Memory()
+	}
+	s.rep, s.log, s.cli, s.ownClient, s.pos, s.rules = r, r.Logger(), cli, own, pos, rules
+	bg, stop := context.WithCancel(context.Background())
+	s.stopSave, s.saveErr = stop, make(chan error, 1)
+	every := orDefault(s.SaveInterval, DefaultSaveInterval)
+	// The goroutine holds what it needs, not s: a Source never closed
+	// does not keep its last Run's state alive through it.
+	log, saveErr := s.log, s.saveErr
+	go func() {
+		saveErr <- pos.SaveEvery(bg, every, func(err error) { log.Warn("dockerlogs: saving positions", "err", err) })
+	}()
+	s.started, s.closed, s.closeErr = true, false, nil
+	return nil
+}
+
+// Positions returns a copy of the positions this source stored (keys that
+// start with PositionPrefix), keyed as in the positions file. It implements
+// source.PositionReporter.
+func (s *Source) Positions() map[string]string {
+	s.mu.Lock()
+	pos := s.pos
+	s.mu.Unlock()
+	if pos == nil {
+		pos = s.PositionsFile
+	}
+	out := map[string]string{}
+	if pos == nil {
+		return out
+	}
+	for k, v := range pos.Snapshot() {
+		if strings.HasPrefix(k, PositionPrefix) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func orDefault[T int | time.Duration](v, d T) T {
@@ -190,57 +286,24 @@ func orDefault[T int | time.Duration](v, d T) T {
 }
 
 func (s *Source) load(key string) (position, bool) {
-	if s.Positions != nil {
-		v, ok := s.Positions.Get(key)
-		if !ok {
-			return position{}, false
-		}
-		return parsePosition(v)
+	v, ok := s.pos.Get(key)
+	if !ok {
+		return position{}, false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.mem[key]
-	return p, ok
+	return parsePosition(v)
 }
 
-func (s *Source) store(key string, p position) {
-	if s.Positions != nil {
-		s.Positions.Set(key, p.String())
-		return
-	}
-	s.mu.Lock()
-	if s.mem == nil {
-		s.mem = map[string]position{}
-	}
-	s.mem[key] = p
-	s.mu.Unlock()
-}
+func (s *Source) store(key string, p position) { s.pos.Set(key, p.String()) }
+func (s *Source) forget(key string)            { s.pos.Delete(key) }
 
-func (s *Source) forget(key string) {
-	if s.Positions != nil {
-		s.Positions.Delete(key)
-		return
-	}
-	s.mu.Lock()
-	delete(s.mem, key)
-	s.mu.Unlock()
-}
-
-// Run implements source.TargetSource.
+// Run implements source.TargetSource. It returns ErrNotStarted before
+// Start.
 func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Entry]) error {
-	if err := s.Validate(); err != nil {
-		return ferry.Permanent(err)
-	}
-	rep := ferry.ReporterFrom(ctx)
-	cli := s.Client
-	if cli == nil {
-		c, err := docker.NewClient(s.Host, s.TLS)
-		if err != nil {
-			return ferry.Permanent(err)
-		}
-		defer c.Close()
-		c.NegotiateAPIVersion(ctx)
-		cli = c
+	s.mu.Lock()
+	started, cli, rep := s.started, s.cli, s.rep
+	s.mu.Unlock()
+	if !started {
+		return ErrNotStarted
 	}
 	r := &run{
 		s: s, ctx: ctx, cli: cli, out: out, rep: rep, log: rep.Logger(),
@@ -267,8 +330,10 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 	go func() { defer bg.Done(); r.watchEvents() }()
 	go func() { defer bg.Done(); r.prune() }()
 
-	save := time.NewTicker(orDefault(s.SaveInterval, DefaultSaveInterval))
-	defer save.Stop()
+	// Positions of removed containers go once their last batch settled;
+	// positions.File.SaveEvery (see Start) writes the result.
+	cleanup := time.NewTicker(orDefault(s.SaveInterval, DefaultSaveInterval))
+	defer cleanup.Stop()
 loop:
 	for {
 		select {
@@ -280,13 +345,8 @@ loop:
 				continue
 			}
 			r.reconcile(ts)
-		case <-save.C:
+		case <-cleanup.C:
 			r.cleanup()
-			if s.Positions != nil {
-				if err := s.Positions.Save(); err != nil {
-					r.log.Warn("dockerlogs: saving positions", "err", err)
-				}
-			}
 		}
 	}
 	r.readers.Wait()
@@ -300,19 +360,36 @@ loop:
 }
 
 // Close drops the positions of removed containers whose lines were all
-// acknowledged and saves the positions file. It is safe to call without
-// Run and more than once.
+// acknowledged, saves the positions file, and closes the client Start
+// made. It is safe to call without Start and more than once; Run must have
+// returned.
 func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
-	r := s.cur
+	if s.closed {
+		defer s.mu.Unlock()
+		return s.closeErr
+	}
+	s.closed = true
+	r, started := s.cur, s.started
 	s.mu.Unlock()
 	if r != nil {
 		r.cleanup()
 	}
-	if s.Positions == nil {
-		return nil
+	var err error
+	switch {
+	case started:
+		s.stopSave()
+		err = <-s.saveErr
+		if s.ownClient != nil {
+			s.ownClient.Close()
+		}
+	case s.PositionsFile != nil:
+		err = s.PositionsFile.Save()
 	}
-	return s.Positions.Save()
+	s.mu.Lock()
+	s.closeErr, s.started = err, false
+	s.mu.Unlock()
+	return err
 }
 
 // run is the state of one Run call.
@@ -363,7 +440,7 @@ func (r *run) labelsFor(target labels.Labels) *streamLabels {
 	for i, name := range streamNames {
 		r.lb.Reset(target)
 		r.lb.Set(LabelLogStream, name)
-		if !r.s.Rules.ProcessBuilder(r.lb) {
+		if !r.s.rules.ProcessBuilder(r.lb) {
 			continue
 		}
 		r.lb.Range(func(l labels.Label) {
@@ -458,9 +535,7 @@ func (r *run) cleanup() {
 // while the program was not running).
 func (r *run) prune() {
 	var keys []string
-	if r.s.Positions != nil {
-		keys = r.s.Positions.Keys()
-	}
+	keys = r.s.pos.Keys()
 	for _, k := range keys {
 		id, ok := strings.CutPrefix(k, PositionPrefix)
 		if !ok || r.ctx.Err() != nil {
@@ -480,7 +555,7 @@ func (r *run) prune() {
 // watchEvents wakes the reader of a container that starts or is removed,
 // and every reader once the event stream is back after it was down.
 func (r *run) watchEvents() {
-	backoff := minBackoff
+	backoff := retry.Backoff{Min: minBackoff, Max: maxBackoff}
 	down := false // a stream failed or ended: events may have been missed
 	for r.ctx.Err() == nil {
 		ectx, cancel := context.WithCancel(r.ctx)
@@ -512,7 +587,7 @@ func (r *run) watchEvents() {
 					if !ok {
 						return errors.New("event stream ended")
 					}
-					backoff = minBackoff
+					backoff.Reset()
 					r.mu.Lock()
 					c := r.ctrs[m.Actor.ID]
 					r.mu.Unlock()
@@ -528,10 +603,9 @@ func (r *run) watchEvents() {
 		}
 		down = true
 		r.log.Debug("dockerlogs: event stream ended, reconnecting", "err", err)
-		if !sleep(r.ctx, backoff) {
+		if retry.Sleep(r.ctx, backoff.Next()) != nil {
 			return
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
@@ -548,17 +622,6 @@ const (
 	minBackoff = 250 * time.Millisecond
 	maxBackoff = 30 * time.Second
 )
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // ctr is the state of one container.
 type ctr struct {
@@ -642,9 +705,9 @@ func (c *ctr) isWanted() bool {
 func (c *ctr) loop() {
 	r := c.r
 	defer r.readers.Done()
-	backoff := minBackoff
+	backoff := retry.Backoff{Min: minBackoff, Max: maxBackoff}
 	lastFinished, streamed := "", false
-	rewindBackoff, lastRewind := minBackoff, position{Since: -1}
+	rewindBackoff, lastRewind := retry.Backoff{Min: minBackoff, Max: maxBackoff}, position{Since: -1}
 	// rewind goes back to the last settled position after a batch failed.
 	// Batches still in flight are forgotten; what they deliver comes again
 	// (at least once).
@@ -658,14 +721,13 @@ func (c *ctr) loop() {
 		streamed = false // read even if the container did not change
 		r.rep.Retried()
 		// Back off while nothing gets through, as when the sink is down.
-		if c.read == lastRewind {
-			rewindBackoff = min(2*rewindBackoff, maxBackoff)
-		} else {
-			rewindBackoff = minBackoff
+		if c.read != lastRewind {
+			rewindBackoff.Reset()
 		}
 		lastRewind = c.read
-		r.log.Info("dockerlogs: batch failed, reading again", "container", c.id, "since", c.read.Since, "after", rewindBackoff)
-		sleep(r.ctx, rewindBackoff)
+		wait := rewindBackoff.Next()
+		r.log.Info("dockerlogs: batch failed, reading again", "container", c.id, "since", c.read.Since, "after", wait)
+		_ = retry.Sleep(r.ctx, wait)
 	}
 	for {
 		if r.ctx.Err() != nil {
@@ -688,9 +750,9 @@ func (c *ctr) loop() {
 				err = errors.New("incomplete inspect response")
 			}
 			r.rep.SetHealth(ferry.Degraded, err)
-			r.log.Warn("dockerlogs: inspecting container", "container", c.id, "err", err, "backoff", backoff)
-			sleep(r.ctx, backoff)
-			backoff = min(2*backoff, maxBackoff)
+			wait := backoff.Next()
+			r.log.Warn("dockerlogs: inspecting container", "container", c.id, "err", err, "backoff", wait)
+			_ = retry.Sleep(r.ctx, wait)
 			continue
 		}
 		running := info.State.Running
@@ -734,9 +796,9 @@ func (c *ctr) loop() {
 		}
 		switch {
 		case err == nil, r.ctx.Err() != nil:
-			backoff = minBackoff
+			backoff.Reset()
 			if running && time.Since(began) < 100*time.Millisecond {
-				sleep(r.ctx, 100*time.Millisecond) // never spin on a stream that ends at once
+				_ = retry.Sleep(r.ctx, 100*time.Millisecond) // never spin on a stream that ends at once
 			}
 		case client.IsErrNotFound(err):
 			// removed while reading: the next inspect tells
@@ -756,9 +818,9 @@ func (c *ctr) loop() {
 			}
 		default:
 			r.rep.SetHealth(ferry.Degraded, err)
-			r.log.Warn("dockerlogs: reading container log", "container", c.id, "err", err, "backoff", backoff)
-			sleep(r.ctx, backoff)
-			backoff = min(2*backoff, maxBackoff)
+			wait := backoff.Next()
+			r.log.Warn("dockerlogs: reading container log", "container", c.id, "err", err, "backoff", wait)
+			_ = retry.Sleep(r.ctx, wait)
 		}
 	}
 }

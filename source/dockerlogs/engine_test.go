@@ -19,6 +19,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
 	"github.com/ferrydev/ferry/internal/dockertest"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/source/dockerlogs"
@@ -26,10 +27,10 @@ import (
 
 func TestMain(m *testing.M) { dockertest.Main(m) }
 
-var rules = relabel.MustNew(
+var rules = []relabel.Rule{
 	relabel.Replace([]string{"__meta_docker_container_name"}, "/(.*)", "container", "$1"),
 	relabel.Replace([]string{"__meta_docker_container_log_stream"}, "(.*)", "stream", "$1"),
-)
+}
 
 // expect checks that entries hold exactly the lines of the given runs of
 // spec, each once, in order within each stream, with the right stream label.
@@ -179,7 +180,7 @@ func TestEngineExitedAndRestarted(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after restart: %d + %d lines", first, second)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling: lines are counted by two collectors
 	}
 }
 
@@ -198,7 +199,7 @@ func TestEngineResume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src := &dockerlogs.Source{Client: c, Rules: rules, Positions: pf, BatchSize: 50}
+		src := &dockerlogs.Source{Client: c, Rules: rules, PositionsFile: pf, BatchSize: 50}
 		nack := 0
 		if round == 0 {
 			nack = 3 // a sink that fails after three batches
@@ -211,7 +212,7 @@ func TestEngineResume(t *testing.T) {
 			} else {
 				col.waitN(200, time.Minute)
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // stop in the middle of the log, not at a batch boundary
 			col.stop()
 		} else {
 			dockertest.WaitExit(t, c, id)
@@ -251,19 +252,13 @@ func TestEngineRemovedDropsPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	pf.Set("docker/0000000000000000000000000000000000000000000000000000000000000000", "1:1") // long gone
-	src := &dockerlogs.Source{Client: c, Rules: rules, Positions: pf, SaveInterval: 50 * time.Millisecond}
+	src := &dockerlogs.Source{Client: c, Rules: rules, PositionsFile: pf, SaveInterval: 50 * time.Millisecond}
 	col := start(t, src, 0)
 	col.set(target(id, "/gone"))
 	col.waitN(10, time.Minute)
 	waitKeys := func(want int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for len(pf.Keys()) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("keys %v, want %d", pf.Keys(), want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll.Until(t, func() bool { return len(pf.Keys()) == want }, "%d keys (have %v)", want, pf.Keys())
 	}
 	waitKeys(1) // the stale one pruned, the exited one kept
 	dockertest.Remove(c, id)
@@ -298,13 +293,7 @@ func TestEngineVanishedTarget(t *testing.T) {
 	}
 	col.set()
 	n := len(col.quiet(300 * time.Millisecond))
-	deadline := time.Now().Add(10 * time.Second)
-	for readers() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d readers left", readers())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, func() bool { return readers() == 0 }, "no readers left")
 	col.set(target(id, "/loop"))
 	col.waitN(n+10, time.Minute)
 	// Every run prints "r1 l0" again and again: check the timestamps
@@ -333,7 +322,7 @@ func TestEngineDiscoveryToSource(t *testing.T) {
 	go disc.Run(ctx, up)
 	col := start(t, &dockerlogs.Source{Client: c, Rules: rules}, 0)
 	go forward(ctx, up, col.targets)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // the discoverer's first (empty) set comes before the container
 
 	const n = 100000
 	s := dockertest.Spec{Lines: n, Labels: map[string]string{"ferry.test": run}}
@@ -390,7 +379,7 @@ func TestEngineConnectionLoss(t *testing.T) {
 	col.set(target(id, "/cut"))
 	col.waitN(300, time.Minute)
 	p.Break()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // the engine stays unreachable a while: the thing under test
 	if err := p.Restore(); err != nil {
 		t.Fatal(err)
 	}
@@ -432,12 +421,12 @@ func TestEngineTwentyContainers(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("lines from %d containers", len(names))
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, with the deadline above
 	}
 	col.mu.Lock()
 	col.entries = nil // the collector's copy is not the source's memory
 	col.mu.Unlock()
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // the steady state of following: what is measured
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -23,8 +23,10 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/relabel"
+	"github.com/ferrydev/ferry/source"
 )
 
 // fakeEngine serves one stopped container's log from memory, honouring
@@ -80,7 +82,7 @@ func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.I
 	defer f.inflight.Add(-1)
 	for m := f.maxInflight.Load(); n > m && !f.maxInflight.CompareAndSwap(m, n); m = f.maxInflight.Load() {
 	}
-	time.Sleep(f.inspectDelay)
+	time.Sleep(f.inspectDelay) // a slow engine, when a test asks for one
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.inspected == nil {
@@ -186,6 +188,13 @@ func (nopRep) SetHealth(ferry.Health, error) {}
 func (nopRep) Dropped(string, int)           {}
 func (nopRep) Retried()                      {}
 
+// mustStart starts s with r; the fake engine cannot make Start fail.
+func mustStart(s *Source, r ferry.Reporter) {
+	if err := s.Start(context.Background(), r); err != nil {
+		panic(err)
+	}
+}
+
 // runOnC1 runs s in the background on the fake's container c1, sending
 // to out; Run's result comes on done after cancel.
 func runOnC1(s *Source, out chan ferry.Batch[ferry.Entry]) (cancel context.CancelFunc, done <-chan error) {
@@ -193,6 +202,7 @@ func runOnC1(s *Source, out chan ferry.Batch[ferry.Entry]) (cancel context.Cance
 	targets := make(chan []labels.Labels, 1)
 	targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1")}
 	d := make(chan error, 1)
+	mustStart(s, nopRep{})
 	go func() { d <- s.Run(ctx, targets, out) }()
 	return cancel, d
 }
@@ -246,7 +256,7 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	}
 	// First run: only two of the three lines at base+1 were delivered.
 	f.lines = f.lines[:3]
-	got := runFake(t, &Source{Client: f, Positions: pf}, 3)
+	got := runFake(t, &Source{Client: f, PositionsFile: pf}, 3)
 	if strings.Join(got, ",") != "line 0,line 1,line 2" {
 		t.Fatalf("first run %v", got)
 	}
@@ -258,7 +268,7 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	for i, ts := range []int64{base + 1, base + 2} {
 		f.lines = append(f.lines, fakeLine{ts: ts, stream: 2, text: fmt.Sprintf("line %d", i+3)})
 	}
-	got = runFake(t, &Source{Client: f, Positions: pf}, 2)
+	got = runFake(t, &Source{Client: f, PositionsFile: pf}, 2)
 	if strings.Join(got, ",") != "line 3,line 4" {
 		t.Fatalf("second run %v", got)
 	}
@@ -267,9 +277,25 @@ func TestResumeEqualTimestamps(t *testing.T) {
 	}
 	// Removed: the position goes once everything is settled.
 	f.removed = true
-	s := &Source{Client: f, Positions: pf}
+	s := &Source{Client: f, PositionsFile: pf}
 	cancel, done := runOnC1(s, make(chan ferry.Batch[ferry.Entry]))
-	time.Sleep(100 * time.Millisecond)
+	poll.Until(t, func() bool {
+		s.mu.Lock()
+		r := s.cur
+		s.mu.Unlock()
+		if r == nil {
+			return false
+		}
+		r.mu.Lock()
+		c := r.ctrs["c1"]
+		r.mu.Unlock()
+		if c == nil {
+			return false
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.removed
+	}, "c1 to be found removed")
 	cancel()
 	<-done
 	s.Close(context.Background())
@@ -284,7 +310,7 @@ func TestFailingEngineRetried(t *testing.T) {
 	f := &fakeEngine{fail: errors.New("connection refused")}
 	f.lines = []fakeLine{{ts: 1e18, stream: 1, text: "a"}, {ts: 1e18 + 5, stream: 2, text: "b"}}
 	go func() {
-		time.Sleep(600 * time.Millisecond)
+		time.Sleep(600 * time.Millisecond) // the engine fails a while: the thing under test
 		f.mu.Lock()
 		f.fail = nil
 		f.mu.Unlock()
@@ -353,7 +379,7 @@ func BenchmarkSourceLines(b *testing.B) {
 	const n = 100000
 	raw, _ := benchLog(n)
 	f := &fakeEngine{raw: raw}
-	rules := relabel.MustNew(relabel.Replace([]string{LabelLogStream}, "(.*)", "stream", "$1"))
+	rules := []relabel.Rule{relabel.Replace([]string{LabelLogStream}, "(.*)", "stream", "$1")}
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -362,6 +388,7 @@ func BenchmarkSourceLines(b *testing.B) {
 		targets := make(chan []labels.Labels, 1)
 		out := make(chan ferry.Batch[ferry.Entry], 4)
 		done := make(chan error, 1)
+		mustStart(s, nopRep{})
 		go func() { done <- s.Run(ctx, targets, out) }()
 		targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1", docker.LabelContainerName, "/bench")}
 		for got := 0; got < n; {
@@ -421,11 +448,11 @@ func TestResumeSkewedStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := runFake(t, &Source{Client: f, Positions: pf}, 1); strings.Join(got, ",") != "A" {
+	if got := runFake(t, &Source{Client: f, PositionsFile: pf}, 1); strings.Join(got, ",") != "A" {
 		t.Fatalf("first run %v", got)
 	}
 	f.lines = append(f.lines, fakeLine{ts: 10e9 - 5, stream: 2, text: "B"}, fakeLine{ts: 10e9 + 7, stream: 1, text: "C"})
-	if got := runFake(t, &Source{Client: f, Positions: pf}, 2); strings.Join(got, ",") != "B,C" {
+	if got := runFake(t, &Source{Client: f, PositionsFile: pf}, 2); strings.Join(got, ",") != "B,C" {
 		t.Fatalf("second run %v", got)
 	}
 }
@@ -464,7 +491,7 @@ func TestBackpressure(t *testing.T) {
 	s := &Source{Client: f, BatchSize: 100}
 	out := make(chan ferry.Batch[ferry.Entry]) // never read until later
 	cancel, done := runOnC1(s, out)
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // time for a reader that ignores backpressure to read on
 	perLine := len(raw) / 100000
 	if n := f.read.Load(); n > int64(2*100*perLine+64<<10) {
 		t.Errorf("read %d bytes of %d while blocked", n, len(raw))
@@ -478,4 +505,46 @@ func TestBackpressure(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// The source reports its acknowledged positions (source.PositionReporter),
+// which the pipeline's debug page shows; no production source did before.
+func TestPositionsReported(t *testing.T) {
+	var _ source.PositionReporter = (*Source)(nil)
+	f := &fakeEngine{lines: []fakeLine{{ts: 1e18, stream: 1, text: "one"}}}
+	s := &Source{Client: f}
+	if got := s.Positions(); len(got) != 0 {
+		t.Errorf("before Start: %v", got)
+	}
+	out := make(chan ferry.Batch[ferry.Entry])
+	cancel, done := runOnC1(s, out)
+	b := <-out
+	b.Done(nil)
+	poll.Until(t, func() bool { return s.Positions()[PositionPrefix+"c1"] != "" }, "the position of c1")
+	cancel()
+	<-done
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Positions(); len(got) != 1 {
+		t.Errorf("Positions = %v, want c1 only", got)
+	}
+}
+
+// Configuration errors fail Validate (so pipeline.Build) and Start, and Run
+// before Start fails without reading.
+func TestValidateAndStart(t *testing.T) {
+	bad := &Source{Client: &fakeEngine{}, Rules: []relabel.Rule{relabel.Keep([]string{"a"}, "(")}}
+	if err := bad.Validate(); err == nil {
+		t.Error("Validate accepted an invalid rule")
+	}
+	if err := bad.Start(context.Background(), nopRep{}); err == nil {
+		t.Error("Start accepted an invalid rule")
+	}
+	if err := bad.Run(context.Background(), nil, nil); !errors.Is(err, ErrNotStarted) || ferry.IsPermanent(err) {
+		t.Errorf("Run before Start = %v, want ErrNotStarted", err)
+	}
+	if err := bad.Close(context.Background()); err != nil {
+		t.Errorf("Close without Start: %v", err)
+	}
 }

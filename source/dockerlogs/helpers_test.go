@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/source/dockerlogs"
 )
 
@@ -46,6 +47,9 @@ func start(t testing.TB, s *dockerlogs.Source, nackAfter int) *collector {
 	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), testReporter{c}))
 	c.cancel = cancel
 	out := make(chan ferry.Batch[ferry.Entry])
+	if err := s.Start(ctx, testReporter{c}); err != nil {
+		t.Fatal(err)
+	}
 	go func() { c.done <- s.Run(ctx, c.targets, out) }()
 	go func() {
 		for {
@@ -100,17 +104,10 @@ func (c *collector) snapshot() []ferry.Entry {
 // waitN waits until at least n entries arrived.
 func (c *collector) waitN(n int, timeout time.Duration) []ferry.Entry {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		e := c.snapshot()
-		if len(e) >= n {
-			return e
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("got %d entries, want %d", len(e), n)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Wait(timeout, func() bool { return len(c.snapshot()) >= n }) {
+		c.t.Fatalf("got %d entries, want %d", len(c.snapshot()), n)
 	}
+	return c.snapshot()
 }
 
 // quiet waits until no entry arrived for d and returns the entries.
@@ -122,24 +119,19 @@ func (c *collector) quiet(d time.Duration) []ferry.Entry {
 			return e
 		}
 		n = len(e)
-		time.Sleep(d)
+		time.Sleep(d) // quiet for d: the thing to observe
 	}
 }
 
 // waitBatches waits until at least n batches arrived.
 func (c *collector) waitBatches(n int, timeout time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	batches := func() int {
 		c.mu.Lock()
-		b := c.batches
-		c.mu.Unlock()
-		if b >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("got %d batches, want %d", b, n)
-		}
-		time.Sleep(10 * time.Millisecond)
+		defer c.mu.Unlock()
+		return c.batches
+	}
+	if !poll.Wait(timeout, func() bool { return batches() >= n }) {
+		c.t.Fatalf("got %d batches, want %d", batches(), n)
 	}
 }

@@ -43,7 +43,7 @@ func TestLongLinesFailedBatchAndResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Source{Client: f, Positions: pf, MaxLineSize: 20 << 10, BatchSize: 1}
+	s := &Source{Client: f, PositionsFile: pf, MaxLineSize: 20 << 10, BatchSize: 1}
 	out := make(chan ferry.Batch[ferry.Entry])
 	cancel, done := runOnC1(s, out)
 	// Lines after a failed batch may come twice (at least once); each
@@ -87,7 +87,7 @@ func TestLongLinesFailedBatchAndResume(t *testing.T) {
 		t.Fatalf("first run: %v", seen)
 	}
 	f.lines = append(f.lines, longLines(4, 1, size)...)
-	if p := prefixes(runFake(t, &Source{Client: f, Positions: pf, MaxLineSize: 20 << 10}, 1)); p != "l4" {
+	if p := prefixes(runFake(t, &Source{Client: f, PositionsFile: pf, MaxLineSize: 20 << 10}, 1)); p != "l4" {
 		t.Fatalf("resumed: %s", p)
 	}
 }

@@ -49,9 +49,9 @@ func TestEnginePipeline(t *testing.T) {
 			relabel.Replace([]string{"__meta_docker_container_label_com_docker_compose_service"}, "(.*)", "service", "$1"),
 		}, targets)
 		logs := pipeline.FromTargets(b, "logs", &dockerlogs.Source{
-			Client:    c,
-			Positions: pf,
-			Rules:     relabel.MustNew(relabel.Replace([]string{dockerlogs.LabelLogStream}, "(.*)", "stream", "$1")),
+			Client:        c,
+			PositionsFile: pf,
+			Rules:         []relabel.Rule{relabel.Replace([]string{dockerlogs.LabelLogStream}, "(.*)", "stream", "$1")},
 		}, targets)
 		pipeline.To(b, "sink", fake, logs)
 		p, err := b.Build()

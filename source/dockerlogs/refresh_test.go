@@ -20,13 +20,14 @@ import (
 // label of each; after them nothing more may come for quiet.
 func runMany(t *testing.T, s *Source, n int) func(want int, quiet time.Duration) []string {
 	t.Helper()
-	s.Rules = relabel.MustNew(relabel.Replace([]string{docker.LabelContainerID}, "(.*)", "id", "$1"))
+	s.Rules = []relabel.Rule{relabel.Replace([]string{docker.LabelContainerID}, "(.*)", "id", "$1")}
 	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
 	targets := make(chan []labels.Labels, 1)
 	out := make(chan ferry.Batch[ferry.Entry])
 	done := make(chan error, 1)
+	mustStart(s, nopRep{})
 	go func() { done <- s.Run(ctx, targets, out) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; s.Close(context.Background()) })
 	var ts []labels.Labels
 	for i := range n {
 		ts = append(ts, labels.FromStrings(docker.LabelContainerID, fmt.Sprintf("c%d", i)))
@@ -66,7 +67,7 @@ func TestStoppedContainersInspectBounded(t *testing.T) {
 	wait := runMany(t, &Source{Client: f, RefreshInterval: interval}, n)
 	wait(n, 2*interval)
 	before := f.inspections()
-	time.Sleep(intervals * interval)
+	time.Sleep(intervals * interval) // the intervals passing is what is measured
 	after := f.inspections()
 	total, most := 0, 0
 	for i := range n {

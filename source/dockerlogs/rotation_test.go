@@ -64,14 +64,14 @@ func TestResumeByCountThenRereadByTimestamps(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &fakeEngine{lines: shortLines(0, 3)}
-	if got := runFake(t, &Source{Client: f, Positions: pf}, 3); strings.Join(got, ",") != "l0,l1,l2" {
+	if got := runFake(t, &Source{Client: f, PositionsFile: pf}, 3); strings.Join(got, ",") != "l0,l1,l2" {
 		t.Fatalf("first run %v", got)
 	}
 	f.lines = append(f.lines, shortLines(3, 4)...)
 	f.lines[3].ts = f.lines[2].ts // stamped like the last line delivered
 	f.runOpens = len(f.opens) + 1
 	f.omit = map[string]bool{"l4": true}
-	got := runFake(t, &Source{Client: f, Positions: pf, RefreshInterval: 50 * time.Millisecond}, 4)
+	got := runFake(t, &Source{Client: f, PositionsFile: pf, RefreshInterval: 50 * time.Millisecond}, 4)
 	if g := strings.Join(got, ","); g != "l3,l5,l6,l4" {
 		t.Fatalf("resumed: %s", g)
 	}

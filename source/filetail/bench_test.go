@@ -109,12 +109,15 @@ func BenchmarkFileTail(b *testing.B) {
 		m0 := readMem()
 		t0 := time.Now()
 		for b.Loop() {
-			s := &Source{Start: StartBeginning, DisableWatch: true}
+			s := &Source{StartAt: StartBeginning, DisableWatch: true}
 			targets := make(chan []labels.Labels, 1)
 			targets <- []labels.Labels{labels.FromStrings(PathLabel, path, "job", "bench")}
 			out := make(chan ferry.Batch[ferry.Entry], 16)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
+			if err := s.Start(ctx, ferry.NopReporter()); err != nil {
+				b.Fatal(err)
+			}
 			go func() { done <- s.Run(ctx, targets, out) }()
 			n := 0
 			for n < lines {
@@ -124,6 +127,7 @@ func BenchmarkFileTail(b *testing.B) {
 			}
 			cancel()
 			<-done
+			s.Close(context.Background())
 		}
 		report(b, lines, m0, time.Since(t0))
 	})

@@ -58,12 +58,15 @@ func TestBigFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &Source{Positions: pos, Start: StartBeginning, DisableWatch: true}
+		s := &Source{PositionsFile: pos, StartAt: StartBeginning, DisableWatch: true}
 		targets := make(chan []labels.Labels, 1)
 		targets <- []labels.Labels{labels.FromStrings(PathLabel, path)}
 		out := make(chan ferry.Batch[ferry.Entry], 8)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
+		if err := s.Start(ctx, ferry.NopReporter()); err != nil {
+			t.Fatal(err)
+		}
 		go func() { done <- s.Run(ctx, targets, out) }()
 		first, last = -1, -1
 		delivered := 0

@@ -23,7 +23,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	src := &filetail.Source{Positions: pos, Start: filetail.StartBeginning}
+	src := &filetail.Source{PositionsFile: pos, StartAt: filetail.StartBeginning}
 
 	// A discoverer (discovery/file) usually sends these target sets.
 	targets := make(chan []labels.Labels, 1)
@@ -31,7 +31,12 @@ func Example() {
 	out := make(chan ferry.Batch[ferry.Entry], 1)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error)
+	if err := src.Start(ctx, ferry.NopReporter()); err != nil { // a pipeline calls Start itself
+		fmt.Println(err)
+		return
+	}
 	go func() { done <- src.Run(ctx, targets, out) }()
 
 	b := <-out

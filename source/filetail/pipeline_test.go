@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/file"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/process/stage"
@@ -50,7 +51,7 @@ func TestPipeline(t *testing.T) {
 			RefreshInterval: 50 * time.Millisecond,
 		})
 		lines := pipeline.FromTargets(b, "tail", &filetail.Source{
-			Positions: pos, Start: filetail.StartBeginning, PollInterval: 20 * time.Millisecond,
+			PositionsFile: pos, StartAt: filetail.StartBeginning, PollInterval: 20 * time.Millisecond,
 		}, targets)
 		lines = pipeline.Process(b, "stages", stage.MustNew(
 			&stage.Logfmt{Mapping: map[string]string{"level": ""}},
@@ -66,13 +67,10 @@ func TestPipeline(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- p.Run(ctx) }()
 		if during != nil {
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // the pipeline runs a while before the change
 			during()
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for out.Len() < expect && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		poll.Wait(poll.Timeout, func() bool { return out.Len() >= expect })
 		time.Sleep(200 * time.Millisecond) // nothing more must come
 		cancel()
 		if err := <-done; err != nil {

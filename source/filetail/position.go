@@ -73,8 +73,8 @@ func parsePos(s string) (pos, bool) {
 }
 
 // fingerprint hashes the first min(size, max) bytes of f.
-func fingerprint(f *os.File, size int64, max int) (int, uint64, error) {
-	n := int(min(size, int64(max)))
+func fingerprint(f *os.File, size int64, maxLen int) (int, uint64, error) {
+	n := int(min(size, int64(maxLen)))
 	if n <= 0 {
 		return 0, 0, nil
 	}

@@ -223,7 +223,7 @@ func (r *reader) recovered() {
 
 // run follows the file until its target is gone or ctx ends.
 func (r *reader) run(ctx context.Context) {
-	r.rep = ferry.ReporterFrom(ctx)
+	r.rep = r.s.rep
 	poll := time.NewTicker(r.cfg.poll)
 	defer poll.Stop()
 	defer func() {
@@ -419,7 +419,7 @@ func (r *reader) open(ctx context.Context) error {
 				}
 			}
 		}
-	} else if r.first && r.s.Start == StartEnd && !r.gz && fi.ModTime().Before(r.s.startTime.Add(-clockSlack)) {
+	} else if r.first && r.s.StartAt == StartEnd && !r.gz && fi.ModTime().Before(r.s.startTime.Add(-clockSlack)) {
 		start = fi.Size()
 		p := pos{off: start, id: id, fpLen: fpLen, fp: fp}
 		r.startPos = &p
@@ -630,7 +630,7 @@ func (r *reader) lines(ctx context.Context, final bool) error {
 	if r.utf16 {
 		return r.lines16(ctx, final)
 	}
-	max := r.cfg.maxLine
+	maxLen := r.cfg.maxLine
 	for r.r < r.w {
 		data := r.buf[r.r:r.w]
 		if r.skipping {
@@ -646,10 +646,10 @@ func (r *reader) lines(ctx context.Context, final bool) error {
 		j := bytes.LastIndexByte(data, '\n')
 		if j < 0 {
 			switch {
-			case len(data) > max:
+			case len(data) > maxLen:
 				r.consume(len(data))
 				r.skipping = true
-				if err := r.long(ctx, string(data[:max])); err != nil {
+				if err := r.long(ctx, string(data[:maxLen])); err != nil {
 					return err
 				}
 			case final:
@@ -671,8 +671,8 @@ func (r *reader) lines(ctx context.Context, final bool) error {
 				line = line[:n-1]
 			}
 			var err error
-			if len(line) > max {
-				err = r.long(ctx, line[:max])
+			if len(line) > maxLen {
+				err = r.long(ctx, line[:maxLen])
 			} else {
 				err = r.add(ctx, line)
 			}
@@ -754,7 +754,7 @@ func index16(data []byte, bigEndian bool) int {
 }
 
 func (r *reader) lines16(ctx context.Context, final bool) error {
-	max := r.cfg.maxLine &^ 1
+	maxLen := r.cfg.maxLine &^ 1
 	for r.r < r.w {
 		data := r.buf[r.r:r.w]
 		i := index16(data, r.bigEndian)
@@ -769,10 +769,10 @@ func (r *reader) lines16(ctx context.Context, final bool) error {
 		}
 		if i < 0 {
 			switch {
-			case len(data) > max:
+			case len(data) > maxLen:
 				r.consume(len(data) &^ 1)
 				r.skipping = true
-				if err := r.long(ctx, r.decode16(data[:max])); err != nil {
+				if err := r.long(ctx, r.decode16(data[:maxLen])); err != nil {
 					return err
 				}
 			case final && len(data) > 0:
@@ -786,8 +786,8 @@ func (r *reader) lines16(ctx context.Context, final bool) error {
 		raw := data[:i]
 		r.consume(i + 2)
 		var err error
-		if len(raw) > max {
-			err = r.long(ctx, r.decode16(raw[:max]))
+		if len(raw) > maxLen {
+			err = r.long(ctx, r.decode16(raw[:maxLen]))
 		} else {
 			err = r.add(ctx, r.decode16(raw))
 		}

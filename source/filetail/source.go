@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -104,12 +105,13 @@ const (
 // logged through the ferry.Reporter, marks the source degraded, and is tried
 // again at every poll; other files are not affected.
 type Source struct {
-	// Positions, if not nil, stores positions under "file/<path>". It may
-	// be shared with other sources. The source saves it every SaveInterval
-	// and on Close.
-	Positions *positions.File
-	// Start is where to begin in files without a stored position.
-	Start Start
+	// PositionsFile, if not nil, stores positions under "file/<path>". It
+	// may be shared with other sources. The source saves it every
+	// SaveInterval (with positions.File.SaveEvery) and on Close. Nil keeps
+	// positions in memory (positions.Memory), for restarts of Run only.
+	PositionsFile *positions.File
+	// StartAt is where to begin in files without a stored position.
+	StartAt Start
 	// MaxLineSize bounds a line in bytes (as read, before decoding);
 	// default DefaultMaxLineSize.
 	MaxLineSize int
@@ -137,7 +139,7 @@ type Source struct {
 	RotateWait time.Duration
 	// DisableWatch turns off fsnotify: files are polled only.
 	DisableWatch bool
-	// SaveInterval is how often Positions is saved; default
+	// SaveInterval is how often PositionsFile is saved; default
 	// DefaultSaveInterval.
 	SaveInterval time.Duration
 	// FingerprintSize is how many leading bytes identify a file's content;
@@ -150,11 +152,21 @@ type Source struct {
 	dirs      map[string]int     // watched directory -> readers in it
 	byPath    map[string]*reader // live readers, for notifications
 	failing   atomic.Int64
-	memMu     sync.Mutex
-	mem       map[string]string // positions when Positions is nil
 	closeErr  error
 	closed    bool
+
+	// Set by Start; read-only afterwards.
+	started bool
+	rep     ferry.Reporter
+	log     *slog.Logger
+	pos     *positions.File // PositionsFile, or positions.Memory()
+	stop    context.CancelFunc
+	bg      sync.WaitGroup // dispatch
+	saveErr chan error     // the save loop's final Save
 }
+
+// ErrNotStarted is returned by Run before Start.
+var ErrNotStarted = errors.New("filetail: Run before Start")
 
 var (
 	_ source.TargetSource[ferry.Entry] = (*Source)(nil)
@@ -168,8 +180,8 @@ func (s *Source) Validate() error {
 		return errors.New("filetail: negative size")
 	case s.PollInterval < 0, s.SaveInterval < 0, s.RotateWait < 0:
 		return errors.New("filetail: negative interval")
-	case s.Start != StartEnd && s.Start != StartBeginning:
-		return fmt.Errorf("filetail: unknown Start %d", s.Start)
+	case s.StartAt != StartEnd && s.StartAt != StartBeginning:
+		return fmt.Errorf("filetail: unknown StartAt %d", s.StartAt)
 	case !s.LongLines.Valid():
 		return fmt.Errorf("filetail: unknown LongLines %d", s.LongLines)
 	case s.Encoding < UTF8 || s.Encoding > UTF16BE:
@@ -212,62 +224,89 @@ func (s *Source) config() config {
 	return c
 }
 
-// Run tails the files of the target sets received on targets until ctx is
-// done, then stops every reader and saves the positions. Targets without
-// __path__ are ignored; several targets with one path share a reader (the
-// first one's labels win). A reader whose target vanishes reads its file to
-// the end of the last complete line and stops. Run returns nil when ctx
-// ends, or a permanent error for an invalid configuration.
-func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Entry]) error {
+// Start validates the configuration, opens the file-system watcher
+// (unless DisableWatch) and starts saving PositionsFile every SaveInterval.
+// Readers report through r, and log with r.Logger(). ctx bounds the start
+// only. Start is a no-op on a started Source.
+func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
 	if err := s.Validate(); err != nil {
-		return ferry.Permanent(err)
+		return err
 	}
-	rep := ferry.ReporterFrom(ctx)
-	log := rep.Logger()
-	cfg := s.config()
-
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return nil
+	}
+	if r == nil {
+		r = ferry.NopReporter()
+	}
+	s.rep, s.log = r, r.Logger()
+	s.pos = s.PositionsFile
+	if s.pos == nil {
+		s.pos = positions.Memory()
+	}
 	if s.startTime.IsZero() {
 		s.startTime = time.Now()
 	}
-	s.byPath = map[string]*reader{}
-	s.dirs = map[string]int{}
-	s.closed = false
+	bg, stop := context.WithCancel(context.Background())
+	s.stop = stop
 	if !s.DisableWatch {
 		w, err := fsnotify.NewWatcher()
 		if err != nil {
-			log.Warn("file notifications unavailable, polling only", "err", err)
+			s.log.Warn("file notifications unavailable, polling only", "err", err)
 		} else {
 			s.watcher = w
+			s.bg.Go(func() { s.dispatch(bg, w, s.log) })
 		}
 	}
-	watcher := s.watcher
+	s.saveErr = make(chan error, 1)
+	// The goroutine holds what it needs, not s: a Source never closed does
+	// not stay alive through it.
+	every, pos, log, saveErr := s.config().save, s.pos, s.log, s.saveErr
+	go func() {
+		saveErr <- pos.SaveEvery(bg, every, func(err error) { log.Warn("saving positions", "err", err) })
+	}()
+	s.started, s.closed, s.closeErr = true, false, nil
+	return nil
+}
+
+// Run tails the files of the target sets received on targets until ctx is
+// done, then stops every reader. Targets without __path__ are ignored;
+// several targets with one path share a reader (the first one's labels
+// win). A reader whose target vanishes reads its file to the end of the
+// last complete line and stops. Run returns nil when ctx ends, or
+// ErrNotStarted before Start.
+func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Entry]) error {
+	s.mu.Lock()
+	if !s.started {
+		s.mu.Unlock()
+		return ErrNotStarted
+	}
+	log := s.log
+	cfg := s.config()
+	s.byPath = map[string]*reader{}
+	s.dirs = map[string]int{}
 	s.mu.Unlock()
 
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	if watcher != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.dispatch(rctx, watcher, log)
-		}()
-	}
 	readers := map[string]*reader{}
 	exited := make(chan *reader, 16)
-	save := time.NewTicker(cfg.save)
-	defer save.Stop()
 
 	shutdown := func() error {
 		cancel()
 		wg.Wait()
 		s.mu.Lock()
 		if s.watcher != nil {
-			s.watcher.Close()
-			s.watcher = nil
+			for dir := range s.dirs {
+				_ = s.watcher.Remove(dir)
+			}
 		}
+		s.dirs, s.byPath = map[string]int{}, map[string]*reader{}
 		s.mu.Unlock()
-		s.save(log)
 		return nil
 	}
 
@@ -280,8 +319,6 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 				delete(readers, r.path)
 			}
 			s.unregister(r)
-		case <-save.C:
-			s.save(log)
 		case set, ok := <-targets:
 			if !ok {
 				targets = nil
@@ -324,66 +361,62 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 	}
 }
 
-// Close saves the positions. It may be called more than once, and without
-// Run.
+// Close stops the watcher and the save loop and saves the positions a
+// last time. It may be called more than once, and without Start; Run must
+// have returned.
 func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return s.closeErr
 	}
+	s.closed = true
+	started, w := s.started, s.watcher
+	s.watcher = nil
 	s.mu.Unlock()
 	var err error
-	if s.Positions != nil {
-		err = s.Positions.Save()
+	switch {
+	case started:
+		s.stop()
+		if w != nil {
+			w.Close()
+		}
+		s.bg.Wait()
+		err = <-s.saveErr
+	case s.PositionsFile != nil:
+		err = s.PositionsFile.Save()
 	}
 	s.mu.Lock()
-	s.closed, s.closeErr = true, err
+	s.closeErr, s.started = err, false
 	s.mu.Unlock()
 	return err
 }
 
-func (s *Source) save(log interface{ Warn(string, ...any) }) {
-	if s.Positions == nil {
-		return
+// Positions returns a copy of the positions this source stored (keys that
+// start with KeyPrefix), keyed as in the positions file. It implements
+// source.PositionReporter.
+func (s *Source) Positions() map[string]string {
+	s.mu.Lock()
+	pos := s.pos
+	s.mu.Unlock()
+	if pos == nil {
+		pos = s.PositionsFile
 	}
-	if err := s.Positions.Save(); err != nil {
-		log.Warn("saving positions", "err", err)
+	out := map[string]string{}
+	if pos == nil {
+		return out
 	}
+	for k, v := range pos.Snapshot() {
+		if strings.HasPrefix(k, KeyPrefix) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
-func (s *Source) getPos(key string) (string, bool) {
-	if s.Positions != nil {
-		return s.Positions.Get(key)
-	}
-	s.memMu.Lock()
-	defer s.memMu.Unlock()
-	v, ok := s.mem[key]
-	return v, ok
-}
-
-func (s *Source) setPos(key, v string) {
-	if s.Positions != nil {
-		s.Positions.Set(key, v)
-		return
-	}
-	s.memMu.Lock()
-	defer s.memMu.Unlock()
-	if s.mem == nil {
-		s.mem = map[string]string{}
-	}
-	s.mem[key] = v
-}
-
-func (s *Source) delPos(key string) {
-	if s.Positions != nil {
-		s.Positions.Delete(key)
-		return
-	}
-	s.memMu.Lock()
-	defer s.memMu.Unlock()
-	delete(s.mem, key)
-}
+func (s *Source) getPos(key string) (string, bool) { return s.pos.Get(key) }
+func (s *Source) setPos(key, v string)             { s.pos.Set(key, v) }
+func (s *Source) delPos(key string)                { s.pos.Delete(key) }
 
 // entryLabels returns the labels of entries read for target t.
 func entryLabels(t labels.Labels, path string) labels.Labels {

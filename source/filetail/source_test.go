@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/source"
 	"github.com/prometheus/prometheus/model/labels"
@@ -97,6 +98,9 @@ func startWith(t *testing.T, s *Source, outcome func(n int, b ferry.Batch[ferry.
 	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), h.rep))
 	h.cancel = cancel
 	h.setTargets(paths...)
+	if err := s.Start(ctx, h.rep); err != nil {
+		t.Fatal(err)
+	}
 	go func() { h.done <- s.Run(ctx, h.targets, h.out) }()
 	go func() {
 		for b := range h.out {
@@ -165,12 +169,8 @@ func (h *harness) lines() []string {
 // waitLines waits until n lines arrived and returns them.
 func (h *harness) waitLines(n int) []string {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if l := h.lines(); len(l) >= n {
-			return l
-		}
-		time.Sleep(5 * time.Millisecond)
+	if poll.Wait(poll.Timeout, func() bool { return len(h.lines()) >= n }) {
+		return h.lines()
 	}
 	l := h.lines()
 	h.t.Fatalf("got %d lines, want %d: %q", len(l), n, tail(l, 5))
@@ -181,7 +181,7 @@ func (h *harness) waitLines(n int) []string {
 func (h *harness) settle() []string {
 	n := -1
 	for {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // quiet for a while: the thing to observe
 		l := h.lines()
 		if len(l) == n {
 			return l
@@ -224,7 +224,7 @@ func equalLines(t *testing.T, got, want []string) {
 }
 
 func fast() *Source {
-	return &Source{Start: StartBeginning, PollInterval: 20 * time.Millisecond, RotateWait: 100 * time.Millisecond, SaveInterval: 50 * time.Millisecond, BatchSize: 100}
+	return &Source{StartAt: StartBeginning, PollInterval: 20 * time.Millisecond, RotateWait: 100 * time.Millisecond, SaveInterval: 50 * time.Millisecond, BatchSize: 100}
 }
 
 func TestTailFromBeginningAndFollow(t *testing.T) {
@@ -257,7 +257,7 @@ func TestStartEnd(t *testing.T) {
 	past := time.Now().Add(-time.Hour)
 	os.Chtimes(p, past, past)
 	s := fast()
-	s.Start = StartEnd
+	s.StartAt = StartEnd
 	h := start(t, s, p)
 	defer h.stop()
 	waitFor(t, func() bool { _, ok := s.getPos(KeyPrefix + p); return ok }) // opened
@@ -351,7 +351,7 @@ func TestTruncateWithoutCopy(t *testing.T) {
 	if err := os.Truncate(p, 0); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // the truncation alone, seen by a poll, before more is written
 	appendLines(t, p, "b", 0, 10)
 	got := h.waitLines(110)
 	equalLines(t, got[100:], want("b", 0, 10))
@@ -393,20 +393,13 @@ func TestDeletedFileReadToEnd(t *testing.T) {
 	equalLines(t, got, append(want("a", 0, 200), "last"))
 	// The target vanishes: the reader stops.
 	h.setTargets()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, func() bool {
 		h.s.mu.Lock()
 		n := len(h.s.byPath)
 		h.s.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("reader did not stop")
-		}
 		r.poke()
-		time.Sleep(10 * time.Millisecond)
-	}
+		return n == 0
+	}, "the reader to stop")
 }
 
 func TestFilesAppearAndDisappear(t *testing.T) {
@@ -464,19 +457,11 @@ func TestUnreadableFile(t *testing.T) {
 	os.Remove(bad)
 	appendLines(t, bad, "b", 0, 5)
 	h.waitLines(55)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, func() bool {
 		h.rep.mu.Lock()
-		last := h.rep.health[len(h.rep.health)-1]
-		h.rep.mu.Unlock()
-		if last == ferry.Healthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health %v", last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer h.rep.mu.Unlock()
+		return h.rep.health[len(h.rep.health)-1] == ferry.Healthy
+	}, "the source to be healthy again")
 }
 
 func TestLongLines(t *testing.T) {
@@ -577,7 +562,7 @@ func TestGzipReadOnce(t *testing.T) {
 	pos, _ := positions.Open(pf, positions.Options{})
 	s := fast()
 	s.Decompress = true
-	s.Positions = pos
+	s.PositionsFile = pos
 	h := start(t, s, p)
 	equalLines(t, h.settle(), append(want("z", 0, 3000), "no newline"))
 	h.stop()
@@ -585,7 +570,7 @@ func TestGzipReadOnce(t *testing.T) {
 	pos2, _ := positions.Open(pf, positions.Options{})
 	s2 := fast()
 	s2.Decompress = true
-	s2.Positions = pos2
+	s2.PositionsFile = pos2
 	h2 := start(t, s2, p)
 	if got := h2.settle(); len(got) != 0 {
 		t.Fatalf("compressed file read again: %d lines", len(got))
@@ -614,7 +599,7 @@ func TestCrashRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := fast()
-	s.Positions = pos
+	s.PositionsFile = pos
 	// Deliver 20 batches, then fail the rest (as a sink that went down).
 	h := startWith(t, s, func(n int, b ferry.Batch[ferry.Entry]) error {
 		if n < 20 {
@@ -622,7 +607,7 @@ func TestCrashRestart(t *testing.T) {
 		}
 		return errors.New("loki down")
 	}, p)
-	time.Sleep(300 * time.Millisecond)
+	poll.Until(t, func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.batches > 20 }, "a failed batch")
 	h.stop()
 	first := h.lines()
 	if len(first) != 2000 {
@@ -639,7 +624,7 @@ func TestCrashRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := fast()
-	s2.Positions = pos2
+	s2.PositionsFile = pos2
 	h2 := start(t, s2, p)
 	second := h2.waitLines(5000)
 	h2.stop()
@@ -687,8 +672,12 @@ func TestBackpressure(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	targets <- []labels.Labels{labels.FromStrings(PathLabel, p)}
+	if err := s.Start(ctx, ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
 	go func() { done <- s.Run(ctx, targets, out) }()
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // time for a reader that ignores backpressure to read on
 	s.mu.Lock()
 	r := s.byPath[p]
 	s.mu.Unlock()
@@ -723,14 +712,17 @@ func TestPosEncoding(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	for _, s := range []*Source{{MaxLineSize: -1}, {Start: 7}, {Encoding: 9}, {PollInterval: -1}} {
+	for _, s := range []*Source{{MaxLineSize: -1}, {StartAt: 7}, {Encoding: 9}, {PollInterval: -1}} {
 		if s.Validate() == nil {
 			t.Errorf("%+v: no error", s)
 		}
 	}
-	err := (&Source{LongLines: 5}).Run(context.Background(), nil, nil)
-	if !ferry.IsPermanent(err) {
-		t.Errorf("Run with bad config: %v", err)
+	bad := &Source{LongLines: 5}
+	if err := bad.Start(context.Background(), ferry.NopReporter()); err == nil {
+		t.Error("Start with bad config succeeded")
+	}
+	if err := bad.Run(context.Background(), nil, nil); !errors.Is(err, ErrNotStarted) || ferry.IsPermanent(err) {
+		t.Errorf("Run before Start: %v, want ErrNotStarted", err)
 	}
 }
 
@@ -755,10 +747,15 @@ func TestCopyTruncateWhileDown(t *testing.T) {
 	appendLines(t, p, "l", 0, 1000)
 	pos, _ := positions.Open(pf, positions.Options{})
 	s := fast()
-	s.Positions = pos
+	s.PositionsFile = pos
 	h := start(t, s, p)
 	h.waitLines(1000)
-	time.Sleep(50 * time.Millisecond)
+	fi, _ := os.Stat(p)
+	poll.Until(t, func() bool {
+		v, _ := pos.Get(KeyPrefix + p)
+		ps, ok := parsePos(v)
+		return ok && ps.off == fi.Size()
+	}, "the position to reach the end of the file")
 	h.stop()
 
 	appendLines(t, p, "l", 1000, 1200)
@@ -769,7 +766,7 @@ func TestCopyTruncateWhileDown(t *testing.T) {
 
 	pos2, _ := positions.Open(pf, positions.Options{})
 	s2 := fast()
-	s2.Positions = pos2
+	s2.PositionsFile = pos2
 	h2 := start(t, s2, p)
 	defer h2.stop()
 	equalLines(t, h2.waitLines(300), want("l", 1000, 1300))
@@ -783,12 +780,13 @@ func TestLabelsChangeAndForget(t *testing.T) {
 	pf := filepath.Join(dir, "positions.json")
 	pos, _ := positions.Open(pf, positions.Options{})
 	s := fast()
-	s.Positions = pos
+	s.PositionsFile = pos
 	h := start(t, s, p)
 	defer h.stop()
 	h.waitLines(10)
 	h.targets <- []labels.Labels{labels.FromStrings(PathLabel, p, "job", "renamed")}
-	time.Sleep(50 * time.Millisecond)
+	poll.Until(t, func() bool { return len(h.targets) == 0 }, "the new target set to be taken")
+	time.Sleep(50 * time.Millisecond) // and applied by the Run loop, which says nothing when it is
 	appendLines(t, p, "a", 10, 11)
 	h.waitLines(11)
 	h.mu.Lock()
@@ -803,16 +801,7 @@ func TestLabelsChangeAndForget(t *testing.T) {
 	// The file goes away with its target: its position is forgotten.
 	os.Remove(p)
 	h.setTargets()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, ok := pos.Get(KeyPrefix + p); !ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("position of a deleted, vanished file kept")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, func() bool { _, ok := pos.Get(KeyPrefix + p); return !ok }, "the position of a deleted, vanished file to go")
 }
 
 func TestPermissionDenied(t *testing.T) {
@@ -827,7 +816,7 @@ func TestPermissionDenied(t *testing.T) {
 	h := start(t, fast(), good, bad)
 	defer h.stop()
 	equalLines(t, h.waitLines(5), want("g", 0, 5))
-	time.Sleep(50 * time.Millisecond)
+	poll.Until(t, func() bool { h.rep.mu.Lock(); defer h.rep.mu.Unlock(); return len(h.rep.errs) > 0 }, "the error to be reported")
 	h.rep.mu.Lock()
 	defer h.rep.mu.Unlock()
 	if len(h.rep.errs) == 0 || !strings.Contains(h.rep.errs[0].Error(), "permission denied") {
@@ -837,11 +826,29 @@ func TestPermissionDenied(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met")
-		}
-		time.Sleep(5 * time.Millisecond)
+	poll.Until(t, cond, "the condition")
+}
+
+// The source reports its acknowledged positions (source.PositionReporter),
+// which the pipeline's debug page shows; no production source did before.
+func TestPositionsReported(t *testing.T) {
+	var _ source.PositionReporter = (*Source)(nil)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.log")
+	appendLines(t, p, "a", 0, 10)
+	s := fast()
+	if got := s.Positions(); len(got) != 0 {
+		t.Errorf("before Start: %v", got)
+	}
+	h := start(t, s, p)
+	defer h.stop()
+	h.waitLines(10)
+	waitFor(t, func() bool {
+		v, ok := s.Positions()[KeyPrefix+p]
+		return ok && v != ""
+	})
+	pos, _ := s.getPos(KeyPrefix + p)
+	if got := s.Positions(); len(got) != 1 || got[KeyPrefix+p] != pos {
+		t.Errorf("Positions = %v, want only %s=%s", got, KeyPrefix+p, pos)
 	}
 }

@@ -21,6 +21,10 @@ func ExampleSource() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := make(chan ferry.Batch[ferry.Sample])
+	if err := src.Start(ctx, ferry.NopReporter()); err != nil { // a pipeline calls Start itself
+		fmt.Println(err)
+		return
+	}
 	go src.Run(ctx, out)
 
 	b := <-out

@@ -19,6 +19,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrydev/ferry"
@@ -68,7 +69,15 @@ type Source struct {
 	HonorLabels bool
 
 	now func() time.Time // for tests
+
+	mu      sync.Mutex
+	started bool
+	rep     ferry.Reporter // from Start
+	target  labels.Labels  // from Start
 }
+
+// ErrNotStarted is returned by Run before Start.
+var ErrNotStarted = errors.New("gather: Run before Start")
 
 var _ source.Source[ferry.Sample] = (*Source)(nil)
 
@@ -89,17 +98,39 @@ func (s *Source) Validate() error {
 	return nil
 }
 
-// Run gathers every Interval until ctx is done, and then returns nil.
-func (s *Source) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Sample]) error {
+// Start validates the configuration and keeps r, which Run reports the
+// health of each gather to. A pipeline calls it; a direct user calls it
+// before Run. Start is a no-op on a started Source.
+func (s *Source) Start(_ context.Context, r ferry.Reporter) error {
 	if err := s.Validate(); err != nil {
-		return ferry.Permanent(err)
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return nil
+	}
+	if r == nil {
+		r = ferry.NopReporter()
+	}
+	s.rep, s.target, s.started = r, s.targetLabels(), true
+	return nil
+}
+
+// Run gathers every Interval until ctx is done, and then returns nil. It
+// returns ErrNotStarted before Start.
+func (s *Source) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Sample]) error {
+	s.mu.Lock()
+	started, rep, target := s.started, s.rep, s.target
+	s.mu.Unlock()
+	if !started {
+		return ErrNotStarted
 	}
 	interval := s.Interval
 	if interval == 0 {
 		interval = DefaultInterval
 	}
-	target := s.targetLabels()
-	g := &gatherer{s: s, target: target, prev: map[uint64]labels.Labels{}}
+	g := &gatherer{s: s, rep: rep, target: target, prev: map[uint64]labels.Labels{}}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -134,6 +165,7 @@ func (s *Source) targetLabels() labels.Labels {
 // the previous gather, for staleness markers.
 type gatherer struct {
 	s      *Source
+	rep    ferry.Reporter
 	target labels.Labels
 	prev   map[uint64]labels.Labels
 	cur    map[uint64]labels.Labels
@@ -163,7 +195,7 @@ func (g *gatherer) once(ctx context.Context, out chan<- ferry.Batch[ferry.Sample
 	}
 	scraped := len(g.items)
 
-	rep := ferry.ReporterFrom(ctx)
+	rep := g.rep
 	up := 1.0
 	switch {
 	case err != nil && len(mfs) == 0:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/sink/sinktest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,9 @@ func collect(t *testing.T, src *Source, n int, between func(i int)) [][]ferry.Sa
 	defer cancel()
 	out := make(chan ferry.Batch[ferry.Sample])
 	done := make(chan error, 1)
+	if err := src.Start(ctx, ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
 	go func() { done <- src.Run(ctx, out) }()
 	var got [][]ferry.Sample
 	for i := range n {
@@ -132,8 +136,11 @@ func TestGatherStalenessAndErrors(t *testing.T) {
 	if err := (&Source{}).Validate(); err == nil {
 		t.Error("nil Gatherer accepted")
 	}
-	if err := (&Source{}).Run(context.Background(), nil); !ferry.IsPermanent(err) {
-		t.Errorf("Run without Gatherer: %v", err)
+	if err := (&Source{}).Start(context.Background(), ferry.NopReporter()); err == nil {
+		t.Error("Start without Gatherer succeeded")
+	}
+	if err := (&Source{}).Run(context.Background(), nil); !errors.Is(err, ErrNotStarted) || ferry.IsPermanent(err) {
+		t.Errorf("Run before Start: %v, want ErrNotStarted", err)
 	}
 }
 
@@ -152,22 +159,14 @@ func TestGatherSelfScrape(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	// The second gather sees what the first delivered.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		found := false
+	poll.Until(t, func() bool {
 		for _, s := range fake.Items() {
 			if s.Labels.Get("__name__") == "ferry_component_items_in_total" && s.Labels.Get("component") == "metrics" && s.V > 0 {
-				found = true
+				return true
 			}
 		}
-		if found {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no self-metrics of the sink in %d samples", fake.Len())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	}, "self-metrics of the sink")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
