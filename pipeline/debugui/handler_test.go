@@ -1,4 +1,4 @@
-package pipeline_test
+package debugui_test
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/pipeline/debugui"
 	"github.com/ferrydev/ferry/process"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink/sinktest"
@@ -180,7 +181,7 @@ var wantColors = map[string]string{
 
 func TestHandlerIndex(t *testing.T) {
 	p, _ := testPipeline(t)
-	h := p.Handler()
+	h := debugui.Handler(p)
 	rec := get(t, h, "/")
 	body := rec.Body.String()
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
@@ -221,7 +222,7 @@ func TestHandlerIndex(t *testing.T) {
 
 func TestHandlerGraphSVG(t *testing.T) {
 	p, _ := testPipeline(t)
-	rec := get(t, p.Handler(), "/graph.svg")
+	rec := get(t, debugui.Handler(p), "/graph.svg")
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "image/svg+xml" {
 		t.Fatalf("GET /graph.svg = %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
@@ -248,7 +249,7 @@ func TestHandlerGraphSVG(t *testing.T) {
 
 func TestHandlerComponentPage(t *testing.T) {
 	p, _ := testPipeline(t)
-	h := p.Handler()
+	h := debugui.Handler(p)
 	cases := map[string][]string{
 		"loki": {`data-health="failing"`, `id="last-error"`, "push to https://ferry:&lt;redacted&gt;@loki.example/loki/api/v1/push: 401 Unauthorized",
 			`<a href="parse">parse</a>`, `href="loki/tail"`, `href="../api/v1/components/loki"`},
@@ -277,7 +278,7 @@ func TestHandlerComponentPage(t *testing.T) {
 
 func TestHandlerAPI(t *testing.T) {
 	p, _ := testPipeline(t)
-	h := p.Handler()
+	h := debugui.Handler(p)
 
 	type comp struct {
 		Name        string              `json:"name"`
@@ -380,7 +381,7 @@ func TestHandlerReadyAndHealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := p.Handler()
+	h := debugui.Handler(p)
 	if rec := get(t, h, "/-/ready"); rec.Code != 503 || rec.Body.String() != "Ferry is not ready: pipeline not started\n" {
 		t.Errorf("before Run: %d %q", rec.Code, rec.Body.String())
 	}
@@ -395,7 +396,7 @@ func TestHandlerReadyAndHealthy(t *testing.T) {
 	}
 
 	failing, _ := testPipeline(t)
-	rec := get(t, failing.Handler(), "/-/ready")
+	rec := get(t, debugui.Handler(failing), "/-/ready")
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `sink "loki" is failing: permanent: push to https://ferry:<redacted>@loki.example`) {
 		t.Errorf("failing sink: %d %q", rec.Code, rec.Body.String())
 	}
@@ -404,7 +405,7 @@ func TestHandlerReadyAndHealthy(t *testing.T) {
 
 func TestHandlerTail(t *testing.T) {
 	p, _ := testPipeline(t)
-	srv := httptest.NewServer(p.Handler())
+	srv := httptest.NewServer(debugui.Handler(p))
 	defer srv.Close()
 
 	resp, err := http.Get(srv.URL + "/api/v1/components/logs/tail?lines=3")
@@ -498,11 +499,11 @@ func TestHandlerTail(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	rec := get(t, p.Handler(), "/component/logs/tail?lines=5")
+	rec := get(t, debugui.Handler(p), "/component/logs/tail?lines=5")
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `data-src="../../api/v1/components/logs/tail?format=sse&amp;every=1&amp;items=10&amp;lines=5&amp;seconds=30"`) {
 		t.Errorf("tail page %d:\n%s", rec.Code, rec.Body.String())
 	}
-	if rec := get(t, p.Handler(), "/component/nope/tail"); rec.Code != 404 {
+	if rec := get(t, debugui.Handler(p), "/component/nope/tail"); rec.Code != 404 {
 		t.Errorf("tail page of unknown component: %d", rec.Code)
 	}
 }
@@ -513,7 +514,7 @@ func TestHandlerUnderPrefixAndOddNames(t *testing.T) {
 	pipeline.To(b, "to loki/eu", fake, pipeline.FromSource(b, "in", &source.Slice[ferry.Entry]{}))
 	p, _ := b.Build()
 	mux := http.NewServeMux()
-	mux.Handle("/debug/ferry/", http.StripPrefix("/debug/ferry", p.Handler()))
+	mux.Handle("/debug/ferry/", http.StripPrefix("/debug/ferry", debugui.Handler(p)))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
