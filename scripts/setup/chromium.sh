@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium for the debug page's browser test (headless
-# screenshots and DOM dumps of pipeline.Handler). Prints FERRY_CHROMIUM_BIN on
+# screenshots and DOM dumps of debugui.Handler). Prints FERRY_CHROMIUM_BIN on
 # stdout; all other output goes to stderr.
 set -euo pipefail
 
