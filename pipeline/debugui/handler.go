@@ -1,10 +1,10 @@
 package debugui
 
 import (
-	"embed"
+	_ "embed"
 	"encoding/json"
 	"fmt"
-	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -18,29 +18,8 @@ import (
 	"github.com/ferrydev/ferry/pipeline"
 )
 
-//go:embed ui/*.html ui/*.css
-var uiFS embed.FS
-
-var uiTemplates = template.Must(template.New("ui").Funcs(template.FuncMap{
-	"count":    humanCount,
-	"bytes":    humanBytes,
-	"duration": humanDuration,
-	"ago":      ago,
-	"stamp":    stamp,
-	"pathesc":  url.PathEscape,
-	"color":    healthColor,
-	"redact":   redact.String,
-	"fillpct":  fillPercent,
-	"css":      func() template.CSS { return template.CSS(uiCSS) },
-}).ParseFS(uiFS, "ui/*.html"))
-
-var uiCSS = func() string {
-	b, err := uiFS.ReadFile("ui/style.css")
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}()
+//go:embed ui/style.css
+var uiCSS string
 
 // maxTails bounds the live tails served at once by one Handler.
 const maxTails = 4
@@ -343,8 +322,8 @@ type pageData struct {
 	MorePos   int
 
 	Tail     tailParams
-	TailSSE  template.URL // the tail endpoint as server-sent events
-	TailText template.URL // and as plain text
+	TailSSE  string // the tail endpoint as server-sent events
+	TailText string // and as plain text
 }
 
 type healthCount struct {
@@ -395,19 +374,15 @@ func refreshParam(r *http.Request, def int) int {
 	return min(n, 3600)
 }
 
-func (h *debugHandler) render(w http.ResponseWriter, code int, name string, d *pageData) {
+func (h *debugHandler) render(w http.ResponseWriter, code int, page func(*pageData) string, d *pageData) {
 	if d.Ready == nil {
 		d.Ready = h.p.Ready()
 	}
-	var buf strings.Builder
-	if err := uiTemplates.ExecuteTemplate(&buf, name, d); err != nil {
-		http.Error(w, "template: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
+	body := page(d)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	w.Write([]byte(buf.String()))
+	io.WriteString(w, body)
 }
 
 func summary(sts []pipeline.Status) []healthCount {
@@ -440,24 +415,19 @@ func (h *debugHandler) index(w http.ResponseWriter, r *http.Request) {
 	for _, s := range sn.sts {
 		d.Components = append(d.Components, rowOf(s, componentHref(s.Name)))
 	}
-	h.render(w, http.StatusOK, "index.html", d)
+	h.render(w, http.StatusOK, renderIndex, d)
 }
 
 func (h *debugHandler) graphSVG(w http.ResponseWriter, r *http.Request) {
 	sn := h.snapshot()
 	g := layoutGraph(sn.sts, componentHref)
-	var buf strings.Builder
-	if err := uiTemplates.ExecuteTemplate(&buf, "graph", g); err != nil {
-		http.Error(w, "template: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
 	w.Header().Set("Content-Type", "image/svg+xml")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write([]byte(buf.String()))
+	io.WriteString(w, renderGraph(g))
 }
 
 func (h *debugHandler) notFound(w http.ResponseWriter, root, name string) {
-	h.render(w, http.StatusNotFound, "notfound.html", &pageData{Title: "No component " + name, Root: root, C: rowView{Status: pipeline.Status{Name: name}}})
+	h.render(w, http.StatusNotFound, renderNotFound, &pageData{Title: "No component " + name, Root: root, C: rowView{Status: pipeline.Status{Name: name}}})
 }
 
 func (h *debugHandler) component(w http.ResponseWriter, r *http.Request) {
@@ -504,7 +474,7 @@ func (h *debugHandler) component(w http.ResponseWriter, r *http.Request) {
 			d.Positions = append(d.Positions, posView{redact.String(k), redact.String(pos[k])})
 		}
 	}
-	h.render(w, http.StatusOK, "component.html", d)
+	h.render(w, http.StatusOK, renderComponent, d)
 }
 
 // Formatting helpers of the templates.

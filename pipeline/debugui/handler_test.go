@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -252,8 +253,8 @@ func TestHandlerComponentPage(t *testing.T) {
 	h := debugui.Handler(p)
 	cases := map[string][]string{
 		"loki": {`data-health="failing"`, `id="last-error"`, "push to https://ferry:&lt;redacted&gt;@loki.example/loki/api/v1/push: 401 Unauthorized",
-			`<a href="parse">parse</a>`, `href="loki/tail"`, `href="../api/v1/components/loki"`},
-		"parse":  {`data-health="degraded"`, "token=&lt;redacted&gt;", `<td>too_large</td>`, `<a href="logs">logs</a>`, `<a href="loki">loki</a>`},
+			`<a href="./parse">parse</a>`, `href="./loki/tail"`, `href="../api/v1/components/loki"`},
+		"parse":  {`data-health="degraded"`, "token=&lt;redacted&gt;", `<td>too_large</td>`, `<a href="./logs">logs</a>`, `<a href="./loki">loki</a>`},
 		"docker": {"Targets (1)", `__meta_docker_container_label_db_password=&#34;&lt;redacted&gt;&#34;`, `__address__=&#34;web:80&#34;`},
 		"logs":   {"Read positions", "https://reader:&lt;redacted&gt;@files.example/app.log", "offset="},
 		"idle":   {`data-health="unknown"`, "No targets."},
@@ -538,5 +539,33 @@ func TestHandlerUnderPrefixAndOddNames(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "<h1>to loki/eu</h1>") {
 		t.Fatalf("component page %d:\n%s", resp.StatusCode, body)
+	}
+}
+
+// Names are the program's, but the page treats them as text: markup in a
+// name stays text, and a name that looks like a URL scheme stays a
+// relative link.
+func TestHandlerHostileNames(t *testing.T) {
+	b := pipeline.New()
+	const evil = `javascript:alert(1)"><script>x</script>`
+	in := pipeline.FromSource(b, evil, &source.Slice[ferry.Entry]{})
+	pipeline.To(b, "out", &sinktest.Sink[ferry.Entry]{}, in)
+	p, _ := b.Build()
+	h := debugui.Handler(p)
+	for _, target := range []string{"/", "/graph.svg", "/component/out", "/component/" + url.PathEscape(evil), "/component/" + url.PathEscape(evil) + "/tail"} {
+		rec := get(t, h, target)
+		if rec.Code != 200 {
+			t.Fatalf("GET %s = %d", target, rec.Code)
+		}
+		body := rec.Body.String()
+		if strings.Contains(body, "<script>x") || strings.Contains(body, `href="javascript:`) || strings.Contains(body, `"><script`) {
+			t.Errorf("GET %s lets the name out of its text:\n%s", target, body)
+		}
+		if !strings.Contains(body, "javascript:alert(1)&#34;&gt;&lt;script&gt;x&lt;/script&gt;") {
+			t.Errorf("GET %s does not show the name as text:\n%s", target, body)
+		}
+	}
+	if body := get(t, h, "/component/out").Body.String(); !strings.Contains(body, `<a href="./javascript:alert%281%29%22%3E%3Cscript%3Ex%3C%2Fscript%3E">`) {
+		t.Errorf("input link:\n%s", body)
 	}
 }
