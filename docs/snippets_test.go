@@ -14,7 +14,6 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/ferrydev/ferry/discovery/file"
 	"github.com/ferrydev/ferry/internal/dockertest"
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/pipeline/debugui"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/process/stage"
 	"github.com/ferrydev/ferry/relabel"
@@ -134,7 +134,7 @@ type metricsParts struct {
 	rw      *remotewrite.Sink
 	self    *gather.Source
 	p       *pipeline.Pipeline
-	mux     *http.ServeMux
+	mux     http.Handler
 }
 
 // metricsPipeline is static_configs + prometheus.scrape +
@@ -171,9 +171,8 @@ func metricsPipeline(b *pipeline.Builder, m *metricsParts) error {
 		return err
 	}
 	reg.MustRegister(p)
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", p.Handler())
+	// The debug page at / and /metrics, as one http.Handler.
+	mux := debugui.Mux(p, reg)
 	// end snippet
 
 	*m = metricsParts{scraper: scraper, rw: rw, self: self, p: p, mux: mux}

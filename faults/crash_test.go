@@ -217,11 +217,13 @@ func TestCrashKill9(t *testing.T) {
 	var peak int64
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
 	for i := 0; i < kills; i++ {
+		// The random run time before the kill is what is under test.
 		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
 		a.cmd.Process.Signal(syscall.SIGKILL)
 		a.exit(10 * time.Second)
 		peak = max(peak, a.stats.peakRSS)
 		checkPositions(t, posPath)
+		// So is the random time the agent stays down.
 		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
 		a = startAgent(t, bin, args...)
 	}
@@ -322,7 +324,11 @@ func TestCorruptPositions(t *testing.T) {
 		data, _ := json.Marshal(pos)
 		os.WriteFile(path, data, 0o644)
 		a := startAgent(t, bin, "-files", filepath.Join(logs, "*.log"), "-positions", path, "-loki.url", "http://127.0.0.1:1/push")
-		time.Sleep(2 * time.Second)
+		// Stop once the file was read despite the nonsense (the sink has
+		// entries to push, to a port that refuses them).
+		if !waitFor(20*time.Second, func() bool { return strings.Contains(a.stderr.String(), "push failed; retrying") }) {
+			t.Errorf("agent on nonsense position values did not read the file:\n%s", a.stderr.String())
+		}
 		a.cmd.Process.Signal(syscall.SIGTERM)
 		code, ok := a.exit(20 * time.Second)
 		if out := a.stderr.String(); !ok || strings.Contains(out, "panic") {

@@ -184,6 +184,8 @@ func TestDockerConnectionLoss(t *testing.T) {
 		ids = append(ids, dockertest.Run(t, c, spec(i)))
 	}
 	for i := range cuts {
+		// The time connected between cuts, and the cut's length below, are
+		// what is under test.
 		time.Sleep(2 * time.Second)
 		proxy.Break()
 		// While cut off: a container starts, another restarts.
@@ -253,6 +255,7 @@ func TestContainerRestartStorm(t *testing.T) {
 					}
 					c.ContainerStart(ctx, id, container.StartOptions{})
 				default: // kill mid-output
+					// The kill's timing within the output is under test.
 					time.Sleep(time.Duration(50+i*40) * time.Millisecond)
 					c.ContainerRestart(ctx, id, container.StopOptions{Timeout: new(int)})
 				}

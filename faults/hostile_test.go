@@ -117,8 +117,13 @@ func TestHostileFiles(t *testing.T) {
 		want.expect("", l)
 	}
 	lost, _, _, missing := want.await(t, base, "good", 60*time.Second)
-	time.Sleep(time.Second)
-	all := queryLogs(t, base, "*", "container")
+	// Every line is stored, cut if too long: wait for the last ones.
+	wantStored := bytes.Count(hostile.Bytes(), []byte("\n"))
+	var all []logRow
+	waitFor(30*time.Second, func() bool {
+		all = queryLogs(t, base, "*", "container")
+		return len(all) >= wantStored
+	})
 	srcDrops, sinkDrops := dropped(p, "loki.source.file"), dropped(p, "loki.write")
 	stop()
 	mem.finish()
@@ -134,8 +139,8 @@ func TestHostileFiles(t *testing.T) {
 	if srcDrops["line_truncated"]+srcDrops["too_long_truncated"] == 0 && len(srcDrops) == 0 {
 		t.Errorf("10 MiB lines not counted as dropped or truncated: %v", srcDrops)
 	}
-	if want := bytes.Count(hostile.Bytes(), []byte("\n")); len(all) != want {
-		t.Errorf("%d lines stored, want %d (every line, cut if too long)", len(all), want)
+	if len(all) != wantStored {
+		t.Errorf("%d lines stored, want %d (every line, cut if too long)", len(all), wantStored)
 	}
 }
 
@@ -293,10 +298,24 @@ func TestHostileScrape(t *testing.T) {
 	pipeline.To(b, "sink", out, pipeline.FromTargets(b, "prometheus.scrape", sc, tg))
 	mem := sample(os.Getpid(), 250*time.Millisecond)
 	_, stop := runPipeline(t, b)
+	// Ten seconds of hostile targets next to the good one: the load under
+	// test.
 	time.Sleep(10 * time.Second)
 	// Values served from now on may be cut off by the stop.
 	served := seq.values()[skip:]
-	time.Sleep(2 * time.Second)
+	// Stop once the last of them reached the sink (or give up and count it
+	// lost below).
+	if len(served) > 0 {
+		last := float64(served[len(served)-1])
+		waitFor(30*time.Second, func() bool {
+			for _, s := range out.Items() {
+				if s.V == last && s.Labels.Get("__name__") == "faults_seq" {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	stop()
 	mem.finish()
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,7 @@ func TestOutageLoki(t *testing.T) {
 	werr := make(chan error, 1)
 	go func() { werr <- w.run(context.Background(), fileLines) }()
 
+	// The gaps and outages are what is under test.
 	for range outages {
 		time.Sleep(gap)
 		vl.Stop()
@@ -237,6 +239,8 @@ func TestOutagePrometheus(t *testing.T) {
 	runErr := make(chan error, 1)
 	go func() { runErr <- p.Run(ctx) }()
 
+	// The gaps and outages, and the run after the last one, are what is
+	// under test.
 	for range outages {
 		time.Sleep(4 * time.Second)
 		prom.Stop()
@@ -246,7 +250,14 @@ func TestOutagePrometheus(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	// Values served from now on may be cut off by the stop.
 	served := seq.values()[skip:]
-	time.Sleep(time.Second)
+	// Stop once the last of them is stored (or give up and count it lost
+	// below).
+	if len(served) > 0 {
+		last := float64(served[len(served)-1])
+		waitFor(30*time.Second, func() bool {
+			return slices.Contains(promRange(t, promAddr, fmt.Sprintf(`faults_seq{instance=%q}[1h]`, seqAddr))[seqAddr], last)
+		})
+	}
 	cancel()
 	if err := <-runErr; err != nil {
 		t.Fatalf("pipeline: %v", err)

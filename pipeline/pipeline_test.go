@@ -162,7 +162,7 @@ func TestAckOnlyAfterSinkAccepted(t *testing.T) {
 	pipeline.To(b, "fake", fake, pipeline.FromSource(b, "one", src))
 	p, _ := b.Build()
 	done := run(t, p, context.Background())
-	time.Sleep(100 * time.Millisecond)
+	waitUntil(t, "the batch reached the blocked sink", func() bool { st, _ := p.Component("fake"); return st.ItemsIn == 5 })
 	if _, acked := src.snapshot(); len(acked) != 0 {
 		t.Fatalf("acknowledged before the sink accepted: %v", acked)
 	}
@@ -185,8 +185,21 @@ func TestBlockedSinkBoundsMemory(t *testing.T) {
 	p, _ := b.Build()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := run(t, p, ctx)
-	time.Sleep(200 * time.Millisecond)
-	e1, _ := src.snapshot()
+	// Wait until the sink's queue is full and the source has stopped
+	// (its count unchanged over three polls); then watch it stay stopped
+	// for 300ms: that pause is what is under test.
+	var e1 int
+	stable := 0
+	waitUntil(t, "the pipeline filled up", func() bool {
+		e, _ := src.snapshot()
+		if e == e1 {
+			stable++
+		} else {
+			e1, stable = e, 0
+		}
+		st, _ := p.Component("fake")
+		return stable >= 3 && st.QueueLen == st.QueueCap
+	})
 	time.Sleep(300 * time.Millisecond)
 	e2, _ := src.snapshot()
 	// Source buffer, forwarder, processor input, processor, sink input and
@@ -222,7 +235,7 @@ func TestFailingSourceRestartsAndRecovers(t *testing.T) {
 	pipeline.To(b, "fake", fake, pipeline.FromSource(b, "flaky", src))
 	p, _ := b.Build()
 	done := run(t, p, context.Background())
-	time.Sleep(50 * time.Millisecond)
+	waitUntil(t, "the source failed", func() bool { st, _ := p.Component("flaky"); return st.Health == ferry.Failing })
 	st, _ := p.Component("flaky")
 	if st.Health != ferry.Failing || !strings.Contains(st.LastError, "daemon unreachable") {
 		t.Fatalf("health %v %q, want failing with the error", st.Health, st.LastError)

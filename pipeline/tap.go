@@ -1,14 +1,12 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
 
 	"github.com/ferrydev/ferry"
-	"github.com/ferrydev/ferry/source"
 )
 
 // tap is one subscriber to the items a component passes on.
@@ -110,20 +108,4 @@ func renderItems(items any, limit int) []string {
 		}
 	}
 	return out
-}
-
-// Positions returns the read positions of the named source, if it reports
-// them (source.PositionReporter).
-func (p *Pipeline) Positions(name string) (map[string]string, error) {
-	for _, n := range p.nodes {
-		if n.c.name != name {
-			continue
-		}
-		pr, ok := n.value.(source.PositionReporter)
-		if !ok {
-			return nil, errors.New("pipeline: component does not report positions")
-		}
-		return pr.Positions(), nil
-	}
-	return nil, fmt.Errorf("pipeline: no component %q", name)
 }

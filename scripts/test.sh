@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check and test of Ferry, after installing and building the real
 # peers the integration tests run against. Safe to run again: each setup
-# step skips what is already there.
+# step skips what is already there. Run it as yourself, not with sudo: a
+# setup script that must install a missing Debian package does that one
+# command as root (scripts/lib/as_root.sh: directly as root, else through
+# sudo), and a peer that could not be installed makes its tests skip, or
+# fail in CI.
 #
 #   scripts/test.sh              set up, vet, gofmt, go test -race ./...
 #   scripts/test.sh -run Docker  extra arguments go to go test

@@ -3,49 +3,58 @@ package docker_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry/discovery/docker"
-	"github.com/ferrydev/ferry/internal/dockertest"
 )
 
-// A Discoverer with the defaults lists the running containers of the local
-// engine; here a filter keeps only one container started for the example.
-func Example() {
-	c, err := dockertest.NewClient(context.Background())
-	if err != nil {
-		fmt.Println("true web") // no engine: print what it would
-		return
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// engine is an in-process stand-in for a Docker engine with one running
+// container: the calls a Discoverer makes, answered from memory, so that
+// the example runs the same everywhere. TestEngineDiscovery does the same
+// against the real engine.
+type engine struct {
+	client.APIClient // calls not listed here panic
+}
 
-	name := fmt.Sprintf("ferry-example-%d", os.Getpid())
-	d := &docker.Discoverer{
-		Client:  c,
-		Filters: []docker.Filter{{Name: "name", Values: []string{"^/" + name + "$"}}},
-	}
+func (engine) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+	return []container.Summary{{
+		ID:     "4f2a9c",
+		Names:  []string{"/web-1"},
+		Image:  "nginx:1.27",
+		State:  container.StateRunning,
+		Labels: map[string]string{"com.docker.compose.service": "web"},
+		Ports:  []container.Port{{PrivatePort: 80, Type: "tcp"}},
+		NetworkSettings: &container.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{
+			"bridge": {NetworkID: "n1", IPAddress: "172.17.0.2"},
+		}},
+	}}, nil
+}
+
+func (engine) NetworkList(context.Context, network.ListOptions) ([]network.Summary, error) {
+	return []network.Summary{{ID: "n1", Name: "bridge", Scope: "local"}}, nil
+}
+
+func (engine) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	return make(chan events.Message), make(chan error)
+}
+
+// A Discoverer lists the running containers of an engine, one target per
+// port and network, labelled as Prometheus's docker_sd labels them. With a
+// nil Client it connects to the local engine; here it asks a stand-in.
+func Example() {
+	d := &docker.Discoverer{Client: engine{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	up := make(chan []labels.Labels)
 	go d.Run(ctx, up)
-
-	id, err := dockertest.Start(ctx, c, dockertest.Spec{Name: name, Lines: 1, Loop: true, Sleep: time.Second,
-		Labels: map[string]string{"com.docker.compose.service": "web"}})
-	if err != nil {
-		fmt.Println(err)
-		return
+	for _, t := range <-up {
+		fmt.Println(t.Get("__address__"), t.Get(docker.LabelContainerName),
+			t.Get("__meta_docker_container_label_com_docker_compose_service"))
 	}
-	defer dockertest.Remove(c, id)
-	for ts := range up {
-		for _, t := range ts {
-			fmt.Println(t.Get(docker.LabelContainerName) == "/"+name, t.Get("__meta_docker_container_label_com_docker_compose_service"))
-		}
-		if len(ts) > 0 {
-			break
-		}
-	}
-	// Output: true web
+	// Output: 172.17.0.2:80 /web-1 web
 }

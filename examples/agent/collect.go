@@ -33,6 +33,7 @@ type collectFlags struct {
 	docker         bool
 	dockerHost     string
 	dockerRefresh  time.Duration
+	dockerLabel    string
 	files          string
 	positions      string
 	lokiURL        string
@@ -46,6 +47,7 @@ type collectFlags struct {
 func (c *collectFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.docker, "docker", false, "discover Docker containers and follow their logs")
 	fs.StringVar(&c.dockerHost, "docker.host", "", "Docker daemon address (default: DOCKER_HOST, else the local socket)")
+	fs.StringVar(&c.dockerLabel, "docker.label", "", "follow only the containers with this label (key or key=value; empty: all)")
 	fs.DurationVar(&c.dockerRefresh, "docker.refresh", 5*time.Second, "full refresh of the container list, on top of the events stream")
 	fs.StringVar(&c.files, "files", "", "comma-separated globs of log files to tail, e.g. /var/log/**/*.log")
 	fs.StringVar(&c.positions, "positions", "", "positions file for Docker and file logs (empty: positions in memory only)")
@@ -73,7 +75,11 @@ func containerRules() []relabel.Rule {
 func (c *collectFlags) addLogs(b *pipeline.Builder, pf *positions.File) []pipeline.Stream[ferry.Entry] {
 	var logs []pipeline.Stream[ferry.Entry]
 	if c.docker {
-		containers := pipeline.Discover(b, "discovery.docker", &docker.Discoverer{Host: c.dockerHost, RefreshInterval: c.dockerRefresh, IncludeStopped: true})
+		d := &docker.Discoverer{Host: c.dockerHost, RefreshInterval: c.dockerRefresh, IncludeStopped: true}
+		if c.dockerLabel != "" {
+			d.Filters = []docker.Filter{{Name: "label", Values: []string{c.dockerLabel}}}
+		}
+		containers := pipeline.Discover(b, "discovery.docker", d)
 		targets := pipeline.RelabelTargets(b, "discovery.relabel", containerRules(), containers)
 		logs = append(logs, pipeline.FromTargets(b, "loki.source.docker", &dockerlogs.Source{Host: c.dockerHost, Positions: pf}, targets))
 	}

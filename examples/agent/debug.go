@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"log/slog"
 	"net"
-	"net/http"
-	"time"
 
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/pipeline/debugui"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // defaultDebugAddr is where the debug page is served unless -debug.addr
@@ -51,39 +48,25 @@ func listenDebug(f debugFlag, logger *slog.Logger) (net.Listener, error) {
 	return ln, err
 }
 
-// serveDebug serves on ln the pipeline's debug handler at / and what reg
+// serveDebug serves on ln the pipeline's debug page at / and what reg
 // gathers (the pipeline's metrics, the Go runtime's and the process's) at
-// /metrics. It returns a function that stops the server, ending live tails
-// at once. A nil ln serves nothing.
+// /metrics, with debugui.Serve. It returns a function that stops the
+// server, ending live tails at once. A nil ln serves nothing.
 func serveDebug(ln net.Listener, p *pipeline.Pipeline, reg prometheus.Gatherer, logger *slog.Logger) (stop func()) {
 	if ln == nil {
 		return func() {}
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", p.Handler())
-
-	base, cancel := context.WithCancel(context.Background())
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return base },
-	}
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := debugui.Serve(ctx, ln, p, reg); err != nil {
 			logger.Error("debug server failed", "err", err)
 		}
 	}()
 	logger.Info("debug page listening", "addr", "http://"+ln.Addr().String()+"/")
 	return func() {
 		cancel()
-		ctx, cancelShutdown := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancelShutdown()
-		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
-		}
 		<-done
 	}
 }

@@ -17,6 +17,8 @@
 //		-loki.url http://loki:3100/loki/api/v1/push \
 //		-scrape localhost:9100 -remote-write.url http://prometheus:9090/api/v1/write
 //
+// -docker.label key=value follows only the containers with that label.
+//
 // The debug page (component graph, health, live tail) and /metrics are on
 // http://127.0.0.1:12345/ unless -debug.addr says otherwise. Self-scraping
 // (-self-scrape, on by default) scrapes that /metrics over HTTP; when the

@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,6 +31,7 @@ import (
 	"github.com/ferrydev/ferry/discovery"
 	"github.com/ferrydev/ferry/discovery/docker"
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/pipeline/debugui"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/scrape"
@@ -41,7 +41,6 @@ import (
 	"github.com/ferrydev/ferry/source/gather"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func main() {
@@ -118,22 +117,16 @@ func main() {
 	}
 	reg.MustRegister(p, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// Alloy's UI: the pipeline's debug page, and /metrics.
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", p.Handler())
-	srv := &http.Server{Addr: *httpAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Alloy's UI: the pipeline's debug page, and /metrics, until ctx ends.
 	go func() {
-		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		if err := debugui.ListenAndServe(ctx, *httpAddr, p, reg); err != nil {
 			fail(fmt.Errorf("debug page: %w", err))
 		}
 	}()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	logger.Info("running", "debug_page", "http://"+*httpAddr+"/")
 	err = p.Run(ctx)
-	srv.Close()
 	if err != nil {
 		fail(err)
 	}

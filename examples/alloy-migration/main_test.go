@@ -135,7 +135,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Resident memory with the 20 containers: sampled every second for
-	// 10s while they keep logging and the scrapes go on.
+	// 10s while they keep logging and the scrapes go on (the sampling
+	// period is the measurement, not a wait for something).
 	var rss, hwm int
 	for range 10 {
 		time.Sleep(time.Second)

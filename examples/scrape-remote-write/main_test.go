@@ -25,14 +25,18 @@ func TestNodeExporterToPrometheus(t *testing.T) {
 		cpu := prom.Query(t, `node_cpu_seconds_total{instance="`+node+`"}`, time.Now())
 		return len(up) == 1 && up[0].Float(t) == 1 && len(self) == 1 && len(cpu) > 0
 	}
-	for !ok() && time.Now().Before(deadline) {
+	// Decide before stopping: a stopped scraper writes staleness markers,
+	// after which the instant queries above find nothing.
+	arrived := ok()
+	for !arrived && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
+		arrived = ok()
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if !ok() {
+	if !arrived {
 		t.Fatal("up, node_exporter series or the program's own metrics did not arrive in Prometheus")
 	}
 }

@@ -1,23 +1,16 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium for the debug page's browser test (headless
-# screenshots and DOM dumps of pipeline.Handler). Prints FERRY_CHROMIUM_BIN on
+# screenshots and DOM dumps of debugui.Handler). Prints FERRY_CHROMIUM_BIN on
 # stdout; all other output goes to stderr.
 set -euo pipefail
+# shellcheck source=../lib/as_root.sh
+. "$(dirname "$0")/../lib/as_root.sh"
 
 BIN=/usr/bin/chromium
 
 if [ ! -x "$BIN" ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "chromium.sh: need root to install chromium" >&2
-		exit 0
-	fi
-	export DEBIAN_FRONTEND=noninteractive
 	# Fonts, so that the screenshot shows text rather than boxes.
-	pkgs=(chromium fonts-dejavu-core)
-	if ! apt-get install -y --no-install-recommends "${pkgs[@]}" >&2; then
-		apt-get update >&2
-		apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
-	fi
+	apt_install chromium fonts-dejavu-core || true
 fi
 
 if [ -x "$BIN" ]; then

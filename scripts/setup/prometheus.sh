@@ -5,6 +5,8 @@
 # Prints FERRY_PROMETHEUS_BIN and FERRY_NODE_EXPORTER_BIN on stdout; all
 # other output goes to stderr.
 set -euo pipefail
+# shellcheck source=../lib/as_root.sh
+. "$(dirname "$0")/../lib/as_root.sh"
 
 PROM_BIN=/usr/bin/prometheus
 NODE_BIN=/usr/bin/prometheus-node-exporter
@@ -14,35 +16,28 @@ need=()
 [ -x "$NODE_BIN" ] || need+=(prometheus-node-exporter)
 
 if [ "${#need[@]}" -gt 0 ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "prometheus.sh: need root to install ${need[*]}" >&2
-		exit 0
-	fi
 	# Keep the packages' postinst from starting their daemons: invoke-rc.d
 	# consults policy-rc.d, and exit code 101 means "action forbidden".
+	# Everything here needs root, so it runs through as_root.
 	policy=/usr/sbin/policy-rc.d
 	had_policy=0
 	if [ -e "$policy" ]; then
 		had_policy=1
-		cp -p "$policy" "$policy.ferry-save"
+		as_root cp -p "$policy" "$policy.ferry-save"
 	fi
-	printf '#!/bin/sh\nexit 101\n' >"$policy"
-	chmod 755 "$policy"
 	restore_policy() {
 		if [ "$had_policy" = 1 ]; then
-			mv -f "$policy.ferry-save" "$policy"
+			as_root mv -f "$policy.ferry-save" "$policy"
 		else
-			rm -f "$policy"
+			as_root rm -f "$policy"
 		fi
 	}
-	trap restore_policy EXIT
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y --no-install-recommends "${need[@]}" >&2; then
-		apt-get update >&2
-		apt-get install -y --no-install-recommends "${need[@]}" >&2
+	if printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod 755 "$policy"; then
+		trap restore_policy EXIT
+		apt_install "${need[@]}" || true
+		restore_policy
+		trap - EXIT
 	fi
-	restore_policy
-	trap - EXIT
 fi
 
 # Whatever started them (an older install, a service manager), the packaged

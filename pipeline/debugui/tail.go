@@ -1,8 +1,7 @@
-package pipeline
+package debugui
 
 import (
 	"fmt"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -182,7 +181,7 @@ func (h *debugHandler) tailPage(w http.ResponseWriter, r *http.Request) {
 	// Both parts are escaped here: the name by PathEscape, the bounds by
 	// url.Values.
 	api := d.Root + "api/v1/components/" + url.PathEscape(s.Name) + "/tail?"
-	d.TailSSE = template.URL(api + "format=sse&" + d.Tail.Query())
-	d.TailText = template.URL(api + d.Tail.Query())
-	h.render(w, http.StatusOK, "tail.html", d)
+	d.TailSSE = api + "format=sse&" + d.Tail.Query()
+	d.TailText = api + d.Tail.Query()
+	h.render(w, http.StatusOK, renderTail, d)
 }

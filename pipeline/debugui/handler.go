@@ -1,11 +1,10 @@
-package pipeline
+package debugui
 
 import (
-	"embed"
+	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -16,39 +15,22 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/redact"
+	"github.com/ferrydev/ferry/pipeline"
 )
 
-//go:embed ui/*.html ui/*.css
-var uiFS embed.FS
-
-var uiTemplates = template.Must(template.New("ui").Funcs(template.FuncMap{
-	"count":    humanCount,
-	"bytes":    humanBytes,
-	"duration": humanDuration,
-	"ago":      ago,
-	"stamp":    stamp,
-	"pathesc":  url.PathEscape,
-	"color":    healthColor,
-	"redact":   redact.String,
-	"fillpct":  fillPercent,
-	"css":      func() template.CSS { return template.CSS(uiCSS) },
-}).ParseFS(uiFS, "ui/*.html"))
-
-var uiCSS = func() string {
-	b, err := uiFS.ReadFile("ui/style.css")
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}()
+//go:embed ui/style.css
+var uiCSS string
 
 // maxTails bounds the live tails served at once by one Handler.
 const maxTails = 4
 
-// Handler returns the pipeline's debug page and its API, to mount on any
-// mux, at the root or under a prefix with http.StripPrefix:
+// Handler returns the debug page of p and its API, to mount on any mux, at
+// the root or under a prefix with http.StripPrefix:
 //
-//	mux.Handle("/debug/ferry/", http.StripPrefix("/debug/ferry", p.Handler()))
+//	mux.Handle("/debug/ferry/", http.StripPrefix("/debug/ferry", debugui.Handler(p)))
+//
+// A program that has no mux of its own calls ListenAndServe or Serve
+// instead, which add /metrics.
 //
 // Every link is relative, so the page works wherever it is mounted, and
 // needs nothing from the network: styles are inline, the graph is an SVG
@@ -72,18 +54,20 @@ const maxTails = 4
 //	GET /-/ready                             readiness: see Pipeline.Ready; 200 or 503
 //	GET /-/healthy                           liveness: 200 whenever the handler can answer
 //
-// The live tail exists only while someone reads it (Pipeline.Tap): it
+// The live tail exists only while someone reads it (pipeline.Pipeline.Tap): it
 // samples one batch in every ?every= (default 1) and at most ?items=
 // (default 10) items of it, and ends after ?lines= lines (default 100, at
 // most 10000) or ?seconds= seconds (default 30, at most 600), or when the
 // client goes away. At most 4 tails run at once; more get 429.
 //
 // Everything that came from outside the program (errors, targets, labels,
-// positions, tailed lines) passes through Redact before it is shown.
+// positions, tailed lines) is redacted before it is shown: credentials in
+// URLs, authorization headers, tokens, and the values of secret-named
+// parameters and labels.
 //
 // The handler only reads snapshots of the counters the pipeline keeps
 // anyway, so it adds nothing to the data path while nobody looks.
-func (p *Pipeline) Handler() http.Handler {
+func Handler(p *pipeline.Pipeline) http.Handler {
 	h := &debugHandler{p: p, tails: make(chan struct{}, maxTails)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.index)
@@ -112,47 +96,16 @@ func (p *Pipeline) Handler() http.Handler {
 	})
 }
 
-// Ready reports whether the pipeline is ready: nil once Run has been called
-// and while no component is failing, and otherwise an error that says why
-// (not started, or which components fail and with what, redacted). Degraded
-// and unknown components do not make a pipeline unready: they still work,
-// or have not had anything to do yet. Ready does not change when Run
-// returns: a program that keeps serving afterwards knows that itself.
-// /-/ready of Handler answers with it.
-func (p *Pipeline) Ready() error {
-	p.mu.Lock()
-	started := p.started
-	p.mu.Unlock()
-	if !started {
-		return errors.New("pipeline not started")
-	}
-	var failing []string
-	for _, n := range p.nodes {
-		s := n.c.status()
-		if s.Health == ferry.Failing {
-			msg := fmt.Sprintf("%s %q is failing", s.Kind, s.Name)
-			if s.LastError != "" {
-				msg += ": " + shorten(redact.String(s.LastError), 200)
-			}
-			failing = append(failing, msg)
-		}
-	}
-	if len(failing) > 0 {
-		return errors.New(strings.Join(failing, "; "))
-	}
-	return nil
-}
-
 type debugHandler struct {
-	p     *Pipeline
+	p     *pipeline.Pipeline
 	tails chan struct{} // semaphore of running tails
 }
 
-// componentJSON is one component in the API: a Status with secrets
+// componentJSON is one component in the API: a pipeline.Status with secrets
 // redacted and durations in seconds.
 type componentJSON struct {
 	Name       string            `json:"name"`
-	Kind       Kind              `json:"kind"`
+	Kind       pipeline.Kind     `json:"kind"`
 	Inputs     []string          `json:"inputs"`
 	Outputs    []string          `json:"outputs"`
 	Health     string            `json:"health"`
@@ -194,7 +147,7 @@ type healthJSON struct {
 // snapshot is one consistent read of every component, with outputs
 // derived from inputs.
 type snapshot struct {
-	sts     []Status
+	sts     []pipeline.Status
 	outputs map[string][]string
 	ready   error
 }
@@ -210,16 +163,16 @@ func (h *debugHandler) snapshot() snapshot {
 	return snapshot{sts: sts, outputs: out, ready: h.p.Ready()}
 }
 
-func (sn snapshot) find(name string) (Status, bool) {
+func (sn snapshot) find(name string) (pipeline.Status, bool) {
 	for _, s := range sn.sts {
 		if s.Name == name {
 			return s, true
 		}
 	}
-	return Status{}, false
+	return pipeline.Status{}, false
 }
 
-func toJSON(s Status, outputs []string) componentJSON {
+func toJSON(s pipeline.Status, outputs []string) componentJSON {
 	c := componentJSON{
 		Name:        s.Name,
 		Kind:        s.Kind,
@@ -261,7 +214,7 @@ func nonNil(s []string) []string {
 
 // withDetails adds what only the component's own view shows: its targets
 // and its read positions, redacted.
-func (h *debugHandler) withDetails(c *componentJSON, s Status) {
+func (h *debugHandler) withDetails(c *componentJSON, s pipeline.Status) {
 	for _, t := range s.Targets {
 		c.Targets = append(c.Targets, redact.Labels(t))
 	}
@@ -369,8 +322,8 @@ type pageData struct {
 	MorePos   int
 
 	Tail     tailParams
-	TailSSE  template.URL // the tail endpoint as server-sent events
-	TailText template.URL // and as plain text
+	TailSSE  string // the tail endpoint as server-sent events
+	TailText string // and as plain text
 }
 
 type healthCount struct {
@@ -380,7 +333,7 @@ type healthCount struct {
 }
 
 type rowView struct {
-	Status
+	pipeline.Status
 	HealthName string
 	Color      string
 	Href       string
@@ -401,7 +354,7 @@ const (
 	pageMaxPositions = 500
 )
 
-func rowOf(s Status, href string) rowView {
+func rowOf(s pipeline.Status, href string) rowView {
 	r := rowView{Status: s, HealthName: s.Health.String(), Color: healthColor(s.Health), Href: href, Error: redact.String(s.LastError)}
 	for _, n := range s.Dropped {
 		r.DropTotal += n
@@ -421,22 +374,18 @@ func refreshParam(r *http.Request, def int) int {
 	return min(n, 3600)
 }
 
-func (h *debugHandler) render(w http.ResponseWriter, code int, name string, d *pageData) {
+func (h *debugHandler) render(w http.ResponseWriter, code int, page func(*pageData) string, d *pageData) {
 	if d.Ready == nil {
 		d.Ready = h.p.Ready()
 	}
-	var buf strings.Builder
-	if err := uiTemplates.ExecuteTemplate(&buf, name, d); err != nil {
-		http.Error(w, "template: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
+	body := page(d)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	w.Write([]byte(buf.String()))
+	io.WriteString(w, body)
 }
 
-func summary(sts []Status) []healthCount {
+func summary(sts []pipeline.Status) []healthCount {
 	var out []healthCount
 	for _, hs := range []ferry.Health{ferry.Healthy, ferry.Degraded, ferry.Failing, ferry.HealthUnknown} {
 		n := 0
@@ -466,24 +415,19 @@ func (h *debugHandler) index(w http.ResponseWriter, r *http.Request) {
 	for _, s := range sn.sts {
 		d.Components = append(d.Components, rowOf(s, componentHref(s.Name)))
 	}
-	h.render(w, http.StatusOK, "index.html", d)
+	h.render(w, http.StatusOK, renderIndex, d)
 }
 
 func (h *debugHandler) graphSVG(w http.ResponseWriter, r *http.Request) {
 	sn := h.snapshot()
 	g := layoutGraph(sn.sts, componentHref)
-	var buf strings.Builder
-	if err := uiTemplates.ExecuteTemplate(&buf, "graph", g); err != nil {
-		http.Error(w, "template: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
 	w.Header().Set("Content-Type", "image/svg+xml")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write([]byte(buf.String()))
+	io.WriteString(w, renderGraph(g))
 }
 
 func (h *debugHandler) notFound(w http.ResponseWriter, root, name string) {
-	h.render(w, http.StatusNotFound, "notfound.html", &pageData{Title: "No component " + name, Root: root, C: rowView{Status: Status{Name: name}}})
+	h.render(w, http.StatusNotFound, renderNotFound, &pageData{Title: "No component " + name, Root: root, C: rowView{Status: pipeline.Status{Name: name}}})
 }
 
 func (h *debugHandler) component(w http.ResponseWriter, r *http.Request) {
@@ -530,7 +474,7 @@ func (h *debugHandler) component(w http.ResponseWriter, r *http.Request) {
 			d.Positions = append(d.Positions, posView{redact.String(k), redact.String(pos[k])})
 		}
 	}
-	h.render(w, http.StatusOK, "component.html", d)
+	h.render(w, http.StatusOK, renderComponent, d)
 }
 
 // Formatting helpers of the templates.
@@ -599,3 +543,6 @@ func fillPercent(n, c int) int {
 	}
 	return min(100, n*100/c)
 }
+
+// healthStates are the health states in the order the API lists them.
+var healthStates = []ferry.Health{ferry.HealthUnknown, ferry.Healthy, ferry.Degraded, ferry.Failing}

@@ -1,4 +1,4 @@
-package pipeline_test
+package debugui_test
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferrydev/ferry/internal/peers"
+	"github.com/ferrydev/ferry/pipeline/debugui"
 )
 
 // Every health colour, the component pages with targets and positions, and
@@ -17,7 +18,7 @@ import (
 func TestHandlerInChromium(t *testing.T) {
 	bin := peers.Chromium(t)
 	p, _ := testPipeline(t)
-	srv := httptest.NewServer(p.Handler())
+	srv := httptest.NewServer(debugui.Handler(p))
 	defer srv.Close()
 
 	dom := peers.Browse(t, bin, srv.URL+"/?refresh=0", "--dump-dom")

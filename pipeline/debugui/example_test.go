@@ -1,22 +1,26 @@
-package pipeline_test
+package debugui_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/pipeline/debugui"
 	"github.com/ferrydev/ferry/sink/sinktest"
 	"github.com/ferrydev/ferry/source"
 )
 
 // Mount the debug page under a prefix of the program's own mux; ask it
 // for readiness and for one component as JSON.
-func ExamplePipeline_Handler() {
+func ExampleHandler() {
 	fake := &sinktest.Sink[ferry.Entry]{}
 	fake.FailPermanently(errors.New("push to https://user:hunter2@loki.example/push: 401"))
 	b := pipeline.New()
@@ -27,7 +31,7 @@ func ExamplePipeline_Handler() {
 	p.Run(context.Background())
 
 	mux := http.NewServeMux()
-	mux.Handle("/debug/ferry/", http.StripPrefix("/debug/ferry", p.Handler()))
+	mux.Handle("/debug/ferry/", http.StripPrefix("/debug/ferry", debugui.Handler(p)))
 
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/ferry/-/ready", nil))
@@ -50,14 +54,32 @@ func ExamplePipeline_Handler() {
 	// permanent: push to https://user:<redacted>@loki.example/push: 401
 }
 
-func ExamplePipeline_Ready() {
+// Serve the debug page and /metrics on a listener until the context ends.
+func ExampleServe() {
 	b := pipeline.New()
-	pipeline.To(b, "out", &sinktest.Sink[ferry.Entry]{}, pipeline.FromSource(b, "in", &source.Slice[ferry.Entry]{}))
+	pipeline.To(b, "out", &sinktest.Sink[ferry.Entry]{}, pipeline.FromSource(b, "in", &source.Slice[ferry.Entry]{
+		Items: []ferry.Entry{{Line: "hello"}},
+	}))
 	p, _ := b.Build()
-	fmt.Println(p.Ready())
 	p.Run(context.Background())
-	fmt.Println(p.Ready())
+
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- debugui.Serve(ctx, ln, p, nil) }()
+
+	resp, _ := http.Get("http://" + ln.Addr().String() + "/metrics")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for l := range strings.Lines(string(body)) {
+		if strings.HasPrefix(l, "ferry_component_items_in_total") {
+			fmt.Print(l)
+		}
+	}
+	stop()
+	fmt.Println("stopped:", <-served)
 	// Output:
-	// pipeline not started
-	// <nil>
+	// ferry_component_items_in_total{component="in",kind="source"} 0
+	// ferry_component_items_in_total{component="out",kind="sink"} 1
+	// stopped: <nil>
 }

@@ -1,4 +1,4 @@
-package pipeline_test
+package debugui_test
 
 import (
 	"bufio"
@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/pipeline/debugui"
 	"github.com/ferrydev/ferry/process"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink/sinktest"
@@ -180,7 +182,7 @@ var wantColors = map[string]string{
 
 func TestHandlerIndex(t *testing.T) {
 	p, _ := testPipeline(t)
-	h := p.Handler()
+	h := debugui.Handler(p)
 	rec := get(t, h, "/")
 	body := rec.Body.String()
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
@@ -221,7 +223,7 @@ func TestHandlerIndex(t *testing.T) {
 
 func TestHandlerGraphSVG(t *testing.T) {
 	p, _ := testPipeline(t)
-	rec := get(t, p.Handler(), "/graph.svg")
+	rec := get(t, debugui.Handler(p), "/graph.svg")
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "image/svg+xml" {
 		t.Fatalf("GET /graph.svg = %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
@@ -248,11 +250,11 @@ func TestHandlerGraphSVG(t *testing.T) {
 
 func TestHandlerComponentPage(t *testing.T) {
 	p, _ := testPipeline(t)
-	h := p.Handler()
+	h := debugui.Handler(p)
 	cases := map[string][]string{
 		"loki": {`data-health="failing"`, `id="last-error"`, "push to https://ferry:&lt;redacted&gt;@loki.example/loki/api/v1/push: 401 Unauthorized",
-			`<a href="parse">parse</a>`, `href="loki/tail"`, `href="../api/v1/components/loki"`},
-		"parse":  {`data-health="degraded"`, "token=&lt;redacted&gt;", `<td>too_large</td>`, `<a href="logs">logs</a>`, `<a href="loki">loki</a>`},
+			`<a href="./parse">parse</a>`, `href="./loki/tail"`, `href="../api/v1/components/loki"`},
+		"parse":  {`data-health="degraded"`, "token=&lt;redacted&gt;", `<td>too_large</td>`, `<a href="./logs">logs</a>`, `<a href="./loki">loki</a>`},
 		"docker": {"Targets (1)", `__meta_docker_container_label_db_password=&#34;&lt;redacted&gt;&#34;`, `__address__=&#34;web:80&#34;`},
 		"logs":   {"Read positions", "https://reader:&lt;redacted&gt;@files.example/app.log", "offset="},
 		"idle":   {`data-health="unknown"`, "No targets."},
@@ -277,7 +279,7 @@ func TestHandlerComponentPage(t *testing.T) {
 
 func TestHandlerAPI(t *testing.T) {
 	p, _ := testPipeline(t)
-	h := p.Handler()
+	h := debugui.Handler(p)
 
 	type comp struct {
 		Name        string              `json:"name"`
@@ -380,7 +382,7 @@ func TestHandlerReadyAndHealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := p.Handler()
+	h := debugui.Handler(p)
 	if rec := get(t, h, "/-/ready"); rec.Code != 503 || rec.Body.String() != "Ferry is not ready: pipeline not started\n" {
 		t.Errorf("before Run: %d %q", rec.Code, rec.Body.String())
 	}
@@ -395,7 +397,7 @@ func TestHandlerReadyAndHealthy(t *testing.T) {
 	}
 
 	failing, _ := testPipeline(t)
-	rec := get(t, failing.Handler(), "/-/ready")
+	rec := get(t, debugui.Handler(failing), "/-/ready")
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `sink "loki" is failing: permanent: push to https://ferry:<redacted>@loki.example`) {
 		t.Errorf("failing sink: %d %q", rec.Code, rec.Body.String())
 	}
@@ -404,7 +406,7 @@ func TestHandlerReadyAndHealthy(t *testing.T) {
 
 func TestHandlerTail(t *testing.T) {
 	p, _ := testPipeline(t)
-	srv := httptest.NewServer(p.Handler())
+	srv := httptest.NewServer(debugui.Handler(p))
 	defer srv.Close()
 
 	resp, err := http.Get(srv.URL + "/api/v1/components/logs/tail?lines=3")
@@ -498,11 +500,11 @@ func TestHandlerTail(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	rec := get(t, p.Handler(), "/component/logs/tail?lines=5")
+	rec := get(t, debugui.Handler(p), "/component/logs/tail?lines=5")
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `data-src="../../api/v1/components/logs/tail?format=sse&amp;every=1&amp;items=10&amp;lines=5&amp;seconds=30"`) {
 		t.Errorf("tail page %d:\n%s", rec.Code, rec.Body.String())
 	}
-	if rec := get(t, p.Handler(), "/component/nope/tail"); rec.Code != 404 {
+	if rec := get(t, debugui.Handler(p), "/component/nope/tail"); rec.Code != 404 {
 		t.Errorf("tail page of unknown component: %d", rec.Code)
 	}
 }
@@ -513,7 +515,7 @@ func TestHandlerUnderPrefixAndOddNames(t *testing.T) {
 	pipeline.To(b, "to loki/eu", fake, pipeline.FromSource(b, "in", &source.Slice[ferry.Entry]{}))
 	p, _ := b.Build()
 	mux := http.NewServeMux()
-	mux.Handle("/debug/ferry/", http.StripPrefix("/debug/ferry", p.Handler()))
+	mux.Handle("/debug/ferry/", http.StripPrefix("/debug/ferry", debugui.Handler(p)))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -537,5 +539,33 @@ func TestHandlerUnderPrefixAndOddNames(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "<h1>to loki/eu</h1>") {
 		t.Fatalf("component page %d:\n%s", resp.StatusCode, body)
+	}
+}
+
+// Names are the program's, but the page treats them as text: markup in a
+// name stays text, and a name that looks like a URL scheme stays a
+// relative link.
+func TestHandlerHostileNames(t *testing.T) {
+	b := pipeline.New()
+	const evil = `javascript:alert(1)"><script>x</script>`
+	in := pipeline.FromSource(b, evil, &source.Slice[ferry.Entry]{})
+	pipeline.To(b, "out", &sinktest.Sink[ferry.Entry]{}, in)
+	p, _ := b.Build()
+	h := debugui.Handler(p)
+	for _, target := range []string{"/", "/graph.svg", "/component/out", "/component/" + url.PathEscape(evil), "/component/" + url.PathEscape(evil) + "/tail"} {
+		rec := get(t, h, target)
+		if rec.Code != 200 {
+			t.Fatalf("GET %s = %d", target, rec.Code)
+		}
+		body := rec.Body.String()
+		if strings.Contains(body, "<script>x") || strings.Contains(body, `href="javascript:`) || strings.Contains(body, `"><script`) {
+			t.Errorf("GET %s lets the name out of its text:\n%s", target, body)
+		}
+		if !strings.Contains(body, "javascript:alert(1)&#34;&gt;&lt;script&gt;x&lt;/script&gt;") {
+			t.Errorf("GET %s does not show the name as text:\n%s", target, body)
+		}
+	}
+	if body := get(t, h, "/component/out").Body.String(); !strings.Contains(body, `<a href="./javascript:alert%281%29%22%3E%3Cscript%3Ex%3C%2Fscript%3E">`) {
+		t.Errorf("input link:\n%s", body)
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package debugui
 
 import (
 	"cmp"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/redact"
+	"github.com/ferrydev/ferry/pipeline"
 )
 
 // The colours of the health states on the debug page. The graph sets them
@@ -52,7 +53,7 @@ type graphNode struct {
 	Name       string
 	Label      string // Name, shortened to fit
 	Href       string // relative to the page at the handler's root
-	Kind       Kind
+	Kind       pipeline.Kind
 	Health     string
 	Fill       string
 	Counters   string // live counters line
@@ -72,7 +73,7 @@ type graphEdge struct {
 // out handles only for components already added), so one pass suffices.
 // Within a column, components follow the mean row of their inputs, which
 // keeps most edges short and uncrossed.
-func layoutGraph(sts []Status, href func(name string) string) graphView {
+func layoutGraph(sts []pipeline.Status, href func(name string) string) graphView {
 	layer := make(map[string]int, len(sts))
 	idx := make(map[string]int, len(sts))
 	for i, s := range sts {
@@ -158,7 +159,7 @@ func layoutGraph(sts []Status, href func(name string) string) graphView {
 	return g
 }
 
-func nodeView(s Status, x, y int, href string) graphNode {
+func nodeView(s pipeline.Status, x, y int, href string) graphNode {
 	n := graphNode{
 		X: x, Y: y, W: graphNodeW, H: graphNodeH,
 		Name:   s.Name,
@@ -169,14 +170,14 @@ func nodeView(s Status, x, y int, href string) graphNode {
 		Fill:   healthColor(s.Health),
 	}
 	switch s.Kind {
-	case KindDiscoverer, KindRelabel:
+	case pipeline.KindDiscoverer, pipeline.KindRelabel:
 		n.Counters = fmt.Sprintf("%d targets", len(s.Targets))
 		if len(s.Targets) == 1 {
 			n.Counters = "1 target"
 		}
-	case KindSource:
+	case pipeline.KindSource:
 		n.Counters = "out " + humanCount(s.ItemsOut) + " · " + humanBytes(s.BytesOut)
-	case KindSink:
+	case pipeline.KindSink:
 		n.Counters = "in " + humanCount(s.ItemsIn) + " · " + humanBytes(s.BytesIn)
 	default:
 		n.Counters = "in " + humanCount(s.ItemsIn) + " · out " + humanCount(s.ItemsOut)
@@ -192,7 +193,7 @@ func nodeView(s Status, x, y int, href string) graphNode {
 		n.ExtraColor = "#9b2c2c"
 	case s.QueueCap > 0 && s.QueueLen > 0:
 		n.Extra = fmt.Sprintf("queue %d/%d", s.QueueLen, s.QueueCap)
-	case s.Lag > 0 && s.Kind == KindSource:
+	case s.Lag > 0 && s.Kind == pipeline.KindSource:
 		n.Extra = "lag " + humanDuration(s.Lag)
 	}
 	n.Title = s.Name + " (" + string(s.Kind) + "): " + n.Health
