@@ -70,7 +70,7 @@ func dockerLogs(b *pipeline.Builder, dataDir string, lokiSink sink.Sink[ferry.En
 	if err != nil {
 		return err
 	}
-	logs := pipeline.FromTargets(b, "docker_logs", &dockerlogs.Source{Positions: pos}, containers)
+	logs := pipeline.FromTargets(b, "docker_logs", &dockerlogs.Source{PositionsFile: pos}, containers)
 	// end snippet
 
 	pipeline.To(b, "loki", lokiSink, logs)
@@ -90,8 +90,8 @@ func fileLogs(b *pipeline.Builder, dataDir, logDir string, lokiSink sink.Sink[fe
 		Labels: labels.FromStrings("job", "varlogs"),
 	}}})
 	logs := pipeline.FromTargets(b, "tail", &filetail.Source{
-		Positions: pos,
-		Start:     filetail.StartBeginning,
+		PositionsFile: pos,
+		StartAt:       filetail.StartBeginning,
 	}, files)
 	// end snippet
 
@@ -121,7 +121,7 @@ func lokiWrite(b *pipeline.Builder, logs pipeline.Stream[ferry.Entry]) *loki.Sin
 		TenantID:       "team-a",
 		ExternalLabels: labels.FromStrings("cluster", "eu-1"),
 		BatchWait:      time.Second,
-		BatchSize:      1 << 20,
+		BatchBytes:     1 << 20,
 	}
 	pipeline.To(b, "loki", lokiSink, logs)
 	// end snippet
@@ -288,6 +288,9 @@ func TestLokiWriteSnippet(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pushed := make(chan ferry.Batch[ferry.Entry], 16)
+	if err := recv.Start(ctx, ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
 	go recv.Run(ctx, pushed)
 
 	b := pipeline.New()

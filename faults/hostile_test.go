@@ -107,7 +107,7 @@ func TestHostileFiles(t *testing.T) {
 
 	b := pipeline.New(pipeline.WithLogger(quietLogger(t)))
 	m := pipeline.Discover(b, "local.file_match", &file.Discoverer{Patterns: []file.Pattern{{Path: filepath.Join(dir, "*.log"), Labels: labels.FromStrings("job", "hostile")}}})
-	logs := pipeline.FromTargets(b, "loki.source.file", &filetail.Source{Start: filetail.StartBeginning}, m)
+	logs := pipeline.FromTargets(b, "loki.source.file", &filetail.Source{StartAt: filetail.StartBeginning}, m)
 	pipeline.To(b, "loki.write", &loki.Sink{URL: base + "/insert/loki/api/v1/push", BatchWait: 100 * time.Millisecond, MinBackoff: 100 * time.Millisecond}, logs)
 	mem := sample(os.Getpid(), 250*time.Millisecond)
 	p, stop := runPipeline(t, b)

@@ -73,9 +73,9 @@ func TestSoak(t *testing.T) {
 	tg := pipeline.RelabelTargets(b, "discovery.relabel", []relabel.Rule{
 		relabel.Replace([]string{docker.LabelContainerName}, "/(.*)", "container", "$1"),
 	}, d)
-	ctrLogs := pipeline.FromTargets(b, "loki.source.docker", &dockerlogs.Source{Positions: pf, SaveInterval: time.Second}, tg)
+	ctrLogs := pipeline.FromTargets(b, "loki.source.docker", &dockerlogs.Source{PositionsFile: pf, SaveInterval: time.Second}, tg)
 	m := pipeline.Discover(b, "local.file_match", &file.Discoverer{Patterns: []file.Pattern{{Path: filepath.Join(logDir, "app.log"), Labels: labels.FromStrings("job", "soak")}}})
-	fileLogs := pipeline.FromTargets(b, "loki.source.file", &filetail.Source{Positions: pf, SaveInterval: time.Second, Start: filetail.StartBeginning}, m)
+	fileLogs := pipeline.FromTargets(b, "loki.source.file", &filetail.Source{PositionsFile: pf, SaveInterval: time.Second, StartAt: filetail.StartBeginning}, m)
 	pipeline.To(b, "loki.write", &loki.Sink{URL: base + "/insert/loki/api/v1/push", BatchWait: 200 * time.Millisecond}, ctrLogs, fileLogs)
 	sc := &scrape.Scraper{Interval: time.Second, Timeout: time.Second}
 	st := pipeline.Discover(b, "discovery.static", discovery.Addresses([]string{seqAddr, nodeAddr}, "job", "soak"))

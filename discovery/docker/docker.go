@@ -37,6 +37,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/relabel"
 )
 
 // The meta labels of Docker targets, as Prometheus names them.
@@ -473,3 +474,8 @@ func networksOf(c *container.Summary) map[string]*network.EndpointSettings {
 	}
 	return c.NetworkSettings.Networks
 }
+
+// TargetLabels lists the labels of the targets this discoverer sends, so
+// that pipeline.Builder.Build can report a relabel rule that reads one that
+// never exists on a target (such as the per-line log stream label).
+func (d *Discoverer) TargetLabels() []string { return relabel.DockerTargetLabels() }

@@ -81,7 +81,7 @@ func (c *collectFlags) addLogs(b *pipeline.Builder, pf *positions.File) []pipeli
 		}
 		containers := pipeline.Discover(b, "discovery.docker", d)
 		targets := pipeline.RelabelTargets(b, "discovery.relabel", containerRules(), containers)
-		logs = append(logs, pipeline.FromTargets(b, "loki.source.docker", &dockerlogs.Source{Host: c.dockerHost, Positions: pf}, targets))
+		logs = append(logs, pipeline.FromTargets(b, "loki.source.docker", &dockerlogs.Source{Host: c.dockerHost, PositionsFile: pf}, targets))
 	}
 	if c.files != "" {
 		var patterns []file.Pattern
@@ -91,7 +91,7 @@ func (c *collectFlags) addLogs(b *pipeline.Builder, pf *positions.File) []pipeli
 			}
 		}
 		matches := pipeline.Discover(b, "local.file_match", &file.Discoverer{Patterns: patterns})
-		logs = append(logs, pipeline.FromTargets(b, "loki.source.file", &filetail.Source{Positions: pf}, matches))
+		logs = append(logs, pipeline.FromTargets(b, "loki.source.file", &filetail.Source{PositionsFile: pf}, matches))
 	}
 	return logs
 }

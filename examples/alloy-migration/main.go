@@ -96,7 +96,7 @@ func main() {
 
 	// loki.source.docker "containers" -> loki.write "default"
 	logs := pipeline.FromTargets(b, "loki.source.docker.containers", &dockerlogs.Source{
-		Host: *dockerURL, Positions: pos,
+		Host: *dockerURL, PositionsFile: pos,
 	}, containers)
 	pipeline.To(b, "loki.write.default", &loki.Sink{URL: *lokiURL}, logs)
 

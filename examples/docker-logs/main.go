@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		relabel.Replace([]string{docker.LabelContainerName}, "/(.*)", "container", "$1"),
 		relabel.Copy("__meta_docker_container_label_com_docker_compose_service", "service"),
 	}, containers)
-	logs := pipeline.FromTargets(b, "logs", &dockerlogs.Source{Host: *host, Positions: pf}, targets)
+	logs := pipeline.FromTargets(b, "logs", &dockerlogs.Source{Host: *host, PositionsFile: pf}, targets)
 	var out sink.Sink[ferry.Entry] = &sink.Console[ferry.Entry]{W: stdout}
 	if *lokiURL != "" {
 		out = &loki.Sink{URL: *lokiURL}

@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	files := pipeline.Discover(b, "files", &file.Discoverer{Patterns: []file.Pattern{
 		{Path: *glob, Labels: labels.FromStrings("job", "files")},
 	}})
-	logs := pipeline.FromTargets(b, "tail", &filetail.Source{Positions: pf, Start: start}, files)
+	logs := pipeline.FromTargets(b, "tail", &filetail.Source{PositionsFile: pf, StartAt: start}, files)
 	logs = pipeline.Process(b, "parse", stages, logs)
 	var out sink.Sink[ferry.Entry] = &sink.Console[ferry.Entry]{W: stdout}
 	if *lokiURL != "" {

@@ -22,7 +22,13 @@ func ExampleSink() {
 	received := make(chan ferry.Batch[ferry.Entry], 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go (&lokipush.Server{Listener: ln}).Run(ctx, received)
+	srv := &lokipush.Server{Listener: ln}
+	if err := srv.Start(ctx, ferry.NopReporter()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close(context.Background())
+	go srv.Run(ctx, received)
 
 	s := &loki.Sink{
 		URL:            "http://" + ln.Addr().String() + "/loki/api/v1/push",

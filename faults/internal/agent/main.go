@@ -72,7 +72,7 @@ func run(ctx context.Context) error {
 			relabel.Replace([]string{docker.LabelContainerName}, "/(.*)", "container", "$1"),
 		}, d)
 		logs = append(logs, pipeline.FromTargets(b, "loki.source.docker",
-			&dockerlogs.Source{Host: *dockerHost, Positions: pf, SaveInterval: *save}, t))
+			&dockerlogs.Source{Host: *dockerHost, PositionsFile: pf, SaveInterval: *save}, t))
 	}
 	if *files != "" {
 		var pats []file.Pattern
@@ -81,7 +81,7 @@ func run(ctx context.Context) error {
 		}
 		m := pipeline.Discover(b, "local.file_match", &file.Discoverer{Patterns: pats, RefreshInterval: 200 * time.Millisecond})
 		logs = append(logs, pipeline.FromTargets(b, "loki.source.file", &filetail.Source{
-			Positions: pf, SaveInterval: *save, Start: filetail.StartBeginning,
+			PositionsFile: pf, SaveInterval: *save, StartAt: filetail.StartBeginning,
 			PollInterval: 100 * time.Millisecond, RotateWait: time.Second,
 		}, m))
 	}
