@@ -22,8 +22,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 		exit 0
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	# policy-rc.d keeps the package's postinst from starting the system
-	# daemon in a container without an init system.
 	if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
 		apt-get update >&2
 		apt-get install -y --no-install-recommends "${missing[@]}" >&2
