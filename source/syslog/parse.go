@@ -502,8 +502,8 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 			i = j
 		}
 	}
-	if year == 0 {
-		if y, ok := digits(b[i+1:], 4); ok && i < len(b) && b[i] == ' ' && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
+	if year == 0 && i < len(b) && b[i] == ' ' {
+		if y, ok := digits(b[i+1:], 4); ok && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
 			year = y
 			i += 5
 		}
