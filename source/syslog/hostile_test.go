@@ -161,4 +161,3 @@ func raiseFDLimit(t testing.TB, n int) int {
 	}
 	return n
 }
-

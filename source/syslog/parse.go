@@ -1,6 +1,7 @@
 package syslog
 
 import (
+	"bytes"
 	"errors"
 	"time"
 )
@@ -86,8 +87,27 @@ type Parser struct {
 	// Location of RFC 3164 timestamps without a zone (default UTC).
 	Location *time.Location
 	// Now returns the current time, for the year of RFC 3164 timestamps
-	// (default time.Now).
+	// (default time.Now, read at most once a second of parsing).
 	Now func() time.Time
+
+	// The reference time for the year of RFC 3164 timestamps, refreshed
+	// every nowEvery messages: reading the clock per message would cost
+	// more than parsing it.
+	now     time.Time
+	nowLeft int
+}
+
+const nowEvery = 1024
+
+func (p *Parser) reference() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	if p.nowLeft <= 0 {
+		p.now, p.nowLeft = time.Now(), nowEvery
+	}
+	p.nowLeft--
+	return p.now
 }
 
 // Parse parses one message, without its framing, into m, recognising RFC
@@ -137,10 +157,8 @@ func parsePRI(b []byte) (int, int, bool) {
 
 // field cuts the next space-terminated header field off b.
 func field(b []byte) (f, rest []byte, ok bool) {
-	for i, c := range b {
-		if c == ' ' {
-			return b[:i], b[i+1:], true
-		}
+	if i := bytes.IndexByte(b, ' '); i >= 0 {
+		return b[:i], b[i+1:], true
 	}
 	return b, nil, false
 }
@@ -265,19 +283,21 @@ func sdLen(b []byte) (int, bool) {
 				return 0, false
 			}
 			i += 2
+			// The value ends at the first '"' not escaped by an odd number
+			// of backslashes.
 			for {
-				if i >= len(b) {
+				q := bytes.IndexByte(b[i:], '"')
+				if q < 0 {
 					return 0, false
 				}
-				if b[i] == '\\' && i+1 < len(b) {
-					i += 2
-					continue
+				bs := 0
+				for k := i + q - 1; k >= i && b[k] == '\\'; k-- {
+					bs++
 				}
-				if b[i] == '"' {
-					i++
+				i += q + 1
+				if bs%2 == 0 {
 					break
 				}
-				i++
 			}
 		}
 	}
@@ -423,7 +443,7 @@ func parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bool) {
 	if sec == 60 {
 		sec = 59 // a leap second: time.Date would carry it over
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	t := date(year, month, day, hour, minute, sec, nsec, time.UTC)
 	if offset != 0 {
 		t = t.Add(-time.Duration(offset) * time.Second)
 	}
@@ -526,21 +546,40 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 		}
 	}
 	if year == 0 {
-		now := time.Now
-		if p.Now != nil {
-			now = p.Now
-		}
-		n := now().In(loc)
-		year = n.Year()
-		t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc)
+		n := p.reference()
+		year = n.In(loc).Year()
+		t := date(year, month, day, hour, minute, sec, nsec, loc)
 		// December's messages read in January belong to last year; a
 		// clock a little ahead of ours stays in this one.
 		if t.After(n.Add(7 * 24 * time.Hour)) {
-			t = time.Date(year-1, time.Month(month), day, hour, minute, sec, nsec, loc)
+			t = date(year-1, month, day, hour, minute, sec, nsec, loc)
 		}
 		return t, i, true
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc), i, true
+	return date(year, month, day, hour, minute, sec, nsec, loc), i, true
+}
+
+// date is time.Date, computed directly for UTC (several times faster).
+func date(year, month, day, hour, minute, sec, nsec int, loc *time.Location) time.Time {
+	if loc != time.UTC {
+		return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc)
+	}
+	// Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm);
+	// day overflow (Feb 31) normalises the way time.Date does.
+	y := year
+	if month <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	mp := (month + 9) % 12
+	doy := (153*mp+2)/5 + day - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := int64(era)*146097 + int64(doe) - 719468
+	return time.Unix(days*86400+int64(hour*3600+minute*60+sec), int64(nsec)).UTC()
 }
 
 // parse3164 parses what follows the PRI (if any) of a BSD message.
