@@ -163,6 +163,30 @@ func field(b []byte) (f, rest []byte, ok bool) {
 	return b, nil, false
 }
 
+// printChar[c] is true for PRINTUSASCII (33–126); sdNameChar[c] also
+// excludes '=', ']' and '"', as RFC 5424's SD-NAME does.
+var printChar, sdNameChar [256]bool
+
+func init() {
+	for c := 33; c <= 126; c++ {
+		printChar[c] = true
+		sdNameChar[c] = c != '=' && c != ']' && c != '"'
+	}
+}
+
+// headerField cuts the next RFC 5424 header field off b: PRINTUSASCII up
+// to a space. It fails on any other byte or a missing space.
+func headerField(b []byte) (f, rest []byte, ok bool) {
+	i := 0
+	for i < len(b) && printChar[b[i]] {
+		i++
+	}
+	if i == 0 || i == len(b) || b[i] != ' ' {
+		return nil, nil, false
+	}
+	return b[:i], b[i+1:], true
+}
+
 func nilValue(f []byte) []byte {
 	if len(f) == 1 && f[0] == '-' {
 		return nil
@@ -171,7 +195,7 @@ func nilValue(f []byte) []byte {
 }
 
 func (p *Parser) parse5424(b []byte, m *Message) error {
-	ts, b, ok := field(b)
+	ts, b, ok := headerField(b)
 	if !ok {
 		return ErrHeader
 	}
@@ -183,25 +207,22 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 		m.Timestamp = t
 	}
 	var host, app, proc, msgid []byte
-	if host, b, ok = field(b); !ok || len(host) == 0 {
+	if host, b, ok = headerField(b); !ok {
 		return ErrHeader
 	}
-	if app, b, ok = field(b); !ok || len(app) == 0 {
+	if app, b, ok = headerField(b); !ok {
 		return ErrHeader
 	}
-	if proc, b, ok = field(b); !ok || len(proc) == 0 {
+	if proc, b, ok = headerField(b); !ok {
 		return ErrHeader
 	}
-	if msgid, b, ok = field(b); !ok || len(msgid) == 0 {
-		// "... MSGID -" ends the header; without a space after MSGID
-		// there is no SD and the message is malformed.
+	// "... MSGID SD": without a space after MSGID there is no SD and the
+	// message is malformed.
+	if msgid, b, ok = headerField(b); !ok {
 		return ErrHeader
 	}
 	if len(host) > 255 || len(app) > 48 || len(proc) > 128 || len(msgid) > 32 {
 		return ErrFieldTooLong
-	}
-	if !printable(host) || !printable(app) || !printable(proc) || !printable(msgid) {
-		return ErrHeader
 	}
 	m.Hostname, m.AppName, m.ProcID, m.MsgID = nilValue(host), nilValue(app), nilValue(proc), nilValue(msgid)
 	switch {
@@ -233,17 +254,6 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 	return nil
 }
 
-// printable reports whether b is PRINTUSASCII (33–126), as RFC 5424
-// header fields must be.
-func printable(b []byte) bool {
-	for _, c := range b {
-		if c < 33 || c > 126 {
-			return false
-		}
-	}
-	return true
-}
-
 // sdLen returns the length of the SD-ELEMENTs at the start of b.
 func sdLen(b []byte) (int, bool) {
 	i := 0
@@ -251,13 +261,10 @@ func sdLen(b []byte) (int, bool) {
 		i++
 		// SD-ID
 		start := i
-		for i < len(b) && b[i] != ' ' && b[i] != ']' && b[i] != '=' && b[i] != '"' {
-			if b[i] < 33 || b[i] > 126 {
-				return 0, false
-			}
+		for i < len(b) && sdNameChar[b[i]] {
 			i++
 		}
-		if i == start || i-start > 32 || i >= len(b) {
+		if i == start || i-start > 32 || i >= len(b) || b[i] != ' ' && b[i] != ']' {
 			return 0, false
 		}
 		for {
@@ -273,10 +280,7 @@ func sdLen(b []byte) (int, bool) {
 			}
 			i++
 			start = i
-			for i < len(b) && b[i] != '=' && b[i] != ' ' && b[i] != ']' && b[i] != '"' {
-				if b[i] < 33 || b[i] > 126 {
-					return 0, false
-				}
+			for i < len(b) && sdNameChar[b[i]] {
 				i++
 			}
 			if i == start || i-start > 32 || i+1 >= len(b) || b[i] != '=' || b[i+1] != '"' {
