@@ -521,6 +521,13 @@ func (s *Source) runTCP(ctx context.Context, ln net.Listener, tc *tls.Config, ou
 			if errors.Is(err, net.ErrClosed) {
 				return fmt.Errorf("syslog: listener closed: %w", err)
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// A wake-up of an earlier Run that came late: clear it.
+				if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
+					d.SetDeadline(time.Time{})
+				}
+				continue
+			}
 			// Temporary failures (EMFILE, ECONNABORTED): back off and
 			// retry, as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
@@ -614,6 +621,12 @@ func addrIP(a net.Addr) netip.Addr {
 // done.
 func (s *Source) serveConn(ctx context.Context, conn net.Conn, tc *tls.Config, out chan<- ferry.Batch[ferry.Entry], rep ferry.Reporter, c limits) {
 	log := rep.Logger()
+	defer func() {
+		// A bug in parsing must cost one connection, not the program.
+		if r := recover(); r != nil {
+			log.Error("syslog: connection handler panicked; connection closed", "remote", conn.RemoteAddr(), "panic", r)
+		}
+	}()
 	ip := addrIP(conn.RemoteAddr())
 	if tc != nil {
 		// The handshake runs here, not in Accept, so that a slow or silent
