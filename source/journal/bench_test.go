@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -32,6 +33,16 @@ func BenchmarkJournal(b *testing.B) {
 	for first := 0; first < n; first += chunk {
 		last := min(first+chunk, n) - 1
 		writeJournal(b, remote, dir, "part-"+strconv.Itoa(first)+".journal", journalExport(first, last, base))
+	}
+	// The journal must hold every entry (journal-remote rotates files
+	// that fill up; all of them are in dir).
+	cmd := exec.Command(jctl, "--directory="+dir, "--output=cat", "--no-pager")
+	outText, err := cmd.Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := bytes.Count(outText, []byte("\n")); got != n {
+		b.Fatalf("journal holds %d entries, want %d", got, n)
 	}
 	b.Run("baseline-journalctl-export", func(b *testing.B) {
 		for b.Loop() {

@@ -49,22 +49,30 @@ func writeJournal(t testing.TB, remote, dir, name string, export []byte) {
 	if err := os.WriteFile(in, export, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// journal-remote writes into a new file; it appears in dir complete,
-	// by rename, so that journalctl --follow never sees half a file.
-	tmp := filepath.Join(t.TempDir(), name)
-	out, err := exec.Command(remote, "--output="+tmp, "--compress=no", in).CombinedOutput()
+	// journal-remote writes into a directory of its own (it rotates into
+	// NAME@...journal files when one fills up); the files then appear in
+	// dir complete, by rename, so that journalctl --follow never sees half
+	// a file.
+	tmpDir := t.TempDir()
+	out, err := exec.Command(remote, "--output="+filepath.Join(tmpDir, name), "--compress=no", in).CombinedOutput()
 	if err != nil {
 		t.Fatalf("systemd-journal-remote: %v\n%s", err, out)
 	}
-	data, err := os.ReadFile(tmp)
+	files, err := os.ReadDir(tmpDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "."+name), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(dir, "."+name), filepath.Join(dir, name)); err != nil {
-		t.Fatal(err)
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(tmpDir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "."+f.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "."+f.Name()), filepath.Join(dir, f.Name())); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
