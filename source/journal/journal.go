@@ -523,7 +523,7 @@ func (b *builder) labelName(field []byte) string {
 func (b *builder) entry(rec *Record, e *ferry.Entry) bool {
 	buf := b.buf[:0]
 	spans := b.spans[:0]
-	var line0, line1 int
+	var line1 int // the line is buf[:line1]
 	switch b.s.Format {
 	case FormatJSON:
 		order := b.order[:0]
@@ -581,7 +581,7 @@ func (b *builder) entry(rec *Record, e *ferry.Entry) bool {
 	}
 	str := string(buf)
 	b.buf, b.spans = buf, spans
-	e.Line = str[line0:line1]
+	e.Line = str[:line1]
 	if us, err := strconv.ParseInt(string(ts), 10, 64); err == nil && len(ts) > 0 {
 		e.Timestamp = time.UnixMicro(us)
 	}
