@@ -1,0 +1,230 @@
+package docs
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/peers"
+	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/positions"
+	"github.com/ferrydev/ferry/relabel"
+	"github.com/ferrydev/ferry/sink/sinktest"
+	"github.com/ferrydev/ferry/source/journal"
+	"github.com/ferrydev/ferry/source/syslog"
+)
+
+// The host-log sections of migration.md (journal, syslog) include their Go
+// code from testdata/hostlogs_NAME.go.txt with <!-- file: --> markers,
+// which TestGuideInSync checks; TestHostLogsSnippetsInSync checks that
+// those files are the regions between "// hostlogs: NAME" and "// end
+// hostlogs" below, which the tests after it run.
+
+// journalLogs is Promtail's journal block (loki.source.journal) with its
+// usual relabel_configs.
+func journalLogs(b *pipeline.Builder, dataDir, journalDir string) (pipeline.Stream[ferry.Entry], error) {
+	// hostlogs: journal
+	pos, err := positions.Open(filepath.Join(dataDir, "positions.json"), positions.Options{})
+	if err != nil {
+		return pipeline.Stream[ferry.Entry]{}, err
+	}
+	logs := pipeline.FromSource(b, "journal", &journal.Source{
+		Directory: journalDir, // journal.path; empty for the local system journal
+		MaxAge:    12 * time.Hour,
+		Labels:    labels.FromStrings("job", "systemd-journal"),
+		Positions: pos,
+	})
+	logs = pipeline.Relabel(b, "journal_relabel", []relabel.Rule{
+		relabel.Replace([]string{"__journal__systemd_unit"}, "(.+)", "unit", "$1"),
+		relabel.Replace([]string{"__journal_priority_keyword"}, "(.+)", "level", "$1"),
+	}, logs)
+	// end hostlogs
+	return logs, nil
+}
+
+// syslogLogs is Promtail's syslog block (loki.source.syslog).
+func syslogLogs(b *pipeline.Builder, listenAddr string) pipeline.Stream[ferry.Entry] {
+	// hostlogs: syslog
+	logs := pipeline.FromSource(b, "syslog", &syslog.Source{
+		Addr:                 listenAddr, // listen_address, such as "0.0.0.0:1514"
+		IdleTimeout:          60 * time.Second,
+		LabelStructuredData:  true,
+		UseIncomingTimestamp: true,
+		Labels:               labels.FromStrings("job", "syslog"),
+	})
+	logs = pipeline.Relabel(b, "syslog_relabel", []relabel.Rule{
+		relabel.Replace([]string{"__syslog_message_hostname"}, "(.+)", "host", "$1"),
+		relabel.Replace([]string{"__syslog_message_app_name"}, "(.+)", "app", "$1"),
+		relabel.Replace([]string{"__syslog_message_severity"}, "(.+)", "level", "$1"),
+	}, logs)
+	// end hostlogs
+	return logs
+}
+
+var (
+	hostlogsStart = regexp.MustCompile(`^(\s*)// hostlogs: (\S+)$`)
+	hostlogsEnd   = regexp.MustCompile(`^\s*// end hostlogs$`)
+)
+
+func TestHostLogsSnippetsInSync(t *testing.T) {
+	src, err := os.ReadFile("hostlogs_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regions := map[string]string{}
+	var name, indent string
+	var body []string
+	for _, line := range strings.Split(string(src), "\n") {
+		if m := hostlogsStart.FindStringSubmatch(line); m != nil {
+			name, indent, body = m[2], m[1], nil
+			continue
+		}
+		if name != "" && hostlogsEnd.MatchString(line) {
+			regions[name] = strings.Join(body, "\n") + "\n"
+			name = ""
+			continue
+		}
+		if name != "" {
+			body = append(body, strings.TrimPrefix(line, indent))
+		}
+	}
+	if len(regions) != 2 {
+		t.Fatalf("found regions %v", regions)
+	}
+	for name, code := range regions {
+		path := filepath.Join("testdata", "hostlogs_"+name+".go.txt")
+		if *update {
+			if err := os.WriteFile(path, []byte(code), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != code {
+			t.Errorf("%s differs from the hostlogs: %s region (err %v): run go test ./docs -run 'TestHostLogsSnippetsInSync|TestGuideInSync' -update", path, name, err)
+		}
+	}
+}
+
+// TestHostLogsSyslogSnippet runs the syslog snippet in a pipeline and
+// sends it a message over TCP.
+func TestHostLogsSyslogSnippet(t *testing.T) {
+	b := pipeline.New()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	fake := &sinktest.Sink[ferry.Entry]{}
+	pipeline.To(b, "fake", fake, syslogLogs(b, addr))
+	p, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var c net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for c == nil {
+		if c, err = net.Dial("tcp", addr); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	fmt.Fprintf(c, "<27>1 2026-12-04T10:00:00Z web1 nginx 7 - - upstream timed out\n")
+	c.Close()
+	if !fake.WaitLen(1, 10*time.Second) {
+		t.Fatal("no entry")
+	}
+	e := fake.Items()[0]
+	for name, want := range map[string]string{"host": "web1", "app": "nginx", "level": "error", "job": "syslog"} {
+		if got := e.Labels.Get(name); got != want {
+			t.Errorf("%s = %q, want %q (%v)", name, got, want, e.Labels)
+		}
+	}
+	if e.Line != "upstream timed out" || !e.Timestamp.Equal(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("entry = %q at %v", e.Line, e.Timestamp)
+	}
+}
+
+// TestHostLogsJournalSnippet runs the journal snippet in a pipeline over
+// journal files written by systemd-journal-remote.
+func TestHostLogsJournalSnippet(t *testing.T) {
+	remote := peers.Bin(t, "FERRY_JOURNAL_REMOTE_BIN", "scripts/setup/journal.sh")
+	peers.Bin(t, "FERRY_JOURNALCTL_BIN", "scripts/setup/journal.sh")
+	journalDir, dataDir := t.TempDir(), t.TempDir()
+	var export bytes.Buffer
+	now := time.Now().Add(-time.Minute)
+	for i, f := range [][3]string{
+		{"ssh.service", "6", "Accepted publickey for deploy"},
+		{"cron.service", "3", "job failed\nwith two lines"},
+	} {
+		fmt.Fprintf(&export, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_SYSTEMD_UNIT=%s\nPRIORITY=%s\n",
+			now.Add(time.Duration(i)*time.Second).UnixMicro(), 1000+i, f[0], f[1])
+		export.WriteString("MESSAGE\n")
+		binary.Write(&export, binary.LittleEndian, uint64(len(f[2])))
+		export.WriteString(f[2] + "\n\n")
+	}
+	in := filepath.Join(t.TempDir(), "in.export")
+	os.WriteFile(in, export.Bytes(), 0o644)
+	if out, err := exec.Command(remote, "--output="+filepath.Join(journalDir, "host.journal"), in).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-journal-remote: %v\n%s", err, out)
+	}
+	// The snippet runs journalctl from PATH: put the peer's first.
+	t.Setenv("PATH", filepath.Dir(os.Getenv("FERRY_JOURNALCTL_BIN"))+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	b := pipeline.New()
+	logs, err := journalLogs(b, dataDir, journalDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &sinktest.Sink[ferry.Entry]{}
+	pipeline.To(b, "fake", fake, logs)
+	p, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	if !fake.WaitLen(2, 30*time.Second) {
+		cancel()
+		<-done
+		t.Fatalf("got %d entries", len(fake.Items()))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := fake.Items()
+	if got[0].Line != "Accepted publickey for deploy" || got[0].Labels.Get("unit") != "ssh.service" || got[0].Labels.Get("level") != "info" ||
+		got[1].Line != "job failed\nwith two lines" || got[1].Labels.Get("unit") != "cron.service" || got[1].Labels.Get("level") != "error" ||
+		got[1].Labels.Get("job") != "systemd-journal" {
+		t.Errorf("entries: %+v", got)
+	}
+	// The pipeline saved the cursor of the last delivered entry.
+	pos, err := positions.Open(filepath.Join(dataDir, "positions.json"), positions.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := pos.Get(journal.DefaultPositionKey); !ok || !strings.Contains(c, "i=2;") {
+		t.Errorf("saved cursor %q", c)
+	}
+}
