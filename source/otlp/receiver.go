@@ -60,6 +60,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrydev/ferry"
@@ -122,6 +123,7 @@ type core[T any] struct {
 	runDone  <-chan struct{}
 	running  bool
 	inflight sync.WaitGroup // requests between taking out and their send
+	sending  atomic.Int32   // the same count, for tests
 	rep      ferry.Reporter
 	log      *slog.Logger
 	started  bool
@@ -348,6 +350,7 @@ func (c *core[T]) deliver(req *http.Request, items []T, n int64) outcome {
 	out, runDone := c.out, c.runDone
 	if out != nil {
 		c.inflight.Add(1)
+		c.sending.Add(1)
 	}
 	c.mu.Unlock()
 	if out == nil {
@@ -377,21 +380,21 @@ func (c *core[T]) deliver(req *http.Request, items []T, n int64) outcome {
 		case out <- b:
 			sent = true
 		case <-timeout:
-			c.inflight.Done()
+			c.doneSending()
 			b.Done(errors.New("otlp: pipeline full"))
 			c.reporter().Dropped("pipeline_full", len(items))
 			return outcome{status: http.StatusTooManyRequests, msg: "otlp: pipeline full, retry later", retryAfter: true}
 		case <-runDone:
-			c.inflight.Done()
+			c.doneSending()
 			b.Done(errors.New("otlp: receiver stopped"))
 			return outcome{status: http.StatusServiceUnavailable, msg: "otlp: receiver stopped", retryAfter: true}
 		case <-req.Context().Done():
-			c.inflight.Done()
+			c.doneSending()
 			b.Done(req.Context().Err())
 			return outcome{status: 0}
 		}
 	}
-	c.inflight.Done()
+	c.doneSending()
 
 	t := time.NewTimer(orDefault(c.lim().RequestTimeout, DefaultRequestTimeout))
 	defer t.Stop()
@@ -410,6 +413,11 @@ func (c *core[T]) deliver(req *http.Request, items []T, n int64) outcome {
 	case <-req.Context().Done():
 		return outcome{status: 0}
 	}
+}
+
+func (c *core[T]) doneSending() {
+	c.sending.Add(-1)
+	c.inflight.Done()
 }
 
 // grpcCode is the google.rpc.Code of an HTTP status, for Status bodies.
