@@ -22,7 +22,7 @@ type recorder struct {
 	dropped map[string]int
 }
 
-func (r *recorder) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func (r *recorder) Logger() *slog.Logger          { return slog.New(slog.DiscardHandler) }
 func (r *recorder) SetHealth(ferry.Health, error) {}
 func (r *recorder) Retried()                      {}
 func (r *recorder) Dropped(reason string, n int) {
@@ -161,7 +161,9 @@ func str(s string) *commonpb.AnyValue {
 	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}}
 }
 
-func kv(k string, v *commonpb.AnyValue) *commonpb.KeyValue { return &commonpb.KeyValue{Key: k, Value: v} }
+func kv(k string, v *commonpb.AnyValue) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: v}
+}
 
 func kvs(pairs ...string) []*commonpb.KeyValue {
 	var out []*commonpb.KeyValue
@@ -178,3 +180,5 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 }
 
 func inflight[T any](c *core[T]) bool { return c.sending.Load() > 0 }
+
+func t0Context() context.Context { return context.Background() }

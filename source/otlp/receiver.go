@@ -494,7 +494,6 @@ func writeSuccess(w http.ResponseWriter, enc encoding, rejected int64, msg, reje
 	w.Write(body)
 }
 
-
 // Server listens on one address and serves the receivers that name it:
 // /v1/logs and /v1/metrics, and /ready, answering 200. The first receiver's
 // Start listens; the last receiver's Close shuts it down, waiting for
