@@ -65,8 +65,8 @@ func (s *LogsSink) Close(ctx context.Context) error { return s.e.close(ctx) }
 
 type logsCodec struct{}
 
-func (logsCodec) size(e *ferry.Entry) int              { return e.Size() }
-func (logsCodec) newEncoder() encoder[ferry.Entry]     { return &logsEncoder{} }
+func (logsCodec) size(e *ferry.Entry) int          { return e.Size() }
+func (logsCodec) newEncoder() encoder[ferry.Entry] { return &logsEncoder{} }
 
 // Field numbers of the OTLP logs messages.
 const (

@@ -431,11 +431,11 @@ func (e *exporter[T]) deliver(n int, body []byte, encoding string) error {
 		if err == nil && !retryable(status) {
 			reason := "http_" + strconv.Itoa(status)
 			e.rep.Dropped(reason, n)
-			e.log.Warn("otlp: receiver refused a request; dropped", "status", status, "items", n, "body", string(resp))
-			return ferry.Permanentf("otlp: %s answered %d: %s", e.redacted, status, resp)
+			e.log.Warn("otlp: receiver refused a request; dropped", "status", status, "items", n, "body", errorText(resp))
+			return ferry.Permanentf("otlp: %s answered %d: %s", e.redacted, status, errorText(resp))
 		}
 		if err == nil {
-			err = fmt.Errorf("otlp: %s answered %d: %s", e.redacted, status, resp)
+			err = fmt.Errorf("otlp: %s answered %d: %s", e.redacted, status, errorText(resp))
 		}
 		e.rep.SetHealth(ferry.Degraded, err)
 		if m := orDefault(cfg.MaxRetries, DefaultMaxRetries); m >= 0 && attempt >= m {
@@ -496,7 +496,27 @@ func (e *exporter[T]) post(body []byte, encoding string) (int, time.Duration, []
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	return resp.StatusCode, httpretry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), bytes.TrimSpace(b), nil
+	return resp.StatusCode, httpretry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), b, nil
+}
+
+// errorText returns the start of an error response for messages: the
+// message of a google.rpc.Status in protobuf, or the text.
+func errorText(b []byte) string {
+	if num, typ, n := protowire.ConsumeTag(b); n > 0 && num == 1 && typ == protowire.VarintType {
+		if _, m := protowire.ConsumeVarint(b[n:]); m > 0 {
+			rest := b[n+m:]
+			if num, typ, n := protowire.ConsumeTag(rest); n > 0 && num == 2 && typ == protowire.BytesType {
+				if msg, m := protowire.ConsumeBytes(rest[n:]); m > 0 {
+					return string(msg)
+				}
+			}
+		}
+	}
+	const max = 1024
+	if len(b) > max {
+		b = b[:max]
+	}
+	return string(bytes.ToValidUTF8(bytes.TrimSpace(b), []byte("?")))
 }
 
 // partialSuccess reads the partial_success of an Export*ServiceResponse:
