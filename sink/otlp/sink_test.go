@@ -36,7 +36,7 @@ type recorder struct {
 	retries int
 }
 
-func (r *recorder) Logger() *slog.Logger         { return slog.New(slog.DiscardHandler) }
+func (r *recorder) Logger() *slog.Logger          { return slog.New(slog.DiscardHandler) }
 func (r *recorder) SetHealth(ferry.Health, error) {}
 func (r *recorder) Retried() {
 	r.mu.Lock()
