@@ -182,3 +182,15 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 func inflight[T any](c *core[T]) bool { return c.sending.Load() > 0 }
 
 func t0Context() context.Context { return context.Background() }
+
+// tryPost posts an OTLP protobuf body and returns the status, 0 when the
+// request failed.
+func tryPost(url string, body []byte) int {
+	resp, err := http.Post(url, "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
