@@ -223,8 +223,14 @@ service:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	wantRecords := fmt.Sprintf("[checkout %d payment failed ERROR 5b8efff798038103d269b633813fc60c checkout %d same stream again  "+
-		" %d second stream  ]", t0.UnixNano(), t0.Add(2*time.Second).UnixNano(), t0.Add(time.Second).UnixNano())
+	rec := func(svc string, ns int64, body, sev, trace string) string {
+		return fmt.Sprintf("%s %d %s %s %s", svc, ns, body, sev, trace)
+	}
+	wantRecords := fmt.Sprint([]string{
+		rec("checkout", t0.UnixNano(), "payment failed", "ERROR", "5b8efff798038103d269b633813fc60c"),
+		rec("checkout", t0.Add(2*time.Second).UnixNano(), "same stream again", "", ""),
+		rec("", t0.Add(time.Second).UnixNano(), "second stream", "", ""),
+	})
 	if fmt.Sprint(records) != wantRecords {
 		t.Errorf("records the collector forwarded:\n%v\nwant\n%s", records, wantRecords)
 	}
