@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/internal/otlpconv"
+	"github.com/prometheus/prometheus/model/labels"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 )
@@ -42,6 +43,47 @@ func FuzzLogs(f *testing.F) {
 			t.Fatalf("%d records became %d entries and %d rejections", records, len(entries), d.rejected)
 		}
 	})
+}
+
+// FuzzDecodeProto checks that the protowire decoder of logs agrees with
+// proto.Unmarshal and convert on every input: both fail, or both give the
+// same entries.
+func FuzzDecodeProto(f *testing.F) {
+	f.Add(mustMarshal(f, testLogs()))
+	f.Add(mustMarshal(f, benchLogs()))
+	f.Add([]byte{0x0a, 0x05, 0x01})
+	promote := map[string]bool{}
+	for _, n := range otlpconv.DefaultResourceLabels {
+		promote[n] = true
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkDecodeProto(t, body, promote)
+	})
+}
+
+func checkDecodeProto(t *testing.T, body []byte, promote map[string]bool) {
+	t.Helper()
+	var ld logspb.LogsData
+	uerr := decodeLogs(body, encProto, &ld)
+	d := logsDecoder{promote: promote}
+	got, err := d.decodeProto(body, nil)
+	if (err != nil) != (uerr != nil) {
+		t.Fatalf("decodeProto error %v, proto.Unmarshal error %v", err, uerr)
+	}
+	if err != nil {
+		return
+	}
+	d2 := logsDecoder{promote: promote}
+	want := d2.convert(&ld, nil)
+	if len(got) != len(want) || d.rejected != d2.rejected {
+		t.Fatalf("decodeProto: %d entries (%d rejected), convert: %d (%d)", len(got), d.rejected, len(want), d2.rejected)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if !labels.Equal(g.Labels, w.Labels) || !g.Timestamp.Equal(w.Timestamp) || g.Line != w.Line || !labels.Equal(g.Metadata, w.Metadata) {
+			t.Fatalf("entry %d:\n got %v %v %q %v\nwant %v %v %q %v", i, g.Labels, g.Timestamp, g.Line, g.Metadata, w.Labels, w.Timestamp, w.Line, w.Metadata)
+		}
+	}
 }
 
 // FuzzMetrics does the same for the metrics receiver.

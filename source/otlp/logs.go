@@ -145,15 +145,21 @@ func (r *LogsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.c.answerError(w, req, enc, err)
 		return
 	}
-	var ld logspb.LogsData
-	err = decodeLogs(body, enc, &ld)
+	d := logsDecoder{promote: r.promote, extra: r.Labels}
+	var entries []ferry.Entry
+	if enc == encProto {
+		entries, err = d.decodeProto(body, nil)
+	} else {
+		var ld logspb.LogsData
+		if err = decodeLogs(body, enc, &ld); err == nil {
+			entries = d.convert(&ld, nil)
+		}
+	}
 	r.c.putBuf(bp)
 	if err != nil {
 		r.c.answerError(w, req, enc, fail(http.StatusBadRequest, "otlp: malformed logs request: %v", err))
 		return
 	}
-	d := logsDecoder{promote: r.promote, extra: r.Labels}
-	entries := d.convert(&ld, nil)
 	if len(entries) == 0 {
 		writeSuccess(w, enc, d.rejected, d.msg, "rejectedLogRecords")
 		return
@@ -260,9 +266,14 @@ type logsDecoder struct {
 	names    otlpconv.Namer
 	lb       *labels.Builder
 	mb       *labels.Builder
-	buf      []byte
 	rejected int64
 	msg      string
+	// decodeProto's state
+	arena        arena
+	sb           labels.ScratchBuilder
+	attrs        []labels.Label
+	scopeName    string
+	scopeVersion string
 }
 
 // convert appends the entries of ld to entries.
