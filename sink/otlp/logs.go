@@ -94,7 +94,7 @@ type logsEncoder struct {
 	groups []logGroup // the first used are this request's
 	used   int
 	byHash map[uint64]int
-	sizes  []int // encoded size of each item's LogRecord
+	recs   []recordFields // each item's special fields and size
 	attrs  []string
 }
 
@@ -126,10 +126,13 @@ func appendKV(b []byte, num protowire.Number, k, v string) []byte {
 	return appendString(b, fStringValue, v)
 }
 
-// special metadata fields of a record, parsed.
+// special metadata fields of a record, parsed, and the record's size.
 type recordFields struct {
+	size      int
 	sevText   string
 	sevNum    uint64
+	hasSevNum bool
+	hasFlags  bool
 	flags     uint32
 	traceID   [16]byte
 	spanID    [8]byte
@@ -150,7 +153,7 @@ func special(l labels.Label, f *recordFields) bool {
 		if err != nil {
 			return false
 		}
-		f.sevNum = n
+		f.sevNum, f.hasSevNum = n, true
 		return true
 	case "trace_id":
 		if len(l.Value) != 32 {
@@ -175,7 +178,7 @@ func special(l labels.Label, f *recordFields) bool {
 		if err != nil {
 			return false
 		}
-		f.flags = uint32(n)
+		f.flags, f.hasFlags = uint32(n), true
 		return true
 	case "event_name":
 		f.eventName = l.Value
@@ -184,13 +187,31 @@ func special(l labels.Label, f *recordFields) bool {
 	return false
 }
 
-// recordSize returns the encoded size of e as a LogRecord.
-func recordSize(e *ferry.Entry) int {
+// isSpecial reports whether l filled a field of f when f was parsed.
+func isSpecial(l labels.Label, f *recordFields) bool {
+	switch l.Name {
+	case "severity_text", "event_name":
+		return true
+	case "severity_number":
+		return f.hasSevNum
+	case "trace_id":
+		return f.hasTrace
+	case "span_id":
+		return f.hasSpan
+	case "flags":
+		return f.hasFlags
+	}
+	return false
+}
+
+// parseRecord parses the special fields of e into f and sets f.size to
+// the encoded size of e as a LogRecord.
+func parseRecord(e *ferry.Entry, f *recordFields) {
+	*f = recordFields{}
 	n := 1 + 8 // time
 	n += 1 + protowire.SizeBytes(sizeString(e.Line))
-	var f recordFields
 	e.Metadata.Range(func(l labels.Label) {
-		if !special(l, &f) {
+		if !special(l, f) {
 			n += 1 + protowire.SizeBytes(sizeKV(l.Name, l.Value))
 		}
 	})
@@ -212,20 +233,18 @@ func recordSize(e *ferry.Entry) int {
 	if f.eventName != "" {
 		n += sizeString(f.eventName)
 	}
-	return n
+	f.size = n
 }
 
-func appendRecord(b []byte, e *ferry.Entry, size int, now time.Time) []byte {
+func appendRecord(b []byte, e *ferry.Entry, f *recordFields, now time.Time) []byte {
 	b = protowire.AppendTag(b, fLogRecords, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(size))
+	b = protowire.AppendVarint(b, uint64(f.size))
 	ts := e.Timestamp
 	if ts.IsZero() {
 		ts = now
 	}
 	b = protowire.AppendTag(b, fTime, protowire.Fixed64Type)
 	b = protowire.AppendFixed64(b, uint64(ts.UnixNano()))
-	var f recordFields
-	e.Metadata.Range(func(l labels.Label) { special(l, &f) })
 	if f.sevNum != 0 {
 		b = protowire.AppendTag(b, fSeverityNumber, protowire.VarintType)
 		b = protowire.AppendVarint(b, f.sevNum)
@@ -236,9 +255,8 @@ func appendRecord(b []byte, e *ferry.Entry, size int, now time.Time) []byte {
 	b = protowire.AppendTag(b, fBody, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(sizeString(e.Line)))
 	b = appendString(b, fStringValue, e.Line)
-	var g recordFields
 	e.Metadata.Range(func(l labels.Label) {
-		if !special(l, &g) {
+		if !isSpecial(l, f) {
 			b = appendKV(b, fRecAttributes, l.Name, l.Value)
 		}
 	})
@@ -275,10 +293,10 @@ func (le *logsEncoder) encode(dst []byte, items []ferry.Entry, now time.Time) []
 	}
 	le.group(items)
 	groups := le.groups[:le.used]
-	if cap(le.sizes) < len(items) {
-		le.sizes = make([]int, len(items))
+	if cap(le.recs) < len(items) {
+		le.recs = make([]recordFields, len(items))
 	}
-	sizes := le.sizes[:len(items)]
+	recs := le.recs[:len(items)]
 	for gi := range groups {
 		g := &groups[gi]
 		g.resSize = 0
@@ -289,8 +307,8 @@ func (le *logsEncoder) encode(dst []byte, items []ferry.Entry, now time.Time) []
 		})
 		g.recSize = 0
 		for _, i := range g.items {
-			sizes[i] = recordSize(&items[i])
-			g.recSize += 1 + protowire.SizeBytes(sizes[i])
+			parseRecord(&items[i], &recs[i])
+			g.recSize += 1 + protowire.SizeBytes(recs[i].size)
 		}
 	}
 	for gi := range groups {
@@ -308,7 +326,7 @@ func (le *logsEncoder) encode(dst []byte, items []ferry.Entry, now time.Time) []
 		dst = protowire.AppendTag(dst, fScopeLogs, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(g.recSize))
 		for _, i := range g.items {
-			dst = appendRecord(dst, &items[i], sizes[i], now)
+			dst = appendRecord(dst, &items[i], &recs[i], now)
 		}
 	}
 	return dst
