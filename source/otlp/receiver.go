@@ -43,9 +43,14 @@
 // A request is acknowledged only after its batch settled, so a client's
 // retry is always safe: at-least-once from the client to the sinks.
 //
-// OTLP/gRPC is not served: the gRPC server would add google.golang.org/grpc
-// to every program that imports the package (see the package README of the
-// report: several MiB of binary), and every OTLP exporter speaks OTLP/HTTP.
+// OTLP/gRPC is not served: a gRPC server adds google.golang.org/grpc to
+// every program that imports the package (1.8 MB of a stripped binary,
+// measured next to this package's 0.7 MB), and every OTLP exporter speaks
+// OTLP/HTTP. For the same reason requests are decoded as
+// opentelemetry.proto.logs.v1.LogsData and metrics.v1.MetricsData, which
+// are wire-compatible with the Export*ServiceRequest messages, and the
+// responses are encoded by hand: the generated collector/*/v1 packages
+// import gRPC and grpc-gateway.
 package otlp
 
 import (
