@@ -31,7 +31,9 @@ func TestAttributeName(t *testing.T) {
 }
 
 func TestValueString(t *testing.T) {
-	s := func(v string) *commonpb.AnyValue { return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}} }
+	s := func(v string) *commonpb.AnyValue {
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}
+	}
 	for _, tc := range []struct {
 		v    *commonpb.AnyValue
 		want string

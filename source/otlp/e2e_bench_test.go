@@ -39,7 +39,9 @@ func e2eLine(i int) string {
 // e2eOTLP is an OTLP logs request; every request of a run has its own
 // timestamps, so that Loki's order rules would hold.
 func e2eOTLP(base time.Time) []byte {
-	sv := func(s string) *commonpb.AnyValue { return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}} }
+	sv := func(s string) *commonpb.AnyValue {
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}}
+	}
 	ld := &logspb.LogsData{}
 	for s := range 10 {
 		rl := &logspb.ResourceLogs{Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{
