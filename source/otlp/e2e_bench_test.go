@@ -135,6 +135,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
+		if pushed.Load() == 0 {
+			b.Fatal("nothing reached the null receiver")
+		}
 	}
 	base := time.Now()
 	b.Run("otlp", func(b *testing.B) {
