@@ -57,6 +57,9 @@ func next(b []byte) (field, []byte, error) {
 	if n < 0 {
 		return f, nil, protowire.ParseError(n)
 	}
+	if num > protowire.MaxValidNumber {
+		return f, nil, fmt.Errorf("invalid field number %d", num)
+	}
 	f.num, f.typ = num, typ
 	b = b[n:]
 	switch typ {
@@ -91,6 +94,15 @@ func validString(v []byte) (string, error) {
 // ever appended to.
 type arena struct{ buf []byte }
 
+// grow makes room for n more bytes and returns the current length. When
+// it must grow, it starts a new buffer: strings cut before keep the old one.
+func (a *arena) grow(n int) int {
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(2*cap(a.buf), n, 4096))
+	}
+	return len(a.buf)
+}
+
 func (a *arena) cut(start int) string {
 	if len(a.buf) == start {
 		return ""
@@ -107,7 +119,7 @@ func (d *logsDecoder) decodeProto(body []byte, entries []ferry.Entry) ([]ferry.E
 	}
 	copied := string(body)
 	b := unsafe.Slice(unsafe.StringData(copied), len(copied))
-	d.arena.buf = make([]byte, 0, 1024)
+	d.arena.buf = nil
 	if entries == nil {
 		entries = make([]ferry.Entry, 0, len(body)/128)
 	}
@@ -243,6 +255,8 @@ func (d *logsDecoder) scopeLogs(b []byte, stream, resMeta labels.Labels, entries
 		d.mb.Set(l.Name, l.Value)
 	}
 	scopeMeta := d.mb.Labels()
+	d.scopeLast = ""
+	scopeMeta.Range(func(l labels.Label) { d.scopeLast = l.Name })
 	for len(b) > 0 {
 		f, rest, err := next(b)
 		if err != nil {
@@ -378,28 +392,30 @@ func (d *logsDecoder) record(b []byte, stream, scopeMeta labels.Labels, entries 
 	}
 	// The specials, formatted, then the metadata: the fast way when no two
 	// labels share a name (the common case), as convert does otherwise.
+	// In the order of their names, so that a record with no other
+	// metadata needs no sorting.
 	add := func(name, value string) { d.attrs = append(d.attrs, labels.Label{Name: name, Value: value}) }
-	if sevText != "" {
-		add("severity_text", sevText)
-	}
-	if sevNum != 0 {
-		add("severity_number", strconv.Itoa(int(int32(sevNum))))
-	}
-	if len(trace) > 0 {
-		start := len(d.arena.buf)
-		d.arena.buf = hexAppend(d.arena.buf, trace)
-		add("trace_id", d.arena.cut(start))
-	}
-	if len(span) > 0 {
-		start := len(d.arena.buf)
-		d.arena.buf = hexAppend(d.arena.buf, span)
-		add("span_id", d.arena.cut(start))
+	if event != "" {
+		add("event_name", event)
 	}
 	if flags != 0 {
 		add("flags", strconv.FormatUint(uint64(flags), 10))
 	}
-	if event != "" {
-		add("event_name", event)
+	if sevNum != 0 {
+		add("severity_number", strconv.Itoa(int(int32(sevNum))))
+	}
+	if sevText != "" {
+		add("severity_text", sevText)
+	}
+	if len(span) > 0 {
+		start := d.arena.grow(2 * len(span))
+		d.arena.buf = hexAppend(d.arena.buf, span)
+		add("span_id", d.arena.cut(start))
+	}
+	if len(trace) > 0 {
+		start := d.arena.grow(2 * len(trace))
+		d.arena.buf = hexAppend(d.arena.buf, trace)
+		add("trace_id", d.arena.cut(start))
 	}
 	return append(entries, ferry.Entry{Labels: stream, Timestamp: t, Line: line, Metadata: d.metadata(scopeMeta)}), nil
 }
@@ -419,7 +435,9 @@ func (d *logsDecoder) metadata(scopeMeta labels.Labels) labels.Labels {
 		d.sb.Add(l.Name, l.Value)
 	}
 	if fast {
-		d.sb.Sort()
+		if !d.sorted() {
+			d.sb.Sort()
+		}
 		ls := d.sb.Labels()
 		prev := ""
 		ls.Range(func(l labels.Label) {
@@ -510,7 +528,7 @@ func (d *logsDecoder) anyValue(b []byte) (string, error) {
 				if err := proto.Unmarshal(b, &v); err != nil {
 					return "", err
 				}
-				start := len(d.arena.buf)
+				start := d.arena.grow(64)
 				d.arena.buf = otlpconv.AppendValue(d.arena.buf, &v)
 				return d.arena.cut(start), nil
 			}
@@ -522,7 +540,10 @@ func (d *logsDecoder) anyValue(b []byte) (string, error) {
 	if !has {
 		return "", nil
 	}
-	start := len(d.arena.buf)
+	if last.num == 1 {
+		return viewString(last.bytes), nil
+	}
+	start := d.arena.grow(32)
 	switch last.num {
 	case 1:
 		return viewString(last.bytes), nil
@@ -542,4 +563,17 @@ func (d *logsDecoder) anyValue(b []byte) (string, error) {
 		return "", fmt.Errorf("unexpected AnyValue field %d", last.num)
 	}
 	return d.arena.cut(start), nil
+}
+
+// sorted reports whether the labels added to d.sb, the scope's metadata
+// (sorted) and then d.attrs, are in strict order of their names.
+func (d *logsDecoder) sorted() bool {
+	prev := d.scopeLast
+	for _, l := range d.attrs {
+		if l.Name <= prev {
+			return false
+		}
+		prev = l.Name
+	}
+	return true
 }

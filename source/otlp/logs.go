@@ -274,6 +274,7 @@ type logsDecoder struct {
 	attrs        []labels.Label
 	scopeName    string
 	scopeVersion string
+	scopeLast    string // the last name of the scope's metadata
 }
 
 // convert appends the entries of ld to entries.
