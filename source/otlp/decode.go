@@ -225,7 +225,7 @@ func checkMessage(b []byte) error {
 }
 
 func (d *logsDecoder) scopeLogs(b []byte, stream, resMeta labels.Labels, entries []ferry.Entry) ([]ferry.Entry, error) {
-	d.scopeName, d.scopeVersion, d.attrs = "", "", d.attrs[:0]
+	d.scopeName, d.scopeVersion, d.attrs, d.scopeLbls = "", "", d.attrs[:0], d.scopeLbls[:0]
 	for rest := b; len(rest) > 0; {
 		f, r, err := next(rest)
 		if err != nil {
@@ -255,6 +255,7 @@ func (d *logsDecoder) scopeLogs(b []byte, stream, resMeta labels.Labels, entries
 		d.mb.Set(l.Name, l.Value)
 	}
 	scopeMeta := d.mb.Labels()
+	stream = d.scopeStream(stream)
 	d.scopeLast = ""
 	scopeMeta.Range(func(l labels.Label) { d.scopeLast = l.Name })
 	for len(b) > 0 {
@@ -299,7 +300,11 @@ func (d *logsDecoder) scope(b []byte) error {
 				return err
 			}
 			if n := d.names.Name(key); n != "" {
-				d.attrs = append(d.attrs, labels.Label{Name: n, Value: val})
+				if d.scopePromote[key] {
+					d.scopeLbls = append(d.scopeLbls, labels.Label{Name: n, Value: val})
+				} else {
+					d.attrs = append(d.attrs, labels.Label{Name: n, Value: val})
+				}
 			}
 		}
 	}

@@ -52,6 +52,9 @@ func FuzzDecodeProto(f *testing.F) {
 	f.Add(mustMarshal(f, testLogs()))
 	f.Add(mustMarshal(f, benchLogs()))
 	f.Add([]byte{0x0a, 0x05, 0x01})
+	scoped := testLogs()
+	scoped.ResourceLogs[0].ScopeLogs[0].Scope.Attributes = kvs("scope.team", "payments", "scope.other", "x")
+	f.Add(mustMarshal(f, scoped))
 	promote := map[string]bool{}
 	for _, n := range otlpconv.DefaultResourceLabels {
 		promote[n] = true
@@ -65,7 +68,8 @@ func checkDecodeProto(t *testing.T, body []byte, promote map[string]bool) {
 	t.Helper()
 	var ld logspb.LogsData
 	uerr := decodeLogs(body, encProto, &ld)
-	d := logsDecoder{promote: promote}
+	scopePromote := map[string]bool{"scope.team": true}
+	d := logsDecoder{promote: promote, scopePromote: scopePromote}
 	got, err := d.decodeProto(body, nil)
 	if (err != nil) != (uerr != nil) {
 		t.Fatalf("decodeProto error %v, proto.Unmarshal error %v", err, uerr)
@@ -73,7 +77,7 @@ func checkDecodeProto(t *testing.T, body []byte, promote map[string]bool) {
 	if err != nil {
 		return
 	}
-	d2 := logsDecoder{promote: promote}
+	d2 := logsDecoder{promote: promote, scopePromote: scopePromote}
 	want := d2.convert(&ld, nil)
 	if len(got) != len(want) || d.rejected != d2.rejected {
 		t.Fatalf("decodeProto: %d entries (%d rejected), convert: %d (%d)", len(got), d.rejected, len(want), d2.rejected)

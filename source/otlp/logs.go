@@ -36,13 +36,14 @@ const UnknownService = "unknown_service"
 // Every log record becomes one ferry.Entry, as Loki's OTLP endpoint stores
 // it:
 //
-//   - Labels: the resource attributes named in ResourceLabels, their names
-//     made label names ("service.name" becomes "service_name": every
-//     character other than [a-zA-Z0-9_] becomes "_"), plus Labels. When
-//     service.name is promoted but absent, service_name is "unknown_service".
+//   - Labels: the resource attributes named in ResourceLabels and the
+//     scope attributes named in ScopeLabels, their names made label names
+//     ("service.name" becomes "service_name": every character other than
+//     [a-zA-Z0-9_] becomes "_"), plus Labels. When service.name is
+//     promoted but absent, service_name is "unknown_service".
 //   - Metadata (Loki's structured metadata): every other resource
 //     attribute, the scope's name and version (scope_name, scope_version)
-//     and attributes, the record's attributes, severity_text,
+//     and other attributes, the record's attributes, severity_text,
 //     severity_number, trace_id and span_id (lowercase hex), flags and
 //     event_name when set. Names are made label names as above; a later
 //     source replaces an earlier one of the same name (record over scope
@@ -66,12 +67,17 @@ type LogsReceiver struct {
 	// container.name and the k8s.* names of cluster, namespace, pod,
 	// container and workloads); an empty non-nil slice promotes none.
 	ResourceLabels []string
+	// ScopeLabels are the instrumentation scope attributes promoted to
+	// stream labels (default none), named as resource attributes are; a
+	// scope attribute replaces a resource attribute of the same name.
+	ScopeLabels []string
 	// Labels are added to every entry's labels, replacing promoted
 	// attributes of the same name.
 	Labels labels.Labels
 
-	c       core[ferry.Entry]
-	promote map[string]bool
+	c            core[ferry.Entry]
+	promote      map[string]bool
+	scopePromote map[string]bool
 }
 
 var (
@@ -116,6 +122,12 @@ func (r *LogsReceiver) Start(ctx context.Context, rep ferry.Reporter) error {
 	for _, n := range names {
 		r.promote[n] = true
 	}
+	if len(r.ScopeLabels) > 0 {
+		r.scopePromote = make(map[string]bool, len(r.ScopeLabels))
+		for _, n := range r.ScopeLabels {
+			r.scopePromote[n] = true
+		}
+	}
 	r.c.kind, r.c.limits = "logs", &r.Limits
 	return r.c.start(rep, r.Server, r, LogsPath)
 }
@@ -145,7 +157,7 @@ func (r *LogsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.c.answerError(w, req, enc, err)
 		return
 	}
-	d := logsDecoder{promote: r.promote, extra: r.Labels}
+	d := logsDecoder{promote: r.promote, scopePromote: r.scopePromote, extra: r.Labels}
 	var entries []ferry.Entry
 	if enc == encProto {
 		entries, err = d.decodeProto(body, nil)
@@ -275,6 +287,22 @@ type logsDecoder struct {
 	scopeName    string
 	scopeVersion string
 	scopeLast    string // the last name of the scope's metadata
+	scopePromote map[string]bool
+	scopeLbls    []labels.Label // promoted scope attributes
+}
+
+// scopeStream returns the stream labels of a scope: stream with the
+// promoted scope attributes in d.scopeLbls, Labels winning.
+func (d *logsDecoder) scopeStream(stream labels.Labels) labels.Labels {
+	if len(d.scopeLbls) == 0 {
+		return stream
+	}
+	d.lb.Reset(stream)
+	for _, l := range d.scopeLbls {
+		d.lb.Set(l.Name, l.Value)
+	}
+	d.extra.Range(func(l labels.Label) { d.lb.Set(l.Name, l.Value) })
+	return d.lb.Labels()
 }
 
 // convert appends the entries of ld to entries.
@@ -327,12 +355,18 @@ func (d *logsDecoder) convert(ld *logspb.LogsData, entries []ferry.Entry) []ferr
 			if scope.GetVersion() != "" {
 				d.mb.Set("scope_version", scope.GetVersion())
 			}
+			d.scopeLbls = d.scopeLbls[:0]
 			for _, kv := range scope.GetAttributes() {
 				if name := d.names.Name(kv.GetKey()); name != "" {
-					d.mb.Set(name, otlpconv.ValueString(kv.GetValue()))
+					if d.scopePromote[kv.GetKey()] {
+						d.scopeLbls = append(d.scopeLbls, labels.Label{Name: name, Value: otlpconv.ValueString(kv.GetValue())})
+					} else {
+						d.mb.Set(name, otlpconv.ValueString(kv.GetValue()))
+					}
 				}
 			}
 			scopeMeta := d.mb.Labels()
+			stream := d.scopeStream(stream)
 			for _, lr := range sl.GetLogRecords() {
 				ns := lr.GetTimeUnixNano()
 				if ns == 0 {

@@ -422,3 +422,34 @@ func TestValidate(t *testing.T) {
 		t.Error("Run before Start passed")
 	}
 }
+
+func TestLogsScopeLabels(t *testing.T) {
+	req := testLogs()
+	req.ResourceLogs[0].ScopeLogs[0].Scope.Attributes = kvs("scope.team", "payments", "scope.other", "x")
+	body := mustMarshal(t, req)
+	for _, tc := range []struct {
+		name, ctype string
+		body        []byte
+	}{{"protobuf", "application/x-protobuf", body}, {"json", "application/json", []byte(strings.Replace(testLogsJSON,
+		`"scope":{"name":"app.logger","version":"1.2"}`,
+		`"scope":{"name":"app.logger","version":"1.2","attributes":[{"key":"scope.team","value":{"stringValue":"payments"}},{"key":"scope.other","value":{"stringValue":"x"}}]}`, 1))}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &LogsReceiver{ScopeLabels: []string{"scope.team"}}
+			url := startLogs(t, r, nil)
+			c, _ := runSource(t, &r.c, r.Run, 1, true, nil)
+			if resp := post(t, url, tc.ctype, "", tc.body); resp.status != 200 {
+				t.Fatalf("status %d: %s", resp.status, resp.body)
+			}
+			got := c.got()
+			if want := labels.FromStrings("k8s_namespace_name", "shop", "scope_team", "payments", "service_name", "checkout"); !labels.Equal(got[0].Labels, want) {
+				t.Errorf("labels %v, want %v", got[0].Labels, want)
+			}
+			if got[0].Metadata.Get("scope_other") != "x" || got[0].Metadata.Has("scope_team") {
+				t.Errorf("metadata %v: want scope_other and no scope_team", got[0].Metadata)
+			}
+			if got[2].Labels.Has("scope_team") {
+				t.Errorf("another resource's scope got the label: %v", got[2].Labels)
+			}
+		})
+	}
+}
