@@ -59,7 +59,7 @@ func BenchmarkDecodeLogs(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		for b.Loop() {
 			d := logsDecoder{promote: promote}
-			entries, err := d.decodeProto(body, nil)
+			entries, err := d.decodeProto(body, nil, true)
 			if err != nil || len(entries) != n {
 				b.Fatal(err, len(entries))
 			}

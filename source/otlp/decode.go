@@ -112,13 +112,19 @@ func (a *arena) cut(start int) string {
 
 // decodeLogsProto decodes an ExportLogsServiceRequest into entries
 // appended to entries.
-func (d *logsDecoder) decodeProto(body []byte, entries []ferry.Entry) ([]ferry.Entry, error) {
+//
+// With owned, the caller gives body to the entries: it must never write
+// to it again, and the strings are cut from it without a copy.
+func (d *logsDecoder) decodeProto(body []byte, entries []ferry.Entry, owned bool) ([]ferry.Entry, error) {
 	if d.lb == nil {
 		d.lb = labels.NewBuilder(labels.EmptyLabels())
 		d.mb = labels.NewBuilder(labels.EmptyLabels())
 	}
-	copied := string(body)
-	b := unsafe.Slice(unsafe.StringData(copied), len(copied))
+	b := body
+	if !owned {
+		copied := string(body)
+		b = unsafe.Slice(unsafe.StringData(copied), len(copied))
+	}
 	d.arena.buf = nil
 	if entries == nil {
 		entries = make([]ferry.Entry, 0, len(body)/128)

@@ -70,7 +70,7 @@ func checkDecodeProto(t *testing.T, body []byte, promote map[string]bool) {
 	uerr := decodeLogs(body, encProto, &ld)
 	scopePromote := map[string]bool{"scope.team": true}
 	d := logsDecoder{promote: promote, scopePromote: scopePromote}
-	got, err := d.decodeProto(body, nil)
+	got, err := d.decodeProto(body, nil, false)
 	if (err != nil) != (uerr != nil) {
 		t.Fatalf("decodeProto error %v, proto.Unmarshal error %v", err, uerr)
 	}

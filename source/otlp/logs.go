@@ -160,14 +160,16 @@ func (r *LogsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	d := logsDecoder{promote: r.promote, scopePromote: r.scopePromote, extra: r.Labels}
 	var entries []ferry.Entry
 	if enc == encProto {
-		entries, err = d.decodeProto(body, nil)
+		// The buffer goes to the entries, which are cut from it: it is
+		// not pooled again.
+		entries, err = d.decodeProto(body, nil, true)
 	} else {
 		var ld logspb.LogsData
 		if err = decodeLogs(body, enc, &ld); err == nil {
 			entries = d.convert(&ld, nil)
 		}
+		r.c.putBuf(bp)
 	}
-	r.c.putBuf(bp)
 	if err != nil {
 		r.c.answerError(w, req, enc, fail(http.StatusBadRequest, "otlp: malformed logs request: %v", err))
 		return
