@@ -1,0 +1,613 @@
+// Package otlp receives OpenTelemetry logs and metrics over OTLP/HTTP, as
+// the Collector's otlp receiver does, and emits them into a pipeline as
+// ferry.Entry and ferry.Sample.
+//
+// A LogsReceiver (path /v1/logs) and a MetricsReceiver (path /v1/metrics)
+// are each an http.Handler and a source: mount them on any mux, or give both
+// the same Server and they listen on its address, started by the first
+// receiver's Start and stopped by the last one's Close:
+//
+//	srv := &otlp.Server{Addr: "127.0.0.1:4318"}
+//	logs := &otlp.LogsReceiver{Server: srv}
+//	metrics := &otlp.MetricsReceiver{Server: srv}
+//
+// # Requests
+//
+// Bodies are protobuf (Content-Type application/x-protobuf) or JSON
+// (application/json) encodings of ExportLogsServiceRequest and
+// ExportMetricsServiceRequest, optionally with Content-Encoding gzip.
+// JSON follows the OTLP rules: field names in lowerCamelCase (the proto
+// names are accepted too), enums as integers (names accepted), 64-bit
+// integers as strings or numbers, trace and span IDs in hex. Unknown fields
+// are ignored in both encodings.
+//
+// # Responses
+//
+// Responses are in the encoding of the request, as the OTLP specification
+// asks:
+//
+//   - 200 with an Export*ServiceResponse: the data was delivered downstream
+//     (the batch's acknowledgement settled). When some records or points
+//     were rejected (see the mapping rules of each receiver) or dropped for
+//     good downstream, its partial_success counts them and says why; the
+//     client must not send them again.
+//   - 400 with a google.rpc.Status: the body is malformed; 413: it is larger
+//     than MaxBodySize (or decompresses to more than MaxDecodedSize); 415:
+//     unsupported Content-Type or Content-Encoding; 405: not a POST.
+//   - 429 with Retry-After: the pipeline did not take the batch within
+//     FullWait. Nothing was kept; the client retries.
+//   - 503 with Retry-After: the receiver is not running, or the batch was
+//     not acknowledged as delivered within RequestTimeout (it may still be
+//     delivered: a retry may duplicate it, never lose it).
+//
+// A request is acknowledged only after its batch settled, so a client's
+// retry is always safe: at-least-once from the client to the sinks.
+//
+// OTLP/gRPC is not served: a gRPC server adds google.golang.org/grpc to
+// every program that imports the package (1.8 MB of a stripped binary,
+// measured next to this package's 0.7 MB), and every OTLP exporter speaks
+// OTLP/HTTP. For the same reason requests are decoded as
+// opentelemetry.proto.logs.v1.LogsData and metrics.v1.MetricsData, which
+// are wire-compatible with the Export*ServiceRequest messages, and the
+// responses are encoded by hand: the generated collector/*/v1 packages
+// import gRPC and grpc-gateway.
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/otlpconv"
+	"github.com/klauspost/compress/gzip"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Defaults of the receiver fields left at zero.
+const (
+	DefaultMaxBodySize    = 10 << 20
+	DefaultMaxDecodedSize = 64 << 20
+	DefaultFullWait       = 500 * time.Millisecond
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultRetryAfter     = time.Second
+)
+
+// Limits is the part of the configuration both receivers share. Its zero
+// value takes every default.
+type Limits struct {
+	// MaxBodySize is the largest request body accepted, as sent (default
+	// 10 MiB); larger ones get 413.
+	MaxBodySize int64
+	// MaxDecodedSize is the largest body accepted after gzip decompression
+	// (default 64 MiB).
+	MaxDecodedSize int64
+	// FullWait is how long a request waits for room in the pipeline before
+	// it is answered 429 (default 500ms; negative answers 429 at once).
+	FullWait time.Duration
+	// RequestTimeout is how long a request waits for its batch to be
+	// delivered before it is answered 503 (default 10s).
+	RequestTimeout time.Duration
+	// RetryAfter is the delay the Retry-After header of 429 and 503
+	// answers gives (default 1s; rounded up to whole seconds).
+	RetryAfter time.Duration
+}
+
+func (l *Limits) validate(kind string) error {
+	if l.MaxBodySize < 0 || l.MaxDecodedSize < 0 || l.RequestTimeout < 0 || l.RetryAfter < 0 {
+		return fmt.Errorf("otlp: %s: MaxBodySize, MaxDecodedSize, RequestTimeout and RetryAfter must not be negative", kind)
+	}
+	return nil
+}
+
+func orDefault[T int64 | time.Duration](v, d T) T {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+// core is the state both receivers share: the output channel of the
+// running Run, the requests that may still send on it, and the reporter.
+type core[T any] struct {
+	kind   string // "logs" or "metrics", for messages
+	limits *Limits
+
+	mu       sync.Mutex
+	out      chan<- ferry.Batch[T]
+	runDone  <-chan struct{}
+	running  bool
+	inflight sync.WaitGroup // requests between taking out and their send
+	sending  atomic.Int32   // the same count, for tests
+	rep      ferry.Reporter
+	log      *slog.Logger
+	started  bool
+	server   *Server
+	pool     sync.Pool // *[]byte
+}
+
+func (c *core[T]) start(r ferry.Reporter, srv *Server, h http.Handler, path string) error {
+	if r == nil {
+		r = ferry.NopReporter()
+	}
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return nil
+	}
+	c.started = true
+	c.rep, c.log = r, r.Logger()
+	c.mu.Unlock()
+	if srv != nil {
+		if err := srv.attach(path, h); err != nil {
+			c.mu.Lock()
+			c.started = false
+			c.mu.Unlock()
+			return err
+		}
+		c.mu.Lock()
+		c.server = srv
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+func (c *core[T]) close(ctx context.Context, path string) error {
+	c.mu.Lock()
+	srv := c.server
+	c.server = nil
+	c.started = false
+	c.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.detach(ctx, path)
+}
+
+// run makes requests emit on out until ctx is done, then waits for the
+// requests that are sending, so that nothing is sent after it returns.
+func (c *core[T]) run(ctx context.Context, out chan<- ferry.Batch[T]) error {
+	c.mu.Lock()
+	if !c.started {
+		c.mu.Unlock()
+		return fmt.Errorf("otlp: %s receiver: Run before Start", c.kind)
+	}
+	if c.running {
+		c.mu.Unlock()
+		return fmt.Errorf("otlp: %s receiver already running", c.kind)
+	}
+	c.running, c.out, c.runDone = true, out, ctx.Done()
+	rep := c.rep
+	c.mu.Unlock()
+	rep.SetHealth(ferry.Healthy, nil)
+	<-ctx.Done()
+	c.mu.Lock()
+	c.out, c.runDone = nil, nil
+	c.mu.Unlock()
+	c.inflight.Wait()
+	c.mu.Lock()
+	c.running = false
+	c.mu.Unlock()
+	return nil
+}
+
+// lim returns the limits, all defaults before Start.
+func (c *core[T]) lim() *Limits {
+	if c.limits == nil {
+		return &Limits{}
+	}
+	return c.limits
+}
+
+func (c *core[T]) reporter() ferry.Reporter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rep == nil {
+		return ferry.NopReporter()
+	}
+	return c.rep
+}
+
+// httpError is an error with the status to answer.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func fail(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// encoding is the body format of a request, and so of its answer.
+type encoding int
+
+const (
+	encProto encoding = iota
+	encJSON
+)
+
+// readRequest checks the method and headers of req and returns its body,
+// decompressed, in a buffer from the pool (give it back with putBuf), and
+// its encoding.
+func (c *core[T]) readRequest(w http.ResponseWriter, req *http.Request) (*[]byte, []byte, encoding, error) {
+	enc := encProto
+	mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if mt == "application/json" {
+		enc = encJSON
+	}
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, nil, enc, fail(http.StatusMethodNotAllowed, "otlp: only POST is accepted")
+	}
+	if mt != "application/json" && mt != "application/x-protobuf" && mt != "application/protobuf" {
+		return nil, nil, enc, fail(http.StatusUnsupportedMediaType,
+			"otlp: unsupported Content-Type %q (want application/x-protobuf or application/json)", req.Header.Get("Content-Type"))
+	}
+	var gz bool
+	switch ce := req.Header.Get("Content-Encoding"); ce {
+	case "", "identity":
+	case "gzip":
+		gz = true
+	default:
+		return nil, nil, enc, fail(http.StatusUnsupportedMediaType, "otlp: unsupported Content-Encoding %q (want gzip or none)", ce)
+	}
+	maxBody := orDefault(c.lim().MaxBodySize, DefaultMaxBodySize)
+	maxDecoded := orDefault(c.lim().MaxDecodedSize, DefaultMaxDecodedSize)
+
+	bp, _ := c.pool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	body, err := readAll(http.MaxBytesReader(w, req.Body, maxBody), (*bp)[:0], -1)
+	*bp = body
+	if err != nil {
+		c.putBuf(bp)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, nil, enc, fail(http.StatusRequestEntityTooLarge, "otlp: body larger than %d bytes", maxBody)
+		}
+		return nil, nil, enc, fail(http.StatusBadRequest, "otlp: reading body: %v", err)
+	}
+	if !gz {
+		return bp, body, enc, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		c.putBuf(bp)
+		return nil, nil, enc, fail(http.StatusBadRequest, "otlp: gzip body: %v", err)
+	}
+	dp, _ := c.pool.Get().(*[]byte)
+	if dp == nil {
+		dp = new([]byte)
+	}
+	decoded, err := readAll(zr, (*dp)[:0], maxDecoded)
+	*dp = decoded
+	c.putBuf(bp)
+	if err != nil {
+		c.putBuf(dp)
+		if errors.Is(err, errTooLarge) {
+			return nil, nil, enc, fail(http.StatusRequestEntityTooLarge, "otlp: body decompresses to more than %d bytes", maxDecoded)
+		}
+		return nil, nil, enc, fail(http.StatusBadRequest, "otlp: gzip body: %v", err)
+	}
+	return dp, decoded, enc, nil
+}
+
+// maxPooled is the largest buffer kept for reuse.
+const maxPooled = 4 << 20
+
+func (c *core[T]) putBuf(bp *[]byte) {
+	if bp == nil || cap(*bp) > maxPooled {
+		return
+	}
+	*bp = (*bp)[:0]
+	c.pool.Put(bp)
+}
+
+var errTooLarge = errors.New("too large")
+
+// readAll reads rd to its end, appending to buf; with limit >= 0 it fails
+// with errTooLarge once more than limit bytes were read.
+func readAll(rd io.Reader, buf []byte, limit int64) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if limit >= 0 && int64(len(buf)) > limit {
+			return buf, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// outcome is what a request's handling came to, to be answered.
+type outcome struct {
+	status     int
+	msg        string // error message or partial-success message
+	rejected   int64  // for 200: records or points rejected
+	retryAfter bool
+}
+
+// deliver hands items to the running Run and waits for their outcome. n is
+// the number of records or points the items came from, counted as rejected
+// if they are dropped for good downstream.
+func (c *core[T]) deliver(req *http.Request, items []T, n int64) outcome {
+	c.mu.Lock()
+	out, runDone := c.out, c.runDone
+	if out != nil {
+		c.inflight.Add(1)
+		c.sending.Add(1)
+	}
+	c.mu.Unlock()
+	if out == nil {
+		return outcome{status: http.StatusServiceUnavailable, msg: "otlp: receiver not running", retryAfter: true}
+	}
+	acked := make(chan error, 1)
+	b := ferry.NewBatch(items, func(err error) { acked <- err })
+	sent := false
+	select {
+	case out <- b:
+		sent = true
+	default:
+	}
+	if !sent {
+		wait := orDefault(c.lim().FullWait, DefaultFullWait)
+		var timeout <-chan time.Time
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timeout = t.C
+		} else {
+			ch := make(chan time.Time)
+			close(ch)
+			timeout = ch
+		}
+		select {
+		case out <- b:
+			sent = true
+		case <-timeout:
+			c.doneSending()
+			b.Done(errors.New("otlp: pipeline full"))
+			c.reporter().Dropped("pipeline_full", len(items))
+			return outcome{status: http.StatusTooManyRequests, msg: "otlp: pipeline full, retry later", retryAfter: true}
+		case <-runDone:
+			c.doneSending()
+			b.Done(errors.New("otlp: receiver stopped"))
+			return outcome{status: http.StatusServiceUnavailable, msg: "otlp: receiver stopped", retryAfter: true}
+		case <-req.Context().Done():
+			c.doneSending()
+			b.Done(req.Context().Err())
+			return outcome{status: 0}
+		}
+	}
+	c.doneSending()
+
+	t := time.NewTimer(orDefault(c.lim().RequestTimeout, DefaultRequestTimeout))
+	defer t.Stop()
+	select {
+	case err := <-acked:
+		switch {
+		case err == nil:
+			return outcome{status: http.StatusOK}
+		case ferry.IsPermanent(err):
+			return outcome{status: http.StatusOK, rejected: n, msg: "dropped downstream: " + err.Error()}
+		default:
+			return outcome{status: http.StatusServiceUnavailable, msg: "otlp: not delivered, send again: " + err.Error(), retryAfter: true}
+		}
+	case <-t.C:
+		return outcome{status: http.StatusServiceUnavailable, msg: "otlp: delivery not confirmed in time, send again", retryAfter: true}
+	case <-req.Context().Done():
+		return outcome{status: 0}
+	}
+}
+
+func (c *core[T]) doneSending() {
+	c.sending.Add(-1)
+	c.inflight.Done()
+}
+
+// grpcCode is the google.rpc.Code of an HTTP status, for Status bodies.
+func grpcCode(status int) int {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+		return 3 // INVALID_ARGUMENT
+	case http.StatusTooManyRequests:
+		return 8 // RESOURCE_EXHAUSTED
+	case http.StatusServiceUnavailable:
+		return 14 // UNAVAILABLE
+	case http.StatusMethodNotAllowed:
+		return 12 // UNIMPLEMENTED
+	}
+	return 2 // UNKNOWN
+}
+
+// writeError answers status with a google.rpc.Status body in enc.
+func (c *core[T]) writeError(w http.ResponseWriter, enc encoding, status int, msg string, retryAfter bool) {
+	if retryAfter {
+		secs := (orDefault(c.lim().RetryAfter, DefaultRetryAfter) + time.Second - 1) / time.Second
+		w.Header().Set("Retry-After", strconv.Itoa(int(secs)))
+	}
+	var body []byte
+	if enc == encJSON {
+		w.Header().Set("Content-Type", "application/json")
+		body = fmt.Appendf(nil, `{"code":%d,"message":`, grpcCode(status))
+		body = otlpconv.AppendJSONString(body, msg)
+		body = append(body, '}')
+	} else {
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		body = protowire.AppendTag(body, 1, protowire.VarintType)
+		body = protowire.AppendVarint(body, uint64(grpcCode(status)))
+		body = protowire.AppendTag(body, 2, protowire.BytesType)
+		body = protowire.AppendString(body, msg)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// writeSuccess answers 200 with an Export*ServiceResponse in enc, with a
+// partial_success when rejected > 0. rejectedField is the JSON name of the
+// count ("rejectedLogRecords" or "rejectedDataPoints").
+func writeSuccess(w http.ResponseWriter, enc encoding, rejected int64, msg, rejectedField string) {
+	var body []byte
+	if enc == encJSON {
+		w.Header().Set("Content-Type", "application/json")
+		if rejected > 0 || msg != "" {
+			body = fmt.Appendf(body, `{"partialSuccess":{"%s":"%d","errorMessage":`, rejectedField, rejected)
+			body = otlpconv.AppendJSONString(body, msg)
+			body = append(body, "}}"...)
+		} else {
+			body = append(body, "{}"...)
+		}
+	} else {
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		if rejected > 0 || msg != "" {
+			var ps []byte
+			if rejected > 0 {
+				ps = protowire.AppendTag(ps, 1, protowire.VarintType)
+				ps = protowire.AppendVarint(ps, uint64(rejected))
+			}
+			if msg != "" {
+				ps = protowire.AppendTag(ps, 2, protowire.BytesType)
+				ps = protowire.AppendString(ps, msg)
+			}
+			body = protowire.AppendTag(body, 1, protowire.BytesType)
+			body = protowire.AppendBytes(body, ps)
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+// Server listens on one address and serves the receivers that name it:
+// /v1/logs and /v1/metrics, and /ready, answering 200. The first receiver's
+// Start listens; the last receiver's Close shuts it down, waiting for
+// requests in progress up to ShutdownTimeout or the Close context's
+// deadline. A path whose receiver is not attached answers 404.
+type Server struct {
+	// Addr to listen on, such as "127.0.0.1:4318". Ignored if Listener is
+	// set.
+	Addr string
+	// Listener, when set, is served instead of listening on Addr. The
+	// server closes it.
+	Listener net.Listener
+	// ShutdownTimeout bounds how long Close waits for requests in progress
+	// (default 5s).
+	ShutdownTimeout time.Duration
+
+	mu       sync.Mutex
+	handlers map[string]http.Handler
+	srv      *http.Server
+	served   chan struct{}
+	addr     net.Addr
+}
+
+func (s *Server) validate() error {
+	if s.Addr == "" && s.Listener == nil {
+		return errors.New("otlp: Server needs Addr or Listener")
+	}
+	return nil
+}
+
+// ListenAddr returns the address the server listens on while a receiver
+// is started, nil otherwise.
+func (s *Server) ListenAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+func (s *Server) attach(path string, h http.Handler) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handlers[path] != nil {
+		return fmt.Errorf("otlp: Server already serves %s", path)
+	}
+	if s.srv == nil {
+		if err := s.validate(); err != nil {
+			return err
+		}
+		ln := s.Listener
+		if ln == nil {
+			var err error
+			if ln, err = net.Listen("tcp", s.Addr); err != nil {
+				return fmt.Errorf("otlp: %w", err)
+			}
+		}
+		s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+		s.served = make(chan struct{})
+		s.addr = ln.Addr()
+		srv, served := s.srv, s.served
+		go func() {
+			defer close(served)
+			srv.Serve(ln)
+		}()
+	}
+	if s.handlers == nil {
+		s.handlers = make(map[string]http.Handler)
+	}
+	s.handlers[path] = h
+	return nil
+}
+
+func (s *Server) detach(ctx context.Context, path string) error {
+	s.mu.Lock()
+	delete(s.handlers, path)
+	if len(s.handlers) > 0 || s.srv == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	srv, served := s.srv, s.served
+	s.srv, s.served, s.addr = nil, nil, nil
+	s.mu.Unlock()
+	timeout := s.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		srv.Close()
+	}
+	<-served
+	if err != nil {
+		return fmt.Errorf("otlp: shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == "/ready" {
+		io.WriteString(w, "ready\n")
+		return
+	}
+	s.mu.Lock()
+	h := s.handlers[req.URL.Path]
+	s.mu.Unlock()
+	if h == nil {
+		http.NotFound(w, req)
+		return
+	}
+	h.ServeHTTP(w, req)
+}
