@@ -48,7 +48,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
-	"github.com/ferrydev/ferry/internal/httpretry"
+	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/common/config"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -412,6 +412,8 @@ func (e *exporter[T]) finish(r *request[T], err error) {
 // when retries ran out.
 func (e *exporter[T]) deliver(n int, body []byte, encoding string) error {
 	cfg := e.cfg
+	maxB := orDefault(cfg.MaxBackoff, DefaultMaxBackoff)
+	backoff := retry.Backoff{Min: orDefault(cfg.MinBackoff, DefaultMinBackoff), Max: maxB, Jitter: true}
 	for attempt := 0; ; attempt++ {
 		status, retryAfter, resp, err := e.post(body, encoding)
 		if err == nil && status/100 == 2 {
@@ -443,18 +445,13 @@ func (e *exporter[T]) deliver(n int, body []byte, encoding string) error {
 			e.log.Error("otlp: giving up on a request after retries", "retries", attempt, "items", n, "err", err)
 			return fmt.Errorf("otlp: giving up after %d retries: %w", attempt, err)
 		}
-		maxB := orDefault(cfg.MaxBackoff, DefaultMaxBackoff)
-		wait := httpretry.Backoff(attempt, orDefault(cfg.MinBackoff, DefaultMinBackoff), maxB)
+		wait := backoff.Next()
 		if retryAfter > 0 {
 			wait = min(retryAfter, maxB)
 		}
 		e.rep.Retried()
 		e.log.Warn("otlp: request failed; retrying", "attempt", attempt+1, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-e.ctx.Done():
-			t.Stop()
+		if retry.Sleep(e.ctx, wait) != nil {
 			return ErrClosed
 		}
 	}
@@ -496,7 +493,7 @@ func (e *exporter[T]) post(body []byte, encoding string) (int, time.Duration, []
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	return resp.StatusCode, httpretry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), b, nil
+	return resp.StatusCode, retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), b, nil
 }
 
 // errorText returns the start of an error response for messages: the
