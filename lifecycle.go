@@ -1,6 +1,9 @@
 package ferry
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Starter is implemented by components that hold resources: goroutines,
 // connections, open files, listeners. It gives starting a place of its own,
@@ -32,3 +35,8 @@ type Starter interface {
 // NopReporter returns a Reporter that logs to slog.Default and counts
 // nothing, for components started outside a pipeline.
 func NopReporter() Reporter { return nopReporter{} }
+
+// ErrNotStarted is what a component's Run or Send reports when it was
+// called before Start. Components wrap it with their name; test for it with
+// errors.Is. It is not permanent: the data it refuses may be sent again.
+var ErrNotStarted = errors.New("not started: call Start first (a pipeline calls it)")

@@ -81,7 +81,7 @@ func AcceptHeader(protocols []Protocol) string {
 }
 
 // ErrNotStarted is returned by Run before Start.
-var ErrNotStarted = errors.New("scrape: Run before Start")
+var ErrNotStarted = fmt.Errorf("scrape: Run before Start: %w", ferry.ErrNotStarted)
 
 // Scraper scrapes the targets it is given and emits their samples. The zero
 // value works with Prometheus's defaults (1m interval, 10s timeout, job

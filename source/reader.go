@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
@@ -41,18 +42,24 @@ type Reader struct {
 }
 
 // Start keeps r, through which Run counts the lines it cuts or drops. A
-// pipeline calls it. A Reader run without Start uses the Reporter in Run's
-// context (ferry.ReporterFrom).
+// pipeline calls it; a program that runs the Reader itself calls it first
+// (with ferry.NopReporter() if it counts nothing).
 func (r *Reader) Start(_ context.Context, rep ferry.Reporter) error {
-	if rep != nil {
-		r.rep.Store(&rep)
+	if rep == nil {
+		rep = ferry.NopReporter()
 	}
+	r.rep.Store(&rep)
 	return nil
 }
 
 // Run reads until EOF (returning nil after emitting what it read) or an
 // error, or until ctx is done.
 func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
+	p := r.rep.Load()
+	if p == nil {
+		return fmt.Errorf("source.Reader: Run before Start: %w", ferry.ErrNotStarted)
+	}
+	rep := *p
 	if r.R == nil {
 		return nil
 	}
@@ -66,13 +73,6 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLineSize
 	}
-	var rep ferry.Reporter
-	if p := r.rep.Load(); p != nil {
-		rep = *p
-	} else {
-		rep = ferry.ReporterFrom(ctx)
-	}
-
 	// Reading blocks without regard to ctx, so it runs on its own goroutine
 	// and hands lines over; batching happens here. lines is closed at the
 	// end of the input, after readErr is set.

@@ -39,6 +39,9 @@ func TestSliceConformance(t *testing.T) {
 
 func collect(t *testing.T, r *source.Reader) ([]string, error) {
 	out := make(chan ferry.Batch[ferry.Entry], 100)
+	if err := r.Start(context.Background(), ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
 	err := r.Run(context.Background(), out)
 	close(out)
 	var lines []string
@@ -86,6 +89,7 @@ func TestReaderError(t *testing.T) {
 func ExampleReader() {
 	r := &source.Reader{R: strings.NewReader("hello\nworld\n")}
 	out := make(chan ferry.Batch[ferry.Entry], 1)
+	r.Start(context.Background(), ferry.NopReporter()) // a pipeline calls Start itself
 	r.Run(context.Background(), out)
 	b := <-out
 	for _, e := range b.Items {

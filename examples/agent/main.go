@@ -216,6 +216,14 @@ type ending[T any] struct {
 	ended chan struct{}
 }
 
+// Start starts the wrapped source, if it has a start of its own.
+func (e *ending[T]) Start(ctx context.Context, r ferry.Reporter) error {
+	if s, ok := e.Source.(ferry.Starter); ok {
+		return s.Start(ctx, r)
+	}
+	return nil
+}
+
 func (e *ending[T]) Run(ctx context.Context, out chan<- ferry.Batch[T]) error {
 	err := e.Source.Run(ctx, out)
 	if err == nil {

@@ -18,7 +18,7 @@ func TestConformance(t *testing.T) {
 			sinktest.Run(t, sinktest.Harness[ferry.Entry]{
 				New: func(t *testing.T) sink.Sink[ferry.Entry] {
 					last = newFakeLoki(t, nil)
-					return started(t, &Sink{URL: last.url(), Encoding: enc, BatchWait: 20 * time.Millisecond, BatchBytes: 300}, nil)
+					return &Sink{URL: last.url(), Encoding: enc, BatchWait: 20 * time.Millisecond, BatchBytes: 300} // the harness starts it
 				},
 				Item: func(i int) ferry.Entry {
 					return ferry.Entry{

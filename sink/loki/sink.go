@@ -107,7 +107,7 @@ var ErrClosed = errors.New("loki: sink closed before delivery")
 
 // ErrNotStarted is the outcome of batches sent before Start. It is not
 // permanent: the entries were not delivered and may be read again.
-var ErrNotStarted = errors.New("loki: Send before Start")
+var ErrNotStarted = fmt.Errorf("loki: Send before Start: %w", ferry.ErrNotStarted)
 
 // Encoding is the body format of push requests.
 type Encoding int

@@ -82,7 +82,7 @@ var ErrClosed = errors.New("otlp: sink closed before delivery")
 
 // ErrNotStarted is returned (and given as the batch's outcome) by Send
 // before Start.
-var ErrNotStarted = errors.New("otlp: Send before Start")
+var ErrNotStarted = fmt.Errorf("otlp: Send before Start: %w", ferry.ErrNotStarted)
 
 // Config is what both sinks are configured by. Its zero value with a URL
 // is ready to use; every zero field takes its default.

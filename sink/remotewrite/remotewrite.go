@@ -95,7 +95,7 @@ var (
 	ErrClosed = errors.New("remotewrite: sink closed")
 	// ErrNotStarted is the outcome of batches sent before Start. It is not
 	// permanent: the data was not delivered and may be sent again.
-	ErrNotStarted = errors.New("remotewrite: Send before Start")
+	ErrNotStarted = fmt.Errorf("remotewrite: Send before Start: %w", ferry.ErrNotStarted)
 	// ErrNotV2Receiver means a 2.0 request was answered 2xx without any
 	// X-Prometheus-Remote-Write-*-Written header: the receiver decoded it as
 	// an empty 1.0 request and stored nothing.

@@ -909,7 +909,7 @@ func TestConformance(t *testing.T) {
 			rc = &receiver{t: t}
 			srv := httptest.NewServer(rc)
 			t.Cleanup(srv.Close)
-			return started(t, &Sink{URL: srv.URL, MinShards: 3, BatchSendDeadline: 10 * time.Millisecond}, nil)
+			return &Sink{URL: srv.URL, MinShards: 3, BatchSendDeadline: 10 * time.Millisecond} // the harness starts it
 		},
 		Item: func(i int) ferry.Sample {
 			return ferry.Sample{Labels: labels.FromStrings("__name__", "m", "i", strconv.Itoa(i)), T: int64(1000 + i), V: float64(i)}

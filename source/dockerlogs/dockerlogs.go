@@ -180,7 +180,7 @@ type Source struct {
 }
 
 // ErrNotStarted is returned by Run before Start.
-var ErrNotStarted = errors.New("dockerlogs: Run before Start")
+var ErrNotStarted = fmt.Errorf("dockerlogs: Run before Start: %w", ferry.ErrNotStarted)
 
 var (
 	_ source.TargetSource[ferry.Entry] = (*Source)(nil)

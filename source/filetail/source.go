@@ -166,7 +166,7 @@ type Source struct {
 }
 
 // ErrNotStarted is returned by Run before Start.
-var ErrNotStarted = errors.New("filetail: Run before Start")
+var ErrNotStarted = fmt.Errorf("filetail: Run before Start: %w", ferry.ErrNotStarted)
 
 var (
 	_ source.TargetSource[ferry.Entry] = (*Source)(nil)

@@ -15,6 +15,7 @@ package gather
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"strconv"
@@ -77,7 +78,7 @@ type Source struct {
 }
 
 // ErrNotStarted is returned by Run before Start.
-var ErrNotStarted = errors.New("gather: Run before Start")
+var ErrNotStarted = fmt.Errorf("gather: Run before Start: %w", ferry.ErrNotStarted)
 
 var _ source.Source[ferry.Sample] = (*Source)(nil)
 

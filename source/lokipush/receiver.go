@@ -118,7 +118,7 @@ var (
 
 // ErrNotStarted is returned by Run when Start was not called (or the
 // receiver was closed since).
-var ErrNotStarted = errors.New("lokipush: Run before Start (a pipeline calls Start; a program running the receiver itself must call it first)")
+var ErrNotStarted = fmt.Errorf("lokipush: Run before Start: %w", ferry.ErrNotStarted)
 
 // Start makes the receiver ready and keeps r as its Reporter for logs and
 // drop counts. It returns an error if the receiver is started already.

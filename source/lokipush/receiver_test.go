@@ -290,6 +290,10 @@ func TestSinkToServer(t *testing.T) {
 		go func() { runErr <- srv.Run(ctx, out) }()
 
 		s := &loki.Sink{URL: "http://" + ln.Addr().String() + "/loki/api/v1/push", TenantID: "t1", Encoding: enc, BatchWait: 10 * time.Millisecond}
+		if err := s.Start(ctx, ferry.NopReporter()); err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close(context.Background())
 		acked := make(chan error, 1)
 		in := []ferry.Entry{
 			{Labels: labels.FromStrings("app", "web", "env", "prod"), Timestamp: t0, Line: "first"},
