@@ -79,7 +79,8 @@ type Options struct {
 	// SegmentBytes.
 	MaxBytes int64
 	// SegmentBytes is the size at which a segment file is closed and the
-	// next one started (default 16 MiB, at least MinSegmentBytes). Space
+	// next one started (default MaxBytes/8, at most 16 MiB; at least
+	// MinSegmentBytes). Space
 	// is freed a whole segment at a time, once everything in it was
 	// acknowledged by the inner sink.
 	SegmentBytes int64
@@ -142,7 +143,7 @@ type Disk[T any] struct {
 	spare      []*ferry.Ack
 	dirty      bool
 	wfailed    atomic.Bool
-	epoch      uint64 // incremented when a write failure cuts records
+	epoch      uint64               // incremented when a write failure cuts records
 	hookWrite  func(p []byte) error // tests: inject write errors
 	nextID     uint64
 
@@ -216,7 +217,7 @@ var _ ferry.Starter = (*Disk[ferry.Entry])(nil)
 
 func (d *Disk[T]) segmentBytes() int64 {
 	if d.SegmentBytes == 0 {
-		return DefaultSegmentBytes
+		return min(DefaultSegmentBytes, max(MinSegmentBytes, d.MaxBytes/8))
 	}
 	return d.SegmentBytes
 }
@@ -700,7 +701,9 @@ func (d *Disk[T]) encode(buf *encBuf, items []T) (tooLarge int) {
 	return tooLarge
 }
 
-func putUint32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24) }
+func putUint32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
 
 // write appends the records in buf, rotating segments and waiting for or
 // making space as the policy says, and queues ack for the next fsync. If a
