@@ -397,7 +397,7 @@ func writeSegments(t *testing.T, dir string, n int, segBytes int64) {
 	t.Helper()
 	inner := &sinktest.Sink[ferry.Entry]{}
 	inner.FailNext(1<<30, nil)
-	d := Wrap(dir, inner, Options{MaxBytes: 1 << 24, SegmentBytes: segBytes, SyncInterval: -1})
+	d := Wrap(dir, inner, Options{MaxBytes: 1 << 24, SegmentBytes: segBytes, SyncInterval: 2 * time.Millisecond})
 	start(t, d)
 	waitAcks(t, send(t, d, entries(1, 0, n), 10), n/10)
 	if err := d.Close(context.Background()); err != nil {
