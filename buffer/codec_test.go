@@ -200,7 +200,7 @@ func FuzzSegment(f *testing.F) {
 			if n > len(data) {
 				t.Fatal("reader does not advance")
 			}
-			h, payload, end, err := r.next(off, limit)
+			h, payload, end, err := r.next(off, limit, false)
 			if err != nil {
 				return
 			}

@@ -162,7 +162,8 @@ type Disk[T any] struct {
 	acks   []ackMsg
 	ackCh  chan struct{} // cap 1
 
-	stats   counters
+	stats    counters
+	itemPool sync.Pool
 	descsMu sync.Once
 	descs   *descs
 }
@@ -171,7 +172,8 @@ type Disk[T any] struct {
 type segInfo struct {
 	id           uint64
 	size         int64 // bytes in the file (written, maybe not durable)
-	readable     int64 // bytes durable and readable
+	readable     int64 // bytes written to the file, which the replay may read
+	durable      int64 // bytes made durable by an fsync
 	sealed       bool
 	records      int64
 	items        int64
@@ -433,7 +435,7 @@ func (d *Disk[T]) scanSegment(id uint64, last bool, m marker) (*segInfo, error) 
 		// segment cut back by a failed write.
 		return nil, os.Remove(path)
 	}
-	si := &segInfo{id: id, size: size, readable: size, sealed: true}
+	si := &segInfo{id: id, size: size, readable: size, durable: size, sealed: true}
 	hdr := make([]byte, segHeaderSize)
 	if _, err := f.ReadAt(hdr, 0); err != nil || checkSegHeader(hdr) != nil {
 		if last {
@@ -450,7 +452,7 @@ func (d *Disk[T]) scanSegment(id uint64, last bool, m marker) (*segInfo, error) 
 		var h recHeader
 		var end int64
 		if last {
-			h, _, end, err = rd.next(off, size)
+			h, _, end, err = rd.next(off, size, true)
 		} else {
 			_, err = f.ReadAt(rh, off)
 			h = readRecHeader(rh)
@@ -469,7 +471,7 @@ func (d *Disk[T]) scanSegment(id uint64, last bool, m marker) (*segInfo, error) 
 				if serr := f.Sync(); serr != nil {
 					return nil, serr
 				}
-				si.size, si.readable = off, off
+				si.size, si.readable, si.durable = off, off, off
 			}
 			break
 		}
@@ -495,13 +497,26 @@ func (d *Disk[T]) openSegment() error {
 	if d.bw == nil {
 		d.bw = bufio.NewWriterSize(nil, 256<<10)
 	}
+	var written int64
 	d.bw.Reset(writerFunc(func(p []byte) (int, error) {
 		if d.hookWrite != nil {
 			if err := d.hookWrite(p); err != nil {
 				return 0, err
 			}
 		}
-		return f.Write(p)
+		n, err := f.Write(p)
+		if n > 0 {
+			// What reached the file may be replayed before the fsync: a
+			// crash then duplicates, never loses.
+			written += int64(n)
+			d.mu.Lock()
+			if s := d.seg(id); s != nil && !s.sealed && written > s.readable {
+				s.readable = written
+			}
+			d.mu.Unlock()
+			d.notifyData()
+		}
+		return n, err
 	}))
 	if _, err := d.bw.Write(segHeader()); err != nil {
 		f.Close()
@@ -546,7 +561,7 @@ func (d *Disk[T]) closeActive() error {
 	if s != nil {
 		s.sealed = true
 		if err == nil {
-			s.readable = d.activeSize
+			s.readable, s.durable = d.activeSize, d.activeSize
 			s.syncRecords, s.syncItems = s.records, s.items
 		}
 	}
@@ -573,13 +588,14 @@ func (d *Disk[T]) abandonLocked(s *segInfo, err error) {
 	d.mu.Lock()
 	if s != nil {
 		s.sealed = true
-		d.totalBytes -= s.size - s.readable
-		s.size = s.readable
+		d.totalBytes -= s.size - s.durable
+		s.size, s.readable = s.durable, s.durable
 		s.records, s.items = s.syncRecords, s.syncItems
+		s.ackedRecords, s.ackedItems = min(s.ackedRecords, s.records), min(s.ackedItems, s.items)
 	}
 	d.mu.Unlock()
 	if d.active != nil && s != nil {
-		d.active.Truncate(s.readable) // best effort: the reader stops at readable anyway
+		d.active.Truncate(s.durable) // best effort: the reader stops at readable anyway
 	}
 	d.bw.Reset(io.Discard)
 	werr := fmt.Errorf("buffer: write to %s failed: %w", d.Dir, err)
@@ -878,7 +894,7 @@ func (d *Disk[T]) sync() error {
 		}
 		d.mu.Lock()
 		if s := d.seg(d.activeID); s != nil {
-			s.readable = d.activeSize
+			s.readable, s.durable = d.activeSize, d.activeSize
 			s.syncRecords, s.syncItems = s.records, s.items
 		}
 		d.mu.Unlock()

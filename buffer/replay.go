@@ -207,7 +207,7 @@ func or(v, d time.Duration) time.Duration {
 
 // send decodes f and hands it to the inner sink.
 func (d *Disk[T]) send(ctx context.Context, f *flight) {
-	items := make([]T, f.items)
+	items := d.getItems(int(f.items))
 	var prev *T
 	err := forEachItem(f.payload, f.items, func(i int, b []byte) error {
 		if err := d.Codec.Decode(b, &items[i], prev); err != nil {
@@ -225,7 +225,25 @@ func (d *Disk[T]) send(ctx context.Context, f *flight) {
 	f.state = flSending
 	f.attempts++
 	d.stats.replayed.Add(1)
-	d.Inner.Send(ctx, ferry.NewBatch(items, func(err error) { d.pushAck(f, err) }))
+	d.Inner.Send(ctx, ferry.NewBatch(items, func(err error) {
+		d.putItems(items)
+		d.pushAck(f, err)
+	}))
+}
+
+// getItems returns a slice of n items, reused from batches the inner sink
+// is done with: the Batch contract lets the producer reuse it after Done.
+func (d *Disk[T]) getItems(n int) []T {
+	if p, ok := d.itemPool.Get().(*[]T); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]T, n)
+}
+
+func (d *Disk[T]) putItems(items []T) {
+	clear(items)
+	items = items[:0]
+	d.itemPool.Put(&items)
 }
 
 // corrupt counts an unreadable record or segment and logs the first of
@@ -314,14 +332,16 @@ func (d *Disk[T]) readNext(pos *readPos, floor uint64) *flight {
 			}
 			return nil
 		}
-		h, payload, end, err := pos.rd.next(pos.off, limit)
+		h, payload, end, err := pos.rd.next(pos.off, limit, false)
+		if errors.Is(err, errTorn) && !sealed {
+			return nil // the rest of the record is still in the write buffer
+		}
 		if err != nil {
 			d.corrupt(s.id, pos.off, err)
 			pos.skip = true
 			continue
 		}
-		f := &flight{seg: s.id, off: pos.off, end: end, items: h.items, when: h.time}
-		f.payload = append([]byte(nil), payload...)
+		f := &flight{seg: s.id, off: pos.off, end: end, items: h.items, when: h.time, payload: payload}
 		pos.off = end
 		return f
 	}

@@ -163,10 +163,11 @@ func (r *segReader) fill(off int64, n int, limit int64) error {
 }
 
 // next reads the record at off, not reading past limit. It returns the
-// header and the payload (valid until the next call) and the offset after
-// the record. A record that does not fit before limit is errTorn; a bad
+// header, the payload and the offset after the record. The payload is a
+// new slice the caller owns, unless borrow is set: then it is valid until
+// the next call. A record that does not fit before limit is errTorn; a bad
 // length or checksum is ErrCorrupt.
-func (r *segReader) next(off, limit int64) (recHeader, []byte, int64, error) {
+func (r *segReader) next(off, limit int64, borrow bool) (recHeader, []byte, int64, error) {
 	if err := r.fill(off, recHeaderSize, limit); err != nil {
 		return recHeader{}, nil, off, err
 	}
@@ -176,15 +177,36 @@ func (r *segReader) next(off, limit int64) (recHeader, []byte, int64, error) {
 		return h, nil, off, errCorrupt("bad record length")
 	}
 	n := recHeaderSize + int(h.length)
-	if err := r.fill(off, n, limit); err != nil {
-		return h, nil, off, err
+	end := off + int64(n)
+	if end > limit {
+		return h, nil, off, errTorn
 	}
-	i = int(off - r.bufOff)
-	rec := r.buf[i : i+n]
-	if crc32.Checksum(rec[8:], castagnoli) != h.crc {
+	var payload []byte
+	if avail := len(r.buf) - i; avail >= n {
+		payload = r.buf[i+recHeaderSize : i+n]
+		if !borrow {
+			payload = append([]byte(nil), payload...)
+		}
+	} else {
+		// Larger than what is buffered: read it straight into its own
+		// slice, copying nothing.
+		payload = make([]byte, h.length)
+		k := copy(payload, r.buf[i+recHeaderSize:])
+		if m, err := r.f.ReadAt(payload[k:], off+int64(recHeaderSize+k)); m < len(payload)-k {
+			if err == nil || err == io.EOF {
+				err = errTorn
+			}
+			return h, nil, off, err
+		}
+		r.reset()
+	}
+	var hb [12]byte
+	binary.LittleEndian.PutUint32(hb[0:], h.items)
+	binary.LittleEndian.PutUint64(hb[4:], uint64(h.time))
+	if crc32.Update(crc32.Checksum(hb[:], castagnoli), castagnoli, payload) != h.crc {
 		return h, nil, off, errCorrupt("checksum mismatch")
 	}
-	return h, rec[recHeaderSize:], off + int64(n), nil
+	return h, payload, end, nil
 }
 
 // reset forgets the read-ahead (after the file changed under it).
