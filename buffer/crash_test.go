@@ -112,33 +112,54 @@ func TestCrashKill9(t *testing.T) {
 	for k := range kills {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "FERRY_BUFFER_CRASH_DIR="+dir, "FERRY_BUFFER_CRASH_FIRST="+strconv.Itoa(k*10_000_000))
-		var out bytes.Buffer
 		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// A random moment: early kills hit the recovery and replay of the
-		// previous run's backlog, later ones steady writing.
-		timer := time.NewTimer(time.Duration(20+rand.IntN(maxRun)) * time.Millisecond)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			t.Fatalf("child %d exited early: %v\n%s", k, err, stderr.String())
-		case <-timer.C:
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		sc := bufio.NewScanner(&out)
-		for sc.Scan() {
-			var from, to int
-			if _, err := fmt.Sscanf(sc.Text(), "ack %d %d", &from, &to); err == nil {
-				for i := from; i < to; i++ {
-					acked[i] = true
+		firstAck := make(chan struct{})
+		parsed := make(chan struct{})
+		go func() {
+			defer close(parsed)
+			sc := bufio.NewScanner(stdout)
+			seen := false
+			for sc.Scan() {
+				var from, to int
+				if _, err := fmt.Sscanf(sc.Text(), "ack %d %d", &from, &to); err == nil {
+					for i := from; i < to; i++ {
+						acked[i] = true
+					}
+					if !seen {
+						seen = true
+						close(firstAck)
+					}
 				}
 			}
+		}()
+		// A random moment: odd runs are killed early, during the recovery
+		// and replay of the previous run's backlog; even runs once they
+		// write, some time after their first acknowledgement.
+		delay := time.Duration(5+rand.IntN(100)) * time.Millisecond
+		if k%2 == 0 {
+			select {
+			case <-firstAck:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("child %d: no acknowledgement in 60s\n%s", k, stderr.String())
+			}
+			delay = time.Duration(rand.IntN(maxRun)) * time.Millisecond
 		}
+		select {
+		case <-parsed:
+			t.Fatalf("child %d exited early\n%s", k, stderr.String())
+		case <-time.After(delay):
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-parsed
+		cmd.Wait()
 	}
 	if len(acked) == 0 {
 		t.Fatal("no batch was ever acknowledged")

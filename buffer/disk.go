@@ -164,8 +164,8 @@ type Disk[T any] struct {
 
 	stats    counters
 	itemPool sync.Pool
-	descsMu sync.Once
-	descs   *descs
+	descsMu  sync.Once
+	descs    *descs
 }
 
 // segInfo is what is known of one segment file.
@@ -941,10 +941,11 @@ func (d *Disk[T]) syncer() {
 }
 
 // Close stops accepting batches, makes what was written durable and
-// acknowledges it, stops the replay, closes the inner sink with ctx (which
-// flushes what it holds and fails the rest; failed records stay on disk for
-// the next run), saves the read marker and closes the files. It is safe
-// without Start and safe twice.
+// acknowledges it, goes on replaying until everything was acknowledged by
+// the inner sink or ctx ends, then stops the replay, closes the inner sink
+// with ctx (which flushes what it holds and fails the rest), saves the read
+// marker and closes the files. What was not delivered stays on disk for the
+// next Start. It is safe without Start and safe twice.
 func (d *Disk[T]) Close(ctx context.Context) error {
 	d.lifeMu.Lock()
 	if d.closed {
@@ -963,6 +964,17 @@ func (d *Disk[T]) Close(ctx context.Context) error {
 	close(d.closing)
 	<-d.syDone
 	serr := d.sync()
+	// Replay what is left while ctx allows; the rest stays on disk.
+	tick := time.NewTicker(10 * time.Millisecond)
+	for d.pendingRecords() > 0 {
+		select {
+		case <-tick.C:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	tick.Stop()
 	d.cancel() // the replay stops sending
 	ierr := d.Inner.Close(ferry.WithReporter(ctx, d.irep))
 	close(d.stopRd)
@@ -995,6 +1007,16 @@ func (r *innerReporter) SetHealth(h ferry.Health, err error) {
 		return
 	}
 	r.Reporter.SetHealth(h, err)
+}
+
+func (d *Disk[T]) pendingRecords() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var n int64
+	for _, s := range d.segs {
+		n += s.records - s.ackedRecords
+	}
+	return n
 }
 
 func (d *Disk[T]) diskFailing() bool { return d.wfailed.Load() }

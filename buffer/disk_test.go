@@ -68,7 +68,7 @@ func TestRestartReplaysUnacked(t *testing.T) {
 	inner.FailNext(1<<30, nil) // the receiver is down
 	second := entries(1, 300, 500)
 	waitAcks(t, send(t, d, second, 10), 50)
-	d.Close(context.Background())
+	closeNow(d)
 
 	inner2 := &sinktest.Sink[ferry.Entry]{}
 	d2 := Wrap(dir, inner2, Options{MaxBytes: 1 << 20, SegmentBytes: 8 << 10, SyncInterval: 5 * time.Millisecond})
@@ -114,7 +114,7 @@ func TestOutOfOrderAcks(t *testing.T) {
 	held[2].Done(nil)
 	mu.Unlock()
 	waitFor(t, "acks processed", func() bool { return d.Stats().Acked == 0 && d.Stats().Records == 4 })
-	d.Close(context.Background()) // record 0 never acknowledged
+	closeNow(d) // record 0 never acknowledged
 
 	inner2 := &sinktest.Sink[ferry.Entry]{}
 	d2 := Wrap(dir, inner2, Options{MaxBytes: 1 << 20, SyncInterval: 5 * time.Millisecond})
@@ -400,9 +400,7 @@ func writeSegments(t *testing.T, dir string, n int, segBytes int64) {
 	d := Wrap(dir, inner, Options{MaxBytes: 1 << 24, SegmentBytes: segBytes, SyncInterval: 2 * time.Millisecond})
 	start(t, d)
 	waitAcks(t, send(t, d, entries(1, 0, n), 10), n/10)
-	if err := d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	closeNow(d)
 }
 
 // TestCorruption flips bytes at random offsets in random segments: the
@@ -438,7 +436,7 @@ func TestCorruption(t *testing.T) {
 		if lost > 2000/len(ids)+20 {
 			t.Fatalf("seed %d: %d entries missing, more than one segment", seed, lost)
 		}
-		d.Close(context.Background())
+		closeNow(d)
 	}
 }
 
@@ -481,7 +479,7 @@ func TestTruncation(t *testing.T) {
 		if cut < fi.Size() && cut > segHeaderSize && len(got) == 500 {
 			t.Fatalf("seed %d: cut at %d of %d but everything delivered", seed, cut, fi.Size())
 		}
-		d.Close(context.Background())
+		closeNow(d)
 	}
 }
 
@@ -519,5 +517,27 @@ func TestStatsAndMetrics(t *testing.T) {
 		if !slices.Contains(names, want) {
 			t.Errorf("metric %s missing from %v", want, names)
 		}
+	}
+}
+
+// TestCloseDrains: Close replays what is left to the inner sink before it
+// returns, within its context.
+func TestCloseDrains(t *testing.T) {
+	inner := &sinktest.Sink[ferry.Entry]{}
+	inner.Block()
+	d := Wrap(t.TempDir(), inner, Options{MaxBytes: 1 << 20, SyncInterval: time.Hour})
+	start(t, d)
+	d.Send(context.Background(), ferry.NewBatch(entries(1, 0, 100), nil))
+	go func() {
+		waitFor(t, "a blocked send", func() bool { return d.Stats().Replayed > 0 })
+		inner.Unblock()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if inner.Len() != 100 {
+		t.Fatalf("Close returned with %d of 100 delivered", inner.Len())
 	}
 }

@@ -86,12 +86,15 @@ func start(t testing.TB, d *Disk[ferry.Entry]) *testReporter {
 	if err := d.Start(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		d.Close(ctx)
-	})
+	t.Cleanup(func() { closeNow(d) })
 	return r
+}
+
+// closeNow closes d without waiting for the inner sink to catch up.
+func closeNow[T any](d *Disk[T]) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return d.Close(ctx)
 }
 
 // send sends items in batches of size and returns a channel that receives
