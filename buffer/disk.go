@@ -976,7 +976,11 @@ func (d *Disk[T]) Close(ctx context.Context) error {
 	}
 	tick.Stop()
 	d.cancel() // the replay stops sending
-	ierr := d.Inner.Close(ferry.WithReporter(ctx, d.irep))
+	if err := d.Inner.Close(ferry.WithReporter(ctx, d.irep)); err != nil {
+		// Not an error of the buffer: what the inner sink did not deliver
+		// is still on disk.
+		d.log.Warn("inner sink closed with undelivered data; it stays in the buffer", "err", err)
+	}
 	close(d.stopRd)
 	<-d.rdDone
 	d.wmu.Lock()
@@ -989,7 +993,7 @@ func (d *Disk[T]) Close(ctx context.Context) error {
 	d.pending = nil
 	d.wmu.Unlock()
 	d.lock.Close()
-	return errors.Join(serr, ierr, cerr)
+	return errors.Join(serr, cerr)
 }
 
 // innerReporter is the Reporter the inner sink gets: its health is
