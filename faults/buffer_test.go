@@ -1,0 +1,197 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/buffer"
+	"github.com/ferrydev/ferry/internal/peers"
+	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/sink/loki"
+	"github.com/ferrydev/ferry/sink/remotewrite"
+	"github.com/ferrydev/ferry/source"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// waitUntil polls cond every 50ms until it holds or timeout passes.
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBufferVictoriaLogsOutage: lines from a Reader source go through a
+// disk buffer and the Loki sink to VictoriaLogs, which is stopped for a
+// while and started again. The source never stops reading (its lines are
+// acknowledged once on disk), and every line arrives.
+func TestBufferVictoriaLogsOutage(t *testing.T) {
+	vl := peers.StartVictoriaLogs(t)
+	pr, pw := io.Pipe()
+	run := fmt.Sprint(time.Now().UnixNano())
+	b := pipeline.New(pipeline.WithDrainTimeout(60 * time.Second))
+	logs := pipeline.FromSource(b, "lines", &source.Reader{R: pr, Labels: labels.FromStrings("job", "buffer-outage", "run", run), BatchSize: 100, Linger: 10 * time.Millisecond})
+	d := buffer.Wrap(filepath.Join(t.TempDir(), "buf"),
+		&loki.Sink{URL: vl.PushURL(), BatchWait: 50 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxRetries: 3},
+		buffer.Options{MaxBytes: 64 << 20, SyncInterval: 50 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	pipeline.To(b, "victorialogs", d, logs)
+	p, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+
+	next := 0
+	write := func(n int) {
+		for range n {
+			fmt.Fprintf(pw, "outage line %06d\n", next)
+			next++
+		}
+	}
+	count := func() int {
+		return len(vl.Query(t, fmt.Sprintf(`run:=%q | fields _msg`, run)))
+	}
+	write(1000)
+	waitUntil(t, "the first lines delivered", 60*time.Second, func() bool { return count() == 1000 })
+
+	vl.Stop()
+	write(3000) // written while the receiver is down: the Reader keeps reading
+	waitUntil(t, "the outage's lines durable in the buffer", 60*time.Second, func() bool {
+		s := d.Stats()
+		return s.Items >= 3000 && s.Retries > 0
+	})
+	vl.Start()
+	write(1000)
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rows := vl.Query(t, fmt.Sprintf(`run:=%q | fields _msg`, run))
+	seen := map[string]int{}
+	for _, r := range rows {
+		seen[r["_msg"]]++
+	}
+	lost, dups := 0, 0
+	for i := range next {
+		c := seen[fmt.Sprintf("outage line %06d", i)]
+		if c == 0 {
+			lost++
+		}
+		dups += max(0, c-1)
+	}
+	t.Logf("%d lines written, %d stored, %d lost, %d duplicates; buffer %+v", next, len(rows), lost, dups, d.Stats())
+	if lost != 0 {
+		t.Fatalf("%d lines lost", lost)
+	}
+}
+
+// TestBufferPrometheusBacklog sends a metrics backlog whose samples are
+// older than Prometheus's head block allows through a buffer and remote
+// write, to two Prometheus 3 servers that were down while it built up: one
+// with storage.tsdb.out_of_order_time_window set accepts all of it, one
+// without rejects it as out of bounds (counted as a permanent drop, not
+// retried forever).
+func TestBufferPrometheusBacklog(t *testing.T) {
+	withOOO := peers.StartPrometheus3(t, "global:\n  scrape_interval: 1m\nstorage:\n  tsdb:\n    out_of_order_time_window: 3h\n")
+	without := peers.StartPrometheus3(t, "")
+	now := time.Now()
+	live := []ferry.Sample{{Labels: labels.FromStrings("__name__", "ferry_buffer_live", "job", "t"), T: now.UnixMilli(), V: 1}}
+	const n = 120
+	backlog := make([]ferry.Sample, n)
+	for i := range backlog {
+		// From 100 to 70 minutes ago: older than the head's lower bound
+		// (its newest sample minus one hour) once live data is there.
+		backlog[i] = ferry.Sample{Labels: labels.FromStrings("__name__", "ferry_buffer_backlog", "job", "t"),
+			T: now.Add(-100*time.Minute + time.Duration(i)*15*time.Second).UnixMilli(), V: float64(i)}
+	}
+	for _, prom := range []*peers.Prometheus{withOOO, without} {
+		// Live samples reach Prometheus first (another agent, or this one's
+		// newer data), then it goes down while the backlog is buffered.
+		direct := &remotewrite.Sink{URL: prom.WriteURL()}
+		sendSamples(t, direct, live)
+		direct.Close(context.Background())
+		prom.Stop()
+
+		rep := &countingReporter{}
+		rw := &remotewrite.Sink{URL: prom.WriteURL(), MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, BatchSendDeadline: 100 * time.Millisecond}
+		d := buffer.Wrap(filepath.Join(t.TempDir(), "buf"), rw, buffer.Options{MaxBytes: 16 << 20, SyncInterval: 20 * time.Millisecond})
+		if err := d.Start(context.Background(), rep); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i += 10 {
+			acked := make(chan error, 1)
+			d.Send(context.Background(), ferry.NewBatch(append([]ferry.Sample(nil), backlog[i:i+10]...), func(err error) { acked <- err }))
+			if err := <-acked; err != nil {
+				t.Fatal(err)
+			}
+		}
+		prom.Start()
+		waitUntil(t, "the backlog settled", 120*time.Second, func() bool { return d.Stats().Records == 0 })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		d.Close(ctx)
+		cancel()
+
+		res := prom.Query(t, `count_over_time(ferry_buffer_backlog[3h])`, now)
+		got := 0.0
+		if len(res) == 1 {
+			got = res[0].Float(t)
+		}
+		if prom == withOOO {
+			if got != n {
+				t.Fatalf("with out_of_order_time_window: %v of %d backlog samples stored", got, n)
+			}
+			t.Logf("with out_of_order_time_window: %v of %d backlog samples stored", got, n)
+		} else {
+			if got != 0 || rep.dropped() == 0 {
+				t.Fatalf("without out_of_order_time_window: %v of %d stored, %d counted as dropped; want 0 stored, all dropped", got, n, rep.dropped())
+			}
+			t.Logf("without out_of_order_time_window: 0 stored, %d samples dropped (out of bounds)", rep.dropped())
+		}
+	}
+}
+
+func sendSamples(t *testing.T, s *remotewrite.Sink, items []ferry.Sample) {
+	t.Helper()
+	acked := make(chan error, 1)
+	if st, ok := any(s).(ferry.Starter); ok {
+		if err := st.Start(context.Background(), ferry.NopReporter()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Send(context.Background(), ferry.NewBatch(items, func(err error) { acked <- err }))
+	if err := <-acked; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countingReporter is a Reporter that counts drops.
+type countingReporter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (r *countingReporter) Logger() *slog.Logger          { return slog.Default() }
+func (r *countingReporter) SetHealth(ferry.Health, error) {}
+func (r *countingReporter) Retried()                      {}
+func (r *countingReporter) Dropped(reason string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n += n
+}
+func (r *countingReporter) dropped() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
