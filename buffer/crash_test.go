@@ -54,7 +54,7 @@ func crashReceiver(t testing.TB, dir string) *sinktest.Sink[ferry.Entry] {
 }
 
 func crashOptions() Options {
-	return Options{MaxBytes: 256 << 20, SegmentBytes: 64 << 10, SyncInterval: 20 * time.Millisecond,
+	return Options{MaxBytes: 256 << 20, SegmentBytes: 64 << 10, SyncInterval: 20 * time.Millisecond, MaxInFlight: 8,
 		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 }
 
@@ -200,7 +200,7 @@ func TestCrashKill9(t *testing.T) {
 	// (MaxInFlight records of 10 lines) and the records acknowledged since
 	// the marker was last saved (one SyncInterval, at most about 2,000
 	// lines at the child's pace).
-	if bound := kills * (DefaultMaxInFlight*10 + 2000); dups > bound {
+	if bound := kills * (8*10 + 2000); dups > bound {
 		t.Fatalf("%d duplicates, more than %d", dups, bound)
 	}
 }

@@ -44,7 +44,8 @@ const (
 	DefaultSegmentBytes = 16 << 20
 	MinSegmentBytes     = 4 << 10
 	DefaultSyncInterval = time.Second
-	DefaultMaxInFlight  = 8
+	DefaultMaxInFlight      = 1024
+	DefaultMaxInFlightBytes = 4 << 20
 	DefaultMinBackoff   = 250 * time.Millisecond
 	DefaultMaxBackoff   = 30 * time.Second
 	// maxRecordTarget bounds the payload of one record: a batch larger
@@ -93,10 +94,14 @@ type Options struct {
 	SyncInterval time.Duration
 	// Policy is what Send does when MaxBytes is reached (default Block).
 	Policy Policy
-	// MaxInFlight bounds the records replayed to the inner sink and not yet
-	// acknowledged by it (default 8). Memory for replay is bounded by it
-	// times the record size (at most 1 MiB, or a quarter of a segment).
-	MaxInFlight int
+	// MaxInFlight and MaxInFlightBytes bound the records replayed to the
+	// inner sink and not yet acknowledged by it, in records (default 1024)
+	// and in encoded bytes (default 4 MiB, exceeded by at most one record
+	// of at most 1 MiB). They bound the memory of replay, and should leave
+	// room for the inner sink to fill its requests: a Loki sink sends a
+	// request when it holds BatchSize bytes or waited BatchWait.
+	MaxInFlight      int
+	MaxInFlightBytes int64
 	// MinBackoff and MaxBackoff bound the wait before records the inner
 	// sink failed with a retryable error are sent again (250ms, 30s). They
 	// are retried without limit: only a delivery or a ferry.Permanent
@@ -163,6 +168,8 @@ type Disk[T any] struct {
 	ackCh  chan struct{} // cap 1
 
 	stats    counters
+	syncGen  atomic.Int64 // incremented after every sync
+	caughtUp atomic.Int64 // the syncGen up to which replay sent everything
 	itemPool sync.Pool
 	descsMu  sync.Once
 	descs    *descs
@@ -240,6 +247,13 @@ func (d *Disk[T]) maxInFlight() int {
 	return d.MaxInFlight
 }
 
+func (d *Disk[T]) maxInFlightBytes() int64 {
+	if d.MaxInFlightBytes <= 0 {
+		return DefaultMaxInFlightBytes
+	}
+	return d.MaxInFlightBytes
+}
+
 func (d *Disk[T]) name() string {
 	if d.Name != "" {
 		return d.Name
@@ -274,8 +288,8 @@ func (d *Disk[T]) Validate() error {
 	if d.Policy != Block && d.Policy != DropOldest {
 		errs = append(errs, fmt.Errorf("buffer: unknown %v", d.Policy))
 	}
-	if d.MinBackoff < 0 || d.MaxBackoff < 0 || d.MaxInFlight < 0 {
-		errs = append(errs, errors.New("buffer: MinBackoff, MaxBackoff and MaxInFlight must not be negative"))
+	if d.MinBackoff < 0 || d.MaxBackoff < 0 || d.MaxInFlight < 0 || d.MaxInFlightBytes < 0 {
+		errs = append(errs, errors.New("buffer: MinBackoff, MaxBackoff, MaxInFlight and MaxInFlightBytes must not be negative"))
 	}
 	if v, ok := d.Inner.(interface{ Validate() error }); ok && d.Inner != nil {
 		if err := v.Validate(); err != nil {
@@ -873,7 +887,9 @@ func (d *Disk[T]) notifyData() {
 func (d *Disk[T]) sync() error {
 	d.wmu.Lock()
 	if !d.dirty && len(d.pending) == 0 {
+		d.syncGen.Add(1)
 		d.wmu.Unlock()
+		d.notifyData()
 		return nil
 	}
 	var err error
@@ -904,6 +920,7 @@ func (d *Disk[T]) sync() error {
 	d.spare = nil
 	d.dirty = false
 	recovered := d.wfailed.Swap(false)
+	d.syncGen.Add(1)
 	d.wmu.Unlock()
 	if recovered {
 		d.rep.SetHealth(ferry.Healthy, nil)
@@ -964,9 +981,12 @@ func (d *Disk[T]) Close(ctx context.Context) error {
 	close(d.closing)
 	<-d.syDone
 	serr := d.sync()
-	// Replay what is left while ctx allows; the rest stays on disk.
-	tick := time.NewTicker(10 * time.Millisecond)
-	for d.pendingRecords() > 0 {
+	// Replay what is left while ctx allows: wait until every record was
+	// handed to the inner sink, whose Close then flushes them at once. The
+	// rest stays on disk.
+	gen := d.syncGen.Load()
+	tick := time.NewTicker(5 * time.Millisecond)
+	for d.caughtUp.Load() < gen {
 		select {
 		case <-tick.C:
 			continue

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -156,3 +157,5 @@ func TestPipelineMetrics(t *testing.T) {
 		t.Fatalf("buffer metrics missing from the pipeline's: %v", names)
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -67,6 +67,7 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 	pos := &readPos{seg: m.seg, off: m.off}
 	defer pos.close()
 	var window []*flight
+	var windowBytes int64
 	saved := m
 	lastSave := time.Now()
 	markerEvery := d.SyncInterval
@@ -123,6 +124,7 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 				d.stats.acked.Add(1)
 			}
 			f.state = flDone
+			windowBytes -= f.end - f.off
 			window[0] = nil
 			window = window[1:]
 			popped++
@@ -168,12 +170,15 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 				}
 				failed = false
 			}
-			for !failed && len(window) < d.maxInFlight() && ctx.Err() == nil {
+			gen := d.syncGen.Load()
+			for !failed && len(window) < d.maxInFlight() && windowBytes < d.maxInFlightBytes() && ctx.Err() == nil {
 				f := d.readNext(pos, floor)
 				if f == nil {
+					d.caughtUp.Store(gen) // everything readable at gen was sent
 					break
 				}
 				window = append(window, f)
+				windowBytes += f.end - f.off
 				d.send(ctx, f)
 			}
 			if failed {
