@@ -41,13 +41,13 @@ func (p Policy) String() string {
 
 // Defaults and limits of Options.
 const (
-	DefaultSegmentBytes = 16 << 20
-	MinSegmentBytes     = 4 << 10
-	DefaultSyncInterval = time.Second
+	DefaultSegmentBytes     = 16 << 20
+	MinSegmentBytes         = 4 << 10
+	DefaultSyncInterval     = time.Second
 	DefaultMaxInFlight      = 1024
 	DefaultMaxInFlightBytes = 4 << 20
-	DefaultMinBackoff   = 250 * time.Millisecond
-	DefaultMaxBackoff   = 30 * time.Second
+	DefaultMinBackoff       = 250 * time.Millisecond
+	DefaultMaxBackoff       = 30 * time.Second
 	// maxRecordTarget bounds the payload of one record: a batch larger
 	// than this is written as several records.
 	maxRecordTarget = 1 << 20

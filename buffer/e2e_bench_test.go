@@ -92,4 +92,3 @@ func BenchmarkEndToEnd(b *testing.B) {
 		})
 	})
 }
-

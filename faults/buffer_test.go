@@ -2,11 +2,15 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/sink/loki"
 	"github.com/ferrydev/ferry/sink/remotewrite"
+	"github.com/ferrydev/ferry/sink/sinktest"
 	"github.com/ferrydev/ferry/source"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -194,4 +199,102 @@ func (r *countingReporter) dropped() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n
+}
+
+// TestBufferDiskFull mounts a 256 KiB tmpfs (as root; skipped otherwise)
+// and fills it through a buffer whose inner sink is down: the write that
+// hits ENOSPC fails its batch with a retryable error and the buffer turns
+// Failing; once the inner sink delivers and frees segments, writes succeed
+// and it is Healthy again. Every acknowledged line is delivered.
+func TestBufferDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s); TestDiskFull in buffer covers ENOSPC with an injected writer", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+
+	inner := &sinktest.Sink[ferry.Entry]{}
+	inner.FailNext(1<<30, nil)
+	rep := &healthReporter{}
+	d := buffer.Wrap(filepath.Join(dir, "buf"), inner, buffer.Options{MaxBytes: 16 << 20, SegmentBytes: 16 << 10,
+		SyncInterval: -1, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	if err := d.Start(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	lbls := labels.FromStrings("job", "full")
+	acked := map[string]bool{}
+	batch := func(i int) (ferry.Batch[ferry.Entry], *error) {
+		items := make([]ferry.Entry, 10)
+		for j := range items {
+			items[j] = ferry.Entry{Labels: lbls, Line: fmt.Sprintf("full line %06d %s", i*10+j, strings.Repeat("x", 100))}
+		}
+		var res error = errors.New("not acknowledged")
+		return ferry.NewBatch(items, func(err error) {
+			res = err
+			if err == nil {
+				for _, e := range items {
+					acked[e.Line] = true
+				}
+			}
+		}), &res
+	}
+	i := 0
+	var sendErr error
+	for ; i < 10000; i++ {
+		b, res := batch(i)
+		sendErr = d.Send(context.Background(), b)
+		if sendErr != nil {
+			if !errors.Is(sendErr, syscall.ENOSPC) || !errors.Is(*res, syscall.ENOSPC) || ferry.Settled(*res) {
+				t.Fatalf("Send = %v, ack = %v; want a retryable ENOSPC", sendErr, *res)
+			}
+			break
+		}
+	}
+	if sendErr == nil {
+		t.Fatal("the disk never filled")
+	}
+	if h := rep.health(); h != ferry.Failing {
+		t.Fatalf("health %v after ENOSPC, want failing", h)
+	}
+	t.Logf("disk full after %d batches: %v; buffer %+v", i, sendErr, d.Stats())
+	inner.Reset() // the receiver is back: segments are delivered and freed
+	waitUntil(t, "a write to succeed again", 60*time.Second, func() bool {
+		i++
+		b, res := batch(i)
+		return d.Send(context.Background(), b) == nil && *res == nil
+	})
+	if h := rep.health(); h != ferry.Healthy {
+		t.Fatalf("health %v after the disk has room, want healthy", h)
+	}
+	waitUntil(t, "everything delivered", 60*time.Second, func() bool { return d.Stats().Records == 0 })
+	got := map[string]bool{}
+	for _, e := range inner.Items() {
+		got[e.Line] = true
+	}
+	for l := range acked {
+		if !got[l] {
+			t.Fatalf("acknowledged %q lost", l)
+		}
+	}
+	t.Logf("%d acknowledged lines, all delivered; write errors %d", len(acked), d.Stats().WriteErrors)
+}
+
+// healthReporter records the last health.
+type healthReporter struct {
+	countingReporter
+	hmu sync.Mutex
+	h   ferry.Health
+}
+
+func (r *healthReporter) SetHealth(h ferry.Health, _ error) {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	r.h = h
+}
+
+func (r *healthReporter) health() ferry.Health {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	return r.h
 }
