@@ -507,6 +507,12 @@ func (d *Disk[T]) openSegment() error {
 	if err != nil {
 		return err
 	}
+	// The new name must survive a power loss as the records in it will.
+	if err := syncDir(d.Dir); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
 	d.nextID++
 	if d.bw == nil {
 		d.bw = bufio.NewWriterSize(nil, 256<<10)

@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/buffer"
@@ -53,6 +55,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 	run := func(b *testing.B, wrap func(s sink.Sink[ferry.Entry]) sink.Sink[ferry.Entry]) {
 		b.ReportAllocs()
 		b.SetBytes(201)
+		var ru0 syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 		for b.Loop() {
 			in, err := os.Open(path)
 			if err != nil {
@@ -70,8 +74,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			in.Close()
 		}
+		var ru1 syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 		rate := float64(b.N*lines) / b.Elapsed().Seconds()
 		b.ReportMetric(rate, "entries/s")
+		b.ReportMetric(float64(b.N*lines)/cpu.Seconds(), "entries/cpu-s")
 		b.ReportMetric(0, "ns/op")
 		if b.Name() == "BenchmarkEndToEnd/direct" {
 			directRate.Store(&rate)
