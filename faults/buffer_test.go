@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,12 +17,16 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/buffer"
+	"github.com/ferrydev/ferry/discovery/file"
 	"github.com/ferrydev/ferry/internal/peers"
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/positions"
+	"github.com/ferrydev/ferry/sink"
 	"github.com/ferrydev/ferry/sink/loki"
 	"github.com/ferrydev/ferry/sink/remotewrite"
 	"github.com/ferrydev/ferry/sink/sinktest"
 	"github.com/ferrydev/ferry/source"
+	"github.com/ferrydev/ferry/source/filetail"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -297,4 +302,102 @@ func (r *healthReporter) health() ferry.Health {
 	r.hmu.Lock()
 	defer r.hmu.Unlock()
 	return r.h
+}
+
+// TestBufferRotationOutage: a file rotated faster than the receiver's
+// outage lasts. Without a buffer, the source stops reading when the Loki
+// sink is full, and the generations renamed away twice meanwhile are gone
+// before it reads them: lines are lost. With the buffer, the source goes on
+// reading into it during the outage, and nothing is lost.
+func TestBufferRotationOutage(t *testing.T) {
+	vl := peers.StartVictoriaLogs(t)
+	outage := 5 * time.Second
+	scenario := func(buffered bool) (written, stored int) {
+		dir := t.TempDir()
+		logDir := filepath.Join(dir, "logs")
+		os.Mkdir(logDir, 0o755)
+		pf, err := positions.Open(filepath.Join(dir, "positions.json"), positions.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := fmt.Sprintf("%d-%v", time.Now().UnixNano(), buffered)
+		b := pipeline.New(pipeline.WithDrainTimeout(5 * time.Second))
+		m := pipeline.Discover(b, "files", &file.Discoverer{RefreshInterval: 200 * time.Millisecond,
+			Patterns: []file.Pattern{{Path: filepath.Join(logDir, "app.log"), Labels: labels.FromStrings("job", "rotation", "run", run)}}})
+		logs := pipeline.FromTargets(b, "tail", &filetail.Source{Positions: pf, SaveInterval: time.Second,
+			Start: filetail.StartBeginning, PollInterval: 50 * time.Millisecond, RotateWait: 100 * time.Millisecond}, m)
+		var s sink.Sink[ferry.Entry] = &loki.Sink{URL: vl.PushURL(), BatchWait: 100 * time.Millisecond,
+			MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, MaxRetries: -1, MaxBufferedBytes: 256 << 10}
+		if buffered {
+			s = buffer.Wrap(filepath.Join(dir, "buffer"), &loki.Sink{URL: vl.PushURL(), BatchWait: 100 * time.Millisecond,
+				MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, MaxRetries: 2, MaxBufferedBytes: 256 << 10},
+				buffer.Options{MaxBytes: 256 << 20, SyncInterval: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+		}
+		pipeline.To(b, "loki", s, logs)
+		p, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+
+		// 2,000 lines/s, a rotation every second: five rotations during
+		// the outage, while the rotated file is kept only until the next.
+		// (RotateWait is short so that the rotation alone loses nothing.)
+		w := &fileWriter{dir: logDir, rate: 2000, rotate: 2000, pad: 200}
+		werr := make(chan error, 1)
+		go func() { werr <- w.run(context.Background(), 16000) }()
+		time.Sleep(time.Second)
+		vl.Stop()
+		time.Sleep(outage) // the outage itself
+		vl.Start()
+		if err := <-werr; err != nil {
+			t.Fatal(err)
+		}
+		lines := w.written()
+		want := map[string]bool{}
+		for _, l := range lines {
+			want[l] = true
+		}
+		count := func() int {
+			n := 0
+			for _, r := range vl.Query(t, fmt.Sprintf(`run:=%q | fields _msg`, run)) {
+				if want[r["_msg"]] {
+					want[r["_msg"]] = false
+					n++
+				}
+			}
+			return n
+		}
+		// Wait until everything arrived, or nothing more arrived for 5s.
+		got, last, since := 0, -1, time.Now()
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
+			got += count()
+			if got == len(lines) || (got == last && time.Since(since) > 5*time.Second) {
+				break
+			}
+			if got != last {
+				last, since = got, time.Now()
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if d, ok := s.(*buffer.Disk[ferry.Entry]); ok {
+			t.Logf("buffer: %+v", d.Stats())
+		}
+		cancel()
+		<-done
+		return len(lines), got
+	}
+
+	written, stored := scenario(false)
+	t.Logf("without a buffer: %d lines written, %d stored, %d lost", written, stored, written-stored)
+	if stored == written {
+		t.Errorf("without a buffer nothing was lost: the scenario does not show the loss the buffer prevents")
+	}
+	written, stored = scenario(true)
+	t.Logf("with a buffer: %d lines written, %d stored, %d lost", written, stored, written-stored)
+	if stored != written {
+		t.Fatalf("with a buffer %d of %d lines lost", written-stored, written)
+	}
 }
