@@ -21,7 +21,7 @@
 //
 // Downstream, the buffer is a source of its own: one goroutine reads the
 // records in the order they were written and sends them to the inner sink,
-// at most MaxInFlight records at a time. The inner sink's acknowledgements
+// at most MaxInFlight records and MaxInFlightBytes bytes at a time. The inner sink's acknowledgements
 // may come back in any order; the read marker moves to the first record not
 // yet acknowledged, and a segment file is deleted only when all of its
 // records are. A record the inner sink fails with a retryable error (a 429,
@@ -37,7 +37,7 @@
 // rename, fsync of the directory) at most once per SyncInterval, so a
 // restart sends again what the inner sink acknowledged since the last
 // save, plus what was in flight: duplicates, bounded by one interval of
-// delivery plus MaxInFlight records, never a gap. A batch written and not
+// delivery plus the records in flight, never a gap. A batch written and not
 // yet fsynced when the program dies was not acknowledged, so its source
 // reads it again. Replay may send records before their fsync (once they
 // reached the file); after a power loss such records may be delivered and
@@ -68,9 +68,9 @@
 // backpressure as without a buffer, only much later), or deletes the
 // oldest segment and counts its items as dropped (DropOldest). Memory does
 // not depend on the backlog: the writer holds one batch and a 256 KiB write
-// buffer, replay MaxInFlight records (each at most 1 MiB or a quarter of a
-// segment) and a 256 KiB read-ahead; what is known per segment is a few
-// counters. A full disk or an unwritable directory fails the batches not
+// buffer, replay MaxInFlightBytes of records (default 4 MiB, plus at most
+// one record of at most 1 MiB) and a 256 KiB read-ahead; what is known per
+// segment is a few counters. A full disk or an unwritable directory fails the batches not
 // yet durable with a retryable error, cuts the segment back to its last
 // durable size, and makes the buffer Failing until a write succeeds again.
 //
