@@ -1,9 +1,11 @@
 package buffer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -28,7 +30,7 @@ import (
 // for any src, however malformed: a record's checksum catches disk
 // corruption, but not a codec bug or a change of format.
 //
-// A Codec is used from several goroutines at once and must not hold state.
+// A Codec may be used from several goroutines at once.
 type Codec[T any] interface {
 	Append(dst []byte, item, prev *T) []byte
 	Decode(src []byte, item, prev *T) error
@@ -46,10 +48,22 @@ const (
 
 // EntryCodec is the Codec of ferry.Entry: labels (or a reference to the
 // previous entry's), the timestamp in nanoseconds as a delta to the
-// previous entry's, the line and the structured metadata. Decoded strings
-// and labels alias the record's bytes, so decoding allocates nothing per
+// previous entry's, the line and the structured metadata. Decoded lines and
+// metadata alias the record's bytes, so decoding allocates nothing per
 // entry with Prometheus's default labels implementation.
-type EntryCodec struct{}
+//
+// Stream labels are different: sinks keep them (a Loki sink caches one
+// entry per stream), and labels aliasing a record would keep the whole
+// record in memory. NewEntryCodec returns a codec that decodes labels into
+// copies held in a bounded cache, shared by the entries of a stream; the
+// zero EntryCodec aliases them.
+type EntryCodec struct {
+	cache *labelCache
+}
+
+// NewEntryCodec returns an EntryCodec whose decoded labels are copies from
+// a cache of at most 4096 label sets (emptied when full).
+func NewEntryCodec() EntryCodec { return EntryCodec{cache: newLabelCache(4096)} }
 
 var _ Codec[ferry.Entry] = EntryCodec{}
 
@@ -85,7 +99,7 @@ func (EntryCodec) Append(dst []byte, e, prev *ferry.Entry) []byte {
 }
 
 // Decode implements Codec.
-func (EntryCodec) Decode(src []byte, e, prev *ferry.Entry) error {
+func (c EntryCodec) Decode(src []byte, e, prev *ferry.Entry) error {
 	if len(src) == 0 {
 		return errCorrupt("empty entry")
 	}
@@ -99,7 +113,7 @@ func (EntryCodec) Decode(src []byte, e, prev *ferry.Entry) error {
 			return errCorrupt("label reference without a previous entry")
 		}
 		e.Labels = prev.Labels
-	} else if e.Labels, i, err = readLabels(src, i); err != nil {
+	} else if e.Labels, i, err = c.cache.readLabels(src, i); err != nil {
 		return err
 	}
 	e.Timestamp = time.Time{}
@@ -133,9 +147,16 @@ func (EntryCodec) Decode(src []byte, e, prev *ferry.Entry) error {
 
 // SampleCodec is the Codec of ferry.Sample: labels (or a reference to the
 // previous sample's), the timestamp in milliseconds as a delta to the
-// previous sample's, and the value's 8 bytes. Decoded labels alias the
-// record's bytes.
-type SampleCodec struct{}
+// previous sample's, and the value's 8 bytes. The zero SampleCodec decodes
+// labels aliasing the record's bytes; NewSampleCodec's copies them into a
+// bounded cache, as NewEntryCodec does.
+type SampleCodec struct {
+	cache *labelCache
+}
+
+// NewSampleCodec returns a SampleCodec whose decoded labels are copies from
+// a cache of at most 65536 label sets (emptied when full).
+func NewSampleCodec() SampleCodec { return SampleCodec{cache: newLabelCache(1 << 16)} }
 
 var _ Codec[ferry.Sample] = SampleCodec{}
 
@@ -158,7 +179,7 @@ func (SampleCodec) Append(dst []byte, s, prev *ferry.Sample) []byte {
 }
 
 // Decode implements Codec.
-func (SampleCodec) Decode(src []byte, s, prev *ferry.Sample) error {
+func (c SampleCodec) Decode(src []byte, s, prev *ferry.Sample) error {
 	if len(src) == 0 {
 		return errCorrupt("empty sample")
 	}
@@ -172,7 +193,7 @@ func (SampleCodec) Decode(src []byte, s, prev *ferry.Sample) error {
 			return errCorrupt("label reference without a previous sample")
 		}
 		s.Labels = prev.Labels
-	} else if s.Labels, i, err = readLabels(src, i); err != nil {
+	} else if s.Labels, i, err = c.cache.readLabels(src, i); err != nil {
 		return err
 	}
 	t, n := binary.Varint(src[i:])
@@ -247,6 +268,45 @@ func readLabels(src []byte, i int) (labels.Labels, int, error) {
 		return labels.EmptyLabels(), 0, err
 	}
 	return labelsenc.View(b), next, nil
+}
+
+// labelCache holds copies of decoded label sets, so that labels a sink
+// keeps do not pin the record they were decoded from. A nil *labelCache
+// aliases instead.
+type labelCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]labels.Labels
+}
+
+func newLabelCache(max int) *labelCache {
+	return &labelCache{max: max, m: make(map[string]labels.Labels)}
+}
+
+// readLabels is readLabels through the cache.
+func (c *labelCache) readLabels(src []byte, i int) (labels.Labels, int, error) {
+	if c == nil {
+		return readLabels(src, i)
+	}
+	b, next, err := readBytes(src, i)
+	if err != nil {
+		return labels.EmptyLabels(), 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ls, ok := c.m[string(b)]; ok {
+		return ls, next, nil
+	}
+	if err := checkLabels(b); err != nil {
+		return labels.EmptyLabels(), 0, err
+	}
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	own := bytes.Clone(b)
+	ls := labelsenc.View(own)
+	c.m[str(own)] = ls
+	return ls, next, nil
 }
 
 // checkLabels verifies that b is a well-formed labelsenc encoding with

@@ -206,7 +206,7 @@ func New[T any](dir string, inner sink.Sink[T], codec Codec[T], o Options) *Disk
 type Item interface{ ferry.Entry | ferry.Sample }
 
 // Wrap returns a Disk buffering entries or samples into dir in front of
-// inner, with EntryCodec or SampleCodec: the one line that puts a buffer
+// inner, with NewEntryCodec or NewSampleCodec: the one line that puts a buffer
 // in front of a sink,
 //
 //	pipeline.To(b, "loki", buffer.Wrap("/var/lib/agent/loki", lokiSink, buffer.Options{MaxBytes: 1 << 30}), logs)
@@ -214,9 +214,9 @@ func Wrap[T Item](dir string, inner sink.Sink[T], o Options) *Disk[T] {
 	var c any
 	switch any((*T)(nil)).(type) {
 	case *ferry.Entry:
-		c = EntryCodec{}
+		c = NewEntryCodec()
 	case *ferry.Sample:
-		c = SampleCodec{}
+		c = NewSampleCodec()
 	}
 	return New(dir, inner, c.(Codec[T]), o)
 }
