@@ -29,6 +29,7 @@ const (
 	DropOldest
 )
 
+// String returns "block" or "drop_oldest".
 func (p Policy) String() string {
 	switch p {
 	case Block:
@@ -59,9 +60,6 @@ const (
 	ReasonDropOldest = "buffer_full"
 	// ReasonTooLarge: one item whose encoding does not fit in a segment.
 	ReasonTooLarge = "too_large"
-	// ReasonCorrupt: a record that failed its checksum or did not decode.
-	// Its items are unknown and not counted there; see Stats.Corruptions.
-	ReasonCorrupt = "corrupt"
 )
 
 // ErrClosed acknowledges batches sent after Close.
