@@ -401,3 +401,56 @@ func TestBufferRotationOutage(t *testing.T) {
 		t.Fatalf("with a buffer %d of %d lines lost", written-stored, written)
 	}
 }
+
+// TestBufferPrometheusCatchUp builds a backlog of 500 series × 240 samples
+// (30 minutes of a 7.5s interval) while Prometheus 3 is down, starts it,
+// and measures how fast the buffer and the remote-write sink catch up:
+// every sample must be stored.
+func TestBufferPrometheusCatchUp(t *testing.T) {
+	prom := peers.StartPrometheus3(t, "global:\n  scrape_interval: 1m\nstorage:\n  tsdb:\n    out_of_order_time_window: 3h\n")
+	prom.Stop()
+	const series, per = 500, 240
+	now := time.Now()
+	rw := &remotewrite.Sink{URL: prom.WriteURL(), MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+	d := buffer.Wrap(filepath.Join(t.TempDir(), "buf"), rw, buffer.Options{MaxBytes: 256 << 20, SyncInterval: 100 * time.Millisecond})
+	if err := d.Start(context.Background(), &countingReporter{}); err != nil {
+		t.Fatal(err)
+	}
+	lbls := make([]labels.Labels, series)
+	for i := range lbls {
+		lbls[i] = labels.FromStrings("__name__", "ferry_buffer_catchup", "instance", fmt.Sprintf("host-%03d:9100", i), "job", "node")
+	}
+	// One batch per scrape interval, as a scraper sends them.
+	acks := make(chan error, per)
+	for k := range per {
+		batch := make([]ferry.Sample, series)
+		ts := now.Add(-30*time.Minute + time.Duration(k)*7500*time.Millisecond).UnixMilli()
+		for i := range batch {
+			batch[i] = ferry.Sample{Labels: lbls[i], T: ts, V: float64(k)}
+		}
+		d.Send(context.Background(), ferry.NewBatch(batch, func(err error) { acks <- err }))
+	}
+	for range per {
+		if err := <-acks; err != nil {
+			t.Fatal(err)
+		}
+	}
+	backlog := d.Stats()
+	began := time.Now()
+	prom.Start()
+	waitUntil(t, "the backlog delivered", 180*time.Second, func() bool { return d.Stats().Records == 0 })
+	took := time.Since(began)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	d.Close(ctx)
+	cancel()
+	res := prom.Query(t, `sum(count_over_time(ferry_buffer_catchup[1h]))`, now)
+	got := 0.0
+	if len(res) == 1 {
+		got = res[0].Float(t)
+	}
+	t.Logf("backlog of %d samples (%d bytes on disk) delivered %v after Prometheus started: %.0f samples/s including its start (ingest rate of the scraper: %d samples/s)",
+		backlog.Items, backlog.Bytes, took.Round(time.Millisecond), float64(backlog.Items)/took.Seconds(), series*2/15)
+	if got != series*per {
+		t.Fatalf("%v of %d samples stored", got, series*per)
+	}
+}
