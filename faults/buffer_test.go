@@ -30,8 +30,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// waitUntil polls cond every 50ms until it holds or timeout passes.
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+// bufWaitUntil polls cond every 50ms until it holds or timeout passes.
+func bufWaitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -74,11 +74,11 @@ func TestBufferVictoriaLogsOutage(t *testing.T) {
 		return len(vl.Query(t, fmt.Sprintf(`run:=%q | fields _msg`, run)))
 	}
 	write(1000)
-	waitUntil(t, "the first lines delivered", 60*time.Second, func() bool { return count() == 1000 })
+	bufWaitUntil(t, "the first lines delivered", 60*time.Second, func() bool { return count() == 1000 })
 
 	vl.Stop()
 	write(3000) // written while the receiver is down: the Reader keeps reading
-	waitUntil(t, "the outage's lines durable in the buffer", 60*time.Second, func() bool {
+	bufWaitUntil(t, "the outage's lines durable in the buffer", 60*time.Second, func() bool {
 		s := d.Stats()
 		return s.Items >= 3000 && s.Retries > 0
 	})
@@ -130,11 +130,11 @@ func TestBufferPrometheusBacklog(t *testing.T) {
 		// Live samples reach Prometheus first (another agent, or this one's
 		// newer data), then it goes down while the backlog is buffered.
 		direct := &remotewrite.Sink{URL: prom.WriteURL()}
-		sendSamples(t, direct, live)
+		bufSendSamples(t, direct, live)
 		direct.Close(context.Background())
 		prom.Stop()
 
-		rep := &countingReporter{}
+		rep := &bufCountingReporter{}
 		rw := &remotewrite.Sink{URL: prom.WriteURL(), MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, BatchSendDeadline: 100 * time.Millisecond}
 		d := buffer.Wrap(filepath.Join(t.TempDir(), "buf"), rw, buffer.Options{MaxBytes: 16 << 20, SyncInterval: 20 * time.Millisecond})
 		if err := d.Start(context.Background(), rep); err != nil {
@@ -148,7 +148,7 @@ func TestBufferPrometheusBacklog(t *testing.T) {
 			}
 		}
 		prom.Start()
-		waitUntil(t, "the backlog settled", 120*time.Second, func() bool { return d.Stats().Records == 0 })
+		bufWaitUntil(t, "the backlog settled", 120*time.Second, func() bool { return d.Stats().Records == 0 })
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		d.Close(ctx)
 		cancel()
@@ -172,7 +172,7 @@ func TestBufferPrometheusBacklog(t *testing.T) {
 	}
 }
 
-func sendSamples(t *testing.T, s *remotewrite.Sink, items []ferry.Sample) {
+func bufSendSamples(t *testing.T, s *remotewrite.Sink, items []ferry.Sample) {
 	t.Helper()
 	acked := make(chan error, 1)
 	if st, ok := any(s).(ferry.Starter); ok {
@@ -186,21 +186,21 @@ func sendSamples(t *testing.T, s *remotewrite.Sink, items []ferry.Sample) {
 	}
 }
 
-// countingReporter is a Reporter that counts drops.
-type countingReporter struct {
+// bufCountingReporter is a Reporter that counts drops.
+type bufCountingReporter struct {
 	mu sync.Mutex
 	n  int
 }
 
-func (r *countingReporter) Logger() *slog.Logger          { return slog.Default() }
-func (r *countingReporter) SetHealth(ferry.Health, error) {}
-func (r *countingReporter) Retried()                      {}
-func (r *countingReporter) Dropped(reason string, n int) {
+func (r *bufCountingReporter) Logger() *slog.Logger          { return slog.Default() }
+func (r *bufCountingReporter) SetHealth(ferry.Health, error) {}
+func (r *bufCountingReporter) Retried()                      {}
+func (r *bufCountingReporter) Dropped(reason string, n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.n += n
 }
-func (r *countingReporter) dropped() int {
+func (r *bufCountingReporter) dropped() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n
@@ -220,7 +220,7 @@ func TestBufferDiskFull(t *testing.T) {
 
 	inner := &sinktest.Sink[ferry.Entry]{}
 	inner.FailNext(1<<30, nil)
-	rep := &healthReporter{}
+	rep := &bufHealthReporter{}
 	d := buffer.Wrap(filepath.Join(dir, "buf"), inner, buffer.Options{MaxBytes: 16 << 20, SegmentBytes: 16 << 10,
 		SyncInterval: -1, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	if err := d.Start(context.Background(), rep); err != nil {
@@ -264,7 +264,7 @@ func TestBufferDiskFull(t *testing.T) {
 	}
 	t.Logf("disk full after %d batches: %v; buffer %+v", i, sendErr, d.Stats())
 	inner.Reset() // the receiver is back: segments are delivered and freed
-	waitUntil(t, "a write to succeed again", 60*time.Second, func() bool {
+	bufWaitUntil(t, "a write to succeed again", 60*time.Second, func() bool {
 		i++
 		b, res := batch(i)
 		return d.Send(context.Background(), b) == nil && *res == nil
@@ -272,7 +272,7 @@ func TestBufferDiskFull(t *testing.T) {
 	if h := rep.health(); h != ferry.Healthy {
 		t.Fatalf("health %v after the disk has room, want healthy", h)
 	}
-	waitUntil(t, "everything delivered", 60*time.Second, func() bool { return d.Stats().Records == 0 })
+	bufWaitUntil(t, "everything delivered", 60*time.Second, func() bool { return d.Stats().Records == 0 })
 	got := map[string]bool{}
 	for _, e := range inner.Items() {
 		got[e.Line] = true
@@ -285,20 +285,20 @@ func TestBufferDiskFull(t *testing.T) {
 	t.Logf("%d acknowledged lines, all delivered; write errors %d", len(acked), d.Stats().WriteErrors)
 }
 
-// healthReporter records the last health.
-type healthReporter struct {
-	countingReporter
+// bufHealthReporter records the last health.
+type bufHealthReporter struct {
+	bufCountingReporter
 	hmu sync.Mutex
 	h   ferry.Health
 }
 
-func (r *healthReporter) SetHealth(h ferry.Health, _ error) {
+func (r *bufHealthReporter) SetHealth(h ferry.Health, _ error) {
 	r.hmu.Lock()
 	defer r.hmu.Unlock()
 	r.h = h
 }
 
-func (r *healthReporter) health() ferry.Health {
+func (r *bufHealthReporter) health() ferry.Health {
 	r.hmu.Lock()
 	defer r.hmu.Unlock()
 	return r.h
@@ -413,7 +413,7 @@ func TestBufferPrometheusCatchUp(t *testing.T) {
 	now := time.Now()
 	rw := &remotewrite.Sink{URL: prom.WriteURL(), MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
 	d := buffer.Wrap(filepath.Join(t.TempDir(), "buf"), rw, buffer.Options{MaxBytes: 256 << 20, SyncInterval: 100 * time.Millisecond})
-	if err := d.Start(context.Background(), &countingReporter{}); err != nil {
+	if err := d.Start(context.Background(), &bufCountingReporter{}); err != nil {
 		t.Fatal(err)
 	}
 	lbls := make([]labels.Labels, series)
@@ -438,7 +438,7 @@ func TestBufferPrometheusCatchUp(t *testing.T) {
 	backlog := d.Stats()
 	began := time.Now()
 	prom.Start()
-	waitUntil(t, "the backlog delivered", 180*time.Second, func() bool { return d.Stats().Records == 0 })
+	bufWaitUntil(t, "the backlog delivered", 180*time.Second, func() bool { return d.Stats().Records == 0 })
 	took := time.Since(began)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	d.Close(ctx)
