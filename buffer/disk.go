@@ -168,7 +168,6 @@ type Disk[T any] struct {
 	stats    counters
 	syncGen  atomic.Int64 // incremented after every sync
 	caughtUp atomic.Int64 // the syncGen up to which replay sent everything
-	retrying atomic.Bool  // replay waits to retry records the inner sink failed
 	itemPool sync.Pool
 	descsMu  sync.Once
 	descs    *descs
@@ -964,8 +963,7 @@ func (d *Disk[T]) syncer() {
 
 // Close stops accepting batches, makes what was written durable and
 // acknowledges it, goes on replaying until every record was handed to the
-// inner sink (unless ctx ends first, or the inner sink is failing records),
-// then stops the replay, closes the inner sink with ctx (which flushes what
+// inner sink (or ctx ends), then stops the replay, closes the inner sink with ctx (which flushes what
 // it holds and fails the rest), saves the read marker and closes the files. What was not delivered stays on disk for the
 // next Start. It is safe without Start and safe twice.
 func (d *Disk[T]) Close(ctx context.Context) error {
@@ -988,11 +986,11 @@ func (d *Disk[T]) Close(ctx context.Context) error {
 	serr := d.sync()
 	// Replay what is left while ctx allows: wait until every record was
 	// handed to the inner sink, whose Close then flushes them at once. The
-	// rest stays on disk; when the inner sink is failing there is no point
-	// in waiting for it.
+	// rest stays on disk. (An inner sink that is down makes this wait
+	// until ctx ends: it may come back meanwhile.)
 	gen := d.syncGen.Load()
 	tick := time.NewTicker(5 * time.Millisecond)
-	for d.caughtUp.Load() < gen && !d.retrying.Load() {
+	for d.caughtUp.Load() < gen {
 		select {
 		case <-tick.C:
 			continue

@@ -181,7 +181,6 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 				windowBytes += f.end - f.off
 				d.send(ctx, f)
 			}
-			d.retrying.Store(failed)
 			if failed {
 				timer.Reset(time.Until(retryAt))
 			} else if cur != saved || len(window) > 0 {
