@@ -1,0 +1,407 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferrydev/ferry"
+)
+
+// flight is one record replayed to the inner sink and not yet freed.
+type flight struct {
+	seg      uint64
+	off, end int64
+	items    uint32
+	when     int64
+	payload  []byte // kept for retries; decoded items alias it
+	state    uint8
+	attempts int
+}
+
+const (
+	flSending uint8 = iota
+	flDone
+	flFailed
+)
+
+type ackMsg struct {
+	f   *flight
+	err error
+}
+
+func (d *Disk[T]) pushAck(f *flight, err error) {
+	d.ackMu.Lock()
+	d.acks = append(d.acks, ackMsg{f, err})
+	d.ackMu.Unlock()
+	select {
+	case d.ackCh <- struct{}{}:
+	default:
+	}
+}
+
+// readPos is where the replay reads.
+type readPos struct {
+	seg     uint64
+	off     int64
+	f       *os.File
+	rd      *segReader
+	skip    bool // the rest of this segment is unreadable
+	lastErr uint64
+}
+
+func (p *readPos) close() {
+	if p.f != nil {
+		p.f.Close()
+		p.f, p.rd = nil, nil
+	}
+}
+
+// replay reads records after the marker m and sends them to the inner
+// sink, at most MaxInFlight at a time; it frees segments whose records were
+// all acknowledged and persists the marker. It runs until Close.
+func (d *Disk[T]) replay(ctx context.Context, m marker) {
+	defer close(d.rdDone)
+	pos := &readPos{seg: m.seg, off: m.off}
+	defer pos.close()
+	var window []*flight
+	var windowBytes int64
+	saved := m
+	lastSave := time.Now()
+	markerEvery := d.SyncInterval
+	if markerEvery <= 0 {
+		markerEvery = 100 * time.Millisecond
+		if d.SyncInterval == 0 {
+			markerEvery = DefaultSyncInterval
+		}
+	}
+	bo := backoff{min: or(d.MinBackoff, DefaultMinBackoff), max: or(d.MaxBackoff, DefaultMaxBackoff)}
+	var retryAt time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	stopping := false
+	for {
+		// Outcomes from the inner sink.
+		d.ackMu.Lock()
+		acks := d.acks
+		d.acks = nil
+		d.ackMu.Unlock()
+		for _, a := range acks {
+			if a.f.state != flSending {
+				continue // popped (its segment was dropped)
+			}
+			if ferry.Settled(a.err) {
+				a.f.state = flDone
+				a.f.payload = nil
+				bo.reset()
+				continue
+			}
+			a.f.state = flFailed
+			d.stats.retries.Add(1)
+			d.rep.Retried()
+			wait := bo.next()
+			retryAt = time.Now().Add(wait)
+			if a.f.attempts == 1 || a.f.attempts%10 == 0 {
+				d.log.Warn("inner sink failed a replayed record; retrying from disk", "err", a.err, "attempt", a.f.attempts, "backoff", wait)
+			}
+		}
+		// Free what is done, in order.
+		d.mu.Lock()
+		floor := d.floor
+		d.mu.Unlock()
+		popped := 0
+		for len(window) > 0 && (window[0].state == flDone || window[0].seg < floor) {
+			f := window[0]
+			if f.seg >= floor {
+				d.mu.Lock()
+				if s := d.seg(f.seg); s != nil {
+					s.ackedRecords++
+					s.ackedItems += int64(f.items)
+				}
+				d.mu.Unlock()
+				d.stats.acked.Add(1)
+			}
+			f.state = flDone
+			windowBytes -= f.end - f.off
+			window[0] = nil
+			window = window[1:]
+			popped++
+		}
+		cur := marker{seg: pos.seg, off: pos.off}
+		if len(window) > 0 {
+			cur = marker{seg: window[0].seg, off: window[0].off}
+			d.mu.Lock()
+			d.oldest = window[0].when
+			d.mu.Unlock()
+		} else {
+			d.mu.Lock()
+			d.oldest = 0
+			d.mu.Unlock()
+		}
+		if cur.seg < floor {
+			cur = marker{seg: floor, off: segHeaderSize}
+		}
+		if cur != saved {
+			d.freeBefore(cur.seg)
+			if stopping || time.Since(lastSave) >= markerEvery {
+				d.saveMarker(cur)
+				saved, lastSave = cur, time.Now()
+			}
+		}
+		if stopping {
+			return
+		}
+		// Retries, then new records.
+		if ctx.Err() == nil {
+			failed := false
+			for _, f := range window {
+				if f.state == flFailed {
+					failed = true
+					break
+				}
+			}
+			if failed && !time.Now().Before(retryAt) {
+				for _, f := range window {
+					if f.state == flFailed {
+						d.send(ctx, f)
+					}
+				}
+				failed = false
+			}
+			gen := d.syncGen.Load()
+			for !failed && len(window) < d.maxInFlight() && windowBytes < d.maxInFlightBytes() && ctx.Err() == nil {
+				f := d.readNext(pos, floor)
+				if f == nil {
+					d.caughtUp.Store(gen) // everything readable at gen was sent
+					break
+				}
+				window = append(window, f)
+				windowBytes += f.end - f.off
+				d.send(ctx, f)
+			}
+			if failed {
+				timer.Reset(time.Until(retryAt))
+			} else if cur != saved || len(window) > 0 {
+				timer.Reset(markerEvery)
+			}
+		}
+		select {
+		case <-d.ackCh:
+		case <-d.dataCh:
+		case <-timer.C:
+		case <-d.stopRd:
+			stopping = true
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func or(v, d time.Duration) time.Duration {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+// send decodes f and hands it to the inner sink.
+func (d *Disk[T]) send(ctx context.Context, f *flight) {
+	items := d.getItems(int(f.items))
+	var prev *T
+	err := forEachItem(f.payload, f.items, func(i int, b []byte) error {
+		if err := d.Codec.Decode(b, &items[i], prev); err != nil {
+			return err
+		}
+		prev = &items[i]
+		return nil
+	})
+	if err != nil {
+		d.corrupt(f.seg, f.off, err)
+		f.state = flSending
+		d.pushAck(f, nil) // settled: it can never be delivered
+		return
+	}
+	f.state = flSending
+	f.attempts++
+	d.stats.replayed.Add(1)
+	d.Inner.Send(ctx, ferry.NewBatch(items, func(err error) {
+		d.putItems(items)
+		d.pushAck(f, err)
+	}))
+}
+
+// getItems returns a slice of n items, reused from batches the inner sink
+// is done with: the Batch contract lets the producer reuse it after Done.
+func (d *Disk[T]) getItems(n int) []T {
+	if p, ok := d.itemPool.Get().(*[]T); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]T, n)
+}
+
+func (d *Disk[T]) putItems(items []T) {
+	clear(items)
+	items = items[:0]
+	d.itemPool.Put(&items)
+}
+
+// corrupt counts an unreadable record or segment and logs the first of
+// each segment.
+func (d *Disk[T]) corrupt(seg uint64, off int64, err error) {
+	d.stats.corruptions.Add(1)
+	d.mu.Lock()
+	first := !d.corruptSeen
+	d.corruptSeen = true
+	d.mu.Unlock()
+	lvl := "first corrupt data in this buffer"
+	if !first {
+		lvl = "corrupt data"
+	}
+	d.log.Error(lvl+"; skipping it", "segment", filepath.Base(segName(d.Dir, seg)), "offset", off, "err", err)
+}
+
+// readNext returns the next durable record after pos, or nil if there is
+// none yet.
+func (d *Disk[T]) readNext(pos *readPos, floor uint64) *flight {
+	for {
+		d.mu.Lock()
+		var s *segInfo
+		for _, x := range d.segs {
+			if x.id >= pos.seg && x.id >= floor {
+				s = x
+				break
+			}
+		}
+		var limit int64
+		var sealed bool
+		if s != nil {
+			limit, sealed = s.readable, s.sealed
+		}
+		d.mu.Unlock()
+		if s == nil {
+			return nil
+		}
+		if limit <= segHeaderSize {
+			if !sealed {
+				return nil // nothing durable yet
+			}
+			pos.close()
+			pos.seg, pos.off, pos.skip = s.id+1, segHeaderSize, false
+			continue
+		}
+		if s.id != pos.seg || pos.f == nil {
+			if s.id != pos.seg {
+				pos.close()
+				pos.seg, pos.off, pos.skip = s.id, segHeaderSize, false
+			}
+			f, err := os.Open(segName(d.Dir, s.id))
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					pos.seg++ // dropped meanwhile
+					continue
+				}
+				d.corrupt(s.id, 0, err)
+				pos.skip = true
+			} else {
+				pos.f, pos.rd = f, newSegReader(f, d.maxPayload())
+				hdr := make([]byte, segHeaderSize)
+				if _, err := f.ReadAt(hdr, 0); err == nil {
+					err = checkSegHeader(hdr)
+					if err != nil {
+						d.corrupt(s.id, 0, err)
+						pos.skip = true
+					}
+				} else if sealed {
+					d.corrupt(s.id, 0, err)
+					pos.skip = true
+				} else {
+					pos.close() // header not durable yet
+					return nil
+				}
+			}
+			if pos.off < segHeaderSize {
+				pos.off = segHeaderSize
+			}
+		}
+		if pos.skip || pos.off >= limit {
+			if sealed {
+				pos.close()
+				pos.seg, pos.off, pos.skip = s.id+1, segHeaderSize, false
+				continue
+			}
+			return nil
+		}
+		h, payload, end, err := pos.rd.next(pos.off, limit, false)
+		if errors.Is(err, errTorn) && !sealed {
+			return nil // the rest of the record is still in the write buffer
+		}
+		if err != nil {
+			d.corrupt(s.id, pos.off, err)
+			pos.skip = true
+			continue
+		}
+		f := &flight{seg: s.id, off: pos.off, end: end, items: h.items, when: h.time, payload: payload}
+		pos.off = end
+		return f
+	}
+}
+
+// freeBefore deletes the sealed segments before seg: all of their records
+// were acknowledged.
+func (d *Disk[T]) freeBefore(seg uint64) {
+	var gone []uint64
+	d.mu.Lock()
+	d.markerSeg = seg
+	keep := d.segs[:0]
+	for _, s := range d.segs {
+		if s.id < seg && s.sealed {
+			gone = append(gone, s.id)
+			d.totalBytes -= s.size
+			continue
+		}
+		keep = append(keep, s)
+	}
+	for i := len(keep); i < len(d.segs); i++ {
+		d.segs[i] = nil
+	}
+	d.segs = keep
+	d.mu.Unlock()
+	if len(gone) == 0 {
+		return
+	}
+	for _, id := range gone {
+		if err := os.Remove(segName(d.Dir, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.log.Warn("removing an acknowledged segment", "err", err)
+		}
+	}
+	d.signalSpace()
+}
+
+func (d *Disk[T]) saveMarker(m marker) {
+	if err := writeMarker(d.Dir, m); err != nil {
+		d.log.Warn("saving the read marker failed; a restart replays more", "err", err)
+	}
+}
+
+// backoff doubles a wait from min to max; it has no jitter since one
+// buffer retries one record stream.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }

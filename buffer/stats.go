@@ -1,0 +1,134 @@
+package buffer
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Stats is a snapshot of a Disk, for a debug page or a test. Gauges
+// describe the moment; counters count since Start.
+type Stats struct {
+	Name     string
+	Dir      string
+	Policy   Policy
+	MaxBytes int64
+
+	// Bytes is the size of the segment files; Segments their number.
+	Bytes    int64
+	Segments int
+	// Records and Items wait for the inner sink's acknowledgement.
+	Records, Items int64
+	// OldestAge is the age of the oldest record being replayed and not yet
+	// acknowledged, 0 if there is none.
+	OldestAge time.Duration
+
+	// Written counts records written; Replayed records handed to the inner
+	// sink (retries included); Acked records it settled; Retries records
+	// it failed that were sent again.
+	Written, Replayed, Acked, Retries int64
+	// DroppedItems and DroppedRecords count what DropOldest deleted.
+	DroppedItems, DroppedRecords int64
+	// Corruptions counts records or segments skipped as unreadable, torn
+	// tails cut at start and corrupt read markers.
+	Corruptions int64
+	// WriteErrors counts failed writes and fsyncs (a full disk).
+	WriteErrors int64
+}
+
+// Stats returns a snapshot of the buffer. It is safe to call at any time,
+// concurrently with everything else.
+func (d *Disk[T]) Stats() Stats {
+	st := Stats{
+		Name: d.name(), Dir: d.Dir, Policy: d.Policy, MaxBytes: d.MaxBytes,
+		Written:        d.stats.written.Load(),
+		Replayed:       d.stats.replayed.Load(),
+		Acked:          d.stats.acked.Load(),
+		Retries:        d.stats.retries.Load(),
+		DroppedItems:   d.stats.droppedItems.Load(),
+		DroppedRecords: d.stats.droppedRecords.Load(),
+		Corruptions:    d.stats.corruptions.Load(),
+		WriteErrors:    d.stats.writeErrors.Load(),
+	}
+	d.mu.Lock()
+	st.Bytes = d.totalBytes
+	st.Segments = len(d.segs)
+	for _, s := range d.segs {
+		st.Records += s.records - s.ackedRecords
+		st.Items += s.items - s.ackedItems
+	}
+	oldest := d.oldest
+	d.mu.Unlock()
+	if oldest != 0 {
+		st.OldestAge = max(0, time.Since(time.Unix(0, oldest)))
+	}
+	return st
+}
+
+type descs struct {
+	bytes, maxBytes, segments, records, items, oldest            *prometheus.Desc
+	written, replayed, acked, retries, dropped, corrupt, werrors *prometheus.Desc
+}
+
+func (d *Disk[T]) metricDescs() *descs {
+	d.descsMu.Do(func() {
+		cl := prometheus.Labels{"buffer": d.name()}
+		n := func(name, help string) *prometheus.Desc {
+			return prometheus.NewDesc("ferry_buffer_"+name, help, nil, cl)
+		}
+		d.descs = &descs{
+			bytes:    n("bytes", "Bytes in the buffer's segment files."),
+			maxBytes: n("max_bytes", "The buffer's MaxBytes."),
+			segments: n("segments", "Segment files in the buffer."),
+			records:  n("records", "Records waiting for the inner sink's acknowledgement."),
+			items:    n("items", "Items (entries or samples) waiting for the inner sink's acknowledgement."),
+			oldest:   n("oldest_record_age_seconds", "Age of the oldest record being replayed and not yet acknowledged."),
+			written:  n("written_records_total", "Records written to the buffer."),
+			replayed: n("replayed_records_total", "Records sent to the inner sink, retries included."),
+			acked:    n("acked_records_total", "Records the inner sink acknowledged (delivered or dropped for good)."),
+			retries:  n("retries_total", "Records the inner sink failed and that were sent again."),
+			dropped:  n("dropped_items_total", "Items deleted by the DropOldest policy."),
+			corrupt:  n("corruptions_total", "Corrupt records, segments and markers skipped or cut."),
+			werrors:  n("write_errors_total", "Failed writes and fsyncs."),
+		}
+	})
+	return d.descs
+}
+
+// Describe implements prometheus.Collector. A pipeline collects the
+// metrics of a Disk given to pipeline.To with its own; outside a pipeline,
+// register the Disk itself. Every metric carries the label buffer=Name.
+func (d *Disk[T]) Describe(ch chan<- *prometheus.Desc) {
+	m := d.metricDescs()
+	for _, x := range []*prometheus.Desc{m.bytes, m.maxBytes, m.segments, m.records, m.items, m.oldest,
+		m.written, m.replayed, m.acked, m.retries, m.dropped, m.corrupt, m.werrors} {
+		ch <- x
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (d *Disk[T]) Collect(ch chan<- prometheus.Metric) {
+	m := d.metricDescs()
+	s := d.Stats()
+	g := func(desc *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v)
+	}
+	c := func(desc *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v))
+	}
+	g(m.bytes, float64(s.Bytes))
+	g(m.maxBytes, float64(s.MaxBytes))
+	g(m.segments, float64(s.Segments))
+	g(m.records, float64(s.Records))
+	g(m.items, float64(s.Items))
+	g(m.oldest, s.OldestAge.Seconds())
+	c(m.written, s.Written)
+	c(m.replayed, s.Replayed)
+	c(m.acked, s.Acked)
+	c(m.retries, s.Retries)
+	c(m.dropped, s.DroppedItems)
+	c(m.corrupt, s.Corruptions)
+	c(m.werrors, s.WriteErrors)
+}
+
+var _ prometheus.Collector = (*Disk[struct{}])(nil)
