@@ -66,7 +66,7 @@ const (
 var ErrClosed = errors.New("buffer: closed")
 
 // ErrNotStarted acknowledges batches sent before Start.
-var ErrNotStarted = errors.New("buffer: not started")
+var ErrNotStarted = fmt.Errorf("buffer: not started: %w", ferry.ErrNotStarted)
 
 // Options configure a Disk. The zero value of every field but MaxBytes
 // means its default.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/retry"
 )
 
 // flight is one record replayed to the inner sink and not yet freed.
@@ -77,7 +78,7 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 			markerEvery = DefaultSyncInterval
 		}
 	}
-	bo := backoff{min: or(d.MinBackoff, DefaultMinBackoff), max: or(d.MaxBackoff, DefaultMaxBackoff)}
+	bo := retry.Backoff{Min: or(d.MinBackoff, DefaultMinBackoff), Max: or(d.MaxBackoff, DefaultMaxBackoff)}
 	var retryAt time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -95,13 +96,13 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 			if ferry.Settled(a.err) {
 				a.f.state = flDone
 				a.f.payload = nil
-				bo.reset()
+				bo.Reset()
 				continue
 			}
 			a.f.state = flFailed
 			d.stats.retries.Add(1)
 			d.rep.Retried()
-			wait := bo.next()
+			wait := bo.Next()
 			retryAt = time.Now().Add(wait)
 			if a.f.attempts == 1 || a.f.attempts%10 == 0 {
 				d.log.Warn("inner sink failed a replayed record; retrying from disk", "err", a.err, "attempt", a.f.attempts, "backoff", wait)
@@ -388,20 +389,3 @@ func (d *Disk[T]) saveMarker(m marker) {
 		d.log.Warn("saving the read marker failed; a restart replays more", "err", err)
 	}
 }
-
-// backoff doubles a wait from min to max; it has no jitter since one
-// buffer retries one record stream.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }

@@ -324,8 +324,8 @@ func TestBufferRotationOutage(t *testing.T) {
 		b := pipeline.New(pipeline.WithDrainTimeout(5 * time.Second))
 		m := pipeline.Discover(b, "files", &file.Discoverer{RefreshInterval: 200 * time.Millisecond,
 			Patterns: []file.Pattern{{Path: filepath.Join(logDir, "app.log"), Labels: labels.FromStrings("job", "rotation", "run", run)}}})
-		logs := pipeline.FromTargets(b, "tail", &filetail.Source{Positions: pf, SaveInterval: time.Second,
-			Start: filetail.StartBeginning, PollInterval: 50 * time.Millisecond, RotateWait: 100 * time.Millisecond}, m)
+		logs := pipeline.FromTargets(b, "tail", &filetail.Source{PositionsFile: pf, SaveInterval: time.Second,
+			StartAt: filetail.StartBeginning, PollInterval: 50 * time.Millisecond, RotateWait: 100 * time.Millisecond}, m)
 		var s sink.Sink[ferry.Entry] = &loki.Sink{URL: vl.PushURL(), BatchWait: 100 * time.Millisecond,
 			MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, MaxRetries: -1, MaxBufferedBytes: 256 << 10}
 		if buffered {
