@@ -86,7 +86,7 @@ func Rules(root string) []relabel.Rule {
 	return []relabel.Rule{
 		relabel.Keep([]string{LabelNamespace, LabelPodName, LabelPodUID, LabelContainerName}, `[^;]+;[^;]+;[^;]+;[^;]+`),
 		relabel.Replace([]string{LabelNamespace, LabelPodName, LabelPodUID, LabelContainerName},
-			`([^;]+);([^;]+);([^;]+);([^;]+)`, file.PathLabel, filepath.Join(root, "$1_$2_$3", "$4", "*.log")),
+			`([^;]+);([^;]+);([^;]+);([^;]+)`, file.PathLabel, filepath.Join(root, "${1}_${2}_${3}", "${4}", "*.log")),
 		relabel.Copy(LabelNamespace, "namespace"),
 		relabel.Copy(LabelPodName, "pod"),
 		relabel.Copy(LabelContainerName, "container"),
