@@ -143,6 +143,10 @@ type Discoverer struct {
 	// UpdateDelay is how long changes are collected before a new set is
 	// sent; default promsd.DefaultUpdateDelay.
 	UpdateDelay time.Duration
+	// FirstSetTimeout is how long Run waits for the first pods before it
+	// sends an empty set (Prometheus's discoverer sends nothing when there
+	// is nothing); default promsd.DefaultFirstSetTimeout.
+	FirstSetTimeout time.Duration
 	// CheckInterval is the period of the health check; default
 	// promsd.DefaultCheckInterval.
 	CheckInterval time.Duration
@@ -246,8 +250,8 @@ func (d *Discoverer) Validate() error {
 	if _, err := d.SDConfig(); err != nil {
 		return err
 	}
-	if d.UpdateDelay < 0 || d.CheckInterval < 0 {
-		return errors.New("kubernetes discovery: negative UpdateDelay or CheckInterval")
+	if d.UpdateDelay < 0 || d.CheckInterval < 0 || d.FirstSetTimeout < 0 {
+		return errors.New("kubernetes discovery: negative UpdateDelay, FirstSetTimeout or CheckInterval")
 	}
 	return nil
 }
@@ -312,11 +316,12 @@ func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 		k8sClientMetrics.Do(func() { _ = promdisc.RegisterK8sClientMetricsWithPrometheus(d.Registerer) })
 	}
 	sd := &promsd.Discoverer{
-		Config:        cfg,
-		Registerer:    d.Registerer,
-		UpdateDelay:   d.UpdateDelay,
-		CheckInterval: d.CheckInterval,
-		Check:         d.check,
+		Config:          cfg,
+		Registerer:      d.Registerer,
+		UpdateDelay:     d.UpdateDelay,
+		FirstSetTimeout: d.FirstSetTimeout,
+		CheckInterval:   d.CheckInterval,
+		Check:           d.check,
 	}
 	d.mu.Lock()
 	d.cfg, d.rc, d.hc, d.sd = cfg, rc, hc, sd

@@ -36,4 +36,3 @@ func ExampleDiscoverer() {
 	// {__address__="10.0.0.1:9100", job="node"}
 	// {__address__="10.0.0.2:9100", job="other"}
 }
-
