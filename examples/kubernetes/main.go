@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/klog/v2"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/kubernetes"
@@ -73,6 +74,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready chan<- stri
 		return errors.New("-node (or NODE_NAME) is required: set it from spec.nodeName with the downward API")
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// client-go (under Prometheus's discoverer) logs through klog: send
+	// its lines (watch errors, reconnects) to the same log.
+	klog.SetSlogLogger(logger.With("component", "pods", "from", "client-go"))
 
 	var pf *positions.File
 	if *posPath != "" {
