@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,5 +157,61 @@ spec:
 	}
 	if strings.Contains(got, "from node-b") {
 		t.Errorf("a pod of another node was read:\n%s", got)
+	}
+}
+
+// discoveryServer answers the API discovery requests kubectl makes to map
+// the manifests' kinds (/api, /apis and the group versions), and nothing
+// else: enough for `kubectl apply --dry-run=client --validate=false`
+// without a real API server.
+func discoveryServer(t *testing.T) string {
+	t.Helper()
+	res := func(name, kind string, namespaced bool) map[string]any {
+		return map[string]any{"name": name, "singularName": strings.ToLower(kind), "namespaced": namespaced, "kind": kind,
+			"verbs": []string{"create", "delete", "get", "list", "patch", "update", "watch"}}
+	}
+	docs := map[string]any{
+		"/api": map[string]any{"kind": "APIVersions", "versions": []string{"v1"},
+			"serverAddressByClientCIDRs": []any{map[string]any{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}}},
+		"/apis": map[string]any{"kind": "APIGroupList", "apiVersion": "v1", "groups": []any{
+			map[string]any{"name": "apps", "versions": []any{map[string]any{"groupVersion": "apps/v1", "version": "v1"}},
+				"preferredVersion": map[string]any{"groupVersion": "apps/v1", "version": "v1"}},
+			map[string]any{"name": "rbac.authorization.k8s.io", "versions": []any{map[string]any{"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}},
+				"preferredVersion": map[string]any{"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}},
+		}},
+		"/api/v1": map[string]any{"kind": "APIResourceList", "groupVersion": "v1", "resources": []any{
+			res("namespaces", "Namespace", false), res("serviceaccounts", "ServiceAccount", true), res("pods", "Pod", true)}},
+		"/apis/apps/v1": map[string]any{"kind": "APIResourceList", "groupVersion": "apps/v1", "resources": []any{
+			res("daemonsets", "DaemonSet", true)}},
+		"/apis/rbac.authorization.k8s.io/v1": map[string]any{"kind": "APIResourceList", "groupVersion": "rbac.authorization.k8s.io/v1",
+			"resources": []any{res("clusterroles", "ClusterRole", false), res("clusterrolebindings", "ClusterRoleBinding", false)}},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		doc, ok := docs[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(doc)
+	}))
+	t.Cleanup(srv.Close)
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	os.WriteFile(p, []byte(fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: d, cluster: {server: %s}}]\n"+
+		"users: [{name: d, user: {}}]\ncontexts: [{name: d, context: {cluster: d, user: d}}]\ncurrent-context: d\n", srv.URL)), 0o600)
+	return p
+}
+
+// TestManifestsWithoutAPIServer runs `kubectl apply --dry-run=client`
+// where no API server is available: kinds are mapped by a discovery-only
+// server, and schema validation (which needs the server's OpenAPI) is off.
+func TestManifestsWithoutAPIServer(t *testing.T) {
+	peers.Bin(t, "FERRY_KUBECTL_BIN", "scripts/setup/kubernetes.sh")
+	out := kubectl(t, discoveryServer(t), "apply", "--dry-run=client", "--validate=false", "-f", ".")
+	for _, want := range []string{"namespace/ferry", "serviceaccount/ferry-agent", "clusterrole.rbac.authorization.k8s.io/ferry-agent",
+		"clusterrolebinding.rbac.authorization.k8s.io/ferry-agent", "daemonset.apps/ferry-agent"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl output lacks %q:\n%s", want, out)
+		}
 	}
 }
