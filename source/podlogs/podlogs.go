@@ -37,6 +37,10 @@
 // rotated twice while the agent was down is compressed by then; the lines
 // of it that were not read are lost, as with Promtail.
 //
+// Prometheus's pod discovery gives no targets for a pod without an IP (not
+// started yet, or evicted), so such a pod's files are read only once it has
+// one, and no longer after an eviction, as with Promtail.
+//
 // Positions are kept per file path, so a restarted container (a new
 // <restart>.log) starts a new position, a deleted pod's files are no longer
 // targets, and positions.File carries them across agent restarts.
