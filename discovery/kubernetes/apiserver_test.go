@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,15 @@ func createNode(t *testing.T, c *k8s.Clientset, name string) {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
 		Labels:      map[string]string{"topology.kubernetes.io/zone": "z1"},
 		Annotations: map[string]string{"node.example.com/rack": "r7"}}}
-	if _, err := c.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
+	n, err := c.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What kubelet reports; Prometheus skips nodes without an address.
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.0.1"},
+		{Type: corev1.NodeHostName, Address: name}}
+	n.Status.DaemonEndpoints.KubeletEndpoint.Port = 10250
+	if _, err := c.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -87,12 +96,14 @@ func TestAPIServer(t *testing.T) {
 			if d.NodeName != "" {
 				want = 7
 			}
-			r := run(t, d)
-			got := r.waitSet(t, "targets", func(s []labels.Labels) bool { return len(s) == want })
-			cfg, _ := d.SDConfig()
-			if w := prometheusTargets(t, cfg, want); !equalSets(got, w) {
-				t.Fatalf("labels differ from Prometheus's:\nferry:\n%v\nprometheus:\n%v", sortSets(got), sortSets(w))
-			}
+			t.Run(fmt.Sprintf("%s-%s-%v", d.Role, d.NodeName, d.AttachMetadata.Node), func(t *testing.T) {
+				r := run(t, d)
+				got := r.waitSet(t, "targets", func(s []labels.Labels) bool { return len(s) == want })
+				cfg, _ := d.SDConfig()
+				if w := prometheusTargets(t, cfg, want); !equalSets(got, w) {
+					t.Fatalf("labels differ from Prometheus's:\nferry:\n%v\nprometheus:\n%v", sortSets(got), sortSets(w))
+				}
+			})
 		}
 	})
 

@@ -139,12 +139,20 @@ func run(t testing.TB, d *Discoverer) *running {
 func (r *running) waitSet(t testing.TB, what string, cond func([]labels.Labels) bool) []labels.Labels {
 	t.Helper()
 	var s []labels.Labels
-	waitFor(t, what, 20*time.Second, func() bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		var n int
 		s, n = r.last()
-		return n > 0 && cond(s)
-	})
-	return s
+		if n > 0 && cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			h, err := r.rep.get()
+			t.Fatalf("timed out waiting for %s: %d sets sent, the last of %d targets (pods %v); health %v %v",
+				what, n, len(s), pods(s), h, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func pods(set []labels.Labels) []string {

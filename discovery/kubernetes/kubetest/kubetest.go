@@ -82,7 +82,10 @@ func Start(t testing.TB) *APIServer {
 	s := &APIServer{t: t, bin: apiBin, log: filepath.Join(dir, "kube-apiserver.log"), URL: "https://" + addr,
 		args: []string{
 			"--etcd-servers=http://" + client,
-			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + port,
+			"--bind-address=127.0.0.1", "--secure-port=" + port,
+			// The advertised address is not used (no endpoints reconciled); it
+			// may not be a loopback address.
+			"--advertise-address=10.255.255.1", "--endpoint-reconciler-type=none",
 			"--cert-dir=" + filepath.Join(dir, "certs"),
 			"--service-account-issuer=https://kubernetes.default.svc",
 			"--service-account-key-file=" + keyFile, "--service-account-signing-key-file=" + keyFile,
