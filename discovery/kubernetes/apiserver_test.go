@@ -3,7 +3,9 @@ package kubernetes
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,4 +159,63 @@ func equalSets(a, b []labels.Labels) bool {
 		}
 	}
 	return true
+}
+
+// BenchmarkMemoryAPIServer is BenchmarkMemory against a real
+// kube-apiserver: 10,000 pods on 100 nodes are created first (which takes
+// a while). Opt-in: FERRY_K8S_BENCH=1; run with -benchtime=1x.
+func BenchmarkMemoryAPIServer(b *testing.B) {
+	if os.Getenv("FERRY_K8S_BENCH") != "1" {
+		b.Skip("set FERRY_K8S_BENCH=1")
+	}
+	s := kubetest.Start(b)
+	c, err := k8s.NewForConfig(&rest.Config{Host: s.URL, BearerToken: kubetest.AdminToken, QPS: 500, Burst: 1000,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	begin := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < 10000; i += 8 {
+				if err := createPodErr(c, fmt.Sprintf("ns-%d", i%50), fmt.Sprintf("pod-%d", i), fmt.Sprintf("node-%d", i%100),
+					fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), "app"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	b.Logf("10,000 pods created in %v", time.Since(begin).Round(time.Second))
+	memoryRuns(b, s.Kubeconfig(b, kubetest.AdminToken))
+}
+
+func createPodErr(c *k8s.Clientset, ns, name, node, ip string, ctrName string) error {
+	ctx := context.Background()
+	if _, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+		c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{NodeName: node,
+			InitContainers: []corev1.Container{{Name: "init", Image: "registry.example/init:1"}},
+			Containers: []corev1.Container{{Name: ctrName, Image: "registry.example/app:1", Ports: []corev1.ContainerPort{
+				{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}, {Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP}}}}}}
+	p, err := c.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	p.Status.Phase = corev1.PodRunning
+	p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+	_, err = c.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	return err
 }

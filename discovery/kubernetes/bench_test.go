@@ -44,6 +44,9 @@ func child(spec string) int {
 		node = ""
 	}
 	d := &Discoverer{APIServer: url, NodeName: node, UpdateDelay: 50 * time.Millisecond, FirstSetTimeout: 2 * time.Second}
+	if strings.HasPrefix(url, "/") { // a kubeconfig file
+		d.APIServer, d.KubeConfig = "", url
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	begin := time.Now()
@@ -107,6 +110,10 @@ func BenchmarkMemory(b *testing.B) {
 	}
 	f := newFakeAPI(b)
 	cluster(f, 10000, 100)
+	memoryRuns(b, f.URL())
+}
+
+func memoryRuns(b *testing.B, server string) {
 	for _, bc := range []struct {
 		name, node string
 		targets    int
@@ -119,7 +126,7 @@ func BenchmarkMemory(b *testing.B) {
 			var rss, heap, sync float64
 			for range b.N {
 				cmd := exec.Command(os.Args[0], "-test.run=^$")
-				cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", childEnv, f.URL(), bc.node, bc.targets))
+				cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", childEnv, server, bc.node, bc.targets))
 				out, err := cmd.Output()
 				if err != nil {
 					b.Fatalf("child: %v\n%s", err, out)
