@@ -1,0 +1,221 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+func adminClient(t *testing.T, s *kubetest.APIServer) *k8s.Clientset {
+	t.Helper()
+	c, err := k8s.NewForConfig(&rest.Config{Host: s.URL, BearerToken: kubetest.AdminToken,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func createPod(t *testing.T, c *k8s.Clientset, ns, name, node, ip string, containers ...string) {
+	t.Helper()
+	ctx := context.Background()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+		Labels: map[string]string{"app": name}, Annotations: map[string]string{"example.com/scrape": "true"}},
+		Spec: corev1.PodSpec{NodeName: node,
+			InitContainers: []corev1.Container{{Name: "init", Image: "registry.example/init:1"}}}}
+	for i, n := range containers {
+		ctr := corev1.Container{Name: n, Image: "registry.example/" + n + ":1"}
+		if i == 0 {
+			ctr.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
+				{Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP}}
+		}
+		p.Spec.Containers = append(p.Spec.Containers, ctr)
+	}
+	p, err := c.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodRunning
+	p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if _, err := c.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func createNode(t *testing.T, c *k8s.Clientset, name string) {
+	t.Helper()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
+		Labels:      map[string]string{"topology.kubernetes.io/zone": "z1"},
+		Annotations: map[string]string{"node.example.com/rack": "r7"}}}
+	n, err := c.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What kubelet reports; Prometheus skips nodes without an address.
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.0.1"},
+		{Type: corev1.NodeHostName, Address: name}}
+	n.Status.DaemonEndpoints.KubeletEndpoint.Port = 10250
+	if _, err := c.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAPIServer runs against a real kube-apiserver (with etcd): the same
+// labels as Prometheus's kubernetes SD, NodeName, RBAC refusal and grant,
+// and the server going away and coming back.
+func TestAPIServer(t *testing.T) {
+	s := kubetest.Start(t)
+	c := adminClient(t, s)
+	createNode(t, c, "node-a")
+	createNode(t, c, "node-b")
+	createPod(t, c, "default", "web", "node-a", "10.1.0.1", "web", "sidecar")
+	createPod(t, c, "kube-system", "dns", "node-a", "10.1.0.2", "dns")
+	createPod(t, c, "default", "db", "node-b", "10.1.0.3", "db")
+
+	t.Run("differential", func(t *testing.T) {
+		for _, d := range []*Discoverer{
+			{KubeConfig: s.Kubeconfig(t, kubetest.AdminToken), AttachMetadata: AttachMetadata{Node: true}},
+			{KubeConfig: s.Kubeconfig(t, kubetest.AdminToken), NodeName: "node-a", AttachMetadata: AttachMetadata{Node: true}},
+			{KubeConfig: s.Kubeconfig(t, kubetest.AdminToken), Role: RoleNode},
+		} {
+			d.UpdateDelay = 20 * time.Millisecond
+			want := map[Role]int{"": 10, RoleNode: 2}[d.Role]
+			if d.NodeName != "" {
+				want = 7
+			}
+			t.Run(fmt.Sprintf("%s-%s-%v", d.Role, d.NodeName, d.AttachMetadata.Node), func(t *testing.T) {
+				r := run(t, d)
+				got := r.waitSet(t, "targets", func(s []labels.Labels) bool { return len(s) == want })
+				cfg, _ := d.SDConfig()
+				if w := prometheusTargets(t, cfg, want); !equalSets(got, w) {
+					t.Fatalf("labels differ from Prometheus's:\nferry:\n%v\nprometheus:\n%v", sortSets(got), sortSets(w))
+				}
+			})
+		}
+	})
+
+	t.Run("rbac", func(t *testing.T) {
+		r := run(t, &Discoverer{KubeConfig: s.Kubeconfig(t, kubetest.AgentToken), NodeName: "node-a",
+			UpdateDelay: 20 * time.Millisecond, CheckInterval: 100 * time.Millisecond})
+		waitFor(t, "Failing with the API server's message", 30*time.Second, func() bool {
+			h, err := r.rep.get()
+			return h == ferry.Failing && err != nil && strings.Contains(err.Error(), "403") &&
+				strings.Contains(err.Error(), `cannot list resource "pods"`)
+		})
+		ctx := context.Background()
+		if _, err := c.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pods"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}}},
+			metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "pods"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "pods"},
+			Subjects: []rbacv1.Subject{{Kind: "User", Name: kubetest.AgentUser}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r.waitSet(t, "targets once granted", hasPods("default/web", "kube-system/dns"))
+		waitFor(t, "Healthy", 30*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+	})
+
+	t.Run("server-gone", func(t *testing.T) {
+		r := run(t, &Discoverer{KubeConfig: s.Kubeconfig(t, kubetest.AdminToken), NodeName: "node-a",
+			UpdateDelay: 20 * time.Millisecond, CheckInterval: 100 * time.Millisecond})
+		r.waitSet(t, "first set", hasPods("default/web", "kube-system/dns"))
+		s.Stop()
+		waitFor(t, "Failing", 30*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Failing })
+		if set, _ := r.last(); !hasPods("default/web", "kube-system/dns")(set) {
+			t.Fatalf("set changed while the server was gone: %v", pods(set))
+		}
+		s.Start()
+		createPod(t, adminClient(t, s), "default", "api", "node-a", "10.1.0.4", "api")
+		r.waitSet(t, "pod created after the restart", hasPods("default/api", "default/web", "kube-system/dns"))
+		waitFor(t, "Healthy", 30*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+	})
+}
+
+func equalSets(a, b []labels.Labels) bool {
+	a, b = sortSets(a), sortSets(b)
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !labels.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// BenchmarkMemoryAPIServer is BenchmarkMemory against a real
+// kube-apiserver: 10,000 pods on 100 nodes are created first (which takes
+// a while). Opt-in: FERRY_K8S_BENCH=1; run with -benchtime=1x.
+func BenchmarkMemoryAPIServer(b *testing.B) {
+	if os.Getenv("FERRY_K8S_BENCH") != "1" {
+		b.Skip("set FERRY_K8S_BENCH=1")
+	}
+	s := kubetest.Start(b)
+	c, err := k8s.NewForConfig(&rest.Config{Host: s.URL, BearerToken: kubetest.AdminToken, QPS: 500, Burst: 1000,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	begin := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < 10000; i += 8 {
+				if err := createPodErr(c, fmt.Sprintf("ns-%d", i%50), fmt.Sprintf("pod-%d", i), fmt.Sprintf("node-%d", i%100),
+					fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), "app"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	b.Logf("10,000 pods created in %v", time.Since(begin).Round(time.Second))
+	memoryRuns(b, s.Kubeconfig(b, kubetest.AdminToken))
+}
+
+func createPodErr(c *k8s.Clientset, ns, name, node, ip string, ctrName string) error {
+	ctx := context.Background()
+	if _, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+		c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{NodeName: node,
+			InitContainers: []corev1.Container{{Name: "init", Image: "registry.example/init:1"}},
+			Containers: []corev1.Container{{Name: ctrName, Image: "registry.example/app:1", Ports: []corev1.ContainerPort{
+				{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}, {Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP}}}}}}
+	p, err := c.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	p.Status.Phase = corev1.PodRunning
+	p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+	_, err = c.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	return err
+}

@@ -1,0 +1,478 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
+	promk8s "github.com/prometheus/prometheus/discovery/kubernetes"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/scrape"
+
+	"github.com/ferrydev/ferry"
+)
+
+type testReporter struct {
+	mu     sync.Mutex
+	health ferry.Health
+	err    error
+}
+
+func (r *testReporter) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func (r *testReporter) SetHealth(h ferry.Health, err error) {
+	r.mu.Lock()
+	r.health, r.err = h, err
+	r.mu.Unlock()
+}
+func (r *testReporter) Dropped(string, int) {}
+func (r *testReporter) Retried()            {}
+func (r *testReporter) get() (ferry.Health, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.health, r.err
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// kubeconfig writes a kubeconfig file for server and returns its path.
+func kubeconfig(t testing.TB, server, token string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	c := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: %s
+users:
+- name: test
+  user:
+    token: %q
+contexts:
+- name: test
+  context: {cluster: test, user: test}
+current-context: test
+`, server, token)
+	if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// running is a started Discoverer whose sets are recorded.
+type running struct {
+	rep  *testReporter
+	mu   sync.Mutex
+	sets [][]labels.Labels
+	done chan error
+}
+
+func (r *running) last() ([]labels.Labels, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sets) == 0 {
+		return nil, 0
+	}
+	return r.sets[len(r.sets)-1], len(r.sets)
+}
+
+func run(t testing.TB, d *Discoverer) *running {
+	t.Helper()
+	r := &running{rep: &testReporter{}, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := d.Start(ctx, r.rep); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	up := make(chan []labels.Labels)
+	go func() { r.done <- d.Run(ctx, up) }()
+	go func() {
+		for {
+			select {
+			case s := <-up:
+				r.mu.Lock()
+				r.sets = append(r.sets, s)
+				r.mu.Unlock()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+		d.Close(context.Background())
+	})
+	return r
+}
+
+// waitSet waits until the last set sent satisfies cond.
+func (r *running) waitSet(t testing.TB, what string, cond func([]labels.Labels) bool) []labels.Labels {
+	t.Helper()
+	var s []labels.Labels
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		s, n = r.last()
+		if n > 0 && cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			h, err := r.rep.get()
+			t.Fatalf("timed out waiting for %s: %d sets sent, the last of %d targets (pods %v); health %v %v",
+				what, n, len(s), pods(s), h, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func pods(set []labels.Labels) []string {
+	var out []string
+	for _, t := range set {
+		p := t.Get(LabelNamespace) + "/" + t.Get(LabelPodName)
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func hasPods(want ...string) func([]labels.Labels) bool {
+	slices.Sort(want)
+	return func(s []labels.Labels) bool { return slices.Equal(pods(s), want) }
+}
+
+func populate(f *fakeAPI) {
+	f.put("nodes", node("node-a"))
+	f.put("nodes", node("node-b"))
+	f.put("pods", pod("default", "web", "uid-web", "node-a", "web", "sidecar"))
+	f.put("pods", pod("kube-system", "dns", "uid-dns", "node-a", "dns"))
+	f.put("pods", pod("default", "db", "uid-db", "node-b", "db"))
+}
+
+// prometheusTargets runs Prometheus's kubernetes SD over cfg until the
+// groups hold want targets, and builds their labels with Prometheus's
+// scrape target building (PopulateDiscoveredLabels), without the labels
+// that building adds for scraping.
+func prometheusTargets(t *testing.T, cfg *promk8s.SDConfig, want int) []labels.Labels {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := cfg.NewDiscovererMetrics(reg, nil)
+	if err := m.Register(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Unregister()
+	pd, err := promk8s.New(slog.New(slog.DiscardHandler), m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := make(chan []*targetgroup.Group)
+	go pd.Run(ctx, ch)
+	groups := map[string]*targetgroup.Group{}
+	count := func() int {
+		n := 0
+		for _, g := range groups {
+			n += len(g.Targets)
+		}
+		return n
+	}
+	timeout := time.After(20 * time.Second)
+	for count() != want {
+		select {
+		case tgs := <-ch:
+			for _, g := range tgs {
+				groups[g.Source] = g
+			}
+		case <-timeout:
+			t.Fatalf("prometheus discovery: %d targets, want %d", count(), want)
+		}
+	}
+	sc := &promconfig.ScrapeConfig{JobName: "j"}
+	lb := labels.NewBuilder(labels.EmptyLabels())
+	var out []labels.Labels
+	for _, g := range groups {
+		for _, tl := range g.Targets {
+			scrape.PopulateDiscoveredLabels(lb, sc, tl, g.Labels)
+			for _, n := range []string{"job", "__scrape_interval__", "__scrape_timeout__", "__metrics_path__", "__scheme__"} {
+				if _, ok := tl[model.LabelName(n)]; !ok {
+					if _, ok := g.Labels[model.LabelName(n)]; !ok {
+						lb.Del(n)
+					}
+				}
+			}
+			lb.Range(func(l labels.Label) {
+				if strings.HasPrefix(l.Name, "__") && strings.HasSuffix(l.Name, "__") && !strings.HasPrefix(l.Name, "__meta_") && l.Name != "__address__" {
+					lb.Del(l.Name)
+				}
+			})
+			out = append(out, lb.Labels())
+		}
+	}
+	return out
+}
+
+func sortSets(s []labels.Labels) []labels.Labels {
+	s = slices.Clone(s)
+	slices.SortFunc(s, labels.Compare)
+	return s
+}
+
+// TestDifferential runs Ferry's discoverer and Prometheus's kubernetes SD
+// over the same API server and objects, for every role, and requires the
+// same label sets.
+func TestDifferential(t *testing.T) {
+	f := newFakeAPI(t)
+	populate(f)
+	f.put("services", service("default", "web"))
+	f.put("ingresses", ingress("default", "web"))
+	kc := kubeconfig(t, f.URL(), "t0ken")
+	for _, tc := range []struct {
+		d    *Discoverer
+		want int
+	}{
+		// web: 2 ports of web + sidecar + init; dns: 2 ports + init; db: 2 ports + init.
+		{&Discoverer{KubeConfig: kc, AttachMetadata: AttachMetadata{Node: true}}, 10},
+		{&Discoverer{KubeConfig: kc, NodeName: "node-a", AttachMetadata: AttachMetadata{Node: true}}, 7},
+		{&Discoverer{KubeConfig: kc, Namespaces: []string{"kube-system"}}, 3},
+		{&Discoverer{KubeConfig: kc, Role: RoleNode}, 2},
+		{&Discoverer{KubeConfig: kc, Role: RoleService}, 2},
+		{&Discoverer{KubeConfig: kc, Role: RoleIngress}, 1},
+	} {
+		t.Run(fmt.Sprintf("%s-%s-%v", tc.d.Role, tc.d.NodeName, tc.d.Namespaces), func(t *testing.T) {
+			tc.d.UpdateDelay = 20 * time.Millisecond
+			r := run(t, tc.d)
+			got := r.waitSet(t, "targets", func(s []labels.Labels) bool { return len(s) == tc.want })
+			cfg, err := tc.d.SDConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := prometheusTargets(t, cfg, tc.want)
+			got, want = sortSets(got), sortSets(want)
+			if !slices.EqualFunc(got, want, labels.Equal) {
+				t.Fatalf("labels differ from Prometheus's:\nferry:\n%v\nprometheus:\n%v", got, want)
+			}
+		})
+	}
+}
+
+// TestPodLabels checks the labels the pod log helpers and users rely on.
+func TestPodLabels(t *testing.T) {
+	f := newFakeAPI(t)
+	populate(f)
+	r := run(t, &Discoverer{KubeConfig: kubeconfig(t, f.URL(), "x"), NodeName: "node-a",
+		AttachMetadata: AttachMetadata{Node: true}, UpdateDelay: 20 * time.Millisecond})
+	s := r.waitSet(t, "node-a pods", hasPods("default/web", "kube-system/dns"))
+	var web8080, init labels.Labels
+	for _, l := range s {
+		if l.Get(LabelPodName) == "web" && l.Get("__meta_kubernetes_pod_container_port_number") == "8080" {
+			web8080 = l
+		}
+		if l.Get(LabelPodName) == "web" && l.Get(LabelContainerInit) == "true" {
+			init = l
+		}
+	}
+	for name, want := range map[string]string{
+		"__address__":      "10.1.0.1:8080",
+		LabelPodUID:        "uid-web",
+		LabelContainerName: "web",
+		LabelPodNodeName:   "node-a",
+		"__meta_kubernetes_pod_container_port_name":                "http",
+		"__meta_kubernetes_pod_label_app":                          "web",
+		"__meta_kubernetes_pod_labelpresent_app":                   "true",
+		"__meta_kubernetes_pod_annotation_example_com_scrape":      "true",
+		"__meta_kubernetes_pod_controller_kind":                    "ReplicaSet",
+		"__meta_kubernetes_pod_ready":                              "true",
+		"__meta_kubernetes_node_label_topology_kubernetes_io_zone": "z1",
+		"__meta_kubernetes_node_annotation_node_example_com_rack":  "r7",
+	} {
+		if got := web8080.Get(name); got != want {
+			t.Errorf("%s = %q, want %q (target %v)", name, got, want, web8080)
+		}
+	}
+	if init.Get(LabelContainerName) != "init" {
+		t.Errorf("no init container target: %v", s)
+	}
+}
+
+func TestNodeNameSelector(t *testing.T) {
+	d := &Discoverer{NodeName: "n1", Selectors: []Selector{{Role: RolePod, Label: "app=web", Field: "status.phase=Running"}},
+		AttachMetadata: AttachMetadata{Node: true}}
+	cfg, err := d.SDConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []promk8s.SelectorConfig{
+		{Role: "pod", Label: "app=web", Field: "spec.nodeName=n1,status.phase=Running"},
+		{Role: "node", Field: "metadata.name=n1"},
+	}
+	if !slices.Equal(cfg.Selectors, want) {
+		t.Fatalf("selectors %+v, want %+v", cfg.Selectors, want)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		d    *Discoverer
+		want string
+	}{
+		{&Discoverer{Role: "deployment"}, "unknown role"},
+		{&Discoverer{Role: RoleService, NodeName: "n"}, "NodeName does not apply"},
+		{&Discoverer{Role: RoleService, Selectors: []Selector{{Role: RolePod, Label: "a=b"}}}, "service role supports only service selectors"},
+		{&Discoverer{Selectors: []Selector{{Role: RolePod, Field: "a="}, {Role: RolePod}}}, "duplicated selector role"},
+		{&Discoverer{Selectors: []Selector{{Role: RolePod, Label: "a b c"}}}, "unable to parse"},
+		{&Discoverer{KubeConfig: "k", APIServer: "https://x"}, "cannot use 'kubeconfig_file' and 'api_server'"},
+		{&Discoverer{UpdateDelay: -1}, "negative"},
+	} {
+		err := tc.d.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: Validate() = %v, want %q", tc.d.Role, err, tc.want)
+		}
+	}
+	if err := (&Discoverer{}).Validate(); err != nil {
+		t.Errorf("zero Discoverer: %v", err)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	err := (&Discoverer{}).Start(context.Background(), &testReporter{})
+	if err == nil || !strings.Contains(err.Error(), "not running in a cluster") {
+		t.Errorf("outside a cluster: %v", err)
+	}
+	missing := filepath.Join(t.TempDir(), "nope")
+	err = (&Discoverer{KubeConfig: missing}).Start(context.Background(), &testReporter{})
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing kubeconfig: %v", err)
+	}
+	err = (&Discoverer{}).Run(context.Background(), make(chan []labels.Labels))
+	if !ferry.IsPermanent(err) {
+		t.Errorf("Run before Start: %v, want a permanent error", err)
+	}
+}
+
+// TestInClusterMissingToken: the environment of a pod without a mounted
+// service account token.
+func TestInClusterMissingToken(t *testing.T) {
+	if _, err := os.Stat(DefaultServiceAccountDir + "/token"); err == nil {
+		t.Skip("running in a pod with a service account")
+	}
+	t.Setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "6443")
+	err := (&Discoverer{}).Start(context.Background(), &testReporter{})
+	if err == nil || !strings.Contains(err.Error(), "service account token") {
+		t.Errorf("Start = %v", err)
+	}
+}
+
+// TestReconnect: watches are cut, the history expires (410 Gone), and
+// objects change meanwhile; the discoverer lists again and converges.
+func TestReconnect(t *testing.T) {
+	f := newFakeAPI(t)
+	populate(f)
+	r := run(t, &Discoverer{KubeConfig: kubeconfig(t, f.URL(), "x"), NodeName: "node-a", UpdateDelay: 20 * time.Millisecond})
+	r.waitSet(t, "first set", hasPods("default/web", "kube-system/dns"))
+	lists0, _ := f.counts()
+
+	f.disconnect()
+	f.put("pods", pod("default", "api", "uid-api", "node-a", "api"))
+	r.waitSet(t, "pod added during the disconnect", hasPods("default/api", "default/web", "kube-system/dns"))
+
+	f.expireHistory()
+	f.disconnect()
+	f.del("pods", "default", "web")
+	f.put("pods", pod("default", "other-node", "uid-o", "node-b", "o"))
+	r.waitSet(t, "pod deleted after 410 Gone", hasPods("default/api", "kube-system/dns"))
+	if lists, _ := f.counts(); lists <= lists0 {
+		// watch-list clients resume with a new streaming watch instead
+		_, watches := f.counts()
+		t.Logf("lists %d -> %d, watches %d", lists0, lists, watches)
+	}
+}
+
+func TestForbiddenThenAllowed(t *testing.T) {
+	f := newFakeAPI(t)
+	populate(f)
+	msg := `pods is forbidden: User "system:serviceaccount:ferry:agent" cannot list resource "pods" in API group "" at the cluster scope`
+	f.setForbidden(msg)
+	r := run(t, &Discoverer{KubeConfig: kubeconfig(t, f.URL(), "x"), UpdateDelay: 20 * time.Millisecond,
+		CheckInterval: 50 * time.Millisecond})
+	waitFor(t, "Failing health", 10*time.Second, func() bool {
+		h, err := r.rep.get()
+		return h == ferry.Failing && err != nil && strings.Contains(err.Error(), msg) && strings.Contains(err.Error(), "403")
+	})
+	f.setForbidden("")
+	r.waitSet(t, "targets once allowed", hasPods("default/db", "default/web", "kube-system/dns"))
+	waitFor(t, "Healthy", 10*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+}
+
+func TestServerGoneKeepsSet(t *testing.T) {
+	f := newFakeAPI(t)
+	populate(f)
+	r := run(t, &Discoverer{KubeConfig: kubeconfig(t, f.URL(), "x"), UpdateDelay: 20 * time.Millisecond,
+		CheckInterval: 50 * time.Millisecond})
+	r.waitSet(t, "first set", hasPods("default/db", "default/web", "kube-system/dns"))
+	_, n := r.last()
+	f.disconnect()
+	f.srv.CloseClientConnections()
+	f.srv.Close()
+	waitFor(t, "Failing health", 10*time.Second, func() bool {
+		h, err := r.rep.get()
+		return h == ferry.Failing && err != nil && strings.Contains(err.Error(), "unreachable")
+	})
+	if s, n2 := r.last(); n2 != n || len(pods(s)) != 3 {
+		t.Fatalf("a set was sent while the server was gone: %d -> %d sets, last %v", n, n2, pods(s))
+	}
+}
+
+func TestResourcePath(t *testing.T) {
+	for _, tc := range []struct {
+		role promk8s.Role
+		ns   string
+		want string
+	}{
+		{promk8s.RolePod, "", "/api/v1/pods"},
+		{promk8s.RolePod, "a", "/api/v1/namespaces/a/pods"},
+		{promk8s.RoleNode, "a", "/api/v1/nodes"},
+		{promk8s.RoleEndpointSlice, "a", "/apis/discovery.k8s.io/v1/namespaces/a/endpointslices"},
+		{promk8s.RoleIngress, "", "/apis/networking.k8s.io/v1/ingresses"},
+	} {
+		if got := resourcePath(tc.role, tc.ns); got != tc.want {
+			t.Errorf("%s %q: %s, want %s", tc.role, tc.ns, got, tc.want)
+		}
+	}
+}
+
+var _ = errors.New

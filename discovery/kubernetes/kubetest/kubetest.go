@@ -1,0 +1,213 @@
+// Package kubetest starts a real Kubernetes API server for tests: etcd
+// (Debian's etcd-server) and a kube-apiserver built from k8s.io/kubernetes,
+// both installed by scripts/setup/kubernetes.sh, which prints
+// FERRY_ETCD_BIN and FERRY_KUBE_APISERVER_BIN. Both listen on 127.0.0.1
+// only, on free ports, with their data in the test's temporary directory,
+// and are stopped when the test ends.
+//
+// The server authorizes with RBAC and authenticates with static tokens:
+// AdminToken (group system:masters) and AgentToken (the user of service
+// account ferry/ferry-agent, as examples/kubernetes/rbac.yaml names it;
+// no rights until a test grants them).
+package kubetest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/peers"
+)
+
+// The static tokens the server accepts.
+const (
+	AdminToken = "ferry-admin-token"
+	AgentToken = "ferry-agent-token"
+	AgentUser  = "system:serviceaccount:ferry:ferry-agent"
+)
+
+// APIServer is a running kube-apiserver with its etcd.
+type APIServer struct {
+	t    testing.TB
+	bin  string
+	args []string
+	log  string
+	// URL is the server's https URL (a self-signed certificate).
+	URL string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// Start starts etcd and kube-apiserver, or skips the test (fails it when
+// FERRY_REQUIRE_PEERS=1) when their binaries are not set.
+func Start(t testing.TB) *APIServer {
+	t.Helper()
+	etcdBin := peers.Bin(t, "FERRY_ETCD_BIN", "scripts/setup/kubernetes.sh")
+	apiBin := peers.Bin(t, "FERRY_KUBE_APISERVER_BIN", "scripts/setup/kubernetes.sh")
+	dir := t.TempDir()
+	client, peer := peers.FreeAddr(t), peers.FreeAddr(t)
+	peers.Start(t, etcdBin, "http://"+client+"/health",
+		"--name=default", "--data-dir="+filepath.Join(dir, "etcd"),
+		"--listen-client-urls=http://"+client, "--advertise-client-urls=http://"+client,
+		"--listen-peer-urls=http://"+peer, "--initial-advertise-peer-urls=http://"+peer,
+		"--initial-cluster=default=http://"+peer, "--log-level=warn")
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "sa.key")
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(dir, "tokens.csv")
+	csv := fmt.Sprintf("%s,admin,admin,\"system:masters\"\n%s,%s,agent-uid,\"system:serviceaccounts,system:serviceaccounts:ferry\"\n", AdminToken, AgentToken, AgentUser)
+	if err := os.WriteFile(tokens, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := peers.FreeAddr(t)
+	_, port, _ := splitHostPort(addr)
+	s := &APIServer{t: t, bin: apiBin, log: filepath.Join(dir, "kube-apiserver.log"), URL: "https://" + addr,
+		args: []string{
+			"--etcd-servers=http://" + client,
+			"--bind-address=127.0.0.1", "--secure-port=" + port,
+			// The advertised address is not used (no endpoints reconciled); it
+			// may not be a loopback address.
+			"--advertise-address=10.255.255.1", "--endpoint-reconciler-type=none",
+			"--cert-dir=" + filepath.Join(dir, "certs"),
+			"--service-account-issuer=https://kubernetes.default.svc",
+			"--service-account-key-file=" + keyFile, "--service-account-signing-key-file=" + keyFile,
+			"--token-auth-file=" + tokens,
+			"--authorization-mode=RBAC",
+			"--service-cluster-ip-range=10.96.0.0/16",
+			"--enable-priority-and-fairness=false",
+			"--disable-admission-plugins=ServiceAccount",
+			"--v=0",
+		}}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func splitHostPort(a string) (string, string, error) {
+	for i := len(a) - 1; i >= 0; i-- {
+		if a[i] == ':' {
+			return a[:i], a[i+1:], nil
+		}
+	}
+	return a, "", fmt.Errorf("no port in %q", a)
+}
+
+// Client returns an HTTP client that trusts the server's self-signed
+// certificate.
+func Client() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a test server's self-signed certificate
+}
+
+// Start starts kube-apiserver again after Stop, on the same address, and
+// waits until /readyz answers 200 (within 120s).
+func (s *APIServer) Start() {
+	s.t.Helper()
+	if s.cmd != nil {
+		return
+	}
+	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		s.t.Fatal(err)
+	}
+	s.cmd, s.exited = cmd, make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(s.exited) }()
+	c := Client()
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		select {
+		case <-s.exited:
+			out, _ := os.ReadFile(s.log)
+			s.cmd = nil
+			s.t.Fatalf("kube-apiserver exited early:\n%s", tail(out))
+		default:
+		}
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL+"/readyz", nil)
+		req.Header.Set("Authorization", "Bearer "+AdminToken)
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(s.log)
+			s.t.Fatalf("kube-apiserver not ready within 120s:\n%s", tail(out))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tail(b []byte) []byte {
+	if len(b) > 8000 {
+		return b[len(b)-8000:]
+	}
+	return b
+}
+
+// Stop stops kube-apiserver (interrupt, then kill after 10s). Start
+// starts it again.
+func (s *APIServer) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+	s.cmd = nil
+}
+
+// Kubeconfig writes a kubeconfig file for the server with token and
+// returns its path.
+func (s *APIServer) Kubeconfig(t testing.TB, token string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	c := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: %s
+    insecure-skip-tls-verify: true
+users:
+- name: test
+  user:
+    token: %q
+contexts:
+- name: test
+  context: {cluster: test, user: test}
+current-context: test
+`, s.URL, token)
+	if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
