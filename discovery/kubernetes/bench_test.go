@@ -161,7 +161,7 @@ func BenchmarkPodToLine(b *testing.B) {
 	out := &sinktest.Sink[ferry.Entry]{}
 	pb := pipeline.New()
 	t := pipeline.Discover(pb, "pods", &podlogs.Discoverer{Root: root, Pods: &Discoverer{APIServer: f.URL(), NodeName: "node-x"}})
-	logs := pipeline.FromTargets(pb, "tail", &filetail.Source{Start: filetail.StartBeginning}, t)
+	logs := pipeline.FromTargets(pb, "tail", &filetail.Source{StartAt: filetail.StartBeginning}, t)
 	logs = pipeline.Process(pb, "cri", stage.MustNew(&stage.CRI{}), logs)
 	pipeline.To(pb, "out", out, logs)
 	p, err := pb.Build()

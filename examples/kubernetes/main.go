@@ -11,7 +11,7 @@
 //
 // In a cluster it runs with the in-cluster service account: see
 // daemonset.yaml and rbac.yaml next to this file, and build.sh for an image
-// without a Dockerfile. It serves /metrics, /ready and the pipeline's debug
+// without a Dockerfile. It serves /metrics, /-/ready and the pipeline's debug
 // page on -listen.
 package main
 
@@ -23,21 +23,19 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/klog/v2"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/kubernetes"
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/pipeline/debugui"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/process/stage"
 	"github.com/ferrydev/ferry/sink"
@@ -65,7 +63,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready chan<- stri
 	root := fs.String("root", podlogs.DefaultRoot, "where kubelet writes pod logs")
 	posPath := fs.String("positions", "/var/lib/ferry/positions.json", "positions file (empty: in memory)")
 	lokiURL := fs.String("loki.url", "", "Loki push URL (empty: print to stdout)")
-	listen := fs.String("listen", ":12345", "address of /metrics, /ready and the debug page (empty: none)")
+	listen := fs.String("listen", ":12345", "address of /metrics, /-/ready and the debug page (empty: none)")
 	fromStart := fs.Bool("from-start", true, "read files without a position from their beginning")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -97,7 +95,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready chan<- stri
 
 	b := pipeline.New(pipeline.WithLogger(logger))
 	files := pipeline.Discover(b, "pods", &podlogs.Discoverer{Pods: pods, Root: *root})
-	logs := pipeline.FromTargets(b, "tail", &filetail.Source{Positions: pf, Start: start, Decompress: true}, files)
+	logs := pipeline.FromTargets(b, "tail", &filetail.Source{PositionsFile: pf, StartAt: start, Decompress: true}, files)
 	logs = pipeline.Process(b, "cri", stage.MustNew(&stage.CRI{}), logs)
 	var out sink.Sink[ferry.Entry] = &sink.Console[ferry.Entry]{W: stdout}
 	if *lokiURL != "" {
@@ -115,23 +113,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready chan<- stri
 		if err != nil {
 			return err
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
-			if err := p.Ready(); err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ready")
-		})
-		mux.Handle("/", p.Handler())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln) //nolint:errcheck // ends with Shutdown below
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx) //nolint:errcheck
-		}()
+		go debugui.Serve(ctx, ln, p, reg) //nolint:errcheck // ends with ctx
 		if ready != nil {
 			ready <- ln.Addr().String()
 		}

@@ -5,6 +5,7 @@
 # FERRY_JOURNAL_REMOTE_BIN=<path> and FERRY_JOURNALCTL_BIN=<path> on stdout;
 # everything else goes to stderr.
 set -euo pipefail
+. "$(dirname "$0")/../lib/as_root.sh"
 
 REMOTE=/lib/systemd/systemd-journal-remote
 [ -x "$REMOTE" ] || REMOTE=/usr/lib/systemd/systemd-journal-remote
@@ -13,15 +14,8 @@ missing=()
 [ -x "$REMOTE" ] || missing+=(systemd-journal-remote)
 command -v journalctl >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "journal.sh: need root to install ${missing[*]}" >&2
-		exit 0
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
-		apt-get update >&2
-		apt-get install -y --no-install-recommends "${missing[@]}" >&2
-	fi
+	echo "installing ${missing[*]}" >&2
+	apt_install "${missing[@]}"
 fi
 [ -x "$REMOTE" ] || REMOTE=/lib/systemd/systemd-journal-remote
 [ -x "$REMOTE" ] || REMOTE=/usr/lib/systemd/systemd-journal-remote

@@ -9,6 +9,7 @@
 # already there. Prints FERRY_KUBECTL_BIN, FERRY_ETCD_BIN and
 # FERRY_KUBE_APISERVER_BIN lines on stdout; everything else goes to stderr.
 set -euo pipefail
+. "$(dirname "$0")/../lib/as_root.sh"
 
 KUBE_VERSION=${KUBE_VERSION:-1.37.1}
 dir="${FERRY_PEERS_DIR:-$HOME/.cache/ferry-peers}"
@@ -20,7 +21,7 @@ command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}" >&2
-	apt-get install -y --no-install-recommends "${need[@]}" >&2
+	apt_install "${need[@]}"
 fi
 echo "FERRY_KUBECTL_BIN=$(command -v kubectl)"
 echo "FERRY_ETCD_BIN=$(command -v etcd)"

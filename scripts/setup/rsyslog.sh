@@ -6,6 +6,7 @@
 # the system service. Prints FERRY_RSYSLOGD_BIN=<path> on stdout; everything
 # else goes to stderr.
 set -euo pipefail
+. "$(dirname "$0")/../lib/as_root.sh"
 
 BIN=/usr/sbin/rsyslogd
 pkgs=(rsyslog rsyslog-gnutls rsyslog-openssl)
@@ -17,15 +18,8 @@ for p in "${pkgs[@]}"; do
 	fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "rsyslog.sh: need root to install ${missing[*]}" >&2
-		exit 0
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
-		apt-get update >&2
-		apt-get install -y --no-install-recommends "${missing[@]}" >&2
-	fi
+	echo "installing ${missing[*]}" >&2
+	apt_install "${missing[@]}"
 fi
 
 if [ -x "$BIN" ]; then

@@ -36,8 +36,8 @@ func startAgent(t *testing.T, root, posPath, pushURL string, pods []labels.Label
 	b := pipeline.New(pipeline.WithDrainTimeout(10 * time.Second))
 	targets := pipeline.Discover(b, "pods", &podlogs.Discoverer{Pods: discovery.Static(pods), Root: root,
 		RefreshInterval: 50 * time.Millisecond})
-	logs := pipeline.FromTargets(b, "tail", &filetail.Source{Positions: pf, Decompress: true,
-		Start: filetail.StartBeginning, PollInterval: 20 * time.Millisecond, RotateWait: 200 * time.Millisecond}, targets)
+	logs := pipeline.FromTargets(b, "tail", &filetail.Source{PositionsFile: pf, Decompress: true,
+		StartAt: filetail.StartBeginning, PollInterval: 20 * time.Millisecond, RotateWait: 200 * time.Millisecond}, targets)
 	logs = pipeline.Process(b, "cri", stage.MustNew(&stage.CRI{}), logs)
 	pipeline.To(b, "loki", &loki.Sink{URL: pushURL, BatchWait: 50 * time.Millisecond}, logs)
 	p, err := b.Build()
