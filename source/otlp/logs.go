@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -90,21 +89,7 @@ var (
 // Validate reports configuration errors: negative limits, invalid label
 // names in Labels, a Server without an address.
 func (r *LogsReceiver) Validate() error {
-	var errs []error
-	if err := r.Limits.validate("logs"); err != nil {
-		errs = append(errs, err)
-	}
-	r.Labels.Range(func(l labels.Label) {
-		if otlpconv.LabelName(l.Name) != l.Name {
-			errs = append(errs, fmt.Errorf("otlp: logs: label name %q is invalid", l.Name))
-		}
-	})
-	if r.Server != nil {
-		if err := r.Server.validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return validateReceiver("logs", &r.Limits, r.Labels, r.Server)
 }
 
 // Start validates the configuration, keeps rep for the receiver's life
@@ -128,8 +113,7 @@ func (r *LogsReceiver) Start(ctx context.Context, rep ferry.Reporter) error {
 			r.scopePromote[n] = true
 		}
 	}
-	r.c.kind, r.c.limits = "logs", &r.Limits
-	return r.c.start(rep, r.Server, r, LogsPath)
+	return r.c.start(rep, "logs", &r.Limits, r.Server, r, LogsPath)
 }
 
 // Run emits the entries of the requests received until ctx is done, and
@@ -148,17 +132,14 @@ func (r *LogsReceiver) Close(ctx context.Context) error {
 
 // ServeHTTP handles one export request.
 func (r *LogsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if r.promote == nil {
-		r.c.writeError(w, encodingOf(req), http.StatusServiceUnavailable, "otlp: logs receiver not started", true)
-		return
-	}
-	bp, body, enc, err := r.c.readRequest(w, req)
-	if err != nil {
-		r.c.answerError(w, req, enc, err)
-		return
-	}
+	r.c.serve(w, req, r.promote != nil, "logs", "rejectedLogRecords", r.decode)
+}
+
+// decode returns the entries of a request's body.
+func (r *LogsReceiver) decode(bp *[]byte, body []byte, enc encoding) (decoded[ferry.Entry], error) {
 	d := logsDecoder{promote: r.promote, scopePromote: r.scopePromote, extra: r.Labels}
 	var entries []ferry.Entry
+	var err error
 	if enc == encProto {
 		// The buffer goes to the entries, which are cut from it: it is
 		// not pooled again.
@@ -170,48 +151,7 @@ func (r *LogsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		r.c.putBuf(bp)
 	}
-	if err != nil {
-		r.c.answerError(w, req, enc, fail(http.StatusBadRequest, "otlp: malformed logs request: %v", err))
-		return
-	}
-	if len(entries) == 0 {
-		writeSuccess(w, enc, d.rejected, d.msg, "rejectedLogRecords")
-		return
-	}
-	o := r.c.deliver(req, entries, int64(len(entries)))
-	r.c.answer(w, enc, o, d.rejected, d.msg, "rejectedLogRecords")
-}
-
-// answerError answers a request that failed before delivery.
-func (c *core[T]) answerError(w http.ResponseWriter, req *http.Request, enc encoding, err error) {
-	status := http.StatusBadRequest
-	var he *httpError
-	if errors.As(err, &he) {
-		status = he.status
-	}
-	if log := c.reporter().Logger(); log != nil {
-		log.Debug("otlp: request rejected", "kind", c.kind, "status", status, "remote", req.RemoteAddr, "err", err)
-	}
-	c.writeError(w, enc, status, err.Error(), false)
-}
-
-// answer answers a request after delivery: o, plus what was rejected
-// before delivery.
-func (c *core[T]) answer(w http.ResponseWriter, enc encoding, o outcome, rejected int64, msg, field string) {
-	switch o.status {
-	case 0: // the client went away
-	case http.StatusOK:
-		rejected += o.rejected
-		if o.msg != "" {
-			if msg != "" {
-				msg += "; "
-			}
-			msg += o.msg
-		}
-		writeSuccess(w, enc, rejected, msg, field)
-	default:
-		c.writeError(w, enc, o.status, o.msg, o.retryAfter)
-	}
+	return decoded[ferry.Entry]{items: entries, n: int64(len(entries)), rejected: d.rejected, msg: d.msg}, err
 }
 
 // encodingOf returns the encoding the request declares.

@@ -2,7 +2,6 @@ package otlp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -101,21 +100,7 @@ var (
 // Validate reports configuration errors: negative limits, invalid label
 // names in Labels, a Server without an address.
 func (r *MetricsReceiver) Validate() error {
-	var errs []error
-	if err := r.Limits.validate("metrics"); err != nil {
-		errs = append(errs, err)
-	}
-	r.Labels.Range(func(l labels.Label) {
-		if otlpconv.LabelName(l.Name) != l.Name {
-			errs = append(errs, fmt.Errorf("otlp: metrics: label name %q is invalid", l.Name))
-		}
-	})
-	if r.Server != nil {
-		if err := r.Server.validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return validateReceiver("metrics", &r.Limits, r.Labels, r.Server)
 }
 
 // Start validates the configuration, keeps rep for the receiver's life
@@ -134,9 +119,8 @@ func (r *MetricsReceiver) Start(ctx context.Context, rep ferry.Reporter) error {
 		strategy = otlptranslator.UnderscoreEscapingWithoutSuffixes
 	}
 	r.namer = otlptranslator.NewMetricNamer("", strategy)
-	r.c.kind, r.c.limits = "metrics", &r.Limits
 	r.started = true
-	return r.c.start(rep, r.Server, r, MetricsPath)
+	return r.c.start(rep, "metrics", &r.Limits, r.Server, r, MetricsPath)
 }
 
 // Run emits the samples of the requests received until ctx is done, and
@@ -155,21 +139,17 @@ func (r *MetricsReceiver) Close(ctx context.Context) error {
 
 // ServeHTTP handles one export request.
 func (r *MetricsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if !r.started {
-		r.c.writeError(w, encodingOf(req), http.StatusServiceUnavailable, "otlp: metrics receiver not started", true)
-		return
-	}
-	bp, body, enc, err := r.c.readRequest(w, req)
-	if err != nil {
-		r.c.answerError(w, req, enc, err)
-		return
-	}
+	r.c.serve(w, req, r.started, "metrics", "rejectedDataPoints", r.decode)
+}
+
+// decode returns the samples of a request's body, reporting the points
+// it drops.
+func (r *MetricsReceiver) decode(bp *[]byte, body []byte, enc encoding) (decoded[ferry.Sample], error) {
 	var md metricspb.MetricsData
-	err = decodeMetrics(body, enc, &md)
+	err := decodeMetrics(body, enc, &md)
 	r.c.putBuf(bp)
 	if err != nil {
-		r.c.answerError(w, req, enc, fail(http.StatusBadRequest, "otlp: malformed metrics request: %v", err))
-		return
+		return decoded[ferry.Sample]{}, err
 	}
 	d := r.decoder()
 	samples, points := d.convert(&md, time.Now())
@@ -177,12 +157,7 @@ func (r *MetricsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	for reason, n := range d.dropped {
 		rep.Dropped(reason, n)
 	}
-	if len(samples) == 0 {
-		writeSuccess(w, enc, d.rejected, d.msg, "rejectedDataPoints")
-		return
-	}
-	o := r.c.deliver(req, samples, points)
-	r.c.answer(w, enc, o, d.rejected, d.msg, "rejectedDataPoints")
+	return decoded[ferry.Sample]{items: samples, n: points, rejected: d.rejected, msg: d.msg}, nil
 }
 
 func (r *MetricsReceiver) decoder() *metricsDecoder {

@@ -71,6 +71,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/otlpconv"
 	"github.com/klauspost/compress/gzip"
+	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -110,6 +111,27 @@ func (l *Limits) validate(kind string) error {
 	return nil
 }
 
+// validateReceiver reports the configuration errors of a receiver of
+// kind: negative limits, invalid label names in extra, a Server without
+// an address.
+func validateReceiver(kind string, l *Limits, extra labels.Labels, srv *Server) error {
+	var errs []error
+	if err := l.validate(kind); err != nil {
+		errs = append(errs, err)
+	}
+	extra.Range(func(lb labels.Label) {
+		if otlpconv.LabelName(lb.Name) != lb.Name {
+			errs = append(errs, fmt.Errorf("otlp: %s: label name %q is invalid", kind, lb.Name))
+		}
+	})
+	if srv != nil {
+		if err := srv.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func orDefault[T int64 | time.Duration](v, d T) T {
 	if v == 0 {
 		return d
@@ -136,7 +158,10 @@ type core[T any] struct {
 	pool     sync.Pool // *[]byte
 }
 
-func (c *core[T]) start(r ferry.Reporter, srv *Server, h http.Handler, path string) error {
+// start keeps r for the receiver's life and, with srv, serves h at path
+// there. kind and limits are the receiver's.
+func (c *core[T]) start(r ferry.Reporter, kind string, limits *Limits, srv *Server, h http.Handler, path string) error {
+	c.kind, c.limits = kind, limits
 	if r == nil {
 		r = ferry.NopReporter()
 	}
@@ -228,6 +253,74 @@ func (e *httpError) Error() string { return e.msg }
 
 func fail(status int, format string, args ...any) error {
 	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// decoded is what a request's body decoded to: the items, the number of
+// records or points they came from, and what was rejected before delivery.
+type decoded[T any] struct {
+	items    []T
+	n        int64
+	rejected int64
+	msg      string
+}
+
+// serve handles one export request for a receiver of kind: ready reports
+// whether it was started, decode turns the body, read into bp from the
+// pool, into items (it gives bp back to the pool or keeps it), and field
+// is the JSON name of the rejected count in the answer.
+func (c *core[T]) serve(w http.ResponseWriter, req *http.Request, ready bool, kind, field string, decode func(bp *[]byte, body []byte, enc encoding) (decoded[T], error)) {
+	if !ready {
+		c.writeError(w, encodingOf(req), http.StatusServiceUnavailable, "otlp: "+kind+" receiver not started", true)
+		return
+	}
+	bp, body, enc, err := c.readRequest(w, req)
+	if err != nil {
+		c.answerError(w, req, enc, err)
+		return
+	}
+	dec, err := decode(bp, body, enc)
+	if err != nil {
+		c.answerError(w, req, enc, fail(http.StatusBadRequest, "otlp: malformed %s request: %v", kind, err))
+		return
+	}
+	if len(dec.items) == 0 {
+		writeSuccess(w, enc, dec.rejected, dec.msg, field)
+		return
+	}
+	o := c.deliver(req, dec.items, dec.n)
+	c.answer(w, enc, o, dec.rejected, dec.msg, field)
+}
+
+// answerError answers a request that failed before delivery.
+func (c *core[T]) answerError(w http.ResponseWriter, req *http.Request, enc encoding, err error) {
+	status := http.StatusBadRequest
+	var he *httpError
+	if errors.As(err, &he) {
+		status = he.status
+	}
+	if log := c.reporter().Logger(); log != nil {
+		log.Debug("otlp: request rejected", "kind", c.kind, "status", status, "remote", req.RemoteAddr, "err", err)
+	}
+	c.writeError(w, enc, status, err.Error(), false)
+}
+
+// answer answers a request after delivery: o, plus what was rejected
+// before delivery.
+func (c *core[T]) answer(w http.ResponseWriter, enc encoding, o outcome, rejected int64, msg, field string) {
+	switch o.status {
+	case 0: // the client went away
+	case http.StatusOK:
+		rejected += o.rejected
+		if o.msg != "" {
+			if msg != "" {
+				msg += "; "
+			}
+			msg += o.msg
+		}
+		writeSuccess(w, enc, rejected, msg, field)
+	default:
+		c.writeError(w, enc, o.status, o.msg, o.retryAfter)
+	}
 }
 
 // encoding is the body format of a request, and so of its answer.
