@@ -129,19 +129,56 @@ func (d *logsDecoder) decodeProto(body []byte, entries []ferry.Entry, owned bool
 	if entries == nil {
 		entries = make([]ferry.Entry, 0, len(body)/128)
 	}
+	err := eachBytes(b, 1, func(v []byte) (err error) {
+		entries, err = d.resourceLogs(v, entries)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// eachBytes calls fn with the value of every field num of b that has wire
+// type bytes, in order; other fields are skipped.
+func eachBytes(b []byte, num protowire.Number, fn func([]byte) error) error {
 	for len(b) > 0 {
 		f, rest, err := next(b)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b = rest
-		if f.num == 1 && f.typ == protowire.BytesType {
-			if entries, err = d.resourceLogs(f.bytes, entries); err != nil {
-				return nil, err
+		if f.num == num && f.typ == protowire.BytesType {
+			if err := fn(f.bytes); err != nil {
+				return err
 			}
 		}
 	}
-	return entries, nil
+	return nil
+}
+
+// eachHead reads the fields ResourceLogs and ScopeLogs share ahead of their
+// children (which are field 2): it calls fn with every field 1, the
+// resource or the scope, and checks field 3, schema_url, for UTF-8.
+func eachHead(b []byte, fn func([]byte) error) error {
+	for len(b) > 0 {
+		f, rest, err := next(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		switch {
+		case f.num == 1 && f.typ == protowire.BytesType:
+			if err := fn(f.bytes); err != nil {
+				return err
+			}
+		case f.num == 3 && f.typ == protowire.BytesType: // schema_url
+			if !utf8.Valid(f.bytes) {
+				return errUTF8
+			}
+		}
+	}
+	return nil
 }
 
 func (d *logsDecoder) resourceLogs(b []byte, entries []ferry.Entry) ([]ferry.Entry, error) {
@@ -149,22 +186,8 @@ func (d *logsDecoder) resourceLogs(b []byte, entries []ferry.Entry) ([]ferry.Ent
 	d.lb.Reset(labels.EmptyLabels())
 	d.mb.Reset(labels.EmptyLabels())
 	service := false
-	for rest := b; len(rest) > 0; {
-		f, r, err := next(rest)
-		if err != nil {
-			return nil, err
-		}
-		rest = r
-		switch {
-		case f.num == 1 && f.typ == protowire.BytesType:
-			if err := d.resource(f.bytes, &service); err != nil {
-				return nil, err
-			}
-		case f.num == 3 && f.typ == protowire.BytesType: // schema_url
-			if !utf8.Valid(f.bytes) {
-				return nil, errUTF8
-			}
-		}
+	if err := eachHead(b, func(v []byte) error { return d.resource(v, &service) }); err != nil {
+		return nil, err
 	}
 	if !service && d.promote["service.name"] {
 		d.lb.Set("service_name", UnknownService)
@@ -172,17 +195,12 @@ func (d *logsDecoder) resourceLogs(b []byte, entries []ferry.Entry) ([]ferry.Ent
 	d.extra.Range(func(l labels.Label) { d.lb.Set(l.Name, l.Value) })
 	stream := d.lb.Labels()
 	resMeta := d.mb.Labels()
-	for len(b) > 0 {
-		f, rest, err := next(b)
-		if err != nil {
-			return nil, err
-		}
-		b = rest
-		if f.num == 2 && f.typ == protowire.BytesType {
-			if entries, err = d.scopeLogs(f.bytes, stream, resMeta, entries); err != nil {
-				return nil, err
-			}
-		}
+	err := eachBytes(b, 2, func(v []byte) (err error) {
+		entries, err = d.scopeLogs(v, stream, resMeta, entries)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return entries, nil
 }
@@ -232,22 +250,8 @@ func checkMessage(b []byte) error {
 
 func (d *logsDecoder) scopeLogs(b []byte, stream, resMeta labels.Labels, entries []ferry.Entry) ([]ferry.Entry, error) {
 	d.scopeName, d.scopeVersion, d.attrs, d.scopeLbls = "", "", d.attrs[:0], d.scopeLbls[:0]
-	for rest := b; len(rest) > 0; {
-		f, r, err := next(rest)
-		if err != nil {
-			return nil, err
-		}
-		rest = r
-		switch {
-		case f.num == 1 && f.typ == protowire.BytesType:
-			if err := d.scope(f.bytes); err != nil {
-				return nil, err
-			}
-		case f.num == 3 && f.typ == protowire.BytesType:
-			if !utf8.Valid(f.bytes) {
-				return nil, errUTF8
-			}
-		}
+	if err := eachHead(b, d.scope); err != nil {
+		return nil, err
 	}
 	// As convert does: name and version, then the attributes.
 	d.mb.Reset(resMeta)
@@ -264,17 +268,12 @@ func (d *logsDecoder) scopeLogs(b []byte, stream, resMeta labels.Labels, entries
 	stream = d.scopeStream(stream)
 	d.scopeLast = ""
 	scopeMeta.Range(func(l labels.Label) { d.scopeLast = l.Name })
-	for len(b) > 0 {
-		f, rest, err := next(b)
-		if err != nil {
-			return nil, err
-		}
-		b = rest
-		if f.num == 2 && f.typ == protowire.BytesType {
-			if entries, err = d.record(f.bytes, stream, scopeMeta, entries); err != nil {
-				return nil, err
-			}
-		}
+	err := eachBytes(b, 2, func(v []byte) (err error) {
+		entries, err = d.record(v, stream, scopeMeta, entries)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return entries, nil
 }
