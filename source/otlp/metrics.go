@@ -301,59 +301,52 @@ func (d *metricsDecoder) drop(reason, why string, n int) {
 func (d *metricsDecoder) metric(m *metricspb.Metric) int64 {
 	switch data := m.GetData().(type) {
 	case *metricspb.Metric_Gauge:
-		pts := data.Gauge.GetDataPoints()
-		name, ok := d.name(m, otlptranslator.MetricTypeGauge, len(pts))
-		if ok {
-			for _, p := range pts {
-				d.number(name, p)
-			}
-		}
-		return int64(len(pts))
+		return convertPoints(d, m, otlptranslator.MetricTypeGauge, data.Gauge.GetDataPoints(), (*metricsDecoder).number)
 	case *metricspb.Metric_Sum:
 		pts := data.Sum.GetDataPoints()
-		if data.Sum.GetAggregationTemporality() != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
-			d.drop(ReasonDelta, fmt.Sprintf("metric %q: only cumulative sums are accepted", m.GetName()), len(pts))
+		if !d.cumulative(m, data.Sum.GetAggregationTemporality(), "sums", len(pts)) {
 			return int64(len(pts))
 		}
 		typ := otlptranslator.MetricType(otlptranslator.MetricTypeNonMonotonicCounter)
 		if data.Sum.GetIsMonotonic() {
 			typ = otlptranslator.MetricTypeMonotonicCounter
 		}
-		name, ok := d.name(m, typ, len(pts))
-		if ok {
-			for _, p := range pts {
-				d.number(name, p)
-			}
-		}
-		return int64(len(pts))
+		return convertPoints(d, m, typ, pts, (*metricsDecoder).number)
 	case *metricspb.Metric_Histogram:
 		pts := data.Histogram.GetDataPoints()
-		if data.Histogram.GetAggregationTemporality() != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
-			d.drop(ReasonDelta, fmt.Sprintf("metric %q: only cumulative histograms are accepted", m.GetName()), len(pts))
+		if !d.cumulative(m, data.Histogram.GetAggregationTemporality(), "histograms", len(pts)) {
 			return int64(len(pts))
 		}
-		name, ok := d.name(m, otlptranslator.MetricTypeHistogram, len(pts))
-		if ok {
-			for _, p := range pts {
-				d.histogram(name, p)
-			}
-		}
-		return int64(len(pts))
+		return convertPoints(d, m, otlptranslator.MetricTypeHistogram, pts, (*metricsDecoder).histogram)
 	case *metricspb.Metric_Summary:
-		pts := data.Summary.GetDataPoints()
-		name, ok := d.name(m, otlptranslator.MetricTypeSummary, len(pts))
-		if ok {
-			for _, p := range pts {
-				d.summary(name, p)
-			}
-		}
-		return int64(len(pts))
+		return convertPoints(d, m, otlptranslator.MetricTypeSummary, data.Summary.GetDataPoints(), (*metricsDecoder).summary)
 	case *metricspb.Metric_ExponentialHistogram:
 		n := len(data.ExponentialHistogram.GetDataPoints())
 		d.drop(ReasonExponentialHistogram, fmt.Sprintf("metric %q: exponential histograms are not supported", m.GetName()), n)
 		return int64(n)
 	}
 	return 0
+}
+
+// convertPoints converts pts, the points of m, with conv under m's name as
+// a metric of typ, and returns how many there were.
+func convertPoints[P any](d *metricsDecoder, m *metricspb.Metric, typ otlptranslator.MetricType, pts []P, conv func(*metricsDecoder, string, P)) int64 {
+	if name, ok := d.name(m, typ, len(pts)); ok {
+		for _, p := range pts {
+			conv(d, name, p)
+		}
+	}
+	return int64(len(pts))
+}
+
+// cumulative reports whether the n points of m, a metric of kind (sums or
+// histograms), have cumulative temporality; it drops them otherwise.
+func (d *metricsDecoder) cumulative(m *metricspb.Metric, t metricspb.AggregationTemporality, kind string, n int) bool {
+	if t == metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
+		return true
+	}
+	d.drop(ReasonDelta, fmt.Sprintf("metric %q: only cumulative %s are accepted", m.GetName(), kind), n)
+	return false
 }
 
 func (d *metricsDecoder) name(m *metricspb.Metric, typ otlptranslator.MetricType, points int) (string, bool) {
@@ -406,6 +399,15 @@ func noValue(flags uint32) bool {
 	return flags&uint32(metricspb.DataPointFlags_DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK) != 0
 }
 
+// orStale returns v, or a staleness marker for a point flagged stale (no
+// recorded value).
+func orStale(stale bool, v float64) float64 {
+	if stale {
+		return staleNaN
+	}
+	return v
+}
+
 func (d *metricsDecoder) number(name string, p *metricspb.NumberDataPoint) {
 	d.start(p.GetAttributes())
 	var v float64
@@ -415,10 +417,7 @@ func (d *metricsDecoder) number(name string, p *metricspb.NumberDataPoint) {
 	case *metricspb.NumberDataPoint_AsInt:
 		v = float64(x.AsInt)
 	}
-	if noValue(p.GetFlags()) {
-		v = staleNaN
-	}
-	d.add(name, "", "", d.ts(p.GetTimeUnixNano()), v)
+	d.add(name, "", "", d.ts(p.GetTimeUnixNano()), orStale(noValue(p.GetFlags()), v))
 }
 
 func formatFloat(f float64) string {
@@ -440,39 +439,27 @@ func (d *metricsDecoder) histogram(name string, p *metricspb.HistogramDataPoint)
 	d.start(p.GetAttributes())
 	t := d.ts(p.GetTimeUnixNano())
 	stale := noValue(p.GetFlags())
-	val := func(v float64) float64 {
-		if stale {
-			return staleNaN
-		}
-		return v
-	}
 	var cum uint64
 	for i, b := range bounds {
 		if len(counts) > 0 {
 			cum += counts[i]
 		}
-		d.add(name+"_bucket", labels.BucketLabel, formatFloat(b), t, val(float64(cum)))
+		d.add(name+"_bucket", labels.BucketLabel, formatFloat(b), t, orStale(stale, float64(cum)))
 	}
-	d.add(name+"_bucket", labels.BucketLabel, "+Inf", t, val(float64(p.GetCount())))
+	d.add(name+"_bucket", labels.BucketLabel, "+Inf", t, orStale(stale, float64(p.GetCount())))
 	if p.Sum != nil {
-		d.add(name+"_sum", "", "", t, val(p.GetSum()))
+		d.add(name+"_sum", "", "", t, orStale(stale, p.GetSum()))
 	}
-	d.add(name+"_count", "", "", t, val(float64(p.GetCount())))
+	d.add(name+"_count", "", "", t, orStale(stale, float64(p.GetCount())))
 }
 
 func (d *metricsDecoder) summary(name string, p *metricspb.SummaryDataPoint) {
 	d.start(p.GetAttributes())
 	t := d.ts(p.GetTimeUnixNano())
 	stale := noValue(p.GetFlags())
-	val := func(v float64) float64 {
-		if stale {
-			return staleNaN
-		}
-		return v
-	}
 	for _, q := range p.GetQuantileValues() {
-		d.add(name, "quantile", formatFloat(q.GetQuantile()), t, val(q.GetValue()))
+		d.add(name, "quantile", formatFloat(q.GetQuantile()), t, orStale(stale, q.GetValue()))
 	}
-	d.add(name+"_sum", "", "", t, val(p.GetSum()))
-	d.add(name+"_count", "", "", t, val(float64(p.GetCount())))
+	d.add(name+"_sum", "", "", t, orStale(stale, p.GetSum()))
+	d.add(name+"_count", "", "", t, orStale(stale, float64(p.GetCount())))
 }
