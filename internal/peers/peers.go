@@ -60,6 +60,7 @@ type Process struct {
 	bin   string
 	args  []string
 	ready string
+	opt   Options
 	log   string
 
 	cmd    *exec.Cmd
@@ -71,7 +72,31 @@ type Process struct {
 // start.
 func Start(t testing.TB, bin, ready string, args ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, bin: bin, args: args, ready: ready,
+	return StartWith(t, bin, ready, Options{}, args...)
+}
+
+// Options change how StartWith checks that a peer is ready; the zero value
+// is Start's check.
+type Options struct {
+	// Client does the GET of the ready URL (http.DefaultClient when nil),
+	// such as one that trusts the peer's self-signed certificate.
+	Client *http.Client
+	// Header is sent with the GET of the ready URL, such as the
+	// Authorization the peer wants.
+	Header http.Header
+	// Timeout is how long to wait for the ready URL to answer 200 (30s
+	// when zero).
+	Timeout time.Duration
+}
+
+// StartWith is Start for a peer whose ready URL needs TLS or credentials,
+// or that takes longer than 30s to be ready.
+func StartWith(t testing.TB, bin, ready string, o Options, args ...string) *Process {
+	t.Helper()
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Second
+	}
+	p := &Process{t: t, bin: bin, args: args, ready: ready, opt: o,
 		log: filepath.Join(t.TempDir(), filepath.Base(bin)+".log")}
 	p.Start()
 	t.Cleanup(p.Stop)
@@ -97,7 +122,7 @@ func (p *Process) Start() {
 	}
 	p.cmd, p.exited = cmd, make(chan struct{})
 	go func() { cmd.Wait(); logf.Close(); close(p.exited) }()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(p.opt.Timeout)
 	for {
 		select {
 		case <-p.exited:
@@ -106,17 +131,44 @@ func (p *Process) Start() {
 			p.t.Fatalf("%s exited early:\n%s", p.bin, out)
 		default:
 		}
-		if resp, err := http.Get(p.ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if p.isReady() {
+			return
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s not ready at %s within 30s", p.bin, p.ready)
+			out, _ := os.ReadFile(p.log)
+			p.t.Fatalf("%s not ready at %s within %v:\n%s", p.bin, p.ready, p.opt.Timeout, tail(out))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// isReady tells whether a GET of the ready URL answers 200.
+func (p *Process) isReady() bool {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, p.ready, nil)
+	if err != nil {
+		return false
+	}
+	for k, v := range p.opt.Header {
+		req.Header[k] = v
+	}
+	c := p.opt.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// tail is the end of a log, short enough for a test failure message.
+func tail(b []byte) []byte {
+	if len(b) > 8000 {
+		return b[len(b)-8000:]
+	}
+	return b
 }
 
 // Stop interrupts the process and waits for it to exit, killing it after

@@ -12,7 +12,6 @@
 package kubetest
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -21,7 +20,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,15 +36,11 @@ const (
 
 // APIServer is a running kube-apiserver with its etcd.
 type APIServer struct {
-	t    testing.TB
-	bin  string
-	args []string
-	log  string
 	// URL is the server's https URL (a self-signed certificate).
 	URL string
 
-	cmd    *exec.Cmd
-	exited chan struct{}
+	t testing.TB
+	p *peers.Process
 }
 
 // Start starts etcd and kube-apiserver, or skips the test (fails it when
@@ -79,25 +73,27 @@ func Start(t testing.TB) *APIServer {
 	}
 	addr := peers.FreeAddr(t)
 	_, port, _ := splitHostPort(addr)
-	s := &APIServer{t: t, bin: apiBin, log: filepath.Join(dir, "kube-apiserver.log"), URL: "https://" + addr,
-		args: []string{
-			"--etcd-servers=http://" + client,
-			"--bind-address=127.0.0.1", "--secure-port=" + port,
-			// The advertised address is not used (no endpoints reconciled); it
-			// may not be a loopback address.
-			"--advertise-address=10.255.255.1", "--endpoint-reconciler-type=none",
-			"--cert-dir=" + filepath.Join(dir, "certs"),
-			"--service-account-issuer=https://kubernetes.default.svc",
-			"--service-account-key-file=" + keyFile, "--service-account-signing-key-file=" + keyFile,
-			"--token-auth-file=" + tokens,
-			"--authorization-mode=RBAC",
-			"--service-cluster-ip-range=10.96.0.0/16",
-			"--enable-priority-and-fairness=false",
-			"--disable-admission-plugins=ServiceAccount",
-			"--v=0",
-		}}
-	s.Start()
-	t.Cleanup(s.Stop)
+	s := &APIServer{t: t, URL: "https://" + addr}
+	ready := peers.Options{
+		Client:  Client(),
+		Header:  http.Header{"Authorization": {"Bearer " + AdminToken}},
+		Timeout: 120 * time.Second,
+	}
+	s.p = peers.StartWith(t, apiBin, s.URL+"/readyz", ready,
+		"--etcd-servers=http://"+client,
+		"--bind-address=127.0.0.1", "--secure-port="+port,
+		// The advertised address is not used (no endpoints reconciled); it
+		// may not be a loopback address.
+		"--advertise-address=10.255.255.1", "--endpoint-reconciler-type=none",
+		"--cert-dir="+filepath.Join(dir, "certs"),
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file="+keyFile, "--service-account-signing-key-file="+keyFile,
+		"--token-auth-file="+tokens,
+		"--authorization-mode=RBAC",
+		"--service-cluster-ip-range=10.96.0.0/16",
+		"--enable-priority-and-fairness=false",
+		"--disable-admission-plugins=ServiceAccount",
+		"--v=0")
 	return s
 }
 
@@ -121,69 +117,12 @@ func Client() *http.Client {
 // waits until /readyz answers 200 (within 120s).
 func (s *APIServer) Start() {
 	s.t.Helper()
-	if s.cmd != nil {
-		return
-	}
-	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cmd := exec.Command(s.bin, s.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		s.t.Fatal(err)
-	}
-	s.cmd, s.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(s.exited) }()
-	c := Client()
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		select {
-		case <-s.exited:
-			out, _ := os.ReadFile(s.log)
-			s.cmd = nil
-			s.t.Fatalf("kube-apiserver exited early:\n%s", tail(out))
-		default:
-		}
-		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+AdminToken)
-		if resp, err := c.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(s.log)
-			s.t.Fatalf("kube-apiserver not ready within 120s:\n%s", tail(out))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func tail(b []byte) []byte {
-	if len(b) > 8000 {
-		return b[len(b)-8000:]
-	}
-	return b
+	s.p.Start()
 }
 
 // Stop stops kube-apiserver (interrupt, then kill after 10s). Start
 // starts it again.
-func (s *APIServer) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
-	s.cmd = nil
-}
+func (s *APIServer) Stop() { s.p.Stop() }
 
 // Kubeconfig writes a kubeconfig file for the server with token and
 // returns its path.
