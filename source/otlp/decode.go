@@ -360,12 +360,7 @@ func (d *logsDecoder) record(b []byte, stream, scopeMeta labels.Labels, entries 
 				// A repeated message field merges; the oneof's last
 				// member wins. Keep the last body and merge by
 				// decoding all of them in order.
-				if hasBody {
-					body = append(append([]byte(nil), body...), f.bytes...)
-				} else {
-					body = f.bytes
-				}
-				hasBody = true
+				body, hasBody = merged(body, hasBody, f.bytes), true
 			case 6:
 				key, val, err := d.keyValue(f.bytes)
 				if err != nil {
@@ -467,6 +462,16 @@ func (d *logsDecoder) metadata(scopeMeta labels.Labels) labels.Labels {
 	return d.mb.Labels()
 }
 
+// merged returns the value of a message field that occurs again, next,
+// after prev (seen reports whether it did occur before): both in order, as
+// the generated code merges them when decoding, or next alone.
+func merged(prev []byte, seen bool, next []byte) []byte {
+	if seen {
+		return append(append([]byte(nil), prev...), next...)
+	}
+	return next
+}
+
 func hexAppend(dst, src []byte) []byte {
 	const digits = "0123456789abcdef"
 	for _, c := range src {
@@ -495,12 +500,7 @@ func (d *logsDecoder) keyValue(b []byte) (string, string, error) {
 				return "", "", err
 			}
 		case 2:
-			if has {
-				val = append(append([]byte(nil), val...), f.bytes...)
-			} else {
-				val = f.bytes
-			}
-			has = true
+			val, has = merged(val, has, f.bytes), true
 		}
 	}
 	v, err := d.anyValue(val)

@@ -179,6 +179,27 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 	return s
 }
 
+// receiver is what LogsReceiver and MetricsReceiver share, for tests.
+type receiver interface {
+	http.Handler
+	Start(context.Context, ferry.Reporter) error
+	Close(context.Context) error
+}
+
+// startReceiver starts r with rep (a no-op one when nil), closes it when
+// the test ends and returns the URL of path on a test server serving it.
+func startReceiver(t *testing.T, r receiver, rep ferry.Reporter, path string) string {
+	t.Helper()
+	if rep == nil {
+		rep = ferry.NopReporter()
+	}
+	if err := r.Start(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return newServer(t, r).URL + path
+}
+
 func inflight[T any](c *core[T]) bool { return c.sending.Load() > 0 }
 
 func t0Context() context.Context { return context.Background() }

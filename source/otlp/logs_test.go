@@ -112,14 +112,7 @@ const testLogsJSON = `{"resourceLogs":[
 
 func startLogs(t *testing.T, r *LogsReceiver, rep ferry.Reporter) string {
 	t.Helper()
-	if rep == nil {
-		rep = ferry.NopReporter()
-	}
-	if err := r.Start(context.Background(), rep); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close(context.Background()) })
-	return newServer(t, r).URL + LogsPath
+	return startReceiver(t, r, rep, LogsPath)
 }
 
 func checkEntries(t *testing.T, got, want []ferry.Entry) {

@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -89,14 +88,7 @@ func formatSamples(ss []ferry.Sample) []string {
 
 func startMetrics(t *testing.T, r *MetricsReceiver, rep ferry.Reporter) string {
 	t.Helper()
-	if rep == nil {
-		rep = ferry.NopReporter()
-	}
-	if err := r.Start(context.Background(), rep); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close(context.Background()) })
-	return newServer(t, r).URL + MetricsPath
+	return startReceiver(t, r, rep, MetricsPath)
 }
 
 func TestMetricsMapping(t *testing.T) {
