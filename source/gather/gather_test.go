@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,10 +115,21 @@ func TestGatherStalenessAndErrors(t *testing.T) {
 	g.WithLabelValues("a").Set(1)
 	g.WithLabelValues("b").Set(2)
 	reg.MustRegister(g)
-	src := &Source{Gatherer: reg, Interval: time.Millisecond, Job: "j", Instance: "i"}
+	// The second gather waits until the series is deleted: with a 1ms
+	// interval it could otherwise run before the test deletes it.
+	deleted := make(chan struct{})
+	var calls atomic.Int32
+	gatherer := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		if calls.Add(1) == 2 {
+			<-deleted
+		}
+		return reg.Gather()
+	})
+	src := &Source{Gatherer: gatherer, Interval: time.Millisecond, Job: "j", Instance: "i"}
 	got := collect(t, src, 2, func(i int) {
 		if i == 0 {
 			g.DeleteLabelValues("b")
+			close(deleted)
 		}
 	})
 	r := render(got[1])
