@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/process/stage"
 	"github.com/ferrydev/ferry/sink/sinktest"
@@ -225,7 +226,7 @@ func BenchmarkAgentRSS(b *testing.B) {
 		os.MkdirAll(dir, 0o755)
 		os.WriteFile(filepath.Join(dir, "0.log"), []byte("2026-12-04T10:00:00.000000000Z stdout F line of "+name+"\n"), 0o644)
 	}
-	kc := kubeconfig(b, f.URL(), "x")
+	kc := kubetest.Kubeconfig(b, f.URL(), "x", false)
 	for _, env := range []string{"GOGC=100", "GOGC=25"} {
 		b.Run(env, func(b *testing.B) { agentRSS(b, bin, kc, root, env) })
 	}

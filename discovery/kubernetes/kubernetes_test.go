@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
 )
 
 type testReporter struct {
@@ -54,31 +55,6 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// kubeconfig writes a kubeconfig file for server and returns its path.
-func kubeconfig(t testing.TB, server, token string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "kubeconfig")
-	c := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: %s
-users:
-- name: test
-  user:
-    token: %q
-contexts:
-- name: test
-  context: {cluster: test, user: test}
-current-context: test
-`, server, token)
-	if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // running is a started Discoverer whose sets are recorded.
@@ -257,7 +233,7 @@ func TestDifferential(t *testing.T) {
 	populate(f)
 	f.put("services", service("default", "web"))
 	f.put("ingresses", ingress("default", "web"))
-	kc := kubeconfig(t, f.URL(), "t0ken")
+	kc := kubetest.Kubeconfig(t, f.URL(), "t0ken", false)
 	for _, tc := range []struct {
 		d    *Discoverer
 		want int
@@ -291,7 +267,7 @@ func TestDifferential(t *testing.T) {
 func TestPodLabels(t *testing.T) {
 	f := newFakeAPI(t)
 	populate(f)
-	r := run(t, &Discoverer{KubeConfig: kubeconfig(t, f.URL(), "x"), NodeName: "node-a",
+	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), NodeName: "node-a",
 		AttachMetadata: AttachMetadata{Node: true}, UpdateDelay: 20 * time.Millisecond})
 	s := r.waitSet(t, "node-a pods", hasPods("default/web", "kube-system/dns"))
 	var web8080, init labels.Labels
@@ -402,7 +378,7 @@ func TestInClusterMissingToken(t *testing.T) {
 func TestReconnect(t *testing.T) {
 	f := newFakeAPI(t)
 	populate(f)
-	r := run(t, &Discoverer{KubeConfig: kubeconfig(t, f.URL(), "x"), NodeName: "node-a", UpdateDelay: 20 * time.Millisecond})
+	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), NodeName: "node-a", UpdateDelay: 20 * time.Millisecond})
 	r.waitSet(t, "first set", hasPods("default/web", "kube-system/dns"))
 	lists0, _ := f.counts()
 
@@ -427,7 +403,7 @@ func TestForbiddenThenAllowed(t *testing.T) {
 	populate(f)
 	msg := `pods is forbidden: User "system:serviceaccount:ferry:agent" cannot list resource "pods" in API group "" at the cluster scope`
 	f.setForbidden(msg)
-	r := run(t, &Discoverer{KubeConfig: kubeconfig(t, f.URL(), "x"), UpdateDelay: 20 * time.Millisecond,
+	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), UpdateDelay: 20 * time.Millisecond,
 		CheckInterval: 50 * time.Millisecond})
 	waitFor(t, "Failing health", 10*time.Second, func() bool {
 		h, err := r.rep.get()
@@ -441,7 +417,7 @@ func TestForbiddenThenAllowed(t *testing.T) {
 func TestServerGoneKeepsSet(t *testing.T) {
 	f := newFakeAPI(t)
 	populate(f)
-	r := run(t, &Discoverer{KubeConfig: kubeconfig(t, f.URL(), "x"), UpdateDelay: 20 * time.Millisecond,
+	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), UpdateDelay: 20 * time.Millisecond,
 		CheckInterval: 50 * time.Millisecond})
 	r.waitSet(t, "first set", hasPods("default/db", "default/web", "kube-system/dns"))
 	_, n := r.last()

@@ -128,14 +128,24 @@ func (s *APIServer) Stop() { s.p.Stop() }
 // returns its path.
 func (s *APIServer) Kubeconfig(t testing.TB, token string) string {
 	t.Helper()
+	return Kubeconfig(t, s.URL, token, true)
+}
+
+// Kubeconfig writes a kubeconfig file for the server at url with token and
+// returns its path. insecure skips verifying the server's certificate.
+func Kubeconfig(t testing.TB, url, token string, insecure bool) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "kubeconfig")
+	skip := ""
+	if insecure {
+		skip = "\n    insecure-skip-tls-verify: true"
+	}
 	c := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: test
   cluster:
-    server: %s
-    insecure-skip-tls-verify: true
+    server: %s%s
 users:
 - name: test
   user:
@@ -144,7 +154,7 @@ contexts:
 - name: test
   context: {cluster: test, user: test}
 current-context: test
-`, s.URL, token)
+`, url, skip, token)
 	if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
 		t.Fatal(err)
 	}
