@@ -156,19 +156,13 @@ func special(l labels.Label, f *recordFields) bool {
 		f.sevNum, f.hasSevNum = n, true
 		return true
 	case "trace_id":
-		if len(l.Value) != 32 {
-			return false
-		}
-		if _, err := hex.Decode(f.traceID[:], []byte(l.Value)); err != nil {
+		if !hexID(f.traceID[:], l.Value) {
 			return false
 		}
 		f.hasTrace = true
 		return true
 	case "span_id":
-		if len(l.Value) != 16 {
-			return false
-		}
-		if _, err := hex.Decode(f.spanID[:], []byte(l.Value)); err != nil {
+		if !hexID(f.spanID[:], l.Value) {
 			return false
 		}
 		f.hasSpan = true
@@ -185,6 +179,16 @@ func special(l labels.Label, f *recordFields) bool {
 		return true
 	}
 	return false
+}
+
+// hexID decodes s, an ID of len(id) bytes in hex, into id, and reports
+// whether it could.
+func hexID(id []byte, s string) bool {
+	if len(s) != 2*len(id) {
+		return false
+	}
+	_, err := hex.Decode(id, []byte(s))
+	return err == nil
 }
 
 // isSpecial reports whether l filled a field of f when f was parsed.

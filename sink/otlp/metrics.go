@@ -264,28 +264,33 @@ func (me *metricsEncoder) group(items []ferry.Sample) {
 	for i := range items {
 		ls := items[i].Labels
 		k := resKey{job: ls.Get("job"), instance: ls.Get("instance")}
-		ri, ok := me.resIdx[k]
-		if !ok {
-			if me.nres == len(me.res) {
-				me.res = append(me.res, resGroup{})
-			}
-			ri = me.nres
-			me.nres++
+		ri, isNew := group(me.resIdx, &me.res, &me.nres, k)
+		if isNew {
 			me.res[ri].key = k
-			me.resIdx[k] = ri
 		}
 		mk := metricKey{res: ri, name: ls.Get(labels.MetricName)}
-		mi, ok := me.metIdx[mk]
-		if !ok {
-			if me.nmetrics == len(me.metrics) {
-				me.metrics = append(me.metrics, metricGroup{})
-			}
-			mi = me.nmetrics
-			me.nmetrics++
+		mi, isNew := group(me.metIdx, &me.metrics, &me.nmetrics, mk)
+		if isNew {
 			me.metrics[mi].name = mk.name
-			me.metIdx[mk] = mi
 			me.res[ri].metrics = append(me.res[ri].metrics, mi)
 		}
 		me.metrics[mi].items = append(me.metrics[mi].items, i)
 	}
+}
+
+// group returns the index of k's group among groups[:*n], found through
+// idx. When k has none yet, it takes the next group (whose storage is
+// reused from an earlier request, or appended) and reports it new.
+func group[K comparable, G any](idx map[K]int, groups *[]G, n *int, k K) (int, bool) {
+	if i, ok := idx[k]; ok {
+		return i, false
+	}
+	if *n == len(*groups) {
+		var g G
+		*groups = append(*groups, g)
+	}
+	i := *n
+	*n++
+	idx[k] = i
+	return i, true
 }

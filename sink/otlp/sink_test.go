@@ -219,16 +219,9 @@ func TestLogsEncoding(t *testing.T) {
 // TestLogsRoundTrip sends entries through the sink to source/otlp's
 // receiver: they arrive as they left.
 func TestLogsRoundTrip(t *testing.T) {
-	r := &srcotlp.LogsReceiver{}
-	if err := r.Start(context.Background(), ferry.NopReporter()); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan ferry.Batch[ferry.Entry], 1)
-	go r.Run(ctx, out)
+	srvURL, out := runReceiver[ferry.Entry](t, ctx, &srcotlp.LogsReceiver{})
 	var got []ferry.Entry
 	done := make(chan struct{})
 	go func() {
@@ -239,7 +232,7 @@ func TestLogsRoundTrip(t *testing.T) {
 			b.Done(nil)
 		}
 	}()
-	s := &LogsSink{Config: Config{URL: srv.URL + "/v1/logs", BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
+	s := &LogsSink{Config: Config{URL: srvURL + "/v1/logs", BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
 	startLogs(t, s, nil)
 	if err := send(t, s, testEntries()); err != nil {
 		t.Fatal(err)
@@ -261,6 +254,27 @@ func TestLogsRoundTrip(t *testing.T) {
 			t.Errorf("entry %d:\n got %v %v %q %v\nwant %v %v %q %v", i, g.Labels, g.Timestamp, g.Line, g.Metadata, w.Labels, w.Timestamp, w.Line, w.Metadata)
 		}
 	}
+}
+
+// receiver is what source/otlp's receivers share, for the round trips.
+type receiver[T any] interface {
+	http.Handler
+	Start(context.Context, ferry.Reporter) error
+	Run(context.Context, chan<- ferry.Batch[T]) error
+}
+
+// runReceiver starts r on a test server and runs it until ctx is done. It
+// returns the server's URL and the channel r emits on.
+func runReceiver[T any](t *testing.T, ctx context.Context, r receiver[T]) (string, <-chan ferry.Batch[T]) {
+	t.Helper()
+	if err := r.Start(context.Background(), ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	out := make(chan ferry.Batch[T], 1)
+	go r.Run(ctx, out)
+	return srv.URL, out
 }
 
 func answerStatus(status int, header ...string) func(int, http.ResponseWriter) {
@@ -504,23 +518,16 @@ func TestMetricsEncoding(t *testing.T) {
 // TestMetricsRoundTrip sends samples through the sink to source/otlp's
 // receiver: they arrive with the same names and labels.
 func TestMetricsRoundTrip(t *testing.T) {
-	r := &srcotlp.MetricsReceiver{}
-	if err := r.Start(context.Background(), ferry.NopReporter()); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan ferry.Batch[ferry.Sample], 1)
-	go r.Run(ctx, out)
+	srvURL, out := runReceiver[ferry.Sample](t, ctx, &srcotlp.MetricsReceiver{})
 	got := make(chan []ferry.Sample, 1)
 	go func() {
 		b := <-out
 		got <- b.Items
 		b.Done(nil)
 	}()
-	s := &MetricsSink{Config: Config{URL: srv.URL + "/v1/metrics", BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
+	s := &MetricsSink{Config: Config{URL: srvURL + "/v1/metrics", BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}}
 	if err := s.Start(context.Background(), ferry.NopReporter()); err != nil {
 		t.Fatal(err)
 	}
