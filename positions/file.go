@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -125,6 +126,24 @@ func (f *File) Snapshot() map[string]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return maps.Clone(f.m)
+}
+
+// WithPrefix returns a copy of the stored positions whose keys start with
+// prefix: the share of one source in a file several sources use. A nil
+// File has none.
+func (f *File) WithPrefix(prefix string) map[string]string {
+	out := map[string]string{}
+	if f == nil {
+		return out
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, v := range f.m {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // Save writes the positions if they changed since the last Save. It does

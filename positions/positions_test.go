@@ -129,3 +129,22 @@ func TestMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestWithPrefix(t *testing.T) {
+	m := positions.Memory()
+	m.Set("file:/a", "1")
+	m.Set("file:/b", "2")
+	m.Set("docker:c", "3")
+	got := m.WithPrefix("file:")
+	if len(got) != 2 || got["file:/a"] != "1" || got["file:/b"] != "2" {
+		t.Fatalf("WithPrefix(file:) = %v", got)
+	}
+	got["file:/a"] = "changed"
+	if v, _ := m.Get("file:/a"); v != "1" {
+		t.Fatalf("WithPrefix returned the File's own map: Get = %q", v)
+	}
+	var none *positions.File
+	if got := none.WithPrefix("file:"); got == nil || len(got) != 0 {
+		t.Fatalf("nil File: %v", got)
+	}
+}

@@ -266,16 +266,7 @@ func (s *Source) Positions() map[string]string {
 	if pos == nil {
 		pos = s.PositionsFile
 	}
-	out := map[string]string{}
-	if pos == nil {
-		return out
-	}
-	for k, v := range pos.Snapshot() {
-		if strings.HasPrefix(k, PositionPrefix) {
-			out[k] = v
-		}
-	}
-	return out
+	return pos.WithPrefix(PositionPrefix)
 }
 
 func orDefault[T int | time.Duration](v, d T) T {

@@ -402,16 +402,7 @@ func (s *Source) Positions() map[string]string {
 	if pos == nil {
 		pos = s.PositionsFile
 	}
-	out := map[string]string{}
-	if pos == nil {
-		return out
-	}
-	for k, v := range pos.Snapshot() {
-		if strings.HasPrefix(k, KeyPrefix) {
-			out[k] = v
-		}
-	}
-	return out
+	return pos.WithPrefix(KeyPrefix)
 }
 
 func (s *Source) getPos(key string) (string, bool) { return s.pos.Get(key) }
