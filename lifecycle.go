@@ -28,6 +28,12 @@ import (
 //     It is safe without Start and safe twice.
 //
 // A component used outside a pipeline calls Start itself before use.
+//
+// A component that wraps another (to watch or change its Run or Send)
+// must implement Starter too and call the wrapped component's Start:
+// otherwise the wrapped component is never started and refuses to run. A
+// pipeline that sees a component say ErrNotStarted stops and names the
+// component and its type.
 type Starter interface {
 	Start(ctx context.Context, r Reporter) error
 }
@@ -40,3 +46,9 @@ func NopReporter() Reporter { return nopReporter{} }
 // called before Start. Components wrap it with their name; test for it with
 // errors.Is. It is not permanent: the data it refuses may be sent again.
 var ErrNotStarted = errors.New("not started: call Start first (a pipeline calls it)")
+
+// ErrClosed is what a component's Run or Send reports after Close, and the
+// outcome of data a component gave up because it was closed before it
+// could deliver it. Components wrap it with their name; test for it with
+// errors.Is. It is not permanent: the data it refuses may be sent again.
+var ErrClosed = errors.New("closed")

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -38,8 +38,12 @@ type Reader struct {
 	MaxLineSize int            // default DefaultMaxLineSize
 	LongLines   LongLinePolicy // TruncateLongLines (default) or DropLongLines
 
-	rep atomic.Pointer[ferry.Reporter] // from Start
+	life lifecycle.State
+	rep  ferry.Reporter // from Start
 }
+
+// errReaderNotStarted is returned by Reader.Run before Start.
+var errReaderNotStarted = fmt.Errorf("source.Reader: Run before Start: %w", ferry.ErrNotStarted)
 
 // Start keeps r, through which Run counts the lines it cuts or drops. A
 // pipeline calls it; a program that runs the Reader itself calls it first
@@ -48,18 +52,19 @@ func (r *Reader) Start(_ context.Context, rep ferry.Reporter) error {
 	if rep == nil {
 		rep = ferry.NopReporter()
 	}
-	r.rep.Store(&rep)
-	return nil
+	return r.life.Start(nil, func() error {
+		r.rep = rep
+		return nil
+	})
 }
 
 // Run reads until EOF (returning nil after emitting what it read) or an
 // error, or until ctx is done.
 func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
-	p := r.rep.Load()
-	if p == nil {
-		return fmt.Errorf("source.Reader: Run before Start: %w", ferry.ErrNotStarted)
+	if err := r.life.Err(errReaderNotStarted, nil); err != nil {
+		return err
 	}
-	rep := *p
+	rep := r.rep
 	if r.R == nil {
 		return nil
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/peers"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/prometheus/prometheus/model/labels"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
@@ -59,11 +60,12 @@ func TestPrometheus3(t *testing.T) {
 }
 
 // promQuery runs an instant query and returns its one series as
-// "labels value", waiting up to 10s for it to appear.
+// "labels value", waiting for it to appear.
 func promQuery(t *testing.T, addr, q string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var series string
+	var n int
+	found := poll.Wait(poll.Timeout, func() bool {
 		resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(q))
 		if err != nil {
 			t.Fatal(err)
@@ -81,14 +83,15 @@ func promQuery(t *testing.T, addr, q string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(r.Data.Result) == 1 {
-			return fmt.Sprintf("%s %v", r.Data.Result[0].Metric, r.Data.Result[0].Value[1])
+		if n = len(r.Data.Result); n == 1 {
+			series = fmt.Sprintf("%s %v", r.Data.Result[0].Metric, r.Data.Result[0].Value[1])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d series", q, len(r.Data.Result))
-		}
-		time.Sleep(100 * time.Millisecond)
+		return n == 1
+	})
+	if !found {
+		t.Fatalf("%s: %d series", q, n)
 	}
+	return series
 }
 
 // TestVictoriaLogs sends entries over OTLP to VictoriaLogs and queries
@@ -110,11 +113,10 @@ func TestVictoriaLogs(t *testing.T) {
 		t.Fatalf("outcome: %v", err)
 	}
 	var rows []map[string]string
-	deadline := time.Now().Add(10 * time.Second)
-	for len(rows) < 2 && time.Now().Before(deadline) {
+	poll.Wait(poll.Timeout, func() bool {
 		rows = vl.Query(t, `"service.name":"ferry-otlp-test" | sort by (_time)`)
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(rows) >= 2
+	})
 	if len(rows) != 2 {
 		t.Fatalf("got %d rows: %v", len(rows), rows)
 	}
@@ -188,8 +190,7 @@ service:
 	}
 	var records []string
 	var points []string
-	deadline := time.Now().Add(20 * time.Second)
-	for (len(records) < 3 || len(points) < 4) && time.Now().Before(deadline) {
+	poll.Wait(poll.Timeout, func() bool {
 		records, points = nil, nil
 		for _, b := range f.requests() {
 			var ld logspb.LogsData
@@ -221,8 +222,8 @@ service:
 				}
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(records) >= 3 && len(points) >= 4
+	})
 	rec := func(svc string, ns int64, body, sev, trace string) string {
 		return fmt.Sprintf("%s %d %s %s %s", svc, ns, body, sev, trace)
 	}

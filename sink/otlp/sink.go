@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/common/config"
@@ -78,7 +79,7 @@ const (
 // ErrClosed is the outcome of items the sink gave up on because it was
 // closed before they were delivered. It is not permanent: a source may
 // read them again.
-var ErrClosed = errors.New("otlp: sink closed before delivery")
+var ErrClosed = fmt.Errorf("otlp: sink %w before delivery", ferry.ErrClosed)
 
 // ErrNotStarted is returned (and given as the batch's outcome) by Send
 // before Start.
@@ -217,11 +218,10 @@ type exporter[T any] struct {
 	producers sync.WaitGroup
 	senders   sync.WaitGroup
 
-	mu      sync.Mutex
-	open    *request[T]
-	free    []*request[T]
-	started bool
-	closed  bool
+	life lifecycle.State
+	mu   sync.Mutex
+	open *request[T]
+	free []*request[T]
 }
 
 func (e *exporter[T]) start(cfg *Config, kind string, c codec[T], rep ferry.Reporter) error {
@@ -231,44 +231,34 @@ func (e *exporter[T]) start(cfg *Config, kind string, c codec[T], rep ferry.Repo
 	if rep == nil {
 		rep = ferry.NopReporter()
 	}
-	client, own, err := cfg.client(kind)
-	if err != nil {
-		return err
-	}
-	u, _ := url.Parse(cfg.URL)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.started {
+	return e.life.Start(ErrClosed, func() error {
+		client, own, err := cfg.client(kind)
+		if err != nil {
+			return err
+		}
+		u, _ := url.Parse(cfg.URL)
+		e.cfg, e.kind, e.codec = cfg, kind, c
+		e.client, e.ownClient = client, own
+		e.rep, e.log = rep, rep.Logger().With("endpoint", u.Redacted())
+		e.url, e.redacted = cfg.URL, u.Redacted()
+		e.queue = make(chan *request[T], orDefault(cfg.QueueSize, DefaultQueueSize))
+		e.ctx, e.cancel = context.WithCancel(context.Background())
+		e.closing = make(chan struct{})
+		for range orDefault(cfg.Concurrency, DefaultConcurrency) {
+			e.senders.Go(e.sendLoop)
+		}
+		e.producers.Go(e.flushLoop)
 		return nil
-	}
-	if e.closed {
-		return ErrClosed
-	}
-	e.cfg, e.kind, e.codec = cfg, kind, c
-	e.client, e.ownClient = client, own
-	e.rep, e.log = rep, rep.Logger().With("endpoint", u.Redacted())
-	e.url, e.redacted = cfg.URL, u.Redacted()
-	e.queue = make(chan *request[T], orDefault(cfg.QueueSize, DefaultQueueSize))
-	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.closing = make(chan struct{})
-	e.started = true
-	for range orDefault(cfg.Concurrency, DefaultConcurrency) {
-		e.senders.Go(e.sendLoop)
-	}
-	e.producers.Go(e.flushLoop)
-	return nil
+	})
 }
 
 // send queues the items of b; it blocks while the queue is full.
 func (e *exporter[T]) send(ctx context.Context, b ferry.Batch[T]) error {
+	// Checked under e.mu, which close takes before it stops the loops:
+	// a Send let through has registered in producers by then.
 	e.mu.Lock()
-	if !e.started || e.closed {
-		closed := e.closed
+	if err := e.life.Err(ErrNotStarted, ErrClosed); err != nil {
 		e.mu.Unlock()
-		err := ErrNotStarted
-		if closed {
-			err = ErrClosed
-		}
 		b.Done(err)
 		return err
 	}
@@ -578,38 +568,34 @@ func partialSuccess(b []byte) (int64, string) {
 // close stops taking items, sends what is open and queued until ctx
 // ends, and then abandons the rest with ErrClosed.
 func (e *exporter[T]) close(ctx context.Context) error {
-	e.mu.Lock()
-	if e.closed {
+	return e.life.Close(func(started bool) error {
+		if !started {
+			return nil
+		}
+		e.mu.Lock()
+		close(e.closing)
 		e.mu.Unlock()
-		return nil
-	}
-	e.closed = true
-	if !e.started {
+		// At the deadline, stop delivering: the send loops then finish
+		// every request with ErrClosed at once, so the waits below end.
+		stop := context.AfterFunc(ctx, e.cancel)
+		defer stop()
+		e.producers.Wait()
+		e.mu.Lock()
+		r := e.open
+		e.open = nil
 		e.mu.Unlock()
+		if r != nil {
+			e.queue <- r
+		}
+		close(e.queue)
+		e.senders.Wait()
+		e.cancel()
+		if e.ownClient {
+			e.client.CloseIdleConnections()
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("otlp: %s: flush not finished before the deadline: %w", e.redacted, ctx.Err())
+		}
 		return nil
-	}
-	close(e.closing)
-	e.mu.Unlock()
-	// At the deadline, stop delivering: the send loops then finish every
-	// request with ErrClosed at once, so the waits below end.
-	stop := context.AfterFunc(ctx, e.cancel)
-	defer stop()
-	e.producers.Wait()
-	e.mu.Lock()
-	r := e.open
-	e.open = nil
-	e.mu.Unlock()
-	if r != nil {
-		e.queue <- r
-	}
-	close(e.queue)
-	e.senders.Wait()
-	e.cancel()
-	if e.ownClient {
-		e.client.CloseIdleConnections()
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("otlp: %s: flush not finished before the deadline: %w", e.redacted, ctx.Err())
-	}
-	return nil
+	})
 }

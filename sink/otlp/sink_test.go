@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
+	"github.com/ferrydev/ferry/internal/reptest"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/ferrydev/ferry/sink/sinktest"
 	srcotlp "github.com/ferrydev/ferry/source/otlp"
@@ -29,33 +30,6 @@ import (
 )
 
 var t0 = time.Date(2026, 12, 4, 10, 0, 0, 123456789, time.UTC)
-
-type recorder struct {
-	mu      sync.Mutex
-	dropped map[string]int
-	retries int
-}
-
-func (r *recorder) Logger() *slog.Logger          { return slog.New(slog.DiscardHandler) }
-func (r *recorder) SetHealth(ferry.Health, error) {}
-func (r *recorder) Retried() {
-	r.mu.Lock()
-	r.retries++
-	r.mu.Unlock()
-}
-func (r *recorder) Dropped(reason string, n int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dropped == nil {
-		r.dropped = map[string]int{}
-	}
-	r.dropped[reason] += n
-}
-func (r *recorder) count(reason string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.dropped[reason]
-}
 
 // fakeReceiver is an OTLP/HTTP endpoint that records request bodies and
 // answers with what answer returns for the i-th request (nil: 200).
@@ -324,7 +298,7 @@ func TestLogsDelivery(t *testing.T) {
 		{"retries exhausted", func(i int, w http.ResponseWriter) bool { answerStatus(503)(i, w); return true }, 4, false, false, ReasonRetriesExhausted, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
+			rec := &reptest.Reporter{}
 			f := newFake(t, tc.answer)
 			s := &LogsSink{Config: Config{URL: f.url, BatchWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Second, MaxRetries: 3}}
 			startLogs(t, s, rec)
@@ -341,8 +315,8 @@ func TestLogsDelivery(t *testing.T) {
 			if n := len(f.requests()); n != tc.requests {
 				t.Errorf("%d requests, want %d", n, tc.requests)
 			}
-			if tc.dropped != "" && rec.count(tc.dropped) != tc.n {
-				t.Errorf("dropped %v, want %d %s", rec.dropped, tc.n, tc.dropped)
+			if tc.dropped != "" && rec.Drops(tc.dropped) != tc.n {
+				t.Errorf("dropped %v, want %d %s", rec.AllDrops(), tc.n, tc.dropped)
 			}
 			if strings.Contains(tc.name, "Retry-After") && time.Since(start) < time.Second {
 				t.Errorf("retried after %v, before Retry-After's 1s", time.Since(start))
@@ -362,10 +336,7 @@ func TestLogsBatching(t *testing.T) {
 	acked := make(chan error, 1)
 	s.Send(context.Background(), ferry.NewBatch(items, func(err error) { acked <- err }))
 	// Two full requests go at once; the rest waits for Close.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(f.requests()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, func() bool { return len(f.requests()) >= 2 }, "two requests")
 	select {
 	case err := <-acked:
 		t.Fatalf("batch acknowledged (%v) before its last 5 entries were sent", err)
@@ -395,6 +366,13 @@ func TestLifecycle(t *testing.T) {
 	if err := s.Close(context.Background()); err != nil {
 		t.Errorf("Close without Start: %v", err)
 	}
+	err = s.Send(context.Background(), ferry.NewBatch(testEntries(), nil))
+	if !errors.Is(err, ErrClosed) || !errors.Is(err, ferry.ErrClosed) {
+		t.Errorf("Send after Close: %v", err)
+	}
+	if err := s.Start(context.Background(), ferry.NopReporter()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Start after Close: %v", err)
+	}
 	for _, bad := range []Config{{}, {URL: "ftp://x"}, {URL: "http://x", BatchSize: -1}, {URL: "http://x", MinBackoff: time.Hour, MaxBackoff: time.Second}} {
 		if (&LogsSink{Config: bad}).Validate() == nil {
 			t.Errorf("%+v: Validate passed", bad)
@@ -413,10 +391,7 @@ func TestCloseDeadline(t *testing.T) {
 	startLogs(t, s, nil)
 	acked := make(chan error, 1)
 	s.Send(context.Background(), ferry.NewBatch(testEntries(), func(err error) { acked <- err }))
-	deadline := time.Now().Add(10 * time.Second)
-	for len(f.requests()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, func() bool { return len(f.requests()) > 0 }, "a request")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := s.Close(ctx); err == nil {

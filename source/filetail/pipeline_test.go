@@ -67,7 +67,8 @@ func TestPipeline(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- p.Run(ctx) }()
 		if during != nil {
-			time.Sleep(100 * time.Millisecond) // the pipeline runs a while before the change
+			// The change comes while the pipeline runs and delivers.
+			poll.Until(t, func() bool { return out.Len() > 0 }, "a first delivery")
 			during()
 		}
 		poll.Wait(poll.Timeout, func() bool { return out.Len() >= expect })

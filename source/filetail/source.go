@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/source"
 	"github.com/fsnotify/fsnotify"
@@ -146,27 +147,29 @@ type Source struct {
 	// default DefaultFingerprintSize.
 	FingerprintSize int
 
-	mu        sync.Mutex
-	startTime time.Time // when Run first started
-	watcher   *fsnotify.Watcher
-	dirs      map[string]int     // watched directory -> readers in it
-	byPath    map[string]*reader // live readers, for notifications
-	failing   atomic.Int64
-	closeErr  error
-	closed    bool
+	mu      sync.Mutex
+	watcher *fsnotify.Watcher
+	dirs    map[string]int     // watched directory -> readers in it
+	byPath  map[string]*reader // live readers, for notifications
+	failing atomic.Int64
 
 	// Set by Start; read-only afterwards.
-	started bool
-	rep     ferry.Reporter
-	log     *slog.Logger
-	pos     *positions.File // PositionsFile, or positions.Memory()
-	stop    context.CancelFunc
-	bg      sync.WaitGroup // dispatch
-	saveErr chan error     // the save loop's final Save
+	life      lifecycle.State
+	startTime time.Time
+	rep       ferry.Reporter
+	log       *slog.Logger
+	pos       *positions.File // PositionsFile, or positions.Memory()
+	stop      context.CancelFunc
+	bg        sync.WaitGroup // dispatch
+	saveErr   chan error     // the save loop's final Save
 }
 
-// ErrNotStarted is returned by Run before Start.
-var ErrNotStarted = fmt.Errorf("filetail: Run before Start: %w", ferry.ErrNotStarted)
+// ErrNotStarted is returned by Run before Start, and ErrClosed by Start
+// and Run after Close.
+var (
+	ErrNotStarted = fmt.Errorf("filetail: Run before Start: %w", ferry.ErrNotStarted)
+	ErrClosed     = fmt.Errorf("filetail: source %w", ferry.ErrClosed)
+)
 
 var (
 	_ source.TargetSource[ferry.Entry] = (*Source)(nil)
@@ -227,7 +230,8 @@ func (s *Source) config() config {
 // Start validates the configuration, opens the file-system watcher
 // (unless DisableWatch) and starts saving PositionsFile every SaveInterval.
 // Readers report through r, and log with r.Logger(). ctx bounds the start
-// only. Start is a no-op on a started Source.
+// only. Start is a no-op on a started Source and returns ErrClosed after
+// Close.
 func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
 	if err := s.Validate(); err != nil {
 		return err
@@ -235,58 +239,55 @@ func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return nil
-	}
 	if r == nil {
 		r = ferry.NopReporter()
 	}
-	s.rep, s.log = r, r.Logger()
-	s.pos = s.PositionsFile
-	if s.pos == nil {
-		s.pos = positions.Memory()
-	}
-	if s.startTime.IsZero() {
+	return s.life.Start(ErrClosed, func() error {
+		s.rep, s.log = r, r.Logger()
 		s.startTime = time.Now()
-	}
-	bg, stop := context.WithCancel(context.Background())
-	s.stop = stop
-	if !s.DisableWatch {
-		w, err := fsnotify.NewWatcher()
-		if err != nil {
-			s.log.Warn("file notifications unavailable, polling only", "err", err)
-		} else {
-			s.watcher = w
-			s.bg.Go(func() { s.dispatch(bg, w, s.log) })
+		pos := s.PositionsFile
+		if pos == nil {
+			pos = positions.Memory()
 		}
-	}
-	s.saveErr = make(chan error, 1)
-	// The goroutine holds what it needs, not s: a Source never closed does
-	// not stay alive through it.
-	every, pos, log, saveErr := s.config().save, s.pos, s.log, s.saveErr
-	go func() {
-		saveErr <- pos.SaveEvery(bg, every, func(err error) { log.Warn("saving positions", "err", err) })
-	}()
-	s.started, s.closed, s.closeErr = true, false, nil
-	return nil
+		bg, stop := context.WithCancel(context.Background())
+		s.stop = stop
+		var w *fsnotify.Watcher
+		if !s.DisableWatch {
+			var err error
+			if w, err = fsnotify.NewWatcher(); err != nil {
+				s.log.Warn("file notifications unavailable, polling only", "err", err)
+				w = nil
+			} else {
+				s.bg.Go(func() { s.dispatch(bg, w, s.log) })
+			}
+		}
+		s.mu.Lock()
+		s.pos, s.watcher = pos, w
+		s.mu.Unlock()
+		s.saveErr = make(chan error, 1)
+		// The goroutine holds what it needs, not s: a Source never closed
+		// does not stay alive through it.
+		every, log, saveErr := s.config().save, s.log, s.saveErr
+		go func() {
+			saveErr <- pos.SaveEvery(bg, every, func(err error) { log.Warn("saving positions", "err", err) })
+		}()
+		return nil
+	})
 }
 
 // Run tails the files of the target sets received on targets until ctx is
 // done, then stops every reader. Targets without __path__ are ignored;
 // several targets with one path share a reader (the first one's labels
 // win). A reader whose target vanishes reads its file to the end of the
-// last complete line and stops. Run returns nil when ctx ends, or
-// ErrNotStarted before Start.
+// last complete line and stops. Run returns nil when ctx ends,
+// ErrNotStarted before Start and ErrClosed after Close.
 func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Entry]) error {
-	s.mu.Lock()
-	if !s.started {
-		s.mu.Unlock()
-		return ErrNotStarted
+	if err := s.life.Err(ErrNotStarted, ErrClosed); err != nil {
+		return err
 	}
 	log := s.log
 	cfg := s.config()
+	s.mu.Lock()
 	s.byPath = map[string]*reader{}
 	s.dirs = map[string]int{}
 	s.mu.Unlock()
@@ -365,31 +366,24 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 // last time. It may be called more than once, and without Start; Run must
 // have returned.
 func (s *Source) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return s.closeErr
-	}
-	s.closed = true
-	started, w := s.started, s.watcher
-	s.watcher = nil
-	s.mu.Unlock()
-	var err error
-	switch {
-	case started:
+	return s.life.Close(func(started bool) error {
+		if !started {
+			if s.PositionsFile != nil {
+				return s.PositionsFile.Save()
+			}
+			return nil
+		}
 		s.stop()
+		s.mu.Lock()
+		w := s.watcher
+		s.watcher = nil
+		s.mu.Unlock()
 		if w != nil {
 			w.Close()
 		}
 		s.bg.Wait()
-		err = <-s.saveErr
-	case s.PositionsFile != nil:
-		err = s.PositionsFile.Save()
-	}
-	s.mu.Lock()
-	s.closeErr, s.started = err, false
-	s.mu.Unlock()
-	return err
+		return <-s.saveErr
+	})
 }
 
 // Positions returns a copy of the positions this source stored (keys that

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,51 +16,11 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/poll"
+	"github.com/ferrydev/ferry/internal/reptest"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/source"
 	"github.com/prometheus/prometheus/model/labels"
 )
-
-// testReporter records what a source reports.
-type testReporter struct {
-	mu      sync.Mutex
-	dropped map[string]int
-	health  []ferry.Health
-	errs    []error
-	log     *slog.Logger
-}
-
-func newReporter(t *testing.T) *testReporter {
-	return &testReporter{dropped: map[string]int{}, log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func (r *testReporter) Logger() *slog.Logger { return r.log }
-func (r *testReporter) SetHealth(h ferry.Health, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.health = append(r.health, h)
-	if err != nil {
-		r.errs = append(r.errs, err)
-	}
-}
-func (r *testReporter) Dropped(reason string, n int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.dropped[reason] += n
-}
-func (r *testReporter) Retried() {}
-func (r *testReporter) Drops(reason string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.dropped[reason]
-}
 
 // harness runs a Source and collects what it sends.
 type harness struct {
@@ -71,7 +30,7 @@ type harness struct {
 	out     chan ferry.Batch[ferry.Entry]
 	cancel  context.CancelFunc
 	done    chan error
-	rep     *testReporter
+	rep     *reptest.Reporter
 
 	mu      sync.Mutex
 	entries []ferry.Entry
@@ -92,10 +51,15 @@ func startWith(t *testing.T, s *Source, outcome func(n int, b ferry.Batch[ferry.
 	t.Helper()
 	h := &harness{
 		t: t, s: s, targets: make(chan []labels.Labels, 1), out: make(chan ferry.Batch[ferry.Entry], 4),
-		done: make(chan error, 1), rep: newReporter(t), consume: make(chan struct{}), outcome: outcome,
+		done: make(chan error, 1), rep: &reptest.Reporter{}, consume: make(chan struct{}), outcome: outcome,
 	}
 	close(h.consume)
-	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), h.rep))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the source logged:\n%s", h.rep.Logs())
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.setTargets(paths...)
 	if err := s.Start(ctx, h.rep); err != nil {
@@ -351,7 +315,8 @@ func TestTruncateWithoutCopy(t *testing.T) {
 	if err := os.Truncate(p, 0); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the truncation alone, seen by a poll, before more is written
+	// The truncation alone, seen by a poll, before more is written.
+	poll.Until(t, func() bool { return strings.Contains(h.rep.Logs(), "file shrank") }, "the truncation to be seen")
 	appendLines(t, p, "b", 0, 10)
 	got := h.waitLines(110)
 	equalLines(t, got[100:], want("b", 0, 10))
@@ -447,9 +412,7 @@ func TestUnreadableFile(t *testing.T) {
 	h := start(t, fast(), good, bad)
 	defer h.stop()
 	equalLines(t, h.waitLines(50), want("g", 0, 50))
-	h.rep.mu.Lock()
-	health, errs := slices.Clone(h.rep.health), slices.Clone(h.rep.errs)
-	h.rep.mu.Unlock()
+	health, errs := h.rep.Healths(), h.rep.Errors()
 	if !slices.Contains(health, ferry.Degraded) || len(errs) == 0 || !strings.Contains(errs[0].Error(), "bad.log: not a regular file") {
 		t.Fatalf("health %v errs %v", health, errs)
 	}
@@ -457,11 +420,7 @@ func TestUnreadableFile(t *testing.T) {
 	os.Remove(bad)
 	appendLines(t, bad, "b", 0, 5)
 	h.waitLines(55)
-	poll.Until(t, func() bool {
-		h.rep.mu.Lock()
-		defer h.rep.mu.Unlock()
-		return h.rep.health[len(h.rep.health)-1] == ferry.Healthy
-	}, "the source to be healthy again")
+	poll.Until(t, func() bool { hl, _ := h.rep.Health(); return hl == ferry.Healthy }, "the source to be healthy again")
 }
 
 func TestLongLines(t *testing.T) {
@@ -726,6 +685,29 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestStartOnceCloseForGood: a closed Source neither runs nor starts
+// again, and Close is safe twice.
+func TestStartOnceCloseForGood(t *testing.T) {
+	ctx := context.Background()
+	s := fast()
+	for range 2 {
+		if err := s.Start(ctx, ferry.NopReporter()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Run(ctx, nil, nil); !errors.Is(err, ErrClosed) || !errors.Is(err, ferry.ErrClosed) {
+		t.Errorf("Run after Close: %v, want ErrClosed", err)
+	}
+	if err := s.Start(ctx, ferry.NopReporter()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Start after Close: %v, want ErrClosed", err)
+	}
+}
+
 // dups logs the first line seen twice.
 func dups(t *testing.T, l []string) {
 	seen := map[string]int{}
@@ -785,8 +767,12 @@ func TestLabelsChangeAndForget(t *testing.T) {
 	defer h.stop()
 	h.waitLines(10)
 	h.targets <- []labels.Labels{labels.FromStrings(PathLabel, p, "job", "renamed")}
-	poll.Until(t, func() bool { return len(h.targets) == 0 }, "the new target set to be taken")
-	time.Sleep(50 * time.Millisecond) // and applied by the Run loop, which says nothing when it is
+	poll.Until(t, func() bool {
+		h.s.mu.Lock()
+		r := h.s.byPath[p]
+		h.s.mu.Unlock()
+		return r != nil && (*r.labels.Load()).Get("job") == "renamed"
+	}, "the reader to take the new labels")
 	appendLines(t, p, "a", 10, 11)
 	h.waitLines(11)
 	h.mu.Lock()
@@ -816,11 +802,9 @@ func TestPermissionDenied(t *testing.T) {
 	h := start(t, fast(), good, bad)
 	defer h.stop()
 	equalLines(t, h.waitLines(5), want("g", 0, 5))
-	poll.Until(t, func() bool { h.rep.mu.Lock(); defer h.rep.mu.Unlock(); return len(h.rep.errs) > 0 }, "the error to be reported")
-	h.rep.mu.Lock()
-	defer h.rep.mu.Unlock()
-	if len(h.rep.errs) == 0 || !strings.Contains(h.rep.errs[0].Error(), "permission denied") {
-		t.Fatalf("errs %v", h.rep.errs)
+	poll.Until(t, func() bool { return len(h.rep.Errors()) > 0 }, "the error to be reported")
+	if errs := h.rep.Errors(); !strings.Contains(errs[0].Error(), "permission denied") {
+		t.Fatalf("errs %v", errs)
 	}
 }
 

@@ -20,10 +20,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/source"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -71,10 +71,9 @@ type Source struct {
 
 	now func() time.Time // for tests
 
-	mu      sync.Mutex
-	started bool
-	rep     ferry.Reporter // from Start
-	target  labels.Labels  // from Start
+	life   lifecycle.State
+	rep    ferry.Reporter // from Start
+	target labels.Labels  // from Start
 }
 
 // ErrNotStarted is returned by Run before Start.
@@ -106,27 +105,22 @@ func (s *Source) Start(_ context.Context, r ferry.Reporter) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return nil
-	}
 	if r == nil {
 		r = ferry.NopReporter()
 	}
-	s.rep, s.target, s.started = r, s.targetLabels(), true
-	return nil
+	return s.life.Start(nil, func() error {
+		s.rep, s.target = r, s.targetLabels()
+		return nil
+	})
 }
 
 // Run gathers every Interval until ctx is done, and then returns nil. It
 // returns ErrNotStarted before Start.
 func (s *Source) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Sample]) error {
-	s.mu.Lock()
-	started, rep, target := s.started, s.rep, s.target
-	s.mu.Unlock()
-	if !started {
-		return ErrNotStarted
+	if err := s.life.Err(ErrNotStarted, nil); err != nil {
+		return err
 	}
+	rep, target := s.rep, s.target
 	interval := s.Interval
 	if interval == 0 {
 		interval = DefaultInterval
