@@ -37,20 +37,21 @@
 package lokipush
 
 import (
+	"bytes"
 	"compress/gzip"
 	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
+	"github.com/ferrydev/ferry/internal/receiver"
 	"github.com/ferrydev/ferry/source"
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
@@ -96,17 +97,9 @@ type Receiver struct {
 	// UseReceiveTime replaces pushed timestamps by the time of receipt.
 	UseReceiveTime bool
 
-	// gate guards the run state. A push holds it for reading while it hands
-	// its batch to out; Run takes it for writing before it returns, so it
-	// waits for those pushes and no push sends after it.
-	gate    sync.RWMutex
-	started bool
-	ran     bool // a Run attached since Start
-	rep     ferry.Reporter
-	out     chan<- ferry.Batch[ferry.Entry]
-	stop    chan struct{} // closed when the running Run detaches
-	changed chan struct{} // closed and replaced when the state changes
-	pool    sync.Pool     // *[]byte
+	life   lifecycle.State
+	outlet receiver.Outlet[ferry.Entry]
+	bufs   receiver.Buffers
 }
 
 var (
@@ -116,92 +109,41 @@ var (
 	_ http.Handler               = (*Receiver)(nil)
 )
 
-// ErrNotStarted is returned by Run when Start was not called (or the
-// receiver was closed since).
-var ErrNotStarted = fmt.Errorf("lokipush: Run before Start: %w", ferry.ErrNotStarted)
+// ErrNotStarted is returned by Run before Start, and ErrClosed by Start
+// and Run after Close.
+var (
+	ErrNotStarted = fmt.Errorf("lokipush: Run before Start: %w", ferry.ErrNotStarted)
+	ErrClosed     = fmt.Errorf("lokipush: receiver %w", ferry.ErrClosed)
+)
 
 // Start makes the receiver ready and keeps r as its Reporter for logs and
-// drop counts. It returns an error if the receiver is started already.
+// drop counts. Start is a no-op on a started receiver and returns ErrClosed
+// after Close.
 func (r *Receiver) Start(_ context.Context, rep ferry.Reporter) error {
-	if rep == nil {
-		rep = ferry.NopReporter()
-	}
-	r.gate.Lock()
-	defer r.gate.Unlock()
-	if r.started {
-		return errors.New("lokipush: receiver started twice")
-	}
-	r.started, r.ran, r.rep = true, false, rep
-	r.notifyLocked()
-	return nil
+	return r.life.Start(ErrClosed, func() error {
+		r.outlet.Open("lokipush", rep)
+		return nil
+	})
 }
 
 // Run makes the receiver emit on out until ctx is done. When it returns, no
 // push is sending on out and none will. A Receiver runs once at a time; Run
-// returns ErrNotStarted without Start, and an error if it is already
-// running.
+// returns ErrNotStarted before Start, ErrClosed after Close, and an error
+// if it is already running.
 func (r *Receiver) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
-	if err := r.attach(out); err != nil {
+	if err := r.life.Err(ErrNotStarted, ErrClosed); err != nil {
 		return err
 	}
-	<-ctx.Done()
-	r.detach()
-	return nil
+	return r.outlet.Run(ctx, out)
 }
 
-// Close stops the receiver: later pushes get 503, and Run needs a new Start.
-// It is safe without Start and safe twice.
+// Close stops the receiver: later pushes get 503. It is safe without Start
+// and safe twice.
 func (r *Receiver) Close(context.Context) error {
-	r.gate.Lock()
-	defer r.gate.Unlock()
-	r.started = false
-	r.notifyLocked()
-	return nil
-}
-
-// attach makes pushes emit on out; detach makes them get 503 again, after
-// waiting for the pushes that are handing a batch to out.
-func (r *Receiver) attach(out chan<- ferry.Batch[ferry.Entry]) error {
-	r.gate.Lock()
-	defer r.gate.Unlock()
-	switch {
-	case !r.started:
-		return ErrNotStarted
-	case r.out != nil:
-		return errors.New("lokipush: receiver already running")
-	}
-	r.out, r.stop, r.ran = out, make(chan struct{}), true
-	r.notifyLocked()
-	r.rep.SetHealth(ferry.Healthy, nil)
-	return nil
-}
-
-func (r *Receiver) detach() {
-	// Wake the pushes blocked on a full out first: they hold the gate.
-	close(r.stop)
-	r.gate.Lock()
-	defer r.gate.Unlock()
-	r.out, r.stop = nil, nil
-	r.notifyLocked()
-}
-
-func (r *Receiver) notifyLocked() {
-	if r.changed != nil {
-		close(r.changed)
-	}
-	r.changed = make(chan struct{})
-}
-
-// httpError is an error with the status to answer.
-type httpError struct {
-	status int
-	msg    string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-func fail(status int, format string, args ...any) error {
-	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+	return r.life.Close(func(bool) error {
+		r.outlet.Close()
+		return nil
+	})
 }
 
 // Validate reports configuration errors: invalid names in Labels or
@@ -219,16 +161,6 @@ func (r *Receiver) Validate() error {
 	return errors.Join(errs...)
 }
 
-// reporter returns the Reporter given to Start, or one that only logs.
-func (r *Receiver) reporter() ferry.Reporter {
-	r.gate.RLock()
-	defer r.gate.RUnlock()
-	if r.rep == nil {
-		return ferry.NopReporter()
-	}
-	return r.rep
-}
-
 // ServeHTTP handles one push.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
@@ -238,103 +170,22 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	entries, err := r.decodeRequest(w, req)
 	if err != nil {
-		status := http.StatusBadRequest
-		var he *httpError
-		if errors.As(err, &he) {
-			status = he.status
+		r.outlet.Reporter().Logger().Debug("lokipush: push rejected", "remote", req.RemoteAddr, "err", err)
+	} else if len(entries) > 0 {
+		fullWait := receiver.Forever
+		if r.RejectWhenFull {
+			fullWait = 0
 		}
-		r.reporter().Logger().Debug("lokipush: push rejected", "status", status, "remote", req.RemoteAddr, "err", err)
-		http.Error(w, err.Error(), status)
-		return
-	}
-	if len(entries) == 0 {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	var acked chan error
-	b := ferry.Batch[ferry.Entry]{Items: entries}
-	if r.WaitForAck {
-		acked = make(chan error, 1)
-		b = ferry.NewBatch(entries, func(err error) { acked <- err })
-	}
-	if !r.emit(w, req, b) {
-		return
-	}
-	if acked != nil {
-		select {
-		case err := <-acked:
-			switch {
-			case err == nil:
-			case ferry.IsPermanent(err):
-				http.Error(w, "lokipush: entries dropped downstream: "+err.Error(), http.StatusBadRequest)
-				return
-			default:
-				http.Error(w, "lokipush: not delivered, push again: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		case <-req.Context().Done():
-			return
+		err = r.outlet.Push(req.Context(), entries, receiver.PushOptions{FullWait: fullWait, WaitForAck: r.WaitForAck})
+		if ferry.IsPermanent(err) {
+			err = receiver.Errorf(http.StatusBadRequest, "lokipush: entries dropped downstream: %v", err)
 		}
+	}
+	if err != nil {
+		receiver.WriteError(w, err, time.Second)
+		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// emit hands b to the running Run's out, holding the gate for reading so
-// that Run cannot return meanwhile. It reports whether b was handed on;
-// otherwise it has answered the push and settled b.
-func (r *Receiver) emit(w http.ResponseWriter, req *http.Request, b ferry.Batch[ferry.Entry]) bool {
-	for {
-		r.gate.RLock()
-		if r.out != nil {
-			ok := r.sendLocked(w, req, b)
-			r.gate.RUnlock()
-			return ok
-		}
-		// Started but not yet run: wait for the first Run, as a push to a
-		// full pipeline waits, unless told not to wait.
-		if r.started && !r.ran && !r.RejectWhenFull {
-			changed := r.changed
-			r.gate.RUnlock()
-			select {
-			case <-changed:
-				continue
-			case <-req.Context().Done():
-				b.Done(req.Context().Err())
-				return false
-			}
-		}
-		r.gate.RUnlock()
-		b.Done(errors.New("lokipush: receiver not running"))
-		http.Error(w, "lokipush: receiver not running", http.StatusServiceUnavailable)
-		return false
-	}
-}
-
-// sendLocked sends b on out; the gate is held for reading.
-func (r *Receiver) sendLocked(w http.ResponseWriter, req *http.Request, b ferry.Batch[ferry.Entry]) bool {
-	if r.RejectWhenFull {
-		select {
-		case r.out <- b:
-			return true
-		default:
-			b.Done(errors.New("lokipush: pipeline full"))
-			r.rep.Dropped("pipeline_full", len(b.Items))
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "lokipush: pipeline full, retry later", http.StatusTooManyRequests)
-			return false
-		}
-	}
-	select {
-	case r.out <- b:
-		return true
-	case <-req.Context().Done():
-		b.Done(req.Context().Err())
-		return false
-	case <-r.stop:
-		b.Done(errors.New("lokipush: receiver stopped"))
-		http.Error(w, "lokipush: receiver stopped", http.StatusServiceUnavailable)
-		return false
-	}
 }
 
 // decodeRequest reads, decompresses and decodes the body of req.
@@ -347,44 +198,33 @@ func (r *Receiver) decodeRequest(w http.ResponseWriter, req *http.Request) ([]fe
 	if maxDecoded <= 0 {
 		maxDecoded = DefaultMaxDecodedSize
 	}
-	bp, _ := r.pool.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	defer r.pool.Put(bp)
-	body, err := readAll(http.MaxBytesReader(w, req.Body, maxBody), (*bp)[:0])
+	bp := r.bufs.Get()
+	defer r.bufs.Put(bp)
+	body, err := receiver.ReadBody(w, req, maxBody, (*bp)[:0], "lokipush")
 	*bp = body
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fail(http.StatusRequestEntityTooLarge, "lokipush: body larger than %d bytes", maxBody)
-		}
-		return nil, fail(http.StatusBadRequest, "lokipush: reading body: %v", err)
+		return nil, err
 	}
 
 	var zr io.ReadCloser
 	switch ce := req.Header.Get("Content-Encoding"); ce {
 	case "", "snappy", "identity":
 	case "gzip":
-		zr, err = gzip.NewReader(newBytesReader(body))
+		zr, err = gzip.NewReader(bytes.NewReader(body))
 	case "deflate":
-		zr, err = zlib.NewReader(newBytesReader(body))
+		zr, err = zlib.NewReader(bytes.NewReader(body))
 	default:
-		return nil, fail(http.StatusUnsupportedMediaType, "lokipush: unsupported Content-Encoding %q (want gzip, deflate, snappy or none)", ce)
+		return nil, receiver.Errorf(http.StatusUnsupportedMediaType, "lokipush: unsupported Content-Encoding %q (want gzip, deflate, snappy or none)", ce)
 	}
 	if err != nil {
-		return nil, fail(http.StatusBadRequest, "lokipush: %s body: %v", req.Header.Get("Content-Encoding"), err)
+		return nil, receiver.Errorf(http.StatusBadRequest, "lokipush: %s body: %v", req.Header.Get("Content-Encoding"), err)
 	}
 	if zr != nil {
-		decoded, err := readAll(io.LimitReader(zr, maxDecoded+1), nil)
+		body, err = receiver.ReadDecoded(zr, req.Header.Get("Content-Encoding"), maxDecoded, nil, "lokipush")
 		zr.Close()
 		if err != nil {
-			return nil, fail(http.StatusBadRequest, "lokipush: %s body: %v", req.Header.Get("Content-Encoding"), err)
+			return nil, err
 		}
-		if int64(len(decoded)) > maxDecoded {
-			return nil, fail(http.StatusRequestEntityTooLarge, "lokipush: body decompresses to more than %d bytes", maxDecoded)
-		}
-		body = decoded
 	}
 
 	d := decoder{streamLabels: r.streamLabels(req.Header.Get("X-Scope-OrgID"))}
@@ -395,19 +235,19 @@ func (r *Receiver) decodeRequest(w http.ResponseWriter, req *http.Request) ([]fe
 	} else {
 		n, derr := snappy.DecodedLen(body)
 		if derr != nil {
-			return nil, fail(http.StatusBadRequest, "lokipush: protobuf body is not snappy block format: %v", derr)
+			return nil, receiver.Errorf(http.StatusBadRequest, "lokipush: protobuf body is not snappy block format: %v", derr)
 		}
 		if int64(n) > maxDecoded {
-			return nil, fail(http.StatusRequestEntityTooLarge, "lokipush: body decompresses to %d bytes, more than %d", n, maxDecoded)
+			return nil, receiver.Errorf(http.StatusRequestEntityTooLarge, "lokipush: body decompresses to %d bytes, more than %d", n, maxDecoded)
 		}
 		raw, derr := snappy.Decode(nil, body)
 		if derr != nil {
-			return nil, fail(http.StatusBadRequest, "lokipush: protobuf body is not snappy block format: %v", derr)
+			return nil, receiver.Errorf(http.StatusBadRequest, "lokipush: protobuf body is not snappy block format: %v", derr)
 		}
 		entries, err = d.decodeProto(raw, nil)
 	}
 	if err != nil {
-		return nil, fail(http.StatusBadRequest, "lokipush: malformed push: %v", err)
+		return nil, receiver.Errorf(http.StatusBadRequest, "lokipush: malformed push: %v", err)
 	}
 	if r.UseReceiveTime {
 		now := time.Now()
@@ -440,47 +280,6 @@ func (r *Receiver) streamLabels(tenant string) func(labels.Labels) labels.Labels
 	}
 }
 
-type bytesReader struct {
-	b []byte
-}
-
-func newBytesReader(b []byte) *bytesReader { return &bytesReader{b: b} }
-
-func (r *bytesReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	return n, nil
-}
-
-func (r *bytesReader) ReadByte() (byte, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c, nil
-}
-
-// readAll reads rd to its end, appending to buf.
-func readAll(rd io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := rd.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-}
-
 // Server listens on Addr (or Listener) and serves a Receiver at
 // /loki/api/v1/push (and /api/v1/push, Loki's legacy path), with /ready
 // answering 200 while it serves.
@@ -502,10 +301,7 @@ type Server struct {
 	// (default 5s, and never beyond the deadline of Close's context).
 	ShutdownTimeout time.Duration
 
-	mu       sync.Mutex
-	srv      *http.Server
-	serveErr chan error // receives Serve's error once, then is closed
-	served   error      // Serve's error, once received
+	serving *receiver.Serving // from Start
 }
 
 var (
@@ -529,94 +325,63 @@ func (s *Server) Validate() error {
 
 // Start listens on Addr (unless Listener is set) and starts serving. Pushes
 // that arrive before Run wait for it. It returns the listen error, such as
-// an address in use, and an error if the server is started already.
-func (s *Server) Start(ctx context.Context, rep ferry.Reporter) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv != nil {
-		return errors.New("lokipush: server started twice")
+// an address in use. Start is a no-op on a started server and returns
+// ErrClosed after Close.
+func (s *Server) Start(_ context.Context, rep ferry.Reporter) error {
+	if rep == nil {
+		rep = ferry.NopReporter()
 	}
-	ln := s.Listener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", s.Addr); err != nil {
+	return s.life.Start(ErrClosed, func() error {
+		mux := http.NewServeMux()
+		mux.Handle("/loki/api/v1/push", &s.Receiver)
+		mux.Handle("/api/v1/push", &s.Receiver)
+		mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ready\n") })
+		serving, err := receiver.Serve(s.Addr, s.Listener, mux, rep.Logger())
+		if err != nil {
 			return fmt.Errorf("lokipush: %w", err)
 		}
-	}
-	if err := s.Receiver.Start(ctx, rep); err != nil {
-		ln.Close()
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/loki/api/v1/push", &s.Receiver)
-	mux.Handle("/api/v1/push", &s.Receiver)
-	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ready\n") })
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.Receiver.reporter().Logger().Handler(), slog.LevelWarn)}
-	s.serveErr, s.served = make(chan error, 1), nil
-	go func(srv *http.Server, errc chan error) {
-		errc <- srv.Serve(ln)
-		close(errc)
-	}(s.srv, s.serveErr)
-	return nil
+		s.serving = serving
+		s.outlet.Open("lokipush", rep)
+		return nil
+	})
 }
 
 // Run emits the entries of pushes on out until ctx is done, and returns nil
 // then; the server goes on answering (503, or the outcome of pushes waiting
-// for their acknowledgement) until Close. It returns ErrNotStarted without
-// Start, nil if Close stopped the server, and a permanent error if serving
-// failed otherwise.
+// for their acknowledgement) until Close. It returns ErrNotStarted before
+// Start, ErrClosed after Close, and a permanent error if serving failed.
 func (s *Server) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
-	s.mu.Lock()
-	errc := s.serveErr
-	s.mu.Unlock()
-	if errc == nil {
-		return ErrNotStarted
-	}
-	if err := s.Receiver.attach(out); err != nil {
+	if err := s.life.Err(ErrNotStarted, ErrClosed); err != nil {
 		return err
 	}
-	defer s.Receiver.detach()
+	if err := s.outlet.Attach(out); err != nil {
+		return err
+	}
+	defer s.outlet.Detach()
 	select {
 	case <-ctx.Done():
 		return nil
-	case err, ok := <-errc:
-		s.mu.Lock()
-		if ok {
-			s.served = err
+	case <-s.serving.Done():
+		if err := s.serving.Err(); !errors.Is(err, http.ErrServerClosed) {
+			return ferry.Permanent(fmt.Errorf("lokipush: serving stopped: %w", err))
 		}
-		err = s.served
-		s.mu.Unlock()
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil // Close was called
-		}
-		return ferry.Permanent(fmt.Errorf("lokipush: serving stopped: %w", err))
+		return nil // Close was called
 	}
 }
 
-// Close stops serving: it closes the listener, waits for pushes in progress
-// up to ShutdownTimeout or ctx's deadline, and then closes what is left. It
-// is safe without Start and safe twice.
+// Close stops serving: it answers pushes waiting for a first Run with 503,
+// closes the listener, waits for pushes in progress up to ShutdownTimeout
+// or ctx's deadline, and then closes what is left. It is safe without
+// Start and safe twice.
 func (s *Server) Close(ctx context.Context) error {
-	s.mu.Lock()
-	srv := s.srv
-	s.srv = nil
-	s.mu.Unlock()
-	if srv == nil {
-		return s.Receiver.Close(ctx)
-	}
-	timeout := s.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	// Answer pushes waiting for a first Run now, rather than at the
-	// deadline.
-	s.Receiver.Close(ctx)
-	err := srv.Shutdown(sctx)
-	if err != nil {
-		srv.Close()
-		return fmt.Errorf("lokipush: shutdown: %w", err)
-	}
-	return nil
+	return s.life.Close(func(started bool) error {
+		s.outlet.Close()
+		if !started {
+			return nil
+		}
+		if err := s.serving.Shutdown(ctx, s.ShutdownTimeout); err != nil {
+			return fmt.Errorf("lokipush: shutdown: %w", err)
+		}
+		return nil
+	})
 }

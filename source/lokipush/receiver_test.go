@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/sink/loki"
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
@@ -79,15 +80,8 @@ func running(t *testing.T, r *Receiver, n int) chan ferry.Batch[ferry.Entry] {
 	done := make(chan struct{})
 	go func() { r.Run(ctx, out); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; r.Close(context.Background()) })
-	for {
-		r.gate.RLock()
-		ok := r.out != nil
-		r.gate.RUnlock()
-		if ok {
-			return out
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, r.outlet.Running, "Run to attach")
+	return out
 }
 
 func do(r http.Handler, method, ctype, cenc string, body []byte, hdr ...string) *httptest.ResponseRecorder {
@@ -234,10 +228,11 @@ func TestBackpressure(t *testing.T) {
 		out := running(t, r, 0)
 		done := make(chan int)
 		go func() { done <- do(r, "POST", "application/json", "", []byte(jsonBody)).Code }()
+		poll.Until(t, func() bool { return r.outlet.Sending() == 1 }, "the push to wait for room")
 		select {
 		case <-done:
 			t.Fatal("push answered while the pipeline is full")
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
 		b := <-out
 		b.Done(nil)
@@ -264,7 +259,7 @@ func TestWaitForAck(t *testing.T) {
 		select {
 		case <-done:
 			t.Fatal("answered before the ack")
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond): // no answer within a while: the thing under test
 		}
 		b.Done(tc.outcome)
 		if w := <-done; w.Code != tc.status {
@@ -385,6 +380,15 @@ func TestStartRequired(t *testing.T) {
 	}
 	if err := (&Server{}).Close(context.Background()); err != nil {
 		t.Errorf("Close without Start: %v", err)
+	}
+	closed := &Receiver{}
+	closed.Start(context.Background(), ferry.NopReporter())
+	closed.Close(context.Background())
+	if err := closed.Run(context.Background(), nil); !errors.Is(err, ErrClosed) || !errors.Is(err, ferry.ErrClosed) {
+		t.Errorf("Run after Close: %v, want ErrClosed", err)
+	}
+	if err := closed.Start(context.Background(), ferry.NopReporter()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Start after Close: %v, want ErrClosed", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

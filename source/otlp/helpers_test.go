@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -12,32 +11,10 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
 )
-
-// recorder is a Reporter that counts drops.
-type recorder struct {
-	mu      sync.Mutex
-	dropped map[string]int
-}
-
-func (r *recorder) Logger() *slog.Logger          { return slog.New(slog.DiscardHandler) }
-func (r *recorder) SetHealth(ferry.Health, error) {}
-func (r *recorder) Retried()                      {}
-func (r *recorder) Dropped(reason string, n int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dropped == nil {
-		r.dropped = map[string]int{}
-	}
-	r.dropped[reason] += n
-}
-func (r *recorder) count(reason string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.dropped[reason]
-}
 
 // consumer takes batches from a pipeline channel and settles them with
 // outcome(batch).
@@ -85,11 +62,7 @@ func runSource[T any](t *testing.T, core *core[T], run func(context.Context, cha
 	} else {
 		close(consDone)
 	}
-	waitFor(t, "Run to start", func() bool {
-		core.mu.Lock()
-		defer core.mu.Unlock()
-		return core.out != nil
-	})
+	poll.Until(t, core.outlet.Running, "Run to start")
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -109,18 +82,6 @@ func runSource[T any](t *testing.T, core *core[T], run func(context.Context, cha
 	}
 	t.Cleanup(stop)
 	return c, stop
-}
-
-// waitFor polls cond until it is true or 10s passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 type response struct {
@@ -179,8 +140,8 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 	return s
 }
 
-// receiver is what LogsReceiver and MetricsReceiver share, for tests.
-type receiver interface {
+// anyReceiver is what LogsReceiver and MetricsReceiver share, for tests.
+type anyReceiver interface {
 	http.Handler
 	Start(context.Context, ferry.Reporter) error
 	Close(context.Context) error
@@ -188,7 +149,7 @@ type receiver interface {
 
 // startReceiver starts r with rep (a no-op one when nil), closes it when
 // the test ends and returns the URL of path on a test server serving it.
-func startReceiver(t *testing.T, r receiver, rep ferry.Reporter, path string) string {
+func startReceiver(t *testing.T, r anyReceiver, rep ferry.Reporter, path string) string {
 	t.Helper()
 	if rep == nil {
 		rep = ferry.NopReporter()
@@ -199,8 +160,6 @@ func startReceiver(t *testing.T, r receiver, rep ferry.Reporter, path string) st
 	t.Cleanup(func() { r.Close(context.Background()) })
 	return newServer(t, r).URL + path
 }
-
-func inflight[T any](c *core[T]) bool { return c.sending.Load() > 0 }
 
 func t0Context() context.Context { return context.Background() }
 

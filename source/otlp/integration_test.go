@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/peers"
+	"github.com/ferrydev/ferry/internal/poll"
 )
 
 // TestCollector has a real OpenTelemetry Collector take logs and metrics
@@ -68,9 +68,9 @@ service:
 
 	postUntil200(t, "http://"+in+"/v1/logs", mustMarshal(t, testLogs()))
 	postUntil200(t, "http://"+in+"/v1/metrics", mustMarshal(t, testMetrics()))
-	waitFor(t, "entries and samples through the collector", func() bool {
+	poll.Until(t, func() bool {
 		return len(lc.got()) >= 3 && len(mc.got()) >= len(wantSamples)
-	})
+	}, "entries and samples through the collector")
 	checkEntries(t, lc.got(), wantLogs())
 	if got := formatSamples(mc.got()); strings.Join(got, "\n") != strings.Join(wantSamples, "\n") {
 		t.Errorf("samples:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantSamples, "\n"))
@@ -81,15 +81,5 @@ service:
 // collector's receiver may start after its telemetry endpoint.
 func postUntil200(t *testing.T, url string, body []byte) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp := tryPost(url, body)
-		if resp == 200 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: last status %d", url, resp)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	poll.Until(t, func() bool { return tryPost(url, body) == 200 }, "%s to accept a request", url)
 }

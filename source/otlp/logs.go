@@ -93,32 +93,34 @@ func (r *LogsReceiver) Validate() error {
 }
 
 // Start validates the configuration, keeps rep for the receiver's life
-// and, with a Server, starts serving /v1/logs there. Requests before Run
-// are answered 503.
+// and, with a Server, starts serving /v1/logs there. Requests before the
+// first Run wait for it up to FullWait, and are answered 503 then. Start
+// is a no-op on a started receiver and returns ErrClosed after Close.
 func (r *LogsReceiver) Start(ctx context.Context, rep ferry.Reporter) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	names := r.ResourceLabels
-	if names == nil {
-		names = otlpconv.DefaultResourceLabels
-	}
-	r.promote = make(map[string]bool, len(names))
-	for _, n := range names {
-		r.promote[n] = true
-	}
-	if len(r.ScopeLabels) > 0 {
-		r.scopePromote = make(map[string]bool, len(r.ScopeLabels))
-		for _, n := range r.ScopeLabels {
-			r.scopePromote[n] = true
+	return r.c.start(rep, "logs", &r.Limits, r.Server, r, LogsPath, func() {
+		names := r.ResourceLabels
+		if names == nil {
+			names = otlpconv.DefaultResourceLabels
 		}
-	}
-	return r.c.start(rep, "logs", &r.Limits, r.Server, r, LogsPath)
+		r.promote = make(map[string]bool, len(names))
+		for _, n := range names {
+			r.promote[n] = true
+		}
+		if len(r.ScopeLabels) > 0 {
+			r.scopePromote = make(map[string]bool, len(r.ScopeLabels))
+			for _, n := range r.ScopeLabels {
+				r.scopePromote[n] = true
+			}
+		}
+	})
 }
 
 // Run emits the entries of the requests received until ctx is done, and
-// returns once no request can send any more. It returns an error if the
-// receiver was not started or already runs.
+// returns once no request can send any more. It returns ErrNotStarted
+// before Start, ErrClosed after Close, and an error if it already runs.
 func (r *LogsReceiver) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
 	return r.c.run(ctx, out)
 }
@@ -132,7 +134,7 @@ func (r *LogsReceiver) Close(ctx context.Context) error {
 
 // ServeHTTP handles one export request.
 func (r *LogsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	r.c.serve(w, req, r.promote != nil, "logs", "rejectedLogRecords", r.decode)
+	r.c.serve(w, req, "logs", "rejectedLogRecords", r.decode)
 }
 
 // decode returns the entries of a request's body.
@@ -149,7 +151,7 @@ func (r *LogsReceiver) decode(bp *[]byte, body []byte, enc encoding) (decoded[fe
 		if err = decodeLogs(body, enc, &ld); err == nil {
 			entries = d.convert(&ld, nil)
 		}
-		r.c.putBuf(bp)
+		r.c.bufs.Put(bp)
 	}
 	return decoded[ferry.Entry]{items: entries, n: int64(len(entries)), rejected: d.rejected, msg: d.msg}, err
 }

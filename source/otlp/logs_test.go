@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
+	"github.com/ferrydev/ferry/internal/receiver/receivertest"
+	"github.com/ferrydev/ferry/internal/reptest"
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/prometheus/model/labels"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -231,6 +236,26 @@ func TestLogsBadRequests(t *testing.T) {
 	}
 }
 
+func TestLogsLifecycle(t *testing.T) {
+	ctx := context.Background()
+	r := &LogsReceiver{}
+	if err := r.Run(ctx, nil); !errors.Is(err, ErrNotStarted) || !errors.Is(err, ferry.ErrNotStarted) {
+		t.Errorf("Run before Start: %v, want ErrNotStarted", err)
+	}
+	r.Start(ctx, ferry.NopReporter())
+	for range 2 {
+		if err := r.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Run(ctx, nil); !errors.Is(err, ErrClosed) || !errors.Is(err, ferry.ErrClosed) {
+		t.Errorf("Run after Close: %v, want ErrClosed", err)
+	}
+	if err := r.Start(ctx, ferry.NopReporter()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Start after Close: %v, want ErrClosed", err)
+	}
+}
+
 func TestLogsNotRunning(t *testing.T) {
 	r := &LogsReceiver{}
 	url := newServer(t, r).URL
@@ -246,7 +271,7 @@ func TestLogsNotRunning(t *testing.T) {
 }
 
 func TestLogsBackpressure(t *testing.T) {
-	rec := &recorder{}
+	rec := &reptest.Reporter{}
 	r := &LogsReceiver{Limits: Limits{FullWait: -1, RetryAfter: 3 * time.Second}}
 	url := startLogs(t, r, rec)
 	runSource(t, &r.c, r.Run, 0, false, nil) // nobody reads: the pipeline is full
@@ -254,7 +279,7 @@ func TestLogsBackpressure(t *testing.T) {
 	if resp.status != http.StatusTooManyRequests || resp.header.Get("Retry-After") != "3" {
 		t.Fatalf("status %d, Retry-After %q; want 429 with Retry-After 3: %s", resp.status, resp.header.Get("Retry-After"), resp.body)
 	}
-	if n := rec.count("pipeline_full"); n != 3 {
+	if n := rec.Drops("pipeline_full"); n != 3 {
 		t.Errorf("pipeline_full drops = %d, want 3", n)
 	}
 }
@@ -345,12 +370,7 @@ func TestLogsRunWaitsForRequests(t *testing.T) {
 	_, stop := runSource(t, &r.c, r.Run, 0, false, nil)
 	done := make(chan response, 1)
 	go func() { done <- post(t, url, "application/x-protobuf", "", mustMarshal(t, testLogs())) }()
-	waitFor(t, "the request to wait for the pipeline", func() bool {
-		r.c.mu.Lock()
-		defer r.c.mu.Unlock()
-		// The request holds inflight while it waits to send.
-		return inflight(&r.c)
-	})
+	poll.Until(t, func() bool { return r.c.outlet.Sending() > 0 }, "the request to wait for the pipeline")
 	stop()
 	if resp := <-done; resp.status != http.StatusServiceUnavailable {
 		t.Errorf("status %d, want 503", resp.status)
@@ -444,5 +464,34 @@ func TestLogsScopeLabels(t *testing.T) {
 				t.Errorf("another resource's scope got the label: %v", got[2].Labels)
 			}
 		})
+	}
+}
+
+// TestRequestsRacingShutdown: requests race the return of Run, and the
+// caller closes out as soon as Run returned: none may send afterwards.
+func TestRequestsRacingShutdown(t *testing.T) {
+	body := mustMarshal(t, testLogs())
+	for range 5 {
+		r := &LogsReceiver{Limits: Limits{FullWait: time.Millisecond}}
+		if err := r.Start(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		receivertest.RaceRunReturn(t, receivertest.Receiver[ferry.Entry]{
+			Run: r.Run,
+			Push: func() (int, error) {
+				req := httptest.NewRequest(http.MethodPost, LogsPath, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-protobuf")
+				w := httptest.NewRecorder()
+				r.ServeHTTP(w, req)
+				switch w.Code {
+				case http.StatusOK:
+					return 3, nil // testLogs holds 3 records
+				case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+					return 0, nil
+				}
+				return 0, fmt.Errorf("status %d: %s", w.Code, w.Body)
+			},
+		})
+		r.Close(context.Background())
 	}
 }

@@ -87,7 +87,6 @@ type MetricsReceiver struct {
 	c       core[ferry.Sample]
 	promote map[string]bool
 	namer   otlptranslator.MetricNamer
-	started bool
 }
 
 var (
@@ -104,28 +103,29 @@ func (r *MetricsReceiver) Validate() error {
 }
 
 // Start validates the configuration, keeps rep for the receiver's life
-// and, with a Server, starts serving /v1/metrics there. Requests before Run
-// are answered 503.
+// and, with a Server, starts serving /v1/metrics there. Requests before the
+// first Run wait for it up to FullWait, and are answered 503 then. Start
+// is a no-op on a started receiver and returns ErrClosed after Close.
 func (r *MetricsReceiver) Start(ctx context.Context, rep ferry.Reporter) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	r.promote = make(map[string]bool, len(r.PromoteResourceAttributes))
-	for _, n := range r.PromoteResourceAttributes {
-		r.promote[n] = true
-	}
-	strategy := otlptranslator.UnderscoreEscapingWithSuffixes
-	if r.WithoutSuffixes {
-		strategy = otlptranslator.UnderscoreEscapingWithoutSuffixes
-	}
-	r.namer = otlptranslator.NewMetricNamer("", strategy)
-	r.started = true
-	return r.c.start(rep, "metrics", &r.Limits, r.Server, r, MetricsPath)
+	return r.c.start(rep, "metrics", &r.Limits, r.Server, r, MetricsPath, func() {
+		r.promote = make(map[string]bool, len(r.PromoteResourceAttributes))
+		for _, n := range r.PromoteResourceAttributes {
+			r.promote[n] = true
+		}
+		strategy := otlptranslator.UnderscoreEscapingWithSuffixes
+		if r.WithoutSuffixes {
+			strategy = otlptranslator.UnderscoreEscapingWithoutSuffixes
+		}
+		r.namer = otlptranslator.NewMetricNamer("", strategy)
+	})
 }
 
 // Run emits the samples of the requests received until ctx is done, and
-// returns once no request can send any more. It returns an error if the
-// receiver was not started or already runs.
+// returns once no request can send any more. It returns ErrNotStarted
+// before Start, ErrClosed after Close, and an error if it already runs.
 func (r *MetricsReceiver) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Sample]) error {
 	return r.c.run(ctx, out)
 }
@@ -139,7 +139,7 @@ func (r *MetricsReceiver) Close(ctx context.Context) error {
 
 // ServeHTTP handles one export request.
 func (r *MetricsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	r.c.serve(w, req, r.started, "metrics", "rejectedDataPoints", r.decode)
+	r.c.serve(w, req, "metrics", "rejectedDataPoints", r.decode)
 }
 
 // decode returns the samples of a request's body, reporting the points
@@ -147,13 +147,13 @@ func (r *MetricsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func (r *MetricsReceiver) decode(bp *[]byte, body []byte, enc encoding) (decoded[ferry.Sample], error) {
 	var md metricspb.MetricsData
 	err := decodeMetrics(body, enc, &md)
-	r.c.putBuf(bp)
+	r.c.bufs.Put(bp)
 	if err != nil {
 		return decoded[ferry.Sample]{}, err
 	}
 	d := r.decoder()
 	samples, points := d.convert(&md, time.Now())
-	rep := r.c.reporter()
+	rep := r.c.outlet.Reporter()
 	for reason, n := range d.dropped {
 		rep.Dropped(reason, n)
 	}

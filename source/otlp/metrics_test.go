@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/reptest"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
@@ -92,7 +93,7 @@ func startMetrics(t *testing.T, r *MetricsReceiver, rep ferry.Reporter) string {
 }
 
 func TestMetricsMapping(t *testing.T) {
-	rec := &recorder{}
+	rec := &reptest.Reporter{}
 	r := &MetricsReceiver{}
 	url := startMetrics(t, r, rec)
 	c, _ := runSource(t, &r.c, r.Run, 1, true, nil)
@@ -108,8 +109,8 @@ func TestMetricsMapping(t *testing.T) {
 	if rejected != 3 || !strings.Contains(msg, "delta.count") {
 		t.Errorf("partial success (%d, %q), want 3 rejected naming delta.count", rejected, msg)
 	}
-	if rec.count(ReasonDelta) != 2 || rec.count(ReasonExponentialHistogram) != 1 {
-		t.Errorf("drops %v", rec.dropped)
+	if rec.Drops(ReasonDelta) != 2 || rec.Drops(ReasonExponentialHistogram) != 1 {
+		t.Errorf("drops %v", rec.AllDrops())
 	}
 }
 

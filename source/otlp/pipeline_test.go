@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/sink/sinktest"
 	"github.com/ferrydev/ferry/source/otlp"
@@ -45,14 +46,8 @@ func TestPipeline(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	status := post()
-	for ; status != http.StatusOK && time.Now().Before(deadline); status = post() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if status != http.StatusOK {
-		t.Fatalf("status %d", status)
-	}
+	// Until the pipeline started the receivers, the server does not listen.
+	poll.Until(t, func() bool { return post() == http.StatusOK }, "a request to be accepted")
 	if items := logSink.Items(); len(items) == 0 || items[0].Line != "hello" {
 		t.Fatalf("sink got %v", items)
 	}

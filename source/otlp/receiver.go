@@ -59,17 +59,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/internal/otlpconv"
+	"github.com/ferrydev/ferry/internal/receiver"
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -94,7 +94,9 @@ type Limits struct {
 	// (default 64 MiB).
 	MaxDecodedSize int64
 	// FullWait is how long a request waits for room in the pipeline before
-	// it is answered 429 (default 500ms; negative answers 429 at once).
+	// it is answered 429 (default 500ms; negative answers 429 at once),
+	// and, between Start and the first Run, for that Run before it is
+	// answered 503.
 	FullWait time.Duration
 	// RequestTimeout is how long a request waits for its batch to be
 	// delivered before it is answered 503 (default 10s).
@@ -139,120 +141,58 @@ func orDefault[T int64 | time.Duration](v, d T) T {
 	return v
 }
 
-// core is the state both receivers share: the output channel of the
-// running Run, the requests that may still send on it, and the reporter.
+// ErrNotStarted is returned by a receiver's Run before Start, and
+// ErrClosed by its Start and Run after Close.
+var (
+	ErrNotStarted = fmt.Errorf("otlp: Run before Start: %w", ferry.ErrNotStarted)
+	ErrClosed     = fmt.Errorf("otlp: receiver %w", ferry.ErrClosed)
+)
+
+// core is the state both receivers share: their lifecycle, the outlet to
+// the running Run, and the Server they are attached to.
 type core[T any] struct {
 	kind   string // "logs" or "metrics", for messages
 	limits *Limits
-
-	mu       sync.Mutex
-	out      chan<- ferry.Batch[T]
-	runDone  <-chan struct{}
-	running  bool
-	inflight sync.WaitGroup // requests between taking out and their send
-	sending  atomic.Int32   // the same count, for tests
-	rep      ferry.Reporter
-	log      *slog.Logger
-	started  bool
-	server   *Server
-	pool     sync.Pool // *[]byte
+	life   lifecycle.State
+	outlet receiver.Outlet[T]
+	server *Server
+	bufs   receiver.Buffers
 }
 
-// start keeps r for the receiver's life and, with srv, serves h at path
-// there. kind and limits are the receiver's.
-func (c *core[T]) start(r ferry.Reporter, kind string, limits *Limits, srv *Server, h http.Handler, path string) error {
-	c.kind, c.limits = kind, limits
-	if r == nil {
-		r = ferry.NopReporter()
-	}
-	c.mu.Lock()
-	if c.started {
-		c.mu.Unlock()
-		return nil
-	}
-	c.started = true
-	c.rep, c.log = r, r.Logger()
-	c.mu.Unlock()
-	if srv != nil {
-		if err := srv.attach(path, h); err != nil {
-			c.mu.Lock()
-			c.started = false
-			c.mu.Unlock()
-			return err
+// start runs prepare, keeps r for the receiver's life and, with srv,
+// serves h at path there. kind and limits are the receiver's. prepare sets
+// what ServeHTTP reads; it runs once.
+func (c *core[T]) start(r ferry.Reporter, kind string, limits *Limits, srv *Server, h http.Handler, path string, prepare func()) error {
+	return c.life.Start(ErrClosed, func() error {
+		if srv != nil {
+			if err := srv.attach(path, h); err != nil {
+				return err
+			}
 		}
-		c.mu.Lock()
-		c.server = srv
-		c.mu.Unlock()
-	}
-	return nil
+		c.kind, c.limits, c.server = kind, limits, srv
+		prepare()
+		c.outlet.Open("otlp", r)
+		return nil
+	})
 }
 
 func (c *core[T]) close(ctx context.Context, path string) error {
-	c.mu.Lock()
-	srv := c.server
-	c.server = nil
-	c.started = false
-	c.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	return srv.detach(ctx, path)
+	return c.life.Close(func(started bool) error {
+		c.outlet.Close()
+		if !started || c.server == nil {
+			return nil
+		}
+		return c.server.detach(ctx, path)
+	})
 }
 
 // run makes requests emit on out until ctx is done, then waits for the
 // requests that are sending, so that nothing is sent after it returns.
 func (c *core[T]) run(ctx context.Context, out chan<- ferry.Batch[T]) error {
-	c.mu.Lock()
-	if !c.started {
-		c.mu.Unlock()
-		return fmt.Errorf("otlp: %s receiver: Run before Start", c.kind)
+	if err := c.life.Err(ErrNotStarted, ErrClosed); err != nil {
+		return err
 	}
-	if c.running {
-		c.mu.Unlock()
-		return fmt.Errorf("otlp: %s receiver already running", c.kind)
-	}
-	c.running, c.out, c.runDone = true, out, ctx.Done()
-	rep := c.rep
-	c.mu.Unlock()
-	rep.SetHealth(ferry.Healthy, nil)
-	<-ctx.Done()
-	c.mu.Lock()
-	c.out, c.runDone = nil, nil
-	c.mu.Unlock()
-	c.inflight.Wait()
-	c.mu.Lock()
-	c.running = false
-	c.mu.Unlock()
-	return nil
-}
-
-// lim returns the limits, all defaults before Start.
-func (c *core[T]) lim() *Limits {
-	if c.limits == nil {
-		return &Limits{}
-	}
-	return c.limits
-}
-
-func (c *core[T]) reporter() ferry.Reporter {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.rep == nil {
-		return ferry.NopReporter()
-	}
-	return c.rep
-}
-
-// httpError is an error with the status to answer.
-type httpError struct {
-	status int
-	msg    string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-func fail(status int, format string, args ...any) error {
-	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+	return c.outlet.Run(ctx, out)
 }
 
 // decoded is what a request's body decoded to: the items, the number of
@@ -264,12 +204,12 @@ type decoded[T any] struct {
 	msg      string
 }
 
-// serve handles one export request for a receiver of kind: ready reports
-// whether it was started, decode turns the body, read into bp from the
-// pool, into items (it gives bp back to the pool or keeps it), and field
-// is the JSON name of the rejected count in the answer.
-func (c *core[T]) serve(w http.ResponseWriter, req *http.Request, ready bool, kind, field string, decode func(bp *[]byte, body []byte, enc encoding) (decoded[T], error)) {
-	if !ready {
+// serve handles one export request for a receiver of kind: decode turns
+// the body, read into bp from the pool, into items (it gives bp back to
+// the pool or keeps it), and field is the JSON name of the rejected count
+// in the answer.
+func (c *core[T]) serve(w http.ResponseWriter, req *http.Request, kind, field string, decode func(bp *[]byte, body []byte, enc encoding) (decoded[T], error)) {
+	if !c.life.Started() {
 		c.writeError(w, encodingOf(req), http.StatusServiceUnavailable, "otlp: "+kind+" receiver not started", true)
 		return
 	}
@@ -280,47 +220,37 @@ func (c *core[T]) serve(w http.ResponseWriter, req *http.Request, ready bool, ki
 	}
 	dec, err := decode(bp, body, enc)
 	if err != nil {
-		c.answerError(w, req, enc, fail(http.StatusBadRequest, "otlp: malformed %s request: %v", kind, err))
+		c.answerError(w, req, enc, receiver.Errorf(http.StatusBadRequest, "otlp: malformed %s request: %v", kind, err))
 		return
 	}
-	if len(dec.items) == 0 {
+	if len(dec.items) > 0 {
+		lim := c.limits
+		fullWait := max(0, orDefault(lim.FullWait, DefaultFullWait))
+		err = c.outlet.Push(req.Context(), dec.items, receiver.PushOptions{
+			FullWait: fullWait, WaitForAck: true, AckTimeout: orDefault(lim.RequestTimeout, DefaultRequestTimeout),
+		})
+	}
+	switch {
+	case err == nil:
 		writeSuccess(w, enc, dec.rejected, dec.msg, field)
-		return
+	case ferry.IsPermanent(err):
+		msg := "dropped downstream: " + err.Error()
+		if dec.msg != "" {
+			msg = dec.msg + "; " + msg
+		}
+		writeSuccess(w, enc, dec.rejected+dec.n, msg, field)
+	default:
+		if status, retry := receiver.Status(err); status != 0 {
+			c.writeError(w, enc, status, err.Error(), retry)
+		}
 	}
-	o := c.deliver(req, dec.items, dec.n)
-	c.answer(w, enc, o, dec.rejected, dec.msg, field)
 }
 
 // answerError answers a request that failed before delivery.
 func (c *core[T]) answerError(w http.ResponseWriter, req *http.Request, enc encoding, err error) {
-	status := http.StatusBadRequest
-	var he *httpError
-	if errors.As(err, &he) {
-		status = he.status
-	}
-	if log := c.reporter().Logger(); log != nil {
-		log.Debug("otlp: request rejected", "kind", c.kind, "status", status, "remote", req.RemoteAddr, "err", err)
-	}
+	status, _ := receiver.Status(err)
+	c.outlet.Reporter().Logger().Debug("otlp: request rejected", "kind", c.kind, "status", status, "remote", req.RemoteAddr, "err", err)
 	c.writeError(w, enc, status, err.Error(), false)
-}
-
-// answer answers a request after delivery: o, plus what was rejected
-// before delivery.
-func (c *core[T]) answer(w http.ResponseWriter, enc encoding, o outcome, rejected int64, msg, field string) {
-	switch o.status {
-	case 0: // the client went away
-	case http.StatusOK:
-		rejected += o.rejected
-		if o.msg != "" {
-			if msg != "" {
-				msg += "; "
-			}
-			msg += o.msg
-		}
-		writeSuccess(w, enc, rejected, msg, field)
-	default:
-		c.writeError(w, enc, o.status, o.msg, o.retryAfter)
-	}
 }
 
 // encoding is the body format of a request, and so of its answer.
@@ -332,8 +262,8 @@ const (
 )
 
 // readRequest checks the method and headers of req and returns its body,
-// decompressed, in a buffer from the pool (give it back with putBuf), and
-// its encoding.
+// decompressed, in a buffer from the pool (give it back with c.bufs.Put),
+// and its encoding.
 func (c *core[T]) readRequest(w http.ResponseWriter, req *http.Request) (*[]byte, []byte, encoding, error) {
 	enc := encProto
 	mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
@@ -342,10 +272,10 @@ func (c *core[T]) readRequest(w http.ResponseWriter, req *http.Request) (*[]byte
 	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, nil, enc, fail(http.StatusMethodNotAllowed, "otlp: only POST is accepted")
+		return nil, nil, enc, receiver.Errorf(http.StatusMethodNotAllowed, "otlp: only POST is accepted")
 	}
 	if mt != "application/json" && mt != "application/x-protobuf" && mt != "application/protobuf" {
-		return nil, nil, enc, fail(http.StatusUnsupportedMediaType,
+		return nil, nil, enc, receiver.Errorf(http.StatusUnsupportedMediaType,
 			"otlp: unsupported Content-Type %q (want application/x-protobuf or application/json)", req.Header.Get("Content-Type"))
 	}
 	var gz bool
@@ -354,168 +284,32 @@ func (c *core[T]) readRequest(w http.ResponseWriter, req *http.Request) (*[]byte
 	case "gzip":
 		gz = true
 	default:
-		return nil, nil, enc, fail(http.StatusUnsupportedMediaType, "otlp: unsupported Content-Encoding %q (want gzip or none)", ce)
+		return nil, nil, enc, receiver.Errorf(http.StatusUnsupportedMediaType, "otlp: unsupported Content-Encoding %q (want gzip or none)", ce)
 	}
-	maxBody := orDefault(c.lim().MaxBodySize, DefaultMaxBodySize)
-	maxDecoded := orDefault(c.lim().MaxDecodedSize, DefaultMaxDecodedSize)
-
-	bp, _ := c.pool.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	body, err := readAll(http.MaxBytesReader(w, req.Body, maxBody), (*bp)[:0], -1)
+	bp := c.bufs.Get()
+	body, err := receiver.ReadBody(w, req, orDefault(c.limits.MaxBodySize, DefaultMaxBodySize), (*bp)[:0], "otlp")
 	*bp = body
-	if err != nil {
-		c.putBuf(bp)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, nil, enc, fail(http.StatusRequestEntityTooLarge, "otlp: body larger than %d bytes", maxBody)
+	if err != nil || !gz {
+		if err != nil {
+			c.bufs.Put(bp)
+			bp = nil
 		}
-		return nil, nil, enc, fail(http.StatusBadRequest, "otlp: reading body: %v", err)
-	}
-	if !gz {
-		return bp, body, enc, nil
+		return bp, body, enc, err
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(body))
 	if err != nil {
-		c.putBuf(bp)
-		return nil, nil, enc, fail(http.StatusBadRequest, "otlp: gzip body: %v", err)
+		c.bufs.Put(bp)
+		return nil, nil, enc, receiver.Errorf(http.StatusBadRequest, "otlp: gzip body: %v", err)
 	}
-	dp, _ := c.pool.Get().(*[]byte)
-	if dp == nil {
-		dp = new([]byte)
-	}
-	decoded, err := readAll(zr, (*dp)[:0], maxDecoded)
+	dp := c.bufs.Get()
+	decoded, err := receiver.ReadDecoded(zr, "gzip", orDefault(c.limits.MaxDecodedSize, DefaultMaxDecodedSize), (*dp)[:0], "otlp")
 	*dp = decoded
-	c.putBuf(bp)
+	c.bufs.Put(bp)
 	if err != nil {
-		c.putBuf(dp)
-		if errors.Is(err, errTooLarge) {
-			return nil, nil, enc, fail(http.StatusRequestEntityTooLarge, "otlp: body decompresses to more than %d bytes", maxDecoded)
-		}
-		return nil, nil, enc, fail(http.StatusBadRequest, "otlp: gzip body: %v", err)
+		c.bufs.Put(dp)
+		return nil, nil, enc, err
 	}
 	return dp, decoded, enc, nil
-}
-
-// maxPooled is the largest buffer kept for reuse.
-const maxPooled = 4 << 20
-
-func (c *core[T]) putBuf(bp *[]byte) {
-	if bp == nil || cap(*bp) > maxPooled {
-		return
-	}
-	*bp = (*bp)[:0]
-	c.pool.Put(bp)
-}
-
-var errTooLarge = errors.New("too large")
-
-// readAll reads rd to its end, appending to buf; with limit >= 0 it fails
-// with errTooLarge once more than limit bytes were read.
-func readAll(rd io.Reader, buf []byte, limit int64) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := rd.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if limit >= 0 && int64(len(buf)) > limit {
-			return buf, errTooLarge
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-}
-
-// outcome is what a request's handling came to, to be answered.
-type outcome struct {
-	status     int
-	msg        string // error message or partial-success message
-	rejected   int64  // for 200: records or points rejected
-	retryAfter bool
-}
-
-// deliver hands items to the running Run and waits for their outcome. n is
-// the number of records or points the items came from, counted as rejected
-// if they are dropped for good downstream.
-func (c *core[T]) deliver(req *http.Request, items []T, n int64) outcome {
-	c.mu.Lock()
-	out, runDone := c.out, c.runDone
-	if out != nil {
-		c.inflight.Add(1)
-		c.sending.Add(1)
-	}
-	c.mu.Unlock()
-	if out == nil {
-		return outcome{status: http.StatusServiceUnavailable, msg: "otlp: receiver not running", retryAfter: true}
-	}
-	acked := make(chan error, 1)
-	b := ferry.NewBatch(items, func(err error) { acked <- err })
-	sent := false
-	select {
-	case out <- b:
-		sent = true
-	default:
-	}
-	if !sent {
-		wait := orDefault(c.lim().FullWait, DefaultFullWait)
-		var timeout <-chan time.Time
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			timeout = t.C
-		} else {
-			ch := make(chan time.Time)
-			close(ch)
-			timeout = ch
-		}
-		select {
-		case out <- b:
-			sent = true
-		case <-timeout:
-			c.doneSending()
-			b.Done(errors.New("otlp: pipeline full"))
-			c.reporter().Dropped("pipeline_full", len(items))
-			return outcome{status: http.StatusTooManyRequests, msg: "otlp: pipeline full, retry later", retryAfter: true}
-		case <-runDone:
-			c.doneSending()
-			b.Done(errors.New("otlp: receiver stopped"))
-			return outcome{status: http.StatusServiceUnavailable, msg: "otlp: receiver stopped", retryAfter: true}
-		case <-req.Context().Done():
-			c.doneSending()
-			b.Done(req.Context().Err())
-			return outcome{status: 0}
-		}
-	}
-	c.doneSending()
-
-	t := time.NewTimer(orDefault(c.lim().RequestTimeout, DefaultRequestTimeout))
-	defer t.Stop()
-	select {
-	case err := <-acked:
-		switch {
-		case err == nil:
-			return outcome{status: http.StatusOK}
-		case ferry.IsPermanent(err):
-			return outcome{status: http.StatusOK, rejected: n, msg: "dropped downstream: " + err.Error()}
-		default:
-			return outcome{status: http.StatusServiceUnavailable, msg: "otlp: not delivered, send again: " + err.Error(), retryAfter: true}
-		}
-	case <-t.C:
-		return outcome{status: http.StatusServiceUnavailable, msg: "otlp: delivery not confirmed in time, send again", retryAfter: true}
-	case <-req.Context().Done():
-		return outcome{status: 0}
-	}
-}
-
-func (c *core[T]) doneSending() {
-	c.sending.Add(-1)
-	c.inflight.Done()
 }
 
 // grpcCode is the google.rpc.Code of an HTTP status, for Status bodies.
@@ -536,8 +330,11 @@ func grpcCode(status int) int {
 // writeError answers status with a google.rpc.Status body in enc.
 func (c *core[T]) writeError(w http.ResponseWriter, enc encoding, status int, msg string, retryAfter bool) {
 	if retryAfter {
-		secs := (orDefault(c.lim().RetryAfter, DefaultRetryAfter) + time.Second - 1) / time.Second
-		w.Header().Set("Retry-After", strconv.Itoa(int(secs)))
+		d := DefaultRetryAfter
+		if c.limits != nil {
+			d = orDefault(c.limits.RetryAfter, DefaultRetryAfter)
+		}
+		receiver.SetRetryAfter(w.Header(), d)
 	}
 	var body []byte
 	if enc == encJSON {
@@ -610,9 +407,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	handlers map[string]http.Handler
-	srv      *http.Server
-	served   chan struct{}
-	addr     net.Addr
+	serving  *receiver.Serving // while a receiver is attached
 }
 
 func (s *Server) validate() error {
@@ -627,7 +422,10 @@ func (s *Server) validate() error {
 func (s *Server) ListenAddr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.addr
+	if s.serving == nil {
+		return nil
+	}
+	return s.serving.Addr()
 }
 
 func (s *Server) attach(path string, h http.Handler) error {
@@ -636,25 +434,15 @@ func (s *Server) attach(path string, h http.Handler) error {
 	if s.handlers[path] != nil {
 		return fmt.Errorf("otlp: Server already serves %s", path)
 	}
-	if s.srv == nil {
+	if s.serving == nil {
 		if err := s.validate(); err != nil {
 			return err
 		}
-		ln := s.Listener
-		if ln == nil {
-			var err error
-			if ln, err = net.Listen("tcp", s.Addr); err != nil {
-				return fmt.Errorf("otlp: %w", err)
-			}
+		serving, err := receiver.Serve(s.Addr, s.Listener, http.HandlerFunc(s.serve), nil)
+		if err != nil {
+			return fmt.Errorf("otlp: %w", err)
 		}
-		s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
-		s.served = make(chan struct{})
-		s.addr = ln.Addr()
-		srv, served := s.srv, s.served
-		go func() {
-			defer close(served)
-			srv.Serve(ln)
-		}()
+		s.serving = serving
 	}
 	if s.handlers == nil {
 		s.handlers = make(map[string]http.Handler)
@@ -666,25 +454,14 @@ func (s *Server) attach(path string, h http.Handler) error {
 func (s *Server) detach(ctx context.Context, path string) error {
 	s.mu.Lock()
 	delete(s.handlers, path)
-	if len(s.handlers) > 0 || s.srv == nil {
+	serving := s.serving
+	if len(s.handlers) > 0 || serving == nil {
 		s.mu.Unlock()
 		return nil
 	}
-	srv, served := s.srv, s.served
-	s.srv, s.served, s.addr = nil, nil, nil
+	s.serving = nil
 	s.mu.Unlock()
-	timeout := s.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if err != nil {
-		srv.Close()
-	}
-	<-served
-	if err != nil {
+	if err := serving.Shutdown(ctx, s.ShutdownTimeout); err != nil {
 		return fmt.Errorf("otlp: shutdown: %w", err)
 	}
 	return nil
