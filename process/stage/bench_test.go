@@ -72,7 +72,7 @@ func BenchmarkStages(b *testing.B) {
 		{"limit-drop", plain, []Stage{&Limit{Rate: 1e12, Burst: 1 << 30, Drop: true}}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			p := MustNew(tc.stages...)
+			p := started(b, nil, tc.stages...)
 			work := make([]ferry.Entry, n)
 			ctx := context.Background()
 			var m0, m1 runtime.MemStats

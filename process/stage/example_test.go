@@ -22,6 +22,11 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
+	// A pipeline starts its components; a program that calls Process
+	// itself starts the Processor first.
+	if err := p.Start(context.Background(), ferry.NopReporter()); err != nil {
+		panic(err)
+	}
 	ls := labels.FromStrings("job", "pods")
 	in := []ferry.Entry{
 		{Labels: ls, Line: `2026-11-25T13:28:58.1Z stdout F {"level":"info","msg":"started","ctx":{"user":"bob"}}`},

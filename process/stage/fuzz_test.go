@@ -103,7 +103,7 @@ func FuzzStages(f *testing.F) {
 	f.Add(`{"log":"x\n","stream":"stdout","time":"2019-04-30T02:12:41Z"}`)
 	f.Add("2019-04-30T02:12:41.8443515Z stdout P part")
 	f.Add("\x1b[31mred\x1b]0;t\x07 level=info msg=\"hi\"")
-	p := MustNew(&Docker{}, &CRI{}, &JSON{}, &Logfmt{}, &Decolorize{},
+	p := started(f, nil, &Docker{}, &CRI{}, &JSON{}, &Logfmt{}, &Decolorize{},
 		&Regex{Expression: `(?P<word>\w+)`}, &Labels{Values: map[string]string{"word": ""}},
 		&Timestamp{Source: "time", Format: "RFC3339", FallbackFormats: []string{"Unix", "UnixMs"}},
 		&Replace{Expression: `(\d+)`, Replace: "<{{ .Value }}>"},

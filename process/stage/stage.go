@@ -39,6 +39,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/process"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -225,8 +226,11 @@ func (c *Context) Emit(e ferry.Entry, a *ferry.Ack) {
 }
 
 // Processor runs stages over the entries of batches. It implements
-// process.Processor[ferry.Entry] and process.Flusher[ferry.Entry] and is
-// safe for concurrent use (calls are serialised).
+// process.Processor[ferry.Entry], process.Flusher[ferry.Entry] and
+// ferry.Starter, and is safe for concurrent use (calls are serialised).
+// Like every component it is started before use: a pipeline calls Start,
+// a program that calls Process itself calls Start first, and Process
+// refuses to run before.
 type Processor struct {
 	stages []Stage
 
@@ -235,8 +239,12 @@ type Processor struct {
 	pend     []ferry.Entry // entries emitted while processing one entry
 	fmu      sync.Mutex
 	failures map[string]*atomic.Int64
-	rep      atomic.Pointer[ferry.Reporter] // from Start
+	life     lifecycle.State
+	rep      ferry.Reporter // from Start
 }
+
+// ErrNotStarted is returned by Process and Flush before Start.
+var ErrNotStarted = fmt.Errorf("stage: Process before Start: %w", ferry.ErrNotStarted)
 
 var (
 	_ ferry.Starter                  = (*Processor)(nil)
@@ -301,25 +309,22 @@ func (p *Processor) Failures() map[string]int64 {
 }
 
 // Start keeps r, through which the stages count what they drop and log,
-// for every later Process and Flush. A pipeline calls it. A Processor used
-// without Start, as a plain function, uses the Reporter in the context of
-// each call (ferry.ReporterFrom).
+// for every later Process and Flush. A pipeline calls it; a program that
+// calls Process itself calls Start first (with ferry.NopReporter() if it
+// counts nothing). Start is a no-op on a started Processor.
 func (p *Processor) Start(_ context.Context, r ferry.Reporter) error {
-	if r != nil {
-		p.rep.Store(&r)
+	if r == nil {
+		r = ferry.NopReporter()
 	}
-	return nil
+	return p.life.Start(nil, func() error {
+		p.rep = r
+		return nil
+	})
 }
 
 func (p *Processor) begin(ctx context.Context, ack *ferry.Ack, now time.Time) *Context {
 	c := &p.c
-	var rep ferry.Reporter
-	if r := p.rep.Load(); r != nil {
-		rep = *r
-	} else {
-		rep = ferry.ReporterFrom(ctx)
-	}
-	c.Ctx, c.rep, c.ack, c.now = ctx, rep, ack, now
+	c.Ctx, c.rep, c.ack, c.now = ctx, p.rep, ack, now
 	c.acks = c.acks[:0]
 	return c
 }
@@ -369,7 +374,11 @@ func (p *Processor) emitFrom(c *Context, from int, out *[]ferry.Entry) {
 // Process runs the stages over every entry of b. Entries are changed in
 // place; removed entries count as done. When a stage emits held entries,
 // the batch gets a new slice and an acknowledgement joined with theirs.
+// Before Start it returns ErrNotStarted and leaves b alone.
 func (p *Processor) Process(ctx context.Context, b ferry.Batch[ferry.Entry]) (ferry.Batch[ferry.Entry], error) {
+	if err := p.life.Err(ErrNotStarted, nil); err != nil {
+		return ferry.Batch[ferry.Entry]{}, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.begin(ctx, b.Ack, time.Now())
@@ -418,13 +427,21 @@ func (p *Processor) Process(ctx context.Context, b ferry.Batch[ferry.Entry]) (fe
 // Flush hands on what stages hold that waited long enough, or everything
 // when the input has ended (process.IsFinal) or ctx is already done. A
 // pipeline flushes this way when its input ends, so the last multi-line
-// block of a stream is delivered, not held.
+// block of a stream is delivered, not held. Before Start it returns
+// ErrNotStarted.
 func (p *Processor) Flush(ctx context.Context) (ferry.Batch[ferry.Entry], error) {
+	if err := p.life.Err(ErrNotStarted, nil); err != nil {
+		return ferry.Batch[ferry.Entry]{}, err
+	}
 	return p.flush(ctx, process.IsFinal(ctx) || ctx.Err() != nil), nil
 }
 
 // FlushAll hands on everything the stages hold, as when the input ended.
+// Before Start the stages hold nothing, and it returns an empty batch.
 func (p *Processor) FlushAll(ctx context.Context) ferry.Batch[ferry.Entry] {
+	if !p.life.Started() {
+		return ferry.Batch[ferry.Entry]{}
+	}
 	return p.flush(ctx, true)
 }
 

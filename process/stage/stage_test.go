@@ -2,7 +2,7 @@ package stage
 
 import (
 	"context"
-	"log/slog"
+	"errors"
 	"maps"
 	"strings"
 	"sync"
@@ -10,25 +10,9 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/reptest"
 	"github.com/prometheus/prometheus/model/labels"
 )
-
-type countReporter struct {
-	mu      sync.Mutex
-	dropped map[string]int
-}
-
-func (r *countReporter) Logger() *slog.Logger          { return slog.Default() }
-func (r *countReporter) SetHealth(ferry.Health, error) {}
-func (r *countReporter) Retried()                      {}
-func (r *countReporter) Dropped(reason string, n int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dropped == nil {
-		r.dropped = map[string]int{}
-	}
-	r.dropped[reason] += n
-}
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
@@ -48,10 +32,7 @@ func extractedOf(t *testing.T, line string, stages ...Stage) (map[string]string,
 		got = maps.Clone(c.Extracted)
 		return true
 	}))
-	p, err := New(stages...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := started(t, nil, stages...)
 	b, err := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry(line)}})
 	if err != nil {
 		t.Fatal(err)
@@ -104,10 +85,7 @@ func TestJSON(t *testing.T) {
 		{"trailing garbage", `{"a":1} x`, &JSON{Expressions: map[string]string{"a": ""}}, map[string]string{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := New(tc.stage)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := started(t, nil, tc.stage)
 			var got map[string]string
 			p.stages = append(p.stages, Func(func(c *Context, e *ferry.Entry) bool { got = maps.Clone(c.Extracted); return true }))
 			b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry(tc.line)}})
@@ -121,11 +99,11 @@ func TestJSON(t *testing.T) {
 		})
 	}
 	// Dropping malformed lines.
-	p := MustNew(&JSON{DropMalformed: true})
-	rep := &countReporter{}
-	b, _ := p.Process(ferry.WithReporter(context.Background(), rep), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry("{"), entry("{}")}})
-	if len(b.Items) != 1 || rep.dropped["json_malformed"] != 1 {
-		t.Fatalf("items %d dropped %v", len(b.Items), rep.dropped)
+	rep := &reptest.Reporter{}
+	p := started(t, rep, &JSON{DropMalformed: true})
+	b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry("{"), entry("{}")}})
+	if len(b.Items) != 1 || rep.Drops("json_malformed") != 1 {
+		t.Fatalf("items %d dropped %v", len(b.Items), rep.AllDrops())
 	}
 	if _, err := New(&JSON{Expressions: map[string]string{"x": "a..b"}}); err == nil {
 		t.Error("bad path accepted")
@@ -150,10 +128,7 @@ func TestLogfmt(t *testing.T) {
 		{`a=1 b="unterminated`, &Logfmt{}, map[string]string{"a": "1"}, true},
 		{`a=1 ="x"`, &Logfmt{}, map[string]string{"a": "1"}, true},
 	} {
-		p, err := New(tc.stage)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := started(t, nil, tc.stage)
 		var got map[string]string
 		p.stages = append(p.stages, Func(func(c *Context, e *ferry.Entry) bool { got = maps.Clone(c.Extracted); return true }))
 		b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry(tc.line)}})
@@ -176,7 +151,7 @@ func TestRegex(t *testing.T) {
 	got, _ = extractedOf(t, `{"msg":"user=bob"}`, &JSON{Expressions: map[string]string{"msg": ""}},
 		&Regex{Source: "msg", Expression: `user=(?P<user>\w+)(?: id=(?P<id>\d+))?`})
 	checkExtracted(t, got, map[string]string{"msg": "user=bob", "user": "bob"})
-	p := MustNew(&Regex{Expression: `(?P<x>\d+)`})
+	p := started(t, nil, &Regex{Expression: `(?P<x>\d+)`})
 	p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry("none")}})
 	if p.Failures()["regex_unmatched"] != 1 {
 		t.Error("unmatched not counted")
@@ -215,7 +190,7 @@ func TestCRI(t *testing.T) {
 		"2019-01-01T01:00:00.000000001Z testgood",
 		"2019-01-01T01:00:00.000000001Z stdout X x",
 	} {
-		p := MustNew(&CRI{})
+		p := started(t, nil, &CRI{})
 		b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry(bad)}})
 		if b.Items[0].Line != bad || p.Failures()["cri_malformed"] != 1 {
 			t.Errorf("%q: %+v %v", bad, b.Items, p.Failures())
@@ -238,7 +213,7 @@ type ackRecord struct {
 func (r *ackRecord) count() int { r.mu.Lock(); defer r.mu.Unlock(); return r.n }
 
 func TestCRIPartialKeepsAcks(t *testing.T) {
-	p := MustNew(&CRI{})
+	p := started(t, nil, &CRI{})
 	ts := "2019-04-30T02:12:41.8443515Z"
 	b1, a1 := batchAck([]ferry.Entry{entry(ts + " stdout P part1 "), entry(ts + " stderr F other")})
 	out1, _ := p.Process(context.Background(), b1)
@@ -261,7 +236,7 @@ func TestCRIPartialKeepsAcks(t *testing.T) {
 }
 
 func TestLabelStages(t *testing.T) {
-	p := MustNew(
+	p := started(t, nil,
 		&JSON{Expressions: map[string]string{"level": "", "app": "", "trace": "trace_id"}},
 		&Labels{Values: map[string]string{"level": "", "application": "app", "absent": ""}},
 		&StructuredMetadata{Values: map[string]string{"trace_id": "trace"}},
@@ -282,7 +257,7 @@ func TestLabelStages(t *testing.T) {
 			t.Errorf("metadata %v", e.Metadata)
 		}
 	}
-	keep := MustNew(&LabelKeep{Names: []string{"job"}})
+	keep := started(t, nil, &LabelKeep{Names: []string{"job"}})
 	b, _ = keep.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry("x", "job", "j", "a", "1", "b", "2")}})
 	if !labels.Equal(b.Items[0].Labels, labels.FromStrings("job", "j")) {
 		t.Errorf("keep: %v", b.Items[0].Labels)
@@ -319,7 +294,7 @@ func TestTimestamp(t *testing.T) {
 		}
 	}
 	// Fudge: the last good timestamp of the stream plus 1ns.
-	p := MustNew(&Regex{Expression: `(?P<ts>\S+)`}, &Timestamp{Source: "ts", Format: "RFC3339"})
+	p := started(t, nil, &Regex{Expression: `(?P<ts>\S+)`}, &Timestamp{Source: "ts", Format: "RFC3339"})
 	b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{
 		entry("2020-01-01T00:00:00Z"), entry("bad"), entry("bad"),
 	}})
@@ -402,11 +377,11 @@ func TestDrop(t *testing.T) {
 		{"all conditions", &Drop{LongerThan: 3, Expression: "x"}, entry("yyyyy"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rep := &countReporter{}
-			p := MustNew(&Logfmt{}, tc.stage)
-			b, _ := p.Process(ferry.WithReporter(context.Background(), rep), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{tc.in}})
-			if (len(b.Items) == 0) != tc.drop || tc.drop && rep.dropped["drop_stage"] != 1 {
-				t.Errorf("kept %d, dropped %v", len(b.Items), rep.dropped)
+			rep := &reptest.Reporter{}
+			p := started(t, rep, &Logfmt{}, tc.stage)
+			b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{tc.in}})
+			if (len(b.Items) == 0) != tc.drop || tc.drop && rep.Drops("drop_stage") != 1 {
+				t.Errorf("kept %d, dropped %v", len(b.Items), rep.AllDrops())
 			}
 		})
 	}
@@ -416,18 +391,18 @@ func TestDrop(t *testing.T) {
 }
 
 func TestMatch(t *testing.T) {
-	p := MustNew(
+	rep := &reptest.Reporter{}
+	p := started(t, rep,
 		&Match{Selector: `{app="web", level=~"warn|error"}`, Stages: []Stage{&StaticLabels{Values: map[string]string{"alert": "yes"}}}},
 		&Match{Selector: `{app!="web"}`, Action: DropMatching, DropReason: "not_web"},
 	)
-	rep := &countReporter{}
-	b, _ := p.Process(ferry.WithReporter(context.Background(), rep), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{
+	b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{
 		entry("1", "app", "web", "level", "error"),
 		entry("2", "app", "web", "level", "info"),
 		entry("3", "app", "db", "level", "error"),
 	}})
-	if len(b.Items) != 2 || b.Items[0].Labels.Get("alert") != "yes" || b.Items[1].Labels.Has("alert") || rep.dropped["not_web"] != 1 {
-		t.Fatalf("%+v %v", b.Items, rep.dropped)
+	if len(b.Items) != 2 || b.Items[0].Labels.Get("alert") != "yes" || b.Items[1].Labels.Has("alert") || rep.Drops("not_web") != 1 {
+		t.Fatalf("%+v %v", b.Items, rep.AllDrops())
 	}
 	for _, sel := range []string{`app="x"`, `{app}`, `{app="x"`, `{1a="x"}`, `{a=~"("}`, `{}`, `{a="x" b="y"}`} {
 		if _, err := ParseSelector(sel); err == nil {
@@ -441,8 +416,8 @@ func TestMatch(t *testing.T) {
 }
 
 func TestLimit(t *testing.T) {
-	rep := &countReporter{}
-	p := MustNew(&Limit{Rate: 0.001, Burst: 2, Drop: true, ByLabel: "app"})
+	rep := &reptest.Reporter{}
+	p := started(t, rep, &Limit{Rate: 0.001, Burst: 2, Drop: true, ByLabel: "app"})
 	mk := func() []ferry.Entry {
 		var in []ferry.Entry
 		for i := 0; i < 5; i++ {
@@ -450,18 +425,18 @@ func TestLimit(t *testing.T) {
 		}
 		return in
 	}
-	b, _ := p.Process(ferry.WithReporter(context.Background(), rep), ferry.Batch[ferry.Entry]{Items: mk()})
-	if len(b.Items) != 4 || rep.dropped["rate_limited"] != 6 {
-		t.Fatalf("kept %d dropped %v", len(b.Items), rep.dropped)
+	b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: mk()})
+	if len(b.Items) != 4 || rep.Drops("rate_limited") != 6 {
+		t.Fatalf("kept %d dropped %v", len(b.Items), rep.AllDrops())
 	}
-	rep = &countReporter{}
-	p = MustNew(&Limit{Rate: 0.001, Burst: 1, Drop: true, PerStream: true})
-	b, _ = p.Process(ferry.WithReporter(context.Background(), rep), ferry.Batch[ferry.Entry]{Items: mk()})
-	if len(b.Items) != 2 || rep.dropped["rate_limited"] != 8 {
-		t.Fatalf("per stream: kept %d dropped %v", len(b.Items), rep.dropped)
+	rep = &reptest.Reporter{}
+	p = started(t, rep, &Limit{Rate: 0.001, Burst: 1, Drop: true, PerStream: true})
+	b, _ = p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: mk()})
+	if len(b.Items) != 2 || rep.Drops("rate_limited") != 8 {
+		t.Fatalf("per stream: kept %d dropped %v", len(b.Items), rep.AllDrops())
 	}
 	// Blocking: 10 entries at 1000/s with burst 1 take about 9ms.
-	p = MustNew(&Limit{Rate: 1000, Burst: 1})
+	p = started(t, rep, &Limit{Rate: 1000, Burst: 1})
 	start := time.Now()
 	b, _ = p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: mk()})
 	if len(b.Items) != 10 || time.Since(start) < 5*time.Millisecond {
@@ -478,7 +453,7 @@ func TestMultiline(t *testing.T) {
 		`Exception: Custom exception`,
 		`[2020-12-03 11:36:24] "GET /error HTTP/1.1" 500 -`,
 	}
-	p := MustNew(&Multiline{FirstLine: `^\[\d{4}-\d{2}-\d{2} \d{1,2}:\d{2}:\d{2}\]`, MaxWait: time.Hour})
+	p := started(t, nil, &Multiline{FirstLine: `^\[\d{4}-\d{2}-\d{2} \d{1,2}:\d{2}:\d{2}\]`, MaxWait: time.Hour})
 	var in []ferry.Entry
 	for _, l := range lines {
 		in = append(in, entry(l))
@@ -516,7 +491,7 @@ func TestMultiline(t *testing.T) {
 		t.Fatal("flushed block did not acknowledge its batch")
 	}
 	// MaxLines.
-	p = MustNew(&Multiline{FirstLine: `^start`, MaxLines: 2})
+	p = started(t, nil, &Multiline{FirstLine: `^start`, MaxLines: 2})
 	b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{
 		entry("orphan"), entry("start"), entry("a"), entry("b"), entry("start"),
 	}})
@@ -530,7 +505,7 @@ func TestMultiline(t *testing.T) {
 }
 
 func TestMultilineMaxWait(t *testing.T) {
-	p := MustNew(&Multiline{FirstLine: `^start`, MaxWait: 10 * time.Millisecond}, &StaticLabels{Values: map[string]string{"after": "yes"}})
+	p := started(t, nil, &Multiline{FirstLine: `^start`, MaxWait: 10 * time.Millisecond}, &StaticLabels{Values: map[string]string{"after": "yes"}})
 	out, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry("start"), entry("more")}})
 	if len(out.Items) != 0 {
 		t.Fatal(out.Items)
@@ -549,18 +524,46 @@ func TestInitErrorsJoined(t *testing.T) {
 	}
 }
 
-// A started Processor reports through the Reporter given to Start, not the
-// one in the context of each call.
-func TestStartKeepsReporter(t *testing.T) {
-	p := MustNew(&JSON{DropMalformed: true})
-	rep := &countReporter{}
+// started returns a started Processor running stages, reporting to rep
+// (ferry.NopReporter() when nil).
+func started(t testing.TB, rep ferry.Reporter, stages ...Stage) *Processor {
+	t.Helper()
+	p, err := New(stages...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Start(context.Background(), rep); err != nil {
 		t.Fatal(err)
 	}
-	p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry("not json")}})
-	rep.mu.Lock()
-	defer rep.mu.Unlock()
-	if len(rep.dropped) == 0 {
-		t.Error("drop not counted through the Reporter given to Start")
+	return p
+}
+
+// TestStartRequired: a Processor refuses to run before Start, and a
+// started one reports through the Reporter given to Start, not the one in
+// the context of each call.
+func TestStartRequired(t *testing.T) {
+	p := MustNew(&JSON{DropMalformed: true})
+	in := ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry("not json")}}
+	if _, err := p.Process(context.Background(), in); !errors.Is(err, ErrNotStarted) || !errors.Is(err, ferry.ErrNotStarted) || ferry.IsPermanent(err) {
+		t.Errorf("Process before Start: %v, want ErrNotStarted, not permanent", err)
+	}
+	if in.Items[0].Line != "not json" {
+		t.Error("Process before Start changed the batch")
+	}
+	if _, err := p.Flush(context.Background()); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Flush before Start: %v, want ErrNotStarted", err)
+	}
+	if b := p.FlushAll(context.Background()); len(b.Items) != 0 {
+		t.Errorf("FlushAll before Start: %d entries", len(b.Items))
+	}
+	rep, other := &reptest.Reporter{}, &reptest.Reporter{}
+	if err := p.Start(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Process(ferry.WithReporter(context.Background(), other), in); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Drops("json_malformed") != 1 || len(other.AllDrops()) != 0 {
+		t.Errorf("drops %v through the Reporter given to Start, %v through the context's", rep.AllDrops(), other.AllDrops())
 	}
 }
