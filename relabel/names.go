@@ -53,22 +53,54 @@ const (
 	DockerLogStreamLabel = "__meta_docker_container_log_stream"
 )
 
+// The labels Docker discovery (discovery/docker) gives its targets, as
+// Prometheus's docker_sd_config names them.
+const (
+	DockerContainerIDLabel          = "__meta_docker_container_id"
+	DockerContainerNameLabel        = "__meta_docker_container_name"
+	DockerContainerNetworkModeLabel = "__meta_docker_container_network_mode"
+	DockerContainerImageLabel       = "__meta_docker_container_image"
+	DockerContainerImageIDLabel     = "__meta_docker_container_image_id"
+	// DockerContainerLabelPrefix starts the container's own labels, their
+	// names sanitised.
+	DockerContainerLabelPrefix = "__meta_docker_container_label_"
+	DockerNetworkIDLabel       = "__meta_docker_network_id"
+	DockerNetworkNameLabel     = "__meta_docker_network_name"
+	DockerNetworkScopeLabel    = "__meta_docker_network_scope"
+	DockerNetworkInternalLabel = "__meta_docker_network_internal"
+	DockerNetworkIngressLabel  = "__meta_docker_network_ingress"
+	// DockerNetworkLabelPrefix starts the network's own labels, their
+	// names sanitised.
+	DockerNetworkLabelPrefix = "__meta_docker_network_label_"
+	DockerNetworkIPLabel     = "__meta_docker_network_ip"
+	DockerPortPrivateLabel   = "__meta_docker_port_private"
+	DockerPortPublicLabel    = "__meta_docker_port_public"
+	DockerPortPublicIPLabel  = "__meta_docker_port_public_ip"
+)
+
 // DockerTargetLabels returns the label names Docker discovery gives its
-// targets, in the form of Producer.TargetLabels: __address__, the
-// __meta_docker_container_* labels of the container (its labels under
-// __meta_docker_container_label_*), and the __meta_docker_network_* and
-// __meta_docker_port_* labels. DockerLogStreamLabel is not among them.
+// targets, in the form of Producer.TargetLabels: __address__ and the
+// Docker*Label names above, with the container's and the network's own
+// labels as prefixes. DockerLogStreamLabel is not among them.
 func DockerTargetLabels() []string {
 	return []string{
 		AddressLabel,
-		"__meta_docker_container_id",
-		"__meta_docker_container_name",
-		"__meta_docker_container_network_mode",
-		"__meta_docker_container_image",
-		"__meta_docker_container_image_id",
-		"__meta_docker_container_label_*",
-		"__meta_docker_network_*",
-		"__meta_docker_port_*",
+		DockerContainerIDLabel,
+		DockerContainerNameLabel,
+		DockerContainerNetworkModeLabel,
+		DockerContainerImageLabel,
+		DockerContainerImageIDLabel,
+		DockerContainerLabelPrefix + "*",
+		DockerNetworkIDLabel,
+		DockerNetworkNameLabel,
+		DockerNetworkScopeLabel,
+		DockerNetworkInternalLabel,
+		DockerNetworkIngressLabel,
+		DockerNetworkLabelPrefix + "*",
+		DockerNetworkIPLabel,
+		DockerPortPrivateLabel,
+		DockerPortPublicLabel,
+		DockerPortPublicIPLabel,
 	}
 }
 

@@ -40,24 +40,25 @@ import (
 	"github.com/ferrydev/ferry/relabel"
 )
 
-// The meta labels of Docker targets, as Prometheus names them.
+// The meta labels of Docker targets, as Prometheus names them: the names
+// defined in package relabel with the other well-known names.
 const (
-	LabelContainerID          = "__meta_docker_container_id"
-	LabelContainerName        = "__meta_docker_container_name"
-	LabelContainerNetworkMode = "__meta_docker_container_network_mode"
-	LabelContainerImage       = "__meta_docker_container_image"
-	LabelContainerImageID     = "__meta_docker_container_image_id"
-	LabelContainerLabelPrefix = "__meta_docker_container_label_"
-	LabelNetworkID            = "__meta_docker_network_id"
-	LabelNetworkName          = "__meta_docker_network_name"
-	LabelNetworkScope         = "__meta_docker_network_scope"
-	LabelNetworkInternal      = "__meta_docker_network_internal"
-	LabelNetworkIngress       = "__meta_docker_network_ingress"
-	LabelNetworkLabelPrefix   = "__meta_docker_network_label_"
-	LabelNetworkIP            = "__meta_docker_network_ip"
-	LabelPortPrivate          = "__meta_docker_port_private"
-	LabelPortPublic           = "__meta_docker_port_public"
-	LabelPortPublicIP         = "__meta_docker_port_public_ip"
+	LabelContainerID          = relabel.DockerContainerIDLabel
+	LabelContainerName        = relabel.DockerContainerNameLabel
+	LabelContainerNetworkMode = relabel.DockerContainerNetworkModeLabel
+	LabelContainerImage       = relabel.DockerContainerImageLabel
+	LabelContainerImageID     = relabel.DockerContainerImageIDLabel
+	LabelContainerLabelPrefix = relabel.DockerContainerLabelPrefix
+	LabelNetworkID            = relabel.DockerNetworkIDLabel
+	LabelNetworkName          = relabel.DockerNetworkNameLabel
+	LabelNetworkScope         = relabel.DockerNetworkScopeLabel
+	LabelNetworkInternal      = relabel.DockerNetworkInternalLabel
+	LabelNetworkIngress       = relabel.DockerNetworkIngressLabel
+	LabelNetworkLabelPrefix   = relabel.DockerNetworkLabelPrefix
+	LabelNetworkIP            = relabel.DockerNetworkIPLabel
+	LabelPortPrivate          = relabel.DockerPortPrivateLabel
+	LabelPortPublic           = relabel.DockerPortPublicLabel
+	LabelPortPublicIP         = relabel.DockerPortPublicIPLabel
 )
 
 // Defaults of the Discoverer's zero fields.

@@ -3,9 +3,7 @@ package docker_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,8 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
 	"github.com/ferrydev/ferry/internal/dockertest"
+	"github.com/ferrydev/ferry/internal/poll"
+	"github.com/ferrydev/ferry/internal/reptest"
 )
 
 func TestMain(m *testing.M) { dockertest.Main(m) }
@@ -139,25 +139,6 @@ func TestUnreachableEngineKeepsRunning(t *testing.T) {
 	}
 }
 
-type healthLog struct {
-	mu sync.Mutex
-	h  ferry.Health
-}
-
-func (r *healthLog) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-func (r *healthLog) SetHealth(h ferry.Health, _ error) {
-	r.mu.Lock()
-	r.h = h
-	r.mu.Unlock()
-}
-func (r *healthLog) Dropped(string, int) {}
-func (r *healthLog) Retried()            {}
-func (r *healthLog) get() ferry.Health {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.h
-}
-
 // TestEngineConnectionLoss cuts the discoverer off the engine, as a daemon
 // restart does: it reports Failing, keeps running, and after reconnecting
 // shows what changed meanwhile.
@@ -167,7 +148,7 @@ func TestEngineConnectionLoss(t *testing.T) {
 	run := fmt.Sprintf("loss-%d", os.Getpid())
 	lbls := map[string]string{"ferry.test": run}
 	id1 := dockertest.Run(t, c, dockertest.Spec{Lines: 1, Loop: true, Sleep: time.Second, Labels: lbls})
-	rep := &healthLog{}
+	rep := &reptest.Reporter{}
 	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), rep))
 	defer cancel()
 	up := make(chan []labels.Labels)
@@ -179,19 +160,13 @@ func TestEngineConnectionLoss(t *testing.T) {
 
 	p.Break()
 	id2 := dockertest.Run(t, c, dockertest.Spec{Lines: 1, Loop: true, Sleep: time.Second, Labels: lbls})
-	deadline := time.Now().Add(10 * time.Second)
-	for rep.get() != ferry.Failing {
-		if time.Now().After(deadline) {
-			t.Fatalf("health %v while cut off", rep.get())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, func() bool { h, _ := rep.Health(); return h == ferry.Failing }, "the health to be failing while cut off")
 	if err := p.Restore(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, up, "the container started meanwhile", func(ts []labels.Labels) bool { return len(byID(ts, id2)) == 1 })
-	if rep.get() != ferry.Healthy {
-		t.Errorf("health %v after reconnecting", rep.get())
+	if h, _ := rep.Health(); h != ferry.Healthy {
+		t.Errorf("health %v after reconnecting", h)
 	}
 	cancel()
 	if err := <-done; err != nil {

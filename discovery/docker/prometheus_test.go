@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferrydev/ferry/discovery/docker"
 	"github.com/ferrydev/ferry/internal/dockertest"
+	"github.com/ferrydev/ferry/internal/poll"
 )
 
 // TestEngineMatchesPrometheus runs Prometheus's own docker service
@@ -58,19 +59,16 @@ func TestEngineMatchesPrometheus(t *testing.T) {
 	for _, matchFirst := range []bool{true, false} {
 		t.Run(fmt.Sprintf("match_first_network=%v", matchFirst), func(t *testing.T) {
 			filter := []docker.Filter{{Name: "label", Values: []string{"ferry.test=" + run}}}
-			var want []labels.Labels
-			// Both list the containers at nearly the same time; retry in the
-			// unlikely case that something changed in between.
-			for attempt := 0; ; attempt++ {
+			var got, want []labels.Labels
+			// Both list the containers at nearly the same time; list again
+			// in the unlikely case that something changed in between.
+			same := poll.Wait(poll.Timeout, func() bool {
 				want = prometheusTargets(t, matchFirst, filter)
-				got := ours(t, c, matchFirst, filter)
-				if slices.EqualFunc(got, want, labels.Equal) {
-					break
-				}
-				if attempt == 2 {
-					t.Fatalf("targets differ from Prometheus's:\nours:\n%v\nprometheus:\n%v", got, want)
-				}
-				time.Sleep(time.Second)
+				got = ours(t, c, matchFirst, filter)
+				return slices.EqualFunc(got, want, labels.Equal)
+			})
+			if !same {
+				t.Fatalf("targets differ from Prometheus's:\nours:\n%v\nprometheus:\n%v", got, want)
 			}
 			if len(want) < 6 {
 				t.Errorf("only %d targets: %v", len(want), want)

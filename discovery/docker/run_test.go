@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
+	"github.com/ferrydev/ferry/internal/reptest"
 )
 
 // fakeAPI serves container lists from a mutable slice and events from a
@@ -66,26 +67,10 @@ func fakeContainer(id, name string) container.Summary {
 	return c
 }
 
-type healthRec struct {
-	mu sync.Mutex
-	h  []ferry.Health
-}
-
-func (r *healthRec) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-func (r *healthRec) SetHealth(h ferry.Health, _ error) {
-	r.mu.Lock()
-	r.h = append(r.h, h)
-	r.mu.Unlock()
-}
-func (r *healthRec) Dropped(string, int) {}
-func (r *healthRec) Retried()            {}
-func (r *healthRec) last() ferry.Health {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.h) == 0 {
-		return ferry.HealthUnknown
-	}
-	return r.h[len(r.h)-1]
+// health returns the last health rep was told.
+func health(rep *reptest.Reporter) ferry.Health {
+	h, _ := rep.Health()
+	return h
 }
 
 func names(ts []labels.Labels) []string {
@@ -110,7 +95,7 @@ func recv(t *testing.T, up <-chan []labels.Labels) []string {
 func TestRunEventsAndReconnect(t *testing.T) {
 	f := &fakeAPI{events: make(chan events.Message)}
 	f.set([]container.Summary{fakeContainer("a", "/a")}, nil)
-	rep := &healthRec{}
+	rep := &reptest.Reporter{}
 	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), rep))
 	defer cancel()
 	up := make(chan []labels.Labels)
@@ -142,19 +127,13 @@ func TestRunEventsAndReconnect(t *testing.T) {
 	// Engine lost: health goes Failing, nothing is sent, Run keeps going.
 	f.set(nil, errors.New("connection refused"))
 	close(f.events)
-	deadline := time.Now().Add(5 * time.Second)
-	for rep.last() != ferry.Failing && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if rep.last() != ferry.Failing {
-		t.Fatalf("health %v, want failing", rep.last())
-	}
+	poll.Until(t, func() bool { return health(rep) == ferry.Failing }, "the health to be failing")
 	select {
 	case ts := <-up:
 		t.Fatalf("sent %v while the engine was down", names(ts))
 	case err := <-done:
 		t.Fatalf("Run returned %v", err)
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(300 * time.Millisecond): // nothing within a while: the thing under test
 	}
 	// Engine back with one container removed while it was away.
 	f.mu.Lock()
@@ -164,8 +143,8 @@ func TestRunEventsAndReconnect(t *testing.T) {
 	if got := recv(t, up); len(got) != 1 {
 		t.Fatalf("after reconnect %v", got)
 	}
-	if rep.last() != ferry.Healthy {
-		t.Errorf("health %v after reconnect", rep.last())
+	if h := health(rep); h != ferry.Healthy {
+		t.Errorf("health %v after reconnect", h)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"github.com/ferrydev/ferry/relabel"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -55,6 +56,16 @@ func TestPrometheusParity(t *testing.T) {
 			readJSON(t, filepath.Join("testdata", tc.dir, "containers.json"), &cs)
 			readJSON(t, filepath.Join("testdata", tc.dir, "networks.json"), &ns)
 			got := tc.cfg.targets(cs, ns)
+			// TargetLabels, which Build checks relabel rules against,
+			// names every label Prometheus gives these targets.
+			names := relabel.Names((&Discoverer{}).TargetLabels())
+			for _, tg := range got {
+				tg.Range(func(l labels.Label) {
+					if !names.Contains(l.Name) {
+						t.Errorf("label %s is not in TargetLabels", l.Name)
+					}
+				})
+			}
 			want := make([]labels.Labels, 0, len(expected[tc.promTest]))
 			for _, m := range expected[tc.promTest] {
 				want = append(want, toLabels(m))
