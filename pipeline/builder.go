@@ -183,6 +183,8 @@ func (b *Builder) add(name string, kind Kind, value any) *node {
 		return nil
 	}
 	n := &node{c: newComponent(name, kind, b.opts.logger), value: value}
+	n.c.typ = fmt.Sprintf("%T", value)
+	_, n.c.starter = value.(ferry.Starter)
 	b.names[name] = n
 	b.nodes = append(b.nodes, n)
 	if isNil(value) {

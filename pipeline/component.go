@@ -67,6 +67,10 @@ type component struct {
 	queue  func() (int, int)
 	ctx    context.Context // for calls into the component: the run's hard context with this reporter
 
+	typ        string      // the Go type of the user's component, for messages
+	starter    bool        // it implements ferry.Starter
+	notStarted atomic.Bool // a call said it was not started (see run.notStarted)
+
 	itemsIn, itemsOut     atomic.Uint64
 	bytesIn, bytesOut     atomic.Uint64
 	batchesIn, batchesOut atomic.Uint64

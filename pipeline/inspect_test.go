@@ -3,8 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
-	"testing"
-	"time"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/pipeline"
@@ -22,17 +20,4 @@ func ExamplePipeline_Ready() {
 	// Output:
 	// pipeline not started
 	// <nil>
-}
-
-// waitUntil polls cond every few milliseconds until it holds, and fails the
-// test if it does not within 10 seconds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -257,7 +257,9 @@ func (p *processorNode[T]) process(r *run, from int, b ferry.Batch[T], bytes int
 			return err
 		})
 		if err != nil {
-			s.c.failed(ferry.Degraded, err)
+			if !r.notStarted(s.c, err) {
+				s.c.failed(ferry.Degraded, err)
+			}
 			s.c.Dropped("processor_error", len(in.Items))
 			in.Done(err)
 			return
@@ -312,7 +314,9 @@ func (p *processorNode[T]) flush(r *run, final bool) {
 			return err
 		})
 		if err != nil {
-			s.c.failed(ferry.Degraded, err)
+			if !r.notStarted(s.c, err) {
+				s.c.failed(ferry.Degraded, err)
+			}
 			continue
 		}
 		if len(b.Items) == 0 {
@@ -373,7 +377,9 @@ func (s *sinkNode[T]) deliver(r *run, e envelope[T]) {
 		return
 	}
 	if err := safeCall(c.name, func() error { return s.s.Send(c.ctx, b) }); err != nil {
-		c.failed(ferry.Failing, err)
+		if !r.notStarted(c, err) {
+			c.failed(ferry.Failing, err)
+		}
 		return
 	}
 	c.ok()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/process"
 	"github.com/ferrydev/ferry/relabel"
@@ -162,7 +163,7 @@ func TestAckOnlyAfterSinkAccepted(t *testing.T) {
 	pipeline.To(b, "fake", fake, pipeline.FromSource(b, "one", src))
 	p, _ := b.Build()
 	done := run(t, p, context.Background())
-	waitUntil(t, "the batch reached the blocked sink", func() bool { st, _ := p.Component("fake"); return st.ItemsIn == 5 })
+	poll.Until(t, func() bool { st, _ := p.Component("fake"); return st.ItemsIn == 5 }, "the batch reached the blocked sink")
 	if _, acked := src.snapshot(); len(acked) != 0 {
 		t.Fatalf("acknowledged before the sink accepted: %v", acked)
 	}
@@ -190,7 +191,7 @@ func TestBlockedSinkBoundsMemory(t *testing.T) {
 	// for 300ms: that pause is what is under test.
 	var e1 int
 	stable := 0
-	waitUntil(t, "the pipeline filled up", func() bool {
+	poll.Until(t, func() bool {
 		e, _ := src.snapshot()
 		if e == e1 {
 			stable++
@@ -199,7 +200,7 @@ func TestBlockedSinkBoundsMemory(t *testing.T) {
 		}
 		st, _ := p.Component("fake")
 		return stable >= 3 && st.QueueLen == st.QueueCap
-	})
+	}, "the pipeline to fill up")
 	time.Sleep(300 * time.Millisecond)
 	e2, _ := src.snapshot()
 	// Source buffer, forwarder, processor input, processor, sink input and
@@ -235,7 +236,7 @@ func TestFailingSourceRestartsAndRecovers(t *testing.T) {
 	pipeline.To(b, "fake", fake, pipeline.FromSource(b, "flaky", src))
 	p, _ := b.Build()
 	done := run(t, p, context.Background())
-	waitUntil(t, "the source failed", func() bool { st, _ := p.Component("flaky"); return st.Health == ferry.Failing })
+	poll.Until(t, func() bool { st, _ := p.Component("flaky"); return st.Health == ferry.Failing }, "the source failed")
 	st, _ := p.Component("flaky")
 	if st.Health != ferry.Failing || !strings.Contains(st.LastError, "daemon unreachable") {
 		t.Fatalf("health %v %q, want failing with the error", st.Health, st.LastError)
@@ -477,19 +478,14 @@ func TestTargetsFlowAndAreResentAfterRestart(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := run(t, p, ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		found := false
+	poll.Wait(poll.Timeout, func() bool {
 		for _, e := range fake.Items() {
-			if strings.HasPrefix(e.Line, "run2:") && e.Line == "run2:a,b" {
-				found = true
+			if e.Line == "run2:a,b" {
+				return true
 			}
 		}
-		if found {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
 	cancel()
 	wait(t, done)
 	var all []string

@@ -51,8 +51,9 @@ type run struct {
 	// srcCtx is cancelled when Run's context is done: sources and
 	// discoverers stop reading. discCtx is also cancelled when every source
 	// has finished, since nobody needs targets any more.
-	srcCtx  context.Context
-	discCtx context.Context
+	srcCtx    context.Context
+	discCtx   context.Context
+	cancelSrc context.CancelFunc // stops the sources, and so the Run
 	// hardCtx is cancelled at the drain deadline, with errDeadline as its
 	// cause: sinks and processors stop waiting and give up what they hold.
 	hardCtx     context.Context
@@ -91,7 +92,10 @@ type run struct {
 // into sinks and processors is cancelled with it as its cause
 // (context.Cause). Run returns other errors, joined with that one, if
 // components did not stop by the deadline, failed to close, or if sources
-// failed permanently. A Pipeline runs once.
+// failed permanently. A component whose Run, Process, Flush or Send says
+// it was not started (ferry.ErrNotStarted), which only a wrapper that
+// does not forward Start can cause, stops the pipeline as if ctx ended,
+// and Run returns an error naming it. A Pipeline runs once.
 func (p *Pipeline) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.started {
@@ -106,6 +110,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	var cancelSrc, cancelDisc context.CancelFunc
 	var cancelHard context.CancelCauseFunc
 	r.srcCtx, cancelSrc = context.WithCancel(ctx)
+	r.cancelSrc = cancelSrc
 	r.discCtx, cancelDisc = context.WithCancel(r.srcCtx)
 	r.hardCtx, cancelHard = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelSrc()
@@ -235,6 +240,32 @@ func (p *Pipeline) startAll(ctx context.Context) error {
 	return nil
 }
 
+// notStarted reports whether err says that a component was not started
+// (ferry.ErrNotStarted). The pipeline started every ferry.Starter before
+// any call, so such an error never heals: the component given to the
+// pipeline is, or wraps, one that needs Start and never got it, as a
+// wrapper that does not forward Start. The first time, the pipeline logs
+// an error naming the component and its type, stops as if its context
+// ended, and Run returns that error.
+func (r *run) notStarted(c *component, err error) bool {
+	if !errors.Is(err, ferry.ErrNotStarted) {
+		return false
+	}
+	if c.notStarted.Swap(true) {
+		return true
+	}
+	why := c.typ + " does not implement ferry.Starter, so the pipeline could not start it"
+	if c.starter {
+		why = "the pipeline started " + c.typ + ", whose Start did not start what it wraps"
+	}
+	err = fmt.Errorf("pipeline: %s %q says it was not started: %s (a component that wraps another must implement ferry.Starter and call the wrapped component's Start): %w", c.kind, c.name, why, err)
+	c.failed(ferry.Failing, err)
+	c.logger.Error("component not started; stopping the pipeline", "type", c.typ, "err", err)
+	r.fail(err)
+	r.cancelSrc()
+	return true
+}
+
 // stopGrace is how long Run waits past the drain deadline for components
 // that ignore it before returning anyway.
 const stopGrace = 2 * time.Second
@@ -289,6 +320,9 @@ func (r *run) supervise(ctx context.Context, c *component, fn func(context.Conte
 			return
 		}
 		if err == nil {
+			return
+		}
+		if r.notStarted(c, err) {
 			return
 		}
 		c.failed(ferry.Failing, err)

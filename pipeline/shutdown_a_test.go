@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/sink/sinktest"
 )
@@ -34,7 +35,7 @@ func TestUndeliveredAtDeadline(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := run(t, p, ctx)
-	waitFor(t, func() bool { st, _ := p.Component("blocked"); return st.QueueLen == st.QueueCap })
+	poll.Until(t, func() bool { st, _ := p.Component("blocked"); return st.QueueLen == st.QueueCap }, "the blocked sink's queue to fill")
 	cancel()
 	err = wait(t, done)
 	if !errors.Is(err, ferry.ErrUndelivered) {
@@ -81,7 +82,7 @@ func TestNoUndeliveredWithinDeadline(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := run(t, p, ctx)
-	waitFor(t, func() bool { e, _ := src.snapshot(); return e > 100 })
+	poll.Until(t, func() bool { e, _ := src.snapshot(); return e > 100 }, "100 entries")
 	close(stopping)
 	cancel()
 	if err := wait(t, done); err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -39,7 +40,7 @@ func TestWatchInputsStopsWithSlowCallback(t *testing.T) {
 		// input's goroutine stops taking sets: it is then blocked.
 		for i := 1; i < 100; i++ {
 			in[0].put([]labels.Labels{labels.FromStrings("n", "x")})
-			if !taken(in[0], 20*time.Millisecond) {
+			if !poll.Wait(20*time.Millisecond, func() bool { return len(in[0].ch) == 0 }) {
 				break
 			}
 		}
@@ -51,16 +52,4 @@ func TestWatchInputsStopsWithSlowCallback(t *testing.T) {
 			t.Fatalf("trial %d: watchInputs did not return after ctx was done", trial)
 		}
 	}
-}
-
-// taken reports whether the set in m was taken within d.
-func taken(m *mailbox, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if len(m.ch) == 0 {
-			return true
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return false
 }

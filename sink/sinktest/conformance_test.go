@@ -2,7 +2,6 @@ package sinktest_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -25,7 +24,7 @@ func (s *startedSink) Start(context.Context, ferry.Reporter) error {
 
 func (s *startedSink) Send(ctx context.Context, b ferry.Batch[ferry.Entry]) error {
 	if !s.started.Load() {
-		err := errors.New("startedSink: Send before Start")
+		err := fmt.Errorf("startedSink: Send before Start: %w", ferry.ErrNotStarted)
 		b.Done(err)
 		return err
 	}

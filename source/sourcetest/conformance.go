@@ -4,6 +4,7 @@ package sourcetest
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -30,7 +31,9 @@ const LateSendWindow = 100 * time.Millisecond
 
 // Run checks that a source
 //   - that implements ferry.Starter refuses to Run without Start (it
-//     returns an error and sends nothing), and starts without error;
+//     returns an error wrapping ferry.ErrNotStarted, on which a pipeline
+//     relies to name a wrapper that does not forward Start, and sends
+//     nothing), and starts without error;
 //   - emits non-empty batches and at least Want items;
 //   - does not modify a batch after sending it;
 //   - returns soon after its context is cancelled, with nil;
@@ -70,6 +73,8 @@ func check[T any](t failer, h Harness[T], src source.Source[T]) {
 		cancel()
 		if err == nil {
 			t.Errorf("Run without Start returned nil, want an error saying Start is required")
+		} else if !errors.Is(err, ferry.ErrNotStarted) {
+			t.Errorf("Run without Start returned %v, want an error wrapping ferry.ErrNotStarted", err)
 		}
 		if len(out) > 0 {
 			t.Errorf("Run without Start sent a batch")

@@ -2,6 +2,7 @@ package sourcetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -90,10 +91,30 @@ func TestHarnessCatchesSendAfterRun(t *testing.T) {
 	}
 }
 
+// refusing is a source whose Run refuses before Start, but with an error
+// that does not say so in a way a pipeline can test.
+type refusing struct {
+	endless
+	started bool
+}
+
+func (r *refusing) Start(context.Context, ferry.Reporter) error { r.started = true; return nil }
+
+func (r *refusing) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
+	if !r.started {
+		return errors.New("refusing: call Start")
+	}
+	return r.endless.Run(ctx, out)
+}
+
 func TestHarnessCatchesRunWithoutStart(t *testing.T) {
 	got := failures(Harness[ferry.Entry]{Want: 1, Timeout: 200 * time.Millisecond}, &unstarted{})
 	if !strings.Contains(got, "Run without Start returned nil") {
 		t.Errorf("Run without Start not reported; failures: %q", got)
+	}
+	got = failures(Harness[ferry.Entry]{Want: 1, Timeout: 200 * time.Millisecond}, &refusing{})
+	if !strings.Contains(got, "want an error wrapping ferry.ErrNotStarted") {
+		t.Errorf("an error not wrapping ferry.ErrNotStarted not reported; failures: %q", got)
 	}
 }
 
