@@ -187,21 +187,18 @@ func TestBlockedSinkBoundsMemory(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := run(t, p, ctx)
 	// Wait until the sink's queue is full and the source has stopped
-	// (its count unchanged over three polls); then watch it stay stopped
+	// (its count unchanged for 20ms); then watch it stay stopped
 	// for 300ms: that pause is what is under test.
 	var e1 int
-	stable := 0
+	changed := time.Now()
 	poll.Until(t, func() bool {
-		e, _ := src.snapshot()
-		if e == e1 {
-			stable++
-		} else {
-			e1, stable = e, 0
+		if e, _ := src.snapshot(); e != e1 {
+			e1, changed = e, time.Now()
 		}
 		st, _ := p.Component("fake")
-		return stable >= 3 && st.QueueLen == st.QueueCap
+		return time.Since(changed) > 20*time.Millisecond && st.QueueLen == st.QueueCap
 	}, "the pipeline to fill up")
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // the pause under test
 	e2, _ := src.snapshot()
 	// Source buffer, forwarder, processor input, processor, sink input and
 	// the blocked Send hold at most 2+1+2+1+2+1 batches.
