@@ -52,6 +52,13 @@ const (
 	// maxRecordTarget bounds the payload of one record: a batch larger
 	// than this is written as several records.
 	maxRecordTarget = 1 << 20
+	// writeBuffer is the size of the write buffer; records of directWrite
+	// bytes or more skip it.
+	writeBuffer = 256 << 10
+	directWrite = 32 << 10
+	// writeBackBytes is how much reaches the active segment before its
+	// write-out is started, ahead of the fsync.
+	writeBackBytes = 1 << 20
 )
 
 // Reasons under which the buffer counts dropped items.
@@ -136,34 +143,57 @@ type Disk[T any] struct {
 	syDone  chan struct{}
 	cancel  context.CancelFunc // of the replay's sends
 
+	// syncMu serialises sync (and the end of Close): the fsyncs run
+	// outside wmu, so that Sends go on writing meanwhile.
+	syncMu sync.Mutex
+
 	// write path, guarded by wmu
 	wmu        sync.Mutex
 	active     *os.File
 	activeID   uint64
 	activeSize int64
 	bw         *bufio.Writer
+	out        io.Writer // the active file, under bw: large records skip bw's copy
+	unsynced   []segFile // sealed segments the next sync fsyncs and closes
+	dirDirty   bool      // a segment was created since the last sync
 	pending    []*ferry.Ack
 	spare      []*ferry.Ack
 	dirty      bool
 	wfailed    atomic.Bool
 	epoch      uint64               // incremented when a write failure cuts records
 	hookWrite  func(p []byte) error // tests: inject write errors
+	hookSync   func() error         // tests: inject fsync errors
 	nextID     uint64
+	wclosed    bool  // set by Close: writes fail with ErrClosed
+	fileSize   int64 // bytes that reached the active file
+	kicked     int64 // of which write-out was started
 
 	// shared state, guarded by mu
-	mu          sync.Mutex
-	segs        []*segInfo
-	totalBytes  int64
-	floor       uint64 // segments below were dropped
-	spaceCh     chan struct{}
-	oldest      int64 // write time of the oldest unacknowledged record
-	markerSeg   uint64
-	corruptSeen bool
+	mu         sync.Mutex
+	segs       []*segInfo
+	totalBytes int64
+	floor      uint64 // segments below were dropped
+	spaceCh    chan struct{}
+	oldest     int64 // write time of the oldest unacknowledged record
+	markerSeg  uint64
+	// the segment of the last corruption logged: one log line per segment
+	corruptSeg    uint64
+	corruptLogged bool
 
-	dataCh chan struct{} // cap 1: new durable records
-	ackMu  sync.Mutex
-	acks   []ackMsg
-	ackCh  chan struct{} // cap 1
+	// Records handed from Send to the replay in memory, while the replay
+	// keeps up with the writer: it need not read them back.
+	hotMu    sync.Mutex
+	hotOn    bool // the replay caught up; cleared when hot overflows
+	hot      []hotRec
+	hotBytes int64
+
+	dataCh   chan struct{} // cap 1: new records
+	caughtCh chan struct{} // cap 1: caughtUp moved
+	sealCh   chan struct{} // cap 1: a segment was sealed, sync now
+	kickCh   chan struct{} // cap 1: start the write-out of the active segment
+	ackMu    sync.Mutex
+	acks     []ackMsg
+	ackCh    chan struct{} // cap 1
 
 	stats    counters
 	syncGen  atomic.Int64 // incremented after every sync
@@ -188,10 +218,28 @@ type segInfo struct {
 	syncItems    int64
 }
 
+// hotRec is a record written to segment seg at [off, end), whose bytes
+// (header included) the replay may take instead of reading them back.
+type hotRec struct {
+	seg      uint64
+	off, end int64
+	rec      []byte
+}
+
+// segFile is a segment file whose fsync is due: its size, records and
+// items when it was handed to sync.
+type segFile struct {
+	id             uint64
+	f              *os.File
+	size           int64
+	records, items int64
+}
+
 type counters struct {
 	written, replayed, acked, retries, corruptions atomic.Int64
 	droppedItems, droppedRecords                   atomic.Int64
 	writeErrors                                    atomic.Int64
+	fromMemory                                     atomic.Int64 // records replayed without reading them back
 }
 
 // New returns a Disk buffering into dir in front of inner, encoding with
@@ -339,8 +387,9 @@ func (d *Disk[T]) Start(ctx context.Context, r ferry.Reporter) error {
 	if st, ok := d.Inner.(ferry.Starter); ok {
 		if err := st.Start(ctx, d.irep); err != nil {
 			d.wmu.Lock()
-			d.closeActive()
+			d.sealActive()
 			d.wmu.Unlock()
+			d.sync()
 			lock.Close()
 			return err
 		}
@@ -351,6 +400,9 @@ func (d *Disk[T]) Start(ctx context.Context, r ferry.Reporter) error {
 	d.rdDone = make(chan struct{})
 	d.syDone = make(chan struct{})
 	d.dataCh = make(chan struct{}, 1)
+	d.caughtCh = make(chan struct{}, 1)
+	d.sealCh = make(chan struct{}, 1)
+	d.kickCh = make(chan struct{}, 1)
 	d.ackCh = make(chan struct{}, 1)
 	sctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), d.irep))
 	d.cancel = cancel
@@ -448,54 +500,99 @@ func (d *Disk[T]) scanSegment(id uint64, last bool, m marker) (*segInfo, error) 
 		return nil, os.Remove(path)
 	}
 	si := &segInfo{id: id, size: size, readable: size, durable: size, sealed: true}
-	hdr := make([]byte, segHeaderSize)
-	if _, err := f.ReadAt(hdr, 0); err != nil || checkSegHeader(hdr) != nil {
-		if last {
-			// A segment whose creation a crash interrupted.
-			return nil, os.Remove(path)
+	if m.seg != id {
+		m = marker{}
+	}
+	cut, err := scanRecords(f, si, last, d.maxPayload(), m.off)
+	switch {
+	case errors.Is(err, errTooShort):
+		// A segment whose creation a crash interrupted.
+		return nil, os.Remove(path)
+	case err != nil:
+		d.log.Warn("reading a segment failed; the replay skips what it cannot read", "segment", filepath.Base(path), "err", err)
+	}
+	if cut < size {
+		d.log.Warn("cutting the torn tail of the last segment", "segment", filepath.Base(path), "offset", cut, "bytes", size-cut)
+		d.stats.corruptions.Add(1)
+		if err := f.Truncate(cut); err != nil {
+			return nil, err
 		}
-		d.corrupt(id, 0, errCorrupt("bad segment header"))
-		return si, nil
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
+		si.size, si.readable, si.durable = cut, cut, cut
+	}
+	return si, nil
+}
+
+// errTooShort is a last segment shorter than its header.
+var errTooShort = errors.New("buffer: segment shorter than its header")
+
+// scanRecords counts the valid records of the segment f of si.size bytes
+// into si, and those ending at or before acked (the read marker's offset
+// in it) as acknowledged. It returns where the segment's data ends: si.size,
+// or, in the last segment, the start of damage no valid record follows (a
+// torn tail, to cut). Damaged bytes between valid records are left for the
+// replay, which counts and skips them. A segment in a format this build
+// does not read counts nothing; a last one shorter than a header is
+// errTooShort. Other errors are the file's, after which nothing more was
+// counted.
+func scanRecords(f io.ReaderAt, si *segInfo, last bool, maxPayload int, acked int64) (int64, error) {
+	size := si.size
+	hdr := make([]byte, segHeaderSize)
+	_, err := f.ReadAt(hdr, 0)
+	if err != nil && size <= segHeaderSize && last {
+		return size, errTooShort
+	}
+	if err == nil {
+		err = checkSegHeader(hdr)
+	}
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		if errors.Is(err, errVersion) || errors.Is(err, io.EOF) {
+			err = nil // not ours to read, or shorter than a header
+		}
+		return size, err
 	}
 	off := int64(segHeaderSize)
-	rd := newSegReader(f, d.maxPayload())
+	rd := newSegReader(f, maxPayload)
 	rh := make([]byte, recHeaderSize)
 	for off < size {
 		var h recHeader
 		var end int64
-		if last {
-			h, _, end, err = rd.next(off, size, true)
-		} else {
-			_, err = f.ReadAt(rh, off)
-			h = readRecHeader(rh)
-			end = off + recHeaderSize + int64(h.length)
-			if err == nil && (int(h.length) > d.maxPayload() || end > size) {
-				err = errTorn
+		err = nil
+		if !last {
+			// Sealed segments were checksummed when written and will be
+			// when replayed: walk the headers, and check checksums only
+			// to find the way past damage.
+			if _, err = f.ReadAt(rh, off); err == nil {
+				h = readRecHeader(rh)
+				end = off + recHeaderSize + int64(h.length)
+				if !plausible(h, maxPayload) || end > size {
+					err = errTorn
+				}
 			}
 		}
+		if last || err != nil {
+			h, _, _, end, _, err = rd.nextValid(off, size, true, true)
+		}
 		if err != nil {
-			if last {
-				d.log.Warn("cutting the torn tail of the last segment", "segment", filepath.Base(path), "offset", off, "bytes", size-off, "err", err)
-				d.stats.corruptions.Add(1)
-				if terr := f.Truncate(off); terr != nil {
-					return nil, terr
-				}
-				if serr := f.Sync(); serr != nil {
-					return nil, serr
-				}
-				si.size, si.readable, si.durable = off, off, off
+			if last && errors.Is(err, errDamaged) {
+				return off, nil
 			}
-			break
+			if isDamage(err) {
+				err = nil
+			}
+			return size, err
 		}
 		si.records++
 		si.items += int64(h.items)
-		if id == m.seg && end <= m.off {
+		if end <= acked {
 			si.ackedRecords++
 			si.ackedItems += int64(h.items)
 		}
 		off = end
 	}
-	return si, nil
+	return size, nil
 }
 
 // openSegment creates the next active segment. wmu is held.
@@ -505,18 +602,15 @@ func (d *Disk[T]) openSegment() error {
 	if err != nil {
 		return err
 	}
-	// The new name must survive a power loss as the records in it will.
-	if err := syncDir(d.Dir); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
+	// The new name must survive a power loss as the records in it will:
+	// the sync that makes them durable fsyncs the directory first.
+	d.dirDirty = true
 	d.nextID++
 	if d.bw == nil {
-		d.bw = bufio.NewWriterSize(nil, 256<<10)
+		d.bw = bufio.NewWriterSize(nil, writeBuffer)
 	}
 	var written int64
-	d.bw.Reset(writerFunc(func(p []byte) (int, error) {
+	d.out = writerFunc(func(p []byte) (int, error) {
 		if d.hookWrite != nil {
 			if err := d.hookWrite(p); err != nil {
 				return 0, err
@@ -527,6 +621,10 @@ func (d *Disk[T]) openSegment() error {
 			// What reached the file may be replayed before the fsync: a
 			// crash then duplicates, never loses.
 			written += int64(n)
+			d.fileSize = written
+			if written-d.kicked >= writeBackBytes {
+				signal(d.kickCh)
+			}
 			d.mu.Lock()
 			if s := d.seg(id); s != nil && !s.sealed && written > s.readable {
 				s.readable = written
@@ -535,13 +633,15 @@ func (d *Disk[T]) openSegment() error {
 			d.notifyData()
 		}
 		return n, err
-	}))
+	})
+	d.bw.Reset(d.out)
 	if _, err := d.bw.Write(segHeader()); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return err
 	}
 	d.active, d.activeID, d.activeSize, d.dirty = f, id, segHeaderSize, true
+	d.fileSize, d.kicked = 0, 0
 	d.mu.Lock()
 	d.segs = append(d.segs, &segInfo{id: id, size: segHeaderSize})
 	d.totalBytes += segHeaderSize
@@ -563,33 +663,52 @@ func (d *Disk[T]) seg(id uint64) *segInfo {
 	return nil
 }
 
-// closeActive flushes, fsyncs and closes the active segment and marks it
-// sealed. wmu is held. On error the segment is sealed at its last durable
-// size and the error returned.
-func (d *Disk[T]) closeActive() error {
+// sealActive flushes the active segment, marks it sealed and hands its
+// file to the next sync, which fsyncs and closes it; the next write starts
+// a new segment. wmu is held. On a failed flush the segment is cut back to
+// its last durable size and the error returned.
+func (d *Disk[T]) sealActive() error {
 	if d.active == nil {
 		return nil
 	}
 	err := d.bw.Flush()
-	if err == nil {
-		err = d.active.Sync()
-	}
 	d.mu.Lock()
 	s := d.seg(d.activeID)
-	if s != nil {
+	if s != nil && err == nil {
 		s.sealed = true
-		if err == nil {
-			s.readable, s.durable = d.activeSize, d.activeSize
-			s.syncRecords, s.syncItems = s.records, s.items
-		}
+		s.readable = d.activeSize
 	}
 	d.mu.Unlock()
 	if err != nil {
 		d.abandonLocked(s, err)
+		d.active.Close()
+	} else {
+		sf := segFile{id: d.activeID, f: d.active, size: d.activeSize}
+		if s != nil {
+			d.mu.Lock()
+			sf.records, sf.items = s.records, s.items
+			d.mu.Unlock()
+		}
+		d.unsynced = append(d.unsynced, sf)
+		signal(d.sealCh)
 	}
-	d.active.Close()
 	d.active = nil
 	d.notifyData()
+	return err
+}
+
+// writeOut appends p to the active segment: through the write buffer, or,
+// for a large record, straight to the file after what is buffered,
+// sparing a copy.
+func (d *Disk[T]) writeOut(p []byte) error {
+	if len(p) < directWrite {
+		_, err := d.bw.Write(p)
+		return err
+	}
+	if err := d.bw.Flush(); err != nil {
+		return err
+	}
+	_, err := d.out.Write(p)
 	return err
 }
 
@@ -665,14 +784,19 @@ func (d *Disk[T]) Send(ctx context.Context, b ferry.Batch[T]) error {
 
 // encBuf holds the records of one batch being written.
 type encBuf struct {
-	b    []byte
-	ends []int // end offset of each record in b
+	b     []byte
+	ends  []int // end offset of each record in b
+	given bool  // b was handed to the replay: it is not reused
 }
 
 var encPool = sync.Pool{New: func() any { return &encBuf{} }}
 
 func getEncBuf() *encBuf { e := encPool.Get().(*encBuf); e.b, e.ends = e.b[:0], e.ends[:0]; return e }
 func putEncBuf(e *encBuf) {
+	if e.given {
+		// The replay owns b now; the next batch starts with as much room.
+		e.b, e.given = make([]byte, 0, cap(e.b)), false
+	}
 	if cap(e.b) > 4<<20 {
 		return
 	}
@@ -749,10 +873,13 @@ func (d *Disk[T]) write(ctx context.Context, buf *encBuf, ack *ferry.Ack) error 
 	epoch := d.epoch
 	start := 0
 	for _, end := range buf.ends {
-		rec := buf.b[start:end]
+		rec := buf.b[start:end:end]
 		start = end
 		if err := d.writeRecord(ctx, rec); err != nil {
 			return err
+		}
+		if d.offerHot(rec) {
+			buf.given = true
 		}
 	}
 	if d.epoch != epoch {
@@ -769,8 +896,11 @@ func (d *Disk[T]) write(ctx context.Context, buf *encBuf, ack *ferry.Ack) error 
 func (d *Disk[T]) writeRecord(ctx context.Context, rec []byte) error {
 	n := int64(len(rec))
 	for {
+		if d.wclosed {
+			return ErrClosed
+		}
 		if d.active != nil && d.activeSize+n > d.segmentBytes() && d.activeSize > segHeaderSize {
-			if err := d.closeActive(); err != nil {
+			if err := d.sealActive(); err != nil {
 				return fmt.Errorf("buffer: write to %s failed: %w", d.Dir, err)
 			}
 		}
@@ -813,25 +943,23 @@ func (d *Disk[T]) writeRecord(ctx context.Context, rec []byte) error {
 			return fmt.Errorf("buffer: write to %s failed: %w", d.Dir, err)
 		}
 	}
-	if _, err := d.bw.Write(rec); err != nil {
-		d.mu.Lock()
-		s := d.seg(d.activeID)
-		d.mu.Unlock()
+	// Count the record first: the replay may read it as soon as it
+	// reaches the file.
+	d.activeSize += n
+	d.dirty = true
+	d.mu.Lock()
+	s := d.seg(d.activeID)
+	s.size += n
+	s.records++
+	s.items += int64(readRecHeader(rec).items)
+	d.totalBytes += n
+	d.mu.Unlock()
+	if err := d.writeOut(rec); err != nil {
 		d.abandonLocked(s, err)
 		d.active.Close()
 		d.active = nil
 		return fmt.Errorf("buffer: write to %s failed: %w", d.Dir, err)
 	}
-	d.activeSize += n
-	d.dirty = true
-	items := int64(readRecHeader(rec).items)
-	d.mu.Lock()
-	s := d.seg(d.activeID)
-	s.size += n
-	s.records++
-	s.items += items
-	d.totalBytes += n
-	d.mu.Unlock()
 	d.stats.written.Add(1)
 	return nil
 }
@@ -879,30 +1007,36 @@ func (d *Disk[T]) signalSpace() {
 	d.mu.Unlock()
 }
 
-func (d *Disk[T]) notifyData() {
+func (d *Disk[T]) notifyData() { signal(d.dataCh) }
+
+// signal wakes the receiver of ch, a channel of capacity 1, unless it is
+// already due to wake.
+func signal(ch chan struct{}) {
 	select {
-	case d.dataCh <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
 
 // sync makes everything written durable and acknowledges the batches
-// waiting for it.
+// waiting for it. The write buffer is flushed under wmu; the fsyncs (of
+// the segments sealed since the last sync, of the active one and of the
+// directory when a segment was created) run outside it, so that Sends go
+// on writing meanwhile, and the batches written before the flush are
+// acknowledged after them. A failed fsync cuts every segment back to what
+// was last durable and fails the batches that waited for it.
 func (d *Disk[T]) sync() error {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
 	d.wmu.Lock()
-	if !d.dirty && len(d.pending) == 0 {
+	if !d.dirty && len(d.pending) == 0 && len(d.unsynced) == 0 && !d.dirDirty {
 		d.syncGen.Add(1)
 		d.wmu.Unlock()
 		d.notifyData()
 		return nil
 	}
-	var err error
 	if d.active != nil && d.dirty {
-		err = d.bw.Flush()
-		if err == nil {
-			err = d.active.Sync()
-		}
-		if err != nil {
+		if err := d.bw.Flush(); err != nil {
 			d.mu.Lock()
 			s := d.seg(d.activeID)
 			d.mu.Unlock()
@@ -912,17 +1046,91 @@ func (d *Disk[T]) sync() error {
 			d.wmu.Unlock()
 			return fmt.Errorf("buffer: write to %s failed: %w", d.Dir, err)
 		}
+	}
+	sealed := d.unsynced
+	d.unsynced = nil
+	files := sealed
+	if d.active != nil && d.dirty {
+		sf := segFile{id: d.activeID, f: d.active, size: d.activeSize}
 		d.mu.Lock()
 		if s := d.seg(d.activeID); s != nil {
-			s.readable, s.durable = d.activeSize, d.activeSize
-			s.syncRecords, s.syncItems = s.records, s.items
+			sf.records, sf.items = s.records, s.items
 		}
 		d.mu.Unlock()
+		files = append(files[:len(files):len(files)], sf)
 	}
+	dir := d.dirDirty
+	d.dirDirty = false
 	acks := d.pending
 	d.pending = d.spare[:0]
 	d.spare = nil
 	d.dirty = false
+	epoch := d.epoch
+	d.wmu.Unlock()
+
+	// The directory first: the names of new segments must be durable
+	// before the records in them count as durable.
+	var err error
+	if dir {
+		err = syncDir(d.Dir)
+	}
+	for _, sf := range files {
+		if err != nil {
+			break
+		}
+		if d.hookSync != nil {
+			err = d.hookSync()
+		}
+		if err == nil {
+			err = sf.f.Sync()
+		}
+	}
+
+	d.wmu.Lock()
+	if err == nil && d.epoch != epoch {
+		// A failed write cut records of the active segment back to its
+		// last durable size while the fsync ran: some of these batches
+		// may be among them.
+		err = errors.New("a write failed during the fsync")
+	}
+	if err != nil {
+		// Nothing after the last durable size of any segment can be
+		// trusted: cut every segment back to it, including those sealed
+		// while the fsync ran.
+		d.dirDirty = d.dirDirty || dir
+		for _, sf := range append(sealed, d.unsynced...) {
+			d.cutBack(sf)
+			sf.f.Close()
+		}
+		d.unsynced = nil
+		if d.active != nil {
+			d.mu.Lock()
+			s := d.seg(d.activeID)
+			d.mu.Unlock()
+			d.abandonLocked(s, err)
+			d.active.Close()
+			d.active = nil
+		} else {
+			d.abandonLocked(nil, err)
+		}
+		d.wmu.Unlock()
+		werr := fmt.Errorf("buffer: write to %s failed: %w", d.Dir, err)
+		for _, a := range acks {
+			a.Done(werr)
+		}
+		return werr
+	}
+	d.mu.Lock()
+	for _, sf := range files {
+		if s := d.seg(sf.id); s != nil && sf.size > s.durable {
+			s.durable = sf.size
+			s.syncRecords, s.syncItems = sf.records, sf.items
+		}
+	}
+	d.mu.Unlock()
+	for _, sf := range sealed {
+		sf.f.Close()
+	}
 	recovered := d.wfailed.Swap(false)
 	d.syncGen.Add(1)
 	d.wmu.Unlock()
@@ -943,6 +1151,24 @@ func (d *Disk[T]) sync() error {
 	return nil
 }
 
+// cutBack cuts a sealed segment whose fsync failed back to its last
+// durable size. wmu is held.
+func (d *Disk[T]) cutBack(sf segFile) {
+	d.mu.Lock()
+	s := d.seg(sf.id)
+	if s == nil {
+		d.mu.Unlock()
+		return
+	}
+	d.totalBytes -= s.size - s.durable
+	s.size, s.readable = s.durable, s.durable
+	s.records, s.items = s.syncRecords, s.syncItems
+	s.ackedRecords, s.ackedItems = min(s.ackedRecords, s.records), min(s.ackedItems, s.items)
+	durable := s.durable
+	d.mu.Unlock()
+	sf.f.Truncate(durable) // best effort: the reader stops at readable anyway
+}
+
 func (d *Disk[T]) syncer() {
 	defer close(d.syDone)
 	iv := d.SyncInterval
@@ -955,9 +1181,31 @@ func (d *Disk[T]) syncer() {
 		select {
 		case <-t.C:
 			d.sync()
+		case <-d.sealCh:
+			// A segment was sealed: its fsync overlaps the writing of the
+			// next one rather than adding to the next interval's.
+			d.sync()
+		case <-d.kickCh:
+			d.writeBack()
 		case <-d.closing:
 			return
 		}
+	}
+}
+
+// writeBack starts the write-out of what reached the active segment since
+// the last call, without waiting for it (Linux's sync_file_range; nothing
+// elsewhere), so that the fsync at the end of the interval, or at Close,
+// finds little left to write.
+func (d *Disk[T]) writeBack() {
+	d.syncMu.Lock() // files are closed under syncMu only
+	defer d.syncMu.Unlock()
+	d.wmu.Lock()
+	f, from, to := d.active, d.kicked, d.fileSize
+	d.kicked = to
+	d.wmu.Unlock()
+	if f != nil && to > from {
+		startWriteBack(f, from, to-from)
 	}
 }
 
@@ -981,6 +1229,9 @@ func (d *Disk[T]) Close(ctx context.Context) error {
 		}
 		return nil
 	}
+	d.wmu.Lock()
+	d.wclosed = true // a Send that passed the check above writes nothing
+	d.wmu.Unlock()
 	close(d.closing)
 	<-d.syDone
 	serr := d.sync()
@@ -989,16 +1240,15 @@ func (d *Disk[T]) Close(ctx context.Context) error {
 	// rest stays on disk. (An inner sink that is down makes this wait
 	// until ctx ends: it may come back meanwhile.)
 	gen := d.syncGen.Load()
-	tick := time.NewTicker(5 * time.Millisecond)
+	d.notifyData()
+wait:
 	for d.caughtUp.Load() < gen {
 		select {
-		case <-tick.C:
-			continue
+		case <-d.caughtCh:
 		case <-ctx.Done():
+			break wait
 		}
-		break
 	}
-	tick.Stop()
 	d.cancel() // the replay stops sending
 	if err := d.Inner.Close(ferry.WithReporter(ctx, d.irep)); err != nil {
 		// Not an error of the buffer: what the inner sink did not deliver
@@ -1007,15 +1257,14 @@ func (d *Disk[T]) Close(ctx context.Context) error {
 	}
 	close(d.stopRd)
 	<-d.rdDone
+	// Nothing was written since the sync above: seal the active segment
+	// and close the files.
 	d.wmu.Lock()
-	cerr := d.closeActive()
-	// Batches still pending (written after the final sync by a racing
-	// Send) are durable now, or failed by closeActive.
-	for _, a := range d.pending {
-		a.Done(nil)
-	}
-	d.pending = nil
+	cerr := d.sealActive()
 	d.wmu.Unlock()
+	if cerr == nil {
+		cerr = d.sync()
+	}
 	d.lock.Close()
 	return errors.Join(serr, cerr)
 }

@@ -37,10 +37,7 @@ func (d *Disk[T]) pushAck(f *flight, err error) {
 	d.ackMu.Lock()
 	d.acks = append(d.acks, ackMsg{f, err})
 	d.ackMu.Unlock()
-	select {
-	case d.ackCh <- struct{}{}:
-	default:
-	}
+	signal(d.ackCh)
 }
 
 // readPos is where the replay reads.
@@ -50,7 +47,7 @@ type readPos struct {
 	f       *os.File
 	rd      *segReader
 	skip    bool // the rest of this segment is unreadable
-	lastErr uint64
+	damaged bool // the bytes at off are damaged, already counted
 }
 
 func (p *readPos) close() {
@@ -175,7 +172,10 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 			for !failed && len(window) < d.maxInFlight() && windowBytes < d.maxInFlightBytes() && ctx.Err() == nil {
 				f := d.readNext(pos, floor)
 				if f == nil {
-					d.caughtUp.Store(gen) // everything readable at gen was sent
+					d.caughtUpHot()
+					if d.caughtUp.Swap(gen) != gen { // everything readable at gen was sent
+						signal(d.caughtCh)
+					}
 					break
 				}
 				window = append(window, f)
@@ -223,7 +223,7 @@ func (d *Disk[T]) send(ctx context.Context, f *flight) {
 		return nil
 	})
 	if err != nil {
-		d.corrupt(f.seg, f.off, err)
+		d.corrupt(f.seg, f.off, f.end-f.off, err)
 		f.state = flSending
 		d.pushAck(f, nil) // settled: it can never be delivered
 		return
@@ -252,19 +252,18 @@ func (d *Disk[T]) putItems(items []T) {
 	d.itemPool.Put(&items)
 }
 
-// corrupt counts an unreadable record or segment and logs the first of
-// each segment.
-func (d *Disk[T]) corrupt(seg uint64, off int64, err error) {
+// corrupt counts damaged bytes skipped (n of them, at off in segment seg),
+// or an undecodable record, and logs the first of each segment.
+func (d *Disk[T]) corrupt(seg uint64, off, n int64, err error) {
 	d.stats.corruptions.Add(1)
 	d.mu.Lock()
-	first := !d.corruptSeen
-	d.corruptSeen = true
+	first := !d.corruptLogged || d.corruptSeg != seg
+	d.corruptLogged, d.corruptSeg = true, seg
 	d.mu.Unlock()
-	lvl := "first corrupt data in this buffer"
-	if !first {
-		lvl = "corrupt data"
+	if first {
+		d.log.Error("corrupt data in the buffer; skipping it (further damage in this segment is counted, not logged)",
+			"segment", filepath.Base(segName(d.Dir, seg)), "offset", off, "bytes", n, "err", err)
 	}
-	d.log.Error(lvl+"; skipping it", "segment", filepath.Base(segName(d.Dir, seg)), "offset", off, "err", err)
 }
 
 // readNext returns the next durable record after pos, or nil if there is
@@ -307,19 +306,21 @@ func (d *Disk[T]) readNext(pos *readPos, floor uint64) *flight {
 					pos.seg++ // dropped meanwhile
 					continue
 				}
-				d.corrupt(s.id, 0, err)
+				d.corrupt(s.id, 0, limit, err)
 				pos.skip = true
 			} else {
 				pos.f, pos.rd = f, newSegReader(f, d.maxPayload())
 				hdr := make([]byte, segHeaderSize)
 				if _, err := f.ReadAt(hdr, 0); err == nil {
 					err = checkSegHeader(hdr)
-					if err != nil {
-						d.corrupt(s.id, 0, err)
-						pos.skip = true
+					if err != nil && pos.off <= segHeaderSize {
+						d.corrupt(s.id, 0, segHeaderSize, err)
+						// A damaged magic costs only itself; a version
+						// this build does not read costs the segment.
+						pos.skip = !errors.Is(err, ErrCorrupt)
 					}
 				} else if sealed {
-					d.corrupt(s.id, 0, err)
+					d.corrupt(s.id, 0, limit, err)
 					pos.skip = true
 				} else {
 					pos.close() // header not durable yet
@@ -338,16 +339,43 @@ func (d *Disk[T]) readNext(pos *readPos, floor uint64) *flight {
 			}
 			return nil
 		}
-		h, payload, end, err := pos.rd.next(pos.off, limit, false)
-		if errors.Is(err, errTorn) && !sealed {
-			return nil // the rest of the record is still in the write buffer
+		if rec, ok := d.takeHot(s.id, pos.off, limit); ok {
+			h := readRecHeader(rec)
+			f := &flight{seg: s.id, off: pos.off, end: pos.off + int64(len(rec)), items: h.items, when: h.time, payload: rec[recHeaderSize:]}
+			pos.off = f.end
+			d.stats.fromMemory.Add(1)
+			return f
 		}
-		if err != nil {
-			d.corrupt(s.id, pos.off, err)
+		h, payload, start, end, skipped, err := pos.rd.nextValid(pos.off, limit, sealed, false)
+		switch {
+		case err == nil:
+		case errors.Is(err, errTorn):
+			// The rest of the record is still in the write buffer; or
+			// damaged bytes that records not yet written may follow.
+			if skipped > 0 && !pos.damaged {
+				d.corrupt(s.id, pos.off, skipped, errCorrupt("bad length or checksum"))
+				pos.damaged = true
+			}
+			return nil
+		case errors.Is(err, errDamaged):
+			// Nothing valid up to the end of a sealed segment.
+			if !pos.damaged {
+				d.corrupt(s.id, pos.off, skipped, err)
+			}
+			pos.close()
+			pos.seg, pos.off, pos.skip, pos.damaged = s.id+1, segHeaderSize, false, false
+			continue
+		default:
+			// The file could not be read: skip the rest of it.
+			d.corrupt(s.id, pos.off, limit-pos.off, err)
 			pos.skip = true
 			continue
 		}
-		f := &flight{seg: s.id, off: pos.off, end: end, items: h.items, when: h.time, payload: payload}
+		if skipped > 0 && !pos.damaged {
+			d.corrupt(s.id, pos.off, skipped, errCorrupt("bad length or checksum"))
+		}
+		pos.damaged = false
+		f := &flight{seg: s.id, off: start, end: end, items: h.items, when: h.time, payload: payload}
 		pos.off = end
 		return f
 	}
@@ -388,4 +416,66 @@ func (d *Disk[T]) saveMarker(m marker) {
 	if err := writeMarker(d.Dir, m); err != nil {
 		d.log.Warn("saving the read marker failed; a restart replays more", "err", err)
 	}
+}
+
+// offerHot hands rec, just written at the end of the active segment, to
+// the replay, if it keeps up with the writer. It reports whether it took
+// rec, which then must not change. When the replay falls behind by more
+// than MaxInFlightBytes, what it was handed is let go and it reads the
+// file until it catches up again. wmu is held.
+func (d *Disk[T]) offerHot(rec []byte) bool {
+	n := int64(len(rec))
+	d.hotMu.Lock()
+	defer d.hotMu.Unlock()
+	if !d.hotOn {
+		return false
+	}
+	if d.hotBytes+n > d.maxInFlightBytes() {
+		d.hotOn = false
+		clear(d.hot)
+		d.hot, d.hotBytes = d.hot[:0], 0
+		return false
+	}
+	d.hot = append(d.hot, hotRec{seg: d.activeID, off: d.activeSize - n, end: d.activeSize, rec: rec})
+	d.hotBytes += n
+	return true
+}
+
+// takeHot returns the bytes of the record at off in segment seg if Send
+// handed them over and they are readable (below limit), forgetting the
+// records before it.
+func (d *Disk[T]) takeHot(seg uint64, off, limit int64) ([]byte, bool) {
+	d.hotMu.Lock()
+	defer d.hotMu.Unlock()
+	for len(d.hot) > 0 {
+		h := &d.hot[0]
+		if h.seg > seg || (h.seg == seg && h.off > off) {
+			return nil, false
+		}
+		if h.seg == seg && h.off == off {
+			if h.end > limit {
+				return nil, false
+			}
+		}
+		rec := h.rec
+		take := h.seg == seg && h.off == off
+		d.hotBytes -= int64(len(rec))
+		d.hot[0] = hotRec{}
+		d.hot = d.hot[1:]
+		if len(d.hot) == 0 {
+			d.hot = d.hot[:0:0]
+		}
+		if take {
+			return rec, true
+		}
+	}
+	return nil, false
+}
+
+// caughtUpHot tells Send that the replay has read everything written: the
+// next records may be handed over in memory.
+func (d *Disk[T]) caughtUpHot() {
+	d.hotMu.Lock()
+	d.hotOn = true
+	d.hotMu.Unlock()
 }

@@ -50,12 +50,15 @@ func segHeader() []byte {
 	return h
 }
 
+// errVersion is a segment written in a format this build does not read.
+var errVersion = errors.New("buffer: segment version")
+
 func checkSegHeader(h []byte) error {
 	if len(h) < segHeaderSize || string(h[:4]) != segMagic {
 		return errCorrupt("not a segment file")
 	}
 	if v := binary.LittleEndian.Uint16(h[4:]); v != segVersion {
-		return fmt.Errorf("buffer: segment version %d, this build reads %d", v, segVersion)
+		return fmt.Errorf("%w %d, this build reads %d", errVersion, v, segVersion)
 	}
 	return nil
 }
@@ -123,7 +126,7 @@ var errTorn = errors.New("buffer: record cut short")
 // read-ahead buffer: memory does not depend on the size of the segment,
 // only on the largest record.
 type segReader struct {
-	f         *os.File
+	f         io.ReaderAt
 	maxRecord int
 	buf       []byte // read-ahead: file bytes [bufOff, bufOff+len(buf))
 	bufOff    int64
@@ -131,7 +134,7 @@ type segReader struct {
 
 const readAhead = 256 << 10
 
-func newSegReader(f *os.File, maxRecord int) *segReader {
+func newSegReader(f io.ReaderAt, maxRecord int) *segReader {
 	return &segReader{f: f, maxRecord: maxRecord}
 }
 
@@ -173,7 +176,7 @@ func (r *segReader) next(off, limit int64, borrow bool) (recHeader, []byte, int6
 	}
 	i := int(off - r.bufOff)
 	h := readRecHeader(r.buf[i:])
-	if int(h.length) > r.maxRecord || h.length < 4*h.items {
+	if !plausible(h, r.maxRecord) {
 		return h, nil, off, errCorrupt("bad record length")
 	}
 	n := recHeaderSize + int(h.length)
@@ -182,11 +185,9 @@ func (r *segReader) next(off, limit int64, borrow bool) (recHeader, []byte, int6
 		return h, nil, off, errTorn
 	}
 	var payload []byte
+	own := false
 	if avail := len(r.buf) - i; avail >= n {
 		payload = r.buf[i+recHeaderSize : i+n]
-		if !borrow {
-			payload = append([]byte(nil), payload...)
-		}
 	} else {
 		// Larger than what is buffered: read it straight into its own
 		// slice, copying nothing.
@@ -199,6 +200,7 @@ func (r *segReader) next(off, limit int64, borrow bool) (recHeader, []byte, int6
 			return h, nil, off, err
 		}
 		r.reset()
+		own = true
 	}
 	var hb [12]byte
 	binary.LittleEndian.PutUint32(hb[0:], h.items)
@@ -206,8 +208,71 @@ func (r *segReader) next(off, limit int64, borrow bool) (recHeader, []byte, int6
 	if crc32.Update(crc32.Checksum(hb[:], castagnoli), castagnoli, payload) != h.crc {
 		return h, nil, off, errCorrupt("checksum mismatch")
 	}
+	if !borrow && !own {
+		payload = append([]byte(nil), payload...)
+	}
 	return h, payload, end, nil
 }
+
+// plausible reports whether a record header can be a record's: a length
+// below the largest record, and room in it for the items' sizes.
+func plausible(h recHeader, maxRecord int) bool {
+	return int64(h.length) <= int64(maxRecord) && uint64(h.length) >= 4*uint64(h.items)
+}
+
+// errDamaged says that no valid record follows damaged bytes before the
+// limit of a sealed segment.
+var errDamaged = errCorrupt("no valid record after damaged bytes")
+
+// nextValid reads the record at off like next, or, when the bytes there do
+// not hold a valid record, the first valid one after them: skipped is then
+// the number of damaged bytes passed over, from off. A valid record has a
+// plausible header and a matching CRC-32C. Log lines never look like a
+// header (their bytes make lengths far above any record's), so the search
+// checksums few candidates. sealed says that nothing will be written past limit: there
+// a record cut short by limit is damage, and no valid record before limit
+// is errDamaged (with skipped the bytes to limit); in a segment still
+// written to, it is errTorn with skipped the damaged bytes so far, and the
+// caller comes back later (errTorn with skipped 0 is a record not yet
+// written in full). Other errors are the file's.
+func (r *segReader) nextValid(off, limit int64, sealed, borrow bool) (h recHeader, payload []byte, start, end int64, skipped int64, err error) {
+	h, payload, end, err = r.next(off, limit, borrow)
+	if err == nil {
+		return h, payload, off, end, 0, nil
+	}
+	if !isDamage(err) || (errors.Is(err, errTorn) && !sealed) {
+		return h, nil, off, off, 0, err
+	}
+	// The damaged record's length may be damaged too: look for the
+	// first valid record after off, not where that length points.
+	for at := off + 1; at+recHeaderSize <= limit; at++ {
+		if err := r.fill(at, recHeaderSize, limit); err != nil {
+			if !isDamage(err) {
+				return h, nil, off, off, 0, err
+			}
+			break
+		}
+		i := int(at - r.bufOff)
+		c := readRecHeader(r.buf[i:])
+		if !plausible(c, r.maxRecord) || at+recHeaderSize+int64(c.length) > limit {
+			continue
+		}
+		h2, p2, end2, err2 := r.next(at, limit, borrow)
+		if err2 == nil {
+			return h2, p2, at, end2, at - off, nil
+		}
+		if !isDamage(err2) {
+			return h, nil, off, off, 0, err2
+		}
+	}
+	if !sealed {
+		return h, nil, off, off, limit - off, errTorn
+	}
+	return h, nil, off, off, limit - off, errDamaged
+}
+
+// isDamage tells damaged or cut-short bytes from a failure to read them.
+func isDamage(err error) bool { return errors.Is(err, ErrCorrupt) || errors.Is(err, errTorn) }
 
 // reset forgets the read-ahead (after the file changed under it).
 func (r *segReader) reset() { r.buf, r.bufOff = r.buf[:0], 0 }
