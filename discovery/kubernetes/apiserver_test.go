@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -162,8 +163,8 @@ func equalSets(a, b []labels.Labels) bool {
 }
 
 // BenchmarkMemoryAPIServer is BenchmarkMemory against a real
-// kube-apiserver: 10,000 pods on 100 nodes are created first (which takes
-// a while). Opt-in: FERRY_K8S_BENCH=1; run with -benchtime=1x.
+// kube-apiserver: 10,000 pods on 100 nodes are created first, and each
+// churn patches all of them (which takes a while). Opt-in: FERRY_K8S_BENCH=1; run with -benchtime=1x.
 func BenchmarkMemoryAPIServer(b *testing.B) {
 	if os.Getenv("FERRY_K8S_BENCH") != "1" {
 		b.Skip("set FERRY_K8S_BENCH=1")
@@ -175,15 +176,45 @@ func BenchmarkMemoryAPIServer(b *testing.B) {
 		b.Fatal(err)
 	}
 	begin := time.Now()
+	parallel(b, 10000, func(i int) error {
+		return createPodErr(c, fmt.Sprintf("ns-%d", i%50), fmt.Sprintf("pod-%d", i), fmt.Sprintf("node-%d", i%100),
+			fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), "app")
+	})
+	b.Logf("10,000 pods created in %v", time.Since(begin).Round(time.Second))
+	gen := 0
+	memoryRuns(b, memCluster{kubeconfig: s.Kubeconfig(b, kubetest.AdminToken),
+		churn: func(b *testing.B, node string, n int) {
+			gen++
+			ctx := context.Background()
+			all, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{"churn":"%d"}}}`, gen))
+			parallel(b, len(all.Items), func(i int) error {
+				p := &all.Items[i]
+				_, err := c.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+				return err
+			})
+			for i := range n {
+				if err := createPodErr(c, "ns-0", fmt.Sprintf("churn-%d-%d", gen, i), node, fmt.Sprintf("10.200.%d.%d", gen, i), "app"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}})
+}
+
+// parallel calls f(0) to f(n-1) on 8 goroutines and fails b with the first
+// error.
+func parallel(b *testing.B, n int, f func(i int) error) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < 10000; i += 8 {
-				if err := createPodErr(c, fmt.Sprintf("ns-%d", i%50), fmt.Sprintf("pod-%d", i), fmt.Sprintf("node-%d", i%100),
-					fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), "app"); err != nil {
+			for i := w; i < n; i += 8 {
+				if err := f(i); err != nil {
 					errs <- err
 					return
 				}
@@ -196,8 +227,6 @@ func BenchmarkMemoryAPIServer(b *testing.B) {
 		b.Fatal(err)
 	default:
 	}
-	b.Logf("10,000 pods created in %v", time.Since(begin).Round(time.Second))
-	memoryRuns(b, s.Kubeconfig(b, kubetest.AdminToken))
 }
 
 func createPodErr(c *k8s.Clientset, ns, name, node, ip string, ctrName string) error {

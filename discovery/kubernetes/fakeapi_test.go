@@ -28,10 +28,11 @@ type fakeAPI struct {
 	objs      map[string]map[string]map[string]any // resource -> ns/name -> object
 	events    map[string][]fakeEvent
 	watchers  map[*fakeWatcher]bool
-	forbidden string // non-empty: every request is refused with this message
-	goneBelow int    // watches from an older resourceVersion get 410 Gone
-	lists     int    // list requests served
-	watches   int    // watch requests served
+	forbidden string            // non-empty: every request is refused with this message
+	forbidNS  map[string]string // namespace -> message: requests in it are refused
+	goneBelow int               // watches from an older resourceVersion get 410 Gone
+	lists     int               // list requests served
+	watches   int               // watch requests served
 }
 
 type fakeEvent struct {
@@ -133,6 +134,21 @@ func (f *fakeAPI) setForbidden(msg string) {
 	f.mu.Lock()
 	f.forbidden = msg
 	f.mu.Unlock()
+}
+
+// forbidNamespace refuses requests in namespace ns with msg, or no more
+// when msg is empty.
+func (f *fakeAPI) forbidNamespace(ns, msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.forbidNS == nil {
+		f.forbidNS = map[string]string{}
+	}
+	if msg == "" {
+		delete(f.forbidNS, ns)
+	} else {
+		f.forbidNS[ns] = msg
+	}
 }
 
 func (f *fakeAPI) counts() (lists, watches int) {
@@ -262,6 +278,13 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	ns, resource, ok := route(r.URL.Path)
 	if !ok || kinds[resource] == "" {
 		status(w, http.StatusNotFound, "NotFound", "the server could not find the requested resource")
+		return
+	}
+	f.mu.Lock()
+	forbidden = f.forbidNS[ns]
+	f.mu.Unlock()
+	if forbidden != "" {
+		status(w, http.StatusForbidden, "Forbidden", forbidden)
 		return
 	}
 	q := r.URL.Query()
@@ -440,5 +463,20 @@ func ingress(ns, name string) map[string]any {
 		"spec": map[string]any{"ingressClassName": "nginx", "rules": []any{map[string]any{"host": "web.example",
 			"http": map[string]any{"paths": []any{map[string]any{"path": "/", "pathType": "Prefix",
 				"backend": map[string]any{"service": map[string]any{"name": name, "port": map[string]any{"number": 80}}}}}}}}},
+	}
+}
+
+// churn changes every pod once, setting the annotation churn to gen.
+func (f *fakeAPI) churn(gen int) {
+	f.mu.Lock()
+	var all []map[string]any
+	for _, o := range f.objs["pods"] {
+		all = append(all, o)
+	}
+	f.mu.Unlock()
+	for _, o := range all {
+		o = clone(o)
+		o["metadata"].(map[string]any)["annotations"].(map[string]any)["churn"] = strconv.Itoa(gen)
+		f.put("pods", o)
 	}
 }

@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -435,20 +434,86 @@ func TestServerGoneKeepsSet(t *testing.T) {
 
 func TestResourcePath(t *testing.T) {
 	for _, tc := range []struct {
-		role promk8s.Role
+		res  resource
 		ns   string
 		want string
 	}{
-		{promk8s.RolePod, "", "/api/v1/pods"},
-		{promk8s.RolePod, "a", "/api/v1/namespaces/a/pods"},
-		{promk8s.RoleNode, "a", "/api/v1/nodes"},
-		{promk8s.RoleEndpointSlice, "a", "/apis/discovery.k8s.io/v1/namespaces/a/endpointslices"},
-		{promk8s.RoleIngress, "", "/apis/networking.k8s.io/v1/ingresses"},
+		{resPods, "", "/api/v1/pods"},
+		{resPods, "a", "/api/v1/namespaces/a/pods"},
+		{resNodes, "a", "/api/v1/nodes"},
+		{resEndpointSlices, "a", "/apis/discovery.k8s.io/v1/namespaces/a/endpointslices"},
+		{resIngresses, "", "/apis/networking.k8s.io/v1/ingresses"},
+		{resJobs, "b c", "/apis/batch/v1/namespaces/b%20c/jobs"},
 	} {
-		if got := resourcePath(tc.role, tc.ns); got != tc.want {
-			t.Errorf("%s %q: %s, want %s", tc.role, tc.ns, got, tc.want)
+		if got := tc.res.path(tc.ns); got != tc.want {
+			t.Errorf("%s %q: %s, want %s", tc.res.name, tc.ns, got, tc.want)
 		}
 	}
 }
 
-var _ = errors.New
+// TestWatches: the health check lists what Prometheus's discoverer
+// watches, in every namespace.
+func TestWatches(t *testing.T) {
+	str := func(ws []watch) []string {
+		var out []string
+		for _, w := range ws {
+			s := w.String()
+			if w.sel.Field != "" || w.sel.Label != "" {
+				s += " [" + w.sel.Field + "|" + w.sel.Label + "]"
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		d    *Discoverer
+		ns   []string
+		want []string
+	}{
+		{&Discoverer{}, nil, []string{"pods in all namespaces"}},
+		{&Discoverer{NodeName: "n1", AttachMetadata: AttachMetadata{Node: true, Namespace: true}}, []string{"a", "b"},
+			[]string{`pods in namespace "a" [spec.nodeName=n1|]`, `pods in namespace "b" [spec.nodeName=n1|]`,
+				"nodes [metadata.name=n1|]", "namespaces"}},
+		{&Discoverer{Role: RoleEndpoints, Selectors: []Selector{{Role: RoleService, Label: "app=web"}},
+			AttachMetadata: AttachMetadata{Deployment: true, CronJob: true}}, []string{"a", "b"},
+			[]string{`endpoints in namespace "a"`, `endpoints in namespace "b"`,
+				`services in namespace "a" [|app=web]`, `services in namespace "b" [|app=web]`,
+				`pods in namespace "a"`, `pods in namespace "b"`,
+				`replicasets in namespace "a"`, `replicasets in namespace "b"`, `jobs in namespace "a"`, `jobs in namespace "b"`}},
+		{&Discoverer{Role: RoleEndpointSlice}, []string{"a"},
+			[]string{`endpointslices in namespace "a"`, `services in namespace "a"`, `pods in namespace "a"`}},
+		{&Discoverer{Role: RoleService, AttachMetadata: AttachMetadata{Namespace: true}}, nil,
+			[]string{"services in all namespaces", "namespaces"}},
+		{&Discoverer{Role: RoleIngress}, []string{"a"}, []string{`ingresses in namespace "a"`}},
+		{&Discoverer{Role: RoleNode, NodeName: "n1"}, []string{"a"}, []string{"nodes [metadata.name=n1|]"}},
+	} {
+		cfg, err := tc.d.SDConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := str(watches(cfg, tc.ns)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s %v:\n got %q\nwant %q", tc.d.Role, tc.ns, got, tc.want)
+		}
+	}
+}
+
+// TestCheckEveryNamespace: RBAC that grants one watched namespace and not
+// another makes the discoverer Failing, naming the refused namespace.
+func TestCheckEveryNamespace(t *testing.T) {
+	f := newFakeAPI(t)
+	f.put("pods", pod("a", "web", "uid-web", "node-a", "web"))
+	f.put("pods", pod("b", "db", "uid-db", "node-a", "db"))
+	msg := `pods is forbidden: User "system:serviceaccount:ferry:agent" cannot list resource "pods" in API group "" in the namespace "b"`
+	f.forbidNamespace("b", msg)
+	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), Namespaces: []string{"a", "b"},
+		UpdateDelay: 20 * time.Millisecond, CheckInterval: 50 * time.Millisecond})
+	r.waitSet(t, "the pods of namespace a", hasPods("a/web"))
+	waitFor(t, "Failing health naming namespace b", 10*time.Second, func() bool {
+		h, err := r.rep.get()
+		return h == ferry.Failing && err != nil && strings.Contains(err.Error(), `list pods in namespace "b": 403`) &&
+			strings.Contains(err.Error(), msg) && !strings.Contains(err.Error(), `namespace "a"`)
+	})
+	f.forbidNamespace("b", "")
+	r.waitSet(t, "the pods of both namespaces", hasPods("a/web", "b/db"))
+	waitFor(t, "Healthy", 10*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+}
