@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -113,11 +111,7 @@ func TestAPIServer(t *testing.T) {
 	t.Run("rbac", func(t *testing.T) {
 		r := run(t, &Discoverer{KubeConfig: s.Kubeconfig(t, kubetest.AgentToken), NodeName: "node-a",
 			UpdateDelay: 20 * time.Millisecond, CheckInterval: 100 * time.Millisecond})
-		waitFor(t, "Failing with the API server's message", 30*time.Second, func() bool {
-			h, err := r.rep.get()
-			return h == ferry.Failing && err != nil && strings.Contains(err.Error(), "403") &&
-				strings.Contains(err.Error(), `cannot list resource "pods"`)
-		})
+		r.waitHealth(t, "Failing with the API server's message", failing("403", `cannot list resource "pods"`))
 		ctx := context.Background()
 		if _, err := c.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pods"},
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}}},
@@ -130,7 +124,7 @@ func TestAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.waitSet(t, "targets once granted", hasPods("default/web", "kube-system/dns"))
-		waitFor(t, "Healthy", 30*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+		r.waitHealth(t, "Healthy", healthy)
 	})
 
 	t.Run("server-gone", func(t *testing.T) {
@@ -138,14 +132,14 @@ func TestAPIServer(t *testing.T) {
 			UpdateDelay: 20 * time.Millisecond, CheckInterval: 100 * time.Millisecond})
 		r.waitSet(t, "first set", hasPods("default/web", "kube-system/dns"))
 		s.Stop()
-		waitFor(t, "Failing", 30*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Failing })
+		r.waitHealth(t, "Failing", failing("unreachable"))
 		if set, _ := r.last(); !hasPods("default/web", "kube-system/dns")(set) {
 			t.Fatalf("set changed while the server was gone: %v", pods(set))
 		}
 		s.Start()
 		createPod(t, adminClient(t, s), "default", "api", "node-a", "10.1.0.4", "api")
 		r.waitSet(t, "pod created after the restart", hasPods("default/api", "default/web", "kube-system/dns"))
-		waitFor(t, "Healthy", 30*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+		r.waitHealth(t, "Healthy", healthy)
 	})
 }
 

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -63,6 +64,27 @@ func newFakeAPI(t testing.TB) *fakeAPI {
 }
 
 func (f *fakeAPI) URL() string { return f.srv.URL }
+
+// stop ends every connection and closes the listener, as an API server
+// that goes away.
+func (f *fakeAPI) stop() {
+	f.disconnect()
+	f.srv.CloseClientConnections()
+	f.srv.Close()
+}
+
+// start serves again, on the address of before, after stop.
+func (f *fakeAPI) start() {
+	ln, err := net.Listen("tcp", f.srv.Listener.Addr().String())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	f.srv = srv
+}
 
 // put adds or replaces obj (kind inferred from resource) and records the
 // event.

@@ -24,10 +24,55 @@ import (
 	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
 )
 
+// signal lets a test wait for a change of some state: wait returns a
+// channel that notify closes.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// await waits until cond holds, checking it again at every notification
+// of sig, and fails t after timeout.
+func await(t testing.TB, sig *signal, timeout time.Duration, cond func() bool, what func() string) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		changed := sig.wait() // before cond: a change meanwhile is not missed
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what())
+		}
+	}
+}
+
 type testReporter struct {
 	mu     sync.Mutex
 	health ferry.Health
 	err    error
+	sig    *signal
 }
 
 func (r *testReporter) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -35,6 +80,9 @@ func (r *testReporter) SetHealth(h ferry.Health, err error) {
 	r.mu.Lock()
 	r.health, r.err = h, err
 	r.mu.Unlock()
+	if r.sig != nil {
+		r.sig.notify()
+	}
 }
 func (r *testReporter) Dropped(string, int) {}
 func (r *testReporter) Retried()            {}
@@ -44,21 +92,10 @@ func (r *testReporter) get() (ferry.Health, error) {
 	return r.health, r.err
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// running is a started Discoverer whose sets are recorded.
+// running is a started Discoverer whose sets and health are recorded.
 type running struct {
 	rep  *testReporter
+	sig  signal // a set was sent or the health changed
 	mu   sync.Mutex
 	sets [][]labels.Labels
 	done chan error
@@ -75,7 +112,8 @@ func (r *running) last() ([]labels.Labels, int) {
 
 func run(t testing.TB, d *Discoverer) *running {
 	t.Helper()
-	r := &running{rep: &testReporter{}, done: make(chan error, 1)}
+	r := &running{done: make(chan error, 1)}
+	r.rep = &testReporter{sig: &r.sig}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := d.Start(ctx, r.rep); err != nil {
 		cancel()
@@ -90,6 +128,7 @@ func run(t testing.TB, d *Discoverer) *running {
 				r.mu.Lock()
 				r.sets = append(r.sets, s)
 				r.mu.Unlock()
+				r.sig.notify()
 			case <-ctx.Done():
 				return
 			}
@@ -114,19 +153,43 @@ func run(t testing.TB, d *Discoverer) *running {
 func (r *running) waitSet(t testing.TB, what string, cond func([]labels.Labels) bool) []labels.Labels {
 	t.Helper()
 	var s []labels.Labels
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	await(t, &r.sig, 30*time.Second, func() bool {
 		var n int
 		s, n = r.last()
-		if n > 0 && cond(s) {
-			return s
+		return n > 0 && cond(s)
+	}, func() string {
+		s, n := r.last()
+		h, err := r.rep.get()
+		return fmt.Sprintf("%s: %d sets sent, the last of %d targets (pods %v); health %v %v", what, n, len(s), pods(s), h, err)
+	})
+	return s
+}
+
+// waitHealth waits until the health and its error satisfy cond.
+func (r *running) waitHealth(t testing.TB, what string, cond func(ferry.Health, error) bool) {
+	t.Helper()
+	await(t, &r.sig, 30*time.Second, func() bool { return cond(r.rep.get()) }, func() string {
+		h, err := r.rep.get()
+		return fmt.Sprintf("%s: health %v %v", what, h, err)
+	})
+}
+
+// healthy is a waitHealth condition.
+func healthy(h ferry.Health, _ error) bool { return h == ferry.Healthy }
+
+// failing is a waitHealth condition: Failing with an error that contains
+// every one of parts.
+func failing(parts ...string) func(ferry.Health, error) bool {
+	return func(h ferry.Health, err error) bool {
+		if h != ferry.Failing || err == nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			h, err := r.rep.get()
-			t.Fatalf("timed out waiting for %s: %d sets sent, the last of %d targets (pods %v); health %v %v",
-				what, n, len(s), pods(s), h, err)
+		for _, p := range parts {
+			if !strings.Contains(err.Error(), p) {
+				return false
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return true
 	}
 }
 
@@ -404,32 +467,34 @@ func TestForbiddenThenAllowed(t *testing.T) {
 	f.setForbidden(msg)
 	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), UpdateDelay: 20 * time.Millisecond,
 		CheckInterval: 50 * time.Millisecond})
-	waitFor(t, "Failing health", 10*time.Second, func() bool {
-		h, err := r.rep.get()
-		return h == ferry.Failing && err != nil && strings.Contains(err.Error(), msg) && strings.Contains(err.Error(), "403")
-	})
+	r.waitHealth(t, "Failing with the server's message", failing(msg, "403"))
 	f.setForbidden("")
 	r.waitSet(t, "targets once allowed", hasPods("default/db", "default/web", "kube-system/dns"))
-	waitFor(t, "Healthy", 10*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+	r.waitHealth(t, "Healthy", healthy)
 }
 
-func TestServerGoneKeepsSet(t *testing.T) {
+// TestServerGone: the API server goes away: the discoverer turns Failing
+// and sends nothing (the last set stays in force); it comes back: the
+// informers reconnect (client-go's backoff), changes made meanwhile arrive,
+// and the discoverer turns Healthy.
+func TestServerGone(t *testing.T) {
 	f := newFakeAPI(t)
 	populate(f)
 	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), UpdateDelay: 20 * time.Millisecond,
 		CheckInterval: 50 * time.Millisecond})
 	r.waitSet(t, "first set", hasPods("default/db", "default/web", "kube-system/dns"))
+	r.waitHealth(t, "Healthy", healthy)
 	_, n := r.last()
-	f.disconnect()
-	f.srv.CloseClientConnections()
-	f.srv.Close()
-	waitFor(t, "Failing health", 10*time.Second, func() bool {
-		h, err := r.rep.get()
-		return h == ferry.Failing && err != nil && strings.Contains(err.Error(), "unreachable")
-	})
+	f.stop()
+	r.waitHealth(t, "Failing", failing("unreachable"))
 	if s, n2 := r.last(); n2 != n || len(pods(s)) != 3 {
 		t.Fatalf("a set was sent while the server was gone: %d -> %d sets, last %v", n, n2, pods(s))
 	}
+	f.del("pods", "default", "db")
+	f.put("pods", pod("default", "api", "uid-api", "node-b", "api"))
+	f.start()
+	r.waitSet(t, "the changes made while away", hasPods("default/api", "default/web", "kube-system/dns"))
+	r.waitHealth(t, "Healthy again", healthy)
 }
 
 func TestResourcePath(t *testing.T) {
@@ -508,12 +573,10 @@ func TestCheckEveryNamespace(t *testing.T) {
 	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), Namespaces: []string{"a", "b"},
 		UpdateDelay: 20 * time.Millisecond, CheckInterval: 50 * time.Millisecond})
 	r.waitSet(t, "the pods of namespace a", hasPods("a/web"))
-	waitFor(t, "Failing health naming namespace b", 10*time.Second, func() bool {
-		h, err := r.rep.get()
-		return h == ferry.Failing && err != nil && strings.Contains(err.Error(), `list pods in namespace "b": 403`) &&
-			strings.Contains(err.Error(), msg) && !strings.Contains(err.Error(), `namespace "a"`)
+	r.waitHealth(t, "Failing, naming namespace b", func(h ferry.Health, err error) bool {
+		return failing(`list pods in namespace "b": 403`, msg)(h, err) && !strings.Contains(err.Error(), `namespace "a"`)
 	})
 	f.forbidNamespace("b", "")
 	r.waitSet(t, "the pods of both namespaces", hasPods("a/web", "b/db"))
-	waitFor(t, "Healthy", 10*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+	r.waitHealth(t, "Healthy", healthy)
 }
