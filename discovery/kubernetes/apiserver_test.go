@@ -75,8 +75,9 @@ func createNode(t *testing.T, c *k8s.Clientset, name string) {
 }
 
 // TestAPIServer runs against a real kube-apiserver (with etcd): the same
-// labels as Prometheus's kubernetes SD, NodeName, RBAC refusal and grant,
-// and the server going away and coming back.
+// labels as Prometheus's kubernetes SD, NodeName, RBAC refusal and grant
+// (cluster-wide, and in one namespace of two), and the server going away
+// and coming back.
 func TestAPIServer(t *testing.T) {
 	s := kubetest.Start(t)
 	c := adminClient(t, s)
@@ -124,6 +125,32 @@ func TestAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.waitSet(t, "targets once granted", hasPods("default/web", "kube-system/dns"))
+		r.waitHealth(t, "Healthy", healthy)
+	})
+
+	t.Run("rbac-namespaces", func(t *testing.T) {
+		ctx := context.Background()
+		grant := func(ns string) {
+			t.Helper()
+			if _, err := c.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "reader"},
+				Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}}},
+				metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "reader"},
+				RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "reader"},
+				Subjects: []rbacv1.Subject{{Kind: "User", Name: kubetest.ReaderUser}}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		grant("default")
+		r := run(t, &Discoverer{KubeConfig: s.Kubeconfig(t, kubetest.ReaderToken), Namespaces: []string{"default", "kube-system"},
+			UpdateDelay: 20 * time.Millisecond, CheckInterval: 100 * time.Millisecond})
+		r.waitSet(t, "the pods of the granted namespace", hasPods("default/db", "default/web"))
+		r.waitHealth(t, "Failing, naming the other namespace", failing(`list pods in namespace "kube-system": 403`,
+			`cannot list resource "pods" in API group "" in the namespace "kube-system"`))
+		grant("kube-system")
+		r.waitSet(t, "the pods of both namespaces", hasPods("default/db", "default/web", "kube-system/dns"))
 		r.waitHealth(t, "Healthy", healthy)
 	})
 
