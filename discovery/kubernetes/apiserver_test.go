@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,10 +11,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -76,8 +75,9 @@ func createNode(t *testing.T, c *k8s.Clientset, name string) {
 }
 
 // TestAPIServer runs against a real kube-apiserver (with etcd): the same
-// labels as Prometheus's kubernetes SD, NodeName, RBAC refusal and grant,
-// and the server going away and coming back.
+// labels as Prometheus's kubernetes SD, NodeName, RBAC refusal and grant
+// (cluster-wide, and in one namespace of two), and the server going away
+// and coming back.
 func TestAPIServer(t *testing.T) {
 	s := kubetest.Start(t)
 	c := adminClient(t, s)
@@ -112,11 +112,7 @@ func TestAPIServer(t *testing.T) {
 	t.Run("rbac", func(t *testing.T) {
 		r := run(t, &Discoverer{KubeConfig: s.Kubeconfig(t, kubetest.AgentToken), NodeName: "node-a",
 			UpdateDelay: 20 * time.Millisecond, CheckInterval: 100 * time.Millisecond})
-		waitFor(t, "Failing with the API server's message", 30*time.Second, func() bool {
-			h, err := r.rep.get()
-			return h == ferry.Failing && err != nil && strings.Contains(err.Error(), "403") &&
-				strings.Contains(err.Error(), `cannot list resource "pods"`)
-		})
+		r.waitHealth(t, "Failing with the API server's message", failing("403", `cannot list resource "pods"`))
 		ctx := context.Background()
 		if _, err := c.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pods"},
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}}},
@@ -129,7 +125,33 @@ func TestAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.waitSet(t, "targets once granted", hasPods("default/web", "kube-system/dns"))
-		waitFor(t, "Healthy", 30*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+		r.waitHealth(t, "Healthy", healthy)
+	})
+
+	t.Run("rbac-namespaces", func(t *testing.T) {
+		ctx := context.Background()
+		grant := func(ns string) {
+			t.Helper()
+			if _, err := c.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "reader"},
+				Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}}},
+				metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "reader"},
+				RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "reader"},
+				Subjects: []rbacv1.Subject{{Kind: "User", Name: kubetest.ReaderUser}}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		grant("default")
+		r := run(t, &Discoverer{KubeConfig: s.Kubeconfig(t, kubetest.ReaderToken), Namespaces: []string{"default", "kube-system"},
+			UpdateDelay: 20 * time.Millisecond, CheckInterval: 100 * time.Millisecond})
+		r.waitSet(t, "the pods of the granted namespace", hasPods("default/db", "default/web"))
+		r.waitHealth(t, "Failing, naming the other namespace", failing(`list pods in namespace "kube-system": 403`,
+			`cannot list resource "pods" in API group "" in the namespace "kube-system"`))
+		grant("kube-system")
+		r.waitSet(t, "the pods of both namespaces", hasPods("default/db", "default/web", "kube-system/dns"))
+		r.waitHealth(t, "Healthy", healthy)
 	})
 
 	t.Run("server-gone", func(t *testing.T) {
@@ -137,14 +159,14 @@ func TestAPIServer(t *testing.T) {
 			UpdateDelay: 20 * time.Millisecond, CheckInterval: 100 * time.Millisecond})
 		r.waitSet(t, "first set", hasPods("default/web", "kube-system/dns"))
 		s.Stop()
-		waitFor(t, "Failing", 30*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Failing })
+		r.waitHealth(t, "Failing", failing("unreachable"))
 		if set, _ := r.last(); !hasPods("default/web", "kube-system/dns")(set) {
 			t.Fatalf("set changed while the server was gone: %v", pods(set))
 		}
 		s.Start()
 		createPod(t, adminClient(t, s), "default", "api", "node-a", "10.1.0.4", "api")
 		r.waitSet(t, "pod created after the restart", hasPods("default/api", "default/web", "kube-system/dns"))
-		waitFor(t, "Healthy", 30*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+		r.waitHealth(t, "Healthy", healthy)
 	})
 }
 
@@ -162,8 +184,8 @@ func equalSets(a, b []labels.Labels) bool {
 }
 
 // BenchmarkMemoryAPIServer is BenchmarkMemory against a real
-// kube-apiserver: 10,000 pods on 100 nodes are created first (which takes
-// a while). Opt-in: FERRY_K8S_BENCH=1; run with -benchtime=1x.
+// kube-apiserver: 10,000 pods on 100 nodes are created first, and each
+// churn patches all of them (which takes a while). Opt-in: FERRY_K8S_BENCH=1; run with -benchtime=1x.
 func BenchmarkMemoryAPIServer(b *testing.B) {
 	if os.Getenv("FERRY_K8S_BENCH") != "1" {
 		b.Skip("set FERRY_K8S_BENCH=1")
@@ -175,15 +197,45 @@ func BenchmarkMemoryAPIServer(b *testing.B) {
 		b.Fatal(err)
 	}
 	begin := time.Now()
+	parallel(b, 10000, func(i int) error {
+		return createPodErr(c, fmt.Sprintf("ns-%d", i%50), fmt.Sprintf("pod-%d", i), fmt.Sprintf("node-%d", i%100),
+			fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), "app")
+	})
+	b.Logf("10,000 pods created in %v", time.Since(begin).Round(time.Second))
+	gen := 0
+	memoryRuns(b, memCluster{kubeconfig: s.Kubeconfig(b, kubetest.AdminToken),
+		churn: func(b *testing.B, node string, n int) {
+			gen++
+			ctx := context.Background()
+			all, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{"churn":"%d"}}}`, gen))
+			parallel(b, len(all.Items), func(i int) error {
+				p := &all.Items[i]
+				_, err := c.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+				return err
+			})
+			for i := range n {
+				if err := createPodErr(c, "ns-0", fmt.Sprintf("churn-%d-%d", gen, i), node, fmt.Sprintf("10.200.%d.%d", gen, i), "app"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}})
+}
+
+// parallel calls f(0) to f(n-1) on 8 goroutines and fails b with the first
+// error.
+func parallel(b *testing.B, n int, f func(i int) error) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < 10000; i += 8 {
-				if err := createPodErr(c, fmt.Sprintf("ns-%d", i%50), fmt.Sprintf("pod-%d", i), fmt.Sprintf("node-%d", i%100),
-					fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), "app"); err != nil {
+			for i := w; i < n; i += 8 {
+				if err := f(i); err != nil {
 					errs <- err
 					return
 				}
@@ -196,8 +248,6 @@ func BenchmarkMemoryAPIServer(b *testing.B) {
 		b.Fatal(err)
 	default:
 	}
-	b.Logf("10,000 pods created in %v", time.Since(begin).Round(time.Second))
-	memoryRuns(b, s.Kubeconfig(b, kubetest.AdminToken))
 }
 
 func createPodErr(c *k8s.Clientset, ns, name, node, ip string, ctrName string) error {

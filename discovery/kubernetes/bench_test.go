@@ -4,16 +4,14 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
@@ -24,68 +22,139 @@ import (
 	"github.com/ferrydev/ferry/source/podlogs"
 )
 
-// childEnv makes the test binary a discoverer child process (see
-// TestMain): "<api server URL> <node name or -> <targets to wait for>".
-const childEnv = "FERRY_K8S_BENCH_CHILD"
-
-func TestMain(m *testing.M) {
-	if spec := os.Getenv(childEnv); spec != "" {
-		os.Exit(child(spec))
+// buildMemchild builds internal/memchild, a program that runs one pod
+// discoverer and nothing else.
+func buildMemchild(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "memchild")
+	if out, err := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./internal/memchild").CombinedOutput(); err != nil {
+		b.Fatalf("go build ./internal/memchild: %v\n%s", err, out)
 	}
-	os.Exit(m.Run())
+	return bin
 }
 
-// child runs a Discoverer against the API server until it sent want
-// targets, then prints its RSS, Go heap and time to the first full set.
-func child(spec string) int {
-	var url, node string
-	var want int
-	fmt.Sscan(spec, &url, &node, &want)
-	if node == "-" {
-		node = ""
-	}
-	d := &Discoverer{APIServer: url, NodeName: node, UpdateDelay: 50 * time.Millisecond, FirstSetTimeout: 2 * time.Second}
-	if strings.HasPrefix(url, "/") { // a kubeconfig file
-		d.APIServer, d.KubeConfig = "", url
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	begin := time.Now()
-	if err := d.Start(ctx, ferry.NopReporter()); err != nil {
-		fmt.Println("ERROR", err)
-		return 1
-	}
-	up := make(chan []labels.Labels)
-	go d.Run(ctx, up)
-	var sync time.Duration
-	for s := range up {
-		if len(s) == want {
-			sync = time.Since(begin)
-			break
-		}
-	}
-	time.Sleep(time.Second) // let the informers settle before measuring
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	fmt.Printf("RESULT rss=%d heap=%d sync=%d\n", rssBytes(), ms.HeapInuse, sync.Nanoseconds())
-	return 0
+// memchild is a running internal/memchild.
+type memchild struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
 }
 
-func rssBytes() int64 {
-	f, err := os.Open("/proc/self/status")
+// memStat is one STAT line of memchild, sizes in MiB.
+type memStat struct {
+	rss, hwm, anon, file, heap float64
+	ms                         int64
+}
+
+func startMemchild(b *testing.B, bin, kubeconfig, node string) *memchild {
+	b.Helper()
+	cmd := exec.Command(bin, "-kubeconfig="+kubeconfig, "-node="+node)
+	if dir := os.Getenv("FERRY_K8S_MEMCHILD_PROFILE"); dir != "" {
+		cmd.Args = append(cmd.Args, "-profile="+filepath.Join(dir, strings.ReplaceAll(b.Name(), "/", "_")))
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return -1
+		b.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &memchild{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	b.Cleanup(func() {
+		c.stdin.Close()
+		if c.cmd.Wait() != nil {
+			c.cmd.Process.Kill()
+		}
+	})
+	return c
+}
+
+// stat waits until the child's discoverer sent a set of targets targets
+// and returns its memory then, and its peak since the previous stat.
+func (c *memchild) stat(b *testing.B, targets int) memStat {
+	b.Helper()
+	fmt.Fprintln(c.stdin, targets)
+	for c.out.Scan() {
+		line := c.out.Text()
+		if testing.Verbose() {
+			b.Log(line)
+		}
+		if strings.HasPrefix(line, "ERROR") {
+			b.Fatalf("memchild: %s", line)
+		}
+		var n int
+		var rss, hwm, anon, file, heap, ms int64
+		if _, err := fmt.Sscanf(line, "STAT targets=%d rss=%d hwm=%d anon=%d file=%d heap=%d ms=%d",
+			&n, &rss, &hwm, &anon, &file, &heap, &ms); err == nil {
+			mib := func(v int64) float64 { return float64(v) / (1 << 20) }
+			return memStat{mib(rss), mib(hwm), mib(anon), mib(file), mib(heap), ms}
 		}
 	}
-	return -1
+	b.Fatalf("memchild ended before a set of %d targets: %v", targets, c.out.Err())
+	return memStat{}
+}
+
+// memCluster is an API server holding 10,000 pods on the nodes node-0 to
+// node-99 (100 pods each), every pod with one container with two ports and
+// an init container: three targets.
+type memCluster struct {
+	kubeconfig string
+	// churn changes every pod of the cluster once (as kubelet's status
+	// updates do), then adds n pods to node.
+	churn func(b *testing.B, node string, n int)
+}
+
+// memoryRuns measures the pod discoverer in a process of its own
+// (internal/memchild) for: a node without pods (the fixed cost), every pod
+// of the cluster (no NodeName, the baseline) and NodeName of a node with
+// 100 pods. Each reports the peak RSS until the first full set
+// (sync-hwm-MiB), and after every pod was changed once and 10 pods were
+// added to the node, the peak meanwhile (steady-hwm-MiB) and the RSS at
+// its end (steady-rss-MiB) with its anonymous part (steady-anon-MiB, the
+// rest is the binary's pages) and the Go heap in use (heap-MiB). With
+// FERRY_K8S_MEMCHILD_PROFILE=<dir> each child writes its heap profile and
+// smaps there at the end (GODEBUG=memprofilerate=1 profiles every
+// allocation, those of package initialization included).
+func memoryRuns(b *testing.B, c memCluster) {
+	bin := buildMemchild(b)
+	total, onNode := 10000, 100 // pods; the pods of node-7
+	for _, bc := range []struct{ name, node string }{
+		{"empty-node", "node-none"},
+		{"all-pods", ""},
+		{"node-pods", "node-7"},
+	} {
+		pods := func() int {
+			switch bc.node {
+			case "":
+				return total
+			case "node-7":
+				return onNode
+			}
+			return 0
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			var sync, steady memStat
+			for range b.N {
+				ch := startMemchild(b, bin, c.kubeconfig, bc.node)
+				sync = ch.stat(b, 3*pods())
+				c.churn(b, "node-7", 10)
+				total, onNode = total+10, onNode+10
+				steady = ch.stat(b, 3*pods())
+			}
+			b.ReportMetric(sync.hwm, "sync-hwm-MiB")
+			b.ReportMetric(float64(sync.ms), "sync-ms")
+			b.ReportMetric(steady.hwm, "steady-hwm-MiB")
+			b.ReportMetric(steady.rss, "steady-rss-MiB")
+			b.ReportMetric(steady.anon, "steady-anon-MiB")
+			b.ReportMetric(steady.heap, "heap-MiB")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
 
 // cluster fills f with pods pods spread over nodes nodes (node-0 first);
@@ -100,10 +169,9 @@ func cluster(f *fakeAPI, pods, nodes int) {
 	f.events = map[string][]fakeEvent{} // the history is not needed
 }
 
-// BenchmarkMemory measures the resident memory of a process running the
-// pod discoverer over a cluster of 10,000 pods on 100 nodes (100 pods per
-// node), with NodeName (the node's pods) next to the baseline without it
-// (every pod of the cluster), each in a process of its own. Opt-in:
+// BenchmarkMemory measures the resident memory of the pod discoverer, in
+// a process of its own, over a cluster of 10,000 pods on 100 nodes (100
+// pods per node) served by the fake API: see memoryRuns. Opt-in:
 // FERRY_K8S_BENCH=1; run with -benchtime=1x.
 func BenchmarkMemory(b *testing.B) {
 	if os.Getenv("FERRY_K8S_BENCH") != "1" {
@@ -111,40 +179,16 @@ func BenchmarkMemory(b *testing.B) {
 	}
 	f := newFakeAPI(b)
 	cluster(f, 10000, 100)
-	memoryRuns(b, f.URL())
-}
-
-func memoryRuns(b *testing.B, server string) {
-	for _, bc := range []struct {
-		name, node string
-		targets    int
-	}{
-		{"empty-node", "node-none", 0},
-		{"all-pods", "-", 30000},
-		{"node-pods", "node-7", 300},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			var rss, heap, sync float64
-			for range b.N {
-				cmd := exec.Command(os.Args[0], "-test.run=^$")
-				cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", childEnv, server, bc.node, bc.targets))
-				out, err := cmd.Output()
-				if err != nil {
-					b.Fatalf("child: %v\n%s", err, out)
-				}
-				var r, h, s int64
-				line := string(out[strings.LastIndex(string(out), "RESULT"):])
-				if _, err := fmt.Sscanf(line, "RESULT rss=%d heap=%d sync=%d", &r, &h, &s); err != nil {
-					b.Fatalf("child output %q: %v", out, err)
-				}
-				rss, heap, sync = float64(r)/(1<<20), float64(h)/(1<<20), float64(s)/1e6
+	gen := 0
+	memoryRuns(b, memCluster{kubeconfig: kubetest.Kubeconfig(b, f.URL(), "x", false),
+		churn: func(b *testing.B, node string, n int) {
+			gen++
+			f.churn(gen)
+			for i := range n {
+				name := fmt.Sprintf("churn-%d-%d", gen, i)
+				f.put("pods", pod("ns-0", name, "uid-"+name, node, "app"))
 			}
-			b.ReportMetric(rss, "rss-MiB")
-			b.ReportMetric(heap, "heap-MiB")
-			b.ReportMetric(sync, "sync-ms")
-			b.ReportMetric(0, "ns/op")
-		})
-	}
+		}})
 }
 
 // BenchmarkPodToLine measures the time from a pod's creation in the API
@@ -182,33 +226,23 @@ func BenchmarkPodToLine(b *testing.B) {
 		f.put("pods", pod("default", name, uid, "node-x", "app"))
 		os.MkdirAll(dir, 0o755)
 		os.WriteFile(filepath.Join(dir, "0.log"), []byte("2026-12-04T10:00:00.000000000Z stdout F first "+name+"\n"), 0o644)
-		want := "first " + name
-		for !delivered(out, want) {
-			if time.Since(start) > 30*time.Second {
-				b.Fatalf("%s not delivered within 30s", want)
-			}
-			time.Sleep(time.Millisecond)
+		if !out.WaitLen(i+1, 30*time.Second) {
+			b.Fatalf("first line of %s not delivered within 30s", name)
 		}
 		total += time.Since(start)
+		if got, want := out.Items()[i].Line, "first "+name; got != want {
+			b.Fatalf("delivered %q, want %q", got, want)
+		}
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/pod")
 	b.ReportMetric(0, "ns/op")
 }
 
-func delivered(s *sinktest.Sink[ferry.Entry], line string) bool {
-	for _, e := range s.Items() {
-		if e.Line == line {
-			return true
-		}
-	}
-	return false
-}
-
 // BenchmarkAgentRSS builds examples/kubernetes and runs it against the
 // same 10,000-pod cluster as BenchmarkMemory, with the log files of the
 // 100 pods of its node present (one line each); once every line was
-// printed it reads the agent's resident memory, with Go's default GOGC
-// and with GOGC=25. Opt-in: FERRY_K8S_BENCH=1.
+// printed it reads the agent's peak resident memory (VmHWM), with Go's
+// default GOGC and with GOGC=25. Opt-in: FERRY_K8S_BENCH=1.
 func BenchmarkAgentRSS(b *testing.B) {
 	if os.Getenv("FERRY_K8S_BENCH") != "1" {
 		b.Skip("set FERRY_K8S_BENCH=1")
@@ -249,10 +283,9 @@ func agentRSS(b *testing.B, bin, kc, root, env string) {
 				lines++
 			}
 		}
-		time.Sleep(time.Second) // let it settle
 		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 		for _, l := range strings.Split(string(st), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
 				kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 				rss = kb / 1024
 			}

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -28,10 +29,11 @@ type fakeAPI struct {
 	objs      map[string]map[string]map[string]any // resource -> ns/name -> object
 	events    map[string][]fakeEvent
 	watchers  map[*fakeWatcher]bool
-	forbidden string // non-empty: every request is refused with this message
-	goneBelow int    // watches from an older resourceVersion get 410 Gone
-	lists     int    // list requests served
-	watches   int    // watch requests served
+	forbidden string            // non-empty: every request is refused with this message
+	forbidNS  map[string]string // namespace -> message: requests in it are refused
+	goneBelow int               // watches from an older resourceVersion get 410 Gone
+	lists     int               // list requests served
+	watches   int               // watch requests served
 }
 
 type fakeEvent struct {
@@ -62,6 +64,27 @@ func newFakeAPI(t testing.TB) *fakeAPI {
 }
 
 func (f *fakeAPI) URL() string { return f.srv.URL }
+
+// stop ends every connection and closes the listener, as an API server
+// that goes away.
+func (f *fakeAPI) stop() {
+	f.disconnect()
+	f.srv.CloseClientConnections()
+	f.srv.Close()
+}
+
+// start serves again, on the address of before, after stop.
+func (f *fakeAPI) start() {
+	ln, err := net.Listen("tcp", f.srv.Listener.Addr().String())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	f.srv = srv
+}
 
 // put adds or replaces obj (kind inferred from resource) and records the
 // event.
@@ -133,6 +156,21 @@ func (f *fakeAPI) setForbidden(msg string) {
 	f.mu.Lock()
 	f.forbidden = msg
 	f.mu.Unlock()
+}
+
+// forbidNamespace refuses requests in namespace ns with msg, or no more
+// when msg is empty.
+func (f *fakeAPI) forbidNamespace(ns, msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.forbidNS == nil {
+		f.forbidNS = map[string]string{}
+	}
+	if msg == "" {
+		delete(f.forbidNS, ns)
+	} else {
+		f.forbidNS[ns] = msg
+	}
 }
 
 func (f *fakeAPI) counts() (lists, watches int) {
@@ -262,6 +300,13 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	ns, resource, ok := route(r.URL.Path)
 	if !ok || kinds[resource] == "" {
 		status(w, http.StatusNotFound, "NotFound", "the server could not find the requested resource")
+		return
+	}
+	f.mu.Lock()
+	forbidden = f.forbidNS[ns]
+	f.mu.Unlock()
+	if forbidden != "" {
+		status(w, http.StatusForbidden, "Forbidden", forbidden)
 		return
 	}
 	q := r.URL.Query()
@@ -440,5 +485,20 @@ func ingress(ns, name string) map[string]any {
 		"spec": map[string]any{"ingressClassName": "nginx", "rules": []any{map[string]any{"host": "web.example",
 			"http": map[string]any{"paths": []any{map[string]any{"path": "/", "pathType": "Prefix",
 				"backend": map[string]any{"service": map[string]any{"name": name, "port": map[string]any{"number": 80}}}}}}}}},
+	}
+}
+
+// churn changes every pod once, setting the annotation churn to gen.
+func (f *fakeAPI) churn(gen int) {
+	f.mu.Lock()
+	var all []map[string]any
+	for _, o := range f.objs["pods"] {
+		all = append(all, o)
+	}
+	f.mu.Unlock()
+	for _, o := range all {
+		o = clone(o)
+		o["metadata"].(map[string]any)["annotations"].(map[string]any)["churn"] = strconv.Itoa(gen)
+		f.put("pods", o)
 	}
 }

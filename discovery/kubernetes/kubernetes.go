@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -104,11 +105,14 @@ const DefaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 // configuration (KUBERNETES_SERVICE_HOST/PORT and the service account
 // token), which Start reports clearly when it is missing.
 //
-// Run keeps the component's health current by listing one object of the
-// watched resource every CheckInterval: an API server that cannot be
-// reached or refuses the request (RBAC: 403 Forbidden, with the server's
-// message) makes it Failing, with the last set of targets kept; the next
-// successful check makes it Healthy.
+// Run keeps the component's health current by listing, every
+// CheckInterval, one object of every resource the discovery watches (pods,
+// and nodes with AttachMetadata.Node, say) in every namespace it watches,
+// with its selectors, since RBAC may grant one namespace and not another:
+// an API server that cannot be reached or refuses a request (RBAC: 403
+// Forbidden, with the server's message, for each refused namespace) makes
+// it Failing, with the last set of targets kept; the next successful check
+// makes it Healthy.
 type Discoverer struct {
 	// Role is what to discover; default RolePod.
 	Role Role
@@ -151,11 +155,12 @@ type Discoverer struct {
 	// promsd.DefaultCheckInterval.
 	CheckInterval time.Duration
 
-	mu  sync.Mutex
-	sd  *promsd.Discoverer
-	rc  *rest.Config
-	hc  *http.Client
-	cfg *promk8s.SDConfig
+	mu         sync.Mutex
+	sd         *promsd.Discoverer
+	rc         *rest.Config
+	hc         *http.Client
+	cfg        *promk8s.SDConfig
+	namespaces []string // watched; empty: all
 }
 
 var (
@@ -312,6 +317,15 @@ func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes discovery: %w", err)
 	}
+	// The namespaces Prometheus's discoverer watches, for the health check.
+	ns := slices.Clone(cfg.NamespaceDiscovery.Names)
+	if cfg.NamespaceDiscovery.IncludeOwnNamespace {
+		own, err := os.ReadFile(DefaultServiceAccountDir + "/namespace")
+		if err != nil {
+			return fmt.Errorf("kubernetes discovery: OwnNamespace: %w", err)
+		}
+		ns = append(ns, string(own))
+	}
 	if d.Registerer != nil {
 		k8sClientMetrics.Do(func() { _ = promdisc.RegisterK8sClientMetricsWithPrometheus(d.Registerer) })
 	}
@@ -324,7 +338,7 @@ func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 		Check:           d.check,
 	}
 	d.mu.Lock()
-	d.cfg, d.rc, d.hc, d.sd = cfg, rc, hc, sd
+	d.cfg, d.rc, d.hc, d.sd, d.namespaces = cfg, rc, hc, sd, ns
 	d.mu.Unlock()
 	return sd.Start(ctx, r)
 }
@@ -343,45 +357,61 @@ func (d *Discoverer) Run(ctx context.Context, up chan<- []labels.Labels) error {
 // Close implements ferry's lifecycle; it holds nothing beyond Run.
 func (d *Discoverer) Close(ctx context.Context) error { return nil }
 
-// resourcePath is the list path of role's objects in namespace ns (empty:
-// all namespaces).
-func resourcePath(role promk8s.Role, ns string) string {
-	var group, res string
-	namespaced := true
-	switch role {
-	case promk8s.RolePod:
-		res = "pods"
-	case promk8s.RoleNode:
-		res, namespaced = "nodes", false
-	case promk8s.RoleService:
-		res = "services"
-	case promk8s.RoleEndpoint:
-		res = "endpoints"
-	case promk8s.RoleEndpointSlice:
-		group, res = "discovery.k8s.io/v1", "endpointslices"
-	case promk8s.RoleIngress:
-		group, res = "networking.k8s.io/v1", "ingresses"
-	}
-	p := "/api/v1/"
-	if group != "" {
-		p = "/apis/" + group + "/"
-	}
-	if namespaced && ns != "" {
-		p += "namespaces/" + url.PathEscape(ns) + "/"
-	}
-	return p + res
+// resource is a kind of object Prometheus's discoverer lists and watches.
+type resource struct {
+	group      string // "" for the core group
+	name       string // as in the URL: "pods"
+	namespaced bool
 }
 
-// check lists at most one object of the watched resource (and of nodes
-// when their metadata is attached), with the configured selectors, and
-// returns the API server's refusal or the transport's error.
-func (d *Discoverer) check(ctx context.Context) error {
-	d.mu.Lock()
-	cfg, rc, hc := d.cfg, d.rc, d.hc
-	d.mu.Unlock()
-	ns := ""
-	if len(cfg.NamespaceDiscovery.Names) > 0 {
-		ns = cfg.NamespaceDiscovery.Names[0]
+var (
+	resPods           = resource{"", "pods", true}
+	resNodes          = resource{"", "nodes", false}
+	resServices       = resource{"", "services", true}
+	resEndpoints      = resource{"", "endpoints", true}
+	resNamespaces     = resource{"", "namespaces", false}
+	resEndpointSlices = resource{"discovery.k8s.io/v1", "endpointslices", true}
+	resIngresses      = resource{"networking.k8s.io/v1", "ingresses", true}
+	resReplicaSets    = resource{"apps/v1", "replicasets", true}
+	resJobs           = resource{"batch/v1", "jobs", true}
+)
+
+// path is the list path of r's objects in namespace ns (empty: all
+// namespaces).
+func (r resource) path(ns string) string {
+	p := "/api/v1/"
+	if r.group != "" {
+		p = "/apis/" + r.group + "/"
+	}
+	if r.namespaced && ns != "" {
+		p += "namespaces/" + url.PathEscape(ns) + "/"
+	}
+	return p + r.name
+}
+
+// watch is one list-and-watch of Prometheus's discoverer.
+type watch struct {
+	res resource
+	ns  string // "" for all namespaces or a cluster-scoped resource
+	sel promk8s.SelectorConfig
+}
+
+func (w watch) String() string {
+	switch {
+	case !w.res.namespaced:
+		return w.res.name
+	case w.ns == "":
+		return w.res.name + " in all namespaces"
+	}
+	return fmt.Sprintf("%s in namespace %q", w.res.name, w.ns)
+}
+
+// watches returns what Prometheus's discoverer for cfg lists and watches
+// (its Run, role by role), in namespaces (its getNamespaces: the configured
+// names and the own namespace, or all), each with the selector it uses.
+func watches(cfg *promk8s.SDConfig, namespaces []string) []watch {
+	if len(namespaces) == 0 {
+		namespaces = []string{""}
 	}
 	sel := func(r promk8s.Role) promk8s.SelectorConfig {
 		for _, s := range cfg.Selectors {
@@ -391,31 +421,97 @@ func (d *Discoverer) check(ctx context.Context) error {
 		}
 		return promk8s.SelectorConfig{}
 	}
-	roles := []promk8s.Role{cfg.Role}
-	if cfg.AttachMetadata.Node && cfg.Role != promk8s.RoleNode {
-		roles = append(roles, promk8s.RoleNode)
-	}
-	for _, r := range roles {
-		if err := d.list(ctx, rc, hc, r, ns, sel(r)); err != nil {
-			return err
+	am := cfg.AttachMetadata
+	var out []watch
+	add := func(r resource, role promk8s.Role) {
+		if !r.namespaced {
+			out = append(out, watch{res: r, sel: sel(role)})
+			return
+		}
+		for _, ns := range namespaces {
+			out = append(out, watch{res: r, ns: ns, sel: sel(role)})
 		}
 	}
-	return nil
+	switch cfg.Role {
+	case promk8s.RoleNode:
+		add(resNodes, promk8s.RoleNode)
+		return out
+	case promk8s.RolePod:
+		add(resPods, promk8s.RolePod)
+	case promk8s.RoleEndpoint:
+		add(resEndpoints, promk8s.RoleEndpoint)
+		add(resServices, promk8s.RoleService)
+		add(resPods, promk8s.RolePod)
+	case promk8s.RoleEndpointSlice:
+		add(resEndpointSlices, promk8s.RoleEndpointSlice)
+		add(resServices, promk8s.RoleService)
+		add(resPods, promk8s.RolePod)
+	case promk8s.RoleService:
+		add(resServices, promk8s.RoleService)
+	case promk8s.RoleIngress:
+		add(resIngresses, promk8s.RoleIngress)
+	}
+	switch cfg.Role {
+	case promk8s.RolePod, promk8s.RoleEndpoint, promk8s.RoleEndpointSlice:
+		if am.Node {
+			add(resNodes, promk8s.RoleNode)
+		}
+		if am.Deployment {
+			add(resReplicaSets, "")
+		}
+		if am.Job || am.CronJob {
+			add(resJobs, "")
+		}
+	}
+	if am.Namespace {
+		add(resNamespaces, "")
+	}
+	return out
 }
 
-func (d *Discoverer) list(ctx context.Context, rc *rest.Config, hc *http.Client, role promk8s.Role, ns string, s promk8s.SelectorConfig) error {
+// check lists at most one object of every resource Prometheus's discoverer
+// watches, in every namespace it watches, with the selectors it uses. It
+// returns the API server's refusals (every one of them, joined) or the
+// first transport error.
+func (d *Discoverer) check(ctx context.Context) error {
+	d.mu.Lock()
+	cfg, rc, hc, ns := d.cfg, d.rc, d.hc, d.namespaces
+	d.mu.Unlock()
+	var refusals []error
+	for _, w := range watches(cfg, ns) {
+		err := d.list(ctx, rc, hc, w)
+		var ue unreachableError
+		if errors.As(err, &ue) {
+			return err
+		}
+		if err != nil {
+			refusals = append(refusals, err)
+		}
+	}
+	return errors.Join(refusals...)
+}
+
+// unreachableError is a list request that got no answer.
+type unreachableError struct{ err error }
+
+func (e unreachableError) Error() string {
+	return "kubernetes discovery: API server unreachable: " + e.err.Error()
+}
+func (e unreachableError) Unwrap() error { return e.err }
+
+func (d *Discoverer) list(ctx context.Context, rc *rest.Config, hc *http.Client, w watch) error {
 	base := strings.TrimSuffix(rc.Host, "/")
 	if !strings.Contains(base, "://") {
 		base = "https://" + base
 	}
 	q := url.Values{"limit": {"1"}}
-	if s.Field != "" {
-		q.Set("fieldSelector", s.Field)
+	if w.sel.Field != "" {
+		q.Set("fieldSelector", w.sel.Field)
 	}
-	if s.Label != "" {
-		q.Set("labelSelector", s.Label)
+	if w.sel.Label != "" {
+		q.Set("labelSelector", w.sel.Label)
 	}
-	u := base + strings.TrimSuffix(rc.APIPath, "/") + resourcePath(role, ns) + "?" + q.Encode()
+	u := base + strings.TrimSuffix(rc.APIPath, "/") + w.res.path(w.ns) + "?" + q.Encode()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -425,7 +521,7 @@ func (d *Discoverer) list(ctx context.Context, rc *rest.Config, hc *http.Client,
 	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("kubernetes discovery: API server unreachable: %w", err)
+		return unreachableError{err}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -439,5 +535,5 @@ func (d *Discoverer) list(ctx context.Context, rc *rest.Config, hc *http.Client,
 	if json.Unmarshal(body, &st) == nil && st.Message != "" {
 		msg = st.Message
 	}
-	return fmt.Errorf("kubernetes discovery: list %s: %s: %s", role, resp.Status, msg)
+	return fmt.Errorf("kubernetes discovery: list %s: %s: %s", w, resp.Status, msg)
 }

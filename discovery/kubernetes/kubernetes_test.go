@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,10 +24,55 @@ import (
 	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
 )
 
+// signal lets a test wait for a change of some state: wait returns a
+// channel that notify closes.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// await waits until cond holds, checking it again at every notification
+// of sig, and fails t after timeout.
+func await(t testing.TB, sig *signal, timeout time.Duration, cond func() bool, what func() string) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		changed := sig.wait() // before cond: a change meanwhile is not missed
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what())
+		}
+	}
+}
+
 type testReporter struct {
 	mu     sync.Mutex
 	health ferry.Health
 	err    error
+	sig    *signal
 }
 
 func (r *testReporter) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -36,6 +80,9 @@ func (r *testReporter) SetHealth(h ferry.Health, err error) {
 	r.mu.Lock()
 	r.health, r.err = h, err
 	r.mu.Unlock()
+	if r.sig != nil {
+		r.sig.notify()
+	}
 }
 func (r *testReporter) Dropped(string, int) {}
 func (r *testReporter) Retried()            {}
@@ -45,21 +92,10 @@ func (r *testReporter) get() (ferry.Health, error) {
 	return r.health, r.err
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// running is a started Discoverer whose sets are recorded.
+// running is a started Discoverer whose sets and health are recorded.
 type running struct {
 	rep  *testReporter
+	sig  signal // a set was sent or the health changed
 	mu   sync.Mutex
 	sets [][]labels.Labels
 	done chan error
@@ -76,7 +112,8 @@ func (r *running) last() ([]labels.Labels, int) {
 
 func run(t testing.TB, d *Discoverer) *running {
 	t.Helper()
-	r := &running{rep: &testReporter{}, done: make(chan error, 1)}
+	r := &running{done: make(chan error, 1)}
+	r.rep = &testReporter{sig: &r.sig}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := d.Start(ctx, r.rep); err != nil {
 		cancel()
@@ -91,6 +128,7 @@ func run(t testing.TB, d *Discoverer) *running {
 				r.mu.Lock()
 				r.sets = append(r.sets, s)
 				r.mu.Unlock()
+				r.sig.notify()
 			case <-ctx.Done():
 				return
 			}
@@ -115,19 +153,43 @@ func run(t testing.TB, d *Discoverer) *running {
 func (r *running) waitSet(t testing.TB, what string, cond func([]labels.Labels) bool) []labels.Labels {
 	t.Helper()
 	var s []labels.Labels
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	await(t, &r.sig, 30*time.Second, func() bool {
 		var n int
 		s, n = r.last()
-		if n > 0 && cond(s) {
-			return s
+		return n > 0 && cond(s)
+	}, func() string {
+		s, n := r.last()
+		h, err := r.rep.get()
+		return fmt.Sprintf("%s: %d sets sent, the last of %d targets (pods %v); health %v %v", what, n, len(s), pods(s), h, err)
+	})
+	return s
+}
+
+// waitHealth waits until the health and its error satisfy cond.
+func (r *running) waitHealth(t testing.TB, what string, cond func(ferry.Health, error) bool) {
+	t.Helper()
+	await(t, &r.sig, 30*time.Second, func() bool { return cond(r.rep.get()) }, func() string {
+		h, err := r.rep.get()
+		return fmt.Sprintf("%s: health %v %v", what, h, err)
+	})
+}
+
+// healthy is a waitHealth condition.
+func healthy(h ferry.Health, _ error) bool { return h == ferry.Healthy }
+
+// failing is a waitHealth condition: Failing with an error that contains
+// every one of parts.
+func failing(parts ...string) func(ferry.Health, error) bool {
+	return func(h ferry.Health, err error) bool {
+		if h != ferry.Failing || err == nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			h, err := r.rep.get()
-			t.Fatalf("timed out waiting for %s: %d sets sent, the last of %d targets (pods %v); health %v %v",
-				what, n, len(s), pods(s), h, err)
+		for _, p := range parts {
+			if !strings.Contains(err.Error(), p) {
+				return false
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return true
 	}
 }
 
@@ -405,50 +467,116 @@ func TestForbiddenThenAllowed(t *testing.T) {
 	f.setForbidden(msg)
 	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), UpdateDelay: 20 * time.Millisecond,
 		CheckInterval: 50 * time.Millisecond})
-	waitFor(t, "Failing health", 10*time.Second, func() bool {
-		h, err := r.rep.get()
-		return h == ferry.Failing && err != nil && strings.Contains(err.Error(), msg) && strings.Contains(err.Error(), "403")
-	})
+	r.waitHealth(t, "Failing with the server's message", failing(msg, "403"))
 	f.setForbidden("")
 	r.waitSet(t, "targets once allowed", hasPods("default/db", "default/web", "kube-system/dns"))
-	waitFor(t, "Healthy", 10*time.Second, func() bool { h, _ := r.rep.get(); return h == ferry.Healthy })
+	r.waitHealth(t, "Healthy", healthy)
 }
 
-func TestServerGoneKeepsSet(t *testing.T) {
+// TestServerGone: the API server goes away: the discoverer turns Failing
+// and sends nothing (the last set stays in force); it comes back: the
+// informers reconnect (client-go's backoff), changes made meanwhile arrive,
+// and the discoverer turns Healthy.
+func TestServerGone(t *testing.T) {
 	f := newFakeAPI(t)
 	populate(f)
 	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), UpdateDelay: 20 * time.Millisecond,
 		CheckInterval: 50 * time.Millisecond})
 	r.waitSet(t, "first set", hasPods("default/db", "default/web", "kube-system/dns"))
+	r.waitHealth(t, "Healthy", healthy)
 	_, n := r.last()
-	f.disconnect()
-	f.srv.CloseClientConnections()
-	f.srv.Close()
-	waitFor(t, "Failing health", 10*time.Second, func() bool {
-		h, err := r.rep.get()
-		return h == ferry.Failing && err != nil && strings.Contains(err.Error(), "unreachable")
-	})
+	f.stop()
+	r.waitHealth(t, "Failing", failing("unreachable"))
 	if s, n2 := r.last(); n2 != n || len(pods(s)) != 3 {
 		t.Fatalf("a set was sent while the server was gone: %d -> %d sets, last %v", n, n2, pods(s))
 	}
+	f.del("pods", "default", "db")
+	f.put("pods", pod("default", "api", "uid-api", "node-b", "api"))
+	f.start()
+	r.waitSet(t, "the changes made while away", hasPods("default/api", "default/web", "kube-system/dns"))
+	r.waitHealth(t, "Healthy again", healthy)
 }
 
 func TestResourcePath(t *testing.T) {
 	for _, tc := range []struct {
-		role promk8s.Role
+		res  resource
 		ns   string
 		want string
 	}{
-		{promk8s.RolePod, "", "/api/v1/pods"},
-		{promk8s.RolePod, "a", "/api/v1/namespaces/a/pods"},
-		{promk8s.RoleNode, "a", "/api/v1/nodes"},
-		{promk8s.RoleEndpointSlice, "a", "/apis/discovery.k8s.io/v1/namespaces/a/endpointslices"},
-		{promk8s.RoleIngress, "", "/apis/networking.k8s.io/v1/ingresses"},
+		{resPods, "", "/api/v1/pods"},
+		{resPods, "a", "/api/v1/namespaces/a/pods"},
+		{resNodes, "a", "/api/v1/nodes"},
+		{resEndpointSlices, "a", "/apis/discovery.k8s.io/v1/namespaces/a/endpointslices"},
+		{resIngresses, "", "/apis/networking.k8s.io/v1/ingresses"},
+		{resJobs, "b c", "/apis/batch/v1/namespaces/b%20c/jobs"},
 	} {
-		if got := resourcePath(tc.role, tc.ns); got != tc.want {
-			t.Errorf("%s %q: %s, want %s", tc.role, tc.ns, got, tc.want)
+		if got := tc.res.path(tc.ns); got != tc.want {
+			t.Errorf("%s %q: %s, want %s", tc.res.name, tc.ns, got, tc.want)
 		}
 	}
 }
 
-var _ = errors.New
+// TestWatches: the health check lists what Prometheus's discoverer
+// watches, in every namespace.
+func TestWatches(t *testing.T) {
+	str := func(ws []watch) []string {
+		var out []string
+		for _, w := range ws {
+			s := w.String()
+			if w.sel.Field != "" || w.sel.Label != "" {
+				s += " [" + w.sel.Field + "|" + w.sel.Label + "]"
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		d    *Discoverer
+		ns   []string
+		want []string
+	}{
+		{&Discoverer{}, nil, []string{"pods in all namespaces"}},
+		{&Discoverer{NodeName: "n1", AttachMetadata: AttachMetadata{Node: true, Namespace: true}}, []string{"a", "b"},
+			[]string{`pods in namespace "a" [spec.nodeName=n1|]`, `pods in namespace "b" [spec.nodeName=n1|]`,
+				"nodes [metadata.name=n1|]", "namespaces"}},
+		{&Discoverer{Role: RoleEndpoints, Selectors: []Selector{{Role: RoleService, Label: "app=web"}},
+			AttachMetadata: AttachMetadata{Deployment: true, CronJob: true}}, []string{"a", "b"},
+			[]string{`endpoints in namespace "a"`, `endpoints in namespace "b"`,
+				`services in namespace "a" [|app=web]`, `services in namespace "b" [|app=web]`,
+				`pods in namespace "a"`, `pods in namespace "b"`,
+				`replicasets in namespace "a"`, `replicasets in namespace "b"`, `jobs in namespace "a"`, `jobs in namespace "b"`}},
+		{&Discoverer{Role: RoleEndpointSlice}, []string{"a"},
+			[]string{`endpointslices in namespace "a"`, `services in namespace "a"`, `pods in namespace "a"`}},
+		{&Discoverer{Role: RoleService, AttachMetadata: AttachMetadata{Namespace: true}}, nil,
+			[]string{"services in all namespaces", "namespaces"}},
+		{&Discoverer{Role: RoleIngress}, []string{"a"}, []string{`ingresses in namespace "a"`}},
+		{&Discoverer{Role: RoleNode, NodeName: "n1"}, []string{"a"}, []string{"nodes [metadata.name=n1|]"}},
+	} {
+		cfg, err := tc.d.SDConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := str(watches(cfg, tc.ns)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s %v:\n got %q\nwant %q", tc.d.Role, tc.ns, got, tc.want)
+		}
+	}
+}
+
+// TestCheckEveryNamespace: RBAC that grants one watched namespace and not
+// another makes the discoverer Failing, naming the refused namespace.
+func TestCheckEveryNamespace(t *testing.T) {
+	f := newFakeAPI(t)
+	f.put("pods", pod("a", "web", "uid-web", "node-a", "web"))
+	f.put("pods", pod("b", "db", "uid-db", "node-a", "db"))
+	msg := `pods is forbidden: User "system:serviceaccount:ferry:agent" cannot list resource "pods" in API group "" in the namespace "b"`
+	f.forbidNamespace("b", msg)
+	r := run(t, &Discoverer{KubeConfig: kubetest.Kubeconfig(t, f.URL(), "x", false), Namespaces: []string{"a", "b"},
+		UpdateDelay: 20 * time.Millisecond, CheckInterval: 50 * time.Millisecond})
+	r.waitSet(t, "the pods of namespace a", hasPods("a/web"))
+	r.waitHealth(t, "Failing, naming namespace b", func(h ferry.Health, err error) bool {
+		return failing(`list pods in namespace "b": 403`, msg)(h, err) && !strings.Contains(err.Error(), `namespace "a"`)
+	})
+	f.forbidNamespace("b", "")
+	r.waitSet(t, "the pods of both namespaces", hasPods("a/web", "b/db"))
+	r.waitHealth(t, "Healthy", healthy)
+}

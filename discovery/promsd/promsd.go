@@ -261,14 +261,20 @@ func cmp(v, def time.Duration) time.Duration {
 	return v
 }
 
-// accumulator keeps the latest group of every source.
+// accumulator keeps the targets of the latest group of every source, as
+// the labels sent (group labels merged), not Prometheus's groups: a
+// labels.Labels holds a target in one string, where a model.LabelSet holds
+// a map of string pairs, and the union is then assembled from the held
+// labels without building any again.
 type accumulator struct {
-	groups map[string]*targetgroup.Group
+	groups map[string][]labels.Labels
+	n      int      // targets held
+	order  []string // the sources sorted; nil when a source came or went
 	lb     *labels.Builder
 }
 
 func newAccumulator() *accumulator {
-	return &accumulator{groups: map[string]*targetgroup.Group{}, lb: labels.NewBuilder(labels.EmptyLabels())}
+	return &accumulator{groups: map[string][]labels.Labels{}, lb: labels.NewBuilder(labels.EmptyLabels())}
 }
 
 func (a *accumulator) update(tgs []*targetgroup.Group) {
@@ -276,29 +282,41 @@ func (a *accumulator) update(tgs []*targetgroup.Group) {
 		if tg == nil {
 			continue
 		}
+		old, had := a.groups[tg.Source]
+		a.n -= len(old)
 		if len(tg.Targets) == 0 {
-			delete(a.groups, tg.Source)
+			if had {
+				delete(a.groups, tg.Source)
+				a.order = nil
+			}
 			continue
 		}
-		a.groups[tg.Source] = tg
+		if !had {
+			a.order = nil
+		}
+		ts := make([]labels.Labels, len(tg.Targets))
+		for i, t := range tg.Targets {
+			ts[i] = GroupTarget(a.lb, tg, t)
+		}
+		a.groups[tg.Source] = ts
+		a.n += len(ts)
 	}
 }
 
-// targets returns the union of the groups' targets, groups in Source order.
+// targets returns the union of the groups' targets, groups in Source
+// order. The labels are shared with the accumulator (labels.Labels are
+// immutable); the slice is new.
 func (a *accumulator) targets() []labels.Labels {
-	srcs := make([]string, 0, len(a.groups))
-	n := 0
-	for s, g := range a.groups {
-		srcs = append(srcs, s)
-		n += len(g.Targets)
-	}
-	slices.Sort(srcs)
-	out := make([]labels.Labels, 0, n)
-	for _, s := range srcs {
-		g := a.groups[s]
-		for _, t := range g.Targets {
-			out = append(out, GroupTarget(a.lb, g, t))
+	if a.order == nil {
+		a.order = make([]string, 0, len(a.groups))
+		for s := range a.groups {
+			a.order = append(a.order, s)
 		}
+		slices.Sort(a.order)
+	}
+	out := make([]labels.Labels, 0, a.n)
+	for _, s := range a.order {
+		out = append(out, a.groups[s]...)
 	}
 	return out
 }

@@ -55,9 +55,10 @@ func (c *fakeConfig) Run(ctx context.Context, up chan<- []*targetgroup.Group) {
 }
 
 type healthRec struct {
-	mu  sync.Mutex
-	h   ferry.Health
-	err error
+	mu      sync.Mutex
+	h       ferry.Health
+	err     error
+	changed chan struct{} // if not nil, receives after every SetHealth
 }
 
 func (r *healthRec) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -65,6 +66,12 @@ func (r *healthRec) SetHealth(h ferry.Health, err error) {
 	r.mu.Lock()
 	r.h, r.err = h, err
 	r.mu.Unlock()
+	if r.changed != nil {
+		select {
+		case r.changed <- struct{}{}:
+		default: // one pending notice is enough: the waiter reads the state
+		}
+	}
 }
 func (r *healthRec) Dropped(string, int) {}
 func (r *healthRec) Retried()            {}
@@ -188,7 +195,7 @@ func TestCheckHealth(t *testing.T) {
 	var mu sync.Mutex
 	fail := fmt.Errorf("backend says no")
 	c := &fakeConfig{groups: make(chan []*targetgroup.Group)}
-	r := &healthRec{}
+	r := &healthRec{changed: make(chan struct{}, 1)}
 	start(t, &Discoverer{Config: c, CheckInterval: 5 * time.Millisecond, Check: func(context.Context) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -196,7 +203,8 @@ func TestCheckHealth(t *testing.T) {
 	}}, r)
 	wait := func(h ferry.Health) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.NewTimer(10 * time.Second)
+		defer deadline.Stop()
 		for {
 			r.mu.Lock()
 			got, err := r.h, r.err
@@ -204,10 +212,11 @@ func TestCheckHealth(t *testing.T) {
 			if got == h && (h != ferry.Failing || err == fail) {
 				return
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-r.changed:
+			case <-deadline.C:
 				t.Fatalf("health %v (%v), want %v", got, err, h)
 			}
-			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	wait(ferry.Failing)

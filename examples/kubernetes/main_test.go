@@ -68,14 +68,43 @@ func TestManifests(t *testing.T) {
 }
 
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced on every Write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor waits until the output contains text, and reports whether it
+// did within timeout.
+func (s *syncBuffer) waitFor(text string, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		found := strings.Contains(s.b.String(), text)
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if found {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -141,12 +170,8 @@ spec:
 
 	uid, created := create("web", "node-a")
 	writeLog("web", uid, "hello from web")
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(out.String(), "hello from web") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no line within 60s; output:\n%s", out.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !out.waitFor("hello from web", 60*time.Second) {
+		t.Fatalf("no line within 60s; output:\n%s", out.String())
 	}
 	t.Logf("pod creation to first line delivered: %v (kubectl apply and status patch included)", time.Since(created).Round(time.Millisecond))
 	got := out.String()

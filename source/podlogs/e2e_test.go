@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferrydev/ferry/discovery"
 	"github.com/ferrydev/ferry/internal/peers"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/process/stage"
@@ -90,12 +91,9 @@ func TestEndToEnd(t *testing.T) {
 	delivered := func() int { return len(vl.Query(t, "*")) }
 	waitAll := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for delivered() < len(want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of %d lines delivered", what, delivered(), len(want))
-			}
-			time.Sleep(100 * time.Millisecond)
+		// VictoriaLogs has no notification: poll its query API.
+		if !poll.Wait(60*time.Second, func() bool { return delivered() >= len(want) }) {
+			t.Fatalf("%s: %d of %d lines delivered", what, delivered(), len(want))
 		}
 	}
 	pods := []labels.Labels{web.target(), web.target(), sidecar.target(), dns.target()}

@@ -47,9 +47,11 @@
 package podlogs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -154,10 +156,26 @@ func (d *Discoverer) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Start starts Pods if it is a ferry.Starter.
+// Start starts Pods if it is a ferry.Starter, then checks that Root is a
+// directory: kubelet creates it on every node, and its absence in the
+// agent's container means the host path is not mounted.
 func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 	if s, ok := d.Pods.(ferry.Starter); ok {
-		return s.Start(ctx, r)
+		if err := s.Start(ctx, r); err != nil {
+			return err
+		}
+	}
+	if d.Rules != nil { // the files may be anywhere
+		return nil
+	}
+	root := cmp.Or(d.Root, DefaultRoot)
+	fi, err := os.Stat(root)
+	if err == nil && !fi.IsDir() {
+		err = errors.New("not a directory")
+	}
+	if err != nil {
+		_ = d.Close(ctx)
+		return fmt.Errorf("podlogs: Root %s (kubelet's pod logs; is the node's directory mounted?): %w", root, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package podlogs_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -44,9 +45,10 @@ func TestRules(t *testing.T) {
 
 // recorder runs a Discoverer and keeps the last set.
 type recorder struct {
-	mu   sync.Mutex
-	last []labels.Labels
-	n    int
+	mu      sync.Mutex
+	last    []labels.Labels
+	n       int
+	changed chan struct{} // receives after every set (one pending notice)
 }
 
 func (r *recorder) paths() []string {
@@ -61,7 +63,7 @@ func (r *recorder) paths() []string {
 
 func runDisc(t *testing.T, d discovery.Discoverer) *recorder {
 	t.Helper()
-	r := &recorder{}
+	r := &recorder{changed: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan []labels.Labels)
 	done := make(chan error, 1)
@@ -73,6 +75,10 @@ func runDisc(t *testing.T, d discovery.Discoverer) *recorder {
 				r.mu.Lock()
 				r.last, r.n = s, r.n+1
 				r.mu.Unlock()
+				select {
+				case r.changed <- struct{}{}:
+				default:
+				}
 			case <-ctx.Done():
 				return
 			}
@@ -90,17 +96,19 @@ func runDisc(t *testing.T, d discovery.Discoverer) *recorder {
 func waitPaths(t *testing.T, r *recorder, want ...string) {
 	t.Helper()
 	slices.Sort(want)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
 	for {
 		got := r.paths()
 		slices.Sort(got)
 		if slices.Equal(got, want) {
 			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-r.changed:
+		case <-deadline.C:
 			t.Fatalf("paths %v, want %v", got, want)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -179,11 +187,28 @@ func TestValidate(t *testing.T) {
 		t.Error("a bad rule passed Validate")
 	}
 	// Start and Close pass through to a Pods without them.
-	d := &podlogs.Discoverer{Pods: discovery.Static{}}
+	d := &podlogs.Discoverer{Pods: discovery.Static{}, Root: t.TempDir()}
 	if err := d.Start(context.Background(), ferry.NopReporter()); err != nil {
 		t.Error(err)
 	}
 	if err := d.Close(context.Background()); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRootMissing: an agent whose container lacks the node's pod log
+// directory (the host path is not mounted) stops at Start with a clear
+// error, instead of finding no files forever.
+func TestRootMissing(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "pods")
+	err := (&podlogs.Discoverer{Pods: discovery.Static{}, Root: missing}).Start(context.Background(), ferry.NopReporter())
+	if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "mounted") {
+		t.Errorf("Start with a missing Root: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, nil, 0o644)
+	err = (&podlogs.Discoverer{Pods: discovery.Static{}, Root: file}).Start(context.Background(), ferry.NopReporter())
+	if err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("Start with a file as Root: %v", err)
 	}
 }

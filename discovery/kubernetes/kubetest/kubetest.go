@@ -6,9 +6,10 @@
 // and are stopped when the test ends.
 //
 // The server authorizes with RBAC and authenticates with static tokens:
-// AdminToken (group system:masters) and AgentToken (the user of service
-// account ferry/ferry-agent, as examples/kubernetes/rbac.yaml names it;
-// no rights until a test grants them).
+// AdminToken (group system:masters), AgentToken (the user of service
+// account ferry/ferry-agent, as examples/kubernetes/rbac.yaml names it)
+// and ReaderToken (service account ferry/reader); the last two have no
+// rights until a test grants them.
 package kubetest
 
 import (
@@ -32,6 +33,9 @@ const (
 	AdminToken = "ferry-admin-token"
 	AgentToken = "ferry-agent-token"
 	AgentUser  = "system:serviceaccount:ferry:ferry-agent"
+
+	ReaderToken = "ferry-reader-token"
+	ReaderUser  = "system:serviceaccount:ferry:reader"
 )
 
 // APIServer is a running kube-apiserver with its etcd.
@@ -67,7 +71,10 @@ func Start(t testing.TB) *APIServer {
 		t.Fatal(err)
 	}
 	tokens := filepath.Join(dir, "tokens.csv")
-	csv := fmt.Sprintf("%s,admin,admin,\"system:masters\"\n%s,%s,agent-uid,\"system:serviceaccounts,system:serviceaccounts:ferry\"\n", AdminToken, AgentToken, AgentUser)
+	csv := fmt.Sprintf("%s,admin,admin,\"system:masters\"\n"+
+		"%s,%s,agent-uid,\"system:serviceaccounts,system:serviceaccounts:ferry\"\n"+
+		"%s,%s,reader-uid,\"system:serviceaccounts,system:serviceaccounts:ferry\"\n",
+		AdminToken, AgentToken, AgentUser, ReaderToken, ReaderUser)
 	if err := os.WriteFile(tokens, []byte(csv), 0o600); err != nil {
 		t.Fatal(err)
 	}
