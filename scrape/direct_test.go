@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/config"
+	"github.com/ferrydev/ferry/httpconf"
 
 	"github.com/ferrydev/ferry/internal/poll"
 )
@@ -38,7 +38,7 @@ func directServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.I
 }
 
 func directClient(t *testing.T) (*http.Client, *direct) {
-	c, err := newClient(config.DefaultHTTPClientConfig)
+	c, err := newClient(httpconf.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func BenchmarkScrapeTransport(b *testing.B) {
 		w.Write(gz.Bytes())
 	}))
 	defer srv.Close()
-	c, err := newClient(config.DefaultHTTPClientConfig)
+	c, err := newClient(httpconf.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
