@@ -509,6 +509,9 @@ func (l *loop) fetch(ctx context.Context) (_ *bytes.Buffer, gz bool, _ string, _
 	}
 	// Set by Start before Run made this loop, and not changed since.
 	client := l.s.client
+	for k, v := range l.s.Headers {
+		req.Header.Set(k, v)
+	}
 	req.Header.Set("Accept", l.s.accept)
 	if l.s.DisableCompression {
 		req.Header.Set("Accept-Encoding", "identity")

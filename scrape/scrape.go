@@ -16,12 +16,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
-	"github.com/ferrydev/ferry/internal/httpclient"
+	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/source"
 )
@@ -146,14 +145,19 @@ type Scraper struct {
 	// checks them.
 	MetricRelabel []relabel.Rule
 
-	// HTTPClientConfig configures the client built when Client is nil:
-	// authentication (basic auth, bearer token or its file, OAuth2), TLS,
-	// proxies, extra headers and redirects, as in Prometheus. Nil means
-	// config.DefaultHTTPClientConfig. Its secrets are never logged, and
-	// secret references (*_ref) are refused: there is no secret manager.
-	HTTPClientConfig *config.HTTPClientConfig
-	// Client, when set, is used instead of one built from HTTPClientConfig.
+	// HTTPClient configures the client built when Client is nil: TLS,
+	// basic auth or an Authorization header (a bearer token, or its file
+	// re-read for every scrape), proxy, redirects, HTTP/2; the zero value
+	// is the default. A Prometheus http_client_config converts with
+	// httpconf/promconfig (OAuth2 and http_headers too). Its secrets are
+	// never logged.
+	HTTPClient httpconf.Config
+	// Client, when set, is used instead of one built from HTTPClient.
 	Client *http.Client
+	// Headers are added to every scrape request. They cannot replace the
+	// headers the Scraper sets: Accept, Accept-Encoding, User-Agent,
+	// X-Prometheus-Scrape-Timeout-Seconds.
+	Headers map[string]string
 	// UserAgent is sent in User-Agent (DefaultUserAgent).
 	UserAgent string
 	// OffsetSeed varies the phase of every target within its interval, so
@@ -325,9 +329,9 @@ func defaultSeed() uint64 {
 }
 
 // Validate reports configuration errors: unknown protocols, an invalid
-// scheme, negative durations or limits, an HTTPClientConfig that is
-// invalid or names a file that cannot be read (CA, certificate, key, bearer
-// token, password), invalid MetricRelabel rules. pipeline.Build calls it;
+// scheme, negative durations or limits, an HTTPClient configuration that
+// is invalid or names a file that cannot be read (CA, certificate, key,
+// credentials, password), invalid MetricRelabel rules. pipeline.Build calls it;
 // Start calls it too.
 func (s *Scraper) Validate() error {
 	var errs []error
@@ -347,7 +351,7 @@ func (s *Scraper) Validate() error {
 		errs = append(errs, errors.New("scrape: Interval, Timeout, BodySizeLimit, SampleLimit, LabelLimit, LabelNameLengthLimit and LabelValueLengthLimit must not be negative"))
 	}
 	if s.Client == nil {
-		if err := httpclient.Validate(s.HTTPClientConfig); err != nil {
+		if err := s.HTTPClient.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("scrape: HTTP client configuration: %w", err))
 		}
 	}
@@ -382,7 +386,7 @@ func (s *Scraper) Start(ctx context.Context, r ferry.Reporter) error {
 	}
 	client := s.Client
 	if client == nil {
-		c, err := newClient(httpclient.Config(s.HTTPClientConfig))
+		c, err := newClient(s.HTTPClient)
 		if err != nil {
 			return fmt.Errorf("scrape: http client: %w", err)
 		}

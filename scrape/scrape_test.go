@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/authtest"
 	"github.com/ferrydev/ferry/relabel"
 )
@@ -528,7 +528,7 @@ func TestAuth(t *testing.T) {
 	for _, c := range authtest.Cases() {
 		t.Run(c.Name, func(t *testing.T) {
 			srv := c.Server(t, p)
-			s := &Scraper{HTTPClientConfig: &c.Config}
+			s := &Scraper{HTTPClient: c.Config}
 			if c.TLS {
 				s.Scheme = "https"
 			}
@@ -574,8 +574,8 @@ func TestInvalidConfig(t *testing.T) {
 		{Scheme: "ftp"},
 		{Interval: -time.Second},
 		{SampleLimit: -1},
-		{HTTPClientConfig: &config.HTTPClientConfig{TLSConfig: config.TLSConfig{CAFile: missing}}},
-		{HTTPClientConfig: &config.HTTPClientConfig{BearerTokenFile: missing}},
+		{HTTPClient: httpconf.Config{TLS: httpconf.TLS{CAFile: missing}}},
+		{HTTPClient: httpconf.Config{Authorization: &httpconf.Authorization{CredentialsFile: missing}}},
 		{MetricRelabel: []relabel.Rule{relabel.Drop([]string{"a"}, "(")}},
 	} {
 		if err := s.Validate(); err == nil {

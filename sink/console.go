@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/ferrydev/ferry"
 )
 
@@ -80,14 +83,35 @@ func (c *Console[T]) appendEntry(buf []byte, e *ferry.Entry) []byte {
 	}
 	buf = e.Timestamp.AppendFormat(buf, "2006-01-02T15:04:05.000Z07:00")
 	buf = append(buf, ' ')
-	buf = append(buf, e.Labels.String()...)
+	buf = appendLabels(buf, e.Labels)
 	buf = append(buf, ' ')
 	buf = append(buf, e.Line...)
 	if !e.Metadata.IsEmpty() {
 		buf = append(buf, ' ')
-		buf = append(buf, e.Metadata.String()...)
+		buf = appendLabels(buf, e.Metadata)
 	}
 	return buf
+}
+
+// appendLabels appends ls as ls.String() writes it, without making that
+// string for every entry.
+func appendLabels(buf []byte, ls labels.Labels) []byte {
+	buf = append(buf, '{')
+	first := true
+	ls.Range(func(l labels.Label) {
+		if !first {
+			buf = append(buf, ", "...)
+		}
+		first = false
+		if model.LegacyValidation.IsValidLabelName(l.Name) {
+			buf = append(buf, l.Name...)
+		} else {
+			buf = strconv.AppendQuote(buf, l.Name)
+		}
+		buf = append(buf, '=')
+		buf = strconv.AppendQuote(buf, l.Value)
+	})
+	return append(buf, '}')
 }
 
 func (c *Console[T]) appendSample(buf []byte, s *ferry.Sample) []byte {
@@ -100,7 +124,7 @@ func (c *Console[T]) appendSample(buf []byte, s *ferry.Sample) []byte {
 		out, _ := json.Marshal(v)
 		return append(buf, out...)
 	}
-	buf = append(buf, s.Labels.String()...)
+	buf = appendLabels(buf, s.Labels)
 	buf = append(buf, ' ')
 	buf = append(buf, formatFloat(s.V)...)
 	buf = append(buf, " @"...)

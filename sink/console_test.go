@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strings"
@@ -90,6 +91,41 @@ func TestConsoleFormats(t *testing.T) {
 	}}, nil))
 	if got := buf.String(); got != `{"time":"1970-01-01T00:00:01Z","labels":{"app":"x"},"line":"hi \"there\"","metadata":{"trace_id":"abc"}}`+"\n" {
 		t.Fatalf("got %s", got)
+	}
+}
+
+// Text entries show labels as Labels.String does, names that need it
+// quoted, without making that string for each entry.
+func TestConsoleTextLabels(t *testing.T) {
+	sets := []labels.Labels{
+		labels.EmptyLabels(),
+		labels.FromStrings("app", "x"),
+		labels.FromStrings("a", "quote\"back\\slash\nnewline", "b", "ünïcode"),
+		labels.FromStrings("service.name", "web", "_ok", "1"),
+	}
+	var buf bytes.Buffer
+	c := &sink.Console[ferry.Entry]{W: &buf}
+	for _, ls := range sets {
+		buf.Reset()
+		c.Send(context.Background(), ferry.NewBatch([]ferry.Entry{{Labels: ls, Timestamp: time.Unix(1, 0).UTC(), Line: "l", Metadata: ls}}, nil))
+		want := "1970-01-01T00:00:01.000Z " + ls.String() + " l"
+		if !ls.IsEmpty() {
+			want += " " + ls.String()
+		}
+		if got := buf.String(); got != want+"\n" {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	entries := make([]ferry.Entry, 100)
+	for i := range entries {
+		entries[i] = ferry.Entry{Labels: sets[2], Timestamp: time.Unix(1, 0), Line: "a line"}
+	}
+	c = &sink.Console[ferry.Entry]{W: io.Discard}
+	allocs := testing.AllocsPerRun(20, func() {
+		c.Send(context.Background(), ferry.NewBatch(entries, nil))
+	})
+	if perEntry := allocs / float64(len(entries)); perEntry > 0.05 {
+		t.Errorf("%.2f allocations per entry", perEntry)
 	}
 }
 

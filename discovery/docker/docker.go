@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -37,6 +38,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/internal/httpclient"
 	"github.com/ferrydev/ferry/relabel"
 )
 
@@ -156,8 +158,20 @@ func (d *Discoverer) Validate() error {
 // environment) with API version negotiation, and TLS from files if any is
 // set. Nothing is sent until the first call; call NegotiateAPIVersion on the
 // result before sharing it between goroutines.
+//
+// Its GET requests (log and event streams, lists, inspections) are sent on
+// connections that the calling goroutine writes and reads itself, without
+// the two goroutines and two buffers net/http's Transport keeps for each
+// connection: a log source holds a stream, so a connection, for every
+// container it follows. Other requests go through net/http as usual. The
+// requests are not traced with OpenTelemetry, as the Docker client does by
+// default.
 func NewClient(host string, tls TLSFiles) (*client.Client, error) {
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	// The Docker client's own defaults for its transport, which its
+	// options then set up (socket, TLS).
+	tr := &http.Transport{MaxIdleConns: 6, IdleConnTimeout: 30 * time.Second, WriteBufferSize: 1 << 10}
+	hc := &http.Client{Transport: tr, CheckRedirect: client.CheckRedirect}
+	opts := []client.Opt{client.WithHTTPClient(hc), client.WithHost(client.DefaultDockerHost), client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
 	}
@@ -168,6 +182,9 @@ func NewClient(host string, tls TLSFiles) (*client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
+	// The client knows tr as its transport (for Close, TLS, attaching);
+	// its requests go through hc, set up now that tr is.
+	hc.Transport = httpclient.NewDirect(tr)
 	return c, nil
 }
 

@@ -131,7 +131,9 @@ func (c *collectFlags) addMetrics(b *pipeline.Builder, reg prometheus.Gatherer, 
 	case selfAddr != "":
 		logger.Info("self-scrape over HTTP", "url", "http://"+selfAddr+"/metrics", "interval", selfInterval)
 		self := pipeline.Discover(b, "discovery.self", discovery.Addresses([]string{selfAddr}, "job", "ferry"))
-		samples = append(samples, pipeline.FromTargets(b, "prometheus.scrape.self", &scrape.Scraper{Interval: selfInterval}, self))
+		// Uncompressed: over loopback gzip saves nothing, and would cost
+		// the serving side a compressor of some 800 KB at every scrape.
+		samples = append(samples, pipeline.FromTargets(b, "prometheus.scrape.self", &scrape.Scraper{Interval: selfInterval, DisableCompression: true}, self))
 	default:
 		logger.Info("self-scrape in process: the debug server is off", "interval", selfInterval)
 		samples = append(samples, pipeline.FromSource(b, "prometheus.exporter.self", &gather.Source{Gatherer: reg, Interval: selfInterval, Job: "ferry"}))

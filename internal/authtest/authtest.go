@@ -1,7 +1,7 @@
 // Package authtest holds the client-authentication cases that the tests of
-// Ferry's HTTP clients (scrape, remote write) share: each a
-// config.HTTPClientConfig and a test server that only serves requests
-// carrying what that configuration must send.
+// Ferry's HTTP clients (scrape, remote write) share: each an
+// httpconf.Config and a test server that only serves requests carrying what
+// that configuration must send.
 package authtest
 
 import (
@@ -9,13 +9,13 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/prometheus/common/config"
+	"github.com/ferrydev/ferry/httpconf"
 )
 
 // Case is one way for a client to authenticate.
 type Case struct {
 	Name   string
-	Config config.HTTPClientConfig
+	Config httpconf.Config
 	// TLS says the server speaks HTTPS (with a certificate the Config
 	// does not verify).
 	TLS   bool
@@ -25,14 +25,14 @@ type Case struct {
 // Cases returns basic auth, a bearer token and TLS.
 func Cases() []Case {
 	return []Case{
-		{Name: "basic", Config: config.HTTPClientConfig{BasicAuth: &config.BasicAuth{Username: "u", Password: "p"}}, check: func(r *http.Request) bool {
+		{Name: "basic", Config: httpconf.Config{BasicAuth: &httpconf.BasicAuth{Username: "u", Password: "p"}}, check: func(r *http.Request) bool {
 			u, pw, ok := r.BasicAuth()
 			return ok && u == "u" && pw == "p"
 		}},
-		{Name: "bearer", Config: config.HTTPClientConfig{BearerToken: "tok"}, check: func(r *http.Request) bool {
+		{Name: "bearer", Config: httpconf.Config{Authorization: &httpconf.Authorization{Credentials: "tok"}}, check: func(r *http.Request) bool {
 			return r.Header.Get("Authorization") == "Bearer tok"
 		}},
-		{Name: "tls", Config: config.HTTPClientConfig{TLSConfig: config.TLSConfig{InsecureSkipVerify: true}}, TLS: true, check: func(r *http.Request) bool {
+		{Name: "tls", Config: httpconf.Config{TLS: httpconf.TLS{InsecureSkipVerify: true}}, TLS: true, check: func(r *http.Request) bool {
 			return r.TLS != nil
 		}},
 	}

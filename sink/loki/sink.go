@@ -69,9 +69,9 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/httpclient"
 	"github.com/ferrydev/ferry/sink"
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -129,12 +129,14 @@ type Endpoint struct {
 	// Headers are added to every request. They cannot replace the headers
 	// the sink sets: Content-Type, User-Agent, X-Scope-OrgID.
 	Headers map[string]string
-	// HTTPClientConfig configures authentication (basic auth, bearer token
-	// or its file, re-read for every request, OAuth2), TLS with client
-	// certificates, proxies and redirects, as in Prometheus. Nil means
-	// config.DefaultHTTPClientConfig. Its secrets are never logged.
-	HTTPClientConfig *config.HTTPClientConfig
-	// Client, when set, is used instead of one built from HTTPClientConfig.
+	// HTTPClient configures the client built when Client is nil: TLS with
+	// client certificates, basic auth or an Authorization header (a
+	// bearer token, or its file re-read for every request), proxy,
+	// redirects, HTTP/2; the zero value is the default. A Prometheus or
+	// Promtail http_client_config converts with httpconf/promconfig
+	// (OAuth2 too). Its secrets are never logged.
+	HTTPClient httpconf.Config
+	// Client, when set, is used instead of one built from HTTPClient.
 	Client *http.Client
 }
 
@@ -142,13 +144,13 @@ type Endpoint struct {
 // a URL is ready to use once started; every zero field takes its default.
 // Fields must not change after Start.
 type Sink struct {
-	// URL, TenantID, Headers, HTTPClientConfig and Client describe the
-	// first endpoint, as in Endpoint. URL may be empty when Endpoints is not.
-	URL              string
-	TenantID         string
-	Headers          map[string]string
-	HTTPClientConfig *config.HTTPClientConfig
-	Client           *http.Client
+	// URL, TenantID, Headers, HTTPClient and Client describe the first
+	// endpoint, as in Endpoint. URL may be empty when Endpoints is not.
+	URL        string
+	TenantID   string
+	Headers    map[string]string
+	HTTPClient httpconf.Config
+	Client     *http.Client
 
 	// Endpoints are further endpoints. Every entry goes to every endpoint;
 	// each has its own batches, queue and buffer, so a slow one does not
@@ -234,15 +236,15 @@ func (s *Sink) userAgent() string {
 func (s *Sink) endpoints() []Endpoint {
 	var eps []Endpoint
 	if s.URL != "" {
-		eps = append(eps, Endpoint{URL: s.URL, TenantID: s.TenantID, Headers: s.Headers, HTTPClientConfig: s.HTTPClientConfig, Client: s.Client})
+		eps = append(eps, Endpoint{URL: s.URL, TenantID: s.TenantID, Headers: s.Headers, HTTPClient: s.HTTPClient, Client: s.Client})
 	}
 	return append(eps, s.Endpoints...)
 }
 
-// Validate reports configuration errors: no endpoint, an invalid URL, an
-// invalid HTTP client configuration, negative sizes or durations, invalid
-// external labels, an HTTPClientConfig that is invalid or names a file that
-// cannot be read (CA, certificate, key, bearer token, password).
+// Validate reports configuration errors: no endpoint, an invalid URL,
+// negative sizes or durations, invalid external labels, an HTTPClient
+// configuration that is invalid or names a file that cannot be read (CA,
+// certificate, key, credentials, password).
 // pipeline.Build calls it; Start calls it too.
 func (s *Sink) Validate() error {
 	var errs []error
@@ -259,7 +261,7 @@ func (s *Sink) Validate() error {
 			errs = append(errs, err)
 		}
 		if e.Client == nil {
-			if err := httpclient.Validate(e.HTTPClientConfig); err != nil {
+			if err := e.HTTPClient.Validate(); err != nil {
 				errs = append(errs, fmt.Errorf("loki: endpoint %d: HTTP client configuration: %w", i, err))
 			}
 		}
@@ -278,11 +280,11 @@ func (s *Sink) Validate() error {
 	return errors.Join(errs...)
 }
 
-func newClient(e Endpoint, ua string) (*http.Client, error) {
+func newClient(e Endpoint) (*http.Client, error) {
 	if e.Client != nil {
 		return e.Client, nil
 	}
-	c, err := httpclient.New(e.HTTPClientConfig, "loki", config.WithUserAgent(ua))
+	c, err := httpclient.New(e.HTTPClient, httpclient.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("loki: HTTP client configuration: %w", err)
 	}
@@ -326,7 +328,7 @@ func (s *Sink) Start(ctx context.Context, r ferry.Reporter) error {
 	})
 	var eps []*endpoint
 	for _, e := range s.endpoints() {
-		c, err := newClient(e, s.userAgent())
+		c, err := newClient(e)
 		if err == nil {
 			var ep *endpoint
 			ep, err = newEndpoint(s, e, c, r)

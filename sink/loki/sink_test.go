@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/grafana/loki/pkg/push"
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -682,7 +682,7 @@ func TestConfigErrors(t *testing.T) {
 		{URL: "ftp://x"},
 		{URL: "http://x", MinBackoff: time.Hour, MaxBackoff: time.Second},
 		{URL: "http://x", ExternalLabels: labels.FromStrings("bad-name", "x")},
-		{URL: "http://x", HTTPClientConfig: &config.HTTPClientConfig{BearerToken: "a", BearerTokenFile: "b"}},
+		{URL: "http://x", HTTPClient: httpconf.Config{Authorization: &httpconf.Authorization{Credentials: "a", CredentialsFile: "b"}}},
 	} {
 		if err := s.Validate(); err == nil {
 			t.Errorf("%+v: no error", s)
@@ -704,11 +704,11 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("ack %v, want ErrNotStarted, not settled", err)
 	}
 	missing := t.TempDir() + "/missing"
-	for _, cfg := range []config.HTTPClientConfig{
-		{BearerTokenFile: missing},
-		{TLSConfig: config.TLSConfig{CAFile: missing}},
+	for _, cfg := range []httpconf.Config{
+		{Authorization: &httpconf.Authorization{CredentialsFile: missing}},
+		{TLS: httpconf.TLS{CAFile: missing}},
 	} {
-		if err := (&Sink{URL: "http://x", HTTPClientConfig: &cfg}).Validate(); err == nil || !strings.Contains(err.Error(), "missing") {
+		if err := (&Sink{URL: "http://x", HTTPClient: cfg}).Validate(); err == nil || !strings.Contains(err.Error(), "missing") {
 			t.Errorf("%+v: Validate = %v, want an unreadable file", cfg, err)
 		}
 	}
@@ -732,15 +732,11 @@ func TestAuthAndSecrets(t *testing.T) {
 	})
 	rep := newTestReporter()
 	ctx := ferry.WithReporter(context.Background(), rep)
-	cfg := config.DefaultHTTPClientConfig
-	cfg.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: tokenFile}
-	basic := config.DefaultHTTPClientConfig
-	basic.BasicAuth = &config.BasicAuth{Username: "u", Password: "s3cret-pw"}
 	s := started(t, &Sink{
-		URL:              f.url(),
-		HTTPClientConfig: &cfg,
-		Endpoints:        []Endpoint{{URL: f.url(), HTTPClientConfig: &basic}},
-		BatchWait:        5 * time.Millisecond,
+		URL:        f.url(),
+		HTTPClient: httpconf.Config{Authorization: &httpconf.Authorization{Type: "Bearer", CredentialsFile: tokenFile}},
+		Endpoints:  []Endpoint{{URL: f.url(), HTTPClient: httpconf.Config{BasicAuth: &httpconf.BasicAuth{Username: "u", Password: "s3cret-pw"}}}},
+		BatchWait:  5 * time.Millisecond,
 	}, rep)
 	defer closeSink(t, s)
 	acks := newAckRecorder()

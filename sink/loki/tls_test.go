@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/config"
+	"github.com/ferrydev/ferry/httpconf"
 )
 
 // writeCert creates a key pair signed by parent (self-signed when parent is
@@ -81,9 +81,8 @@ func TestTLSWithClientCertificate(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 
-	cfg := config.DefaultHTTPClientConfig
-	cfg.TLSConfig = config.TLSConfig{CAFile: caFile, CertFile: cliCert, KeyFile: cliKey}
-	s := started(t, &Sink{URL: srv.URL + "/loki/api/v1/push", HTTPClientConfig: &cfg, BatchWait: 5 * time.Millisecond}, nil)
+	cfg := httpconf.Config{TLS: httpconf.TLS{CAFile: caFile, CertFile: cliCert, KeyFile: cliKey}}
+	s := started(t, &Sink{URL: srv.URL + "/loki/api/v1/push", HTTPClient: cfg, BatchWait: 5 * time.Millisecond}, nil)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(context.Background(), acks.batch(testEntries()[:1]))
@@ -104,9 +103,7 @@ func TestProxy(t *testing.T) {
 	}))
 	defer proxy.Close()
 	pu, _ := url.Parse(proxy.URL)
-	cfg := config.DefaultHTTPClientConfig
-	cfg.ProxyURL = config.URL{URL: pu}
-	s := started(t, &Sink{URL: "http://loki.invalid:3100/loki/api/v1/push", HTTPClientConfig: &cfg, BatchWait: 5 * time.Millisecond}, nil)
+	s := started(t, &Sink{URL: "http://loki.invalid:3100/loki/api/v1/push", HTTPClient: httpconf.Config{ProxyURL: pu}, BatchWait: 5 * time.Millisecond}, nil)
 	defer closeSink(t, s)
 	acks := newAckRecorder()
 	s.Send(context.Background(), acks.batch(testEntries()[:1]))

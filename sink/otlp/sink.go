@@ -48,10 +48,11 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/httpconf"
+	"github.com/ferrydev/ferry/internal/httpclient"
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/klauspost/compress/gzip"
-	"github.com/prometheus/common/config"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -95,12 +96,14 @@ type Config struct {
 	// Headers are added to every request. They cannot replace
 	// Content-Type, Content-Encoding and User-Agent.
 	Headers map[string]string
-	// HTTPClientConfig configures authentication (basic auth, bearer token
-	// or its file, OAuth2), TLS with client certificates and proxies, as in
-	// Prometheus. Nil means config.DefaultHTTPClientConfig.
-	HTTPClientConfig *config.HTTPClientConfig
-	// Client, when set, is used instead of one built from
-	// HTTPClientConfig.
+	// HTTPClient configures the client built when Client is nil: TLS with
+	// client certificates, basic auth or an Authorization header (a
+	// bearer token, or its file re-read for every request), proxy,
+	// redirects, HTTP/2; the zero value is the default. A Prometheus
+	// http_client_config converts with httpconf/promconfig (OAuth2 too).
+	// Its secrets are never logged.
+	HTTPClient httpconf.Config
+	// Client, when set, is used instead of one built from HTTPClient.
 	Client *http.Client
 	// Gzip compresses request bodies.
 	Gzip bool
@@ -152,8 +155,8 @@ func (c *Config) validate(kind string) error {
 	if orDefault(c.MinBackoff, DefaultMinBackoff) > orDefault(c.MaxBackoff, DefaultMaxBackoff) {
 		errs = append(errs, fmt.Errorf("otlp: %s sink: MinBackoff is larger than MaxBackoff", kind))
 	}
-	if c.Client == nil && c.HTTPClientConfig != nil {
-		if err := c.HTTPClientConfig.Validate(); err != nil {
+	if c.Client == nil {
+		if err := c.HTTPClient.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("otlp: %s sink: HTTP client configuration: %w", kind, err))
 		}
 	}
@@ -164,11 +167,7 @@ func (c *Config) client(kind string) (*http.Client, bool, error) {
 	if c.Client != nil {
 		return c.Client, false, nil
 	}
-	cfg := config.DefaultHTTPClientConfig
-	if c.HTTPClientConfig != nil {
-		cfg = *c.HTTPClientConfig
-	}
-	hc, err := config.NewClientFromConfig(cfg, "otlp_"+kind, config.WithUserAgent(orDefault(c.UserAgent, DefaultUserAgent)))
+	hc, err := httpclient.New(c.HTTPClient, httpclient.Options{})
 	if err != nil {
 		return nil, false, fmt.Errorf("otlp: %s sink: HTTP client configuration: %w", kind, err)
 	}

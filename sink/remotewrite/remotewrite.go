@@ -42,10 +42,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/httpclient"
 	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/ferrydev/ferry/relabel"
@@ -116,12 +116,14 @@ type Sink struct {
 	// specification allows.
 	NoFallback bool
 
-	// HTTPClientConfig configures the client built when Client is nil:
-	// authentication (basic auth, bearer token or its file, OAuth2), TLS,
-	// proxies and redirects, as in Prometheus. Nil means
-	// config.DefaultHTTPClientConfig. Its secrets are never logged.
-	HTTPClientConfig *config.HTTPClientConfig
-	// Client, when set, is used instead of one built from HTTPClientConfig.
+	// HTTPClient configures the client built when Client is nil: TLS with
+	// client certificates, basic auth or an Authorization header (a
+	// bearer token, or its file re-read for every request), proxy,
+	// redirects, HTTP/2; the zero value is the default. A Prometheus
+	// http_client_config converts with httpconf/promconfig (OAuth2 too).
+	// Its secrets are never logged.
+	HTTPClient httpconf.Config
+	// Client, when set, is used instead of one built from HTTPClient.
 	Client *http.Client
 	// Headers are added to every request. They cannot override the
 	// protocol's own headers (Content-Type, Content-Encoding,
@@ -189,8 +191,8 @@ var _ sink.Sink[ferry.Sample] = (*Sink)(nil)
 
 // Validate reports configuration errors: an empty or invalid URL, an
 // unknown Version, negative sizes or durations, MinBackoff above
-// MaxBackoff, an HTTPClientConfig that is invalid or names a file that
-// cannot be read (CA, certificate, key, bearer token, password), invalid
+// MaxBackoff, an HTTPClient configuration that is invalid or names a file
+// that cannot be read (CA, certificate, key, credentials, password), invalid
 // ExternalLabels or WriteRelabel rules. pipeline.Build calls it; Start
 // calls it too.
 func (s *Sink) Validate() error {
@@ -213,7 +215,7 @@ func (s *Sink) Validate() error {
 		errs = append(errs, fmt.Errorf("remotewrite: MinBackoff %v is larger than MaxBackoff %v", lo, hi))
 	}
 	if s.Client == nil {
-		if err := httpclient.Validate(s.HTTPClientConfig); err != nil {
+		if err := s.HTTPClient.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("remotewrite: HTTP client configuration: %w", err))
 		}
 	}
@@ -275,7 +277,7 @@ func (s *Sink) Start(ctx context.Context, r ferry.Reporter) error {
 	}
 	client := s.Client
 	if client == nil {
-		if client, err = httpclient.New(s.HTTPClientConfig, "remote_write"); err != nil {
+		if client, err = httpclient.New(s.HTTPClient, httpclient.Options{}); err != nil {
 			return fmt.Errorf("remotewrite: http client: %w", err)
 		}
 	}

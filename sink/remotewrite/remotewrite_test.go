@@ -19,13 +19,13 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/authtest"
 	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/relabel"
@@ -602,8 +602,8 @@ func TestValidate(t *testing.T) {
 		{"unknown version", &Sink{URL: "http://p/w", Version: 7}, "unknown version 7"},
 		{"negative", &Sink{URL: "http://p/w", Capacity: -1}, "must not be negative"},
 		{"backoffs", &Sink{URL: "http://p/w", MinBackoff: time.Minute, MaxBackoff: time.Second}, "MinBackoff"},
-		{"CA file", &Sink{URL: "http://p/w", HTTPClientConfig: &config.HTTPClientConfig{TLSConfig: config.TLSConfig{CAFile: missing}}}, "missing"},
-		{"token file", &Sink{URL: "http://p/w", HTTPClientConfig: &config.HTTPClientConfig{BearerTokenFile: missing}}, "missing"},
+		{"CA file", &Sink{URL: "http://p/w", HTTPClient: httpconf.Config{TLS: httpconf.TLS{CAFile: missing}}}, "missing"},
+		{"token file", &Sink{URL: "http://p/w", HTTPClient: httpconf.Config{Authorization: &httpconf.Authorization{CredentialsFile: missing}}}, "missing"},
 		{"relabel", &Sink{URL: "http://p/w", WriteRelabel: []relabel.Rule{relabel.Keep([]string{"a"}, "(")}}, "WriteRelabel"},
 	} {
 		err := c.s.Validate()
@@ -940,7 +940,7 @@ func TestAuthAndTLS(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			rc := &receiver{t: t}
 			srv := c.Server(t, rc)
-			s := started(t, &Sink{URL: srv.URL, HTTPClientConfig: &c.Config, BatchSendDeadline: 5 * time.Millisecond}, nil)
+			s := started(t, &Sink{URL: srv.URL, HTTPClient: c.Config, BatchSendDeadline: 5 * time.Millisecond}, nil)
 			defer closeSink(t, s)
 			if err := wait(t, send(t, context.Background(), s, newSamples(2, 2, 1)), 5*time.Second); err != nil {
 				t.Fatal(err)

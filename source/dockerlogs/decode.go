@@ -39,10 +39,15 @@ type message struct {
 // decoder reads the log stream of one container, multiplexed (8-byte frame
 // headers) or raw (TTY), and splits it into messages, parsing the timestamp
 // prefix of each. It does not allocate once its buffer is grown.
+//
+// Its buffer starts at decoderStartSize and doubles, up to max, only when
+// a frame or line does not fit: every followed container holds a decoder,
+// and most log short lines.
 type decoder struct {
 	r   io.Reader
 	tty bool
 	buf []byte
+	max int // the size buf may grow to
 	rd  int // start of unread data in buf
 	wr  int // end of data in buf
 	err error
@@ -60,14 +65,29 @@ type decoder struct {
 	secOK     bool
 }
 
-func newDecoder(r io.Reader, tty bool, bufSize int) *decoder {
-	if bufSize < 2*dockerPartialSize {
-		bufSize = 2 * dockerPartialSize
-	}
-	return &decoder{r: r, tty: tty, buf: make([]byte, bufSize), atStart: true}
+// decoderStartSize is the size a decoder's buffer starts at.
+const decoderStartSize = 4 << 10
+
+// newDecoder returns a decoder whose buffer may grow to maxSize, at least
+// twice the daemon's partial size (so that a part and the timestamp of the
+// next always fit).
+func newDecoder(r io.Reader, tty bool, maxSize int) *decoder {
+	maxSize = max(maxSize, 2*dockerPartialSize)
+	return &decoder{r: r, tty: tty, buf: make([]byte, min(decoderStartSize, maxSize)), max: maxSize, atStart: true}
 }
 
+// full reports whether the buffer holds unread data only and cannot grow:
+// nothing more can be read before some is consumed.
+func (d *decoder) full() bool {
+	return d.rd == 0 && d.wr == len(d.buf) && len(d.buf) >= d.max
+}
+
+// reset starts d on another stream; a buffer that grew for the last one
+// starts small again.
 func (d *decoder) reset(r io.Reader, tty bool) {
+	if len(d.buf) > decoderStartSize {
+		d.buf = make([]byte, decoderStartSize)
+	}
 	d.r, d.tty, d.rd, d.wr, d.err, d.left, d.atStart, d.ts = r, tty, 0, 0, nil, 0, true, 0
 }
 
@@ -83,7 +103,12 @@ func (d *decoder) fill() error {
 		d.rd, d.wr = 0, n
 	}
 	if d.wr == len(d.buf) {
-		return nil // full; the caller consumes first
+		if len(d.buf) >= d.max {
+			return nil // full; the caller consumes first
+		}
+		buf := make([]byte, min(2*len(d.buf), d.max))
+		copy(buf, d.buf[:d.wr])
+		d.buf = buf
 	}
 	for i := 0; i < 100; i++ {
 		n, err := d.r.Read(d.buf[d.wr:])
@@ -144,7 +169,7 @@ func (d *decoder) nextMux() error {
 		d.atStart = true
 	}
 	// Have as much of the frame as fits.
-	for d.wr-d.rd < d.left && d.wr-d.rd < len(d.buf) {
+	for d.wr-d.rd < d.left && !d.full() {
 		if err := d.fill(); err != nil {
 			// A cut frame is not delivered: its message may be incomplete,
 			// and the reader will ask for it again.
@@ -190,7 +215,7 @@ func (d *decoder) systemError(size int) error {
 		if err := d.fill(); err != nil {
 			return fmt.Errorf("dockerlogs: daemon error frame: %w", err)
 		}
-		if d.wr == len(d.buf) {
+		if d.full() {
 			n = min(n, d.wr-d.rd)
 		}
 	}
@@ -236,7 +261,7 @@ func (d *decoder) nextRaw() error {
 				// of what follows to tell.
 				c := content[:dockerPartialSize]
 				rest := content[dockerPartialSize:]
-				if len(rest) <= maxTSLen && d.err == nil && !(d.rd == 0 && d.wr == len(d.buf)) {
+				if len(rest) <= maxTSLen && d.err == nil && !d.full() {
 					d.fill() // an error is kept in d.err and ends this
 					continue
 				}
@@ -246,7 +271,7 @@ func (d *decoder) nextRaw() error {
 				d.m = message{stream: streamStdout, ts: ts, content: c, partial: true}
 				return nil
 			}
-			if d.wr == len(d.buf) && d.rd == 0 {
+			if d.full() {
 				// Cannot happen with the buffer at least twice the part size,
 				// but never spin: deliver what there is.
 				d.rd += tsLen + len(content)

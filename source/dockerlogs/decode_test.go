@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -450,4 +451,36 @@ func FuzzLongLines(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The buffer starts small, grows so that a frame the daemon sends whole
+// comes as one message, not cut at the starting size, and starts small
+// again for the next stream.
+func TestDecoderGrows(t *testing.T) {
+	line := strings.Repeat("x", dockerPartialSize-100)
+	d := newDecoder(bytes.NewReader(append(frame(1, ts0+" short\n"), frame(1, ts0+" "+line+"\n")...)), false, 0)
+	if len(d.buf) != decoderStartSize {
+		t.Fatalf("buffer starts at %d bytes, want %d", len(d.buf), decoderStartSize)
+	}
+	var got []string
+	for {
+		err := d.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d partial=%v", len(d.m.content), d.m.partial))
+	}
+	if want := []string{"5 partial=false", fmt.Sprintf("%d partial=false", len(line))}; !slices.Equal(got, want) {
+		t.Errorf("messages %v, want %v", got, want)
+	}
+	if len(d.buf) <= decoderStartSize || len(d.buf) > d.max {
+		t.Errorf("buffer %d bytes after a %d-byte frame", len(d.buf), len(line))
+	}
+	d.reset(bytes.NewReader(nil), false)
+	if len(d.buf) != decoderStartSize {
+		t.Errorf("buffer %d bytes after reset", len(d.buf))
+	}
 }

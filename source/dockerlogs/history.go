@@ -52,49 +52,95 @@ const (
 
 // history records the lines of one reading of a container's log, from the
 // position it started at, and computes the position after them.
+//
+// Only lines stamped within skewWindow of the newest can count in a
+// position, so older ones leave the ring as newer ones come: it holds about
+// a second of lines, and grows (up to historySize) only for a container
+// that logs more than that. A quiet container's history is a few hundred
+// bytes instead of the 9 KB of a full ring.
 type history struct {
 	start   position
-	ts      [historySize]int64 // timestamps of the last parts of the lines, a ring
-	streams [historySize]uint8 // and their streams
-	n       int                // lines recorded
-	dropped int64              // newest timestamp of lines that left the ring
+	ring    []histLine // a ring of n lines from head, oldest first
+	head, n int
+	newest  int64 // newest timestamp recorded; valid when any is
+	any     bool
+	dropped int64 // newest timestamp of lines that left a full ring
 }
 
+type histLine struct {
+	ts     int64 // timestamp of the line's last part
+	stream uint8
+}
+
+// historyKeep is the ring capacity a history keeps from one reading to the
+// next; a larger one, grown by a burst, is let go.
+const historyKeep = 64
+
 func (h *history) reset(start position) {
-	h.start, h.n, h.dropped = start, 0, -1
+	h.start, h.head, h.n, h.any, h.dropped = start, 0, 0, false, -1
+	if cap(h.ring) > historyKeep {
+		h.ring = nil
+	}
 }
 
 // record notes a line of a stream whose last part has timestamp ts.
 func (h *history) record(ts int64, stream int) {
-	i := h.n % historySize
-	if h.n >= historySize {
-		h.dropped = max(h.dropped, h.ts[i])
+	if !h.any || ts > h.newest {
+		h.newest, h.any = ts, true
 	}
-	h.ts[i], h.streams[i] = ts, uint8(stream)
+	// Lines too old to count in any position from now on.
+	for h.n > 0 && h.ring[h.head].ts < h.newest-skewWindow {
+		h.pop()
+	}
+	if h.n == len(h.ring) {
+		if len(h.ring) < historySize {
+			h.grow()
+		} else {
+			h.dropped = max(h.dropped, h.ring[h.head].ts)
+			h.pop()
+		}
+	}
+	h.ring[(h.head+h.n)%len(h.ring)] = histLine{ts, uint8(stream)}
 	h.n++
+}
+
+func (h *history) pop() {
+	h.head = (h.head + 1) % len(h.ring)
+	h.n--
+}
+
+// grow doubles the ring, its lines in order from the start.
+func (h *history) grow() {
+	ring := make([]histLine, min(max(2*len(h.ring), 16), historySize))
+	for i := range h.n {
+		ring[i] = h.ring[(h.head+i)%len(h.ring)]
+	}
+	h.ring, h.head = ring, 0
+}
+
+// lines calls f with every line in the ring.
+func (h *history) lines(f func(histLine)) {
+	for i := range h.n {
+		f(h.ring[(h.head+i)%len(h.ring)])
+	}
 }
 
 // position returns the position after every recorded line.
 func (h *history) position() position {
-	n := min(h.n, historySize)
-	if n == 0 {
+	if !h.any {
 		return h.start
-	}
-	newest := h.ts[0]
-	for _, t := range h.ts[:n] {
-		newest = max(newest, t)
 	}
 	// Since: a window before the newest line, not before where this
 	// reading started (lines before that were not seen), and not before a
 	// line that left the ring (those could not be counted).
-	since := max(newest-skewWindow, h.start.Since, h.dropped+1)
+	since := max(h.newest-skewWindow, h.start.Since, h.dropped+1)
 	skip := 0
-	for _, t := range h.ts[:n] {
-		if t >= since {
+	h.lines(func(l histLine) {
+		if l.ts >= since {
 			skip++
 		}
-	}
-	return position{Since: since, Skip: skip, Newest: max(newest, h.start.Newest)}
+	})
+	return position{Since: since, Skip: skip, Newest: max(h.newest, h.start.Newest)}
 }
 
 // lineID tells a line of a reading apart from the others as well as the
@@ -113,16 +159,15 @@ type lineID struct {
 // ends at its start, so left is returned as it is, nil if the reading
 // started from a count.
 func (h *history) seenFrom(since int64, left map[lineID]int) map[lineID]int {
-	n := min(h.n, historySize)
-	if n == 0 {
+	if !h.any {
 		return left
 	}
-	m := make(map[lineID]int, n)
-	for i, t := range h.ts[:n] {
-		if t >= since {
-			m[lineID{t, int(h.streams[i])}]++
+	m := make(map[lineID]int, h.n)
+	h.lines(func(l histLine) {
+		if l.ts >= since {
+			m[lineID{l.ts, int(l.stream)}]++
 		}
-	}
+	})
 	for id, k := range left {
 		if id.ts >= since && k > 0 {
 			m[id] += k

@@ -1,9 +1,7 @@
-package scrape
+package httpclient
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -12,14 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/config"
-
+	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/poll"
 )
 
@@ -38,7 +34,7 @@ func directServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.I
 }
 
 func directClient(t *testing.T) (*http.Client, *direct) {
-	c, err := newClient(config.DefaultHTTPClientConfig)
+	c, err := New(httpconf.Config{}, Options{Transport: NewDirect})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,47 +235,4 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
-}
-
-// BenchmarkScrapeTransport: GETs of the gzipped node_exporter page from a
-// local server, read to the end, through direct and, as the baseline in
-// the same run, through net/http's Transport with the same settings.
-func BenchmarkScrapeTransport(b *testing.B) {
-	page, err := os.ReadFile("testdata/node_exporter.txt")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(page)
-	zw.Close()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Encoding", "gzip")
-		w.Write(gz.Bytes())
-	}))
-	defer srv.Close()
-	c, err := newClient(config.DefaultHTTPClientConfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	std := &http.Client{Transport: c.Transport.(*direct).std}
-	for _, bc := range []struct {
-		name string
-		c    *http.Client
-	}{{"direct", c}, {"net-http", std}} {
-		b.Run(bc.name, func(b *testing.B) {
-			buf := make([]byte, 32<<10)
-			for b.Loop() {
-				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-				req.Header.Set("Accept-Encoding", "gzip")
-				resp, err := bc.c.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				io.CopyBuffer(io.Discard, resp.Body, buf)
-				resp.Body.Close()
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
-		})
-	}
 }

@@ -1,4 +1,4 @@
-package scrape
+package httpclient
 
 import (
 	"bufio"
@@ -13,15 +13,16 @@ import (
 	"time"
 )
 
-// direct is the scrape transport: it sends a plain GET over HTTP/1.1 on a
-// pooled keep-alive connection that the scraping goroutine writes and reads
-// itself. net/http's Transport keeps two goroutines for each connection
-// (a reader and a writer) and hands every request and response between
-// them and the caller; a Scraper holds a connection for each target, so
-// that was 2000 goroutines, their stacks (some 10 MB) and their wake-ups
-// at 1000 targets. Requests and responses are written and parsed by
-// net/http itself (Request.Write, ReadResponse). Everything else, proxies,
-// HTTP/2, requests with a body, goes to std.
+// direct is a transport for plain GETs: it sends one over HTTP/1.1 on a
+// pooled keep-alive connection that the caller's goroutine writes and reads
+// itself. net/http's Transport keeps two goroutines for each connection (a
+// reader and a writer, with a 4 KB buffer each) and hands every request and
+// response between them and the caller. A Scraper holds a connection for
+// each target, so that was 2000 goroutines, their stacks (some 10 MB) and
+// their wake-ups at 1000 targets; a Docker source holds a log stream for
+// each container. Requests and responses are written and parsed by net/http
+// itself (Request.Write, ReadResponse). Everything else, proxies, HTTP/2,
+// requests with a body, goes to std.
 type direct struct {
 	std *http.Transport // its DialContext, timeouts and Proxy apply here too
 	tls *tls.Config     // for https, HTTP/1.1 only
@@ -43,6 +44,13 @@ type dconn struct {
 // maxIdlePerKey bounds the idle connections kept for one target: a loop
 // scrapes its target once at a time.
 const maxIdlePerKey = 2
+
+// NewDirect returns a transport that sends plain GETs itself, on
+// connections dialed with std's DialContext and TLS settings and closed
+// after std's IdleConnTimeout, with buffers of std's ReadBufferSize and
+// WriteBufferSize (4 KB when zero); every other request goes through std.
+// Its CloseIdleConnections closes std's too.
+func NewDirect(std *http.Transport) http.RoundTripper { return newDirect(std) }
 
 func newDirect(std *http.Transport) *direct {
 	d := &direct{std: std, idle: map[string][]*dconn{}}
@@ -145,10 +153,18 @@ func (d *direct) conn(ctx context.Context, key, addr, host string) (*dconn, bool
 		}
 		c = tc
 	}
-	pc := &dconn{t: d, key: key, c: c, br: bufio.NewReaderSize(c, 1<<10), bw: bufio.NewWriterSize(c, 1<<10)}
+	pc := &dconn{t: d, key: key, c: c, br: bufio.NewReaderSize(c, bufSize(d.std.ReadBufferSize)), bw: bufio.NewWriterSize(c, bufSize(d.std.WriteBufferSize))}
 	pc.idle = time.AfterFunc(time.Hour, pc.expire)
 	pc.idle.Stop()
 	return pc, false, nil
+}
+
+// bufSize is a buffer size of http.Transport: 4 KB when zero.
+func bufSize(n int) int {
+	if n <= 0 {
+		return 4 << 10
+	}
+	return n
 }
 
 // put keeps pc for the next request to its target.
