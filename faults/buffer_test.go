@@ -30,18 +30,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// bufWaitUntil polls cond every 50ms until it holds or timeout passes.
-func bufWaitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestBufferVictoriaLogsOutage: lines from a Reader source go through a
 // disk buffer and the Loki sink to VictoriaLogs, which is stopped for a
 // while and started again. The source never stops reading (its lines are
@@ -74,11 +62,11 @@ func TestBufferVictoriaLogsOutage(t *testing.T) {
 		return len(vl.Query(t, fmt.Sprintf(`run:=%q | fields _msg`, run)))
 	}
 	write(1000)
-	bufWaitUntil(t, "the first lines delivered", 60*time.Second, func() bool { return count() == 1000 })
+	mustWait(t, "the first lines delivered", 60*time.Second, func() bool { return count() == 1000 })
 
 	vl.Stop()
 	write(3000) // written while the receiver is down: the Reader keeps reading
-	bufWaitUntil(t, "the outage's lines durable in the buffer", 60*time.Second, func() bool {
+	mustWait(t, "the outage's lines durable in the buffer", 60*time.Second, func() bool {
 		s := d.Stats()
 		return s.Items >= 3000 && s.Retries > 0
 	})
@@ -148,7 +136,7 @@ func TestBufferPrometheusBacklog(t *testing.T) {
 			}
 		}
 		prom.Start()
-		bufWaitUntil(t, "the backlog settled", 120*time.Second, func() bool { return d.Stats().Records == 0 })
+		mustWait(t, "the backlog settled", 120*time.Second, func() bool { return d.Stats().Records == 0 })
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		d.Close(ctx)
 		cancel()
@@ -264,7 +252,7 @@ func TestBufferDiskFull(t *testing.T) {
 	}
 	t.Logf("disk full after %d batches: %v; buffer %+v", i, sendErr, d.Stats())
 	inner.Reset() // the receiver is back: segments are delivered and freed
-	bufWaitUntil(t, "a write to succeed again", 60*time.Second, func() bool {
+	mustWait(t, "a write to succeed again", 60*time.Second, func() bool {
 		i++
 		b, res := batch(i)
 		return d.Send(context.Background(), b) == nil && *res == nil
@@ -272,7 +260,7 @@ func TestBufferDiskFull(t *testing.T) {
 	if h := rep.health(); h != ferry.Healthy {
 		t.Fatalf("health %v after the disk has room, want healthy", h)
 	}
-	bufWaitUntil(t, "everything delivered", 60*time.Second, func() bool { return d.Stats().Records == 0 })
+	mustWait(t, "everything delivered", 60*time.Second, func() bool { return d.Stats().Records == 0 })
 	got := map[string]bool{}
 	for _, e := range inner.Items() {
 		got[e.Line] = true
@@ -348,46 +336,23 @@ func TestBufferRotationOutage(t *testing.T) {
 		w := &fileWriter{dir: logDir, rate: 2000, rotate: 2000, pad: 200}
 		werr := make(chan error, 1)
 		go func() { werr <- w.run(context.Background(), 16000) }()
-		time.Sleep(time.Second)
+		filter := fmt.Sprintf(`run:=%q`, run)
+		mustWait(t, "the first lines stored", 60*time.Second, func() bool { return countLogs(t, vl.URL, filter) > 0 })
 		vl.Stop()
-		time.Sleep(outage) // the outage itself
+		time.Sleep(outage) // the outage under test
 		vl.Start()
 		if err := <-werr; err != nil {
 			t.Fatal(err)
 		}
-		lines := w.written()
-		want := map[string]bool{}
-		for _, l := range lines {
-			want[l] = true
-		}
-		count := func() int {
-			n := 0
-			for _, r := range vl.Query(t, fmt.Sprintf(`run:=%q | fields _msg`, run)) {
-				if want[r["_msg"]] {
-					want[r["_msg"]] = false
-					n++
-				}
-			}
-			return n
-		}
-		// Wait until everything arrived, or nothing more arrived for 5s.
-		got, last, since := 0, -1, time.Now()
-		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
-			got += count()
-			if got == len(lines) || (got == last && time.Since(since) > 5*time.Second) {
-				break
-			}
-			if got != last {
-				last, since = got, time.Now()
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		want := newTally()
+		want.expectWritten(w, nil)
+		lost, _, _, _ := want.awaitSettled(t, vl.URL, filter, 5*time.Second, 90*time.Second)
 		if d, ok := s.(*buffer.Disk[ferry.Entry]); ok {
 			t.Logf("buffer: %+v", d.Stats())
 		}
 		cancel()
 		<-done
-		return len(lines), got
+		return len(want.want), len(want.want) - lost
 	}
 
 	written, stored := scenario(false)
@@ -438,7 +403,7 @@ func TestBufferPrometheusCatchUp(t *testing.T) {
 	backlog := d.Stats()
 	began := time.Now()
 	prom.Start()
-	bufWaitUntil(t, "the backlog delivered", 180*time.Second, func() bool { return d.Stats().Records == 0 })
+	mustWait(t, "the backlog delivered", 180*time.Second, func() bool { return d.Stats().Records == 0 })
 	took := time.Since(began)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	d.Close(ctx)

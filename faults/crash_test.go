@@ -159,6 +159,13 @@ func (w *fileWriter) run(ctx context.Context, total int) error {
 	return f.Close()
 }
 
+// count returns the number of lines written so far.
+func (w *fileWriter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
 func (w *fileWriter) written() []string {
 	w.mu.Lock()
 	n := w.n

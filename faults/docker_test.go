@@ -183,15 +183,16 @@ func TestDockerConnectionLoss(t *testing.T) {
 	for i := range 2 {
 		ids = append(ids, dockertest.Run(t, c, spec(i)))
 	}
+	read := 0 // lines in the sink before the last restore
 	for i := range cuts {
-		// The time connected between cuts, and the cut's length below, are
-		// what is under test.
-		time.Sleep(2 * time.Second)
+		// Between cuts the pipeline is connected and reads again.
+		mustWait(t, "lines read after the connection came back", 60*time.Second, func() bool { return r.sink.Len() > read })
 		proxy.Break()
 		// While cut off: a container starts, another restarts.
 		ids = append(ids, dockertest.Run(t, c, spec(10+i)))
 		c.ContainerRestart(context.Background(), ids[0], container.StopOptions{Timeout: new(int)})
-		time.Sleep(cut)
+		time.Sleep(cut) // the cut under test
+		read = r.sink.Len()
 		if err := proxy.Restore(); err != nil {
 			t.Fatal(err)
 		}

@@ -69,6 +69,25 @@ func queryLogs(t testing.TB, base, filter, keyField string) []logRow {
 	return rows
 }
 
+// countLogs returns how many stored lines the LogsQL filter selects.
+func countLogs(t testing.TB, base, filter string) int {
+	t.Helper()
+	if resp, err := http.Get(base + "/internal/force_flush"); err == nil {
+		resp.Body.Close()
+	}
+	resp, err := http.PostForm(base+"/select/logsql/query", url.Values{"query": {filter + " | stats count() as n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var row struct{ N string }
+	if err := json.NewDecoder(resp.Body).Decode(&row); err != nil && err != io.EOF {
+		t.Fatalf("count %q: %v", filter, err)
+	}
+	n, _ := strconv.Atoi(row.N)
+	return n
+}
+
 // tally counts how often each expected line arrived.
 type tally struct {
 	want map[logRow]int
@@ -98,6 +117,21 @@ func (c *tally) await(t testing.TB, base, filter string, d time.Duration) (lost,
 	waitFor(d, func() bool {
 		lost, dup, unexpected, missing = c.result(queryLogs(t, base, filter, "container"))
 		return lost == 0
+	})
+	return lost, dup, unexpected, missing
+}
+
+// awaitSettled is await for a run that may have lost lines for good: it
+// stops waiting once every line arrived or the count of lost lines stayed
+// the same for quiet (nothing more is coming), or after d.
+func (c *tally) awaitSettled(t testing.TB, base, filter string, quiet, d time.Duration) (lost, dup, unexpected int, missing []logRow) {
+	last, since := -1, time.Now()
+	waitFor(d, func() bool {
+		lost, dup, unexpected, missing = c.result(queryLogs(t, base, filter, "container"))
+		if lost != last {
+			last, since = lost, time.Now()
+		}
+		return lost == 0 || time.Since(since) >= quiet
 	})
 	return lost, dup, unexpected, missing
 }
@@ -227,6 +261,15 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 			return false
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// mustWait is waitFor that fails t, naming what it waited for, when the
+// timeout passes.
+func mustWait(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	if !waitFor(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
 	}
 }
 

@@ -298,9 +298,9 @@ func TestHostileScrape(t *testing.T) {
 	pipeline.To(b, "sink", out, pipeline.FromTargets(b, "prometheus.scrape", sc, tg))
 	mem := sample(os.Getpid(), 250*time.Millisecond)
 	_, stop := runPipeline(t, b)
-	// Ten seconds of hostile targets next to the good one: the load under
-	// test.
-	time.Sleep(10 * time.Second)
+	// Ten scrapes of the hostile targets next to the good one: the load
+	// under test.
+	mustWait(t, "ten scrapes", 60*time.Second, func() bool { return len(seq.values()) >= skip+10 })
 	// Values served from now on may be cut off by the stop.
 	served := seq.values()[skip:]
 	// Stop once the last of them reached the sink (or give up and count it
@@ -330,9 +330,11 @@ func TestHostileScrape(t *testing.T) {
 		}
 	}
 	lost := 0
+	var missing []int
 	for _, v := range served {
 		if !got[float64(v)] {
 			lost++
+			missing = append(missing, v)
 		}
 	}
 	errs := map[string]string{}
@@ -346,7 +348,13 @@ func TestHostileScrape(t *testing.T) {
 		t.Logf("  %-12s error: %.120s", k, errs[k])
 	}
 	if lost > 0 || len(served) < 8 {
-		t.Errorf("healthy target: %d scrapes, %d values lost", len(served), lost)
+		var goodErr error
+		for _, ts := range sc.Targets() {
+			if ts.Labels.Get("instance") == good {
+				goodErr = ts.LastError
+			}
+		}
+		t.Errorf("healthy target: %d scrapes, %d values lost %v (its last error: %v)", len(served), lost, missing, goodErr)
 	}
 	for a, k := range byAddr {
 		for _, v := range up[a] {

@@ -36,7 +36,7 @@ func TestOutageLoki(t *testing.T) {
 	bin := buildAgent(t)
 
 	outages, outage, fileLines, ctrLines := 1, 8*time.Second, 10000, 4000
-	rotate, logOpts, gap := 5000, map[string]string(nil), 4*time.Second
+	rotate, logOpts := 5000, map[string]string(nil)
 	if long() {
 		outages, outage, fileLines, ctrLines = 3, 60*time.Second, 150000, 60000
 		// What is written while the agent waits must still be there when
@@ -44,8 +44,9 @@ func TestOutageLoki(t *testing.T) {
 		// agent opened it, or a json-file part deleted by the daemon's
 		// rotation (this machine: 10m x 3, a minute of these containers),
 		// is gone before any agent could read it. Rotate every 80 s and
-		// give the containers 300 MB; and 30 s between outages to catch up.
-		rotate, logOpts, gap = 40000, map[string]string{"max-size": "100m", "max-file": "3"}, 30*time.Second
+		// give the containers 300 MB; and the agent catches up between
+		// outages.
+		rotate, logOpts = 40000, map[string]string{"max-size": "100m", "max-file": "3"}
 	}
 	const pad = 1000
 	dir := t.TempDir()
@@ -71,11 +72,13 @@ func TestOutageLoki(t *testing.T) {
 	werr := make(chan error, 1)
 	go func() { werr <- w.run(context.Background(), fileLines) }()
 
-	// The gaps and outages are what is under test.
 	for range outages {
-		time.Sleep(gap)
+		// Before each outage the agent ships, and has caught up with the
+		// file lines written until now (after an outage: during it).
+		n := max(1, w.count())
+		mustWait(t, fmt.Sprintf("%d file lines stored", n), 5*time.Minute, func() bool { return countLogs(t, base, `job:="files"`) >= n })
 		vl.Stop()
-		time.Sleep(outage)
+		time.Sleep(outage) // the outage under test
 		vl.Start()
 	}
 	if err := <-werr; err != nil {
@@ -153,8 +156,25 @@ func serve(t testing.TB, h http.Handler) string {
 	return addr
 }
 
-// promRange returns the values of an instant range-vector query.
+// promRange returns the values of an instant range-vector query, by
+// instance.
 func promRange(t testing.TB, promAddr, q string) map[string][]float64 {
+	t.Helper()
+	out := map[string][]float64{}
+	for inst, pts := range promSamples(t, promAddr, q) {
+		for _, p := range pts {
+			out[inst] = append(out[inst], p.v)
+		}
+	}
+	return out
+}
+
+// point is one stored sample: its timestamp (Unix seconds) and value.
+type point struct{ ts, v float64 }
+
+// promSamples returns the samples of an instant range-vector query, by
+// instance, oldest first.
+func promSamples(t testing.TB, promAddr, q string) map[string][]point {
 	t.Helper()
 	u := fmt.Sprintf("http://%s/api/v1/query?query=%s", promAddr, url.QueryEscape(q))
 	resp, err := http.Get(u)
@@ -178,13 +198,14 @@ func promRange(t testing.TB, promAddr, q string) map[string][]float64 {
 	if body.Status != "success" {
 		t.Fatalf("query %q: %s", q, body.Error)
 	}
-	out := map[string][]float64{}
+	out := map[string][]point{}
 	for _, r := range body.Data.Result {
 		key := r.Metric["instance"]
 		for _, v := range r.Values {
+			ts, _ := v[0].(float64)
 			s, _ := v[1].(string)
 			f, _ := strconv.ParseFloat(s, 64)
-			out[key] = append(out[key], f)
+			out[key] = append(out[key], point{ts, f})
 		}
 	}
 	return out
@@ -239,15 +260,25 @@ func TestOutagePrometheus(t *testing.T) {
 	runErr := make(chan error, 1)
 	go func() { runErr <- p.Run(ctx) }()
 
-	// The gaps and outages, and the run after the last one, are what is
-	// under test.
+	// storedSince waits until a counter value served after the n-th is
+	// stored: the pipeline delivers again.
+	storedSince := func(n int) {
+		mustWait(t, fmt.Sprintf("a counter value above %d stored", n), 60*time.Second, func() bool {
+			for _, v := range promRange(t, promAddr, fmt.Sprintf(`faults_seq{instance=%q}[1h]`, seqAddr))[seqAddr] {
+				if int(v) > n {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	for range outages {
-		time.Sleep(4 * time.Second)
+		storedSince(len(seq.values()))
 		prom.Stop()
-		time.Sleep(outage)
+		time.Sleep(outage) // the outage under test
 		prom.Start()
 	}
-	time.Sleep(3 * time.Second)
+	storedSince(len(seq.values()))
 	// Values served from now on may be cut off by the stop.
 	served := seq.values()[skip:]
 	// Stop once the last of them is stored (or give up and count it lost
