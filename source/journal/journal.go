@@ -389,7 +389,12 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 	}
 	cursor, ok := tracker.Committed()
 	args := s.args(cursor, ok, time.Now())
-	cmd := exec.CommandContext(ctx, path, args...)
+	// A batch that is not delivered ends this run at once, even while
+	// journalctl has nothing new to say: stop it, so that the read it may
+	// be blocked in returns.
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	cmd := exec.CommandContext(fctx, path, args...)
 	var stderr tailBuffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 5 * time.Second
@@ -419,7 +424,13 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 		if !pending {
 			return nil
 		}
-		done := tracker.Track(string(last))
+		track := tracker.Track(string(last))
+		done := func(err error) {
+			track(err)
+			if !ferry.Settled(err) {
+				stop()
+			}
+		}
 		pending = false
 		if len(batch) == 0 {
 			done(nil) // only skipped entries: nothing to wait for
@@ -427,7 +438,7 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 		}
 		items := batch
 		batch = nil
-		return source.Send(ctx, out, ferry.NewBatch(items, done))
+		return source.Send(fctx, out, ferry.NewBatch(items, done))
 	}
 	dec := NewDecoder(&flushReader{r: stdout, before: flush})
 	var runErr error
@@ -458,6 +469,10 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 				break
 			}
 		}
+	}
+	if terr := tracker.Err(); terr != nil && ctx.Err() == nil && !errors.Is(runErr, errUndelivered) {
+		// The read or the send ended because a batch was not delivered.
+		runErr = fmt.Errorf("%w: %w", errUndelivered, terr)
 	}
 	if runErr == nil || !errors.Is(runErr, errUndelivered) && ctx.Err() == nil {
 		// Deliver what was read before journalctl ended.

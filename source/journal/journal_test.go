@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -218,5 +219,48 @@ func TestFakeJournalctlCursor(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(args)), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[1], "--after-cursor=c3") || !strings.Contains(lines[0], "--since=@") {
 		t.Fatalf("journalctl runs:\n%s", args)
+	}
+}
+
+// A batch that is not delivered while journalctl has nothing more to say
+// (it is following and idle) still ends the run at once: Run returns the
+// undelivered error instead of waiting for the next entry, and the cursor
+// stays before the failed batch.
+func TestUndeliveredEndsIdleRun(t *testing.T) {
+	dir := t.TempDir()
+	var in bytes.Buffer
+	exportEntry(&in, [][2]string{{"__CURSOR", "c1"}, {"MESSAGE", "m1"}})
+	data := filepath.Join(dir, "data")
+	os.WriteFile(data, in.Bytes(), 0o644)
+	fake := filepath.Join(dir, "journalctl")
+	// Print one entry, then follow forever as journalctl -f does.
+	os.WriteFile(fake, []byte("#!/bin/sh\ncat "+data+"\nexec sleep 3600\n"), 0o755)
+	s := &Source{Journalctl: fake}
+	rep := &testReporter{}
+	if err := s.Start(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	out := make(chan ferry.Batch[ferry.Entry], 1)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background(), out) }()
+	b := <-out
+	if len(b.Items) != 1 || b.Items[0].Line != "m1" {
+		t.Fatalf("batch = %+v", b.Items)
+	}
+	b.Done(errors.New("sink down"))
+	select {
+	case err := <-done:
+		if !errors.Is(err, errUndelivered) || !strings.Contains(err.Error(), "sink down") {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after an undelivered batch while journalctl was idle")
+	}
+	if c, ok := s.Cursor(); ok {
+		t.Fatalf("cursor %q committed past an undelivered batch", c)
+	}
+	if h, _ := rep.get(); h != ferry.Degraded {
+		t.Errorf("health = %v, want Degraded", h)
 	}
 }
