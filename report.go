@@ -21,6 +21,7 @@ const (
 	Failing
 )
 
+// String returns the health's name: "healthy", "degraded" or "failing".
 func (h Health) String() string {
 	switch h {
 	case Healthy:
