@@ -72,6 +72,7 @@ import (
 	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/httpclient"
 	"github.com/ferrydev/ferry/internal/lifecycle"
+	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -86,7 +87,7 @@ const (
 	DefaultMaxRetries          = 10
 	DefaultTimeout             = 10 * time.Second
 	DefaultMaxBufferedBytes    = 16 << 20
-	DefaultTenantLabel         = "__tenant_id__"
+	DefaultTenantLabel         = relabel.TenantLabel
 	DefaultMaxLabelNames       = 15
 	DefaultMaxLabelNameLength  = 1024
 	DefaultMaxLabelValueLength = 2048
