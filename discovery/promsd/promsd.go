@@ -165,14 +165,14 @@ func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 // symmetry and is safe without Start and safe twice.
 func (d *Discoverer) Close(context.Context) error { return nil }
 
-// Run implements discovery.Discoverer. It returns a permanent error if
-// Start was not called. A second Run after the first returned creates a
+// Run implements discovery.Discoverer. It returns a permanent error
+// wrapping ferry.ErrNotStarted if Start was not called. A second Run after the first returned creates a
 // new Prometheus discoverer, since they cannot be run twice.
 func (d *Discoverer) Run(ctx context.Context, up chan<- []labels.Labels) error {
 	d.mu.Lock()
 	if !d.started {
 		d.mu.Unlock()
-		return ferry.Permanent(errors.New("promsd: Run before Start"))
+		return ferry.Permanent(fmt.Errorf("promsd: Run before Start: %w", ferry.ErrNotStarted))
 	}
 	pd, opts, rep := d.pd, d.opts, d.rep
 	d.pd = nil
