@@ -89,6 +89,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/source"
+	"github.com/ferrydev/ferry/source/syslog/syslogmsg"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -163,14 +164,14 @@ func (s *Source) drop(rep ferry.Reporter, r, n int) {
 const (
 	LabelConnectionIP       = "__syslog_connection_ip_address"
 	LabelConnectionHostname = "__syslog_connection_hostname"
-	LabelSeverity           = "__syslog_message_severity"
-	LabelFacility           = "__syslog_message_facility"
-	LabelHostname           = "__syslog_message_hostname"
-	LabelAppName            = "__syslog_message_app_name"
-	LabelProcID             = "__syslog_message_proc_id"
-	LabelMsgID              = "__syslog_message_msg_id"
-	LabelSDPrefix           = "__syslog_message_sd_"
-	LabelParseError         = "__syslog_parse_error"
+	LabelSeverity           = syslogmsg.LabelSeverity
+	LabelFacility           = syslogmsg.LabelFacility
+	LabelHostname           = syslogmsg.LabelHostname
+	LabelAppName            = syslogmsg.LabelAppName
+	LabelProcID             = syslogmsg.LabelProcID
+	LabelMsgID              = syslogmsg.LabelMsgID
+	LabelSDPrefix           = syslogmsg.LabelSDPrefix
+	LabelParseError         = syslogmsg.LabelParseError
 )
 
 // Source listens for syslog messages on one address and emits them as
@@ -822,30 +823,11 @@ func (e *emitter) flush(ctx context.Context) error {
 
 // scratch is the per-emitter memory reused for every message.
 type scratch struct {
-	msg   Message
-	p     Parser
-	buf   []byte         // label values, names and line of one message
-	lbls  []labels.Label // (offsets into buf until the string exists)
-	spans []span
-	sb    labels.ScratchBuilder
-}
-
-// span is a label whose name and/or value lie in scratch.buf.
-type span struct {
-	name       string // when not in buf
-	n0, n1     int    // name in buf when name == ""
-	v0, v1     int
-	fromConfig bool
-}
-
-var severityNames = [8]string{"emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"}
-
-// facilityNames are the keywords of syslog(3) where there is one, and the
-// RFC 5424 description where there is not, as Promtail labels them.
-var facilityNames = [24]string{
-	"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
-	"uucp", "clock daemon", "authpriv", "ftp", "NTP subsystem", "log audit", "log alert", "cron",
-	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+	msg  Message
+	p    Parser
+	b    syslogmsg.Builder
+	lbls []labels.Label
+	sb   labels.ScratchBuilder
 }
 
 // handle parses one message and appends its entry to the batch.
@@ -875,58 +857,12 @@ func (s *Source) handle(e *emitter, raw []byte, truncated bool, ci *connInfo, no
 	e.batch = append(e.batch, ent)
 }
 
-// buildEntry fills ent's line and labels from the parsed message: one
-// string holds the line and every value taken from the message, and the
-// labels are built once from it.
+// buildEntry fills ent's line and labels from the parsed message (see
+// syslogmsg.Builder), with the connection's and the Source's labels.
 func (s *Source) buildEntry(sc *scratch, ent *ferry.Entry, raw []byte, perr error, ci *connInfo) {
-	m := &sc.msg
-	buf := sc.buf[:0]
-	spans := sc.spans[:0]
-	add := func(name string, v []byte) {
-		if len(v) == 0 {
-			return
-		}
-		v0 := len(buf)
-		buf = append(buf, v...)
-		spans = append(spans, span{name: name, v0: v0, v1: len(buf)})
-	}
-	line := raw
-	if perr == nil && !s.KeepRaw {
-		line = m.Msg
-	}
-	buf = append(buf, line...)
-	lineEnd := len(buf)
-	if perr == nil {
-		if sev := m.Severity(); sev >= 0 {
-			spans = append(spans, span{name: LabelSeverity, n0: -1, v0: -1, v1: sev})
-			spans = append(spans, span{name: LabelFacility, n0: -1, v0: -2, v1: m.Facility()})
-		}
-		add(LabelHostname, m.Hostname)
-		add(LabelAppName, m.AppName)
-		add(LabelProcID, m.ProcID)
-		add(LabelMsgID, m.MsgID)
-		if s.LabelStructuredData && len(m.StructuredData) > 0 {
-			EachSDParam(m.StructuredData, func(id, name, value []byte) {
-				if name == nil {
-					return
-				}
-				n0 := len(buf)
-				buf = append(buf, LabelSDPrefix...)
-				buf = appendLabelName(buf, id)
-				buf = append(buf, '_')
-				buf = appendLabelName(buf, name)
-				n1 := len(buf)
-				buf = UnescapeSDValue(buf, value)
-				if len(buf) > n1 {
-					spans = append(spans, span{n0: n0, n1: n1, v0: n1, v1: len(buf)})
-				}
-			})
-		}
-	}
-	str := string(buf) // the one string of this message
-	sc.buf, sc.spans = buf, spans
-	ent.Line = str[:lineEnd]
-
+	sc.b.KeepRaw, sc.b.StructuredData = s.KeepRaw, s.LabelStructuredData
+	line, ml := sc.b.Build(&sc.msg, raw, perr)
+	ent.Line = line
 	lbls := sc.lbls[:0]
 	if ci.ip != "" {
 		lbls = append(lbls, labels.Label{Name: LabelConnectionIP, Value: ci.ip})
@@ -934,22 +870,8 @@ func (s *Source) buildEntry(sc *scratch, ent *ferry.Entry, raw []byte, perr erro
 	if ci.host != "" {
 		lbls = append(lbls, labels.Label{Name: LabelConnectionHostname, Value: ci.host})
 	}
-	for _, sp := range spans {
-		var l labels.Label
-		switch {
-		case sp.v0 == -1:
-			l = labels.Label{Name: sp.name, Value: severityNames[sp.v1]}
-		case sp.v0 == -2:
-			l = labels.Label{Name: sp.name, Value: facilityNames[sp.v1]}
-		case sp.name == "":
-			l = labels.Label{Name: str[sp.n0:sp.n1], Value: str[sp.v0:sp.v1]}
-		default:
-			l = labels.Label{Name: sp.name, Value: str[sp.v0:sp.v1]}
-		}
-		lbls = append(lbls, l)
-	}
-	if perr != nil {
-		lbls = append(lbls, labels.Label{Name: LabelParseError, Value: perr.Error()})
+	for _, l := range ml {
+		lbls = append(lbls, labels.Label{Name: l.Name, Value: l.Value})
 	}
 	s.Labels.Range(func(l labels.Label) { lbls = append(lbls, l) })
 	// Stable, so that of two labels with one name the later (the Source's
@@ -965,18 +887,6 @@ func (s *Source) buildEntry(sc *scratch, ent *ferry.Entry, raw []byte, perr erro
 	ent.Labels = sc.sb.Labels()
 	clear(lbls)
 	sc.lbls = lbls[:0]
-}
-
-// appendLabelName appends b with every byte that may not appear in a label
-// name replaced by '_' (so "origin@32473" becomes "origin_32473").
-func appendLabelName(dst, b []byte) []byte {
-	for _, c := range b {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			c = '_'
-		}
-		dst = append(dst, c)
-	}
-	return dst
 }
 
 // runUDP reads datagrams until ctx is done.
