@@ -7,7 +7,6 @@ import (
 	"testing"
 )
 
-
 // chunkReader returns its data in chunks of the given sizes, cycling.
 type chunkReader struct {
 	data  []byte

@@ -2,6 +2,7 @@ package syslogmsg
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 	"unsafe"
@@ -66,4 +67,66 @@ func within(v, b []byte) bool {
 	}
 	vs, bs := uintptr(unsafe.Pointer(&v[0])), uintptr(unsafe.Pointer(&b[0]))
 	return vs >= bs && vs+uintptr(len(v)) <= bs+uintptr(len(b))
+}
+
+// FuzzParseMatchesReference checks that the parser gives, for every
+// input, what the parser before its rewrite for speed gave (kept in
+// reference_test.go): the same error, format, priority, time (instant and
+// location) and fields. Each input is parsed twice by one Parser, after
+// another message, so that its caches are exercised with hits and misses.
+func FuzzParseMatchesReference(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s), []byte(fuzzSeeds[0]), uint8(0))
+	}
+	f.Add([]byte("<13>2026-12-04T10:11:12+01:00 h a: x"), []byte("<13>2026-12-04T10:11:59Z h a: y"), uint8(1))
+	f.Add([]byte("<13>Dec 31 23:59:59 h a: x"), []byte("<13>Jan  1 00:00:00 h a: y"), uint8(2))
+	f.Add([]byte("<13>1 2026-02-31T10:11:60.123456789-23:59 h a p m - x"), []byte("<13>1 2026-02-31T10:11:00Z h a p m - x"), uint8(3))
+	nows := []time.Time{
+		time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC),
+		time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 12, 25, 23, 59, 59, 999, time.UTC),
+		time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC),
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		berlin = time.FixedZone("CET", 3600)
+	}
+	f.Fuzz(func(t *testing.T, b, before []byte, sel uint8) {
+		now := nows[int(sel)%len(nows)]
+		var loc *time.Location
+		if sel&4 != 0 {
+			loc = berlin
+		}
+		clock := func() time.Time { return now }
+		p := &Parser{Now: clock, Location: loc}
+		r := &refParser{Now: clock, Location: loc}
+		var m, rm Message
+		for _, in := range [][]byte{before, b, b} {
+			err := p.Parse(in, &m)
+			rerr := r.Parse(in, &rm)
+			if err != rerr {
+				t.Fatalf("Parse(%q) error = %v, reference %v", in, err, rerr)
+			}
+			if d := diffMessages(&m, &rm); d != "" {
+				t.Fatalf("Parse(%q): %s", in, d)
+			}
+		}
+	})
+}
+
+// diffMessages describes how m differs from the reference's rm.
+func diffMessages(m, rm *Message) string {
+	if m.Format != rm.Format || m.Priority != rm.Priority {
+		return fmt.Sprintf("format/priority %v/%d, reference %v/%d", m.Format, m.Priority, rm.Format, rm.Priority)
+	}
+	if !m.Timestamp.Equal(rm.Timestamp) || m.Timestamp.Location().String() != rm.Timestamp.Location().String() || m.Timestamp.IsZero() != rm.Timestamp.IsZero() {
+		return fmt.Sprintf("timestamp %v, reference %v", m.Timestamp, rm.Timestamp)
+	}
+	for i, pair := range [][2][]byte{{m.Hostname, rm.Hostname}, {m.AppName, rm.AppName}, {m.ProcID, rm.ProcID},
+		{m.MsgID, rm.MsgID}, {m.StructuredData, rm.StructuredData}, {m.Msg, rm.Msg}} {
+		if !bytes.Equal(pair[0], pair[1]) || (pair[0] == nil) != (pair[1] == nil) && (len(pair[0]) > 0 || len(pair[1]) > 0) {
+			return fmt.Sprintf("field %d = %q, reference %q", i, pair[0], pair[1])
+		}
+	}
+	return ""
 }
