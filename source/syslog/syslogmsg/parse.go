@@ -1,7 +1,6 @@
 package syslogmsg
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"math/bits"
@@ -117,15 +116,18 @@ type Parser struct {
 
 const nowEvery = 1024
 
-func (p *Parser) reference() time.Time {
+// reference returns the reference time, and whether it may differ from
+// the one it returned last.
+func (p *Parser) reference() (time.Time, bool) {
 	if p.Now != nil {
-		return p.Now()
+		return p.Now(), true
 	}
+	changed := false
 	if p.nowLeft <= 0 {
-		p.now, p.nowLeft = time.Now(), nowEvery
+		p.now, p.nowLeft, changed = time.Now(), nowEvery, true
 	}
 	p.nowLeft--
-	return p.now
+	return p.now, changed
 }
 
 // Parse parses one message, without its framing, into m, recognising RFC
@@ -136,7 +138,9 @@ func (p *Parser) reference() time.Time {
 // timestamp follows. It does not allocate. On error m holds what was
 // parsed so far with Format Unparsed.
 func (p *Parser) Parse(b []byte, m *Message) error {
-	*m = Message{Priority: -1}
+	// Field by field: cheaper than copying a whole zero Message.
+	m.Format, m.Priority, m.Timestamp = Unparsed, -1, time.Time{}
+	m.Hostname, m.AppName, m.ProcID, m.MsgID, m.StructuredData, m.Msg = nil, nil, nil, nil, nil, nil
 	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == 0) {
 		b = b[:len(b)-1]
 	}
@@ -175,7 +179,7 @@ func parsePRI(b []byte) (int, int, bool) {
 
 // field cuts the next space-terminated header field off b.
 func field(b []byte) (f, rest []byte, ok bool) {
-	if i := bytes.IndexByte(b, ' '); i >= 0 {
+	if i := indexByte(b, ' '); i >= 0 {
 		return b[:i], b[i+1:], true
 	}
 	return b, nil, false
@@ -244,11 +248,14 @@ func printLen(b []byte) int {
 }
 
 // sdNameLen returns the length of the run of SD-NAME characters at the
-// start of b (names are short: a table lookup a byte beats wider tricks).
+// start of b (names are short: table lookups beat wider tricks).
 func sdNameLen(b []byte) int {
 	i := 0
-	for i+4 <= len(b) && class[b[i]]&class[b[i+1]]&class[b[i+2]]&class[b[i+3]]&clSDName != 0 {
-		i += 4
+	for ; i+4 <= len(b); i += 4 {
+		w := b[i : i+4 : i+4]
+		if class[w[0]]&class[w[1]]&class[w[2]]&class[w[3]]&clSDName == 0 {
+			break
+		}
 	}
 	for i < len(b) && class[b[i]]&clSDName != 0 {
 		i++
@@ -256,32 +263,63 @@ func sdNameLen(b []byte) int {
 	return i
 }
 
-// quoteIndex returns the index of the first '"' in b, or -1, eight bytes
-// at a time (SD values are mostly short: no call to bytes.IndexByte).
-func quoteIndex(b []byte) int {
+// indexByte returns the index of the first c in b, or -1, eight bytes at
+// a time: for the short runs of a syslog header (SD values, host names)
+// this beats the call to bytes.IndexByte.
+func indexByte(b []byte, c byte) int {
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
-		if m := hasByte(binary.LittleEndian.Uint64(b[i:]), '"'); m != 0 {
+		if m := hasByte(binary.LittleEndian.Uint64(b[i:]), c); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
 	for ; i < len(b); i++ {
-		if b[i] == '"' {
+		if b[i] == c {
 			return i
 		}
 	}
 	return -1
 }
 
-// headerField returns the end of the RFC 5424 header field at b[i:]:
-// PRINTUSASCII up to a space, which must follow. ok is false on any other
-// byte or a missing space.
-func headerField(b []byte, i int) (end int, ok bool) {
-	end = i + printLen(b[i:])
-	if end == i || end == len(b) || b[end] != ' ' {
-		return 0, false
+// headerEnds finds the ends (the spaces) of the five space-terminated
+// PRINTUSASCII fields that start b: TIMESTAMP HOSTNAME APP-NAME PROCID
+// MSGID of RFC 5424. It returns how many it found: fewer than five when
+// field k is empty, holds another byte, or has no space after it. It
+// scans eight bytes at a time: a byte notPrint flags is checked in the
+// table, since the flag may be wrong above a true one.
+func headerEnds(b []byte, ends *[5]int) int {
+	k, start := 0, 0
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		for m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0; m &= m - 1 {
+			j := i + bits.TrailingZeros64(m)/8
+			c := b[j]
+			if class[c]&clPrint != 0 {
+				continue
+			}
+			if c != ' ' || j == start {
+				return k
+			}
+			ends[k], k, start = j, k+1, j+1
+			if k == len(ends) {
+				return k
+			}
+		}
 	}
-	return end, true
+	for ; i < len(b); i++ {
+		c := b[i]
+		if class[c]&clPrint != 0 {
+			continue
+		}
+		if c != ' ' || i == start {
+			return k
+		}
+		ends[k], k, start = i, k+1, i+1
+		if k == len(ends) {
+			return k
+		}
+	}
+	return k
 }
 
 // nilValue returns b[i:j], or nil for RFC 5424's NILVALUE "-".
@@ -295,10 +333,12 @@ func nilValue(b []byte, i, j int) []byte {
 // parse5424 parses what follows "<PRI>1 ". It works on offsets into b and
 // cuts the fields out only once the header is known to be valid.
 func (p *Parser) parse5424(b []byte, m *Message) error {
-	tsEnd, ok := headerField(b, 0)
-	if !ok {
+	var ends [5]int
+	k := headerEnds(b, &ends)
+	if k == 0 {
 		return ErrHeader
 	}
+	tsEnd := ends[0]
 	if !(tsEnd == 1 && b[0] == '-') {
 		t, ok := p.parseRFC3339(b[:tsEnd])
 		if !ok {
@@ -306,28 +346,15 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 		}
 		m.Timestamp = t
 	}
-	h0 := tsEnd + 1
-	h1, ok := headerField(b, h0)
-	if !ok {
-		return ErrHeader
-	}
-	a0 := h1 + 1
-	a1, ok := headerField(b, a0)
-	if !ok {
-		return ErrHeader
-	}
-	p0 := a1 + 1
-	p1, ok := headerField(b, p0)
-	if !ok {
-		return ErrHeader
-	}
 	// "... MSGID SD": without a space after MSGID there is no SD and the
 	// message is malformed.
-	m0 := p1 + 1
-	m1, ok := headerField(b, m0)
-	if !ok {
+	if k < len(ends) {
 		return ErrHeader
 	}
+	h0, h1 := tsEnd+1, ends[1]
+	a0, a1 := h1+1, ends[2]
+	p0, p1 := a1+1, ends[3]
+	m0, m1 := p1+1, ends[4]
 	if h1-h0 > 255 || a1-a0 > 48 || p1-p0 > 128 || m1-m0 > 32 {
 		return ErrFieldTooLong
 	}
@@ -394,7 +421,7 @@ func sdLen(b []byte) (int, bool) {
 			// The value ends at the first '"' not escaped by an odd number
 			// of backslashes.
 			for {
-				q := quoteIndex(b[i:])
+				q := indexByte(b[i:], '"')
 				if q < 0 {
 					return 0, false
 				}
@@ -522,17 +549,14 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 	if i < len(b) && b[i] == '.' {
 		i++
 		start := i
-		scale := 100000000
 		for i < len(b) && class[b[i]]&clDigit != 0 {
-			if i-start < 9 {
-				nsec += int(b[i]-'0') * scale
-				scale /= 10
-			}
+			nsec = nsec*10 + int(b[i]-'0')
 			i++
 		}
 		if i == start || i-start > 9 {
 			return time.Time{}, 0, false
 		}
+		nsec *= pow10[9-(i-start)]
 	}
 	offset := 0
 	switch {
@@ -562,6 +586,9 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 	}
 	return time.Unix(p.tsBase+int64(sec-offset), int64(nsec)).UTC(), i, true
 }
+
+// pow10[n] is 10**n, to scale a fraction of n digits to nanoseconds.
+var pow10 = [10]int{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000}
 
 // parseMonth parses a three-letter English month name, its first letter
 // in either case and the others in either case too.
@@ -644,13 +671,12 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 	nsec := 0
 	if i < len(b) && b[i] == '.' {
 		j := i + 1
-		scale := 100000000
 		for j < len(b) && class[b[j]]&clDigit != 0 && j-i <= 9 {
-			nsec += int(b[j]-'0') * scale
-			scale /= 10
+			nsec = nsec*10 + int(b[j]-'0')
 			j++
 		}
 		if j > i+1 {
+			nsec *= pow10[9-(j-i-1)]
 			i = j
 		}
 	}
@@ -694,8 +720,8 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 // a message without a year is in the reference time's year unless that
 // puts it more than a week ahead of the reference time.
 func (p *Parser) guessYear(loc *time.Location) {
-	n := p.reference()
-	if n.Equal(p.yearRef) && loc == p.yearLoc && !p.yearRef.IsZero() {
+	n, changed := p.reference()
+	if !changed && loc == p.yearLoc && !p.yearRef.IsZero() || n.Equal(p.yearRef) && loc == p.yearLoc && !p.yearRef.IsZero() {
 		return
 	}
 	p.yearRef, p.yearLoc = n, loc
