@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/sink"
 )
 
@@ -69,8 +70,9 @@ const (
 	ReasonTooLarge = "too_large"
 )
 
-// ErrClosed acknowledges batches sent after Close.
-var ErrClosed = errors.New("buffer: closed")
+// ErrClosed acknowledges batches sent after Close. It wraps
+// ferry.ErrClosed.
+var ErrClosed = fmt.Errorf("buffer: %w", ferry.ErrClosed)
 
 // ErrNotStarted acknowledges batches sent before Start.
 var ErrNotStarted = fmt.Errorf("buffer: not started: %w", ferry.ErrNotStarted)
@@ -130,9 +132,7 @@ type Disk[T any] struct {
 	Codec Codec[T]
 	Options
 
-	lifeMu  sync.Mutex
-	started bool
-	closed  bool
+	life    lifecycle.State
 	lock    *os.File
 	rep     ferry.Reporter
 	log     *slog.Logger
@@ -201,6 +201,7 @@ type Disk[T any] struct {
 	itemPool sync.Pool
 	descsMu  sync.Once
 	descs    *descs
+	ackRate  rateWindow // items acknowledged by the inner sink
 }
 
 // segInfo is what is known of one segment file.
@@ -237,6 +238,7 @@ type segFile struct {
 
 type counters struct {
 	written, replayed, acked, retries, corruptions atomic.Int64
+	ackedItems                                     atomic.Int64
 	droppedItems, droppedRecords                   atomic.Int64
 	writeErrors                                    atomic.Int64
 	fromMemory                                     atomic.Int64 // records replayed without reading them back
@@ -349,7 +351,9 @@ func (d *Disk[T]) Validate() error {
 // tail of the last segment is cut, records after the read marker are
 // replayed first), starts the inner sink if it is a ferry.Starter, and
 // starts the replay and sync goroutines. It fails if the configuration is
-// invalid or the directory cannot be used.
+// invalid or the directory cannot be used; a failed Start may be tried
+// again. A second Start returns nil and starts nothing; a Start after
+// Close returns ErrClosed (internal/lifecycle's contract).
 func (d *Disk[T]) Start(ctx context.Context, r ferry.Reporter) error {
 	if err := d.Validate(); err != nil {
 		return err
@@ -357,14 +361,11 @@ func (d *Disk[T]) Start(ctx context.Context, r ferry.Reporter) error {
 	if r == nil {
 		r = ferry.NopReporter()
 	}
-	d.lifeMu.Lock()
-	defer d.lifeMu.Unlock()
-	if d.closed {
-		return ErrClosed
-	}
-	if d.started {
-		return errors.New("buffer: already started")
-	}
+	return d.life.Start(ErrClosed, func() error { return d.start(ctx, r) })
+}
+
+// start is Start under the lifecycle's lock.
+func (d *Disk[T]) start(ctx context.Context, r ferry.Reporter) error {
 	d.rep, d.log = r, r.Logger().With("buffer", d.name())
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return fmt.Errorf("buffer: directory: %w", err)
@@ -406,7 +407,7 @@ func (d *Disk[T]) Start(ctx context.Context, r ferry.Reporter) error {
 	d.ackCh = make(chan struct{}, 1)
 	sctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), d.irep))
 	d.cancel = cancel
-	d.started = true
+	d.ackRate.reset(time.Now())
 	go d.replay(sctx, m)
 	if d.SyncInterval >= 0 {
 		go d.syncer()
@@ -435,8 +436,9 @@ func (d *Disk[T]) recover() (marker, error) {
 	if err != nil {
 		return m, err
 	}
-	d.segs = d.segs[:0]
-	d.totalBytes = 0
+	// Built apart and published under mu: Stats may run meanwhile.
+	var segs []*segInfo
+	var total int64
 	for i, id := range ids {
 		if id < m.seg {
 			if err := os.Remove(segName(d.Dir, id)); err != nil {
@@ -451,30 +453,32 @@ func (d *Disk[T]) recover() (marker, error) {
 		if si == nil {
 			continue
 		}
-		d.segs = append(d.segs, si)
-		d.totalBytes += si.size
+		segs = append(segs, si)
+		total += si.size
 	}
 	d.nextID = 1
 	if len(ids) > 0 {
 		d.nextID = ids[len(ids)-1] + 1
 	}
-	if m.seg == 0 || len(d.segs) == 0 || d.segs[0].id != m.seg {
+	if m.seg == 0 || len(segs) == 0 || segs[0].id != m.seg {
 		// The marker's segment is gone: start at the oldest there is.
 		m = marker{}
-		if len(d.segs) > 0 {
-			m = marker{seg: d.segs[0].id, off: segHeaderSize}
+		if len(segs) > 0 {
+			m = marker{seg: segs[0].id, off: segHeaderSize}
 		}
 	}
 	if m.off < segHeaderSize {
 		m.off = segHeaderSize
 	}
-	d.markerSeg = m.seg
 	var recs int64
-	for _, s := range d.segs {
+	for _, s := range segs {
 		recs += s.records - s.ackedRecords
 	}
-	if len(d.segs) > 0 {
-		d.log.Info("buffer recovered", "segments", len(d.segs), "bytes", d.totalBytes, "records", recs)
+	d.mu.Lock()
+	d.segs, d.totalBytes, d.markerSeg = segs, total, m.seg
+	d.mu.Unlock()
+	if len(segs) > 0 {
+		d.log.Info("buffer recovered", "segments", len(segs), "bytes", total, "records", recs)
 	}
 	return m, nil
 }
@@ -753,16 +757,9 @@ func (d *Disk[T]) abandonLocked(s *segInfo, err error) {
 // ErrClosed after Close, ErrNotStarted before Start, and the write error
 // when the disk failed; b is acknowledged with that error.
 func (d *Disk[T]) Send(ctx context.Context, b ferry.Batch[T]) error {
-	d.lifeMu.Lock()
-	started, closed := d.started, d.closed
-	d.lifeMu.Unlock()
-	switch {
-	case closed:
-		b.Done(ErrClosed)
-		return ErrClosed
-	case !started:
-		b.Done(ErrNotStarted)
-		return ErrNotStarted
+	if err := d.life.Err(ErrNotStarted, ErrClosed); err != nil {
+		b.Done(err)
+		return err
 	}
 	buf := getEncBuf()
 	defer putEncBuf(buf)
@@ -1211,18 +1208,17 @@ func (d *Disk[T]) writeBack() {
 
 // Close stops accepting batches, makes what was written durable and
 // acknowledges it, goes on replaying until every record was handed to the
-// inner sink (or ctx ends), then stops the replay, closes the inner sink with ctx (which flushes what
-// it holds and fails the rest), saves the read marker and closes the files. What was not delivered stays on disk for the
-// next Start. It is safe without Start and safe twice.
+// inner sink (or ctx ends), then stops the replay, closes the inner sink
+// with ctx (which flushes what it holds and fails the rest), saves the
+// read marker and closes the files. What was not delivered stays on disk
+// for the next Start. It is safe without Start (it closes the inner sink)
+// and safe twice (the second returns the first one's error).
 func (d *Disk[T]) Close(ctx context.Context) error {
-	d.lifeMu.Lock()
-	if d.closed {
-		d.lifeMu.Unlock()
-		return nil
-	}
-	d.closed = true
-	started := d.started
-	d.lifeMu.Unlock()
+	return d.life.Close(func(started bool) error { return d.close(ctx, started) })
+}
+
+// close is Close under the lifecycle's lock.
+func (d *Disk[T]) close(ctx context.Context, started bool) error {
 	if !started {
 		if d.Inner != nil {
 			return d.Inner.Close(ctx)

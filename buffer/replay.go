@@ -110,6 +110,7 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 		floor := d.floor
 		d.mu.Unlock()
 		popped := 0
+		var ackedItems int64
 		for len(window) > 0 && (window[0].state == flDone || window[0].seg < floor) {
 			f := window[0]
 			if f.seg >= floor {
@@ -120,12 +121,17 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 				}
 				d.mu.Unlock()
 				d.stats.acked.Add(1)
+				ackedItems += int64(f.items)
 			}
 			f.state = flDone
 			windowBytes -= f.end - f.off
 			window[0] = nil
 			window = window[1:]
 			popped++
+		}
+		if ackedItems > 0 {
+			d.stats.ackedItems.Add(ackedItems)
+			d.ackRate.add(time.Now(), ackedItems)
 		}
 		cur := marker{seg: pos.seg, off: pos.off}
 		if len(window) > 0 {
@@ -180,6 +186,13 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 				}
 				window = append(window, f)
 				windowBytes += f.end - f.off
+				if len(window) == 1 {
+					// The oldest record waiting, even while the inner
+					// sink holds this send.
+					d.mu.Lock()
+					d.oldest = f.when
+					d.mu.Unlock()
+				}
 				d.send(ctx, f)
 			}
 			if failed {
