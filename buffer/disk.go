@@ -184,15 +184,18 @@ type Disk[T any] struct {
 	// keeps up with the writer: it need not read them back.
 	hotMu    sync.Mutex
 	hotOn    bool // the replay caught up; cleared when hot overflows
-	hot      []hotRec
+	hot      []hotRec[T]
 	hotBytes int64
+	// inMemory: the replay from memory takes copies of the items Send
+	// got rather than the encoded records (see offerHot).
+	inMemory bool
 
 	dataCh   chan struct{} // cap 1: new records
 	caughtCh chan struct{} // cap 1: caughtUp moved
 	sealCh   chan struct{} // cap 1: a segment was sealed, sync now
 	kickCh   chan struct{} // cap 1: start the write-out of the active segment
 	ackMu    sync.Mutex
-	acks     []ackMsg
+	acks     []ackMsg[T]
 	ackCh    chan struct{} // cap 1
 
 	stats    counters
@@ -219,12 +222,15 @@ type segInfo struct {
 	syncItems    int64
 }
 
-// hotRec is a record written to segment seg at [off, end), whose bytes
-// (header included) the replay may take instead of reading them back.
-type hotRec struct {
+// hotRec is a record written to segment seg at [off, end), which the
+// replay may take instead of reading it back: its items, copied from the
+// batch Send got, or its bytes (header included).
+type hotRec[T any] struct {
 	seg      uint64
 	off, end int64
+	when     int64
 	rec      []byte
+	items    []T
 }
 
 // segFile is a segment file whose fsync is due: its size, records and
@@ -248,6 +254,19 @@ type counters struct {
 // codec.
 func New[T any](dir string, inner sink.Sink[T], codec Codec[T], o Options) *Disk[T] {
 	return &Disk[T]{Dir: dir, Inner: inner, Codec: codec, Options: o}
+}
+
+// copiesItems reports whether a copy of an item is as good as its
+// encoding and decoding: true for this package's codecs of ferry.Entry and
+// ferry.Sample, which are values whose strings and labels nobody changes.
+// A user's codec may change what it encodes, and a user's type may hold
+// memory its producer reuses.
+func (d *Disk[T]) copiesItems() bool {
+	switch any(d.Codec).(type) {
+	case EntryCodec, SampleCodec, *EntryCodec, *SampleCodec:
+		return true
+	}
+	return false
 }
 
 // Item is the set of item types with a codec in this package.
@@ -408,6 +427,7 @@ func (d *Disk[T]) start(ctx context.Context, r ferry.Reporter) error {
 	sctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), d.irep))
 	d.cancel = cancel
 	d.ackRate.reset(time.Now())
+	d.inMemory = d.copiesItems()
 	go d.replay(sctx, m)
 	if d.SyncInterval >= 0 {
 		go d.syncer()
@@ -764,12 +784,14 @@ func (d *Disk[T]) Send(ctx context.Context, b ferry.Batch[T]) error {
 	buf := getEncBuf()
 	defer putEncBuf(buf)
 	tooLarge := d.encode(buf, b.Items)
+	items := b.Items
 	if tooLarge > 0 {
 		d.rep.Dropped(ReasonTooLarge, tooLarge)
 		b.Ack.Retain(1)
 		b.Ack.Done(ferry.Permanentf("buffer: %d items larger than a segment dropped", tooLarge))
+		items = nil // the records do not hold every item: hand over bytes
 	}
-	if err := d.write(ctx, buf, b.Ack); err != nil {
+	if err := d.write(ctx, buf, b.Ack, items); err != nil {
 		b.Done(err)
 		return err
 	}
@@ -863,8 +885,8 @@ func putUint32(b []byte, v uint32) {
 // write appends the records in buf, rotating segments and waiting for or
 // making space as the policy says, and queues ack for the next fsync. If a
 // write failure cut records of this batch while it waited for space, it
-// fails.
-func (d *Disk[T]) write(ctx context.Context, buf *encBuf, ack *ferry.Ack) error {
+// fails. items, if not nil, are the items the records hold, in order.
+func (d *Disk[T]) write(ctx context.Context, buf *encBuf, ack *ferry.Ack, items []T) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	epoch := d.epoch
@@ -875,7 +897,12 @@ func (d *Disk[T]) write(ctx context.Context, buf *encBuf, ack *ferry.Ack) error 
 		if err := d.writeRecord(ctx, rec); err != nil {
 			return err
 		}
-		if d.offerHot(rec) {
+		var its []T
+		if items != nil {
+			n := int(readRecHeader(rec).items)
+			its, items = items[:n:n], items[n:]
+		}
+		if d.offerHot(rec, its) {
 			buf.given = true
 		}
 	}

@@ -36,6 +36,10 @@ type Stats struct {
 	// their items; Retries records it failed that were sent again.
 	Written, Replayed, Acked, Retries int64
 	AckedItems                        int64
+	// FromMemory counts records replayed from memory, as Send wrote them,
+	// rather than read back from the file: while the replay keeps up with
+	// the writer, it need not read.
+	FromMemory int64
 	// DroppedItems and DroppedRecords count what DropOldest deleted.
 	DroppedItems, DroppedRecords int64
 	// Corruptions counts records or segments skipped as unreadable, torn
@@ -54,6 +58,7 @@ func (d *Disk[T]) Stats() Stats {
 		Replayed:       d.stats.replayed.Load(),
 		Acked:          d.stats.acked.Load(),
 		AckedItems:     d.stats.ackedItems.Load(),
+		FromMemory:     d.stats.fromMemory.Load(),
 		ReplayRate:     d.ackRate.rate(time.Now()),
 		Retries:        d.stats.retries.Load(),
 		DroppedItems:   d.stats.droppedItems.Load(),
@@ -169,6 +174,7 @@ func (d *Disk[T]) State() []slog.Attr {
 		slog.Int64("replayed_records", s.Replayed),
 		slog.Int64("acked_records", s.Acked),
 		slog.Int64("acked_items", s.AckedItems),
+		slog.Int64("replayed_from_memory", s.FromMemory),
 		slog.Int64("retries", s.Retries),
 		slog.Int64("dropped_records", s.DroppedRecords),
 		slog.Int64("write_errors", s.WriteErrors),
