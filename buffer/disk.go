@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/sink"
 )
 
@@ -69,8 +70,9 @@ const (
 	ReasonTooLarge = "too_large"
 )
 
-// ErrClosed acknowledges batches sent after Close.
-var ErrClosed = errors.New("buffer: closed")
+// ErrClosed acknowledges batches sent after Close. It wraps
+// ferry.ErrClosed.
+var ErrClosed = fmt.Errorf("buffer: %w", ferry.ErrClosed)
 
 // ErrNotStarted acknowledges batches sent before Start.
 var ErrNotStarted = fmt.Errorf("buffer: not started: %w", ferry.ErrNotStarted)
@@ -130,9 +132,7 @@ type Disk[T any] struct {
 	Codec Codec[T]
 	Options
 
-	lifeMu  sync.Mutex
-	started bool
-	closed  bool
+	life    lifecycle.State
 	lock    *os.File
 	rep     ferry.Reporter
 	log     *slog.Logger
@@ -184,15 +184,18 @@ type Disk[T any] struct {
 	// keeps up with the writer: it need not read them back.
 	hotMu    sync.Mutex
 	hotOn    bool // the replay caught up; cleared when hot overflows
-	hot      []hotRec
+	hot      []hotRec[T]
 	hotBytes int64
+	// inMemory: the replay from memory takes copies of the items Send
+	// got rather than the encoded records (see offerHot).
+	inMemory bool
 
 	dataCh   chan struct{} // cap 1: new records
 	caughtCh chan struct{} // cap 1: caughtUp moved
 	sealCh   chan struct{} // cap 1: a segment was sealed, sync now
 	kickCh   chan struct{} // cap 1: start the write-out of the active segment
 	ackMu    sync.Mutex
-	acks     []ackMsg
+	acks     []ackMsg[T]
 	ackCh    chan struct{} // cap 1
 
 	stats    counters
@@ -201,6 +204,7 @@ type Disk[T any] struct {
 	itemPool sync.Pool
 	descsMu  sync.Once
 	descs    *descs
+	ackRate  rateWindow // items acknowledged by the inner sink
 }
 
 // segInfo is what is known of one segment file.
@@ -218,12 +222,15 @@ type segInfo struct {
 	syncItems    int64
 }
 
-// hotRec is a record written to segment seg at [off, end), whose bytes
-// (header included) the replay may take instead of reading them back.
-type hotRec struct {
+// hotRec is a record written to segment seg at [off, end), which the
+// replay may take instead of reading it back: its items, copied from the
+// batch Send got, or its bytes (header included).
+type hotRec[T any] struct {
 	seg      uint64
 	off, end int64
+	when     int64
 	rec      []byte
+	items    []T
 }
 
 // segFile is a segment file whose fsync is due: its size, records and
@@ -237,6 +244,7 @@ type segFile struct {
 
 type counters struct {
 	written, replayed, acked, retries, corruptions atomic.Int64
+	ackedItems                                     atomic.Int64
 	droppedItems, droppedRecords                   atomic.Int64
 	writeErrors                                    atomic.Int64
 	fromMemory                                     atomic.Int64 // records replayed without reading them back
@@ -246,6 +254,19 @@ type counters struct {
 // codec.
 func New[T any](dir string, inner sink.Sink[T], codec Codec[T], o Options) *Disk[T] {
 	return &Disk[T]{Dir: dir, Inner: inner, Codec: codec, Options: o}
+}
+
+// copiesItems reports whether a copy of an item is as good as its
+// encoding and decoding: true for this package's codecs of ferry.Entry and
+// ferry.Sample, which are values whose strings and labels nobody changes.
+// A user's codec may change what it encodes, and a user's type may hold
+// memory its producer reuses.
+func (d *Disk[T]) copiesItems() bool {
+	switch any(d.Codec).(type) {
+	case EntryCodec, SampleCodec, *EntryCodec, *SampleCodec:
+		return true
+	}
+	return false
 }
 
 // Item is the set of item types with a codec in this package.
@@ -349,7 +370,9 @@ func (d *Disk[T]) Validate() error {
 // tail of the last segment is cut, records after the read marker are
 // replayed first), starts the inner sink if it is a ferry.Starter, and
 // starts the replay and sync goroutines. It fails if the configuration is
-// invalid or the directory cannot be used.
+// invalid or the directory cannot be used; a failed Start may be tried
+// again. A second Start returns nil and starts nothing; a Start after
+// Close returns ErrClosed (internal/lifecycle's contract).
 func (d *Disk[T]) Start(ctx context.Context, r ferry.Reporter) error {
 	if err := d.Validate(); err != nil {
 		return err
@@ -357,14 +380,11 @@ func (d *Disk[T]) Start(ctx context.Context, r ferry.Reporter) error {
 	if r == nil {
 		r = ferry.NopReporter()
 	}
-	d.lifeMu.Lock()
-	defer d.lifeMu.Unlock()
-	if d.closed {
-		return ErrClosed
-	}
-	if d.started {
-		return errors.New("buffer: already started")
-	}
+	return d.life.Start(ErrClosed, func() error { return d.start(ctx, r) })
+}
+
+// start is Start under the lifecycle's lock.
+func (d *Disk[T]) start(ctx context.Context, r ferry.Reporter) error {
 	d.rep, d.log = r, r.Logger().With("buffer", d.name())
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return fmt.Errorf("buffer: directory: %w", err)
@@ -406,7 +426,8 @@ func (d *Disk[T]) Start(ctx context.Context, r ferry.Reporter) error {
 	d.ackCh = make(chan struct{}, 1)
 	sctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), d.irep))
 	d.cancel = cancel
-	d.started = true
+	d.ackRate.reset(time.Now())
+	d.inMemory = d.copiesItems()
 	go d.replay(sctx, m)
 	if d.SyncInterval >= 0 {
 		go d.syncer()
@@ -435,8 +456,9 @@ func (d *Disk[T]) recover() (marker, error) {
 	if err != nil {
 		return m, err
 	}
-	d.segs = d.segs[:0]
-	d.totalBytes = 0
+	// Built apart and published under mu: Stats may run meanwhile.
+	var segs []*segInfo
+	var total int64
 	for i, id := range ids {
 		if id < m.seg {
 			if err := os.Remove(segName(d.Dir, id)); err != nil {
@@ -451,30 +473,32 @@ func (d *Disk[T]) recover() (marker, error) {
 		if si == nil {
 			continue
 		}
-		d.segs = append(d.segs, si)
-		d.totalBytes += si.size
+		segs = append(segs, si)
+		total += si.size
 	}
 	d.nextID = 1
 	if len(ids) > 0 {
 		d.nextID = ids[len(ids)-1] + 1
 	}
-	if m.seg == 0 || len(d.segs) == 0 || d.segs[0].id != m.seg {
+	if m.seg == 0 || len(segs) == 0 || segs[0].id != m.seg {
 		// The marker's segment is gone: start at the oldest there is.
 		m = marker{}
-		if len(d.segs) > 0 {
-			m = marker{seg: d.segs[0].id, off: segHeaderSize}
+		if len(segs) > 0 {
+			m = marker{seg: segs[0].id, off: segHeaderSize}
 		}
 	}
 	if m.off < segHeaderSize {
 		m.off = segHeaderSize
 	}
-	d.markerSeg = m.seg
 	var recs int64
-	for _, s := range d.segs {
+	for _, s := range segs {
 		recs += s.records - s.ackedRecords
 	}
-	if len(d.segs) > 0 {
-		d.log.Info("buffer recovered", "segments", len(d.segs), "bytes", d.totalBytes, "records", recs)
+	d.mu.Lock()
+	d.segs, d.totalBytes, d.markerSeg = segs, total, m.seg
+	d.mu.Unlock()
+	if len(segs) > 0 {
+		d.log.Info("buffer recovered", "segments", len(segs), "bytes", total, "records", recs)
 	}
 	return m, nil
 }
@@ -753,26 +777,21 @@ func (d *Disk[T]) abandonLocked(s *segInfo, err error) {
 // ErrClosed after Close, ErrNotStarted before Start, and the write error
 // when the disk failed; b is acknowledged with that error.
 func (d *Disk[T]) Send(ctx context.Context, b ferry.Batch[T]) error {
-	d.lifeMu.Lock()
-	started, closed := d.started, d.closed
-	d.lifeMu.Unlock()
-	switch {
-	case closed:
-		b.Done(ErrClosed)
-		return ErrClosed
-	case !started:
-		b.Done(ErrNotStarted)
-		return ErrNotStarted
+	if err := d.life.Err(ErrNotStarted, ErrClosed); err != nil {
+		b.Done(err)
+		return err
 	}
 	buf := getEncBuf()
 	defer putEncBuf(buf)
 	tooLarge := d.encode(buf, b.Items)
+	items := b.Items
 	if tooLarge > 0 {
 		d.rep.Dropped(ReasonTooLarge, tooLarge)
 		b.Ack.Retain(1)
 		b.Ack.Done(ferry.Permanentf("buffer: %d items larger than a segment dropped", tooLarge))
+		items = nil // the records do not hold every item: hand over bytes
 	}
-	if err := d.write(ctx, buf, b.Ack); err != nil {
+	if err := d.write(ctx, buf, b.Ack, items); err != nil {
 		b.Done(err)
 		return err
 	}
@@ -866,8 +885,8 @@ func putUint32(b []byte, v uint32) {
 // write appends the records in buf, rotating segments and waiting for or
 // making space as the policy says, and queues ack for the next fsync. If a
 // write failure cut records of this batch while it waited for space, it
-// fails.
-func (d *Disk[T]) write(ctx context.Context, buf *encBuf, ack *ferry.Ack) error {
+// fails. items, if not nil, are the items the records hold, in order.
+func (d *Disk[T]) write(ctx context.Context, buf *encBuf, ack *ferry.Ack, items []T) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	epoch := d.epoch
@@ -878,7 +897,12 @@ func (d *Disk[T]) write(ctx context.Context, buf *encBuf, ack *ferry.Ack) error 
 		if err := d.writeRecord(ctx, rec); err != nil {
 			return err
 		}
-		if d.offerHot(rec) {
+		var its []T
+		if items != nil {
+			n := int(readRecHeader(rec).items)
+			its, items = items[:n:n], items[n:]
+		}
+		if d.offerHot(rec, its) {
 			buf.given = true
 		}
 	}
@@ -1211,18 +1235,17 @@ func (d *Disk[T]) writeBack() {
 
 // Close stops accepting batches, makes what was written durable and
 // acknowledges it, goes on replaying until every record was handed to the
-// inner sink (or ctx ends), then stops the replay, closes the inner sink with ctx (which flushes what
-// it holds and fails the rest), saves the read marker and closes the files. What was not delivered stays on disk for the
-// next Start. It is safe without Start and safe twice.
+// inner sink (or ctx ends), then stops the replay, closes the inner sink
+// with ctx (which flushes what it holds and fails the rest), saves the
+// read marker and closes the files. What was not delivered stays on disk
+// for the next Start. It is safe without Start (it closes the inner sink)
+// and safe twice (the second returns the first one's error).
 func (d *Disk[T]) Close(ctx context.Context) error {
-	d.lifeMu.Lock()
-	if d.closed {
-		d.lifeMu.Unlock()
-		return nil
-	}
-	d.closed = true
-	started := d.started
-	d.lifeMu.Unlock()
+	return d.life.Close(func(started bool) error { return d.close(ctx, started) })
+}
+
+// close is Close under the lifecycle's lock.
+func (d *Disk[T]) close(ctx context.Context, started bool) error {
 	if !started {
 		if d.Inner != nil {
 			return d.Inner.Close(ctx)

@@ -29,6 +29,13 @@
 // backoff, without limit and without skipping it; one it fails with
 // ferry.Permanent is settled (the inner sink counts it as dropped).
 //
+// While the replay keeps up with the writer (within MaxInFlightBytes), it
+// does not read the records back: Send hands each record over in memory as
+// it writes it, for ferry.Entry and ferry.Sample with this package's codecs
+// as a copy of the batch's items (which the replay sends as they are,
+// without decoding), for other types as the encoded bytes. A retry reads
+// the record from its segment. Only a backlog is read from the files.
+//
 // # What a crash can do
 //
 // Nothing acknowledged upstream is lost by a crash of the program
@@ -82,11 +89,22 @@
 // of a sink with several endpoints, whose slowest endpoint would hold back
 // the acknowledgements of all.
 //
+// # Lifecycle
+//
+// Start once, Close for good (internal/lifecycle's contract): Send before
+// Start acknowledges the batch with ErrNotStarted, which wraps
+// ferry.ErrNotStarted, and after Close with ErrClosed, which wraps
+// ferry.ErrClosed; a second Start does nothing, a Start after Close
+// fails. Close is safe without Start and twice.
+//
 // # Observability
 //
 // Stats returns a snapshot (bytes, records and items waiting, oldest
-// record age, records written, replayed and acknowledged, retries, drops,
-// corruptions, write errors) for a debug page. A Disk is a
-// prometheus.Collector with the same figures as ferry_buffer_* metrics
-// labelled buffer=Name; a pipeline collects it with its own metrics.
+// record age, replay rate, records written, replayed and acknowledged,
+// retries, drops, corruptions, write errors) at any time, during Start
+// too. State returns it as attributes (pipeline.StateReporter), which the
+// debug page of package debugui shows on the buffer's page and row. A
+// Disk is a prometheus.Collector with the same figures as ferry_buffer_*
+// metrics labelled buffer=Name; a pipeline collects it with its own
+// metrics.
 package buffer

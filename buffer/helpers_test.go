@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -125,16 +126,10 @@ func waitAcks(t testing.TB, ch chan error, n int) {
 	}
 }
 
-// waitFor polls cond until it holds or 20s pass.
+// waitFor polls cond until it holds or poll.Timeout passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, cond, "%s", what)
 }
 
 // equalEntry compares entries the way a receiver would see them.

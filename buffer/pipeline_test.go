@@ -159,3 +159,6 @@ func TestPipelineMetrics(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// A Disk reports its state to views of the pipeline.
+var _ pipeline.StateReporter = (*buffer.Disk[ferry.Entry])(nil)

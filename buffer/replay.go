@@ -12,12 +12,13 @@ import (
 )
 
 // flight is one record replayed to the inner sink and not yet freed.
-type flight struct {
+type flight[T any] struct {
 	seg      uint64
 	off, end int64
-	items    uint32
+	nitems   uint32
 	when     int64
 	payload  []byte // kept for retries; decoded items alias it
+	hot      []T    // handed over in memory: sent as they are the first time
 	state    uint8
 	attempts int
 }
@@ -28,14 +29,14 @@ const (
 	flFailed
 )
 
-type ackMsg struct {
-	f   *flight
+type ackMsg[T any] struct {
+	f   *flight[T]
 	err error
 }
 
-func (d *Disk[T]) pushAck(f *flight, err error) {
+func (d *Disk[T]) pushAck(f *flight[T], err error) {
 	d.ackMu.Lock()
-	d.acks = append(d.acks, ackMsg{f, err})
+	d.acks = append(d.acks, ackMsg[T]{f, err})
 	d.ackMu.Unlock()
 	signal(d.ackCh)
 }
@@ -64,7 +65,7 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 	defer close(d.rdDone)
 	pos := &readPos{seg: m.seg, off: m.off}
 	defer pos.close()
-	var window []*flight
+	var window []*flight[T]
 	var windowBytes int64
 	saved := m
 	lastSave := time.Now()
@@ -110,22 +111,28 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 		floor := d.floor
 		d.mu.Unlock()
 		popped := 0
+		var ackedItems int64
 		for len(window) > 0 && (window[0].state == flDone || window[0].seg < floor) {
 			f := window[0]
 			if f.seg >= floor {
 				d.mu.Lock()
 				if s := d.seg(f.seg); s != nil {
 					s.ackedRecords++
-					s.ackedItems += int64(f.items)
+					s.ackedItems += int64(f.nitems)
 				}
 				d.mu.Unlock()
 				d.stats.acked.Add(1)
+				ackedItems += int64(f.nitems)
 			}
 			f.state = flDone
 			windowBytes -= f.end - f.off
 			window[0] = nil
 			window = window[1:]
 			popped++
+		}
+		if ackedItems > 0 {
+			d.stats.ackedItems.Add(ackedItems)
+			d.ackRate.add(time.Now(), ackedItems)
 		}
 		cur := marker{seg: pos.seg, off: pos.off}
 		if len(window) > 0 {
@@ -180,6 +187,13 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 				}
 				window = append(window, f)
 				windowBytes += f.end - f.off
+				if len(window) == 1 {
+					// The oldest record waiting, even while the inner
+					// sink holds this send.
+					d.mu.Lock()
+					d.oldest = f.when
+					d.mu.Unlock()
+				}
 				d.send(ctx, f)
 			}
 			if failed {
@@ -211,11 +225,35 @@ func or(v, d time.Duration) time.Duration {
 	return v
 }
 
-// send decodes f and hands it to the inner sink.
-func (d *Disk[T]) send(ctx context.Context, f *flight) {
-	items := d.getItems(int(f.items))
+// send decodes f and hands it to the inner sink: the items handed over
+// in memory the first time, decoded from the record after (re-read from
+// the file if it was handed over as items).
+func (d *Disk[T]) send(ctx context.Context, f *flight[T]) {
+	if f.hot != nil {
+		items := f.hot
+		f.hot = nil
+		f.state = flSending
+		f.attempts++
+		d.stats.replayed.Add(1)
+		d.Inner.Send(ctx, ferry.NewBatch(items, func(err error) {
+			d.putItems(items)
+			d.pushAck(f, err)
+		}))
+		return
+	}
+	if f.payload == nil {
+		if err := d.reread(f); err != nil {
+			// Cut back by a failed write or fsync (whose batches failed
+			// upstream and are sent again), or damaged: settled.
+			d.corrupt(f.seg, f.off, f.end-f.off, err)
+			f.state = flSending
+			d.pushAck(f, nil)
+			return
+		}
+	}
+	items := d.getItems(int(f.nitems))
 	var prev *T
-	err := forEachItem(f.payload, f.items, func(i int, b []byte) error {
+	err := forEachItem(f.payload, f.nitems, func(i int, b []byte) error {
 		if err := d.Codec.Decode(b, &items[i], prev); err != nil {
 			return err
 		}
@@ -235,6 +273,22 @@ func (d *Disk[T]) send(ctx context.Context, f *flight) {
 		d.putItems(items)
 		d.pushAck(f, err)
 	}))
+}
+
+// reread reads the payload of f, replayed from memory before, from its
+// segment file, checking its checksum.
+func (d *Disk[T]) reread(f *flight[T]) error {
+	file, err := os.Open(segName(d.Dir, f.seg))
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	_, payload, _, err := newSegReader(file, d.maxPayload()).next(f.off, f.end, false)
+	if err != nil {
+		return err
+	}
+	f.payload = payload
+	return nil
 }
 
 // getItems returns a slice of n items, reused from batches the inner sink
@@ -268,7 +322,7 @@ func (d *Disk[T]) corrupt(seg uint64, off, n int64, err error) {
 
 // readNext returns the next durable record after pos, or nil if there is
 // none yet.
-func (d *Disk[T]) readNext(pos *readPos, floor uint64) *flight {
+func (d *Disk[T]) readNext(pos *readPos, floor uint64) *flight[T] {
 	for {
 		d.mu.Lock()
 		var s *segInfo
@@ -339,9 +393,14 @@ func (d *Disk[T]) readNext(pos *readPos, floor uint64) *flight {
 			}
 			return nil
 		}
-		if rec, ok := d.takeHot(s.id, pos.off, limit); ok {
-			h := readRecHeader(rec)
-			f := &flight{seg: s.id, off: pos.off, end: pos.off + int64(len(rec)), items: h.items, when: h.time, payload: rec[recHeaderSize:]}
+		if hr, ok := d.takeHot(s.id, pos.off, limit); ok {
+			f := &flight[T]{seg: s.id, off: pos.off, end: hr.end, when: hr.when}
+			if hr.items != nil {
+				f.hot, f.nitems = hr.items, uint32(len(hr.items))
+			} else {
+				h := readRecHeader(hr.rec)
+				f.nitems, f.payload = h.items, hr.rec[recHeaderSize:]
+			}
 			pos.off = f.end
 			d.stats.fromMemory.Add(1)
 			return f
@@ -375,7 +434,7 @@ func (d *Disk[T]) readNext(pos *readPos, floor uint64) *flight {
 			d.corrupt(s.id, pos.off, skipped, errCorrupt("bad length or checksum"))
 		}
 		pos.damaged = false
-		f := &flight{seg: s.id, off: start, end: end, items: h.items, when: h.time, payload: payload}
+		f := &flight[T]{seg: s.id, off: start, end: end, nitems: h.items, when: h.time, payload: payload}
 		pos.off = end
 		return f
 	}
@@ -418,12 +477,15 @@ func (d *Disk[T]) saveMarker(m marker) {
 	}
 }
 
-// offerHot hands rec, just written at the end of the active segment, to
-// the replay, if it keeps up with the writer. It reports whether it took
-// rec, which then must not change. When the replay falls behind by more
-// than MaxInFlightBytes, what it was handed is let go and it reads the
-// file until it catches up again. wmu is held.
-func (d *Disk[T]) offerHot(rec []byte) bool {
+// offerHot hands the record rec, just written at the end of the active
+// segment, to the replay, if it keeps up with the writer. With inMemory
+// and items (the items rec holds) it hands over a copy of items: the
+// replay then neither decodes nor reads, and Send reuses its buffer.
+// Otherwise it hands over rec and reports so: rec then must not change.
+// When the replay falls behind by more than MaxInFlightBytes, what it was
+// handed is let go and it reads the file until it catches up again. wmu
+// is held.
+func (d *Disk[T]) offerHot(rec []byte, items []T) (tookRec bool) {
 	n := int64(len(rec))
 	d.hotMu.Lock()
 	defer d.hotMu.Unlock()
@@ -432,44 +494,54 @@ func (d *Disk[T]) offerHot(rec []byte) bool {
 	}
 	if d.hotBytes+n > d.maxInFlightBytes() {
 		d.hotOn = false
+		for i := range d.hot {
+			if d.hot[i].items != nil {
+				d.putItems(d.hot[i].items)
+			}
+		}
 		clear(d.hot)
 		d.hot, d.hotBytes = d.hot[:0], 0
 		return false
 	}
-	d.hot = append(d.hot, hotRec{seg: d.activeID, off: d.activeSize - n, end: d.activeSize, rec: rec})
+	h := hotRec[T]{seg: d.activeID, off: d.activeSize - n, end: d.activeSize, when: readRecHeader(rec).time}
+	if d.inMemory && items != nil {
+		h.items = d.getItems(len(items))
+		copy(h.items, items)
+	} else {
+		h.rec = rec
+	}
+	d.hot = append(d.hot, h)
 	d.hotBytes += n
-	return true
+	return h.rec != nil
 }
 
-// takeHot returns the bytes of the record at off in segment seg if Send
-// handed them over and they are readable (below limit), forgetting the
-// records before it.
-func (d *Disk[T]) takeHot(seg uint64, off, limit int64) ([]byte, bool) {
+// takeHot returns the record at off in segment seg if Send handed it over
+// and it is readable (below limit), forgetting the records before it.
+func (d *Disk[T]) takeHot(seg uint64, off, limit int64) (hotRec[T], bool) {
 	d.hotMu.Lock()
 	defer d.hotMu.Unlock()
 	for len(d.hot) > 0 {
-		h := &d.hot[0]
+		h := d.hot[0]
 		if h.seg > seg || (h.seg == seg && h.off > off) {
-			return nil, false
+			return hotRec[T]{}, false
 		}
-		if h.seg == seg && h.off == off {
-			if h.end > limit {
-				return nil, false
-			}
+		if h.seg == seg && h.off == off && h.end > limit {
+			return hotRec[T]{}, false
 		}
-		rec := h.rec
-		take := h.seg == seg && h.off == off
-		d.hotBytes -= int64(len(rec))
-		d.hot[0] = hotRec{}
+		d.hotBytes -= h.end - h.off
+		d.hot[0] = hotRec[T]{}
 		d.hot = d.hot[1:]
 		if len(d.hot) == 0 {
 			d.hot = d.hot[:0:0]
 		}
-		if take {
-			return rec, true
+		if h.seg == seg && h.off == off {
+			return h, true
+		}
+		if h.items != nil {
+			d.putItems(h.items)
 		}
 	}
-	return nil, false
+	return hotRec[T]{}, false
 }
 
 // caughtUpHot tells Send that the replay has read everything written: the

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/ferrydev/ferry"
@@ -61,6 +62,24 @@ func (p *Pipeline) Positions(name string) (map[string]string, error) {
 			return nil, errors.New("pipeline: component does not report positions")
 		}
 		return pr.Positions(), nil
+	}
+	return nil, fmt.Errorf("pipeline: no component %q", name)
+}
+
+// State returns the state of the named component, if it reports one
+// (StateReporter). It returns an error for an unknown name or a component
+// that does not report its state. Unlike Positions it may be called before
+// Run, while components start, and after Run returned.
+func (p *Pipeline) State(name string) ([]slog.Attr, error) {
+	for _, n := range p.nodes {
+		if n.c.name != name {
+			continue
+		}
+		sr, ok := n.value.(StateReporter)
+		if !ok {
+			return nil, errors.New("pipeline: component does not report its state")
+		}
+		return sr.State(), nil
 	}
 	return nil, fmt.Errorf("pipeline: no component %q", name)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,6 +62,42 @@ func TestHandlerInChromium(t *testing.T) {
 			args = append(args, "--virtual-time-budget=5000")
 		}
 		peers.Browse(t, bin, srv.URL+page, args...)
+		if b, err := os.ReadFile(path); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+			t.Fatalf("screenshot %s: %v", path, err)
+		}
+		t.Logf("screenshot of %s: %s", page, path)
+	}
+}
+
+// The state of a disk buffer on its page and in the index, in a real
+// browser, with screenshots of both.
+func TestBufferStateInChromium(t *testing.T) {
+	bin := peers.Chromium(t)
+	p, d := bufferPipeline(t, 7)
+	srv := httptest.NewServer(debugui.Handler(p))
+	defer srv.Close()
+
+	st := d.Stats()
+	dom := peers.Browse(t, bin, srv.URL+"/component/loki?refresh=0", "--dump-dom")
+	for _, want := range []string{`data-key="records" data-value="7"`, `data-key="bytes" data-value="` + strconv.FormatInt(st.Bytes, 10) + `"`, `data-key="oldest_record_age"`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the buffer's page in the browser lacks %s:\n%s", want, dom)
+		}
+	}
+	dir := os.Getenv("FERRY_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "ferry-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for file, page := range map[string]string{
+		"pipeline-buffer.png":       "/component/loki?refresh=0",
+		"pipeline-buffer-index.png": "/?refresh=0",
+	} {
+		path := filepath.Join(dir, file)
+		os.Remove(path)
+		peers.Browse(t, bin, srv.URL+page, "--screenshot="+path, "--window-size=1200,900")
 		if b, err := os.ReadFile(path); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
 			t.Fatalf("screenshot %s: %v", path, err)
 		}

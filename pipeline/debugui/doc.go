@@ -1,6 +1,7 @@
 // Package debugui serves the debug page of a pipeline.Pipeline, the way
 // net/http/pprof serves profiles: the component graph coloured by health,
-// one page per component with its counters, targets and read positions, a
+// one page per component with its counters, targets, read positions and
+// state (a disk buffer's backlog: see pipeline.StateReporter), a
 // live tail of what a component passes on, a JSON API behind all of it, and
 // readiness and liveness endpoints.
 //
@@ -14,7 +15,7 @@
 //	err = p.Run(ctx)
 //
 // The page reads only what package pipeline exports for it (Components,
-// Ready, Positions and Tap), so the pipeline carries no HTML and a program
+// Ready, Positions, State and Tap), so the pipeline carries no HTML and a program
 // that does not import this package does not link it. Everything that came
 // from outside the program is redacted before it is shown.
 package debugui

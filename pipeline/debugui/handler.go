@@ -43,9 +43,12 @@ const maxTails = 4
 //	GET /graph.svg                           the graph alone
 //	GET /component/{name}                    one component: health, last error and since when,
 //	                                         counters, drops by reason, queue fill, lag, targets of
-//	                                         discoverers and relabel steps, read positions of sources
+//	                                         discoverers and relabel steps, read positions of sources,
+//	                                         the state of components that report one (a disk buffer's
+//	                                         bytes, records, oldest record age, replay rate, drops,
+//	                                         corruptions: see pipeline.StateReporter)
 //	GET /component/{name}/tail               a page showing the live tail below
-//	GET /api/v1/components                   JSON behind / (without targets and positions)
+//	GET /api/v1/components                   JSON behind / (without targets and positions; with states)
 //	GET /api/v1/components/{name}            JSON behind /component/{name}
 //	GET /api/v1/components/{name}/tail       live tail: what the component passes on, one item per
 //	                                         line, streamed as text/plain, or as server-sent events
@@ -129,6 +132,9 @@ type componentJSON struct {
 	Targets     []map[string]string `json:"targets,omitempty"`
 	// Positions is null for components that do not report positions.
 	Positions map[string]string `json:"positions,omitempty"`
+	// State is null for components that do not report a state
+	// (pipeline.StateReporter).
+	State map[string]any `json:"state,omitempty"`
 }
 
 type componentsJSON struct {
@@ -218,6 +224,7 @@ func (h *debugHandler) withDetails(c *componentJSON, s pipeline.Status) {
 	for _, t := range s.Targets {
 		c.Targets = append(c.Targets, redact.Labels(t))
 	}
+	c.State = stateJSON(h.stateOf(s.Name))
 	if pos, err := h.p.Positions(s.Name); err == nil {
 		c.Positions = make(map[string]string, len(pos))
 		for k, v := range pos {
@@ -242,7 +249,9 @@ func (h *debugHandler) apiComponents(w http.ResponseWriter, r *http.Request) {
 		out.Reason = sn.ready.Error()
 	}
 	for _, s := range sn.sts {
-		out.Components = append(out.Components, toJSON(s, sn.outputs[s.Name]))
+		c := toJSON(s, sn.outputs[s.Name])
+		c.State = stateJSON(h.stateOf(s.Name))
+		out.Components = append(out.Components, c)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -320,6 +329,7 @@ type pageData struct {
 	Positions []posView
 	HasPos    bool
 	MorePos   int
+	State     []stateView // of a pipeline.StateReporter; nil for others
 
 	Tail     tailParams
 	TailSSE  string // the tail endpoint as server-sent events
@@ -339,6 +349,7 @@ type rowView struct {
 	Href       string
 	Error      string // redacted
 	DropTotal  uint64
+	State      []stateView // the first of the component's state, if it has one
 }
 
 type dropView struct {
@@ -413,7 +424,9 @@ func (h *debugHandler) index(w http.ResponseWriter, r *http.Request) {
 		Graph:      layoutGraph(sn.sts, componentHref),
 	}
 	for _, s := range sn.sts {
-		d.Components = append(d.Components, rowOf(s, componentHref(s.Name)))
+		r := rowOf(s, componentHref(s.Name))
+		r.State = rowState(h.stateOf(s.Name))
+		d.Components = append(d.Components, r)
 	}
 	h.render(w, http.StatusOK, renderIndex, d)
 }
@@ -459,6 +472,7 @@ func (h *debugHandler) component(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Targets = append(d.Targets, redact.LabelString(t))
 	}
+	d.State = stateViews(h.stateOf(s.Name))
 	if pos, err := h.p.Positions(s.Name); err == nil {
 		d.HasPos = true
 		keys := make([]string, 0, len(pos))

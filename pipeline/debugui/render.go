@@ -138,7 +138,18 @@ func renderIndex(d *pageData) string {
 	for i := range d.Components {
 		r := &d.Components[i]
 		p.w(`<tr data-component="`, esc(r.Name), `" data-health="`, esc(r.HealthName), `">
-<td><a href="`, esc(r.Href), `">`, esc(r.Name), `</a></td>
+<td><a href="`, esc(r.Href), `">`, esc(r.Name), `</a>`)
+		if len(r.State) > 0 {
+			p.w(`<div class="state muted">`)
+			for j, st := range r.State {
+				if j > 0 {
+					p.w(` · `)
+				}
+				p.w(`<span title="`, esc(st.Exact), `">`, esc(st.Key), ` `, esc(st.Value), `</span>`)
+			}
+			p.w(`</div>`)
+		}
+		p.w(`</td>
 <td>`, esc(string(r.Kind)), `</td>
 <td>`)
 		p.badge(r)
@@ -268,6 +279,15 @@ func renderComponent(d *pageData) string {
 			p.w("\n  ", `<p class="muted">and `, itoa(d.MoreTgts), ` more (see the JSON)</p>`)
 		}
 		p.w("\n</section>\n")
+	}
+	if d.State != nil {
+		p.w(`<section>
+  <h2>State</h2>
+  <table id="state"><tbody>`)
+		for _, st := range d.State {
+			p.w(`<tr data-key="`, esc(st.Key), `" data-value="`, esc(st.Exact), `"><td class="mono">`, esc(st.Key), `</td><td class="num" title="`, esc(st.Exact), `">`, esc(st.Value), `</td></tr>`)
+		}
+		p.w("</tbody></table>\n</section>\n")
 	}
 	if d.HasPos {
 		p.w(`<section>
