@@ -242,7 +242,8 @@ func promScalar(t testing.TB, prom *peers.Prometheus, q string) float64 {
 }
 
 // promSelfMetric reads one of Prometheus's own counters from its /metrics
-// page (the sum over its label sets).
+// page (the sum over its label sets; 0 when it has none yet, as a counter
+// with labels before its first increment).
 func promSelfMetric(t testing.TB, prom *peers.Prometheus, name string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + prom.Addr + "/metrics")
