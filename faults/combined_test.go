@@ -297,7 +297,7 @@ func TestBufferCombinedOutage(t *testing.T) {
 	if long() {
 		cfg.outage = 10 * time.Minute
 		cfg.fileRate, cfg.fileRotate = 300, 3000 // a generation every 10 s, 60 in the outage
-		cfg.ctrSleep, cfg.ctrLines = 5*time.Millisecond, 150000
+		cfg.ctrSleep, cfg.ctrLines = 5*time.Millisecond, 120000
 		cfg.reshard = 0 // the default, 10 s
 		cfg.settle, cfg.window = 30*time.Second, 40*time.Minute
 	}
