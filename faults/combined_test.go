@@ -317,6 +317,22 @@ func TestBufferCombinedOutage(t *testing.T) {
 	buffered := startComboAgent(t, "buffered", true, cfg, dir, logPath, label, nodeAddr, vl, prom)
 	agents := []*comboAgent{plain, buffered}
 
+	w := &fileWriter{dir: logDir, rate: cfg.fileRate, rotate: cfg.fileRotate, pad: cfg.pad}
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	werr := make(chan error, 1)
+	go func() { werr <- w.run(wctx, math.MaxInt) }()
+
+	// Both agents deliver file lines and samples before the outage.
+	for _, a := range agents {
+		filter := fmt.Sprintf(`agent:=%q job:="files"`, a.name)
+		mustWait(t, a.name+" delivering file lines", 60*time.Second, func() bool { return countLogs(t, vl.URL, filter) > 0 })
+		mustWait(t, a.name+" delivering samples", 60*time.Second, func() bool {
+			return promScalar(t, prom, fmt.Sprintf(`count(faults_seq{job="faults-%s"})`, a.name)) > 0
+		})
+	}
+	// The containers start now, so that most of what they log falls in
+	// the outage; both agents deliver their first lines before it.
 	k, v, _ := strings.Cut(label, "=")
 	specs := make([]dockertest.Spec, 2)
 	var ids []string
@@ -325,21 +341,9 @@ func TestBufferCombinedOutage(t *testing.T) {
 			Lines: cfg.ctrLines, Sleep: cfg.ctrSleep, Long: cfg.pad, Labels: map[string]string{k: v}, LogOpts: cfg.ctrLogOpts}
 		ids = append(ids, dockertest.Run(t, c, specs[i]))
 	}
-	w := &fileWriter{dir: logDir, rate: cfg.fileRate, rotate: cfg.fileRotate, pad: cfg.pad}
-	wctx, wcancel := context.WithCancel(context.Background())
-	defer wcancel()
-	werr := make(chan error, 1)
-	go func() { werr <- w.run(wctx, math.MaxInt) }()
-
-	// Both agents deliver logs of both kinds and samples before the outage.
 	for _, a := range agents {
-		for _, f := range []string{`job:="files"`, `container:*`} {
-			filter := fmt.Sprintf(`agent:=%q %s`, a.name, f)
-			mustWait(t, a.name+" delivering "+f, 60*time.Second, func() bool { return countLogs(t, vl.URL, filter) > 0 })
-		}
-		mustWait(t, a.name+" delivering samples", 60*time.Second, func() bool {
-			return promScalar(t, prom, fmt.Sprintf(`count(faults_seq{job="faults-%s"})`, a.name)) > 0
-		})
+		filter := fmt.Sprintf(`agent:=%q container:*`, a.name)
+		mustWait(t, a.name+" delivering container lines", 60*time.Second, func() bool { return countLogs(t, vl.URL, filter) > 0 })
 	}
 	shardsBefore := buffered.rw.NumShards()
 
@@ -399,9 +403,15 @@ func TestBufferCombinedOutage(t *testing.T) {
 			t.Errorf("buffered: %d lines lost, e.g. %.300q", r.lost, missing)
 		}
 	}
-	perSource := func(name string) string {
-		rows := queryLogs(t, vl.URL, fmt.Sprintf(`agent:=%q`, name), "container")
-		var parts []string
+	// bySource splits an agent's result by source: "file" and the
+	// containers' names.
+	type sourceResult struct {
+		name               string
+		written, lost, dup int
+	}
+	bySource := func(agent string) []sourceResult {
+		rows := queryLogs(t, vl.URL, fmt.Sprintf(`agent:=%q`, agent), "container")
+		var out []sourceResult
 		for _, key := range append([]string{""}, specNames(specs)...) {
 			sub := newTally()
 			for k := range want.want {
@@ -416,13 +426,17 @@ func TestBufferCombinedOutage(t *testing.T) {
 				}
 			}
 			lost, dup, _, _ := sub.result(mine)
-			src := key
-			if src == "" {
-				src = "file"
+			r := sourceResult{name: key, written: len(sub.want), lost: lost, dup: dup}
+			if key == "" {
+				r.name = "file"
 			}
-			parts = append(parts, fmt.Sprintf("%s %d written, %d lost, %d duplicated", src, len(sub.want), lost, dup))
+			out = append(out, r)
 		}
-		return strings.Join(parts, "; ")
+		return out
+	}
+	sources := map[string][]sourceResult{}
+	for _, a := range agents {
+		sources[a.name] = bySource(a.name)
 	}
 
 	// Metrics: wait until every served value of each agent is stored.
@@ -487,8 +501,12 @@ func TestBufferCombinedOutage(t *testing.T) {
 
 	for _, a := range agents {
 		lr, mr := logs[a.name], metrics[a.name]
+		var parts []string
+		for _, r := range sources[a.name] {
+			parts = append(parts, fmt.Sprintf("%s %d written, %d lost, %d duplicated", r.name, r.written, r.lost, r.dup))
+		}
 		t.Logf("%s: logs: %d lines written (%d file, %d container): %d lost, %d duplicated, %d unexpected; per source: %s",
-			a.name, len(want.want), w.count(), len(want.want)-w.count(), lr.lost, lr.dup, lr.unexpected, perSource(a.name))
+			a.name, len(want.want), w.count(), len(want.want)-w.count(), lr.lost, lr.dup, lr.unexpected, strings.Join(parts, "; "))
 		t.Logf("%s: metrics: %d scrapes of the counter target served, %d values lost; %d of %d wide samples stored; %d node_exporter scrapes stored; during the %v outage %d of %d intervals have a sample; largest gap %v, %d intervals missed",
 			a.name, mr.served, mr.seqLost, mr.wideGot, mr.wideWant, mr.nodeUps, outage.Round(time.Second), mr.inOutage, mr.outageExpected, mr.maxGap.Round(time.Millisecond), mr.missed)
 		if a.rwBuf != nil {
@@ -513,8 +531,10 @@ func TestBufferCombinedOutage(t *testing.T) {
 
 	// Without the buffer, lines are lost and the scrapes pause: the
 	// scenario shows what the buffer prevents.
-	if logs["plain"].lost == 0 {
-		t.Errorf("without a buffer no line was lost: the outage does not outlast the rotations")
+	for _, r := range sources["plain"] {
+		if r.lost == 0 {
+			t.Errorf("without a buffer no line of %s was lost: the outage does not outlast its rotations", r.name)
+		}
 	}
 	if m := metrics["plain"]; m.missed < m.outageExpected/2 {
 		t.Errorf("without a buffer the scrapes missed only %d intervals in a %v outage", m.missed, outage)
@@ -535,7 +555,7 @@ func TestBufferCombinedOutage(t *testing.T) {
 		t.Errorf("buffered: scrapes did not keep their interval: %d of %d intervals of the outage have a sample, largest gap %v",
 			bm.inOutage, bm.outageExpected, bm.maxGap)
 	}
-	if catchRate < 5*ingest {
+	if catchRate < 3*ingest {
 		t.Errorf("catch-up at %.0f samples/s, not well above the ingest rate %.0f samples/s", catchRate, ingest)
 	}
 	if peakShards <= shardsBefore {
