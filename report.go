@@ -55,6 +55,13 @@ type Reporter interface {
 	Retried()
 }
 
+// ReasonRetriesExhausted is the Dropped reason of items a sink gave up on
+// after its retries ran out. The sink acknowledges them with an error that
+// is not Permanent, so they are lost only if nobody sends them again: a
+// source with positions reads them again, and a component that retries them
+// itself (buffer.Disk, for the sink it wraps) does not count them as dropped.
+const ReasonRetriesExhausted = "retries_exhausted"
+
 type reporterKey struct{}
 
 // WithReporter returns a context that carries r. Pipelines call it; tests of

@@ -99,7 +99,7 @@ const (
 const (
 	ReasonInvalidLabels    = "invalid_labels"
 	ReasonBufferFull       = "buffer_full"
-	ReasonRetriesExhausted = "retries_exhausted"
+	ReasonRetriesExhausted = ferry.ReasonRetriesExhausted
 )
 
 // ErrClosed is the outcome of entries the sink gave up on because it was
