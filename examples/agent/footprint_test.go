@@ -172,8 +172,8 @@ func TestFootprintRSS(t *testing.T) {
 	st := procStatus(t, cmd.Process.Pid)
 	lines := countLines(t, outPath)
 	mb := func(kb int) float64 { return float64(kb) * 1024 / 1e6 }
-	t.Logf("agent following %d containers (%d lines on the console): RSS mean %.1f MB, peak %.1f MB over 20s; VmHWM %.1f MB; at the end RssAnon %.1f MB, RssFile %.1f MB",
-		n, lines, mb(sum/samples), mb(peak), mb(hwm), mb(st["RssAnon:"]), mb(st["RssFile:"]))
+	t.Logf("agent following %d containers (%d lines on the console): RSS mean %.1f MB, peak %.1f MB over 20s; VmHWM %.1f MB; at the end RssAnon %.1f MB, RssFile %.1f MB; CPU %.2f s since start",
+		n, lines, mb(sum/samples), mb(peak), mb(hwm), mb(st["RssAnon:"]), mb(st["RssFile:"]), procCPU(t, cmd.Process.Pid))
 	resp, err := http.Get("http://" + debugAddr + "/metrics")
 	if err == nil {
 		sc := bufio.NewScanner(resp.Body)
@@ -259,4 +259,23 @@ func procMemory(t *testing.T, pid int) (rss, hwm int) {
 		}
 	}
 	return rss, hwm
+}
+
+// procCPU returns the user and system CPU time of a process, in seconds
+// (fields 14 and 15 of /proc/PID/stat, in clock ticks of 1/100 s on Linux).
+func procCPU(t *testing.T, pid int) float64 {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name, in parentheses, may hold spaces: count from after it.
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		t.Fatalf("short /proc/%d/stat: %q", pid, stat)
+	}
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return float64(utime+stime) / 100
 }
