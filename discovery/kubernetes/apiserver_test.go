@@ -306,6 +306,40 @@ func BenchmarkMemoryAPIServer(b *testing.B) {
 		}})
 }
 
+// BenchmarkPodToLineAPIServer is BenchmarkPodToLine against a real
+// kube-apiserver: each pod is created and then given its IP and phase
+// Running (kubelet's status update; Prometheus's pod discovery gives a pod
+// without an IP no target) through the API, both within the measured
+// time. Opt-in: FERRY_K8S_BENCH=1.
+func BenchmarkPodToLineAPIServer(b *testing.B) {
+	if os.Getenv("FERRY_K8S_BENCH") != "1" {
+		b.Skip("set FERRY_K8S_BENCH=1")
+	}
+	s := kubetest.Start(b)
+	c, err := k8s.NewForConfig(&rest.Config{Host: s.URL, BearerToken: kubetest.AdminToken, QPS: 500, Burst: 1000,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	parallel(b, 1000, func(i int) error {
+		return createPodErr(c, fmt.Sprintf("ns-%d", i%50), fmt.Sprintf("pod-%d", i), fmt.Sprintf("node-%d", i%10),
+			fmt.Sprintf("10.0.%d.%d", i/256, i%256), "app")
+	})
+	n := 0
+	podToLine(b, &Discoverer{KubeConfig: s.Kubeconfig(b, kubetest.AdminToken), NodeName: "node-x"},
+		func(b *testing.B, name string) string {
+			n++
+			if err := createPodErr(c, "default", name, "node-x", fmt.Sprintf("10.100.%d.%d", n/256, n%256), "app"); err != nil {
+				b.Fatal(err)
+			}
+			p, err := c.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return string(p.UID)
+		})
+}
+
 // parallel calls f(0) to f(n-1) on 8 goroutines and fails b with the first
 // error.
 func parallel(b *testing.B, n int, f func(i int) error) {
