@@ -55,7 +55,9 @@ func newFakeAPI(t testing.TB) *fakeAPI {
 	return f
 }
 
-func (f *fakeAPI) kubeconfig(t testing.TB) string { return kubetest.Kubeconfig(t, f.srv.URL, "x", false) }
+func (f *fakeAPI) kubeconfig(t testing.TB) string {
+	return kubetest.Kubeconfig(t, f.srv.URL, "x", false)
+}
 
 // event adds event name of ns, or changes it (count+1) if it exists, and
 // returns its resourceVersion.
@@ -70,7 +72,7 @@ func (f *fakeAPI) event(ns, name, reason, msg string) int {
 	}
 	ts := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC).Add(time.Duration(f.rv) * time.Second).Format(time.RFC3339)
 	obj := map[string]any{"kind": "Event", "apiVersion": "v1",
-		"metadata": map[string]any{"name": name, "namespace": ns, "resourceVersion": strconv.Itoa(f.rv)},
+		"metadata":       map[string]any{"name": name, "namespace": ns, "resourceVersion": strconv.Itoa(f.rv)},
 		"involvedObject": map[string]any{"kind": "Pod", "namespace": ns, "name": "web-1", "apiVersion": "v1", "resourceVersion": "77"},
 		"reason":         reason, "message": msg, "type": "Normal", "count": float64(count),
 		"source":         map[string]any{"component": "kubelet", "host": "node-a"},
