@@ -451,7 +451,13 @@ func (r *reader) watch(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	r.s.rep.SetHealth(ferry.Healthy, nil)
-	dec := json.NewDecoder(bufio.NewReader(resp.Body))
+	return r.stream(ctx, resp.Body)
+}
+
+// stream reads watch events from body until it ends (nil), an error, or
+// ctx is done.
+func (r *reader) stream(ctx context.Context, body io.Reader) error {
+	dec := json.NewDecoder(bufio.NewReader(body))
 	for {
 		var we watchEvent
 		if err := dec.Decode(&we); err != nil {

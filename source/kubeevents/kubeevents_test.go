@@ -1,6 +1,7 @@
 package kubeevents
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
@@ -509,5 +512,28 @@ func TestConformance(t *testing.T) {
 			return &Source{KubeConfig: f.kubeconfig(t), Backoff: fast, BatchSize: 2}
 		},
 		Want: 5,
+	})
+}
+
+// FuzzStream feeds arbitrary watch streams to the reader: it returns, with
+// an error or not, and never panics.
+func FuzzStream(f *testing.F) {
+	f.Add([]byte(`{"type":"ADDED","object":{"metadata":{"name":"a","namespace":"n","resourceVersion":"5"},"message":"m","count":1}}` + "\n" +
+		`{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}`))
+	f.Add([]byte(`{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}`))
+	f.Add([]byte(`{"type":"MODIFIED","object":{"series":{"count":3},"lastTimestamp":"bad"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out := make(chan ferry.Batch[ferry.Entry])
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			for b := range out {
+				b.Done(nil)
+			}
+		}()
+		r := &reader{s: &Source{}, t: positions.NewTracker("", false, nil), out: out, lb: labels.NewBuilder(labels.EmptyLabels()), rv: "1"}
+		_ = r.stream(context.Background(), bytes.NewReader(data))
+		close(out)
+		<-drained
 	})
 }
