@@ -8,10 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8s "k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/kubernetes/kubetest"
@@ -25,11 +22,7 @@ import (
 // once, across a restart on the same positions.
 func TestAPIServer(t *testing.T) {
 	s := kubetest.Start(t)
-	c, err := k8s.NewForConfig(&rest.Config{Host: s.URL, BearerToken: kubetest.AdminToken,
-		TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := s.Admin(t, 0)
 	ctx := context.Background()
 	n := 0
 	create := func(ns, msg string) {
@@ -58,16 +51,7 @@ func TestAPIServer(t *testing.T) {
 		h, err := rep.Health()
 		t.Fatalf("health %v %v", h, err)
 	}
-	if _, err := c.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "events"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"get", "list", "watch"}}}},
-		metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "events"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "events"},
-		Subjects: []rbacv1.Subject{{Kind: "User", Name: kubetest.AgentUser}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	kubetest.GrantClusterRole(t, c, "events", kubetest.AgentUser, "events")
 	waitMessages(t, col, "before the agent")
 	create("kube-system", "while running")
 	waitMessages(t, col, "before the agent", "while running")
