@@ -13,6 +13,7 @@
 package kubetest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -24,6 +25,11 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ferrydev/ferry/internal/peers"
 )
@@ -170,4 +176,33 @@ current-context: test
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Admin returns a client of the server with AdminToken, allowed qps
+// requests a second (client-go's default, 5, when 0).
+func (s *APIServer) Admin(t testing.TB, qps float32) *k8s.Clientset {
+	t.Helper()
+	c, err := k8s.NewForConfig(&rest.Config{Host: s.URL, BearerToken: AdminToken, QPS: qps, Burst: int(2 * qps),
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// GrantClusterRole creates ClusterRole name allowing get, list and watch
+// of the core resources and binds it to user, at the cluster scope.
+func GrantClusterRole(t testing.TB, c *k8s.Clientset, name, user string, resources ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: resources, Verbs: []string{"get", "list", "watch"}}}},
+		metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
+		Subjects: []rbacv1.Subject{{Kind: "User", Name: user}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
