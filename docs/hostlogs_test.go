@@ -157,16 +157,7 @@ func TestHostLogsSyslogSnippet(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	fake := &sinktest.Sink[ferry.Entry]{}
-	pipeline.To(b, "fake", fake, syslogLogs(b, addr))
-	p, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	fake := runToFake(t, b, syslogLogs(b, addr))
 	var c net.Conn
 	deadline := time.Now().Add(10 * time.Second)
 	for c == nil {
@@ -279,23 +270,17 @@ action(type="omfile" File=%q template="RSYSLOG_TraditionalFileFormat")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-n", "-f", confFile, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	// rsyslogd ends on SIGTERM when the test does (killed 10s later).
+	rctx, stop := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(rctx, bin, "-n", "-f", confFile, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	var rlog bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &rlog, &rlog
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
+	defer func() { stop(); cmd.Wait() }()
 	const n = 3
 	f, err := os.OpenFile(input, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -307,20 +292,11 @@ action(type="omfile" File=%q template="RSYSLOG_TraditionalFileFormat")
 	f.Close()
 
 	b := pipeline.New()
-	fake := &sinktest.Sink[ferry.Entry]{}
 	logs, err := syslogFileLogs(b, t.TempDir(), filepath.Join(dir, "syslog*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipeline.To(b, "fake", fake, logs)
-	p, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	fake := runToFake(t, b, logs)
 	if !fake.WaitLen(2*n, 60*time.Second) {
 		t.Fatalf("got %d entries, want %d; rsyslogd said:\n%s", len(fake.Items()), 2*n, rlog.String())
 	}
@@ -345,4 +321,21 @@ action(type="omfile" File=%q template="RSYSLOG_TraditionalFileFormat")
 	if len(seen) != 2 {
 		t.Errorf("entries by file: %v", seen)
 	}
+}
+
+// runToFake sends logs to a recording sink in a pipeline that runs until
+// the test ends.
+func runToFake(t *testing.T, b *pipeline.Builder, logs pipeline.Stream[ferry.Entry]) *sinktest.Sink[ferry.Entry] {
+	t.Helper()
+	fake := &sinktest.Sink[ferry.Entry]{}
+	pipeline.To(b, "fake", fake, logs)
+	p, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return fake
 }
