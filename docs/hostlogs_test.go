@@ -11,17 +11,21 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery/file"
 	"github.com/ferrydev/ferry/internal/peers"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/positions"
+	"github.com/ferrydev/ferry/process/stage"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink/sinktest"
+	"github.com/ferrydev/ferry/source/filetail"
 	"github.com/ferrydev/ferry/source/journal"
 	"github.com/ferrydev/ferry/source/syslog"
 )
@@ -73,6 +77,31 @@ func syslogLogs(b *pipeline.Builder, listenAddr string) pipeline.Stream[ferry.En
 	return logs
 }
 
+// syslogFileLogs is Promtail's scrape of /var/log/syslog, the file rsyslog
+// writes, with the regex stage people give it, done with stage.Syslog.
+func syslogFileLogs(b *pipeline.Builder, dataDir, syslogPath string) (pipeline.Stream[ferry.Entry], error) {
+	// hostlogs: syslogfile
+	pos, err := positions.Open(filepath.Join(dataDir, "positions.json"), positions.Options{})
+	if err != nil {
+		return pipeline.Stream[ferry.Entry]{}, err
+	}
+	files := pipeline.Discover(b, "syslog_file", &file.Discoverer{Patterns: []file.Pattern{{
+		Path:   syslogPath, // "/var/log/syslog"
+		Labels: labels.FromStrings("job", "syslog"),
+	}}})
+	logs := pipeline.FromTargets(b, "syslog_tail", &filetail.Source{PositionsFile: pos}, files)
+	parse, err := stage.New(
+		&stage.Syslog{UseIncomingTimestamp: true},
+		&stage.Labels{Values: map[string]string{"host": "hostname", "app": "app_name"}},
+	)
+	if err != nil {
+		return pipeline.Stream[ferry.Entry]{}, err
+	}
+	logs = pipeline.Process(b, "syslog_parse", parse, logs)
+	// end hostlogs
+	return logs, nil
+}
+
 var (
 	hostlogsStart = regexp.MustCompile(`^(\s*)// hostlogs: (\S+)$`)
 	hostlogsEnd   = regexp.MustCompile(`^\s*// end hostlogs$`)
@@ -100,7 +129,7 @@ func TestHostLogsSnippetsInSync(t *testing.T) {
 			body = append(body, strings.TrimPrefix(line, indent))
 		}
 	}
-	if len(regions) != 2 {
+	if len(regions) != 3 {
 		t.Fatalf("found regions %v", regions)
 	}
 	for name, code := range regions {
@@ -128,16 +157,7 @@ func TestHostLogsSyslogSnippet(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	fake := &sinktest.Sink[ferry.Entry]{}
-	pipeline.To(b, "fake", fake, syslogLogs(b, addr))
-	p, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	fake := runToFake(t, b, syslogLogs(b, addr))
 	var c net.Conn
 	deadline := time.Now().Add(10 * time.Second)
 	for c == nil {
@@ -227,4 +247,95 @@ func TestHostLogsJournalSnippet(t *testing.T) {
 	if c, ok := pos.Get(journal.DefaultPositionKey); !ok || !strings.Contains(c, "i=2;") {
 		t.Errorf("saved cursor %q", c)
 	}
+}
+
+// TestHostLogsSyslogFileSnippet has a real rsyslogd write a syslog file as
+// Debian's does (/var/log/syslog in RSYSLOG_FileFormat, RFC 3339 time and
+// no PRI; and the older RSYSLOG_TraditionalFileFormat) from lines the test
+// logs through it, and runs the syslogfile snippet over both files.
+func TestHostLogsSyslogFileSnippet(t *testing.T) {
+	bin := peers.Bin(t, "FERRY_RSYSLOGD_BIN", "scripts/setup/rsyslog.sh")
+	dir := t.TempDir()
+	input := filepath.Join(dir, "input.log")
+	if err := os.WriteFile(input, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`global(workDirectory=%q localHostname="web1")
+module(load="imfile")
+input(type="imfile" File=%q Tag="sshd[4242]:" Facility="auth" Severity="err")
+action(type="omfile" File=%q template="RSYSLOG_FileFormat")
+action(type="omfile" File=%q template="RSYSLOG_TraditionalFileFormat")
+`, dir, input, filepath.Join(dir, "syslog"), filepath.Join(dir, "syslog.traditional"))
+	confFile := filepath.Join(dir, "rsyslog.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// rsyslogd ends on SIGTERM when the test does (killed 10s later).
+	rctx, stop := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(rctx, bin, "-n", "-f", confFile, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	var rlog bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &rlog, &rlog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stop(); cmd.Wait() }()
+	const n = 3
+	f, err := os.OpenFile(input, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(f, "Failed password for root from 10.0.0.%d port 22\n", i)
+	}
+	f.Close()
+
+	b := pipeline.New()
+	logs, err := syslogFileLogs(b, t.TempDir(), filepath.Join(dir, "syslog*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := runToFake(t, b, logs)
+	if !fake.WaitLen(2*n, 60*time.Second) {
+		t.Fatalf("got %d entries, want %d; rsyslogd said:\n%s", len(fake.Items()), 2*n, rlog.String())
+	}
+	seen := map[string]int{}
+	for _, e := range fake.Items() {
+		seen[e.Labels.Get("filename")]++
+		// A file line has no PRI: RFC 3164's relay rule makes it
+		// user.notice.
+		for name, want := range map[string]string{"host": "web1", "app": "sshd", "job": "syslog",
+			"__syslog_message_proc_id": "4242", "__syslog_message_facility": "user", "__syslog_message_severity": "notice"} {
+			if got := e.Labels.Get(name); got != want {
+				t.Errorf("%s = %q, want %q (%v)", name, got, want, e.Labels)
+			}
+		}
+		if !strings.HasPrefix(e.Line, "Failed password for root from 10.0.0.") || e.Labels.Has("__syslog_parse_error") {
+			t.Errorf("entry %q %v", e.Line, e.Labels)
+		}
+		if time.Since(e.Timestamp) > time.Hour || time.Until(e.Timestamp) > time.Hour {
+			t.Errorf("timestamp %v not rsyslog's", e.Timestamp)
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("entries by file: %v", seen)
+	}
+}
+
+// runToFake sends logs to a recording sink in a pipeline that runs until
+// the test ends.
+func runToFake(t *testing.T, b *pipeline.Builder, logs pipeline.Stream[ferry.Entry]) *sinktest.Sink[ferry.Entry] {
+	t.Helper()
+	fake := &sinktest.Sink[ferry.Entry]{}
+	pipeline.To(b, "fake", fake, logs)
+	p, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return fake
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 )
 
 // countingReporter records drops and health.
@@ -116,12 +117,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // waitWithin polls cond until it holds or d passed.
 func waitWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !poll.Wait(d, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -7,8 +7,9 @@
 // MSG") and newline-terminated messages. UDP takes one message per
 // datagram. Messages are parsed as RFC 5424 or RFC 3164 with the usual
 // vendor variants (see Parser.Parse) by a hand-written parser that does
-// not allocate; each entry then costs two allocations: one string holding
-// its line and its label values, and its labels.
+// not allocate (package syslogmsg, which stage.Syslog shares for syslog
+// lines read from files); each entry then costs two allocations: one
+// string holding its line and its label values, and its labels.
 //
 // # Labels
 //
