@@ -21,6 +21,7 @@ const (
 	Failing
 )
 
+// String returns the health's name: "healthy", "degraded" or "failing".
 func (h Health) String() string {
 	switch h {
 	case Healthy:
@@ -53,6 +54,13 @@ type Reporter interface {
 	// Retried counts one retry of a failed attempt.
 	Retried()
 }
+
+// ReasonRetriesExhausted is the Dropped reason of items a sink gave up on
+// after its retries ran out. The sink acknowledges them with an error that
+// is not Permanent, so they are lost only if nobody sends them again: a
+// source with positions reads them again, and a component that retries them
+// itself (buffer.Disk, for the sink it wraps) does not count them as dropped.
+const ReasonRetriesExhausted = "retries_exhausted"
 
 type reporterKey struct{}
 

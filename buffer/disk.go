@@ -1293,7 +1293,10 @@ wait:
 }
 
 // innerReporter is the Reporter the inner sink gets: its health is
-// combined with the buffer's (the worse wins), the rest passes through.
+// combined with the buffer's (the worse wins), and what it gave up on after
+// its retries (ferry.ReasonRetriesExhausted) is not a drop, since the
+// buffer sends the record again: it counts as a retry. The rest passes
+// through.
 type innerReporter struct {
 	ferry.Reporter
 	log   *slog.Logger
@@ -1307,6 +1310,14 @@ func (r *innerReporter) SetHealth(h ferry.Health, err error) {
 		return
 	}
 	r.Reporter.SetHealth(h, err)
+}
+
+func (r *innerReporter) Dropped(reason string, n int) {
+	if reason == ferry.ReasonRetriesExhausted {
+		r.Reporter.Retried()
+		return
+	}
+	r.Reporter.Dropped(reason, n)
 }
 
 func (d *Disk[T]) pendingRecords() int64 {

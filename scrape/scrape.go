@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/httpconf"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/source"
 )
@@ -79,8 +80,12 @@ func AcceptHeader(protocols []Protocol) string {
 	return b.String()
 }
 
-// ErrNotStarted is returned by Run before Start.
-var ErrNotStarted = fmt.Errorf("scrape: Run before Start: %w", ferry.ErrNotStarted)
+// ErrNotStarted is returned by Run before Start, and ErrClosed by Start and
+// Run after Close.
+var (
+	ErrNotStarted = fmt.Errorf("scrape: Run before Start: %w", ferry.ErrNotStarted)
+	ErrClosed     = fmt.Errorf("scrape: scraper %w", ferry.ErrClosed)
+)
 
 // Scraper scrapes the targets it is given and emits their samples. The zero
 // value works with Prometheus's defaults (1m interval, 10s timeout, job
@@ -169,10 +174,8 @@ type Scraper struct {
 	loops map[string]*loop
 	meta  metaStore
 
-	// Set by Start; read-only afterwards.
-	started     bool
-	closed      bool
-	ownClient   bool // client was built by Start: Close closes its idle connections
+	life        lifecycle.State // Start sets the fields below it; read-only afterwards
+	ownClient   bool            // client was built by Start: Close closes its idle connections
 	client      *http.Client
 	accept      string
 	seed        uint64
@@ -363,78 +366,75 @@ func (s *Scraper) Validate() error {
 
 // Start validates the configuration and builds the HTTP client (unless
 // Client is set). Run reports through r, and logs with r.Logger(). ctx
-// bounds the start only. Start is a no-op on a started Scraper.
+// bounds the start only. Start is a no-op on a started Scraper and returns
+// ErrClosed after Close.
 func (s *Scraper) Start(ctx context.Context, r ferry.Reporter) error {
-	if err := s.Validate(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return nil
-	}
-	var rules *relabel.Rules // nil without rules: the loops skip relabeling
-	if len(s.MetricRelabel) > 0 {
-		r, err := relabel.New(s.MetricRelabel...)
-		if err != nil {
+	return s.life.Start(ErrClosed, func() error {
+		if err := s.Validate(); err != nil {
 			return err
 		}
-		rules = r
-	}
-	client := s.Client
-	if client == nil {
-		c, err := newClient(s.HTTPClient)
-		if err != nil {
-			return fmt.Errorf("scrape: http client: %w", err)
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		client = c
-		s.ownClient = true
-	}
-	protocols := s.Protocols
-	if len(protocols) == 0 {
-		protocols = DefaultProtocols
-	}
-	seed := s.OffsetSeed
-	if seed == 0 {
-		seed = defaultSeed()
-	}
-	if r == nil {
-		r = ferry.NopReporter()
-	}
-	s.client, s.accept, s.seed, s.metricRules = client, AcceptHeader(protocols), seed, rules
-	s.rep, s.log = r, r.Logger()
-	s.started, s.closed = true, false
-	return nil
+		var rules *relabel.Rules // nil without rules: the loops skip relabeling
+		if len(s.MetricRelabel) > 0 {
+			r, err := relabel.New(s.MetricRelabel...)
+			if err != nil {
+				return err
+			}
+			rules = r
+		}
+		client := s.Client
+		if client == nil {
+			c, err := newClient(s.HTTPClient)
+			if err != nil {
+				return fmt.Errorf("scrape: http client: %w", err)
+			}
+			client = c
+			s.ownClient = true
+		}
+		protocols := s.Protocols
+		if len(protocols) == 0 {
+			protocols = DefaultProtocols
+		}
+		seed := s.OffsetSeed
+		if seed == 0 {
+			seed = defaultSeed()
+		}
+		if r == nil {
+			r = ferry.NopReporter()
+		}
+		s.client, s.accept, s.seed, s.metricRules = client, AcceptHeader(protocols), seed, rules
+		s.rep, s.log = r, r.Logger()
+		return nil
+	})
 }
 
 // Close closes the idle connections of the client Start built. It is safe
-// without Start and safe twice; Run must have returned.
+// without Start and safe twice; Run must have returned, and returns
+// ErrClosed after Close.
 func (s *Scraper) Close(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started && !s.closed && s.ownClient {
-		// Its idle keep-alive connections (a goroutine pair and an FD
-		// each) would outlive the Scraper.
-		s.client.CloseIdleConnections()
-	}
-	s.closed = true
-	return nil
+	return s.life.Close(func(started bool) error {
+		if started && s.ownClient {
+			// Its idle keep-alive connections (a goroutine pair and an FD
+			// each) would outlive the Scraper.
+			s.client.CloseIdleConnections()
+		}
+		return nil
+	})
 }
 
 // Run scrapes the targets of the latest set received on targets and sends
 // one batch per scrape on out, until ctx is done. A scrape is never read
 // again, whatever a batch's outcome: nothing is kept for it, and its slice
 // is fresh. Invalid targets are logged and skipped. Run returns
-// ErrNotStarted before Start, and nil when ctx is done.
+// ErrNotStarted before Start, ErrClosed after Close, and nil when ctx is
+// done.
 func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Sample]) error {
-	s.mu.Lock()
-	if !s.started {
-		s.mu.Unlock()
-		return ErrNotStarted
+	if err := s.life.Err(ErrNotStarted, ErrClosed); err != nil {
+		return err
 	}
+	s.mu.Lock()
 	s.loops = map[string]*loop{}
 	rep, seed := s.rep, s.seed
 	s.mu.Unlock()

@@ -9,9 +9,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -74,8 +77,73 @@ func createNode(t *testing.T, c *k8s.Clientset, name string) {
 	}
 }
 
+// createServices creates services default/web and kube-system/dns, the
+// Endpoints and an EndpointSlice of web (as their controllers would: web's
+// pod ready, db's not), and an Ingress to web.
+func createServices(t *testing.T, c *k8s.Clientset) {
+	t.Helper()
+	ctx := context.Background()
+	for _, sv := range []struct{ ns, name string }{{"default", "web"}, {"kube-system", "dns"}} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: sv.name, Namespace: sv.ns,
+			Labels: map[string]string{"app": sv.name}, Annotations: map[string]string{"a": "b"}},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": sv.name}, Ports: []corev1.ServicePort{
+				{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(8080)}}}}
+		if sv.name == "web" {
+			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "grpc", Port: 9000, Protocol: corev1.ProtocolTCP})
+		}
+		if _, err := c.CoreV1().Services(sv.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := func(name string) *corev1.ObjectReference {
+		p, err := c.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: name, UID: p.UID}
+	}
+	web, db := ref("web"), ref("db")
+	nodeA, nodeB := "node-a", "node-b"
+	http := "http"
+	//lint:ignore SA1019 the endpoints role reads the deprecated core/v1 Endpoints
+	ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", Labels: map[string]string{"app": "web"}},
+		Subsets: []corev1.EndpointSubset{{
+			Addresses:         []corev1.EndpointAddress{{IP: "10.1.0.1", NodeName: &nodeA, TargetRef: web}},
+			NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.1.0.3", Hostname: "db-0", NodeName: &nodeB, TargetRef: db}},
+			Ports:             []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP, AppProtocol: &http}},
+		}}}
+	if _, err := c.CoreV1().Endpoints("default").Create(ctx, ep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	yes, no := true, false
+	port, tcp, zone := int32(8080), corev1.ProtocolTCP, "z1"
+	eps := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-x1", Namespace: "default",
+		Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"10.1.0.1"}, NodeName: &nodeA, Zone: &zone, TargetRef: web,
+				Conditions: discoveryv1.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no}},
+			{Addresses: []string{"10.1.0.3"}, Hostname: &db.Name, NodeName: &nodeB, TargetRef: db,
+				Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &yes, Terminating: &yes}},
+		},
+		Ports: []discoveryv1.EndpointPort{{Name: &http, Port: &port, Protocol: &tcp, AppProtocol: &http}}}
+	if _, err := c.DiscoveryV1().EndpointSlices("default").Create(ctx, eps, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	class, prefix := "nginx", networkingv1.PathTypePrefix
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", Labels: map[string]string{"app": "web"}},
+		Spec: networkingv1.IngressSpec{IngressClassName: &class, Rules: []networkingv1.IngressRule{{Host: "web.example",
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+				Path: "/", PathType: &prefix, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+					Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}}
+	if _, err := c.NetworkingV1().Ingresses("default").Create(ctx, ing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestAPIServer runs against a real kube-apiserver (with etcd): the same
-// labels as Prometheus's kubernetes SD, NodeName, RBAC refusal and grant
+// labels as Prometheus's kubernetes SD for every role (with NodeName,
+// namespaces, label selectors and node metadata), RBAC refusal and grant
 // (cluster-wide, and in one namespace of two), and the server going away
 // and coming back.
 func TestAPIServer(t *testing.T) {
@@ -87,22 +155,35 @@ func TestAPIServer(t *testing.T) {
 	createPod(t, c, "kube-system", "dns", "node-a", "10.1.0.2", "dns")
 	createPod(t, c, "default", "db", "node-b", "10.1.0.3", "db")
 
+	createServices(t, c)
+
 	t.Run("differential", func(t *testing.T) {
-		for _, d := range []*Discoverer{
-			{KubeConfig: s.Kubeconfig(t, kubetest.AdminToken), AttachMetadata: AttachMetadata{Node: true}},
-			{KubeConfig: s.Kubeconfig(t, kubetest.AdminToken), NodeName: "node-a", AttachMetadata: AttachMetadata{Node: true}},
-			{KubeConfig: s.Kubeconfig(t, kubetest.AdminToken), Role: RoleNode},
+		kc := s.Kubeconfig(t, kubetest.AdminToken)
+		for _, tc := range []struct {
+			d    *Discoverer
+			want int
+		}{
+			{&Discoverer{AttachMetadata: AttachMetadata{Node: true}}, 10},
+			{&Discoverer{NodeName: "node-a", AttachMetadata: AttachMetadata{Node: true}}, 7},
+			{&Discoverer{Namespaces: []string{"kube-system"}, Selectors: []Selector{{Role: RolePod, Label: "app=dns"}}}, 3},
+			{&Discoverer{Role: RoleNode}, 2},
+			{&Discoverer{Role: RoleService}, 4}, // and default/kubernetes, the API server's own
+			{&Discoverer{Role: RoleService, Selectors: []Selector{{Role: RoleService, Label: "app=web"}}}, 2},
+			{&Discoverer{Role: RoleIngress}, 1},
+			// web:8080 (ready), db:8080 (not ready), and the pods' other
+			// port 9090 (db's unless NodeName leaves its pod out).
+			{&Discoverer{Role: RoleEndpoints, AttachMetadata: AttachMetadata{Node: true}}, 4},
+			{&Discoverer{Role: RoleEndpoints, NodeName: "node-a", Namespaces: []string{"default"}}, 3},
+			{&Discoverer{Role: RoleEndpointSlice, AttachMetadata: AttachMetadata{Node: true}}, 4},
+			{&Discoverer{Role: RoleEndpointSlice, NodeName: "node-a"}, 3},
 		} {
-			d.UpdateDelay = 20 * time.Millisecond
-			want := map[Role]int{"": 10, RoleNode: 2}[d.Role]
-			if d.NodeName != "" {
-				want = 7
-			}
-			t.Run(fmt.Sprintf("%s-%s-%v", d.Role, d.NodeName, d.AttachMetadata.Node), func(t *testing.T) {
+			d := tc.d
+			d.KubeConfig, d.UpdateDelay = kc, 20*time.Millisecond
+			t.Run(fmt.Sprintf("%s-%s-%v-%d", d.Role, d.NodeName, d.Namespaces, len(d.Selectors)), func(t *testing.T) {
 				r := run(t, d)
-				got := r.waitSet(t, "targets", func(s []labels.Labels) bool { return len(s) == want })
+				got := r.waitSet(t, "targets", func(s []labels.Labels) bool { return len(s) == tc.want })
 				cfg, _ := d.SDConfig()
-				if w := prometheusTargets(t, cfg, want); !equalSets(got, w) {
+				if w := prometheusTargets(t, cfg, tc.want); !equalSets(got, w) {
 					t.Fatalf("labels differ from Prometheus's:\nferry:\n%v\nprometheus:\n%v", sortSets(got), sortSets(w))
 				}
 			})

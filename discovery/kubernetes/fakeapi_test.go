@@ -502,3 +502,44 @@ func (f *fakeAPI) churn(gen int) {
 		f.put("pods", o)
 	}
 }
+
+// targetRef is the reference of an endpoint to pod name of ns.
+func targetRef(ns, name string) map[string]any {
+	return map[string]any{"kind": "Pod", "namespace": ns, "name": name, "uid": "uid-" + name}
+}
+
+// endpoints returns the Endpoints of service name, as the endpoints
+// controller writes them: pod web ready, pod db not ready, port 8080.
+func endpoints(ns, name string) map[string]any {
+	return map[string]any{
+		"metadata": map[string]any{"name": name, "namespace": ns, "uid": "ep-" + name,
+			"labels": map[string]any{"app": name}, "annotations": map[string]any{"ep.example.com/a": "b"}},
+		"subsets": []any{map[string]any{
+			"addresses": []any{map[string]any{"ip": "10.1.0.1", "nodeName": "node-a", "targetRef": targetRef(ns, "web")}},
+			"notReadyAddresses": []any{map[string]any{"ip": "10.1.0.3", "hostname": "db-0", "nodeName": "node-b",
+				"targetRef": targetRef(ns, "db")}},
+			"ports": []any{map[string]any{"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"}},
+		}},
+	}
+}
+
+// endpointSlice returns an EndpointSlice of service svc, as the endpoint
+// slice controller writes it: pod web ready, pod db terminating.
+func endpointSlice(ns, name, svc string) map[string]any {
+	ready, notReady := true, false
+	return map[string]any{
+		"metadata": map[string]any{"name": name, "namespace": ns, "uid": "eps-" + name,
+			"labels":      map[string]any{"kubernetes.io/service-name": svc, "endpointslice.kubernetes.io/managed-by": "test"},
+			"annotations": map[string]any{"eps.example.com/a": "b"}},
+		"addressType": "IPv4",
+		"endpoints": []any{
+			map[string]any{"addresses": []any{"10.1.0.1"}, "nodeName": "node-a", "zone": "z1",
+				"conditions": map[string]any{"ready": ready, "serving": ready, "terminating": notReady},
+				"targetRef":  targetRef(ns, "web")},
+			map[string]any{"addresses": []any{"10.1.0.3"}, "hostname": "db-0", "nodeName": "node-b",
+				"conditions": map[string]any{"ready": notReady, "serving": ready, "terminating": ready},
+				"targetRef":  targetRef(ns, "db")},
+		},
+		"ports": []any{map[string]any{"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"}},
+	}
+}

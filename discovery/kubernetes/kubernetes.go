@@ -343,13 +343,14 @@ func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 	return sd.Start(ctx, r)
 }
 
-// Run implements discovery.Discoverer; Start must have been called.
+// Run implements discovery.Discoverer; Start must have been called (else
+// a permanent error wrapping ferry.ErrNotStarted).
 func (d *Discoverer) Run(ctx context.Context, up chan<- []labels.Labels) error {
 	d.mu.Lock()
 	sd := d.sd
 	d.mu.Unlock()
 	if sd == nil {
-		return ferry.Permanent(errors.New("kubernetes discovery: Run before Start"))
+		return ferry.Permanent(fmt.Errorf("kubernetes discovery: Run before Start: %w", ferry.ErrNotStarted))
 	}
 	return sd.Run(ctx, up)
 }

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -288,13 +289,17 @@ func sortSets(s []labels.Labels) []labels.Labels {
 }
 
 // TestDifferential runs Ferry's discoverer and Prometheus's kubernetes SD
-// over the same API server and objects, for every role, and requires the
-// same label sets.
+// over the same API server and objects, for every role (pod, node,
+// service, ingress, endpoints, endpointslice), with NodeName, namespaces,
+// label selectors and node metadata, and requires the same label sets.
 func TestDifferential(t *testing.T) {
 	f := newFakeAPI(t)
 	populate(f)
 	f.put("services", service("default", "web"))
+	f.put("services", service("kube-system", "dns"))
 	f.put("ingresses", ingress("default", "web"))
+	f.put("endpoints", endpoints("default", "web"))
+	f.put("endpointslices", endpointSlice("default", "web-x1", "web"))
 	kc := kubetest.Kubeconfig(t, f.URL(), "t0ken", false)
 	for _, tc := range []struct {
 		d    *Discoverer
@@ -305,10 +310,19 @@ func TestDifferential(t *testing.T) {
 		{&Discoverer{KubeConfig: kc, NodeName: "node-a", AttachMetadata: AttachMetadata{Node: true}}, 7},
 		{&Discoverer{KubeConfig: kc, Namespaces: []string{"kube-system"}}, 3},
 		{&Discoverer{KubeConfig: kc, Role: RoleNode}, 2},
-		{&Discoverer{KubeConfig: kc, Role: RoleService}, 2},
+		{&Discoverer{KubeConfig: kc, Selectors: []Selector{{Role: RolePod, Label: "app=web"}}}, 4},
+		{&Discoverer{KubeConfig: kc, Role: RoleService}, 4},
+		{&Discoverer{KubeConfig: kc, Role: RoleService, Selectors: []Selector{{Role: RoleService, Label: "app=web"}}}, 2},
 		{&Discoverer{KubeConfig: kc, Role: RoleIngress}, 1},
+		// endpoints and slices: web:8080 (ready), db:8080, and the pods'
+		// other container port 9090 (web's, and db's unless NodeName
+		// leaves db's pod out).
+		{&Discoverer{KubeConfig: kc, Role: RoleEndpoints, AttachMetadata: AttachMetadata{Node: true}}, 4},
+		{&Discoverer{KubeConfig: kc, Role: RoleEndpoints, NodeName: "node-a", Namespaces: []string{"default"}}, 3},
+		{&Discoverer{KubeConfig: kc, Role: RoleEndpointSlice, AttachMetadata: AttachMetadata{Node: true}}, 4},
+		{&Discoverer{KubeConfig: kc, Role: RoleEndpointSlice, NodeName: "node-a"}, 3},
 	} {
-		t.Run(fmt.Sprintf("%s-%s-%v", tc.d.Role, tc.d.NodeName, tc.d.Namespaces), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s-%s-%v-%d", tc.d.Role, tc.d.NodeName, tc.d.Namespaces, len(tc.d.Selectors)), func(t *testing.T) {
 			tc.d.UpdateDelay = 20 * time.Millisecond
 			r := run(t, tc.d)
 			got := r.waitSet(t, "targets", func(s []labels.Labels) bool { return len(s) == tc.want })
@@ -416,8 +430,8 @@ func TestStartErrors(t *testing.T) {
 		t.Errorf("missing kubeconfig: %v", err)
 	}
 	err = (&Discoverer{}).Run(context.Background(), make(chan []labels.Labels))
-	if !ferry.IsPermanent(err) {
-		t.Errorf("Run before Start: %v, want a permanent error", err)
+	if !ferry.IsPermanent(err) || !errors.Is(err, ferry.ErrNotStarted) {
+		t.Errorf("Run before Start: %v, want a permanent error wrapping ferry.ErrNotStarted", err)
 	}
 }
 
@@ -579,4 +593,45 @@ func TestCheckEveryNamespace(t *testing.T) {
 	f.forbidNamespace("b", "")
 	r.waitSet(t, "the pods of both namespaces", hasPods("a/web", "b/db"))
 	r.waitHealth(t, "Healthy", healthy)
+}
+
+// TestMetricsRegisteredOnce: two discoverers on one registry start (no
+// duplicate registration) and Prometheus's kubernetes SD metrics count
+// both's events.
+func TestMetricsRegisteredOnce(t *testing.T) {
+	f := newFakeAPI(t)
+	populate(f)
+	reg := prometheus.NewRegistry()
+	kc := kubetest.Kubeconfig(t, f.URL(), "x", false)
+	for _, node := range []string{"node-a", "node-b"} {
+		r := run(t, &Discoverer{KubeConfig: kc, NodeName: node, Registerer: reg, UpdateDelay: 20 * time.Millisecond})
+		r.waitSet(t, "targets of "+node, func(s []labels.Labels) bool { return len(s) > 0 })
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adds float64
+	for _, mf := range mfs {
+		if mf.GetName() != "prometheus_sd_kubernetes_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var role, event string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "role":
+					role = l.GetValue()
+				case "event":
+					event = l.GetValue()
+				}
+			}
+			if role == "pod" && event == "add" {
+				adds += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if adds != 3 { // web and dns on node-a, db on node-b
+		t.Errorf("prometheus_sd_kubernetes_events_total{role=pod,event=add} = %v, want 3", adds)
+	}
 }

@@ -2,6 +2,7 @@ package promsd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -163,8 +164,8 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 	err := (&Discoverer{Config: &fakeConfig{}}).Run(context.Background(), nil)
-	if !ferry.IsPermanent(err) {
-		t.Errorf("Run before Start: %v", err)
+	if !ferry.IsPermanent(err) || !errors.Is(err, ferry.ErrNotStarted) {
+		t.Errorf("Run before Start: %v, want a permanent error wrapping ferry.ErrNotStarted", err)
 	}
 	// Run twice after one Start: a fresh Prometheus discoverer each time.
 	c := &fakeConfig{groups: make(chan []*targetgroup.Group)}

@@ -67,7 +67,7 @@ func (c *collectFlags) logSources() bool { return c.docker || c.files != "" }
 func containerRules() []relabel.Rule {
 	return []relabel.Rule{
 		relabel.Replace([]string{docker.LabelContainerName}, "/(.*)", "container", "$1"),
-		relabel.Replace([]string{"__meta_docker_container_label_com_docker_compose_service"}, "(.+)", "service", "$1"),
+		relabel.Replace([]string{docker.LabelContainerLabelPrefix + "com_docker_compose_service"}, "(.+)", "service", "$1"),
 	}
 }
 
@@ -87,7 +87,7 @@ func (c *collectFlags) addLogs(b *pipeline.Builder, pf *positions.File) []pipeli
 		var patterns []file.Pattern
 		for _, g := range strings.Split(c.files, ",") {
 			if g = strings.TrimSpace(g); g != "" {
-				patterns = append(patterns, file.Pattern{Path: g, Labels: labels.FromStrings("job", "files")})
+				patterns = append(patterns, file.Pattern{Path: g, Labels: labels.FromStrings(relabel.JobLabel, "files")})
 			}
 		}
 		matches := pipeline.Discover(b, "local.file_match", &file.Discoverer{Patterns: patterns})
@@ -123,14 +123,14 @@ func (c *collectFlags) addMetrics(b *pipeline.Builder, reg prometheus.Gatherer, 
 		if len(addrs) == 0 {
 			return nil, fmt.Errorf("-scrape: no targets in %q", c.scrapeTargets)
 		}
-		targets := pipeline.Discover(b, "discovery.static", discovery.Addresses(addrs, "job", "scrape"))
+		targets := pipeline.Discover(b, "discovery.static", discovery.Addresses(addrs, relabel.JobLabel, "scrape"))
 		samples = append(samples, pipeline.FromTargets(b, "prometheus.scrape", sc, targets))
 	}
 	switch {
 	case !c.selfScrape:
 	case selfAddr != "":
 		logger.Info("self-scrape over HTTP", "url", "http://"+selfAddr+"/metrics", "interval", selfInterval)
-		self := pipeline.Discover(b, "discovery.self", discovery.Addresses([]string{selfAddr}, "job", "ferry"))
+		self := pipeline.Discover(b, "discovery.self", discovery.Addresses([]string{selfAddr}, relabel.JobLabel, "ferry"))
 		// Uncompressed: over loopback gzip saves nothing, and would cost
 		// the serving side a compressor of some 800 KB at every scrape.
 		samples = append(samples, pipeline.FromTargets(b, "prometheus.scrape.self", &scrape.Scraper{Interval: selfInterval, DisableCompression: true}, self))

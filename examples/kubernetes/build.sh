@@ -5,12 +5,14 @@
 #
 #   examples/kubernetes/build.sh [image]     # default image ferry-agent:dev
 #
+# The root file system and its tar go to $OUT (default
+# examples/kubernetes/out).
 # Without docker, the tar is left in out/ for `podman import`, `ctr images
 # import` of a wrapped layer, or any registry tool.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 image=${1:-ferry-agent:dev}
-out=examples/kubernetes/out
+out=${OUT:-examples/kubernetes/out}
 rm -rf "$out" && mkdir -p "$out/rootfs/etc/ssl/certs" "$out/rootfs/var/lib/ferry" "$out/rootfs/tmp"
 
 CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o "$out/rootfs/ferry-agent" ./examples/kubernetes

@@ -2,14 +2,50 @@
 # Measures what each discovery mechanism adds to a static binary: builds
 # tiny programs that import (a) Ferry's discovery.Static only, (b)
 # discovery/promsd with Prometheus's static config (the base package),
-# (c) promsd with http_sd, (d) discovery/kubernetes, and the agent of this
-# directory, with CGO_ENABLED=0 -trimpath -ldflags='-s -w', and prints
-# their sizes in bytes.
+# (c) promsd with one mechanism each (http_sd, dns, file, consul, ec2),
+# (d) discovery/kubernetes, and the agent of this directory, with
+# CGO_ENABLED=0 -trimpath -ldflags='-s -w', and prints their sizes in bytes.
+# The programs build against a copy of go.mod (-modfile), to which go adds
+# the requirements of mechanisms Ferry does not use itself (consul's, say;
+# that may fetch their go.mod files); the repository's go.mod is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d ./_sizes.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+cp go.mod "$tmp/copy.mod"
+cp go.sum "$tmp/copy.sum"
 prog() { mkdir -p "$tmp/$1"; cat >"$tmp/$1/main.go"; }
+# mech name package config: promsd running one Prometheus mechanism.
+mech() {
+	prog "promsd-$1" <<GO
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery/promsd"
+	"github.com/prometheus/prometheus/discovery/$2"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+func main() {
+	cfg := $3
+	d := &promsd.Discoverer{Config: &cfg}
+	if err := d.Start(context.Background(), ferry.NopReporter()); err != nil {
+		panic(err)
+	}
+	up := make(chan []labels.Labels, 1)
+	go d.Run(context.Background(), up)
+	fmt.Println(<-up)
+}
+GO
+}
+mech dns dns 'dns.DefaultSDConfig; cfg.Names = []string{"example.org"}'
+mech file file 'file.DefaultSDConfig; cfg.Files = []string{"/etc/targets.json"}'
+mech consul consul 'consul.DefaultSDConfig'
+mech ec2 aws 'aws.DefaultEC2SDConfig'
 
 prog static <<'GO'
 package main
@@ -99,8 +135,8 @@ func main() {
 	fmt.Println(<-up)
 }
 GO
-for p in static promsd-base promsd-http kubernetes; do
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/$p.bin" "./$tmp/$p"
+for p in static promsd-base promsd-http promsd-dns promsd-file promsd-consul promsd-ec2 kubernetes; do
+	CGO_ENABLED=0 go build -modfile="$tmp/copy.mod" -mod=mod -trimpath -ldflags='-s -w' -o "$tmp/$p.bin" "./$tmp/$p"
 	printf '%-14s %10d\n' "$p" "$(stat -c %s "$tmp/$p.bin")"
 done
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/agent.bin" ./examples/kubernetes

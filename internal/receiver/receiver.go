@@ -34,6 +34,7 @@ type Error struct {
 	RetryAfter bool
 }
 
+// Error returns the message sent to the client.
 func (e *Error) Error() string { return e.Msg }
 
 // Errorf returns an *Error with status and a formatted message.

@@ -43,3 +43,31 @@ func Example() {
 	// 13:28:58.3 {job="pods", stream="stderr"} {} not json at all
 	// not JSON: 1
 }
+
+// A file that rsyslog writes (/var/log/syslog), read by a file source:
+// the Syslog stage gives its lines the labels the syslog source gives,
+// and a Labels stage keeps two of them.
+func ExampleSyslog() {
+	p, err := stage.New(
+		&stage.Syslog{},
+		&stage.Labels{Values: map[string]string{"host": "hostname", "unit": "app_name"}},
+	)
+	if err != nil {
+		panic(err)
+	}
+	if err := p.Start(context.Background(), ferry.NopReporter()); err != nil {
+		panic(err)
+	}
+	ls := labels.FromStrings("job", "syslog")
+	in := []ferry.Entry{
+		{Labels: ls, Line: "Dec  4 10:11:12 web1 sshd[4242]: Accepted publickey for deploy"},
+		{Labels: ls, Line: "<165>1 2026-12-04T10:11:12.003Z web2 nginx 7 - - GET /"},
+	}
+	b, _ := p.Process(context.Background(), ferry.NewBatch(in, nil))
+	for _, e := range b.Items {
+		fmt.Println(e.Labels.Get("host"), e.Labels.Get("unit"), e.Labels.Get("__syslog_message_severity"), e.Line)
+	}
+	// Output:
+	// web1 sshd notice Accepted publickey for deploy
+	// web2 nginx notice GET /
+}

@@ -71,6 +71,8 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/httpclient"
+	"github.com/ferrydev/ferry/internal/lifecycle"
+	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -85,7 +87,7 @@ const (
 	DefaultMaxRetries          = 10
 	DefaultTimeout             = 10 * time.Second
 	DefaultMaxBufferedBytes    = 16 << 20
-	DefaultTenantLabel         = "__tenant_id__"
+	DefaultTenantLabel         = relabel.TenantLabel
 	DefaultMaxLabelNames       = 15
 	DefaultMaxLabelNameLength  = 1024
 	DefaultMaxLabelValueLength = 2048
@@ -97,13 +99,13 @@ const (
 const (
 	ReasonInvalidLabels    = "invalid_labels"
 	ReasonBufferFull       = "buffer_full"
-	ReasonRetriesExhausted = "retries_exhausted"
+	ReasonRetriesExhausted = ferry.ReasonRetriesExhausted
 )
 
 // ErrClosed is the outcome of entries the sink gave up on because it was
 // closed before they were delivered. It is not permanent: a source may read
 // them again.
-var ErrClosed = errors.New("loki: sink closed before delivery")
+var ErrClosed = fmt.Errorf("loki: sink %w before delivery", ferry.ErrClosed)
 
 // ErrNotStarted is the outcome of batches sent before Start. It is not
 // permanent: the entries were not delivered and may be read again.
@@ -204,9 +206,7 @@ type Sink struct {
 	log     *slog.Logger
 	scratch sync.Pool // *[]*stream
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
+	life lifecycle.State
 }
 
 var _ sink.Sink[ferry.Entry] = (*Sink)(nil)
@@ -297,56 +297,49 @@ func newClient(e Endpoint) (*http.Client, error) {
 // start only. Start is a no-op on a started sink and fails with ErrClosed
 // after Close.
 func (s *Sink) Start(ctx context.Context, r ferry.Reporter) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if s.started {
-		return nil
-	}
-	if err := s.Validate(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if r == nil {
-		r = ferry.NopReporter()
-	}
-	tl := s.TenantLabel
-	if tl == "" {
-		tl = DefaultTenantLabel
-	}
-	cache := newStreamCache(limits{
-		external:       s.ExternalLabels,
-		tenantLabel:    tl,
-		maxNames:       limit(s.MaxLabelNames, DefaultMaxLabelNames),
-		maxNameLength:  limit(s.MaxLabelNameLength, DefaultMaxLabelNameLength),
-		maxValueLength: limit(s.MaxLabelValueLength, DefaultMaxLabelValueLength),
-		json:           s.Encoding == JSON,
-	})
-	var eps []*endpoint
-	for _, e := range s.endpoints() {
-		c, err := newClient(e)
-		if err == nil {
-			var ep *endpoint
-			ep, err = newEndpoint(s, e, c, r)
+	return s.life.Start(ErrClosed, func() error {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if r == nil {
+			r = ferry.NopReporter()
+		}
+		tl := s.TenantLabel
+		if tl == "" {
+			tl = DefaultTenantLabel
+		}
+		cache := newStreamCache(limits{
+			external:       s.ExternalLabels,
+			tenantLabel:    tl,
+			maxNames:       limit(s.MaxLabelNames, DefaultMaxLabelNames),
+			maxNameLength:  limit(s.MaxLabelNameLength, DefaultMaxLabelNameLength),
+			maxValueLength: limit(s.MaxLabelValueLength, DefaultMaxLabelValueLength),
+			json:           s.Encoding == JSON,
+		})
+		var eps []*endpoint
+		for _, e := range s.endpoints() {
+			c, err := newClient(e)
 			if err == nil {
-				ep.ownClient = e.Client == nil
-				eps = append(eps, ep)
-				continue
+				var ep *endpoint
+				ep, err = newEndpoint(s, e, c, r)
+				if err == nil {
+					ep.ownClient = e.Client == nil
+					eps = append(eps, ep)
+					continue
+				}
 			}
+			for _, ep := range eps {
+				ep.cancel()
+				ep.wg.Wait()
+			}
+			return err
 		}
-		for _, ep := range eps {
-			ep.cancel()
-			ep.wg.Wait()
-		}
-		return err
-	}
-	s.cache, s.eps, s.rep, s.log = cache, eps, r, r.Logger()
-	s.started = true
-	return nil
+		s.cache, s.eps, s.rep, s.log = cache, eps, r, r.Logger()
+		return nil
+	})
 }
 
 // Send queues the entries of b for delivery to every endpoint and returns;
@@ -357,14 +350,7 @@ func (s *Sink) Start(ctx context.Context, r ferry.Reporter) error {
 // ErrNotStarted before Start; b is acknowledged with that error in each
 // case.
 func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Entry]) error {
-	s.mu.Lock()
-	closed, started := s.closed, s.started
-	s.mu.Unlock()
-	if closed || !started {
-		err := ErrNotStarted
-		if closed {
-			err = ErrClosed
-		}
+	if err := s.life.Err(ErrNotStarted, ErrClosed); err != nil {
 		b.Done(err)
 		return err
 	}
@@ -419,23 +405,25 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Entry]) error {
 
 // Close stops accepting entries, sends everything held within ctx's
 // deadline, and acknowledges what could not be sent by then with ErrClosed.
-// It is safe to call more than once, and without Start.
+// It is safe without Start; a later Close returns the first one's error.
 func (s *Sink) Close(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	var wg sync.WaitGroup
-	errs := make([]error, len(s.eps))
-	for i, ep := range s.eps {
-		wg.Go(func() {
-			errs[i] = ep.close(ctx)
-			if ep.ownClient {
-				// The client is ours: its idle keep-alive connections
-				// (a goroutine pair and an FD each) would outlive the sink.
-				ep.client.CloseIdleConnections()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return s.life.Close(func(started bool) error {
+		if !started {
+			return nil
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(s.eps))
+		for i, ep := range s.eps {
+			wg.Go(func() {
+				errs[i] = ep.close(ctx)
+				if ep.ownClient {
+					// The client is ours: its idle keep-alive connections
+					// (a goroutine pair and an FD each) would outlive the sink.
+					ep.client.CloseIdleConnections()
+				}
+			})
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	})
 }

@@ -875,3 +875,33 @@ func TestIdleTenantQueuesExit(t *testing.T) {
 		t.Fatalf("%d requests, want 6", n)
 	}
 }
+
+// One lifecycle (issue 17): Send before Start and after Close refuses with
+// errors wrapping ferry's, Close is idempotent, and a closed sink does not
+// start again.
+func TestLifecycle(t *testing.T) {
+	f := newFakeLoki(t, nil)
+	s := &Sink{URL: f.url()}
+	acks := newAckRecorder()
+	if err := s.Send(context.Background(), acks.batch(testEntries()[:1])); !errors.Is(err, ferry.ErrNotStarted) {
+		t.Errorf("Send before Start = %v, want ferry.ErrNotStarted", err)
+	}
+	if err := acks.wait(t, time.Second); !errors.Is(err, ferry.ErrNotStarted) || ferry.Settled(err) {
+		t.Errorf("ack before Start = %v", err)
+	}
+	started(t, s, nil)
+	closeSink(t, s)
+	closeSink(t, s)
+	if err := s.Send(context.Background(), acks.batch(testEntries()[:1])); !errors.Is(err, ferry.ErrClosed) {
+		t.Errorf("Send after Close = %v, want ferry.ErrClosed", err)
+	}
+	if err := acks.wait(t, time.Second); !errors.Is(err, ferry.ErrClosed) || ferry.Settled(err) {
+		t.Errorf("ack after Close = %v", err)
+	}
+	if err := s.Start(context.Background(), ferry.NopReporter()); !errors.Is(err, ferry.ErrClosed) {
+		t.Errorf("Start after Close = %v, want ferry.ErrClosed", err)
+	}
+	if n := len(f.received()); n != 0 {
+		t.Errorf("%d requests, want none", n)
+	}
+}

@@ -74,7 +74,7 @@ const (
 // "http_<status>" for requests the receiver refused.
 const (
 	ReasonPartialSuccess   = "partial_success"
-	ReasonRetriesExhausted = "retries_exhausted"
+	ReasonRetriesExhausted = ferry.ReasonRetriesExhausted
 )
 
 // ErrClosed is the outcome of items the sink gave up on because it was

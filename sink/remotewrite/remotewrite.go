@@ -47,6 +47,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/httpclient"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
@@ -92,7 +93,7 @@ const (
 var (
 	// ErrClosed is the outcome of batches sent to, or still held by, a
 	// closed sink.
-	ErrClosed = errors.New("remotewrite: sink closed")
+	ErrClosed = fmt.Errorf("remotewrite: sink %w", ferry.ErrClosed)
 	// ErrNotStarted is the outcome of batches sent before Start. It is not
 	// permanent: the data was not delivered and may be sent again.
 	ErrNotStarted = fmt.Errorf("remotewrite: Send before Start: %w", ferry.ErrNotStarted)
@@ -162,20 +163,18 @@ type Sink struct {
 	// (DefaultReshardInterval).
 	ReshardInterval time.Duration
 
-	started atomic.Bool // Start succeeded; the fields below it set
-	client  *http.Client
-	procs   []*relabel.Processor[ferry.Sample]
-	rep     ferry.Reporter
-	log     *slog.Logger
-	useV1   atomic.Bool // a V2 sink fell back to 1.0
+	life   lifecycle.State // Start sets the fields below it
+	client *http.Client
+	procs  []*relabel.Processor[ferry.Sample]
+	rep    ferry.Reporter
+	log    *slog.Logger
+	useV1  atomic.Bool // a V2 sink fell back to 1.0
 
 	mu      sync.RWMutex // guards shards; Send holds it for reading
 	shards  []*shard
 	closing chan struct{}
 	hardCtx context.Context // cancelled when Close's deadline passes
 	hardEnd context.CancelFunc
-	closeMu sync.Mutex
-	closed  bool
 	reshWG  sync.WaitGroup
 
 	samplesIn  atomic.Int64
@@ -257,42 +256,35 @@ func (s *Sink) processors() ([]*relabel.Processor[ferry.Sample], error) {
 // the start only. Start is a no-op on a started sink and fails with
 // ErrClosed after Close.
 func (s *Sink) Start(ctx context.Context, r ferry.Reporter) error {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if s.started.Load() {
-		return nil
-	}
-	if err := s.Validate(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	procs, err := s.processors()
-	if err != nil {
-		return err
-	}
-	client := s.Client
-	if client == nil {
-		if client, err = httpclient.New(s.HTTPClient, httpclient.Options{}); err != nil {
-			return fmt.Errorf("remotewrite: http client: %w", err)
+	return s.life.Start(ErrClosed, func() error {
+		if err := s.Validate(); err != nil {
+			return err
 		}
-	}
-	if r == nil {
-		r = ferry.NopReporter()
-	}
-	s.rep, s.log, s.client, s.procs = r, r.Logger(), client, procs
-	s.closing = make(chan struct{})
-	s.pressure = make(chan struct{}, 1)
-	s.hardCtx, s.hardEnd = context.WithCancel(context.Background())
-	s.shards = s.newShards(s.minShards())
-	s.reshWG.Add(1)
-	go s.reshardLoop(orDefault(s.ReshardInterval, DefaultReshardInterval))
-	s.started.Store(true)
-	return nil
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		procs, err := s.processors()
+		if err != nil {
+			return err
+		}
+		client := s.Client
+		if client == nil {
+			if client, err = httpclient.New(s.HTTPClient, httpclient.Options{}); err != nil {
+				return fmt.Errorf("remotewrite: http client: %w", err)
+			}
+		}
+		if r == nil {
+			r = ferry.NopReporter()
+		}
+		s.rep, s.log, s.client, s.procs = r, r.Logger(), client, procs
+		s.closing = make(chan struct{})
+		s.pressure = make(chan struct{}, 1)
+		s.hardCtx, s.hardEnd = context.WithCancel(context.Background())
+		s.shards = s.newShards(s.minShards())
+		s.reshWG.Add(1)
+		go s.reshardLoop(orDefault(s.ReshardInterval, DefaultReshardInterval))
+		return nil
+	})
 }
 
 func escapeDollar(v string) string {
@@ -334,13 +326,7 @@ func (s *Sink) maxPerSend() int { return orDefault(s.MaxSamplesPerSend, DefaultM
 // dropped (see sink.Sink). Before Start it acknowledges b with
 // ErrNotStarted, after Close with ErrClosed.
 func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
-	if !s.started.Load() {
-		err := ErrNotStarted
-		s.closeMu.Lock()
-		if s.closed {
-			err = ErrClosed
-		}
-		s.closeMu.Unlock()
+	if err := s.life.Err(ErrNotStarted, ErrClosed); err != nil {
 		b.Done(err)
 		return err
 	}
@@ -386,37 +372,33 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
 
 // Close stops accepting samples, sends what the shards hold and waits for
 // it until ctx is done; batches not delivered by then are acknowledged with
-// an error (ErrClosed or the last send error). Close is safe to call more
-// than once and without Start.
+// an error (ErrClosed or the last send error). Close is safe without
+// Start; a later Close returns the first one's error.
 func (s *Sink) Close(ctx context.Context) error {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
-	if s.closed {
+	return s.life.Close(func(started bool) error {
+		if !started {
+			return nil
+		}
+		close(s.closing)
+		stop := context.AfterFunc(ctx, s.hardEnd)
+		defer stop()
+		s.mu.Lock()
+		shards := s.shards
+		s.shards = nil
+		s.mu.Unlock()
+		drain(shards)
+		s.hardEnd()
+		s.reshWG.Wait()
+		if s.Client == nil && s.client != nil {
+			// The client is ours: its idle keep-alive connections (a goroutine
+			// pair and an FD each) would outlive the sink.
+			s.client.CloseIdleConnections()
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("remotewrite: close: %w", ctx.Err())
+		}
 		return nil
-	}
-	s.closed = true
-	if !s.started.Load() {
-		return nil
-	}
-	close(s.closing)
-	stop := context.AfterFunc(ctx, s.hardEnd)
-	defer stop()
-	s.mu.Lock()
-	shards := s.shards
-	s.shards = nil
-	s.mu.Unlock()
-	drain(shards)
-	s.hardEnd()
-	s.reshWG.Wait()
-	if s.Client == nil && s.client != nil {
-		// The client is ours: its idle keep-alive connections (a goroutine
-		// pair and an FD each) would outlive the sink.
-		s.client.CloseIdleConnections()
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("remotewrite: close: %w", ctx.Err())
-	}
-	return nil
+	})
 }
 
 // drain stops every shard: each sends what it holds, then exits.
@@ -773,13 +755,7 @@ func (s *Sink) reshardLoop(every time.Duration) {
 	defer t.Stop()
 	var lastIn, lastOut, lastNanos int64
 	last := time.Now()
-	var (
-		judge       bool    // the last reshard was a growth, not judged yet
-		from        int     // the shard count before it
-		before      float64 // the delivery rate before it
-		ceiling     int     // 0, or the most shards worth having
-		ceilingRate float64 // the delivery rate with it
-	)
+	r := resharder{every: every, min: s.minShards(), max: s.maxShards()}
 	for {
 		pressed := false
 		select {
@@ -800,38 +776,68 @@ func (s *Sink) reshardLoop(every time.Duration) {
 		if time.Since(time.Unix(0, s.lastRetry.Load())) < 2*every || dOut == 0 {
 			continue
 		}
-		outRate := float64(dOut) / elapsed.Seconds()
-		if judge {
-			judge = false
-			if outRate < 1.15*before {
-				ceiling, ceilingRate = from, max(before, outRate)
-			}
-		}
-		if ceiling > 0 && outRate >= 1.15*ceilingRate {
-			ceiling = 0 // the receiver got faster
-		}
-		backlog := in - out
-		perSample := float64(dNanos) / float64(dOut) / 1e9
-		rate := float64(dIn) / elapsed.Seconds()
-		desired := int(math.Ceil(perSample * (rate + float64(max(backlog, 0))/every.Seconds()) * 1.2))
 		s.mu.RLock()
 		cur := len(s.shards)
 		s.mu.RUnlock()
-		if pressed {
-			desired = max(desired, cur+(cur+1)/2)
+		if n, ok := r.decide(reshardInterval{elapsed, dIn, dOut, dNanos, in - out, cur, pressed}); ok {
+			s.reshard(n)
 		}
-		if ceiling > 0 {
-			desired = min(desired, ceiling)
-		}
-		desired = min(max(desired, s.minShards()), s.maxShards())
-		shrink := float64(desired) <= 0.7*float64(cur)
-		grow := float64(desired) >= 1.3*float64(cur) || (pressed && desired > cur)
-		if cur == 0 || desired == cur || !(grow || shrink && elapsed >= every/2) {
-			continue
-		}
-		judge, from, before = grow, cur, outRate
-		s.reshard(desired)
 	}
+}
+
+// reshardInterval is what reshardLoop saw over one interval.
+type reshardInterval struct {
+	elapsed           time.Duration
+	dIn, dOut, dNanos int64 // samples queued, samples sent, nanoseconds spent sending
+	backlog           int64 // samples queued and not sent
+	cur               int   // shards now
+	pressed           bool  // a full queue asked for the reconsideration
+}
+
+// resharder is the decision of reshardLoop, apart from its clock, so that
+// it can be tested with made-up intervals.
+type resharder struct {
+	every    time.Duration
+	min, max int
+
+	judge       bool    // the last reshard was a growth, not judged yet
+	from        int     // the shard count before it
+	before      float64 // the delivery rate before it
+	ceiling     int     // 0, or the most shards worth having
+	ceilingRate float64 // the delivery rate with it
+}
+
+// decide returns the shard count to reshard to after the interval o, and
+// whether to reshard at all.
+func (r *resharder) decide(o reshardInterval) (int, bool) {
+	outRate := float64(o.dOut) / o.elapsed.Seconds()
+	if r.judge {
+		r.judge = false
+		if outRate < 1.15*r.before {
+			r.ceiling, r.ceilingRate = r.from, max(r.before, outRate)
+		}
+	}
+	if r.ceiling > 0 && outRate >= 1.15*r.ceilingRate {
+		r.ceiling = 0 // the receiver got faster
+	}
+	perSample := float64(o.dNanos) / float64(o.dOut) / 1e9
+	rate := float64(o.dIn) / o.elapsed.Seconds()
+	desired := int(math.Ceil(perSample * (rate + float64(max(o.backlog, 0))/r.every.Seconds()) * 1.2))
+	cur := o.cur
+	if o.pressed {
+		desired = max(desired, cur+(cur+1)/2)
+	}
+	if r.ceiling > 0 {
+		desired = min(desired, r.ceiling)
+	}
+	desired = min(max(desired, r.min), r.max)
+	shrink := float64(desired) <= 0.7*float64(cur)
+	grow := float64(desired) >= 1.3*float64(cur) || (o.pressed && desired > cur)
+	if cur == 0 || desired == cur || !(grow || shrink && o.elapsed >= r.every/2) {
+		return cur, false
+	}
+	r.judge, r.from, r.before = grow, cur, outRate
+	return desired, true
 }
 
 // reshard replaces the shards by n new ones. The old ones are drained

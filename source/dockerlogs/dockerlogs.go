@@ -69,6 +69,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/relabel"
@@ -76,8 +77,9 @@ import (
 )
 
 // LabelLogStream is the meta label with a line's stream, "stdout" or
-// "stderr" (a TTY container's merged stream is "stdout").
-const LabelLogStream = "__meta_docker_container_log_stream"
+// "stderr" (a TTY container's merged stream is "stdout"). It is
+// relabel.DockerLogStreamLabel.
+const LabelLogStream = relabel.DockerLogStreamLabel
 
 // PositionPrefix starts the keys of this source in a positions file; the
 // container ID follows.
@@ -163,24 +165,25 @@ type Source struct {
 	RefreshInterval time.Duration
 
 	mu  sync.Mutex
-	cur *run // the latest Run
+	cur *run            // the latest Run
+	pos *positions.File // PositionsFile, or positions.Memory(); set by Start
 
-	// Set by Start; read-only afterwards.
-	started   bool
-	closed    bool
-	closeErr  error
+	life      lifecycle.State // Start sets the fields below it; read-only afterwards
 	rep       ferry.Reporter
 	log       *slog.Logger
 	cli       client.APIClient
-	ownClient *client.Client  // cli, when Start made it
-	pos       *positions.File // PositionsFile, or positions.Memory()
-	rules     *relabel.Rules  // Rules, compiled
+	ownClient *client.Client // cli, when Start made it
+	rules     *relabel.Rules // Rules, compiled
 	stopSave  context.CancelFunc
 	saveErr   chan error // the save loop's final Save
 }
 
-// ErrNotStarted is returned by Run before Start.
-var ErrNotStarted = fmt.Errorf("dockerlogs: Run before Start: %w", ferry.ErrNotStarted)
+// ErrNotStarted is returned by Run before Start, and ErrClosed by Start and
+// Run after Close.
+var (
+	ErrNotStarted = fmt.Errorf("dockerlogs: Run before Start: %w", ferry.ErrNotStarted)
+	ErrClosed     = fmt.Errorf("dockerlogs: source %w", ferry.ErrClosed)
+)
 
 var (
 	_ source.TargetSource[ferry.Entry] = (*Source)(nil)
@@ -208,52 +211,52 @@ func (s *Source) Validate() error {
 // Start validates the configuration, makes the engine client (unless
 // Client is set) and starts saving the positions every SaveInterval.
 // Readers report through r, and log with r.Logger(). ctx bounds the start
-// only. Start is a no-op on a started Source.
+// only. Start is a no-op on a started Source and returns ErrClosed after
+// Close.
 func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
-	if err := s.Validate(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return nil
-	}
-	rules, err := relabel.New(s.Rules...)
-	if err != nil {
-		return err
-	}
-	cli := s.Client
-	var own *client.Client
-	if cli == nil {
-		c, err := docker.NewClient(s.Host, s.TLS)
+	return s.life.Start(ErrClosed, func() error {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rules, err := relabel.New(s.Rules...)
 		if err != nil {
 			return err
 		}
-		c.NegotiateAPIVersion(ctx)
-		cli, own = c, c
-	}
-	if r == nil {
-		r = ferry.NopReporter()
-	}
-	pos := s.PositionsFile
-	if pos == nil {
-		pos = positions.Memory()
-	}
-	s.rep, s.log, s.cli, s.ownClient, s.pos, s.rules = r, r.Logger(), cli, own, pos, rules
-	bg, stop := context.WithCancel(context.Background())
-	s.stopSave, s.saveErr = stop, make(chan error, 1)
-	every := orDefault(s.SaveInterval, DefaultSaveInterval)
-	// The goroutine holds what it needs, not s: a Source never closed
-	// does not keep its last Run's state alive through it.
-	log, saveErr := s.log, s.saveErr
-	go func() {
-		saveErr <- pos.SaveEvery(bg, every, func(err error) { log.Warn("dockerlogs: saving positions", "err", err) })
-	}()
-	s.started, s.closed, s.closeErr = true, false, nil
-	return nil
+		cli := s.Client
+		var own *client.Client
+		if cli == nil {
+			c, err := docker.NewClient(s.Host, s.TLS)
+			if err != nil {
+				return err
+			}
+			c.NegotiateAPIVersion(ctx)
+			cli, own = c, c
+		}
+		if r == nil {
+			r = ferry.NopReporter()
+		}
+		pos := s.PositionsFile
+		if pos == nil {
+			pos = positions.Memory()
+		}
+		s.mu.Lock()
+		s.pos = pos
+		s.mu.Unlock()
+		s.rep, s.log, s.cli, s.ownClient, s.rules = r, r.Logger(), cli, own, rules
+		bg, stop := context.WithCancel(context.Background())
+		s.stopSave, s.saveErr = stop, make(chan error, 1)
+		every := orDefault(s.SaveInterval, DefaultSaveInterval)
+		// The goroutine holds what it needs, not s: a Source never closed
+		// does not keep its last Run's state alive through it.
+		log, saveErr := s.log, s.saveErr
+		go func() {
+			saveErr <- pos.SaveEvery(bg, every, func(err error) { log.Warn("dockerlogs: saving positions", "err", err) })
+		}()
+		return nil
+	})
 }
 
 // Positions returns a copy of the positions this source stored (keys that
@@ -288,14 +291,12 @@ func (s *Source) store(key string, p position) { s.pos.Set(key, p.String()) }
 func (s *Source) forget(key string)            { s.pos.Delete(key) }
 
 // Run implements source.TargetSource. It returns ErrNotStarted before
-// Start.
+// Start and ErrClosed after Close.
 func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out chan<- ferry.Batch[ferry.Entry]) error {
-	s.mu.Lock()
-	started, cli, rep := s.started, s.cli, s.rep
-	s.mu.Unlock()
-	if !started {
-		return ErrNotStarted
+	if err := s.life.Err(ErrNotStarted, ErrClosed); err != nil {
+		return err
 	}
+	cli, rep := s.cli, s.rep
 	r := &run{
 		s: s, ctx: ctx, cli: cli, out: out, rep: rep, log: rep.Logger(),
 		ctrs:        map[string]*ctr{},
@@ -352,35 +353,29 @@ loop:
 
 // Close drops the positions of removed containers whose lines were all
 // acknowledged, saves the positions file, and closes the client Start
-// made. It is safe to call without Start and more than once; Run must have
-// returned.
+// made. It is safe to call without Start; a later Close returns the first
+// one's error. Run must have returned.
 func (s *Source) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		defer s.mu.Unlock()
-		return s.closeErr
-	}
-	s.closed = true
-	r, started := s.cur, s.started
-	s.mu.Unlock()
-	if r != nil {
-		r.cleanup()
-	}
-	var err error
-	switch {
-	case started:
-		s.stopSave()
-		err = <-s.saveErr
-		if s.ownClient != nil {
-			s.ownClient.Close()
+	return s.life.Close(func(started bool) error {
+		s.mu.Lock()
+		r := s.cur
+		s.mu.Unlock()
+		if r != nil {
+			r.cleanup()
 		}
-	case s.PositionsFile != nil:
-		err = s.PositionsFile.Save()
-	}
-	s.mu.Lock()
-	s.closeErr, s.started = err, false
-	s.mu.Unlock()
-	return err
+		switch {
+		case started:
+			s.stopSave()
+			err := <-s.saveErr
+			if s.ownClient != nil {
+				s.ownClient.Close()
+			}
+			return err
+		case s.PositionsFile != nil:
+			return s.PositionsFile.Save()
+		}
+		return nil
+	})
 }
 
 // run is the state of one Run call.

@@ -71,6 +71,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/source"
 	"github.com/prometheus/prometheus/model/labels"
@@ -139,18 +140,26 @@ type Source struct {
 	Positions    *positions.File
 	PositionKey  string
 	SaveInterval time.Duration
+	// Name identifies the Source in its metrics (the "source" label);
+	// default the PositionKey.
+	Name string
 	// BatchSize bounds the entries of a batch (default DefaultBatchSize);
 	// a shorter batch is sent whenever journalctl has nothing more to
 	// give at once.
 	BatchSize int
 
-	mu       sync.Mutex
-	rep      ferry.Reporter
-	tracker  *positions.Tracker[string]
-	started  bool
-	closed   bool
-	closeErr error
+	life    lifecycle.State
+	stats   stats
+	mu      sync.Mutex
+	rep     ferry.Reporter
+	tracker *positions.Tracker[string]
 }
+
+// The errors of Run before Start and after Close.
+var (
+	errNotStarted = fmt.Errorf("journal: Run before Start: %w", ferry.ErrNotStarted)
+	errClosed     = fmt.Errorf("journal: %w", ferry.ErrClosed)
+)
 
 var (
 	_ source.Source[ferry.Entry] = (*Source)(nil)
@@ -227,23 +236,22 @@ func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
 	if r == nil {
 		r = ferry.NopReporter()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("journal: already started")
-	}
-	var cursor string
-	var ok bool
-	if s.Positions != nil {
-		cursor, ok = s.Positions.Get(s.key())
-	}
-	s.tracker = positions.NewTracker(cursor, ok && cursor != "", func(c string) {
+	return s.life.Start(errClosed, func() error {
+		var cursor string
+		var ok bool
 		if s.Positions != nil {
-			s.Positions.Set(s.key(), c)
+			cursor, ok = s.Positions.Get(s.key())
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.tracker = positions.NewTracker(cursor, ok && cursor != "", func(c string) {
+			if s.Positions != nil {
+				s.Positions.Set(s.key(), c)
+			}
+		})
+		s.rep = r
+		return nil
 	})
-	s.rep, s.started, s.closed = r, true, false
-	return nil
 }
 
 // Cursor returns the committed cursor: that of the last entry delivered,
@@ -263,16 +271,12 @@ func (s *Source) Cursor() (string, bool) {
 
 // Close saves the positions. It is safe without Start and safe twice.
 func (s *Source) Close(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return s.closeErr
-	}
-	s.closed = true
-	if s.Positions != nil {
-		s.closeErr = s.Positions.Save()
-	}
-	return s.closeErr
+	return s.life.Close(func(bool) error {
+		if s.Positions != nil {
+			return s.Positions.Save()
+		}
+		return nil
+	})
 }
 
 // args returns journalctl's arguments for a run that starts after cursor
@@ -306,11 +310,10 @@ var errUndelivered = errors.New("journal: a batch was not delivered; reading aga
 // delivered (then it returns an error, and a pipeline runs it again with
 // backoff, from the committed cursor).
 func (s *Source) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
-	s.mu.Lock()
-	if !s.started {
-		s.mu.Unlock()
-		return ferry.Permanent(errors.New("journal: Run before Start"))
+	if err := s.life.Err(errNotStarted, errClosed); err != nil {
+		return err
 	}
+	s.mu.Lock()
 	rep, tracker := s.rep, s.tracker
 	s.mu.Unlock()
 	// Batches of an earlier run that are still in flight no longer count:
@@ -457,10 +460,12 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 		}
 		last = append(last[:0], c...)
 		pending = true
+		s.stats.read(rec.Get("__REALTIME_TIMESTAMP"))
 		var e ferry.Entry
 		if b.entry(rec, &e) {
 			batch = append(batch, e)
 		} else {
+			s.stats.noMessage.Add(1)
 			rep.Dropped(ReasonNoMessage, 1)
 		}
 		if len(batch) >= size {

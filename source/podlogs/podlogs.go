@@ -51,6 +51,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,6 +62,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
 	"github.com/ferrydev/ferry/discovery/file"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/relabel"
 )
 
@@ -119,7 +121,18 @@ type Discoverer struct {
 	RefreshInterval time.Duration
 	// DisableWatch turns off file-system notifications.
 	DisableWatch bool
+
+	life     lifecycle.State // Start sets the fields below it; read-only afterwards
+	compiled *relabel.Rules
+	log      *slog.Logger
 }
+
+// ErrNotStarted is returned by Run before Start, and ErrClosed by Start and
+// Run after Close.
+var (
+	ErrNotStarted = fmt.Errorf("podlogs: Run before Start: %w", ferry.ErrNotStarted)
+	ErrClosed     = fmt.Errorf("podlogs: discoverer %w", ferry.ErrClosed)
+)
 
 var (
 	_ discovery.Discoverer = (*Discoverer)(nil)
@@ -156,45 +169,62 @@ func (d *Discoverer) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Start starts Pods if it is a ferry.Starter, then checks that Root is a
-// directory: kubelet creates it on every node, and its absence in the
-// agent's container means the host path is not mounted.
+// Start validates the configuration, checks that Root is a directory
+// (kubelet creates it on every node, and its absence in the agent's
+// container means the host path is not mounted), then starts Pods if it is
+// a ferry.Starter. Run logs with r.Logger(). Start is a no-op on a started
+// Discoverer and returns ErrClosed after Close.
 func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
-	if s, ok := d.Pods.(ferry.Starter); ok {
-		if err := s.Start(ctx, r); err != nil {
+	return d.life.Start(ErrClosed, func() error {
+		if err := d.Validate(); err != nil {
 			return err
 		}
-	}
-	if d.Rules != nil { // the files may be anywhere
+		rules, err := d.rules()
+		if err != nil {
+			return fmt.Errorf("podlogs: %w", err)
+		}
+		if d.Rules == nil { // else the files may be anywhere
+			root := cmp.Or(d.Root, DefaultRoot)
+			fi, err := os.Stat(root)
+			if err == nil && !fi.IsDir() {
+				err = errors.New("not a directory")
+			}
+			if err != nil {
+				return fmt.Errorf("podlogs: Root %s (kubelet's pod logs; is the node's directory mounted?): %w", root, err)
+			}
+		}
+		if s, ok := d.Pods.(ferry.Starter); ok {
+			if err := s.Start(ctx, r); err != nil {
+				return err
+			}
+		}
+		if r == nil {
+			r = ferry.NopReporter()
+		}
+		d.compiled, d.log = rules, r.Logger()
 		return nil
-	}
-	root := cmp.Or(d.Root, DefaultRoot)
-	fi, err := os.Stat(root)
-	if err == nil && !fi.IsDir() {
-		err = errors.New("not a directory")
-	}
-	if err != nil {
-		_ = d.Close(ctx)
-		return fmt.Errorf("podlogs: Root %s (kubelet's pod logs; is the node's directory mounted?): %w", root, err)
-	}
-	return nil
+	})
 }
 
-// Close closes Pods if it has a Close(ctx) method.
+// Close closes Pods if it has a Close(ctx) method. It is safe without
+// Start; a later Close returns the first one's error.
 func (d *Discoverer) Close(ctx context.Context) error {
-	if c, ok := d.Pods.(interface{ Close(context.Context) error }); ok {
-		return c.Close(ctx)
-	}
-	return nil
+	return d.life.Close(func(bool) error {
+		if c, ok := d.Pods.(interface{ Close(context.Context) error }); ok {
+			return c.Close(ctx)
+		}
+		return nil
+	})
 }
 
 // Run implements discovery.Discoverer. It returns what Pods' Run returns;
-// meanwhile, the set of files follows the last set of pods.
+// meanwhile, the set of files follows the last set of pods. It returns
+// ErrNotStarted before Start and ErrClosed after Close.
 func (d *Discoverer) Run(ctx context.Context, up chan<- []labels.Labels) error {
-	rules, err := d.rules()
-	if err != nil {
-		return ferry.Permanent(fmt.Errorf("podlogs: %w", err))
+	if err := d.life.Err(ErrNotStarted, ErrClosed); err != nil {
+		return err
 	}
+	rules, log := d.compiled, d.log
 	interval := d.RefreshInterval
 	if interval == 0 {
 		interval = DefaultRefreshInterval
@@ -233,7 +263,7 @@ func (d *Discoverer) Run(ctx context.Context, up chan<- []labels.Labels) error {
 			go func() {
 				defer close(done)
 				if err := fd.Run(fctx, filesCh); err != nil {
-					ferry.ReporterFrom(ctx).Logger().Warn("podlogs: file patterns rejected", "err", err)
+					log.Warn("podlogs: file patterns rejected", "err", err)
 				}
 			}()
 			stopFiles = func() { fcancel(); <-done }

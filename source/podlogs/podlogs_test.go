@@ -2,6 +2,7 @@ package podlogs_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,6 +68,11 @@ func runDisc(t *testing.T, d discovery.Discoverer) *recorder {
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan []labels.Labels)
 	done := make(chan error, 1)
+	if s, ok := d.(ferry.Starter); ok {
+		if err := s.Start(ctx, ferry.NopReporter()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	go func() { done <- d.Run(ctx, up) }()
 	go func() {
 		for {
@@ -211,4 +217,45 @@ func TestRootMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("Start with a file as Root: %v", err)
 	}
+}
+
+// One lifecycle (issue 17): Run before Start and after Close refuses with
+// errors wrapping ferry's, Close is idempotent and closes Pods once, and a
+// closed Discoverer does not start again.
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	p := &closeCounter{}
+	d := &podlogs.Discoverer{Pods: p, Root: t.TempDir()}
+	up := make(chan []labels.Labels, 1)
+	if err := d.Run(ctx, up); !errors.Is(err, ferry.ErrNotStarted) {
+		t.Errorf("Run before Start = %v, want ferry.ErrNotStarted", err)
+	}
+	if err := d.Start(ctx, ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := d.Close(ctx); err != nil {
+			t.Errorf("Close %d: %v", i+1, err)
+		}
+	}
+	if err := d.Run(ctx, up); !errors.Is(err, ferry.ErrClosed) {
+		t.Errorf("Run after Close = %v, want ferry.ErrClosed", err)
+	}
+	if err := d.Start(ctx, ferry.NopReporter()); !errors.Is(err, ferry.ErrClosed) {
+		t.Errorf("Start after Close = %v, want ferry.ErrClosed", err)
+	}
+	if p.starts != 1 || p.closes != 1 || p.runs != 0 {
+		t.Errorf("Pods started %d, closed %d, run %d times; want 1, 1, 0", p.starts, p.closes, p.runs)
+	}
+}
+
+// closeCounter is a pod discoverer that counts its lifecycle calls.
+type closeCounter struct{ starts, closes, runs int }
+
+func (c *closeCounter) Start(context.Context, ferry.Reporter) error { c.starts++; return nil }
+func (c *closeCounter) Close(context.Context) error                 { c.closes++; return nil }
+func (c *closeCounter) Run(ctx context.Context, _ chan<- []labels.Labels) error {
+	c.runs++
+	<-ctx.Done()
+	return nil
 }

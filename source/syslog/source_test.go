@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -296,7 +297,7 @@ func TestRunRestartsOnSameListener(t *testing.T) {
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal("second Close:", err)
 	}
-	if err := s.Run(context.Background(), out); err == nil || !ferry.IsPermanent(err) {
+	if err := s.Run(context.Background(), out); !errors.Is(err, ferry.ErrClosed) {
 		t.Fatalf("Run after Close = %v", err)
 	}
 	if err := (&Source{}).Close(context.Background()); err != nil {

@@ -44,8 +44,10 @@
 //     connection.
 //   - UDP: a datagram that arrives while the pipeline is full and the
 //     pending batch is at BatchSize is dropped and counted with
-//     Reporter.Dropped(ReasonPipelineFull); the kernel drops what
-//     overflows the socket buffer without anyone knowing.
+//     Reporter.Dropped(ReasonPipelineFull). What overflows the socket's
+//     receive buffer (ReadBuffer) the kernel drops; on Linux the Source
+//     asks it to tell (SO_RXQ_OVFL) and counts those drops under
+//     ReasonKernelBufferFull when the next datagram arrives.
 //   - Acknowledgements are used only to count outcomes: entries whose
 //     batch was not delivered (an error that is not permanent) cannot be
 //     read again and are counted with Reporter.Dropped(ReasonUndelivered).
@@ -57,6 +59,14 @@
 // __syslog_parse_error label, or, with DropMalformed, dropped and counted
 // (ReasonMalformed). Messages longer than MaxMessageLength are cut and
 // counted (ReasonTruncated).
+//
+// # Metrics
+//
+// A Source is a prometheus.Collector, collected by the pipeline it runs
+// in: ferry_syslog_messages_received_total, ferry_syslog_parse_errors_total,
+// ferry_syslog_dropped_messages_total by reason, and
+// ferry_syslog_connections_open, _accepted_total and _rejected_total, each
+// with the label source=Name.
 package syslog
 
 import (
@@ -77,7 +87,9 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/source"
+	"github.com/ferrydev/ferry/source/syslog/syslogmsg"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -120,20 +132,46 @@ const (
 	ReasonUndelivered  = "undelivered"
 	ReasonMalformed    = "malformed"
 	ReasonTruncated    = "too_long_truncated"
+	// ReasonKernelBufferFull counts UDP datagrams the kernel dropped
+	// because the socket's receive buffer was full (Linux, from
+	// SO_RXQ_OVFL). The kernel tells of them with the next datagram it
+	// delivers, so they are counted when one arrives.
+	ReasonKernelBufferFull = "kernel_buffer_full"
 )
+
+// dropReasons index Source.stats.dropped.
+var dropReasons = [...]string{ReasonPipelineFull, ReasonUndelivered, ReasonMalformed, ReasonTruncated, ReasonKernelBufferFull}
+
+const (
+	dropPipelineFull = iota
+	dropUndelivered
+	dropMalformed
+	dropTruncated
+	dropKernel
+)
+
+// drop counts n entries dropped for dropReasons[r], in the Source's
+// metrics and with the Reporter.
+func (s *Source) drop(rep ferry.Reporter, r, n int) {
+	if n <= 0 {
+		return
+	}
+	s.stats.dropped[r].Add(int64(n))
+	rep.Dropped(dropReasons[r], n)
+}
 
 // The labels of syslog entries, as Promtail names them.
 const (
 	LabelConnectionIP       = "__syslog_connection_ip_address"
 	LabelConnectionHostname = "__syslog_connection_hostname"
-	LabelSeverity           = "__syslog_message_severity"
-	LabelFacility           = "__syslog_message_facility"
-	LabelHostname           = "__syslog_message_hostname"
-	LabelAppName            = "__syslog_message_app_name"
-	LabelProcID             = "__syslog_message_proc_id"
-	LabelMsgID              = "__syslog_message_msg_id"
-	LabelSDPrefix           = "__syslog_message_sd_"
-	LabelParseError         = "__syslog_parse_error"
+	LabelSeverity           = syslogmsg.LabelSeverity
+	LabelFacility           = syslogmsg.LabelFacility
+	LabelHostname           = syslogmsg.LabelHostname
+	LabelAppName            = syslogmsg.LabelAppName
+	LabelProcID             = syslogmsg.LabelProcID
+	LabelMsgID              = syslogmsg.LabelMsgID
+	LabelSDPrefix           = syslogmsg.LabelSDPrefix
+	LabelParseError         = syslogmsg.LabelParseError
 )
 
 // Source listens for syslog messages on one address and emits them as
@@ -198,23 +236,44 @@ type Source struct {
 	// BatchSize bounds the entries of one batch (default
 	// DefaultBatchSize).
 	BatchSize int
+	// ReadBuffer sets the UDP socket's receive buffer (SO_RCVBUF) in
+	// bytes, which absorbs bursts while the Source is busy; the kernel
+	// caps it at net.core.rmem_max. Zero asks for 4 MiB, best effort.
+	ReadBuffer int
+	// Name identifies the Source in its metrics (the "source" label);
+	// default "<protocol>://<Addr>", such as "udp://:514".
+	Name string
 
+	life     lifecycle.State
 	mu       sync.Mutex
 	ln       net.Listener // the TCP listener; TLS is added per connection
 	tlsConf  *tls.Config
 	pc       net.PacketConn
 	rep      ferry.Reporter
-	started  bool
-	closed   bool
 	running  bool
 	conns    map[net.Conn]struct{}
 	hostMu   sync.Mutex
 	hostname map[netip.Addr]string // UDP reverse lookups
 
+	udpOvfl bool // the kernel reports its drops (SO_RXQ_OVFL)
+
+	descsOnce sync.Once
+	descs     *descs
+
 	stats struct {
 		messages, malformed, truncated, accepted, rejected, open atomic.Int64
+		// dropped by reason, in the order of dropReasons
+		dropped [len(dropReasons)]atomic.Int64
+		// the kernel's cumulative count of the UDP socket's drops
+		kernelSeen atomic.Uint32
 	}
 }
+
+// The errors of Run before Start and after Close.
+var (
+	errNotStarted = fmt.Errorf("syslog: Run before Start: %w", ferry.ErrNotStarted)
+	errClosed     = fmt.Errorf("syslog: %w", ferry.ErrClosed)
+)
 
 var (
 	_ source.Source[ferry.Entry] = (*Source)(nil)
@@ -233,6 +292,9 @@ type Stats struct {
 	// Accepted and Rejected TCP connections (over MaxConnections), and
 	// Open ones now.
 	Accepted, Rejected, Open int64
+	// Dropped messages by reason (the Reason constants); truncated
+	// messages are delivered cut, and counted here too.
+	Dropped map[string]int64
 }
 
 // Stats returns the Source's counters.
@@ -241,7 +303,16 @@ func (s *Source) Stats() Stats {
 		Messages: s.stats.messages.Load(), Malformed: s.stats.malformed.Load(),
 		Truncated: s.stats.truncated.Load(), Accepted: s.stats.accepted.Load(),
 		Rejected: s.stats.rejected.Load(), Open: s.stats.open.Load(),
+		Dropped: s.droppedMap(),
 	}
+}
+
+func (s *Source) droppedMap() map[string]int64 {
+	m := make(map[string]int64, len(dropReasons))
+	for i, r := range dropReasons {
+		m[r] = s.stats.dropped[i].Load()
+	}
+	return m
 }
 
 // Validate reports a configuration that cannot work.
@@ -265,7 +336,7 @@ func (s *Source) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("syslog: unknown Protocol %d", int(s.Protocol)))
 	}
-	if s.MaxConnections < 0 || s.MaxMessageLength < 0 || s.BatchSize < 0 {
+	if s.MaxConnections < 0 || s.MaxMessageLength < 0 || s.BatchSize < 0 || s.ReadBuffer < 0 {
 		errs = append(errs, errors.New("syslog: negative limit"))
 	}
 	if s.TLS != nil && s.TLSConfig == nil {
@@ -305,44 +376,63 @@ func (s *Source) Start(ctx context.Context, r ferry.Reporter) error {
 	if r == nil {
 		r = ferry.NopReporter()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("syslog: already started")
-	}
-	s.rep = r
-	switch s.Protocol {
-	case UDP:
-		pc := s.PacketConn
-		if pc == nil {
-			var lc net.ListenConfig
-			var err error
-			if pc, err = lc.ListenPacket(ctx, "udp", s.Addr); err != nil {
-				return fmt.Errorf("syslog: %w", err)
+	return s.life.Start(errClosed, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch s.Protocol {
+		case UDP:
+			pc := s.PacketConn
+			if pc == nil {
+				var lc net.ListenConfig
+				var err error
+				if pc, err = lc.ListenPacket(ctx, "udp", s.Addr); err != nil {
+					return fmt.Errorf("syslog: %w", err)
+				}
 			}
-		}
-		if u, ok := pc.(*net.UDPConn); ok {
-			u.SetReadBuffer(4 << 20) // best effort: fewer kernel drops in bursts
-		}
-		s.pc = pc
-	default:
-		ln := s.Listener
-		if ln == nil {
-			var lc net.ListenConfig
-			var err error
-			if ln, err = lc.Listen(ctx, "tcp", s.Addr); err != nil {
-				return fmt.Errorf("syslog: %w", err)
+			if err := s.setupUDP(pc); err != nil {
+				if s.PacketConn == nil {
+					pc.Close()
+				}
+				return err
 			}
+			s.pc = pc
+		default:
+			ln := s.Listener
+			if ln == nil {
+				var lc net.ListenConfig
+				var err error
+				if ln, err = lc.Listen(ctx, "tcp", s.Addr); err != nil {
+					return fmt.Errorf("syslog: %w", err)
+				}
+			}
+			tc, err := s.tlsConfig()
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			s.ln, s.tlsConf = ln, tc
 		}
-		tc, err := s.tlsConfig()
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		s.ln, s.tlsConf = ln, tc
+		s.rep = r
+		s.conns = map[net.Conn]struct{}{}
+		return nil
+	})
+}
+
+// setupUDP sets the receive buffer of a UDP socket and asks the kernel
+// to report its drops.
+func (s *Source) setupUDP(pc net.PacketConn) error {
+	u, ok := pc.(*net.UDPConn)
+	if !ok {
+		return nil
 	}
-	s.started, s.closed = true, false
-	s.conns = map[net.Conn]struct{}{}
+	if s.ReadBuffer > 0 {
+		if err := u.SetReadBuffer(s.ReadBuffer); err != nil {
+			return fmt.Errorf("syslog: ReadBuffer: %w", err)
+		}
+	} else {
+		u.SetReadBuffer(4 << 20) // best effort: fewer kernel drops in bursts
+	}
+	s.udpOvfl = enableRxqOvfl(u)
 	return nil
 }
 
@@ -409,27 +499,27 @@ func (s *Source) LocalAddr() net.Addr {
 // Close stops listening and closes every connection. It is safe without
 // Start and safe twice.
 func (s *Source) Close(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || !s.started {
-		s.closed = true
-		return nil
-	}
-	s.closed = true
-	var err error
-	if s.ln != nil {
-		err = s.ln.Close()
-	}
-	if s.pc != nil {
-		err = s.pc.Close()
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	return err
+	return s.life.Close(func(started bool) error {
+		if !started {
+			return nil
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var err error
+		if s.ln != nil {
+			err = s.ln.Close()
+		}
+		if s.pc != nil {
+			err = s.pc.Close()
+		}
+		for c := range s.conns {
+			c.Close()
+		}
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+		return err
+	})
 }
 
 type limits struct {
@@ -462,11 +552,10 @@ func (s *Source) cfg() limits {
 // goroutines finished; the listener stays open for the next Run. It
 // returns an error if the Source was not started or the listener failed.
 func (s *Source) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
-	s.mu.Lock()
-	if !s.started || s.closed {
-		s.mu.Unlock()
-		return ferry.Permanent(errors.New("syslog: Run before Start (or after Close)"))
+	if err := s.life.Err(errNotStarted, errClosed); err != nil {
+		return err
 	}
+	s.mu.Lock()
 	if s.running {
 		s.mu.Unlock()
 		return errors.New("syslog: already running")
@@ -715,11 +804,11 @@ func (s *Source) newEmitter(out chan<- ferry.Batch[ferry.Entry], rep ferry.Repor
 func (e *emitter) take() ferry.Batch[ferry.Entry] {
 	items := e.batch
 	e.batch = nil
-	rep := e.rep
+	rep, s := e.rep, e.s
 	n := len(items)
 	return ferry.NewBatch(items, func(err error) {
 		if !ferry.Settled(err) {
-			rep.Dropped(ReasonUndelivered, n)
+			s.drop(rep, dropUndelivered, n)
 		}
 	})
 }
@@ -734,30 +823,11 @@ func (e *emitter) flush(ctx context.Context) error {
 
 // scratch is the per-emitter memory reused for every message.
 type scratch struct {
-	msg   Message
-	p     Parser
-	buf   []byte         // label values, names and line of one message
-	lbls  []labels.Label // (offsets into buf until the string exists)
-	spans []span
-	sb    labels.ScratchBuilder
-}
-
-// span is a label whose name and/or value lie in scratch.buf.
-type span struct {
-	name       string // when not in buf
-	n0, n1     int    // name in buf when name == ""
-	v0, v1     int
-	fromConfig bool
-}
-
-var severityNames = [8]string{"emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"}
-
-// facilityNames are the keywords of syslog(3) where there is one, and the
-// RFC 5424 description where there is not, as Promtail labels them.
-var facilityNames = [24]string{
-	"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
-	"uucp", "clock daemon", "authpriv", "ftp", "NTP subsystem", "log audit", "log alert", "cron",
-	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+	msg  Message
+	p    Parser
+	b    syslogmsg.Builder
+	lbls []labels.Label
+	sb   labels.ScratchBuilder
 }
 
 // handle parses one message and appends its entry to the batch.
@@ -765,7 +835,7 @@ func (s *Source) handle(e *emitter, raw []byte, truncated bool, ci *connInfo, no
 	s.stats.messages.Add(1)
 	if truncated {
 		s.stats.truncated.Add(1)
-		e.rep.Dropped(ReasonTruncated, 1)
+		s.drop(e.rep, dropTruncated, 1)
 	}
 	sc := &e.sc
 	sc.p.Location = s.Location
@@ -774,7 +844,7 @@ func (s *Source) handle(e *emitter, raw []byte, truncated bool, ci *connInfo, no
 	if perr != nil {
 		s.stats.malformed.Add(1)
 		if s.DropMalformed {
-			e.rep.Dropped(ReasonMalformed, 1)
+			s.drop(e.rep, dropMalformed, 1)
 			return
 		}
 	}
@@ -787,58 +857,12 @@ func (s *Source) handle(e *emitter, raw []byte, truncated bool, ci *connInfo, no
 	e.batch = append(e.batch, ent)
 }
 
-// buildEntry fills ent's line and labels from the parsed message: one
-// string holds the line and every value taken from the message, and the
-// labels are built once from it.
+// buildEntry fills ent's line and labels from the parsed message (see
+// syslogmsg.Builder), with the connection's and the Source's labels.
 func (s *Source) buildEntry(sc *scratch, ent *ferry.Entry, raw []byte, perr error, ci *connInfo) {
-	m := &sc.msg
-	buf := sc.buf[:0]
-	spans := sc.spans[:0]
-	add := func(name string, v []byte) {
-		if len(v) == 0 {
-			return
-		}
-		v0 := len(buf)
-		buf = append(buf, v...)
-		spans = append(spans, span{name: name, v0: v0, v1: len(buf)})
-	}
-	line := raw
-	if perr == nil && !s.KeepRaw {
-		line = m.Msg
-	}
-	buf = append(buf, line...)
-	lineEnd := len(buf)
-	if perr == nil {
-		if sev := m.Severity(); sev >= 0 {
-			spans = append(spans, span{name: LabelSeverity, n0: -1, v0: -1, v1: sev})
-			spans = append(spans, span{name: LabelFacility, n0: -1, v0: -2, v1: m.Facility()})
-		}
-		add(LabelHostname, m.Hostname)
-		add(LabelAppName, m.AppName)
-		add(LabelProcID, m.ProcID)
-		add(LabelMsgID, m.MsgID)
-		if s.LabelStructuredData && len(m.StructuredData) > 0 {
-			EachSDParam(m.StructuredData, func(id, name, value []byte) {
-				if name == nil {
-					return
-				}
-				n0 := len(buf)
-				buf = append(buf, LabelSDPrefix...)
-				buf = appendLabelName(buf, id)
-				buf = append(buf, '_')
-				buf = appendLabelName(buf, name)
-				n1 := len(buf)
-				buf = UnescapeSDValue(buf, value)
-				if len(buf) > n1 {
-					spans = append(spans, span{n0: n0, n1: n1, v0: n1, v1: len(buf)})
-				}
-			})
-		}
-	}
-	str := string(buf) // the one string of this message
-	sc.buf, sc.spans = buf, spans
-	ent.Line = str[:lineEnd]
-
+	sc.b.KeepRaw, sc.b.StructuredData = s.KeepRaw, s.LabelStructuredData
+	line, ml := sc.b.Build(&sc.msg, raw, perr)
+	ent.Line = line
 	lbls := sc.lbls[:0]
 	if ci.ip != "" {
 		lbls = append(lbls, labels.Label{Name: LabelConnectionIP, Value: ci.ip})
@@ -846,22 +870,8 @@ func (s *Source) buildEntry(sc *scratch, ent *ferry.Entry, raw []byte, perr erro
 	if ci.host != "" {
 		lbls = append(lbls, labels.Label{Name: LabelConnectionHostname, Value: ci.host})
 	}
-	for _, sp := range spans {
-		var l labels.Label
-		switch {
-		case sp.v0 == -1:
-			l = labels.Label{Name: sp.name, Value: severityNames[sp.v1]}
-		case sp.v0 == -2:
-			l = labels.Label{Name: sp.name, Value: facilityNames[sp.v1]}
-		case sp.name == "":
-			l = labels.Label{Name: str[sp.n0:sp.n1], Value: str[sp.v0:sp.v1]}
-		default:
-			l = labels.Label{Name: sp.name, Value: str[sp.v0:sp.v1]}
-		}
-		lbls = append(lbls, l)
-	}
-	if perr != nil {
-		lbls = append(lbls, labels.Label{Name: LabelParseError, Value: perr.Error()})
+	for _, l := range ml {
+		lbls = append(lbls, labels.Label{Name: l.Name, Value: l.Value})
 	}
 	s.Labels.Range(func(l labels.Label) { lbls = append(lbls, l) })
 	// Stable, so that of two labels with one name the later (the Source's
@@ -879,18 +889,6 @@ func (s *Source) buildEntry(sc *scratch, ent *ferry.Entry, raw []byte, perr erro
 	sc.lbls = lbls[:0]
 }
 
-// appendLabelName appends b with every byte that may not appear in a label
-// name replaced by '_' (so "origin@32473" becomes "origin_32473").
-func appendLabelName(dst, b []byte) []byte {
-	for _, c := range b {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			c = '_'
-		}
-		dst = append(dst, c)
-	}
-	return dst
-}
-
 // runUDP reads datagrams until ctx is done.
 func (s *Source) runUDP(ctx context.Context, pc net.PacketConn, out chan<- ferry.Batch[ferry.Entry], rep ferry.Reporter) error {
 	c := s.cfg()
@@ -904,6 +902,10 @@ func (s *Source) runUDP(ctx context.Context, pc net.PacketConn, out chan<- ferry
 	bufLen := min(c.maxLen, 65535) + 1
 	buf := make([]byte, bufLen)
 	udp, _ := pc.(*net.UDPConn)
+	var oob []byte
+	if s.udpOvfl {
+		oob = make([]byte, oobSize)
+	}
 	var last netip.Addr
 	var ci connInfo
 	var pending *ferry.Batch[ferry.Entry]
@@ -941,8 +943,13 @@ func (s *Source) runUDP(ctx context.Context, pc net.PacketConn, out chan<- ferry
 		var err error
 		if udp != nil {
 			var ap netip.AddrPort
-			n, ap, err = udp.ReadFromUDPAddrPort(buf)
+			var drops uint32
+			var ok bool
+			n, ap, drops, ok, err = readUDP(udp, buf, oob)
 			ip = ap.Addr().Unmap()
+			if ok {
+				s.kernelDrops(rep, drops)
+			}
 		} else {
 			var a net.Addr
 			n, a, err = pc.ReadFrom(buf)
@@ -974,7 +981,7 @@ func (s *Source) runUDP(ctx context.Context, pc net.PacketConn, out chan<- ferry
 		}
 		if pending != nil && len(e.batch) >= c.batchSize {
 			// Pipeline full and the next batch full too: drop this one.
-			rep.Dropped(ReasonPipelineFull, 1)
+			s.drop(rep, dropPipelineFull, 1)
 			s.stats.messages.Add(1)
 			trySend()
 			continue
@@ -995,6 +1002,17 @@ func (s *Source) runUDP(ctx context.Context, pc net.PacketConn, out chan<- ferry
 		b.Done(ctx.Err())
 	}
 	return nil
+}
+
+// kernelDrops counts the drops the kernel reported since it last did;
+// total is its count since the socket was opened.
+func (s *Source) kernelDrops(rep ferry.Reporter, total uint32) {
+	seen := s.stats.kernelSeen.Load()
+	if total == seen {
+		return
+	}
+	s.stats.kernelSeen.Store(total)
+	s.drop(rep, dropKernel, int(total-seen)) // modular: survives a wrap
 }
 
 // drop gives up a batch that could not be sent.

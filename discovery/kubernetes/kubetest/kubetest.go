@@ -42,6 +42,10 @@ const (
 type APIServer struct {
 	// URL is the server's https URL (a self-signed certificate).
 	URL string
+	// CAFile is the server's self-signed certificate with its CA, for a
+	// client that verifies the server (as the ca.crt of a service
+	// account).
+	CAFile string
 
 	t testing.TB
 	p *peers.Process
@@ -80,7 +84,7 @@ func Start(t testing.TB) *APIServer {
 	}
 	addr := peers.FreeAddr(t)
 	_, port, _ := splitHostPort(addr)
-	s := &APIServer{t: t, URL: "https://" + addr}
+	s := &APIServer{t: t, URL: "https://" + addr, CAFile: filepath.Join(dir, "certs", "apiserver.crt")}
 	ready := peers.Options{
 		Client:  Client(),
 		Header:  http.Header{"Authorization": {"Bearer " + AdminToken}},

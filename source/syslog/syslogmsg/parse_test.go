@@ -1,4 +1,4 @@
-package syslog
+package syslogmsg
 
 import (
 	"fmt"
@@ -172,7 +172,7 @@ func TestParseDoesNotAllocate(t *testing.T) {
 func TestDateMatchesTimeDate(t *testing.T) {
 	for _, c := range [][7]int{{2026, 12, 4, 1, 2, 3, 4}, {2024, 2, 29, 23, 59, 59, 999999999}, {2000, 1, 1, 0, 0, 0, 0},
 		{1969, 12, 31, 23, 59, 59, 0}, {2023, 2, 31, 0, 0, 0, 0}, {1600, 3, 1, 0, 0, 0, 0}, {9999, 12, 31, 23, 59, 59, 0}, {0, 1, 1, 0, 0, 0, 0}} {
-		got := date(c[0], c[1], c[2], c[3], c[4], c[5], c[6], time.UTC)
+		got := new(Parser).date(c[0], c[1], c[2], c[3], c[4], c[5], c[6], time.UTC)
 		want := time.Date(c[0], time.Month(c[1]), c[2], c[3], c[4], c[5], c[6], time.UTC)
 		if !got.Equal(want) {
 			t.Errorf("date(%v) = %v, want %v", c, got, want)

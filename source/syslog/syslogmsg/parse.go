@@ -1,8 +1,9 @@
-package syslog
+package syslogmsg
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"time"
 )
 
@@ -95,19 +96,38 @@ type Parser struct {
 	// more than parsing it.
 	now     time.Time
 	nowLeft int
+
+	// Caches, valid for as long as consecutive messages share what they
+	// key on (they nearly always do):
+	//   - the first 16 bytes of an RFC 3339 timestamp ("YYYY-MM-DDTHH:MM")
+	//     and the Unix time of that minute;
+	//   - a civil date and its days since 1970-01-01;
+	//   - the reference time and location of the last RFC 3164 year
+	//     guess, with the year and the latest time a message may have.
+	tsKey0, tsKey1 uint64
+	tsBase         int64
+	dayKey         int
+	days           int64
+	yearRef        time.Time
+	yearLoc        *time.Location
+	year           int
+	yearLimit      time.Time
 }
 
 const nowEvery = 1024
 
-func (p *Parser) reference() time.Time {
+// reference returns the reference time, and whether it may differ from
+// the one it returned last.
+func (p *Parser) reference() (time.Time, bool) {
 	if p.Now != nil {
-		return p.Now()
+		return p.Now(), true
 	}
+	changed := false
 	if p.nowLeft <= 0 {
-		p.now, p.nowLeft = time.Now(), nowEvery
+		p.now, p.nowLeft, changed = time.Now(), nowEvery, true
 	}
 	p.nowLeft--
-	return p.now
+	return p.now, changed
 }
 
 // Parse parses one message, without its framing, into m, recognising RFC
@@ -118,7 +138,9 @@ func (p *Parser) reference() time.Time {
 // timestamp follows. It does not allocate. On error m holds what was
 // parsed so far with Format Unparsed.
 func (p *Parser) Parse(b []byte, m *Message) error {
-	*m = Message{Priority: -1}
+	// Field by field: cheaper than copying a whole zero Message.
+	m.Format, m.Priority, m.Timestamp = Unparsed, -1, time.Time{}
+	m.Hostname, m.AppName, m.ProcID, m.MsgID, m.StructuredData, m.Msg = nil, nil, nil, nil, nil, nil
 	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == 0) {
 		b = b[:len(b)-1]
 	}
@@ -157,99 +179,212 @@ func parsePRI(b []byte) (int, int, bool) {
 
 // field cuts the next space-terminated header field off b.
 func field(b []byte) (f, rest []byte, ok bool) {
-	if i := bytes.IndexByte(b, ' '); i >= 0 {
+	if i := indexByte(b, ' '); i >= 0 {
 		return b[:i], b[i+1:], true
 	}
 	return b, nil, false
 }
 
-// printChar[c] is true for PRINTUSASCII (33–126); sdNameChar[c] also
-// excludes '=', ']' and '"', as RFC 5424's SD-NAME does.
-var printChar, sdNameChar [256]bool
+// class[c] holds the character classes of byte c, for table lookups in
+// place of comparisons.
+var class [256]uint8
+
+const (
+	clPrint  = 1 << iota // PRINTUSASCII, 33–126
+	clSDName             // PRINTUSASCII but '=', ']' and '"' (RFC 5424 SD-NAME)
+	clDigit              // '0'–'9'
+	clTagEnd             // ':', '[' or ' ': where an RFC 3164 TAG ends
+)
 
 func init() {
 	for c := 33; c <= 126; c++ {
-		printChar[c] = true
-		sdNameChar[c] = c != '=' && c != ']' && c != '"'
+		class[c] |= clPrint
+		if c != '=' && c != ']' && c != '"' {
+			class[c] |= clSDName
+		}
 	}
+	for c := '0'; c <= '9'; c++ {
+		class[c] |= clDigit
+	}
+	class[':'] |= clTagEnd
+	class['['] |= clTagEnd
+	class[' '] |= clTagEnd
 }
 
-// headerField cuts the next RFC 5424 header field off b: PRINTUSASCII up
-// to a space. It fails on any other byte or a missing space.
-func headerField(b []byte) (f, rest []byte, ok bool) {
+// SWAR constants: a byte of ones, and the high bit of every byte.
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// notPrint returns a word with the high bit set in the lowest byte of w
+// (little-endian) that is not PRINTUSASCII (33–126), and maybe in higher
+// bytes; zero if every byte is printable.
+func notPrint(w uint64) uint64 {
+	// byte < 0x21: the subtraction borrows (exact for the lowest such
+	// byte); byte >= 0x7f: adding 1 reaches 0x80, or it was >= 0x80.
+	return ((w-0x21*lo8)&^w | (w + lo8) | w) & hi8
+}
+
+// hasByte is like notPrint for the bytes equal to c.
+func hasByte(w uint64, c byte) uint64 {
+	x := w ^ (lo8 * uint64(c))
+	return (x - lo8) &^ x & hi8
+}
+
+// printLen returns the length of the run of PRINTUSASCII at the start of
+// b, eight bytes at a time.
+func printLen(b []byte) int {
 	i := 0
-	for i < len(b) && printChar[b[i]] {
+	for ; i+8 <= len(b); i += 8 {
+		if m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && class[b[i]]&clPrint != 0 {
 		i++
 	}
-	if i == 0 || i == len(b) || b[i] != ' ' {
-		return nil, nil, false
-	}
-	return b[:i], b[i+1:], true
+	return i
 }
 
-func nilValue(f []byte) []byte {
-	if len(f) == 1 && f[0] == '-' {
+// sdNameLen returns the length of the run of SD-NAME characters at the
+// start of b (names are short: table lookups beat wider tricks).
+func sdNameLen(b []byte) int {
+	i := 0
+	for ; i+4 <= len(b); i += 4 {
+		w := b[i : i+4 : i+4]
+		if class[w[0]]&class[w[1]]&class[w[2]]&class[w[3]]&clSDName == 0 {
+			break
+		}
+	}
+	for i < len(b) && class[b[i]]&clSDName != 0 {
+		i++
+	}
+	return i
+}
+
+// indexByte returns the index of the first c in b, or -1, eight bytes at
+// a time: for the short runs of a syslog header (SD values, host names)
+// this beats the call to bytes.IndexByte.
+func indexByte(b []byte, c byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if m := hasByte(binary.LittleEndian.Uint64(b[i:]), c); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// headerEnds finds the ends (the spaces) of the five space-terminated
+// PRINTUSASCII fields that start b: TIMESTAMP HOSTNAME APP-NAME PROCID
+// MSGID of RFC 5424. It returns how many it found: fewer than five when
+// field k is empty, holds another byte, or has no space after it. It
+// scans eight bytes at a time: a byte notPrint flags is checked in the
+// table, since the flag may be wrong above a true one.
+func headerEnds(b []byte, ends *[5]int) int {
+	k, start := 0, 0
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		for m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0; m &= m - 1 {
+			j := i + bits.TrailingZeros64(m)/8
+			c := b[j]
+			if class[c]&clPrint != 0 {
+				continue
+			}
+			if c != ' ' || j == start {
+				return k
+			}
+			ends[k], k, start = j, k+1, j+1
+			if k == len(ends) {
+				return k
+			}
+		}
+	}
+	for ; i < len(b); i++ {
+		c := b[i]
+		if class[c]&clPrint != 0 {
+			continue
+		}
+		if c != ' ' || i == start {
+			return k
+		}
+		ends[k], k, start = i, k+1, i+1
+		if k == len(ends) {
+			return k
+		}
+	}
+	return k
+}
+
+// nilValue returns b[i:j], or nil for RFC 5424's NILVALUE "-".
+func nilValue(b []byte, i, j int) []byte {
+	if j == i+1 && b[i] == '-' {
 		return nil
 	}
-	return f
+	return b[i:j:j]
 }
 
+// parse5424 parses what follows "<PRI>1 ". It works on offsets into b and
+// cuts the fields out only once the header is known to be valid.
 func (p *Parser) parse5424(b []byte, m *Message) error {
-	ts, b, ok := headerField(b)
-	if !ok {
+	var ends [5]int
+	k := headerEnds(b, &ends)
+	if k == 0 {
 		return ErrHeader
 	}
-	if !(len(ts) == 1 && ts[0] == '-') {
-		t, ok := parseRFC3339(ts)
+	tsEnd := ends[0]
+	if !(tsEnd == 1 && b[0] == '-') {
+		t, ok := p.parseRFC3339(b[:tsEnd])
 		if !ok {
 			return ErrTimestamp
 		}
 		m.Timestamp = t
 	}
-	var host, app, proc, msgid []byte
-	if host, b, ok = headerField(b); !ok {
-		return ErrHeader
-	}
-	if app, b, ok = headerField(b); !ok {
-		return ErrHeader
-	}
-	if proc, b, ok = headerField(b); !ok {
-		return ErrHeader
-	}
 	// "... MSGID SD": without a space after MSGID there is no SD and the
 	// message is malformed.
-	if msgid, b, ok = headerField(b); !ok {
+	if k < len(ends) {
 		return ErrHeader
 	}
-	if len(host) > 255 || len(app) > 48 || len(proc) > 128 || len(msgid) > 32 {
+	h0, h1 := tsEnd+1, ends[1]
+	a0, a1 := h1+1, ends[2]
+	p0, p1 := a1+1, ends[3]
+	m0, m1 := p1+1, ends[4]
+	if h1-h0 > 255 || a1-a0 > 48 || p1-p0 > 128 || m1-m0 > 32 {
 		return ErrFieldTooLong
 	}
-	m.Hostname, m.AppName, m.ProcID, m.MsgID = nilValue(host), nilValue(app), nilValue(proc), nilValue(msgid)
+	m.Hostname, m.AppName, m.ProcID, m.MsgID = nilValue(b, h0, h1), nilValue(b, a0, a1), nilValue(b, p0, p1), nilValue(b, m0, m1)
+	i := m1 + 1
 	switch {
-	case len(b) == 0:
+	case i == len(b):
 		return ErrHeader
-	case b[0] == '-':
-		b = b[1:]
-	case b[0] == '[':
-		n, ok := sdLen(b)
+	case b[i] == '-':
+		i++
+	case b[i] == '[':
+		n, ok := sdLen(b[i:])
 		if !ok {
 			return ErrSD
 		}
-		m.StructuredData = b[:n]
-		b = b[n:]
+		m.StructuredData = b[i : i+n : i+n]
+		i += n
 	default:
 		return ErrSD
 	}
-	if len(b) > 0 {
-		if b[0] != ' ' {
+	if i < len(b) {
+		if b[i] != ' ' {
 			return ErrSD
 		}
-		b = b[1:]
+		i++
 	}
-	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
-		b = b[3:]
+	if len(b)-i >= 3 && b[i] == 0xEF && b[i+1] == 0xBB && b[i+2] == 0xBF {
+		i += 3
 	}
-	m.Msg = b
+	m.Msg = b[i:]
 	m.Format = RFC5424
 	return nil
 }
@@ -261,9 +396,7 @@ func sdLen(b []byte) (int, bool) {
 		i++
 		// SD-ID
 		start := i
-		for i < len(b) && sdNameChar[b[i]] {
-			i++
-		}
+		i += sdNameLen(b[i:])
 		if i == start || i-start > 32 || i >= len(b) || b[i] != ' ' && b[i] != ']' {
 			return 0, false
 		}
@@ -280,9 +413,7 @@ func sdLen(b []byte) (int, bool) {
 			}
 			i++
 			start = i
-			for i < len(b) && sdNameChar[b[i]] {
-				i++
-			}
+			i += sdNameLen(b[i:])
 			if i == start || i-start > 32 || i+1 >= len(b) || b[i] != '=' || b[i+1] != '"' {
 				return 0, false
 			}
@@ -290,7 +421,7 @@ func sdLen(b []byte) (int, bool) {
 			// The value ends at the first '"' not escaped by an odd number
 			// of backslashes.
 			for {
-				q := bytes.IndexByte(b[i:], '"')
+				q := indexByte(b[i:], '"')
 				if q < 0 {
 					return 0, false
 				}
@@ -363,26 +494,23 @@ func UnescapeSDValue(dst, v []byte) []byte {
 	return dst
 }
 
-func digits(b []byte, n int) (int, bool) {
-	if len(b) < n {
-		return 0, false
-	}
-	v := 0
-	for i := 0; i < n; i++ {
-		c := b[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int(c-'0')
-	}
-	return v, true
+// digits2 parses the two decimal digits at b[i:i+2] (which must exist).
+func digits2(b []byte, i int) (int, bool) {
+	d0, d1 := b[i]-'0', b[i+1]-'0'
+	return int(d0)*10 + int(d1), d0 < 10 && d1 < 10
+}
+
+// digits4 parses the four decimal digits at b[i:i+4] (which must exist).
+func digits4(b []byte, i int) (int, bool) {
+	d0, d1, d2, d3 := b[i]-'0', b[i+1]-'0', b[i+2]-'0', b[i+3]-'0'
+	return int(d0)*1000 + int(d1)*100 + int(d2)*10 + int(d3), d0 < 10 && d1 < 10 && d2 < 10 && d3 < 10
 }
 
 // parseRFC3339 parses an RFC 3339 timestamp as RFC 5424 restricts it
 // (fractions up to 9 digits here, to accept nanosecond senders), with a
 // zone of "Z" or ±hh:mm.
-func parseRFC3339(b []byte) (time.Time, bool) {
-	t, n, ok := parseRFC3339Prefix(b, true)
+func (p *Parser) parseRFC3339(b []byte) (time.Time, bool) {
+	t, n, ok := p.parseRFC3339Prefix(b, true)
 	if !ok || n != len(b) {
 		return time.Time{}, false
 	}
@@ -391,17 +519,29 @@ func parseRFC3339(b []byte) (time.Time, bool) {
 
 // parseRFC3339Prefix parses an RFC 3339 timestamp at the start of b and
 // returns its length. Without needZone a missing zone means UTC.
-func parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bool) {
-	year, ok1 := digits(b, 4)
-	if !ok1 || len(b) < 19 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
+func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bool) {
+	if len(b) < 19 || b[16] != ':' {
 		return time.Time{}, 0, false
 	}
-	month, ok2 := digits(b[5:], 2)
-	day, ok3 := digits(b[8:], 2)
-	hour, ok4 := digits(b[11:], 2)
-	minute, ok5 := digits(b[14:], 2)
-	sec, ok6 := digits(b[17:], 2)
-	if !ok2 || !ok3 || !ok4 || !ok5 || !ok6 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 60 {
+	// "YYYY-MM-DDTHH:MM" is most often that of the previous message.
+	k0, k1 := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])
+	if k0 != p.tsKey0 || k1 != p.tsKey1 || p.tsKey0 == 0 {
+		if b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' {
+			return time.Time{}, 0, false
+		}
+		year, ok1 := digits4(b, 0)
+		month, ok2 := digits2(b, 5)
+		day, ok3 := digits2(b, 8)
+		hour, ok4 := digits2(b, 11)
+		minute, ok5 := digits2(b, 14)
+		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 {
+			return time.Time{}, 0, false
+		}
+		p.tsKey0, p.tsKey1 = k0, k1
+		p.tsBase = p.daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60)
+	}
+	sec, ok := digits2(b, 17)
+	if !ok || sec > 60 {
 		return time.Time{}, 0, false
 	}
 	i := 19
@@ -409,29 +549,26 @@ func parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bool) {
 	if i < len(b) && b[i] == '.' {
 		i++
 		start := i
-		scale := 100000000
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			if i-start < 9 {
-				nsec += int(b[i]-'0') * scale
-				scale /= 10
-			}
+		for i < len(b) && class[b[i]]&clDigit != 0 {
+			nsec = nsec*10 + int(b[i]-'0')
 			i++
 		}
 		if i == start || i-start > 9 {
 			return time.Time{}, 0, false
 		}
+		nsec *= pow10[9-(i-start)]
 	}
 	offset := 0
 	switch {
 	case i < len(b) && (b[i] == 'Z' || b[i] == 'z'):
 		i++
 	case i < len(b) && (b[i] == '+' || b[i] == '-'):
-		oh, ok1 := digits(b[i+1:], 2)
-		if !ok1 || len(b) < i+6 || b[i+3] != ':' {
+		if len(b) < i+6 {
 			return time.Time{}, 0, false
 		}
-		om, ok2 := digits(b[i+4:], 2)
-		if !ok2 || oh > 23 || om > 59 {
+		oh, ok1 := digits2(b, i+1)
+		om, ok2 := digits2(b, i+4)
+		if !ok1 || b[i+3] != ':' || !ok2 || oh > 23 || om > 59 {
 			return time.Time{}, 0, false
 		}
 		offset = (oh*60 + om) * 60
@@ -445,29 +582,45 @@ func parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bool) {
 		}
 	}
 	if sec == 60 {
-		sec = 59 // a leap second: time.Date would carry it over
+		sec = 59 // a leap second
 	}
-	t := date(year, month, day, hour, minute, sec, nsec, time.UTC)
-	if offset != 0 {
-		t = t.Add(-time.Duration(offset) * time.Second)
-	}
-	return t, i, true
+	return time.Unix(p.tsBase+int64(sec-offset), int64(nsec)).UTC(), i, true
 }
 
-var months = [12][3]byte{
-	{'J', 'a', 'n'}, {'F', 'e', 'b'}, {'M', 'a', 'r'}, {'A', 'p', 'r'}, {'M', 'a', 'y'}, {'J', 'u', 'n'},
-	{'J', 'u', 'l'}, {'A', 'u', 'g'}, {'S', 'e', 'p'}, {'O', 'c', 't'}, {'N', 'o', 'v'}, {'D', 'e', 'c'},
-}
+// pow10[n] is 10**n, to scale a fraction of n digits to nanoseconds.
+var pow10 = [10]int{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000}
 
+// parseMonth parses a three-letter English month name, its first letter
+// in either case and the others in either case too.
 func parseMonth(b []byte) (int, bool) {
 	if len(b) < 3 {
 		return 0, false
 	}
-	c0, c1, c2 := b[0]&^0x20, b[1]|0x20, b[2]|0x20
-	for i, m := range months {
-		if c0 == m[0] && c1 == m[1] && c2 == m[2] {
-			return i + 1, true
-		}
+	switch uint32(b[0]&^0x20)<<16 | uint32(b[1]|0x20)<<8 | uint32(b[2]|0x20) {
+	case 'J'<<16 | 'a'<<8 | 'n':
+		return 1, true
+	case 'F'<<16 | 'e'<<8 | 'b':
+		return 2, true
+	case 'M'<<16 | 'a'<<8 | 'r':
+		return 3, true
+	case 'A'<<16 | 'p'<<8 | 'r':
+		return 4, true
+	case 'M'<<16 | 'a'<<8 | 'y':
+		return 5, true
+	case 'J'<<16 | 'u'<<8 | 'n':
+		return 6, true
+	case 'J'<<16 | 'u'<<8 | 'l':
+		return 7, true
+	case 'A'<<16 | 'u'<<8 | 'g':
+		return 8, true
+	case 'S'<<16 | 'e'<<8 | 'p':
+		return 9, true
+	case 'O'<<16 | 'c'<<8 | 't':
+		return 10, true
+	case 'N'<<16 | 'o'<<8 | 'v':
+		return 11, true
+	case 'D'<<16 | 'e'<<8 | 'c':
+		return 12, true
 	}
 	return 0, false
 }
@@ -487,7 +640,7 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 	}
 	day := 0
 	start := i
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' && i-start < 2 {
+	for i < len(b) && class[b[i]]&clDigit != 0 && i-start < 2 {
 		day = day*10 + int(b[i]-'0')
 		i++
 	}
@@ -496,16 +649,18 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 	}
 	i++
 	year := 0
-	if y, ok := digits(b[i:], 4); ok && i+4 < len(b) && b[i+4] == ' ' {
-		year = y
-		i += 5
+	if i+4 < len(b) && b[i+4] == ' ' {
+		if y, ok := digits4(b, i); ok {
+			year = y
+			i += 5
+		}
 	}
 	if len(b) < i+8 || b[i+2] != ':' || b[i+5] != ':' {
 		return time.Time{}, 0, false
 	}
-	hour, ok1 := digits(b[i:], 2)
-	minute, ok2 := digits(b[i+3:], 2)
-	sec, ok3 := digits(b[i+6:], 2)
+	hour, ok1 := digits2(b, i)
+	minute, ok2 := digits2(b, i+3)
+	sec, ok3 := digits2(b, i+6)
 	if !ok1 || !ok2 || !ok3 || hour > 23 || minute > 59 || sec > 60 {
 		return time.Time{}, 0, false
 	}
@@ -516,18 +671,17 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 	nsec := 0
 	if i < len(b) && b[i] == '.' {
 		j := i + 1
-		scale := 100000000
-		for j < len(b) && b[j] >= '0' && b[j] <= '9' && j-i <= 9 {
-			nsec += int(b[j]-'0') * scale
-			scale /= 10
+		for j < len(b) && class[b[j]]&clDigit != 0 && j-i <= 9 {
+			nsec = nsec*10 + int(b[j]-'0')
 			j++
 		}
 		if j > i+1 {
+			nsec *= pow10[9-(j-i-1)]
 			i = j
 		}
 	}
-	if year == 0 && i < len(b) && b[i] == ' ' {
-		if y, ok := digits(b[i+1:], 4); ok && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
+	if year == 0 && i < len(b) && b[i] == ' ' && i+5 <= len(b) && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
+		if y, ok := digits4(b, i+1); ok {
 			year = y
 			i += 5
 		}
@@ -550,26 +704,47 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 		}
 	}
 	if year == 0 {
-		n := p.reference()
-		year = n.In(loc).Year()
-		t := date(year, month, day, hour, minute, sec, nsec, loc)
+		p.guessYear(loc)
+		t := p.date(p.year, month, day, hour, minute, sec, nsec, loc)
 		// December's messages read in January belong to last year; a
 		// clock a little ahead of ours stays in this one.
-		if t.After(n.Add(7 * 24 * time.Hour)) {
-			t = date(year-1, month, day, hour, minute, sec, nsec, loc)
+		if t.After(p.yearLimit) {
+			t = p.date(p.year-1, month, day, hour, minute, sec, nsec, loc)
 		}
 		return t, i, true
 	}
-	return date(year, month, day, hour, minute, sec, nsec, loc), i, true
+	return p.date(year, month, day, hour, minute, sec, nsec, loc), i, true
+}
+
+// guessYear sets p.year and p.yearLimit from the reference time, in loc:
+// a message without a year is in the reference time's year unless that
+// puts it more than a week ahead of the reference time.
+func (p *Parser) guessYear(loc *time.Location) {
+	n, changed := p.reference()
+	if !changed && loc == p.yearLoc && !p.yearRef.IsZero() || n.Equal(p.yearRef) && loc == p.yearLoc && !p.yearRef.IsZero() {
+		return
+	}
+	p.yearRef, p.yearLoc = n, loc
+	p.year = n.In(loc).Year()
+	p.yearLimit = n.Add(7 * 24 * time.Hour)
 }
 
 // date is time.Date, computed directly for UTC (several times faster).
-func date(year, month, day, hour, minute, sec, nsec int, loc *time.Location) time.Time {
+func (p *Parser) date(year, month, day, hour, minute, sec, nsec int, loc *time.Location) time.Time {
 	if loc != time.UTC {
 		return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc)
 	}
-	// Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm);
-	// day overflow (Feb 31) normalises the way time.Date does.
+	return time.Unix(p.daysFromCivil(year, month, day)*86400+int64(hour*3600+minute*60+sec), int64(nsec)).UTC()
+}
+
+// daysFromCivil returns the days from 1970-01-01 to the civil date (Howard
+// Hinnant's algorithm; day overflow, such as Feb 31, normalises the way
+// time.Date does), caching the last date.
+func (p *Parser) daysFromCivil(year, month, day int) int64 {
+	key := year<<9 | month<<5 | day
+	if key == p.dayKey && key != 0 {
+		return p.days
+	}
 	y := year
 	if month <= 2 {
 		y--
@@ -582,8 +757,8 @@ func date(year, month, day, hour, minute, sec, nsec int, loc *time.Location) tim
 	mp := (month + 9) % 12
 	doy := (153*mp+2)/5 + day - 1
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	days := int64(era)*146097 + int64(doe) - 719468
-	return time.Unix(days*86400+int64(hour*3600+minute*60+sec), int64(nsec)).UTC()
+	p.dayKey, p.days = key, int64(era)*146097+int64(doe)-719468
+	return p.days
 }
 
 // parse3164 parses what follows the PRI (if any) of a BSD message.
@@ -600,8 +775,8 @@ func (p *Parser) parse3164(b []byte, m *Message) error {
 	var t time.Time
 	var n int
 	var ok bool
-	if len(b) > 0 && b[0] >= '0' && b[0] <= '9' {
-		t, n, ok = parseRFC3339Prefix(b, false)
+	if len(b) > 0 && class[b[0]]&clDigit != 0 {
+		t, n, ok = p.parseRFC3339Prefix(b, false)
 	} else {
 		t, n, ok = p.parseBSDTime(b)
 	}
@@ -651,7 +826,11 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 		}
 	}
 	for i := 0; i < len(b) && i <= 64; i++ {
-		switch c := b[i]; c {
+		c := b[i]
+		if class[c]&clTagEnd == 0 {
+			continue
+		}
+		switch c {
 		case ':':
 			if i == 0 {
 				m.Msg = b
