@@ -232,13 +232,7 @@ func (d *Disk[T]) send(ctx context.Context, f *flight[T]) {
 	if f.hot != nil {
 		items := f.hot
 		f.hot = nil
-		f.state = flSending
-		f.attempts++
-		d.stats.replayed.Add(1)
-		d.Inner.Send(ctx, ferry.NewBatch(items, func(err error) {
-			d.putItems(items)
-			d.pushAck(f, err)
-		}))
+		d.handOver(ctx, f, items)
 		return
 	}
 	if f.payload == nil {
@@ -266,6 +260,12 @@ func (d *Disk[T]) send(ctx context.Context, f *flight[T]) {
 		d.pushAck(f, nil) // settled: it can never be delivered
 		return
 	}
+	d.handOver(ctx, f, items)
+}
+
+// handOver sends the items of f to the inner sink; their slice returns to
+// the pool when the inner sink is done with it.
+func (d *Disk[T]) handOver(ctx context.Context, f *flight[T], items []T) {
 	f.state = flSending
 	f.attempts++
 	d.stats.replayed.Add(1)

@@ -40,13 +40,7 @@ func TestHandlerInChromium(t *testing.T) {
 	}
 	noSecrets(t, "tail DOM", tail)
 
-	dir := os.Getenv("FERRY_ARTIFACTS_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "ferry-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := artifactsDir(t)
 	for file, page := range map[string]string{
 		"pipeline-all-health.png":   "/?refresh=0",
 		"pipeline-discoverer.png":   "/component/docker?refresh=0",
@@ -84,13 +78,7 @@ func TestBufferStateInChromium(t *testing.T) {
 			t.Errorf("the buffer's page in the browser lacks %s:\n%s", want, dom)
 		}
 	}
-	dir := os.Getenv("FERRY_ARTIFACTS_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "ferry-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := artifactsDir(t)
 	for file, page := range map[string]string{
 		"pipeline-buffer.png":       "/component/loki?refresh=0",
 		"pipeline-buffer-index.png": "/?refresh=0",
@@ -103,4 +91,18 @@ func TestBufferStateInChromium(t *testing.T) {
 		}
 		t.Logf("screenshot of %s: %s", page, path)
 	}
+}
+
+// artifactsDir returns the directory for screenshots: FERRY_ARTIFACTS_DIR,
+// or ferry-artifacts in the temporary directory.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("FERRY_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "ferry-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
