@@ -90,13 +90,13 @@ type comboAgent struct {
 	name       string
 	target     *comboTarget
 	targetAddr string
-	skip   int // values the target served before the agent scraped it
-	rw     *remotewrite.Sink
-	logBuf *buffer.Disk[ferry.Entry]
-	rwBuf  *buffer.Disk[ferry.Sample]
-	p      *pipeline.Pipeline
-	cancel context.CancelFunc
-	done   chan error
+	skip       int // values the target served before the agent scraped it
+	rw         *remotewrite.Sink
+	logBuf     *buffer.Disk[ferry.Entry]
+	rwBuf      *buffer.Disk[ferry.Sample]
+	p          *pipeline.Pipeline
+	cancel     context.CancelFunc
+	done       chan error
 }
 
 // comboConfig is the shape of the combined outage scenario.
