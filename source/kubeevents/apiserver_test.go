@@ -71,6 +71,53 @@ func TestAPIServer(t *testing.T) {
 	if got := e.Labels.Get("namespace"); got != "default" {
 		t.Errorf("namespace label %q", got)
 	}
+
+}
+
+// TestAPIServerGone: a stored position that etcd has compacted away (the
+// API server compacts every second here): the watch answers 410 Gone, the
+// source lists again and sends the events newer than the position, each
+// once, then follows new ones.
+func TestAPIServerGone(t *testing.T) {
+	s := kubetest.Start(t, "--etcd-compaction-interval=1s")
+	c := s.Admin(t, 0)
+	ctx := context.Background()
+	for i, msg := range []string{"one", "two"} {
+		now := metav1.NewTime(time.Now().Truncate(time.Second))
+		if _, err := c.CoreV1().Events("default").Create(ctx, &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("web.%d", i), Namespace: "default"},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web"},
+			Reason:         "Started", Message: msg, Type: corev1.EventTypeNormal, Count: 1,
+			FirstTimestamp: now, LastTimestamp: now}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until a watch from resourceVersion 1 is refused.
+	gone := func() bool {
+		w, err := c.CoreV1().Events("default").Watch(ctx, metav1.ListOptions{ResourceVersion: "1"})
+		if err != nil {
+			return strings.Contains(err.Error(), "too old")
+		}
+		defer w.Stop()
+		select {
+		case ev := <-w.ResultChan():
+			st, ok := ev.Object.(*metav1.Status)
+			return ev.Type == "ERROR" && ok && st.Code == 410
+		case <-time.After(5 * time.Second):
+			return false
+		}
+	}
+	if !poll.Wait(60*time.Second, gone) {
+		t.Fatal("resourceVersion 1 still served after 60s of compactions")
+	}
+	pf := positions.Memory()
+	pf.Set(DefaultPositionKey+"default", "1")
+	col, rep, _ := start(t, &Source{KubeConfig: s.Kubeconfig(t, kubetest.AdminToken), Positions: pf,
+		Namespaces: []string{"default"}, Backoff: fast})
+	waitMessages(t, col, "one", "two")
+	if !strings.Contains(rep.Logs(), "listing again") {
+		t.Errorf("no relist logged:\n%s", rep.Logs())
+	}
 }
 
 func contains(s string, parts ...string) bool {

@@ -58,8 +58,9 @@ type APIServer struct {
 }
 
 // Start starts etcd and kube-apiserver, or skips the test (fails it when
-// FERRY_REQUIRE_PEERS=1) when their binaries are not set.
-func Start(t testing.TB) *APIServer {
+// FERRY_REQUIRE_PEERS=1) when their binaries are not set. args are added
+// to kube-apiserver's (e.g. "--etcd-compaction-interval=1s").
+func Start(t testing.TB, args ...string) *APIServer {
 	t.Helper()
 	etcdBin := peers.Bin(t, "FERRY_ETCD_BIN", "scripts/setup/kubernetes.sh")
 	apiBin := peers.Bin(t, "FERRY_KUBE_APISERVER_BIN", "scripts/setup/kubernetes.sh")
@@ -96,21 +97,21 @@ func Start(t testing.TB) *APIServer {
 		Header:  http.Header{"Authorization": {"Bearer " + AdminToken}},
 		Timeout: 120 * time.Second,
 	}
-	s.p = peers.StartWith(t, apiBin, s.URL+"/readyz", ready,
-		"--etcd-servers=http://"+client,
-		"--bind-address=127.0.0.1", "--secure-port="+port,
+	s.p = peers.StartWith(t, apiBin, s.URL+"/readyz", ready, append([]string{
+		"--etcd-servers=http://" + client,
+		"--bind-address=127.0.0.1", "--secure-port=" + port,
 		// The advertised address is not used (no endpoints reconciled); it
 		// may not be a loopback address.
 		"--advertise-address=10.255.255.1", "--endpoint-reconciler-type=none",
-		"--cert-dir="+filepath.Join(dir, "certs"),
+		"--cert-dir=" + filepath.Join(dir, "certs"),
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+keyFile, "--service-account-signing-key-file="+keyFile,
-		"--token-auth-file="+tokens,
+		"--service-account-key-file=" + keyFile, "--service-account-signing-key-file=" + keyFile,
+		"--token-auth-file=" + tokens,
 		"--authorization-mode=RBAC",
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--enable-priority-and-fairness=false",
 		"--disable-admission-plugins=ServiceAccount",
-		"--v=0")
+		"--v=0"}, args...)...)
 	return s
 }
 
