@@ -23,6 +23,12 @@
 // http://127.0.0.1:12345/ unless -debug.addr says otherwise. Self-scraping
 // (-self-scrape, on by default) scrapes that /metrics over HTTP; when the
 // debug page is not served, it reads the same metrics in process.
+//
+// Memory: the agent runs with GOGC=50 unless the environment sets GOGC
+// (see defaultGCPercent for why and when to change it). Following 20
+// containers it then stays near 20 MB resident, of which some 13.6 MB are
+// the pages of its binary and of the C library; built with CGO_ENABLED=0
+// (it needs no C) it is a static binary and stays under 19 MB.
 package main
 
 import (
@@ -34,6 +40,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -48,7 +55,25 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
+// defaultGCPercent is the agent's GOGC unless the environment sets one.
+//
+// Following 20 containers, the agent's live heap is about 1 MB, and Go's
+// default (GOGC=100) lets the heap reach its floor of 4 MB before a
+// collection: garbage was then a third of the agent's resident memory
+// (peak RSS 22.0–22.5 MB, 8.5–8.8 MB of it anonymous). GOGC=50 halves that
+// floor and the growth over the live heap, for a peak of about 20 MB. The
+// price is twice as many collections, each of a small heap: at the log
+// rates of a node agent this is a few milliseconds of CPU a second at
+// most. Under heavy load (thousands of lines a second, many scrape
+// targets) the GC's share of CPU grows with it: set GOGC=100 or higher
+// there, and GOMEMLIMIT to the memory the agent may use (its container's
+// limit less some headroom) so that it collects harder only near it.
+const defaultGCPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {

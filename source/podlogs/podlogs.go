@@ -169,11 +169,12 @@ func (d *Discoverer) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Start validates the configuration, checks that Root is a directory
-// (kubelet creates it on every node, and its absence in the agent's
-// container means the host path is not mounted), then starts Pods if it is
-// a ferry.Starter. Run logs with r.Logger(). Start is a no-op on a started
-// Discoverer and returns ErrClosed after Close.
+// Start validates the configuration, starts Pods if it is a
+// ferry.Starter, then checks that Root is a directory: kubelet creates it
+// on every node, and its absence in the agent's container means the host
+// path is not mounted (Pods is closed again then). Run logs with
+// r.Logger(). Start is a no-op on a started Discoverer and returns
+// ErrClosed after Close.
 func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 	return d.life.Start(ErrClosed, func() error {
 		if err := d.Validate(); err != nil {
@@ -183,6 +184,11 @@ func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 		if err != nil {
 			return fmt.Errorf("podlogs: %w", err)
 		}
+		if s, ok := d.Pods.(ferry.Starter); ok {
+			if err := s.Start(ctx, r); err != nil {
+				return err
+			}
+		}
 		if d.Rules == nil { // else the files may be anywhere
 			root := cmp.Or(d.Root, DefaultRoot)
 			fi, err := os.Stat(root)
@@ -190,12 +196,8 @@ func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 				err = errors.New("not a directory")
 			}
 			if err != nil {
+				_ = d.closePods(ctx)
 				return fmt.Errorf("podlogs: Root %s (kubelet's pod logs; is the node's directory mounted?): %w", root, err)
-			}
-		}
-		if s, ok := d.Pods.(ferry.Starter); ok {
-			if err := s.Start(ctx, r); err != nil {
-				return err
 			}
 		}
 		if r == nil {
@@ -209,12 +211,14 @@ func (d *Discoverer) Start(ctx context.Context, r ferry.Reporter) error {
 // Close closes Pods if it has a Close(ctx) method. It is safe without
 // Start; a later Close returns the first one's error.
 func (d *Discoverer) Close(ctx context.Context) error {
-	return d.life.Close(func(bool) error {
-		if c, ok := d.Pods.(interface{ Close(context.Context) error }); ok {
-			return c.Close(ctx)
-		}
-		return nil
-	})
+	return d.life.Close(func(bool) error { return d.closePods(ctx) })
+}
+
+func (d *Discoverer) closePods(ctx context.Context) error {
+	if c, ok := d.Pods.(interface{ Close(context.Context) error }); ok {
+		return c.Close(ctx)
+	}
+	return nil
 }
 
 // Run implements discovery.Discoverer. It returns what Pods' Run returns;
