@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/source"
 	"github.com/ferrydev/ferry/source/sourcetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -181,5 +182,34 @@ func TestMetrics(t *testing.T) {
 	}
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A pipeline collects the Source's metrics with its own.
+func TestMetricsThroughPipeline(t *testing.T) {
+	src := &Source{Addr: "127.0.0.1:0", Name: "piped", DisableHostnameLookup: true}
+	counted := &countingSink{every: 1, done: make(chan struct{}, 1)}
+	pb := pipeline.New()
+	pipeline.To(pb, "discard", counted, pipeline.FromSource(pb, "syslog", src))
+	p, err := pb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "source started", func() bool { return src.LocalAddr() != nil })
+	c := dial(t, "tcp", src.LocalAddr())
+	fmt.Fprintf(c, "<14>1 - h app - - - one\n")
+	<-counted.done
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p)
+	n, err := testutil.GatherAndCount(reg, "ferry_syslog_messages_received_total", "ferry_syslog_connections_accepted_total")
+	if err != nil || n != 2 {
+		t.Fatalf("gathered %d syslog metrics (%v), want 2", n, err)
+	}
+	if got := metric(t, src, "ferry_syslog_messages_received_total", "source=piped"); got != 1 {
+		t.Errorf("messages_received_total = %v, want 1", got)
 	}
 }

@@ -793,6 +793,7 @@ type emitter struct {
 	out   chan<- ferry.Batch[ferry.Entry]
 	rep   ferry.Reporter
 	batch []ferry.Entry
+	last  int // the length of the last batch taken: the next one's capacity
 	size  int
 	sc    scratch
 }
@@ -805,6 +806,7 @@ func (s *Source) newEmitter(out chan<- ferry.Batch[ferry.Entry], rep ferry.Repor
 func (e *emitter) take() ferry.Batch[ferry.Entry] {
 	items := e.batch
 	e.batch = nil
+	e.last = len(items)
 	rep, s := e.rep, e.s
 	n := len(items)
 	return ferry.NewBatch(items, func(err error) {
@@ -854,6 +856,11 @@ func (s *Source) handle(e *emitter, raw []byte, truncated bool, ci *connInfo, no
 	ent.Timestamp = now
 	if s.UseIncomingTimestamp && perr == nil && !m.Timestamp.IsZero() {
 		ent.Timestamp = m.Timestamp
+	}
+	if e.batch == nil {
+		// Sized like the last batch: one allocation a batch rather than a
+		// doubling series, without reserving BatchSize for a trickle.
+		e.batch = make([]ferry.Entry, 0, min(max(e.last, 16), max(e.size, 1)))
 	}
 	e.batch = append(e.batch, ent)
 }

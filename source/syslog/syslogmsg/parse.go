@@ -248,19 +248,29 @@ func printLen(b []byte) int {
 }
 
 // sdNameLen returns the length of the run of SD-NAME characters at the
-// start of b (names are short: table lookups beat wider tricks).
+// start of b. Names are short: a plain table lookup a byte measured
+// faster than unrolled lookups or eight-byte tricks.
 func sdNameLen(b []byte) int {
 	i := 0
-	for ; i+4 <= len(b); i += 4 {
-		w := b[i : i+4 : i+4]
-		if class[w[0]]&class[w[1]]&class[w[2]]&class[w[3]]&clSDName == 0 {
-			break
-		}
-	}
 	for i < len(b) && class[b[i]]&clSDName != 0 {
 		i++
 	}
 	return i
+}
+
+// quoteIndex returns the index of the first '"' in b, or -1: byte by
+// byte for the first 16 (most SD values are short), then eight at a time.
+func quoteIndex(b []byte) int {
+	n := min(len(b), 16)
+	for i := 0; i < n; i++ {
+		if b[i] == '"' {
+			return i
+		}
+	}
+	if j := indexByte(b[n:], '"'); j >= 0 {
+		return n + j
+	}
+	return -1
 }
 
 // indexByte returns the index of the first c in b, or -1, eight bytes at
@@ -421,7 +431,7 @@ func sdLen(b []byte) (int, bool) {
 			// The value ends at the first '"' not escaped by an odd number
 			// of backslashes.
 			for {
-				q := indexByte(b[i:], '"')
+				q := quoteIndex(b[i:])
 				if q < 0 {
 					return 0, false
 				}
