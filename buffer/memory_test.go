@@ -3,6 +3,9 @@ package buffer
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,5 +79,54 @@ func TestMemoryRetryRereads(t *testing.T) {
 	st := d.Stats()
 	if st.FromMemory == mem || st.Retries < 3 || st.Corruptions != 0 {
 		t.Fatalf("stats %+v: want records from memory, 3 retries, no corruption", st)
+	}
+}
+
+// TestMemoryRetryCutBack: a record handed over in memory, failed by the
+// inner sink and then cut back by a failed fsync is not retried (its
+// batch failed upstream, whose source sends it again) and is no
+// corruption.
+func TestMemoryRetryCutBack(t *testing.T) {
+	inner := &sinktest.Sink[ferry.Entry]{}
+	d := Wrap(t.TempDir(), inner, Options{MaxBytes: 1 << 20, SyncInterval: time.Hour, MinBackoff: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	var fail atomic.Bool
+	d.hookSync = func() error {
+		if fail.Load() {
+			return syscall.EIO
+		}
+		return nil
+	}
+	start(t, d)
+	first := send(t, d, entries(1, 0, 10), 10)
+	d.sync() // SyncInterval is long: the test syncs
+	waitAcks(t, first, 1)
+	if !inner.WaitLen(10, 20*time.Second) {
+		t.Fatal("not delivered")
+	}
+	// A record large enough to reach the file at once (not through the
+	// write buffer), so that the replay takes it before any fsync.
+	big := entries(1, 10, 30)
+	for i := range big {
+		big[i].Line += strings.Repeat("x", 1100) // one record of 33 KB
+	}
+	inner.FailNext(1, errors.New("503"))
+	mem := d.Stats().FromMemory
+	acked := make(chan error, 1)
+	d.Send(context.Background(), ferry.NewBatch(big, func(err error) { acked <- err }))
+	waitFor(t, "the inner sink's failure", func() bool { return d.Stats().Retries == 1 })
+	fail.Store(true)
+	if err := d.sync(); err == nil {
+		t.Fatal("sync did not fail")
+	}
+	if err := <-acked; err == nil || ferry.Settled(err) {
+		t.Fatalf("batch acknowledged with %v, want a retryable error", err)
+	}
+	fail.Store(false)
+	waitFor(t, "the cut record settled", func() bool { st := d.Stats(); return st.OldestAge == 0 && st.Acked == 2 })
+	if st := d.Stats(); st.Corruptions != 0 || st.FromMemory != mem+1 || st.Records != 0 || st.Items != 0 {
+		t.Fatalf("stats %+v: want no corruption, the record from memory, nothing waiting", st)
+	}
+	if inner.Len() != 10 {
+		t.Fatalf("%d entries delivered, want the first 10 only", inner.Len())
 	}
 }

@@ -116,7 +116,9 @@ func (d *Disk[T]) replay(ctx context.Context, m marker) {
 			f := window[0]
 			if f.seg >= floor {
 				d.mu.Lock()
-				if s := d.seg(f.seg); s != nil {
+				// A record a failed write or fsync cut back (sent before
+				// it) no longer counts in its segment.
+				if s := d.seg(f.seg); s != nil && f.end <= s.size {
 					s.ackedRecords++
 					s.ackedItems += int64(f.nitems)
 				}
@@ -237,9 +239,18 @@ func (d *Disk[T]) send(ctx context.Context, f *flight[T]) {
 	}
 	if f.payload == nil {
 		if err := d.reread(f); err != nil {
-			// Cut back by a failed write or fsync (whose batches failed
-			// upstream and are sent again), or damaged: settled.
-			d.corrupt(f.seg, f.off, f.end-f.off, err)
+			// Settled: it can never be delivered. A record cut back by a
+			// failed write or fsync is no corruption: its batch failed
+			// upstream, and its source sends it again.
+			d.mu.Lock()
+			s := d.seg(f.seg)
+			cut := s == nil || f.end > s.readable
+			d.mu.Unlock()
+			if cut {
+				d.log.Debug("a record to retry was cut back by a failed write; its source sends it again", "err", err)
+			} else {
+				d.corrupt(f.seg, f.off, f.end-f.off, err)
+			}
 			f.state = flSending
 			d.pushAck(f, nil)
 			return
