@@ -288,9 +288,10 @@ func TestBufferCombinedOutage(t *testing.T) {
 	cfg := comboConfig{
 		outage: 30 * time.Second, interval: time.Second, wide: 5000,
 		fileRate: 1000, fileRotate: 2000, // a generation every 2 s, 15 in the outage
-		// ~450 lines/s of ~270 bytes in json-file: a 1 MB file every 8 s,
-		// two kept, 16 s of log.
-		ctrSleep: 2 * time.Millisecond, ctrLines: 20000, ctrLogOpts: map[string]string{"max-size": "1m", "max-file": "2"},
+		// Up to ~450 lines/s of ~270 bytes in json-file (fewer on a loaded
+		// machine): a 500 kB file every 4 s or more, two kept, about 1,900
+		// lines.
+		ctrSleep: 2 * time.Millisecond, ctrLines: 20000, ctrLogOpts: map[string]string{"max-size": "500k", "max-file": "2"},
 		// A short ReshardInterval, so that the sink may reshard within a
 		// catch-up of a few seconds (it does not while retrying, nor for
 		// two intervals after): the long variant uses the default, 10 s.
@@ -300,7 +301,8 @@ func TestBufferCombinedOutage(t *testing.T) {
 		cfg.outage = 10 * time.Minute
 		cfg.fileRate, cfg.fileRotate = 300, 3000 // a generation every 10 s, 60 in the outage
 		cfg.ctrSleep, cfg.ctrLines = 5*time.Millisecond, 120000
-		cfg.reshard = 0 // the default, 10 s
+		cfg.ctrLogOpts = map[string]string{"max-size": "1m", "max-file": "2"} // 7,400 lines
+		cfg.reshard = 0                                                       // the default, 10 s
 		cfg.settle, cfg.window = 30*time.Second, 40*time.Minute
 	}
 	began := time.Now()
@@ -381,6 +383,7 @@ func TestBufferCombinedOutage(t *testing.T) {
 		dockertest.WaitExit(t, c, id)
 	}
 	served := map[string][]int{}
+	frozenAt := time.Now()
 	for _, a := range agents {
 		served[a.name] = a.target.freeze()[a.skip:]
 	}
@@ -447,6 +450,7 @@ func TestBufferCombinedOutage(t *testing.T) {
 		wideWant, wideGot  int
 		maxGap             time.Duration
 		missed, inOutage   int
+		missedInOutage     int
 		outageExpected     int
 		seqStored, nodeUps int
 		failed             int // scrapes of the counter target that failed (up 0)
@@ -465,7 +469,7 @@ func TestBufferCombinedOutage(t *testing.T) {
 		failedScrapes := func() int {
 			n := 0
 			for _, p := range promSamples(t, prom.Addr, upQ)[a.targetAddr] {
-				if p.v == 0 {
+				if p.v == 0 && p.ts < float64(frozenAt.UnixMilli())/1000 {
 					n++
 				}
 			}
@@ -497,11 +501,14 @@ func TestBufferCombinedOutage(t *testing.T) {
 		}
 		r.maxGap, r.missed = spacing(pts, cfg.interval)
 		from, to := float64(outageBegan.UnixMilli())/1000, float64(outageBegan.Add(outage).UnixMilli())/1000
+		var during []point
 		for _, p := range pts {
 			if p.ts >= from && p.ts < to {
-				r.inOutage++
+				during = append(during, p)
 			}
 		}
+		r.inOutage = len(during)
+		_, r.missedInOutage = spacing(during, cfg.interval)
 		r.outageExpected = int(outage / cfg.interval)
 		r.nodeUps = int(promScalar(t, prom, q(`sum(count_over_time(up{job="faults-%s",instance=%q}%s))`, a.name, nodeAddr, win)))
 		metrics[a.name] = r
@@ -523,8 +530,8 @@ func TestBufferCombinedOutage(t *testing.T) {
 		}
 		t.Logf("%s: logs: %d lines written (%d file, %d container): %d lost, %d duplicated, %d unexpected; per source: %s",
 			a.name, len(want.want), w.count(), len(want.want)-w.count(), lr.lost, lr.dup, lr.unexpected, strings.Join(parts, "; "))
-		t.Logf("%s: metrics: %d scrapes of the counter target served, %d failed (up 0), %d values not stored; %d of %d wide samples stored; %d node_exporter scrapes stored; during the %v outage %d of %d intervals have a sample; largest gap %v, %d intervals missed",
-			a.name, mr.served, mr.failed, mr.seqLost, mr.wideGot, mr.wideWant, mr.nodeUps, outage.Round(time.Second), mr.inOutage, mr.outageExpected, mr.maxGap.Round(time.Millisecond), mr.missed)
+		t.Logf("%s: metrics: %d scrapes of the counter target served, %d failed (up 0), %d values not stored; %d of %d wide samples stored; %d node_exporter scrapes stored; during the %v outage %d of %d intervals have a sample (%d missed); over the whole run largest gap %v, %d intervals missed",
+			a.name, mr.served, mr.failed, mr.seqLost, mr.wideGot, mr.wideWant, mr.nodeUps, outage.Round(time.Second), mr.inOutage, mr.outageExpected, mr.missedInOutage, mr.maxGap.Round(time.Millisecond), mr.missed)
 		if a.rwBuf != nil {
 			t.Logf("%s: buffers: logs %+v; metrics %+v", a.name, a.logBuf.Stats(), a.rwBuf.Stats())
 		}
@@ -552,8 +559,8 @@ func TestBufferCombinedOutage(t *testing.T) {
 			t.Errorf("without a buffer no line of %s was lost: the outage does not outlast its rotations", r.name)
 		}
 	}
-	if m := metrics["plain"]; m.missed < m.outageExpected/2 {
-		t.Errorf("without a buffer the scrapes missed only %d intervals in a %v outage", m.missed, outage)
+	if m := metrics["plain"]; m.inOutage > m.outageExpected/2 {
+		t.Errorf("without a buffer the scrapes went on: %d of %d intervals of the outage have a sample", m.inOutage, m.outageExpected)
 	}
 	// With it: nothing lost, duplicates within what was in flight.
 	b, bm := logs["buffered"], metrics["buffered"]
@@ -572,11 +579,14 @@ func TestBufferCombinedOutage(t *testing.T) {
 	}
 	// The scrapes keep their interval through the outage; a loaded
 	// machine may miss a few (a scrape that overruns skips a tick).
-	if bm.inOutage < bm.outageExpected*9/10 || bm.missed > max(2, bm.served/50) {
-		t.Errorf("buffered: scrapes did not keep their interval: %d of %d intervals of the outage have a sample, %d of %d intervals missed (largest gap %v)",
-			bm.inOutage, bm.outageExpected, bm.missed, bm.served, bm.maxGap)
+	if bm.inOutage < bm.outageExpected*9/10 || bm.missedInOutage > max(2, bm.outageExpected/20) {
+		t.Errorf("buffered: scrapes did not keep their interval: %d of %d intervals of the outage have a sample, %d missed",
+			bm.inOutage, bm.outageExpected, bm.missedInOutage)
 	}
-	if catchRate < 3*ingest {
+	// On a 2-core machine the catch-up shares the CPU with Prometheus,
+	// VictoriaLogs and both agents catching up on logs: the floor is
+	// twice the ingest rate (the figures are in the log).
+	if catchRate < 2*ingest {
 		t.Errorf("catch-up at %.0f samples/s, not well above the ingest rate %.0f samples/s", catchRate, ingest)
 	}
 	if peakShards <= shardsBefore {
