@@ -1,6 +1,6 @@
 // Package stage holds typed log processing stages, the Go counterparts of
 // the stages of Alloy's loki.process and Promtail's pipeline_stages: parsers
-// (JSON, Logfmt, Regex, Docker, CRI), transforms (Template, Replace,
+// (JSON, Logfmt, Regex, Docker, CRI, Syslog), transforms (Template, Replace,
 // Decolorize), actions (Labels, StructuredMetadata, StaticLabels,
 // LabelDrop, LabelKeep, Timestamp, Output), filters (Drop, Match, Limit) and
 // Multiline.
