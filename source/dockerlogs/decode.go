@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/civil"
 )
 
 // Stream numbers of the multiplexed log stream, and the indexes of the
@@ -358,7 +360,7 @@ func parseTimestamp(b []byte) (int64, bool) {
 		nsec, ok7 := digits(b[20:29])
 		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && month >= 1 && month <= 12 && day >= 1 && day <= 31 &&
 			hour < 24 && minute < 60 && sec < 61 {
-			days := daysFromCivil(year, month, day)
+			days := civil.Days(year, month, day)
 			return ((days*24+hour)*60+minute)*60*1e9 + sec*1e9 + nsec, true
 		}
 		return 0, false
@@ -398,21 +400,4 @@ func digits(b []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-// daysFromCivil returns the number of days since 1970-01-01 of a date in the
-// proleptic Gregorian calendar (Howard Hinnant's algorithm).
-func daysFromCivil(y, m, d int64) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return era*146097 + doe - 719468
 }

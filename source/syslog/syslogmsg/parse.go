@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/bits"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/civil"
 )
 
 // Format is the syslog format a message was recognised as.
@@ -747,27 +749,14 @@ func (p *Parser) date(year, month, day, hour, minute, sec, nsec int, loc *time.L
 	return time.Unix(p.daysFromCivil(year, month, day)*86400+int64(hour*3600+minute*60+sec), int64(nsec)).UTC()
 }
 
-// daysFromCivil returns the days from 1970-01-01 to the civil date (Howard
-// Hinnant's algorithm; day overflow, such as Feb 31, normalises the way
-// time.Date does), caching the last date.
+// daysFromCivil returns the days from 1970-01-01 to the civil date
+// (civil.Days), caching the last date.
 func (p *Parser) daysFromCivil(year, month, day int) int64 {
 	key := year<<9 | month<<5 | day
 	if key == p.dayKey && key != 0 {
 		return p.days
 	}
-	y := year
-	if month <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (month + 9) % 12
-	doy := (153*mp+2)/5 + day - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	p.dayKey, p.days = key, int64(era)*146097+int64(doe)-719468
+	p.dayKey, p.days = key, civil.Days(int64(year), int64(month), int64(day))
 	return p.days
 }
 
