@@ -3,7 +3,6 @@ package journal
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,30 +47,6 @@ func TestConformance(t *testing.T) {
 		},
 		Want: 50,
 	})
-}
-
-func TestLifecycleErrors(t *testing.T) {
-	s := &Source{Journalctl: "/nonexistent"}
-	ctx := context.Background()
-	out := make(chan ferry.Batch[ferry.Entry], 1)
-	if err := s.Run(ctx, out); !errors.Is(err, ferry.ErrNotStarted) {
-		t.Fatalf("Run before Start = %v, want ferry.ErrNotStarted", err)
-	}
-	if err := s.Start(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(ctx, nil); err != nil {
-		t.Fatalf("second Start = %v, want nil", err)
-	}
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Run(ctx, out); !errors.Is(err, ferry.ErrClosed) {
-		t.Fatalf("Run after Close = %v, want ferry.ErrClosed", err)
-	}
-	if err := s.Start(ctx, nil); !errors.Is(err, ferry.ErrClosed) {
-		t.Fatalf("Start after Close = %v, want ferry.ErrClosed", err)
-	}
 }
 
 // The metrics count the entries read, the skipped ones, and give the

@@ -43,7 +43,11 @@ const LateSendWindow = 100 * time.Millisecond
 //     LateSendWindow after Run returned);
 //   - keeps emitting while earlier batches are still unacknowledged, up to
 //     the channel's bound (acknowledgements may come late, in any order);
-//   - that implements source.Closer closes without error, twice.
+//   - that implements source.Closer closes without error, twice, and
+//     then (if it implements ferry.Starter) refuses Start and Run with an
+//     error wrapping ferry.ErrClosed: a component starts once and closes
+//     for good;
+//   - that implements ferry.Starter accepts a second Start as a no-op.
 func Run[T any](t *testing.T, h Harness[T]) {
 	t.Helper()
 	check(t, h, h.New(t))
@@ -82,6 +86,9 @@ func check[T any](t failer, h Harness[T], src source.Source[T]) {
 		if err := st.Start(bg, ferry.NopReporter()); err != nil {
 			t.Fatalf("Start: %v", err)
 		}
+		if err := st.Start(bg, ferry.NopReporter()); err != nil {
+			t.Errorf("second Start: %v, want nil (a no-op)", err)
+		}
 	}
 	defer func() {
 		c, ok := src.(source.Closer)
@@ -94,6 +101,20 @@ func check[T any](t failer, h Harness[T], src source.Source[T]) {
 			if err := c.Close(ctx); err != nil {
 				t.Errorf("Close %d: %v", i+1, err)
 			}
+		}
+		st, ok := src.(ferry.Starter)
+		if !ok {
+			return
+		}
+		if err := st.Start(ctx, ferry.NopReporter()); !errors.Is(err, ferry.ErrClosed) {
+			t.Errorf("Start after Close returned %v, want an error wrapping ferry.ErrClosed", err)
+		}
+		out := make(chan ferry.Batch[T], 1)
+		if err := src.Run(ctx, out); !errors.Is(err, ferry.ErrClosed) {
+			t.Errorf("Run after Close returned %v, want an error wrapping ferry.ErrClosed", err)
+		}
+		if len(out) > 0 {
+			t.Errorf("Run after Close sent a batch")
 		}
 	}()
 
