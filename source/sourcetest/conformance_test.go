@@ -136,3 +136,30 @@ func (lifecycleTS) Run(context.Context, <-chan []labels.Labels, chan<- ferry.Bat
 }
 func (lifecycleTS) Start(context.Context, ferry.Reporter) error { return nil }
 func (lifecycleTS) Close(context.Context) error                 { return nil }
+
+// reopening refuses Run before Start as it should, but Close does not
+// end it: Start and Run still work afterwards, the defect the lifecycle
+// part of the harness must catch.
+type reopening struct {
+	endless
+	started bool
+}
+
+func (r *reopening) Start(context.Context, ferry.Reporter) error { r.started = true; return nil }
+func (r *reopening) Close(context.Context) error                 { return nil }
+
+func (r *reopening) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
+	if !r.started {
+		return fmt.Errorf("reopening: %w", ferry.ErrNotStarted)
+	}
+	return r.endless.Run(ctx, out)
+}
+
+func TestHarnessCatchesUseAfterClose(t *testing.T) {
+	got := failures(Harness[ferry.Entry]{Want: 1, Timeout: 200 * time.Millisecond}, &reopening{})
+	for _, want := range []string{"Start after Close returned <nil>", "Run after Close returned <nil>", "Run after Close sent a batch"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q not reported; failures: %q", want, got)
+		}
+	}
+}
