@@ -60,9 +60,9 @@ import (
 //
 // Following 20 containers, the agent's live heap is about 1 MB, and Go's
 // default (GOGC=100) lets the heap reach its floor of 4 MB before a
-// collection: garbage was then a third of the agent's resident memory
-// (peak RSS 22.0–22.5 MB, 8.5–8.8 MB of it anonymous). GOGC=50 halves that
-// floor and the growth over the live heap (peak 20.7–20.9 MB). The
+// collection, so that the heap holds mostly garbage (peak RSS 22.0–22.5
+// MB, 8.5–8.8 MB of it anonymous). GOGC=50 halves that floor and the
+// growth over the live heap (peak 20.7–20.9 MB, 6.7–7.0 MB anonymous). The
 // price is twice as many collections, each of a small heap: at the log
 // rates of a node agent this is a few milliseconds of CPU a second at
 // most. Under heavy load (thousands of lines a second, many scrape
