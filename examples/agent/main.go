@@ -153,7 +153,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	case isData(stdin):
 		input = &ending[ferry.Entry]{Source: &source.Reader{
 			R:      stdin,
-			Labels: labels.FromStrings("job", cfg.job, "source", "stdin"),
+			Labels: labels.FromStrings(relabel.JobLabel, cfg.job, "source", "stdin"),
 		}, ended: make(chan struct{})}
 		logs = append(logs, pipeline.FromSource(b, "stdin", input))
 	default:
