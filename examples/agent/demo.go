@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/source"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -21,7 +22,7 @@ type demo struct {
 var demoPaths = []string{"/", "/api/v1/items", "/healthz", "/api/v1/items/42", "/login"}
 
 func (d *demo) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) error {
-	ls := labels.FromStrings("job", d.job, "source", "demo")
+	ls := labels.FromStrings(relabel.JobLabel, d.job, "source", "demo")
 	t := time.NewTicker(d.period)
 	defer t.Stop()
 	for i := 0; d.lines == 0 || i < d.lines; i++ {
