@@ -49,20 +49,27 @@ func footprintOnly(t *testing.T) {
 	}
 }
 
-// buildAgent builds the agent as a user would, with go build and nothing
-// else, and returns the binary's path.
+// buildAgent builds the agent as README.md says to deploy it, with
+// CGO_ENABLED=0 go build and nothing else (cgo, when FERRY_FOOTPRINT_CGO=1,
+// for the figure of a default build on a machine with a C compiler), and
+// returns the binary's path.
 func buildAgent(t *testing.T, flags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "agent")
 	args := append(append([]string{"build", "-o", bin}, flags...), ".")
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("FERRY_FOOTPRINT_CGO") == "1" {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
 }
 
 // TestFootprintBinary reports the size of the agent's binary built with
-// `go build` and with `go build -ldflags=-s -w` (no symbol table and no
+// `CGO_ENABLED=0 go build` and with `-ldflags=-s -w` added (no symbol table and no
 // DWARF: stack traces keep their function names and lines), and holds the
 // first to the goal.
 func TestFootprintBinary(t *testing.T) {

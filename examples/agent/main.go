@@ -24,12 +24,13 @@
 // (-self-scrape, on by default) scrapes that /metrics over HTTP; when the
 // debug page is not served, it reads the same metrics in process.
 //
-// Memory: the agent runs with GOGC=50 unless the environment sets GOGC
-// (see defaultGCPercent for why and when to change it). Following 20
-// containers its resident memory then peaks at about 21 MB, of which some
-// 13.6 MB are pages of its binary and of the C library; built with
-// CGO_ENABLED=0 (it needs no C) it is a static binary and peaks at about
-// 19 MB (FERRY_FOOTPRINT=1 go test -run Footprint -v ./examples/agent).
+// Build it with CGO_ENABLED=0 go build: it needs no C, and the static
+// binary runs in an image without a C library. Memory: the agent runs with
+// GOGC=50 unless the environment sets GOGC (see defaultGCPercent for why
+// and when to change it). Following 20 containers its resident memory then
+// peaks at about 19 MB, some 13 MB of it pages of its binary; built with
+// cgo, at about 21 MB (FERRY_FOOTPRINT=1 go test -run Footprint -v
+// ./examples/agent; FERRY_FOOTPRINT_CGO=1 for the cgo build).
 package main
 
 import (
