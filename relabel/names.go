@@ -53,6 +53,19 @@ const (
 	DockerLogStreamLabel = "__meta_docker_container_log_stream"
 )
 
+// Labels of Kubernetes pod targets (discovery/kubernetes, read by
+// source/podlogs), as Prometheus's kubernetes_sd_config names them; every
+// other Kubernetes label is documented there.
+const (
+	KubernetesLabelPrefix           = "__meta_kubernetes_"
+	KubernetesNamespaceLabel        = "__meta_kubernetes_namespace"
+	KubernetesPodNameLabel          = "__meta_kubernetes_pod_name"
+	KubernetesPodUIDLabel           = "__meta_kubernetes_pod_uid"
+	KubernetesPodNodeNameLabel      = "__meta_kubernetes_pod_node_name"
+	KubernetesPodContainerNameLabel = "__meta_kubernetes_pod_container_name"
+	KubernetesPodContainerInitLabel = "__meta_kubernetes_pod_container_init"
+)
+
 // The labels Docker discovery (discovery/docker) gives its targets, as
 // Prometheus's docker_sd_config names them.
 const (

@@ -41,6 +41,7 @@ import (
 	"github.com/ferrydev/ferry"
 	fdisc "github.com/ferrydev/ferry/discovery"
 	"github.com/ferrydev/ferry/discovery/promsd"
+	"github.com/ferrydev/ferry/relabel"
 )
 
 // Role is the kind of object discovered.
@@ -60,12 +61,12 @@ const (
 // them. Every other label is documented with Prometheus's
 // kubernetes_sd_config.
 const (
-	LabelNamespace     = "__meta_kubernetes_namespace"
-	LabelPodName       = "__meta_kubernetes_pod_name"
-	LabelPodUID        = "__meta_kubernetes_pod_uid"
-	LabelPodNodeName   = "__meta_kubernetes_pod_node_name"
-	LabelContainerName = "__meta_kubernetes_pod_container_name"
-	LabelContainerInit = "__meta_kubernetes_pod_container_init"
+	LabelNamespace     = relabel.KubernetesNamespaceLabel
+	LabelPodName       = relabel.KubernetesPodNameLabel
+	LabelPodUID        = relabel.KubernetesPodUIDLabel
+	LabelPodNodeName   = relabel.KubernetesPodNodeNameLabel
+	LabelContainerName = relabel.KubernetesPodContainerNameLabel
+	LabelContainerInit = relabel.KubernetesPodContainerInitLabel
 )
 
 // Selector restricts the objects of one role that are watched, with a

@@ -76,11 +76,11 @@ const DefaultRefreshInterval = 2 * time.Second
 // The pod target labels the rules read, as Prometheus's kubernetes SD names
 // them.
 const (
-	LabelNamespace     = "__meta_kubernetes_namespace"
-	LabelPodName       = "__meta_kubernetes_pod_name"
-	LabelPodUID        = "__meta_kubernetes_pod_uid"
-	LabelContainerName = "__meta_kubernetes_pod_container_name"
-	LabelNodeName      = "__meta_kubernetes_pod_node_name"
+	LabelNamespace     = relabel.KubernetesNamespaceLabel
+	LabelPodName       = relabel.KubernetesPodNameLabel
+	LabelPodUID        = relabel.KubernetesPodUIDLabel
+	LabelContainerName = relabel.KubernetesPodContainerNameLabel
+	LabelNodeName      = relabel.KubernetesPodNodeNameLabel
 )
 
 // Rules returns the relabel rules from a pod target to a log file target:
