@@ -91,3 +91,48 @@ func TestClientStreamsWithoutGoroutines(t *testing.T) {
 	}
 	poll.Until(t, func() bool { return open.Load() == 0 }, "the server to see the streams closed")
 }
+
+// CloseClient closes the connections the client keeps for its next
+// requests; the Docker client's own Close knows only net/http's and left
+// them open until they timed out (30 s), a file descriptor each.
+func TestCloseClientClosesIdleConnections(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open atomic.Int32
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Api-Version", "1.45")
+			io.WriteString(w, `{"Version":"28.0.0","ApiVersion":"1.45"}`)
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			switch s {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		},
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	c, err := NewClient("unix://"+sock, TLSFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := c.ServerVersion(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := open.Load(); n == 0 {
+		t.Fatal("no connection kept for the next request")
+	}
+	if err := CloseClient(c); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, func() bool { return open.Load() == 0 }, "every connection closed after CloseClient (%d open)", open.Load())
+}

@@ -165,7 +165,8 @@ func (d *Discoverer) Validate() error {
 // connection: a log source holds a stream, so a connection, for every
 // container it follows. Other requests go through net/http as usual. The
 // requests are not traced with OpenTelemetry, as the Docker client does by
-// default.
+// default. Close it with CloseClient: the client's own Close does not
+// know those connections.
 func NewClient(host string, tls TLSFiles) (*client.Client, error) {
 	// The Docker client's own defaults for its transport, which its
 	// options then set up (socket, TLS).
@@ -186,6 +187,14 @@ func NewClient(host string, tls TLSFiles) (*client.Client, error) {
 	// its requests go through hc, set up now that tr is.
 	hc.Transport = httpclient.NewDirect(tr)
 	return c, nil
+}
+
+// CloseClient closes a client made by NewClient: its idle connections,
+// those net/http does not hold included, which c.Close alone leaves open
+// until they time out.
+func CloseClient(c *client.Client) error {
+	c.HTTPClient().CloseIdleConnections()
+	return c.Close()
 }
 
 type config struct {
@@ -228,7 +237,7 @@ func (d *Discoverer) Run(ctx context.Context, up chan<- []labels.Labels) error {
 		if err != nil {
 			return ferry.Permanent(err)
 		}
-		defer c.Close()
+		defer CloseClient(c)
 		c.NegotiateAPIVersion(ctx)
 		cli = c
 	}

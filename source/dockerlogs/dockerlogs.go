@@ -368,7 +368,7 @@ func (s *Source) Close(ctx context.Context) error {
 			s.stopSave()
 			err := <-s.saveErr
 			if s.ownClient != nil {
-				s.ownClient.Close()
+				docker.CloseClient(s.ownClient)
 			}
 			return err
 		case s.PositionsFile != nil:
