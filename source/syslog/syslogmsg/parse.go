@@ -105,7 +105,8 @@ type Parser struct {
 	//     and the Unix time of that minute;
 	//   - a civil date and its days since 1970-01-01;
 	//   - the reference time and location of the last RFC 3164 year
-	//     guess, with the year and the latest time a message may have.
+	//     guess, with the year and the latest time a message may have;
+	//   - the "Mmm dd hh:mm:" of an RFC 3164 timestamp and its fields.
 	tsKey0, tsKey1 uint64
 	tsBase         int64
 	dayKey         int
@@ -114,6 +115,10 @@ type Parser struct {
 	yearLoc        *time.Location
 	year           int
 	yearLimit      time.Time
+	// The first 13 bytes of an RFC 3164 timestamp ("Mmm dd hh:mm:"), as
+	// two overlapping words, and its fields.
+	bsdKey0, bsdKey1                     uint64
+	bsdMonth, bsdDay, bsdHour, bsdMinute int
 }
 
 const nowEvery = 1024
@@ -642,39 +647,56 @@ func parseMonth(b []byte) (int, bool) {
 // year before or after the time, and optional zone abbreviation; it
 // returns the time and the length parsed.
 func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
-	month, ok := parseMonth(b)
-	if !ok || len(b) < 4 || b[3] != ' ' {
-		return time.Time{}, 0, false
-	}
-	i := 4
-	if i < len(b) && b[i] == ' ' {
-		i++
-	}
-	day := 0
-	start := i
-	for i < len(b) && class[b[i]]&clDigit != 0 && i-start < 2 {
-		day = day*10 + int(b[i]-'0')
-		i++
-	}
-	if i == start || day < 1 || day > 31 || i >= len(b) || b[i] != ' ' {
-		return time.Time{}, 0, false
-	}
-	i++
-	year := 0
-	if i+4 < len(b) && b[i+4] == ' ' {
-		if y, ok := digits4(b, i); ok {
-			year = y
-			i += 5
+	var month, day, year, i int
+	var hour, minute, sec int
+	// "Mmm dd hh:mm:" is most often that of the previous message.
+	if len(b) >= 15 && p.bsdKey0 != 0 && binary.LittleEndian.Uint64(b) == p.bsdKey0 && binary.LittleEndian.Uint64(b[5:]) == p.bsdKey1 {
+		month, day, hour, minute, i = p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute, 7
+		var ok bool
+		if sec, ok = digits2(b, 13); !ok || sec > 60 {
+			return time.Time{}, 0, false
 		}
-	}
-	if len(b) < i+8 || b[i+2] != ':' || b[i+5] != ':' {
-		return time.Time{}, 0, false
-	}
-	hour, ok1 := digits2(b, i)
-	minute, ok2 := digits2(b, i+3)
-	sec, ok3 := digits2(b, i+6)
-	if !ok1 || !ok2 || !ok3 || hour > 23 || minute > 59 || sec > 60 {
-		return time.Time{}, 0, false
+	} else {
+		var ok bool
+		month, ok = parseMonth(b)
+		if !ok || len(b) < 4 || b[3] != ' ' {
+			return time.Time{}, 0, false
+		}
+		i = 4
+		if i < len(b) && b[i] == ' ' {
+			i++
+		}
+		start := i
+		for i < len(b) && class[b[i]]&clDigit != 0 && i-start < 2 {
+			day = day*10 + int(b[i]-'0')
+			i++
+		}
+		if i == start || day < 1 || day > 31 || i >= len(b) || b[i] != ' ' {
+			return time.Time{}, 0, false
+		}
+		i++
+		if i+4 < len(b) && b[i+4] == ' ' {
+			if y, ok := digits4(b, i); ok {
+				year = y
+				i += 5
+			}
+		}
+		if len(b) < i+8 || b[i+2] != ':' || b[i+5] != ':' {
+			return time.Time{}, 0, false
+		}
+		var ok1, ok2, ok3 bool
+		hour, ok1 = digits2(b, i)
+		minute, ok2 = digits2(b, i+3)
+		sec, ok3 = digits2(b, i+6)
+		if !ok1 || !ok2 || !ok3 || hour > 23 || minute > 59 || sec > 60 {
+			return time.Time{}, 0, false
+		}
+		if i == 7 {
+			// The fixed layout "Mmm dd hh:mm:" in b[:13]: equal bytes
+			// parse to the same fields.
+			p.bsdKey0, p.bsdKey1 = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[5:])
+			p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute = month, day, hour, minute
+		}
 	}
 	if sec == 60 {
 		sec = 59
@@ -803,10 +825,16 @@ func (p *Parser) parse3164(b []byte, m *Message) error {
 		b = b[1:]
 	}
 	// HOSTNAME, unless the next token is already the tag.
-	tok, rest, _ := field(b)
-	if len(tok) > 0 && tok[0] != '%' && tok[len(tok)-1] != ':' && !containsByte(tok, '[') {
-		m.Hostname = tok
-		b = rest
+	// The token ends at the first space; with a '[' before it, it is the
+	// tag.
+	if j := indexAny2(b, ' ', '['); j < 0 {
+		if len(b) > 0 && b[0] != '%' && b[len(b)-1] != ':' {
+			m.Hostname = b
+			b = nil
+		}
+	} else if b[j] == ' ' && j > 0 && b[0] != '%' && b[j-1] != ':' {
+		m.Hostname = b[:j]
+		b = b[j+1:]
 	}
 	p.parseTag(b, m)
 	m.Format = RFC3164
@@ -824,12 +852,9 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 			return
 		}
 	}
-	for i := 0; i < len(b) && i <= 64; i++ {
-		c := b[i]
-		if class[c]&clTagEnd == 0 {
-			continue
-		}
-		switch c {
+	// The tag ends at ':', '[' or ' ' within its first 65 bytes.
+	if i := indexTagEnd(b); i >= 0 {
+		switch b[i] {
 		case ':':
 			if i == 0 {
 				m.Msg = b
@@ -862,20 +887,53 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 	m.Msg = b
 }
 
+// indexAny2 returns the index of the first c1 or c2 in b, or -1, eight
+// bytes at a time (the lowest byte hasByte flags is exact, so is the
+// lowest of two).
+func indexAny2(b []byte, c1, c2 byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := hasByte(w, c1) | hasByte(w, c2); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == c1 || b[i] == c2 {
+			return i
+		}
+	}
+	return -1
+}
+
+// indexTagEnd returns the index of the first ':', '[' or ' ' in the first
+// 65 bytes of b, or -1.
+func indexTagEnd(b []byte) int {
+	const limit = 65
+	n := min(len(b), limit)
+	i := 0
+	for ; i+8 <= len(b) && i < n; i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := hasByte(w, ':') | hasByte(w, '[') | hasByte(w, ' '); m != 0 {
+			if j := i + bits.TrailingZeros64(m)/8; j < n {
+				return j
+			}
+			return -1
+		}
+	}
+	for ; i < n; i++ {
+		if class[b[i]]&clTagEnd != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
 func trimOneSpace(b []byte) []byte {
 	if len(b) > 0 && b[0] == ' ' {
 		return b[1:]
 	}
 	return b
-}
-
-func containsByte(b []byte, c byte) bool {
-	for _, x := range b {
-		if x == c {
-			return true
-		}
-	}
-	return false
 }
 
 // ciscoSeq returns the length of a Cisco sequence number "123: " at the
