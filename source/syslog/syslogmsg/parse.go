@@ -566,6 +566,20 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 	if i < len(b) && b[i] == '.' {
 		i++
 		start := i
+		// Up to seven digits at once, from a word that may reach past
+		// len(b) (within cap(b): a timestamp is mostly a field cut off
+		// its message) but counts none of the bytes there.
+		if i+8 <= cap(b) {
+			w := binary.LittleEndian.Uint64(b[i : i+8])
+			if n := min(digitRun(w), len(b)-i); n < 8 {
+				if n == 0 {
+					return time.Time{}, 0, false
+				}
+				nsec = eightDigits((w-0x30*lo8)<<(8*(8-n))) * pow10[9-n]
+				i += n
+				goto zone
+			}
+		}
 		for i < len(b) && class[b[i]]&clDigit != 0 {
 			nsec = nsec*10 + int(b[i]-'0')
 			i++
@@ -575,6 +589,7 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 		}
 		nsec *= pow10[9-(i-start)]
 	}
+zone:
 	offset := 0
 	switch {
 	case i < len(b) && (b[i] == 'Z' || b[i] == 'z'):
@@ -602,6 +617,23 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 		sec = 59 // a leap second
 	}
 	return time.Unix(p.tsBase+int64(sec-offset), int64(nsec)).UTC(), i, true
+}
+
+// digitRun returns how many of the bytes of w (little-endian) are ASCII
+// digits before the first that is not, 8 if all are.
+func digitRun(w uint64) int {
+	// Per byte, without carries between bytes: a high nibble other than
+	// 3, or a low nibble of 10 or more, sets a bit of the high nibble.
+	t := (w&(0xf0*lo8) ^ 0x30*lo8) | (w&(0x0f*lo8)+0x06*lo8)&(0xf0*lo8)
+	return bits.TrailingZeros64((t&(0x7f*lo8)+0x7f*lo8|t)&hi8) / 8
+}
+
+// eightDigits returns the number the eight digit values (0–9, one a byte,
+// the most significant first in memory) of d spell.
+func eightDigits(d uint64) int {
+	d = d * 2561 >> 8
+	d = (d & 0x00ff00ff00ff00ff) * 6553601 >> 16
+	return int((d & 0x0000ffff0000ffff) * 42949672960001 >> 32)
 }
 
 // pow10[n] is 10**n, to scale a fraction of n digits to nanoseconds.
