@@ -305,8 +305,13 @@ func indexByte(b []byte, c byte) int {
 // scans eight bytes at a time: a byte notPrint flags is checked in the
 // table, since the flag may be wrong above a true one.
 func headerEnds(b []byte, ends *[5]int) int {
-	k, start := 0, 0
-	i := 0
+	return headerEndsFrom(b, 0, 0, ends)
+}
+
+// headerEndsFrom is headerEnds with the first k ends already found, the
+// next field starting at b[i].
+func headerEndsFrom(b []byte, i, k int, ends *[5]int) int {
+	start := i
 	for ; i+8 <= len(b); i += 8 {
 		for m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0; m &= m - 1 {
 			j := i + bits.TrailingZeros64(m)/8
@@ -351,18 +356,27 @@ func nilValue(b []byte, i, j int) []byte {
 // cuts the fields out only once the header is known to be valid.
 func (p *Parser) parse5424(b []byte, m *Message) error {
 	var ends [5]int
-	k := headerEnds(b, &ends)
-	if k == 0 {
-		return ErrHeader
+	var k int
+	if t, n, ok := p.parseRFC3339Prefix(b, true); ok && n < len(b) && b[n] == ' ' {
+		// The common case, with one scan less: a valid timestamp is all
+		// PRINTUSASCII, so this space ends the first field.
+		m.Timestamp = t
+		ends[0] = n
+		k = headerEndsFrom(b, n+1, 1, &ends)
+	} else {
+		k = headerEnds(b, &ends)
+		if k == 0 {
+			return ErrHeader
+		}
+		if tsEnd := ends[0]; !(tsEnd == 1 && b[0] == '-') {
+			t, ok := p.parseRFC3339(b[:tsEnd])
+			if !ok {
+				return ErrTimestamp
+			}
+			m.Timestamp = t
+		}
 	}
 	tsEnd := ends[0]
-	if !(tsEnd == 1 && b[0] == '-') {
-		t, ok := p.parseRFC3339(b[:tsEnd])
-		if !ok {
-			return ErrTimestamp
-		}
-		m.Timestamp = t
-	}
 	// "... MSGID SD": without a space after MSGID there is no SD and the
 	// message is malformed.
 	if k < len(ends) {
