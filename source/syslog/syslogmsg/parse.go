@@ -108,6 +108,7 @@ type Parser struct {
 	//     guess, with the year and the latest time a message may have;
 	//   - the "Mmm dd hh:mm:" of an RFC 3164 timestamp and its fields.
 	tsKey0, tsKey1 uint64
+	names          nameCache
 	tsBase         int64
 	dayKey         int
 	days           int64
@@ -397,7 +398,7 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 	case b[i] == '-':
 		i++
 	case b[i] == '[':
-		n, ok := sdLen(b[i:])
+		n, ok := p.names.sdLen(b[i:])
 		if !ok {
 			return ErrSD
 		}
@@ -420,14 +421,59 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 	return nil
 }
 
+// nameSlots is how many SD-NAMEs of a message's structured data a
+// nameCache keeps.
+const nameSlots = 8
+
+// nameCache holds the k-th SD-NAME (SD-ID or PARAM-NAME) of the structured
+// data last parsed, for k < nameSlots: the names of a stream repeat from
+// message to message while the values change, and comparing a few words
+// costs less than checking each byte. Every name it holds was valid.
+type nameCache struct {
+	n [nameSlots]uint8     // length, 0 for none
+	w [nameSlots][4]uint64 // the bytes, zero-padded to 32
+}
+
+// nameLen returns the length of the run of SD-NAME characters at b[i:],
+// the k-th name of the structured data.
+func (c *nameCache) nameLen(b []byte, i, k int) int {
+	if k < nameSlots && c.n[k] != 0 && i+32 < len(b) {
+		l := int(c.n[k])
+		w := &c.w[k]
+		// The words of w are zero past the name: mask the bytes of b
+		// past it in the last word.
+		last := (l - 1) / 8
+		var x uint64
+		for j := 0; j < last; j++ {
+			x |= binary.LittleEndian.Uint64(b[i+8*j:]) ^ w[j]
+		}
+		x |= binary.LittleEndian.Uint64(b[i+8*last:])&(^uint64(0)>>(8*(7-(l-1)%8))) ^ w[last]
+		if x == 0 && class[b[i+l]]&clSDName == 0 {
+			return l
+		}
+	}
+	n := sdNameLen(b[i:])
+	if k < nameSlots && n > 0 && n <= 32 {
+		var buf [32]byte
+		copy(buf[:], b[i:i+n])
+		c.n[k] = uint8(n)
+		for j := range c.w[k] {
+			c.w[k][j] = binary.LittleEndian.Uint64(buf[8*j:])
+		}
+	}
+	return n
+}
+
 // sdLen returns the length of the SD-ELEMENTs at the start of b.
-func sdLen(b []byte) (int, bool) {
+func (c *nameCache) sdLen(b []byte) (int, bool) {
+	k := 0 // names seen
 	i := 0
 	for i < len(b) && b[i] == '[' {
 		i++
 		// SD-ID
 		start := i
-		i += sdNameLen(b[i:])
+		i += c.nameLen(b, i, k)
+		k++
 		if i == start || i-start > 32 || i >= len(b) || b[i] != ' ' && b[i] != ']' {
 			return 0, false
 		}
@@ -444,7 +490,8 @@ func sdLen(b []byte) (int, bool) {
 			}
 			i++
 			start = i
-			i += sdNameLen(b[i:])
+			i += c.nameLen(b, i, k)
+			k++
 			if i == start || i-start > 32 || i+1 >= len(b) || b[i] != '=' || b[i+1] != '"' {
 				return 0, false
 			}

@@ -62,3 +62,44 @@ func TestFractionPastLen(t *testing.T) {
 		}
 	}
 }
+
+// TestSDNameCache parses, one after another with one Parser, messages
+// whose SD-NAMEs are those of the message before, their prefixes, their
+// extensions, or differ in a byte, and checks each against the reference.
+func TestSDNameCache(t *testing.T) {
+	const head = "<165>1 2026-12-04T10:11:12Z h a p m "
+	sds := []string{
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+		`[exampleSDID@3247 iut="3" eventSourc="Application"]`,
+		`[exampleSDID@324733 iut="3" eventSourcee="Application"]`,
+		`[exampleSDID@32473x iut="3" eventSource="Application"]`,
+		`[exampleSDID@32473 iu]t="3"]`,
+		`[exampleSDID@32473 iut ="3"]`,
+		`[exampleSDID@32473 iut="3" eventSource`+"\x01"+`="Application"]`,
+		`[abcdefghijklmnopqrstuvwxyz012345 abcdefghijklmnopqrstuvwxyz012345="1"]`,
+		`[abcdefghijklmnopqrstuvwxyz0123456 abcdefghijklmnopqrstuvwxyz012345="1"]`,
+		`[abcdefghijklmnopqrstuvwxyz012345 abcdefghijklmnopqrstuvwxyz0123456="1"]`,
+		`[abcdefghijklmnopqrstuvwxyz012345 abcdefghijklmnopqrstuvwxyz012345="1"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9"][a b="1"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9"][a b="1"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9"][a bb="1"]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+		`[exampleSDID@32473 iut="3" eventSource]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+	}
+	p, r := &Parser{}, &refParser{}
+	for _, sd := range sds {
+		for _, tail := range []string{" a message long enough for the word compares", ""} {
+			in := []byte(head + sd + tail)
+			var m, rm Message
+			err, rerr := p.Parse(in, &m), r.Parse(in, &rm)
+			if err != rerr {
+				t.Fatalf("Parse(%q) error = %v, reference %v", in, err, rerr)
+			}
+			if d := diffMessages(&m, &rm); d != "" {
+				t.Fatalf("Parse(%q): %s", in, d)
+			}
+		}
+	}
+}
