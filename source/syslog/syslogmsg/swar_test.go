@@ -76,7 +76,7 @@ func TestSDNameCache(t *testing.T) {
 		`[exampleSDID@32473x iut="3" eventSource="Application"]`,
 		`[exampleSDID@32473 iu]t="3"]`,
 		`[exampleSDID@32473 iut ="3"]`,
-		`[exampleSDID@32473 iut="3" eventSource`+"\x01"+`="Application"]`,
+		`[exampleSDID@32473 iut="3" eventSource` + "\x01" + `="Application"]`,
 		`[abcdefghijklmnopqrstuvwxyz012345 abcdefghijklmnopqrstuvwxyz012345="1"]`,
 		`[abcdefghijklmnopqrstuvwxyz0123456 abcdefghijklmnopqrstuvwxyz012345="1"]`,
 		`[abcdefghijklmnopqrstuvwxyz012345 abcdefghijklmnopqrstuvwxyz0123456="1"]`,
