@@ -105,8 +105,10 @@ type Parser struct {
 	//     and the Unix time of that minute;
 	//   - a civil date and its days since 1970-01-01;
 	//   - the reference time and location of the last RFC 3164 year
-	//     guess, with the year and the latest time a message may have.
+	//     guess, with the year and the latest time a message may have;
+	//   - the "Mmm dd hh:mm:" of an RFC 3164 timestamp and its fields.
 	tsKey0, tsKey1 uint64
+	names          nameCache
 	tsBase         int64
 	dayKey         int
 	days           int64
@@ -114,6 +116,10 @@ type Parser struct {
 	yearLoc        *time.Location
 	year           int
 	yearLimit      time.Time
+	// The first 13 bytes of an RFC 3164 timestamp ("Mmm dd hh:mm:"), as
+	// two overlapping words, and its fields.
+	bsdKey0, bsdKey1                     uint64
+	bsdMonth, bsdDay, bsdHour, bsdMinute int
 }
 
 const nowEvery = 1024
@@ -300,8 +306,13 @@ func indexByte(b []byte, c byte) int {
 // scans eight bytes at a time: a byte notPrint flags is checked in the
 // table, since the flag may be wrong above a true one.
 func headerEnds(b []byte, ends *[5]int) int {
-	k, start := 0, 0
-	i := 0
+	return headerEndsFrom(b, 0, 0, ends)
+}
+
+// headerEndsFrom is headerEnds with the first k ends already found, the
+// next field starting at b[i].
+func headerEndsFrom(b []byte, i, k int, ends *[5]int) int {
+	start := i
 	for ; i+8 <= len(b); i += 8 {
 		for m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0; m &= m - 1 {
 			j := i + bits.TrailingZeros64(m)/8
@@ -346,18 +357,27 @@ func nilValue(b []byte, i, j int) []byte {
 // cuts the fields out only once the header is known to be valid.
 func (p *Parser) parse5424(b []byte, m *Message) error {
 	var ends [5]int
-	k := headerEnds(b, &ends)
-	if k == 0 {
-		return ErrHeader
+	var k int
+	if t, n, ok := p.parseRFC3339Prefix(b, true); ok && n < len(b) && b[n] == ' ' {
+		// The common case, with one scan less: a valid timestamp is all
+		// PRINTUSASCII, so this space ends the first field.
+		m.Timestamp = t
+		ends[0] = n
+		k = headerEndsFrom(b, n+1, 1, &ends)
+	} else {
+		k = headerEnds(b, &ends)
+		if k == 0 {
+			return ErrHeader
+		}
+		if tsEnd := ends[0]; !(tsEnd == 1 && b[0] == '-') {
+			t, ok := p.parseRFC3339(b[:tsEnd])
+			if !ok {
+				return ErrTimestamp
+			}
+			m.Timestamp = t
+		}
 	}
 	tsEnd := ends[0]
-	if !(tsEnd == 1 && b[0] == '-') {
-		t, ok := p.parseRFC3339(b[:tsEnd])
-		if !ok {
-			return ErrTimestamp
-		}
-		m.Timestamp = t
-	}
 	// "... MSGID SD": without a space after MSGID there is no SD and the
 	// message is malformed.
 	if k < len(ends) {
@@ -378,7 +398,7 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 	case b[i] == '-':
 		i++
 	case b[i] == '[':
-		n, ok := sdLen(b[i:])
+		n, ok := p.names.sdLen(b[i:])
 		if !ok {
 			return ErrSD
 		}
@@ -401,14 +421,59 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 	return nil
 }
 
+// nameSlots is how many SD-NAMEs of a message's structured data a
+// nameCache keeps.
+const nameSlots = 8
+
+// nameCache holds the k-th SD-NAME (SD-ID or PARAM-NAME) of the structured
+// data last parsed, for k < nameSlots: the names of a stream repeat from
+// message to message while the values change, and comparing a few words
+// costs less than checking each byte. Every name it holds was valid.
+type nameCache struct {
+	n [nameSlots]uint8     // length, 0 for none
+	w [nameSlots][4]uint64 // the bytes, zero-padded to 32
+}
+
+// nameLen returns the length of the run of SD-NAME characters at b[i:],
+// the k-th name of the structured data.
+func (c *nameCache) nameLen(b []byte, i, k int) int {
+	if k < nameSlots && c.n[k] != 0 && i+32 < len(b) {
+		l := int(c.n[k])
+		w := &c.w[k]
+		// The words of w are zero past the name: mask the bytes of b
+		// past it in the last word.
+		last := (l - 1) / 8
+		var x uint64
+		for j := 0; j < last; j++ {
+			x |= binary.LittleEndian.Uint64(b[i+8*j:]) ^ w[j]
+		}
+		x |= binary.LittleEndian.Uint64(b[i+8*last:])&(^uint64(0)>>(8*(7-(l-1)%8))) ^ w[last]
+		if x == 0 && class[b[i+l]]&clSDName == 0 {
+			return l
+		}
+	}
+	n := sdNameLen(b[i:])
+	if k < nameSlots && n > 0 && n <= 32 {
+		var buf [32]byte
+		copy(buf[:], b[i:i+n])
+		c.n[k] = uint8(n)
+		for j := range c.w[k] {
+			c.w[k][j] = binary.LittleEndian.Uint64(buf[8*j:])
+		}
+	}
+	return n
+}
+
 // sdLen returns the length of the SD-ELEMENTs at the start of b.
-func sdLen(b []byte) (int, bool) {
+func (c *nameCache) sdLen(b []byte) (int, bool) {
+	k := 0 // names seen
 	i := 0
 	for i < len(b) && b[i] == '[' {
 		i++
 		// SD-ID
 		start := i
-		i += sdNameLen(b[i:])
+		i += c.nameLen(b, i, k)
+		k++
 		if i == start || i-start > 32 || i >= len(b) || b[i] != ' ' && b[i] != ']' {
 			return 0, false
 		}
@@ -425,7 +490,8 @@ func sdLen(b []byte) (int, bool) {
 			}
 			i++
 			start = i
-			i += sdNameLen(b[i:])
+			i += c.nameLen(b, i, k)
+			k++
 			if i == start || i-start > 32 || i+1 >= len(b) || b[i] != '=' || b[i+1] != '"' {
 				return 0, false
 			}
@@ -561,6 +627,20 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 	if i < len(b) && b[i] == '.' {
 		i++
 		start := i
+		// Up to seven digits at once, from a word that may reach past
+		// len(b) (within cap(b): a timestamp is mostly a field cut off
+		// its message) but counts none of the bytes there.
+		if i+8 <= cap(b) {
+			w := binary.LittleEndian.Uint64(b[i : i+8])
+			if n := min(digitRun(w), len(b)-i); n < 8 {
+				if n == 0 {
+					return time.Time{}, 0, false
+				}
+				nsec = eightDigits((w-0x30*lo8)<<(8*(8-n))) * pow10[9-n]
+				i += n
+				goto zone
+			}
+		}
 		for i < len(b) && class[b[i]]&clDigit != 0 {
 			nsec = nsec*10 + int(b[i]-'0')
 			i++
@@ -570,6 +650,7 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 		}
 		nsec *= pow10[9-(i-start)]
 	}
+zone:
 	offset := 0
 	switch {
 	case i < len(b) && (b[i] == 'Z' || b[i] == 'z'):
@@ -597,6 +678,23 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 		sec = 59 // a leap second
 	}
 	return time.Unix(p.tsBase+int64(sec-offset), int64(nsec)).UTC(), i, true
+}
+
+// digitRun returns how many of the bytes of w (little-endian) are ASCII
+// digits before the first that is not, 8 if all are.
+func digitRun(w uint64) int {
+	// Per byte, without carries between bytes: a high nibble other than
+	// 3, or a low nibble of 10 or more, sets a bit of the high nibble.
+	t := (w&(0xf0*lo8) ^ 0x30*lo8) | (w&(0x0f*lo8)+0x06*lo8)&(0xf0*lo8)
+	return bits.TrailingZeros64((t&(0x7f*lo8)+0x7f*lo8|t)&hi8) / 8
+}
+
+// eightDigits returns the number the eight digit values (0–9, one a byte,
+// the most significant first in memory) of d spell.
+func eightDigits(d uint64) int {
+	d = d * 2561 >> 8
+	d = (d & 0x00ff00ff00ff00ff) * 6553601 >> 16
+	return int((d & 0x0000ffff0000ffff) * 42949672960001 >> 32)
 }
 
 // pow10[n] is 10**n, to scale a fraction of n digits to nanoseconds.
@@ -642,39 +740,56 @@ func parseMonth(b []byte) (int, bool) {
 // year before or after the time, and optional zone abbreviation; it
 // returns the time and the length parsed.
 func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
-	month, ok := parseMonth(b)
-	if !ok || len(b) < 4 || b[3] != ' ' {
-		return time.Time{}, 0, false
-	}
-	i := 4
-	if i < len(b) && b[i] == ' ' {
-		i++
-	}
-	day := 0
-	start := i
-	for i < len(b) && class[b[i]]&clDigit != 0 && i-start < 2 {
-		day = day*10 + int(b[i]-'0')
-		i++
-	}
-	if i == start || day < 1 || day > 31 || i >= len(b) || b[i] != ' ' {
-		return time.Time{}, 0, false
-	}
-	i++
-	year := 0
-	if i+4 < len(b) && b[i+4] == ' ' {
-		if y, ok := digits4(b, i); ok {
-			year = y
-			i += 5
+	var month, day, year, i int
+	var hour, minute, sec int
+	// "Mmm dd hh:mm:" is most often that of the previous message.
+	if len(b) >= 15 && p.bsdKey0 != 0 && binary.LittleEndian.Uint64(b) == p.bsdKey0 && binary.LittleEndian.Uint64(b[5:]) == p.bsdKey1 {
+		month, day, hour, minute, i = p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute, 7
+		var ok bool
+		if sec, ok = digits2(b, 13); !ok || sec > 60 {
+			return time.Time{}, 0, false
 		}
-	}
-	if len(b) < i+8 || b[i+2] != ':' || b[i+5] != ':' {
-		return time.Time{}, 0, false
-	}
-	hour, ok1 := digits2(b, i)
-	minute, ok2 := digits2(b, i+3)
-	sec, ok3 := digits2(b, i+6)
-	if !ok1 || !ok2 || !ok3 || hour > 23 || minute > 59 || sec > 60 {
-		return time.Time{}, 0, false
+	} else {
+		var ok bool
+		month, ok = parseMonth(b)
+		if !ok || len(b) < 4 || b[3] != ' ' {
+			return time.Time{}, 0, false
+		}
+		i = 4
+		if i < len(b) && b[i] == ' ' {
+			i++
+		}
+		start := i
+		for i < len(b) && class[b[i]]&clDigit != 0 && i-start < 2 {
+			day = day*10 + int(b[i]-'0')
+			i++
+		}
+		if i == start || day < 1 || day > 31 || i >= len(b) || b[i] != ' ' {
+			return time.Time{}, 0, false
+		}
+		i++
+		if i+4 < len(b) && b[i+4] == ' ' {
+			if y, ok := digits4(b, i); ok {
+				year = y
+				i += 5
+			}
+		}
+		if len(b) < i+8 || b[i+2] != ':' || b[i+5] != ':' {
+			return time.Time{}, 0, false
+		}
+		var ok1, ok2, ok3 bool
+		hour, ok1 = digits2(b, i)
+		minute, ok2 = digits2(b, i+3)
+		sec, ok3 = digits2(b, i+6)
+		if !ok1 || !ok2 || !ok3 || hour > 23 || minute > 59 || sec > 60 {
+			return time.Time{}, 0, false
+		}
+		if i == 7 {
+			// The fixed layout "Mmm dd hh:mm:" in b[:13]: equal bytes
+			// parse to the same fields.
+			p.bsdKey0, p.bsdKey1 = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[5:])
+			p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute = month, day, hour, minute
+		}
 	}
 	if sec == 60 {
 		sec = 59
@@ -803,10 +918,16 @@ func (p *Parser) parse3164(b []byte, m *Message) error {
 		b = b[1:]
 	}
 	// HOSTNAME, unless the next token is already the tag.
-	tok, rest, _ := field(b)
-	if len(tok) > 0 && tok[0] != '%' && tok[len(tok)-1] != ':' && !containsByte(tok, '[') {
-		m.Hostname = tok
-		b = rest
+	// The token ends at the first space; with a '[' before it, it is the
+	// tag.
+	if j := indexAny2(b, ' ', '['); j < 0 {
+		if len(b) > 0 && b[0] != '%' && b[len(b)-1] != ':' {
+			m.Hostname = b
+			b = nil
+		}
+	} else if b[j] == ' ' && j > 0 && b[0] != '%' && b[j-1] != ':' {
+		m.Hostname = b[:j]
+		b = b[j+1:]
 	}
 	p.parseTag(b, m)
 	m.Format = RFC3164
@@ -824,12 +945,9 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 			return
 		}
 	}
-	for i := 0; i < len(b) && i <= 64; i++ {
-		c := b[i]
-		if class[c]&clTagEnd == 0 {
-			continue
-		}
-		switch c {
+	// The tag ends at ':', '[' or ' ' within its first 65 bytes.
+	if i := indexTagEnd(b); i >= 0 {
+		switch b[i] {
 		case ':':
 			if i == 0 {
 				m.Msg = b
@@ -862,20 +980,53 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 	m.Msg = b
 }
 
+// indexAny2 returns the index of the first c1 or c2 in b, or -1, eight
+// bytes at a time (the lowest byte hasByte flags is exact, so is the
+// lowest of two).
+func indexAny2(b []byte, c1, c2 byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := hasByte(w, c1) | hasByte(w, c2); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == c1 || b[i] == c2 {
+			return i
+		}
+	}
+	return -1
+}
+
+// indexTagEnd returns the index of the first ':', '[' or ' ' in the first
+// 65 bytes of b, or -1.
+func indexTagEnd(b []byte) int {
+	const limit = 65
+	n := min(len(b), limit)
+	i := 0
+	for ; i+8 <= len(b) && i < n; i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := hasByte(w, ':') | hasByte(w, '[') | hasByte(w, ' '); m != 0 {
+			if j := i + bits.TrailingZeros64(m)/8; j < n {
+				return j
+			}
+			return -1
+		}
+	}
+	for ; i < n; i++ {
+		if class[b[i]]&clTagEnd != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
 func trimOneSpace(b []byte) []byte {
 	if len(b) > 0 && b[0] == ' ' {
 		return b[1:]
 	}
 	return b
-}
-
-func containsByte(b []byte, c byte) bool {
-	for _, x := range b {
-		if x == c {
-			return true
-		}
-	}
-	return false
 }
 
 // ciscoSeq returns the length of a Cisco sequence number "123: " at the

@@ -1,0 +1,105 @@
+package syslogmsg
+
+import (
+	"encoding/binary"
+	"math/rand"
+	"testing"
+)
+
+// TestDigitRunAndEightDigits checks the eight-bytes-at-once digit helpers
+// against a byte loop, on words mixing digits with their neighbours.
+func TestDigitRunAndEightDigits(t *testing.T) {
+	alphabet := []byte("0123456789/:Z+-.\x00\xff\xfa\x39\x3a\xb0\xb9")
+	r := rand.New(rand.NewSource(1))
+	var b [8]byte
+	for n := 0; n < 200000; n++ {
+		for i := range b {
+			b[i] = alphabet[r.Intn(len(alphabet))]
+			if r.Intn(3) > 0 {
+				b[i] = '0' + byte(r.Intn(10))
+			}
+		}
+		w := binary.LittleEndian.Uint64(b[:])
+		want := 0
+		for want < 8 && b[want] >= '0' && b[want] <= '9' {
+			want++
+		}
+		if got := digitRun(w); got != want {
+			t.Fatalf("digitRun(%q) = %d, want %d", b, got, want)
+		}
+		if want == 0 {
+			continue
+		}
+		v := 0
+		for _, c := range b[:want] {
+			v = v*10 + int(c-'0')
+		}
+		if got := eightDigits((w - 0x30*lo8) << (8 * (8 - want))); got != v {
+			t.Fatalf("eightDigits(%q[:%d]) = %d, want %d", b, want, got, v)
+		}
+	}
+}
+
+// TestFractionPastLen checks that digits after the end of a timestamp
+// (still within the slice's capacity) are not read as its fraction.
+func TestFractionPastLen(t *testing.T) {
+	buf := []byte("2026-12-04T10:11:12.12345678")
+	for n := len("2026-12-04T10:11:12.1"); n <= len(buf); n++ {
+		var p Parser
+		ts, k, ok := p.parseRFC3339Prefix(buf[:n], false)
+		if !ok || k != n {
+			t.Fatalf("%q: ok %v, length %d", buf[:n], ok, k)
+		}
+		want := 0
+		for _, c := range buf[20:n] {
+			want = want*10 + int(c-'0')
+		}
+		for d := n - 20; d < 9; d++ {
+			want *= 10
+		}
+		if ts.Nanosecond() != want {
+			t.Fatalf("%q: nanoseconds %d, want %d", buf[:n], ts.Nanosecond(), want)
+		}
+	}
+}
+
+// TestSDNameCache parses, one after another with one Parser, messages
+// whose SD-NAMEs are those of the message before, their prefixes, their
+// extensions, or differ in a byte, and checks each against the reference.
+func TestSDNameCache(t *testing.T) {
+	const head = "<165>1 2026-12-04T10:11:12Z h a p m "
+	sds := []string{
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+		`[exampleSDID@3247 iut="3" eventSourc="Application"]`,
+		`[exampleSDID@324733 iut="3" eventSourcee="Application"]`,
+		`[exampleSDID@32473x iut="3" eventSource="Application"]`,
+		`[exampleSDID@32473 iu]t="3"]`,
+		`[exampleSDID@32473 iut ="3"]`,
+		`[exampleSDID@32473 iut="3" eventSource` + "\x01" + `="Application"]`,
+		`[abcdefghijklmnopqrstuvwxyz012345 abcdefghijklmnopqrstuvwxyz012345="1"]`,
+		`[abcdefghijklmnopqrstuvwxyz0123456 abcdefghijklmnopqrstuvwxyz012345="1"]`,
+		`[abcdefghijklmnopqrstuvwxyz012345 abcdefghijklmnopqrstuvwxyz0123456="1"]`,
+		`[abcdefghijklmnopqrstuvwxyz012345 abcdefghijklmnopqrstuvwxyz012345="1"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9"][a b="1"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9"][a b="1"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9"][a bb="1"]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+		`[exampleSDID@32473 iut="3" eventSource]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+	}
+	p, r := &Parser{}, &refParser{}
+	for _, sd := range sds {
+		for _, tail := range []string{" a message long enough for the word compares", ""} {
+			in := []byte(head + sd + tail)
+			var m, rm Message
+			err, rerr := p.Parse(in, &m), r.Parse(in, &rm)
+			if err != rerr {
+				t.Fatalf("Parse(%q) error = %v, reference %v", in, err, rerr)
+			}
+			if d := diffMessages(&m, &rm); d != "" {
+				t.Fatalf("Parse(%q): %s", in, d)
+			}
+		}
+	}
+}
