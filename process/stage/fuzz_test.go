@@ -3,6 +3,7 @@ package stage
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -68,10 +69,19 @@ func FuzzLogfmt(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		var it logfmtIter
+		var it, ref logfmtIter
 		it.init(s)
+		ref.init(s)
 		n := 0
-		for it.next() {
+		for {
+			ok, refOK := it.next(), ref.refNext()
+			if ok != refOK || it.key != ref.key || it.val != ref.val || it.err != ref.err || it.i != ref.i {
+				t.Fatalf("%q: got %v %q=%q err %v at %d, the reference %v %q=%q err %v at %d",
+					s, ok, it.key, it.val, it.err, it.i, refOK, ref.key, ref.val, ref.err, ref.i)
+			}
+			if !ok {
+				break
+			}
 			if it.key == "" || strings.ContainsAny(it.key, "= \"") {
 				t.Fatalf("%q: bad key %q", s, it.key)
 			}
@@ -80,6 +90,83 @@ func FuzzLogfmt(f *testing.F) {
 			}
 		}
 	})
+}
+
+// refNext is logfmtIter.next as it was before it used a byte-class table
+// and IndexByte, the reference FuzzLogfmt holds it to.
+func refLogfmtKeyByte(c byte) bool { return c > ' ' && c != '=' && c != '"' && c != 0x7f }
+
+func (it *logfmtIter) refNext() bool {
+	s := it.s
+	for it.i < len(s) && (s[it.i] == ' ' || s[it.i] == '\t' || s[it.i] == '\r' || s[it.i] == '\n') {
+		it.i++
+	}
+	if it.i >= len(s) {
+		return false
+	}
+	ks := it.i
+	for it.i < len(s) && refLogfmtKeyByte(s[it.i]) {
+		it.i++
+	}
+	if it.i == ks {
+		it.err = true
+		return false
+	}
+	it.key, it.val = s[ks:it.i], ""
+	if it.i >= len(s) || s[it.i] != '=' {
+		if it.i < len(s) && s[it.i] > ' ' {
+			it.err = true
+			return false
+		}
+		return true
+	}
+	it.i++ // '='
+	if it.i >= len(s) {
+		return true
+	}
+	if s[it.i] == '"' {
+		vs := it.i
+		it.i++
+		escaped := false
+		for it.i < len(s) && s[it.i] != '"' {
+			if s[it.i] == '\\' {
+				escaped = true
+				it.i++
+			}
+			it.i++
+		}
+		if it.i >= len(s) {
+			it.err = true
+			return false
+		}
+		it.i++
+		q := s[vs:it.i]
+		if !escaped {
+			it.val = q[1 : len(q)-1]
+		} else if v, err := strconv.Unquote(q); err == nil {
+			it.val = v
+		} else if v, ok := unquoteJSON(q); ok {
+			it.val = v
+		} else {
+			it.err = true
+			return false
+		}
+		if it.i < len(s) && s[it.i] > ' ' {
+			it.err = true
+			return false
+		}
+		return true
+	}
+	vs := it.i
+	for it.i < len(s) && s[it.i] > ' ' && s[it.i] != '"' && s[it.i] != 0x7f {
+		it.i++
+	}
+	it.val = s[vs:it.i]
+	if it.i < len(s) && s[it.i] == '"' {
+		it.err = true
+		return false
+	}
+	return true
 }
 
 func FuzzCRI(f *testing.F) {

@@ -1,6 +1,9 @@
 package stage
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // logfmtIter walks the key=value pairs of a logfmt line:
 //
@@ -22,7 +25,25 @@ type logfmtIter struct {
 
 func (it *logfmtIter) init(s string) { *it = logfmtIter{s: s} }
 
-func isLogfmtKeyByte(c byte) bool { return c > ' ' && c != '=' && c != '"' && c != 0x7f }
+// logfmtClass classifies bytes for logfmtIter: a table lookup a byte, not
+// four comparisons.
+var logfmtClass = func() (t [256]uint8) {
+	for c := range 256 {
+		b := byte(c)
+		if b > ' ' && b != '"' && b != 0x7f {
+			t[c] |= logfmtValue
+			if b != '=' {
+				t[c] |= logfmtKey
+			}
+		}
+	}
+	return t
+}()
+
+const (
+	logfmtKey   = 1 << iota // may be in a key
+	logfmtValue             // may be in a bare value
+)
 
 func (it *logfmtIter) next() bool {
 	s := it.s
@@ -33,7 +54,7 @@ func (it *logfmtIter) next() bool {
 		return false
 	}
 	ks := it.i
-	for it.i < len(s) && isLogfmtKeyByte(s[it.i]) {
+	for it.i < len(s) && logfmtClass[s[it.i]]&logfmtKey != 0 {
 		it.i++
 	}
 	if it.i == ks {
@@ -55,13 +76,20 @@ func (it *logfmtIter) next() bool {
 	if s[it.i] == '"' {
 		vs := it.i
 		it.i++
+		// The closing quote, found with IndexByte; a backslash before it
+		// means escapes, which are walked a byte at a time.
 		escaped := false
-		for it.i < len(s) && s[it.i] != '"' {
-			if s[it.i] == '\\' {
-				escaped = true
+		end := strings.IndexByte(s[it.i:], '"')
+		if end >= 0 && strings.IndexByte(s[it.i:it.i+end], '\\') < 0 {
+			it.i += end
+		} else {
+			for it.i < len(s) && s[it.i] != '"' {
+				if s[it.i] == '\\' {
+					escaped = true
+					it.i++
+				}
 				it.i++
 			}
-			it.i++
 		}
 		if it.i >= len(s) {
 			it.err = true
@@ -86,7 +114,7 @@ func (it *logfmtIter) next() bool {
 		return true
 	}
 	vs := it.i
-	for it.i < len(s) && s[it.i] > ' ' && s[it.i] != '"' && s[it.i] != 0x7f {
+	for it.i < len(s) && logfmtClass[s[it.i]]&logfmtValue != 0 {
 		it.i++
 	}
 	it.val = s[vs:it.i]

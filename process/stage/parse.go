@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,12 +158,12 @@ type Logfmt struct {
 	// DropMalformed drops lines that are not valid logfmt.
 	DropMalformed bool
 
-	byKey map[string][]string
+	keys keyIndex
 }
 
 // Init builds the key index.
 func (s *Logfmt) Init() error {
-	s.byKey = map[string][]string{}
+	s.keys = keyIndex{}
 	for name, key := range s.Mapping {
 		if name == "" {
 			return errors.New("logfmt: empty extracted name")
@@ -170,7 +171,7 @@ func (s *Logfmt) Init() error {
 		if key == "" {
 			key = name
 		}
-		s.byKey[key] = append(s.byKey[key], name)
+		s.keys.add(key, name)
 	}
 	return nil
 }
@@ -183,13 +184,13 @@ func (s *Logfmt) Process(c *Context, e *ferry.Entry) bool {
 	}
 	var it logfmtIter
 	it.init(src)
-	all := len(s.byKey) == 0
+	all := s.keys.len() == 0
 	for it.next() {
 		if all {
 			c.Extracted[it.key] = it.val
 			continue
 		}
-		for _, name := range s.byKey[it.key] {
+		for _, name := range s.keys.names(it.key) {
 			c.Extracted[name] = it.val
 		}
 	}
@@ -197,6 +198,50 @@ func (s *Logfmt) Process(c *Context, e *ferry.Entry) bool {
 		return fail(c, "logfmt_malformed", s.DropMalformed)
 	}
 	return true
+}
+
+// keyIndex finds the extracted names of a parsed key. Most mappings name a
+// few keys, and a line has several that are not among them: up to
+// keyIndexLinear keys are compared in a slice, where a Go string
+// comparison rejects most on their length, about a tenth of the cost of
+// hashing the key for a map lookup; more keys go to a map.
+type keyIndex struct {
+	keys      []string
+	extracted [][]string // extracted[i] are the extracted names of keys[i]
+	byKey     map[string][]string
+}
+
+const keyIndexLinear = 8
+
+func (x *keyIndex) len() int { return len(x.keys) }
+
+func (x *keyIndex) add(key, name string) {
+	i := slices.Index(x.keys, key)
+	if i < 0 {
+		i = len(x.keys)
+		x.keys = append(x.keys, key)
+		x.extracted = append(x.extracted, nil)
+	}
+	x.extracted[i] = append(x.extracted[i], name)
+	if len(x.keys) > keyIndexLinear {
+		x.byKey = make(map[string][]string, len(x.keys))
+		for i, k := range x.keys {
+			x.byKey[k] = x.extracted[i]
+		}
+	}
+}
+
+// names returns the extracted names of key, nil if it is not mapped.
+func (x *keyIndex) names(key string) []string {
+	if x.byKey != nil {
+		return x.byKey[key]
+	}
+	for i, k := range x.keys {
+		if k == key {
+			return x.extracted[i]
+		}
+	}
+	return nil
 }
 
 // Regex extracts the named groups of a regular expression (RE2 syntax), as

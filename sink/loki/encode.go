@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/golang/snappy"
+	"github.com/ferrydev/ferry/internal/snappyenc"
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -166,13 +166,7 @@ func streamSizeCached(sb *streamBuf) int {
 }
 
 // compress returns src in snappy block format, reusing dst's memory.
-func compress(dst, src []byte) []byte {
-	need := snappy.MaxEncodedLen(len(src))
-	if cap(dst) < need {
-		dst = make([]byte, need)
-	}
-	return snappy.Encode(dst[:cap(dst)], src)
-}
+func compress(dst, src []byte) []byte { return snappyenc.Encode(dst, src) }
 
 // appendJSON appends the push request of streams in Loki's JSON format.
 func appendJSON(buf []byte, streams []*streamBuf) []byte {

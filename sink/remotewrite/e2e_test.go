@@ -174,6 +174,8 @@ type result struct {
 	samplesPerSec float64
 }
 
+func (r result) perCPUSecond() float64 { return float64(r.samples) / r.cpu.Seconds() }
+
 func (r result) String() string {
 	return fmt.Sprintf("%.0f samples/s delivered, %.2f CPU s, %.0f samples per CPU second, peak RSS %.1f MiB",
 		r.samplesPerSec, r.cpu.Seconds(), float64(r.samples)/r.cpu.Seconds(), float64(r.maxRSSKiB)/1024)
@@ -263,6 +265,11 @@ func TestE2EThroughput(t *testing.T) {
 		}
 		w.Write(page)
 	})
+	lim, err := measureLimit(page, gz.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", lim)
 	rc := &counter{}
 	rl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -303,7 +310,7 @@ func TestE2EThroughput(t *testing.T) {
 			}
 			cmd.Env = append(os.Environ(), "GOGC="+gogc, childEnv+"=1", "FERRY_E2E_TARGETS_FILE="+tf, "FERRY_E2E_URL="+url, "FERRY_E2E_SECONDS="+strconv.Itoa(secs))
 			res := runAgent(t, cmd, rc, time.Duration(secs+10)*time.Second)
-			t.Logf("ferry   %4d targets (GOGC=%s): %s", n, gogc, res)
+			t.Logf("ferry   %4d targets (GOGC=%s): %s, %.2f× the limit", n, gogc, res, lim.rate()/res.perCPUSecond())
 		}
 		runVMAgent := func() {
 			vm := os.Getenv("FERRY_VMAGENT_BIN")
@@ -326,7 +333,7 @@ func TestE2EThroughput(t *testing.T) {
 				"-loggerLevel=ERROR",
 			)
 			res := runAgent(t, vmcmd, rc, time.Duration(secs)*time.Second)
-			t.Logf("vmagent %4d targets: %s", n, res)
+			t.Logf("vmagent %4d targets: %s, %.2f× the limit", n, res, lim.rate()/res.perCPUSecond())
 		}
 		for _, agent := range strings.Split(cmp.Or(os.Getenv("FERRY_E2E_AGENTS"), "ferry,vmagent"), ",") {
 			switch agent {

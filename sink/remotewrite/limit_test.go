@@ -1,0 +1,189 @@
+package remotewrite_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/sink/remotewrite"
+)
+
+// limit is what a scrape-and-remote-write agent cannot avoid per sample of
+// the benchmark's page, each part measured alone on one thread: gunzip of
+// the page (klauspost/compress, the fastest Go inflater we know), finding
+// each sample's series and value in the text (a line split and a
+// ParseFloat, less than any parser does), the remote-write 1.0 protobuf of
+// the samples (the sink's own encoder, in requests of
+// DefaultMaxSamplesPerSend), and its snappy compression. It leaves out the
+// HTTP both ways, the scheduling and the garbage collection, which an agent
+// keeps small but cannot make zero; so an agent's cost divided by the sum
+// of these says how much of its work is not the work itself.
+type limit struct {
+	gunzip, split, encode, snappy time.Duration // per sample
+	textparse                     time.Duration // per sample, Prometheus's parser, for reference
+}
+
+func (l limit) sum() time.Duration { return l.gunzip + l.split + l.encode + l.snappy }
+
+// rate is the samples per CPU second of the limit.
+func (l limit) rate() float64 { return 1 / l.sum().Seconds() }
+
+func (l limit) String() string {
+	return fmt.Sprintf("limit %.0f samples per CPU second: gunzip %.0f ns + split %.0f ns + encode %.0f ns + snappy %.0f ns per sample (Prometheus textparse alone: %.0f ns)",
+		l.rate(), ns(l.gunzip), ns(l.split), ns(l.encode), ns(l.snappy), ns(l.textparse))
+}
+
+func ns(d time.Duration) float64 { return float64(d) / float64(time.Nanosecond) }
+
+// measureLimit measures the limit of the page as gz serves it, for samples
+// that carry the target labels instance and job.
+func measureLimit(page, gz []byte) (limit, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var l limit
+	const rounds = 200
+
+	// The samples of several targets' pages, a request's worth.
+	var samples []ferry.Sample
+	for t := 0; len(samples) < remotewrite.DefaultMaxSamplesPerSend; t++ {
+		p := textparse.NewPromParser(page, labels.NewSymbolTable(), false)
+		lb := labels.NewBuilder(labels.EmptyLabels())
+		var ls labels.Labels
+		for {
+			et, err := p.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return l, err
+			}
+			if et != textparse.EntrySeries {
+				continue
+			}
+			_, ts, v := p.Series()
+			p.Labels(&ls)
+			lb.Reset(ls)
+			lb.Set("instance", "127.0.0.1:"+strconv.Itoa(30000+t))
+			lb.Set("job", "node")
+			var tms int64
+			if ts != nil {
+				tms = *ts
+			}
+			samples = append(samples, ferry.Sample{Labels: lb.Labels(), T: tms + 1700000000000, V: v})
+		}
+	}
+	n := 0 // samples in one page
+	for _, s := range samples {
+		if s.Labels.Get("instance") != samples[0].Labels.Get("instance") {
+			break
+		}
+		n++
+	}
+
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return l, err
+	}
+	var out bytes.Buffer
+	t0 := threadCPU()
+	for range rounds {
+		zr.Reset(bytes.NewReader(gz))
+		out.Reset()
+		if _, err := out.ReadFrom(zr); err != nil {
+			return l, err
+		}
+	}
+	l.gunzip = (threadCPU() - t0) / time.Duration(rounds*n)
+	if !bytes.Equal(out.Bytes(), page) {
+		return l, fmt.Errorf("gunzip: the page came out different")
+	}
+
+	var sum float64
+	t0 = threadCPU()
+	for range rounds {
+		sum += splitPage(page)
+	}
+	l.split = (threadCPU() - t0) / time.Duration(rounds*n)
+
+	t0 = threadCPU()
+	for range rounds / 10 {
+		p := textparse.NewPromParser(page, labels.NewSymbolTable(), false)
+		for {
+			et, err := p.Next()
+			if err != nil {
+				break
+			}
+			if et == textparse.EntrySeries {
+				_, _, v := p.Series()
+				sum += v
+			}
+		}
+	}
+	l.textparse = (threadCPU() - t0) / time.Duration(rounds/10*n)
+
+	var enc remotewrite.TestEncoder
+	var pb []byte
+	t0 = threadCPU()
+	for range rounds {
+		pb = enc.EncodeV1(samples)
+	}
+	l.encode = (threadCPU() - t0) / time.Duration(rounds*len(samples))
+	t0 = threadCPU()
+	var z []byte
+	for range rounds {
+		z = enc.Compress(pb)
+	}
+	l.snappy = (threadCPU() - t0) / time.Duration(rounds*len(samples))
+	if len(z) == 0 || sum == 0 {
+		return l, fmt.Errorf("nothing encoded")
+	}
+	return l, nil
+}
+
+// splitPage finds each sample line's series and value and parses the
+// value; it returns their sum, so that nothing is optimised away.
+func splitPage(page []byte) float64 {
+	var sum float64
+	for len(page) > 0 {
+		i := bytes.IndexByte(page, '\n')
+		if i < 0 {
+			i = len(page)
+		}
+		line := page[:i]
+		page = page[min(i+1, len(page)):]
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		sp := bytes.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		val := line[sp+1:]
+		v, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(val), len(val)), 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// threadCPU returns the CPU time the calling OS thread has used, from the
+// kernel's nanosecond thread clock; callers lock their goroutine to it.
+func threadCPU() time.Duration {
+	const clockThreadCPUTimeID = 3
+	var ts syscall.Timespec
+	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
