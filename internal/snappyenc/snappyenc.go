@@ -8,8 +8,9 @@ import "github.com/klauspost/compress/s2"
 // it is large enough. It uses the Snappy-compatible encoder of
 // klauspost/compress/s2, whose output any Snappy decoder reads (the tests
 // decode with golang/snappy and Loki's and Prometheus's own code) and which
-// takes about half the time of golang/snappy's Encode: see the sinks'
-// encode benchmarks.
+// is faster than golang/snappy's Encode: in about half its time on
+// remote-write bodies (BenchmarkRemoteWriteEncode), a little faster on log
+// lines (BenchmarkLokiEncode).
 func Encode(dst, src []byte) []byte {
 	if n := s2.MaxEncodedLen(len(src)); cap(dst) < n {
 		dst = make([]byte, n)
