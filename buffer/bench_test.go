@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/sink/sinktest"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -136,12 +136,12 @@ func BenchmarkDiskBufferEntries(b *testing.B) {
 		batches := (b.N + benchBatchSize - 1) / benchBatchSize
 		for left := batches; left > 0; left -= benchRound {
 			n := min(left, benchRound)
-			c0, t0 := cpuTime(), time.Now()
+			c0, t0 := cpuclock.Process(), time.Now()
 			baseline(n)
-			c1, t1 := cpuTime(), time.Now()
+			c1, t1 := cpuclock.Process(), time.Now()
 			buffer(n)
 			baseWall, baseCPU = baseWall+t1.Sub(t0), baseCPU+c1-c0
-			bufWall, bufCPU = bufWall+time.Since(t1), bufCPU+cpuTime()-c1
+			bufWall, bufCPU = bufWall+time.Since(t1), bufCPU+cpuclock.Process()-c1
 		}
 		b.StopTimer()
 		n := float64(batches * benchBatchSize)
@@ -157,11 +157,3 @@ func BenchmarkDiskBufferEntries(b *testing.B) {
 // benchRound is the number of batches of a round of
 // BenchmarkDiskBufferEntries: 100,000 entries, about 28 MB.
 const benchRound = 100
-
-// cpuTime is the user and system CPU time of the process so far: with
-// other work on the machine, entries per CPU second is the per-core figure.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}

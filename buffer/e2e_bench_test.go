@@ -12,12 +12,12 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/buffer"
+	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/ferrydev/ferry/sink/loki"
@@ -80,7 +80,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		if buffered {
 			mode = "buffered"
 		}
-		cpu0, t0 := cpuTime(), time.Now()
+		cpu0, t0 := cpuclock.Process(), time.Now()
 		// The label tells the two apart in a CPU profile (-tagfocus).
 		pprof.Do(context.Background(), pprof.Labels("pipeline", mode), func(ctx context.Context) {
 			err = pl.Run(ctx)
@@ -88,7 +88,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		return time.Since(t0), cpuTime() - cpu0
+		return time.Since(t0), cpuclock.Process() - cpu0
 	}
 	// Each op runs the pipeline without the buffer and then with it, so
 	// that both meet the same load of the machine; the ratios compare the
@@ -111,11 +111,4 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.ReportMetric(dCPU.Seconds()/bCPU.Seconds(), "cpu_ratio")
 		b.ReportMetric(0, "ns/op")
 	})
-}
-
-// cpuTime is the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

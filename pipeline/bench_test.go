@@ -3,11 +3,11 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
@@ -97,7 +97,7 @@ func BenchmarkPipelineLogs(b *testing.B) {
 			buf := make([]ferry.Entry, batch)
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cpuclock.Process()
 			for sent := 0; sent < b.N; sent += batch {
 				k := min(batch, b.N-sent)
 				for i := range buf[:k] {
@@ -118,7 +118,7 @@ func BenchmarkPipelineLogs(b *testing.B) {
 			src := &recycler{tmpl: tmpl, n: b.N, batch: batch, free: make(chan []ferry.Entry, 16)}
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cpuclock.Process()
 			go func() {
 				src.Run(context.Background(), ch)
 				close(ch)
@@ -141,7 +141,7 @@ func BenchmarkPipelineLogs(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cpuclock.Process()
 			if err := p.Run(context.Background()); err != nil {
 				b.Fatal(err)
 			}
@@ -151,7 +151,7 @@ func BenchmarkPipelineLogs(b *testing.B) {
 	b.Run("baseline_prometheus_processbuilder", func(b *testing.B) {
 		lb := labels.NewBuilder(labels.EmptyLabels())
 		b.ReportAllocs()
-		cpu0 := processCPU()
+		cpu0 := cpuclock.Process()
 		for i := 0; i < b.N; i++ {
 			e := tmpl[i%len(tmpl)]
 			lb.Reset(e.Labels)
@@ -169,12 +169,5 @@ func BenchmarkPipelineLogs(b *testing.B) {
 // overhead of the pipeline is read off cpu-ns/entry.
 func report(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/entry")
-}
-
-// processCPU returns the CPU time the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(cpuclock.Process()-cpu0)/float64(b.N), "cpu-ns/entry")
 }

@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/prometheus/model/labels"
@@ -188,12 +188,6 @@ func countEntries(raw []byte) int {
 	return n
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkLokiSinkEndToEnd pushes batches of 1000 entries through the
 // sink into a local HTTP server that only snappy-decodes and counts. The
 // cpu figure is the whole process (sink, HTTP on both sides, receiver
@@ -216,7 +210,7 @@ func BenchmarkLokiSinkEndToEnd(b *testing.B) {
 	s := started(b, &Sink{URL: srv.URL, BatchWait: 100 * time.Millisecond}, nil)
 	var acked atomic.Int64
 	ctx := context.Background()
-	cpu0 := cpuTime()
+	cpu0 := cpuclock.Process()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -234,7 +228,7 @@ func BenchmarkLokiSinkEndToEnd(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := cpuclock.Process() - cpu0
 	total := int64(b.N) * per
 	if acked.Load() != total || got.Load() != total {
 		b.Fatalf("acked %d, received %d, sent %d", acked.Load(), got.Load(), total)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/process"
 	"github.com/ferrydev/ferry/process/stage"
@@ -76,14 +77,14 @@ func BenchmarkFileToLoki(b *testing.B) {
 		var buf, zbuf []byte
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := cpuclock.Process()
 		for b.Loop() {
 			for _, pb := range reqs {
 				buf = appendProto(buf[:0], pb.streams)
 				zbuf = compress(zbuf, buf)
 			}
 		}
-		reportLines(b, n, cpuTime()-cpu0)
+		reportLines(b, n, cpuclock.Process()-cpu0)
 	})
 	b.Run("file-loki", func(b *testing.B) { benchFileToLoki(b, path, n, nil) })
 	b.Run("file-logfmt-labels-loki", func(b *testing.B) {
@@ -155,11 +156,11 @@ func benchFileToLoki(b *testing.B, path string, n int, stages process.Processor[
 		if err != nil {
 			b.Fatal(err)
 		}
-		cpu0 := cpuTime()
+		cpu0 := cpuclock.Process()
 		if err := p.Run(ctx); err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - cpu0
+		cpu += cpuclock.Process() - cpu0
 		cancel()
 		if got := acked.Load(); got != int64(n) {
 			b.Fatalf("%d lines delivered, want %d", got, n)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"runtime"
 	"strconv"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/textparse"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/sink/remotewrite"
 )
 
@@ -95,7 +95,7 @@ func measureLimit(page, gz []byte) (limit, error) {
 		return l, err
 	}
 	var out bytes.Buffer
-	t0 := threadCPU()
+	t0 := cpuclock.Thread()
 	for range rounds {
 		zr.Reset(bytes.NewReader(gz))
 		out.Reset()
@@ -103,19 +103,19 @@ func measureLimit(page, gz []byte) (limit, error) {
 			return l, err
 		}
 	}
-	l.gunzip = (threadCPU() - t0) / time.Duration(rounds*n)
+	l.gunzip = (cpuclock.Thread() - t0) / time.Duration(rounds*n)
 	if !bytes.Equal(out.Bytes(), page) {
 		return l, fmt.Errorf("gunzip: the page came out different")
 	}
 
 	var sum float64
-	t0 = threadCPU()
+	t0 = cpuclock.Thread()
 	for range rounds {
 		sum += splitPage(page)
 	}
-	l.split = (threadCPU() - t0) / time.Duration(rounds*n)
+	l.split = (cpuclock.Thread() - t0) / time.Duration(rounds*n)
 
-	t0 = threadCPU()
+	t0 = cpuclock.Thread()
 	for range rounds / 10 {
 		p := textparse.NewPromParser(page, labels.NewSymbolTable(), false)
 		for {
@@ -129,21 +129,21 @@ func measureLimit(page, gz []byte) (limit, error) {
 			}
 		}
 	}
-	l.textparse = (threadCPU() - t0) / time.Duration(rounds/10*n)
+	l.textparse = (cpuclock.Thread() - t0) / time.Duration(rounds/10*n)
 
 	var enc remotewrite.TestEncoder
 	var pb []byte
-	t0 = threadCPU()
+	t0 = cpuclock.Thread()
 	for range rounds {
 		pb = enc.EncodeV1(samples)
 	}
-	l.encode = (threadCPU() - t0) / time.Duration(rounds*len(samples))
-	t0 = threadCPU()
+	l.encode = (cpuclock.Thread() - t0) / time.Duration(rounds*len(samples))
+	t0 = cpuclock.Thread()
 	var z []byte
 	for range rounds {
 		z = enc.Compress(pb)
 	}
-	l.snappy = (threadCPU() - t0) / time.Duration(rounds*len(samples))
+	l.snappy = (cpuclock.Thread() - t0) / time.Duration(rounds*len(samples))
 	if len(z) == 0 || sum == 0 {
 		return l, fmt.Errorf("nothing encoded")
 	}
@@ -175,15 +175,4 @@ func splitPage(page []byte) float64 {
 		}
 	}
 	return sum
-}
-
-// threadCPU returns the CPU time the calling OS thread has used, from the
-// kernel's nanosecond thread clock; callers lock their goroutine to it.
-func threadCPU() time.Duration {
-	const clockThreadCPUTimeID = 3
-	var ts syscall.Timespec
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
-		return 0
-	}
-	return time.Duration(ts.Nano())
 }

@@ -6,11 +6,11 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/sink"
@@ -24,18 +24,6 @@ func benchMessages(n int) []byte {
 		fmt.Fprintf(&b, `<165>1 2026-12-04T10:11:12.%06dZ web-%02d.example.com nginx %d ID47 [exampleSDID@32473 iut="3" eventSource="Application"] GET /api/v1/items?page=%d 200 1532 "-" "curl/8.5.0"`+"\n", i%1000000, i%16, 1000+i%50, i)
 	}
 	return b.Bytes()
-}
-
-// processCPU returns the CPU time the whole process has used (the
-// sender, the pipeline and the runtime): the benchmark reports lines per
-// CPU second, a rate per core that a busy shared machine disturbs less
-// than the wall clock.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkSyslogTCP sends RFC 5424 messages over one TCP connection to a
@@ -103,17 +91,17 @@ func BenchmarkSyslogTCP(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		w0, c0 := time.Now(), processCPU()
+		w0, c0 := time.Now(), cpuclock.Process()
 		if _, err := baseConn.Write(data); err != nil {
 			b.Fatal(err)
 		}
 		<-baseDone
-		w1, c1 := time.Now(), processCPU()
+		w1, c1 := time.Now(), cpuclock.Process()
 		if _, err := subConn.Write(data); err != nil {
 			b.Fatal(err)
 		}
 		<-counted.done
-		w2, c2 := time.Now(), processCPU()
+		w2, c2 := time.Now(), cpuclock.Process()
 		baseWall, baseCPU = baseWall+w1.Sub(w0), baseCPU+c1-c0
 		subWall, subCPU = subWall+w2.Sub(w1), subCPU+c2-c1
 	}
