@@ -81,72 +81,84 @@ func (r *recycler) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry])
 	return nil
 }
 
+// The three ways BenchmarkPipelineLogs and BenchmarkPipelineOverhead run n
+// entries of tmpl, in batches, through one relabel processor: a plain loop,
+// the same loop over two goroutines joined by a channel, and a pipeline.
+
+func runPlain(tmpl []ferry.Entry, rules *relabel.Rules, n, batch int) {
+	p := relabel.Entries(rules)
+	buf := make([]ferry.Entry, batch)
+	for sent := 0; sent < n; sent += batch {
+		k := min(batch, n-sent)
+		for i := range buf[:k] {
+			buf[i] = tmpl[(sent+i)%len(tmpl)]
+		}
+		out, _ := p.Process(context.Background(), ferry.NewBatch(buf[:k], func(error) {}))
+		out.Done(nil)
+	}
+}
+
+// runHandoff is runPlain split over two goroutines joined by a channel, as
+// the recycler source and the pipeline's fused relabel-and-sink chain are:
+// its cost above the plain loop is the hand-off alone, the floor of any
+// design where a source runs on a goroutine of its own.
+func runHandoff(tmpl []ferry.Entry, rules *relabel.Rules, n, batch int) {
+	p := relabel.Entries(rules)
+	ch := make(chan ferry.Batch[ferry.Entry], 16)
+	src := &recycler{tmpl: tmpl, n: n, batch: batch, free: make(chan []ferry.Entry, 16)}
+	go func() {
+		src.Run(context.Background(), ch)
+		close(ch)
+	}()
+	for in := range ch {
+		out, _ := p.Process(context.Background(), in)
+		out.Done(nil)
+	}
+}
+
+func runPipeline(b *testing.B, tmpl []ferry.Entry, n, batch int) {
+	src := &recycler{tmpl: tmpl, n: n, batch: batch, free: make(chan []ferry.Entry, 16)}
+	bl := pipeline.New()
+	s := pipeline.FromSource(bl, "source", src)
+	s = pipeline.Relabel(bl, "relabel", benchRules(), s)
+	pipeline.To(bl, "discard", sink.Discard[ferry.Entry]{}, s)
+	p, err := bl.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkPipelineLogs runs entries from a finite source through one
-// relabel processor into a discarding sink, next to two baselines over the
+// relabel processor into a discarding sink, next to baselines over the
 // same entries in the same run: the same relabel processor called in a
-// plain loop (the pipeline's overhead is the difference), and Prometheus's
-// relabel.ProcessBuilder per entry (what relabeling costs without the
-// per-stream cache).
+// plain loop (the pipeline's overhead is the difference), the plain loop
+// with one channel hand-off, and Prometheus's relabel.ProcessBuilder per
+// entry (what relabeling costs without the per-stream cache). The
+// sub-benchmarks run one after another, so a machine whose speed drifts
+// moves them apart; BenchmarkPipelineOverhead pairs them.
 func BenchmarkPipelineLogs(b *testing.B) {
 	const streams = 20
 	tmpl := benchEntries(4096, streams)
 	rules := relabel.MustNew(benchRules()...)
 	for _, batch := range []int{64, source.DefaultBatchSize, 2048} {
-		b.Run(fmt.Sprintf("baseline_plain_loop/batch=%d", batch), func(b *testing.B) {
-			p := relabel.Entries(rules)
-			buf := make([]ferry.Entry, batch)
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuclock.Process()
-			for sent := 0; sent < b.N; sent += batch {
-				k := min(batch, b.N-sent)
-				for i := range buf[:k] {
-					buf[i] = tmpl[(sent+i)%len(tmpl)]
-				}
-				out, _ := p.Process(context.Background(), ferry.NewBatch(buf[:k], func(error) {}))
-				out.Done(nil)
-			}
-			report(b, cpu0)
-		})
-		// The same loop split over two goroutines joined by a channel, as
-		// the recycler source and the fused relabel-and-sink chain are: its
-		// cost above the plain loop is the hand-off alone, the floor of any
-		// design where a source runs on a goroutine of its own.
-		b.Run(fmt.Sprintf("baseline_handoff/batch=%d", batch), func(b *testing.B) {
-			p := relabel.Entries(rules)
-			ch := make(chan ferry.Batch[ferry.Entry], 16)
-			src := &recycler{tmpl: tmpl, n: b.N, batch: batch, free: make(chan []ferry.Entry, 16)}
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuclock.Process()
-			go func() {
-				src.Run(context.Background(), ch)
-				close(ch)
-			}()
-			for in := range ch {
-				out, _ := p.Process(context.Background(), in)
-				out.Done(nil)
-			}
-			report(b, cpu0)
-		})
-		b.Run(fmt.Sprintf("pipeline/batch=%d", batch), func(b *testing.B) {
-			src := &recycler{tmpl: tmpl, n: b.N, batch: batch, free: make(chan []ferry.Entry, 16)}
-			bl := pipeline.New()
-			s := pipeline.FromSource(bl, "source", src)
-			s = pipeline.Relabel(bl, "relabel", benchRules(), s)
-			pipeline.To(bl, "discard", sink.Discard[ferry.Entry]{}, s)
-			p, err := bl.Build()
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuclock.Process()
-			if err := p.Run(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			report(b, cpu0)
-		})
+		for _, sub := range []struct {
+			name string
+			run  func(n int)
+		}{
+			{"baseline_plain_loop", func(n int) { runPlain(tmpl, rules, n, batch) }},
+			{"baseline_handoff", func(n int) { runHandoff(tmpl, rules, n, batch) }},
+			{"pipeline", func(n int) { runPipeline(b, tmpl, n, batch) }},
+		} {
+			b.Run(fmt.Sprintf("%s/batch=%d", sub.name, batch), func(b *testing.B) {
+				b.ReportAllocs()
+				cpu0 := cpuclock.Process()
+				sub.run(b.N)
+				report(b, cpu0)
+			})
+		}
 	}
 	b.Run("baseline_prometheus_processbuilder", func(b *testing.B) {
 		lb := labels.NewBuilder(labels.EmptyLabels())
@@ -161,6 +173,39 @@ func BenchmarkPipelineLogs(b *testing.B) {
 		}
 		report(b, cpu0)
 	})
+}
+
+// BenchmarkPipelineOverhead is BenchmarkPipelineLogs at the default batch
+// size with its three runs paired: every iteration runs 500,000 entries
+// through the plain loop, the hand-off and the pipeline in turn, so that
+// all three see the machine in the same state. It reports each one's CPU
+// time of the whole process per entry, and the pipeline's and the
+// hand-off's as ratios to the plain loop's.
+//
+//	go test -run '^$' -bench BenchmarkPipelineOverhead -benchtime 10x -count 3 ./pipeline
+func BenchmarkPipelineOverhead(b *testing.B) {
+	const n = 500_000
+	tmpl := benchEntries(4096, 20)
+	rules := relabel.MustNew(benchRules()...)
+	batch := source.DefaultBatchSize
+	var plain, handoff, pipe time.Duration
+	measure := func(run func()) time.Duration {
+		c0 := cpuclock.Process()
+		run()
+		return cpuclock.Process() - c0
+	}
+	for b.Loop() {
+		plain += measure(func() { runPlain(tmpl, rules, n, batch) })
+		handoff += measure(func() { runHandoff(tmpl, rules, n, batch) })
+		pipe += measure(func() { runPipeline(b, tmpl, n, batch) })
+	}
+	per := func(d time.Duration) float64 { return float64(d) / float64(b.N*n) }
+	b.ReportMetric(per(plain), "plain-cpu-ns/entry")
+	b.ReportMetric(per(handoff), "handoff-cpu-ns/entry")
+	b.ReportMetric(per(pipe), "pipeline-cpu-ns/entry")
+	b.ReportMetric(per(handoff)/per(plain), "handoff/plain")
+	b.ReportMetric(per(pipe)/per(plain), "pipeline/plain")
+	b.ReportMetric(0, "ns/op")
 }
 
 // report reports entries per second of wall time and the CPU time of the
