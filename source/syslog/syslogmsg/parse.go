@@ -108,7 +108,7 @@ type Parser struct {
 	//     guess, with the year and the latest time a message may have;
 	//   - the "Mmm dd hh:mm:" of an RFC 3164 timestamp and its fields.
 	tsKey0, tsKey1 uint64
-	names          nameCache
+	sd             sdCache
 	tsBase         int64
 	dayKey         int
 	days           int64
@@ -240,21 +240,6 @@ func hasByte(w uint64, c byte) uint64 {
 	return (x - lo8) &^ x & hi8
 }
 
-// printLen returns the length of the run of PRINTUSASCII at the start of
-// b, eight bytes at a time.
-func printLen(b []byte) int {
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		if m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)/8
-		}
-	}
-	for i < len(b) && class[b[i]]&clPrint != 0 {
-		i++
-	}
-	return i
-}
-
 // sdNameLen returns the length of the run of SD-NAME characters at the
 // start of b. Names are short: a plain table lookup a byte measured
 // faster than unrolled lookups or eight-byte tricks.
@@ -264,21 +249,6 @@ func sdNameLen(b []byte) int {
 		i++
 	}
 	return i
-}
-
-// quoteIndex returns the index of the first '"' in b, or -1: byte by
-// byte for the first 16 (most SD values are short), then eight at a time.
-func quoteIndex(b []byte) int {
-	n := min(len(b), 16)
-	for i := 0; i < n; i++ {
-		if b[i] == '"' {
-			return i
-		}
-	}
-	if j := indexByte(b[n:], '"'); j >= 0 {
-		return n + j
-	}
-	return -1
 }
 
 // indexByte returns the index of the first c in b, or -1, eight bytes at
@@ -303,8 +273,8 @@ func indexByte(b []byte, c byte) int {
 // PRINTUSASCII fields that start b: TIMESTAMP HOSTNAME APP-NAME PROCID
 // MSGID of RFC 5424. It returns how many it found: fewer than five when
 // field k is empty, holds another byte, or has no space after it. It
-// scans eight bytes at a time: a byte notPrint flags is checked in the
-// table, since the flag may be wrong above a true one.
+// scans eight bytes at a time: a byte notPrint flags other than a space
+// is checked in the table, since the flag may be wrong above a true one.
 func headerEnds(b []byte, ends *[5]int) int {
 	return headerEndsFrom(b, 0, 0, ends)
 }
@@ -316,11 +286,13 @@ func headerEndsFrom(b []byte, i, k int, ends *[5]int) int {
 	for ; i+8 <= len(b); i += 8 {
 		for m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0; m &= m - 1 {
 			j := i + bits.TrailingZeros64(m)/8
-			c := b[j]
-			if class[c]&clPrint != 0 {
-				continue
+			if c := b[j]; c != ' ' {
+				if class[c]&clPrint != 0 {
+					continue
+				}
+				return k
 			}
-			if c != ' ' || j == start {
+			if j == start {
 				return k
 			}
 			ends[k], k, start = j, k+1, j+1
@@ -398,7 +370,7 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 	case b[i] == '-':
 		i++
 	case b[i] == '[':
-		n, ok := p.names.sdLen(b[i:])
+		n, ok := p.sd.sdLen(b[i:])
 		if !ok {
 			return ErrSD
 		}
@@ -421,100 +393,169 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 	return nil
 }
 
-// nameSlots is how many SD-NAMEs of a message's structured data a
-// nameCache keeps.
-const nameSlots = 8
+// sdSlots is how many structure segments of a message's structured
+// data an sdCache keeps, and sdSegMax the most bytes it compares for one.
+const (
+	sdSlots  = 8
+	sdSegMax = 32
+)
 
-// nameCache holds the k-th SD-NAME (SD-ID or PARAM-NAME) of the structured
-// data last parsed, for k < nameSlots: the names of a stream repeat from
-// message to message while the values change, and comparing a few words
-// costs less than checking each byte. Every name it holds was valid.
-type nameCache struct {
-	n [nameSlots]uint8     // length, 0 for none
-	w [nameSlots][4]uint64 // the bytes, zero-padded to 32
+// sdCache holds the structure of the structured data last parsed: the
+// text around its PARAM-VALUEs, cut into segments that each run from the
+// start of the SD, or the '"' closing a value, to the '"' opening the
+// next value or the ']' ending the SD. The segments hold brackets,
+// SD-IDs, PARAM-NAMEs and separators; those of
+//
+//	[exampleSDID@32473 iut="3" eventSource="Application"]
+//
+// are `[exampleSDID@32473 iut="`, ` eventSource="` and `]`. The SD-IDs
+// and PARAM-NAMEs of a stream repeat from message to message while the
+// values change: comparing a segment as four masked words costs much
+// less than checking its bytes one by one. Every segment it holds parsed
+// as valid where it stood, and parses the same wherever its bytes recur
+// at the same position in an SD.
+type sdCache struct {
+	seg [sdSlots]sdSeg
 }
 
-// nameLen returns the length of the run of SD-NAME characters at b[i:],
-// the k-th name of the structured data.
-func (c *nameCache) nameLen(b []byte, i, k int) int {
-	if k < nameSlots && c.n[k] != 0 && i+32 < len(b) {
-		l := int(c.n[k])
-		w := &c.w[k]
-		// The words of w are zero past the name: mask the bytes of b
-		// past it in the last word.
-		last := (l - 1) / 8
-		var x uint64
-		for j := 0; j < last; j++ {
-			x |= binary.LittleEndian.Uint64(b[i+8*j:]) ^ w[j]
-		}
-		x |= binary.LittleEndian.Uint64(b[i+8*last:])&(^uint64(0)>>(8*(7-(l-1)%8))) ^ w[last]
-		if x == 0 && class[b[i+l]]&clSDName == 0 {
-			return l
-		}
-	}
-	n := sdNameLen(b[i:])
-	if k < nameSlots && n > 0 && n <= 32 {
-		var buf [32]byte
-		copy(buf[:], b[i:i+n])
-		c.n[k] = uint8(n)
-		for j := range c.w[k] {
-			c.w[k][j] = binary.LittleEndian.Uint64(buf[8*j:])
-		}
-	}
-	return n
+// sdSeg is a segment of an sdCache. The one that ends the SD is kept with
+// the space after it, which shows that the SD does not go on with '['.
+type sdSeg struct {
+	w, m [4]uint64 // the bytes, zero-padded, and the mask of those that count
+	n    uint8     // length of the segment, 0 for none
+	end  bool      // the segment ends the SD
 }
 
-// sdLen returns the length of the SD-ELEMENTs at the start of b.
-func (c *nameCache) sdLen(b []byte) (int, bool) {
-	k := 0 // names seen
+// sdLen returns the length of the SD-ELEMENTs at the start of b (which
+// starts with '['), or false when they are malformed.
+func (c *sdCache) sdLen(b []byte) (int, bool) {
 	i := 0
-	for i < len(b) && b[i] == '[' {
-		i++
-		// SD-ID
-		start := i
-		i += c.nameLen(b, i, k)
-		k++
-		if i == start || i-start > 32 || i >= len(b) || b[i] != ' ' && b[i] != ']' {
-			return 0, false
+	for k := 0; ; k++ {
+		// Segment k, from the cache if its bytes are there.
+		var n int
+		var end bool
+		if k < sdSlots && i+sdSegMax <= len(b) {
+			s, t := &c.seg[k], b[i:i+sdSegMax]
+			x := (binary.LittleEndian.Uint64(t)^s.w[0])&s.m[0] |
+				(binary.LittleEndian.Uint64(t[8:])^s.w[1])&s.m[1] |
+				(binary.LittleEndian.Uint64(t[16:])^s.w[2])&s.m[2] |
+				(binary.LittleEndian.Uint64(t[24:])^s.w[3])&s.m[3]
+			if x == 0 {
+				n, end = int(s.n), s.end
+			}
 		}
+		if n == 0 {
+			var ok bool
+			if n, end, ok = sdSegment(b[i:], k == 0); !ok {
+				return 0, false
+			}
+			if k < sdSlots {
+				c.store(k, b[i:], n, end)
+			}
+		}
+		i += n
+		if end {
+			return i, true
+		}
+		// The PARAM-VALUE, up to the first '"' not escaped by a
+		// backslash: one after an odd run of them.
 		for {
+			for ; i+8 <= len(b); i += 8 {
+				if m := hasByte(binary.LittleEndian.Uint64(b[i:]), '"'); m != 0 {
+					i += bits.TrailingZeros64(m) / 8
+					goto quote
+				}
+			}
+			for ; i < len(b) && b[i] != '"'; i++ {
+			}
 			if i >= len(b) {
 				return 0, false
 			}
-			if b[i] == ']' {
-				i++
+		quote:
+			i++
+			if b[i-2] != '\\' {
 				break
 			}
-			if b[i] != ' ' {
-				return 0, false
+			// Escaped unless the run of backslashes is even; it cannot
+			// reach back past the value's opening '"'.
+			bs := 1
+			for b[i-2-bs] == '\\' {
+				bs++
 			}
-			i++
-			start = i
-			i += c.nameLen(b, i, k)
-			k++
-			if i == start || i-start > 32 || i+1 >= len(b) || b[i] != '=' || b[i+1] != '"' {
-				return 0, false
-			}
-			i += 2
-			// The value ends at the first '"' not escaped by an odd number
-			// of backslashes.
-			for {
-				q := quoteIndex(b[i:])
-				if q < 0 {
-					return 0, false
-				}
-				bs := 0
-				for k := i + q - 1; k >= i && b[k] == '\\'; k-- {
-					bs++
-				}
-				i += q + 1
-				if bs%2 == 0 {
-					break
-				}
+			if bs%2 == 0 {
+				break
 			}
 		}
 	}
-	return i, i > 0
+}
+
+// store makes the segment b[:n], which ends the SD or not, segment k of
+// the cache. It keeps none when the segment, with the space after it if
+// it ends the SD, is longer than sdSegMax, or when no space follows the
+// end of the SD.
+func (c *sdCache) store(k int, b []byte, n int, end bool) {
+	s := &c.seg[k]
+	l := n
+	if end {
+		l++ // with the space after it
+	}
+	if l > sdSegMax || end && (n >= len(b) || b[n] != ' ') {
+		*s = sdSeg{}
+		return
+	}
+	var buf, mask [sdSegMax]byte
+	copy(buf[:], b[:l])
+	for j := range l {
+		mask[j] = 0xff
+	}
+	for j := range s.w {
+		s.w[j] = binary.LittleEndian.Uint64(buf[8*j:])
+		s.m[j] = binary.LittleEndian.Uint64(mask[8*j:])
+	}
+	s.n, s.end = uint8(n), end
+}
+
+// sdSegment parses the structure segment (see sdCache) at the start of b:
+// the first of the SD when first, else what follows the '"' closing a
+// value. It returns its length and whether it ends the SD.
+func sdSegment(b []byte, first bool) (n int, end, ok bool) {
+	i, open := 0, first // open: an SD-ELEMENT starts at b[i]
+	for {
+		if open {
+			// '[' and the SD-ID.
+			if i >= len(b) || b[i] != '[' {
+				return 0, false, false
+			}
+			i++
+			l := sdNameLen(b[i:])
+			if l == 0 || l > 32 || i+l >= len(b) || b[i+l] != ' ' && b[i+l] != ']' {
+				return 0, false, false
+			}
+			i += l
+		}
+		// After an SD-ID or a PARAM-VALUE: a parameter up to its value,
+		// or the element's end.
+		if i >= len(b) {
+			return 0, false, false
+		}
+		switch b[i] {
+		case ']':
+			i++
+			if i < len(b) && b[i] == '[' {
+				open = true
+				continue
+			}
+			return i, true, true
+		case ' ':
+			i++
+			l := sdNameLen(b[i:])
+			if l == 0 || l > 32 || i+l+1 >= len(b) || b[i+l] != '=' || b[i+l+1] != '"' {
+				return 0, false, false
+			}
+			return i + l + 2, false, true
+		}
+		return 0, false, false
+	}
 }
 
 // EachSDParam calls fn for every PARAM-NAME="PARAM-VALUE" of the
