@@ -149,7 +149,11 @@ func (p *Parser) Parse(b []byte, m *Message) error {
 	// Field by field: cheaper than copying a whole zero Message.
 	m.Format, m.Priority, m.Timestamp = Unparsed, -1, time.Time{}
 	m.Hostname, m.AppName, m.ProcID, m.MsgID, m.StructuredData, m.Msg = nil, nil, nil, nil, nil, nil
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == 0) {
+	// Trailing newlines, carriage returns and NULs, all at most '\r'.
+	for len(b) > 0 {
+		if c := b[len(b)-1]; c > '\r' || c != '\n' && c != '\r' && c != 0 {
+			break
+		}
 		b = b[:len(b)-1]
 	}
 	if len(b) == 0 {
@@ -171,18 +175,21 @@ func (p *Parser) Parse(b []byte, m *Message) error {
 }
 
 // parsePRI parses "<N>" with N of 1 to 3 digits, 0 to 191, and returns
-// its value and length.
+// its value and length. RFC 5424 forbids leading zeros, but RFC 3164
+// senders emit "<00>" rarely; they are accepted.
 func parsePRI(b []byte) (int, int, bool) {
-	v, i := 0, 1
-	for ; i < len(b) && i <= 4 && b[i] >= '0' && b[i] <= '9'; i++ {
-		v = v*10 + int(b[i]-'0')
+	v, i := uint(0), 1
+	for ; i < len(b) && i < 4; i++ {
+		d := uint(b[i]) - '0' // a digit is below 10
+		if d > 9 {
+			break
+		}
+		v = v*10 + d
 	}
-	if i == 1 || i > 4 || i >= len(b) || b[i] != '>' || v > 191 {
+	if i == 1 || i >= len(b) || b[i] != '>' || v > 191 {
 		return 0, 0, false
 	}
-	// RFC 5424 forbids leading zeros, but RFC 3164 senders emit "<00>"
-	// rarely; accept them.
-	return v, i + 1, true
+	return int(v), i + 1, true
 }
 
 // field cuts the next space-terminated header field off b.
@@ -257,7 +264,7 @@ func sdNameLen(b []byte) int {
 func indexByte(b []byte, c byte) int {
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
-		if m := hasByte(binary.LittleEndian.Uint64(b[i:]), c); m != 0 {
+		if m := hasByte(binary.LittleEndian.Uint64(b[i:i+8]), c); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
@@ -284,9 +291,11 @@ func headerEnds(b []byte, ends *[5]int) int {
 func headerEndsFrom(b []byte, i, k int, ends *[5]int) int {
 	start := i
 	for ; i+8 <= len(b); i += 8 {
-		for m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0; m &= m - 1 {
-			j := i + bits.TrailingZeros64(m)/8
-			if c := b[j]; c != ' ' {
+		s := b[i : i+8]
+		for m := notPrint(binary.LittleEndian.Uint64(s)); m != 0; m &= m - 1 {
+			t := bits.TrailingZeros64(m) / 8
+			j := i + t
+			if c := s[t]; c != ' ' {
 				if class[c]&clPrint != 0 {
 					continue
 				}
@@ -349,13 +358,12 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 			m.Timestamp = t
 		}
 	}
-	tsEnd := ends[0]
 	// "... MSGID SD": without a space after MSGID there is no SD and the
 	// message is malformed.
 	if k < len(ends) {
 		return ErrHeader
 	}
-	h0, h1 := tsEnd+1, ends[1]
+	h0, h1 := ends[0]+1, ends[1]
 	a0, a1 := h1+1, ends[2]
 	p0, p1 := a1+1, ends[3]
 	m0, m1 := p1+1, ends[4]
@@ -363,32 +371,31 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 		return ErrFieldTooLong
 	}
 	m.Hostname, m.AppName, m.ProcID, m.MsgID = nilValue(b, h0, h1), nilValue(b, a0, a1), nilValue(b, p0, p1), nilValue(b, m0, m1)
-	i := m1 + 1
+	rest := b[m1+1:]
 	switch {
-	case i == len(b):
+	case len(rest) == 0:
 		return ErrHeader
-	case b[i] == '-':
-		i++
-	case b[i] == '[':
-		n, ok := p.sd.sdLen(b[i:])
+	case rest[0] == '-':
+		rest = rest[1:]
+	case rest[0] == '[':
+		n, ok := p.sd.sdLen(rest)
 		if !ok {
 			return ErrSD
 		}
-		m.StructuredData = b[i : i+n : i+n]
-		i += n
+		m.StructuredData, rest = rest[:n:n], rest[n:]
 	default:
 		return ErrSD
 	}
-	if i < len(b) {
-		if b[i] != ' ' {
+	if len(rest) > 0 {
+		if rest[0] != ' ' {
 			return ErrSD
 		}
-		i++
+		rest = rest[1:]
 	}
-	if len(b)-i >= 3 && b[i] == 0xEF && b[i+1] == 0xBB && b[i+2] == 0xBF {
-		i += 3
+	if len(rest) >= 3 && rest[0] == 0xEF && rest[1] == 0xBB && rest[2] == 0xBF {
+		rest = rest[3:]
 	}
-	m.Msg = b[i:]
+	m.Msg = rest
 	m.Format = RFC5424
 	return nil
 }
@@ -414,93 +421,90 @@ const (
 // less than checking its bytes one by one. Every segment it holds parsed
 // as valid where it stood, and parses the same wherever its bytes recur
 // at the same position in an SD.
+//
+// Segment k is kept as its bytes w[k], zero-padded, the mask m[k] of
+// those that count, and n[k]: its length, sdEnd if it ends the SD, 0 for
+// none. The segment that ends the SD is kept with the space after it,
+// which shows that the SD does not go on with '['.
 type sdCache struct {
-	seg [sdSlots]sdSeg
+	w, m [sdSlots][4]uint64
+	n    [sdSlots]uint8
 }
 
-// sdSeg is a segment of an sdCache. The one that ends the SD is kept with
-// the space after it, which shows that the SD does not go on with '['.
-type sdSeg struct {
-	w, m [4]uint64 // the bytes, zero-padded, and the mask of those that count
-	n    uint8     // length of the segment, 0 for none
-	end  bool      // the segment ends the SD
-}
+// sdEnd marks in sdCache.n the segment that ends the SD.
+const sdEnd = 0x80
 
 // sdLen returns the length of the SD-ELEMENTs at the start of b (which
 // starts with '['), or false when they are malformed.
 func (c *sdCache) sdLen(b []byte) (int, bool) {
 	i := 0
-	for k := 0; ; k++ {
+	for k := range sdSlots {
 		// Segment k, from the cache if its bytes are there.
 		var n int
 		var end bool
-		if k < sdSlots && i+sdSegMax <= len(b) {
-			s, t := &c.seg[k], b[i:i+sdSegMax]
-			x := (binary.LittleEndian.Uint64(t)^s.w[0])&s.m[0] |
-				(binary.LittleEndian.Uint64(t[8:])^s.w[1])&s.m[1] |
-				(binary.LittleEndian.Uint64(t[16:])^s.w[2])&s.m[2] |
-				(binary.LittleEndian.Uint64(t[24:])^s.w[3])&s.m[3]
+		if len(b)-i >= sdSegMax {
+			// The last two words only for a segment (with its space)
+			// longer than 16 bytes: their mask is zero otherwise.
+			t, w, m := b[i:], &c.w[k], &c.m[k]
+			x := (binary.LittleEndian.Uint64(t)^w[0])&m[0] | (binary.LittleEndian.Uint64(t[8:])^w[1])&m[1]
+			if m[2] != 0 {
+				x |= (binary.LittleEndian.Uint64(t[16:])^w[2])&m[2] | (binary.LittleEndian.Uint64(t[24:])^w[3])&m[3]
+			}
 			if x == 0 {
-				n, end = int(s.n), s.end
+				n, end = int(c.n[k]&^sdEnd), c.n[k]&sdEnd != 0
 			}
 		}
 		if n == 0 {
 			var ok bool
-			if n, end, ok = sdSegment(b[i:], k == 0); !ok {
+			if n, end, ok = c.segment(b[i:], k); !ok {
 				return 0, false
-			}
-			if k < sdSlots {
-				c.store(k, b[i:], n, end)
 			}
 		}
 		i += n
 		if end {
 			return i, true
 		}
-		// The PARAM-VALUE, up to the first '"' not escaped by a
-		// backslash: one after an odd run of them.
-		for {
-			for ; i+8 <= len(b); i += 8 {
-				if m := hasByte(binary.LittleEndian.Uint64(b[i:]), '"'); m != 0 {
-					i += bits.TrailingZeros64(m) / 8
-					goto quote
-				}
-			}
-			for ; i < len(b) && b[i] != '"'; i++ {
-			}
-			if i >= len(b) {
+		// The PARAM-VALUE (see sdValueEnd), mostly without a backslash.
+		q := quoteIndex(b, i)
+		if q < 0 {
+			return 0, false
+		}
+		if i = q + 1; b[q-1] == '\\' {
+			if i = sdValueEnd(b, q); i < 0 {
 				return 0, false
 			}
-		quote:
-			i++
-			if b[i-2] != '\\' {
-				break
-			}
-			// Escaped unless the run of backslashes is even; it cannot
-			// reach back past the value's opening '"'.
-			bs := 1
-			for b[i-2-bs] == '\\' {
-				bs++
-			}
-			if bs%2 == 0 {
-				break
-			}
+		}
+	}
+	// More segments than the cache holds: the rest without it.
+	for {
+		n, end, ok := sdSegment(b[i:], false)
+		if !ok {
+			return 0, false
+		}
+		i += n
+		if end {
+			return i, true
+		}
+		if i = sdValueEnd(b, i); i < 0 {
+			return 0, false
 		}
 	}
 }
 
-// store makes the segment b[:n], which ends the SD or not, segment k of
-// the cache. It keeps none when the segment, with the space after it if
-// it ends the SD, is longer than sdSegMax, or when no space follows the
-// end of the SD.
-func (c *sdCache) store(k int, b []byte, n int, end bool) {
-	s := &c.seg[k]
+// segment parses segment k at the start of b with sdSegment, and keeps
+// it as segment k of the cache, or none when the segment, with the space
+// after it if it ends the SD, is longer than sdSegMax, or when no space
+// follows the end of the SD.
+func (c *sdCache) segment(b []byte, k int) (n int, end, ok bool) {
+	if n, end, ok = sdSegment(b, k == 0); !ok {
+		return
+	}
 	l := n
 	if end {
 		l++ // with the space after it
 	}
 	if l > sdSegMax || end && (n >= len(b) || b[n] != ' ') {
-		*s = sdSeg{}
+		c.w[k], c.m[k], c.n[k] = [4]uint64{}, [4]uint64{}, 0
 		return
 	}
 	var buf, mask [sdSegMax]byte
@@ -508,11 +512,56 @@ func (c *sdCache) store(k int, b []byte, n int, end bool) {
 	for j := range l {
 		mask[j] = 0xff
 	}
-	for j := range s.w {
-		s.w[j] = binary.LittleEndian.Uint64(buf[8*j:])
-		s.m[j] = binary.LittleEndian.Uint64(mask[8*j:])
+	for j := range c.w[k] {
+		c.w[k][j] = binary.LittleEndian.Uint64(buf[8*j:])
+		c.m[k][j] = binary.LittleEndian.Uint64(mask[8*j:])
 	}
-	s.n, s.end = uint8(n), end
+	c.n[k] = uint8(n)
+	if end {
+		c.n[k] |= sdEnd
+	}
+	return
+}
+
+// sdValueEnd returns the index after the '"' that ends the PARAM-VALUE
+// starting at b[i], or -1: the first '"' not escaped, that is not after
+// an odd run of backslashes.
+func sdValueEnd(b []byte, i int) int {
+	for {
+		q := quoteIndex(b, i)
+		if q < 0 {
+			return -1
+		}
+		i = q + 1
+		if b[q-1] != '\\' {
+			return i
+		}
+		// The run of backslashes cannot reach back past the value's
+		// opening '"'.
+		bs := 1
+		for b[q-1-bs] == '\\' {
+			bs++
+		}
+		if bs%2 == 0 {
+			return i
+		}
+	}
+}
+
+// quoteIndex returns the index of the first '"' at or after b[i], or -1,
+// eight bytes at a time.
+func quoteIndex(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := hasByte(binary.LittleEndian.Uint64(b[i:i+8]), '"'); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == '"' {
+			return i
+		}
+	}
+	return -1
 }
 
 // sdSegment parses the structure segment (see sdCache) at the start of b:
@@ -643,21 +692,10 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 		return time.Time{}, 0, false
 	}
 	// "YYYY-MM-DDTHH:MM" is most often that of the previous message.
-	k0, k1 := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])
-	if k0 != p.tsKey0 || k1 != p.tsKey1 || p.tsKey0 == 0 {
-		if b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' {
+	if k0, k1 := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]); k0 != p.tsKey0 || k1 != p.tsKey1 || k0 == 0 {
+		if !p.setMinute(b, k0, k1) {
 			return time.Time{}, 0, false
 		}
-		year, ok1 := digits4(b, 0)
-		month, ok2 := digits2(b, 5)
-		day, ok3 := digits2(b, 8)
-		hour, ok4 := digits2(b, 11)
-		minute, ok5 := digits2(b, 14)
-		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 {
-			return time.Time{}, 0, false
-		}
-		p.tsKey0, p.tsKey1 = k0, k1
-		p.tsBase = p.daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60)
 	}
 	sec, ok := digits2(b, 17)
 	if !ok || sec > 60 {
@@ -719,6 +757,27 @@ zone:
 		sec = 59 // a leap second
 	}
 	return time.Unix(p.tsBase+int64(sec-offset), int64(nsec)).UTC(), i, true
+}
+
+// setMinute parses the "YYYY-MM-DDTHH:MM" that starts b (at least 16
+// bytes), whose two words are k0 and k1, into the minute the cache keys
+// on them. It is apart from parseRFC3339Prefix so that the compiler
+// loads the key there as two words, not byte by byte.
+func (p *Parser) setMinute(b []byte, k0, k1 uint64) bool {
+	if b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' {
+		return false
+	}
+	year, ok1 := digits4(b, 0)
+	month, ok2 := digits2(b, 5)
+	day, ok3 := digits2(b, 8)
+	hour, ok4 := digits2(b, 11)
+	minute, ok5 := digits2(b, 14)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 {
+		return false
+	}
+	p.tsKey0, p.tsKey1 = k0, k1
+	p.tsBase = p.daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60)
+	return true
 }
 
 // digitRun returns how many of the bytes of w (little-endian) are ASCII
@@ -1027,7 +1086,7 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 func indexAny2(b []byte, c1, c2 byte) int {
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
+		w := binary.LittleEndian.Uint64(b[i : i+8])
 		if m := hasByte(w, c1) | hasByte(w, c2); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
@@ -1047,7 +1106,7 @@ func indexTagEnd(b []byte) int {
 	n := min(len(b), limit)
 	i := 0
 	for ; i+8 <= len(b) && i < n; i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
+		w := binary.LittleEndian.Uint64(b[i : i+8])
 		if m := hasByte(w, ':') | hasByte(w, '[') | hasByte(w, ' '); m != 0 {
 			if j := i + bits.TrailingZeros64(m)/8; j < n {
 				return j
