@@ -117,9 +117,13 @@ type Parser struct {
 	year           int
 	yearLimit      time.Time
 	// The first 13 bytes of an RFC 3164 timestamp ("Mmm dd hh:mm:"), as
-	// two overlapping words, and its fields.
+	// two overlapping words, and its fields; and when bsdBased, the Unix
+	// time of that minute in UTC in the guessed year bsdYear.
 	bsdKey0, bsdKey1                     uint64
 	bsdMonth, bsdDay, bsdHour, bsdMinute int
+	bsdBased                             bool
+	bsdYear                              int
+	bsdBase                              int64
 }
 
 const nowEvery = 1024
@@ -842,9 +846,10 @@ func parseMonth(b []byte) (int, bool) {
 func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 	var month, day, year, i int
 	var hour, minute, sec int
+	keyed := false // the fields are those of the key
 	// "Mmm dd hh:mm:" is most often that of the previous message.
 	if len(b) >= 15 && p.bsdKey0 != 0 && binary.LittleEndian.Uint64(b) == p.bsdKey0 && binary.LittleEndian.Uint64(b[5:]) == p.bsdKey1 {
-		month, day, hour, minute, i = p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute, 7
+		month, day, hour, minute, i, keyed = p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute, 7, true
 		var ok bool
 		if sec, ok = digits2(b, 13); !ok || sec > 60 {
 			return time.Time{}, 0, false
@@ -889,6 +894,7 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 			// parse to the same fields.
 			p.bsdKey0, p.bsdKey1 = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[5:])
 			p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute = month, day, hour, minute
+			p.bsdBased, keyed = false, true
 		}
 	}
 	if sec == 60 {
@@ -907,7 +913,7 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 			i = j
 		}
 	}
-	if year == 0 && i < len(b) && b[i] == ' ' && i+5 <= len(b) && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
+	if year == 0 && i+5 <= len(b) && b[i] == ' ' && b[i+1]-'0' <= 9 && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
 		if y, ok := digits4(b, i+1); ok {
 			year = y
 			i += 5
@@ -918,7 +924,7 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 		loc = time.UTC
 	}
 	// A zone abbreviation (Cisco "UTC", "CET") directly followed by ':'.
-	if i < len(b) && b[i] == ' ' {
+	if i+1 < len(b) && b[i] == ' ' && b[i+1]-'A' < 26 {
 		j := i + 1
 		for j < len(b) && j-i <= 6 && (b[j] >= 'A' && b[j] <= 'Z') {
 			j++
@@ -932,7 +938,16 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 	}
 	if year == 0 {
 		p.guessYear(loc)
-		t := p.date(p.year, month, day, hour, minute, sec, nsec, loc)
+		var t time.Time
+		if keyed && loc == time.UTC {
+			if !p.bsdBased || p.bsdYear != p.year {
+				p.bsdBased, p.bsdYear = true, p.year
+				p.bsdBase = p.daysFromCivil(p.year, month, day)*86400 + int64(hour*3600+minute*60)
+			}
+			t = time.Unix(p.bsdBase+int64(sec), int64(nsec)).UTC()
+		} else {
+			t = p.date(p.year, month, day, hour, minute, sec, nsec, loc)
+		}
 		// December's messages read in January belong to last year; a
 		// clock a little ahead of ours stays in this one.
 		if t.After(p.yearLimit) {
@@ -947,6 +962,12 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 // a message without a year is in the reference time's year unless that
 // puts it more than a week ahead of the reference time.
 func (p *Parser) guessYear(loc *time.Location) {
+	// What reference and the test below come to while the clock is not
+	// due and nothing changed.
+	if p.Now == nil && p.nowLeft > 0 && loc == p.yearLoc && !p.yearRef.IsZero() {
+		p.nowLeft--
+		return
+	}
 	n, changed := p.reference()
 	if !changed && loc == p.yearLoc && !p.yearRef.IsZero() || n.Equal(p.yearRef) && loc == p.yearLoc && !p.yearRef.IsZero() {
 		return
@@ -1057,11 +1078,8 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 			m.Msg = trimOneSpace(b[i+1:])
 			return
 		case '[':
-			j := i + 1
-			for j < len(b) && b[j] != ']' && b[j] != ' ' {
-				j++
-			}
-			if i == 0 || j >= len(b) || b[j] != ']' {
+			j := i + 1 + indexAny2(b[i+1:], ']', ' ')
+			if i == 0 || j <= i || b[j] != ']' {
 				m.Msg = b
 				return
 			}
