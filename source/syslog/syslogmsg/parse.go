@@ -163,37 +163,43 @@ func (p *Parser) Parse(b []byte, m *Message) error {
 	if len(b) == 0 {
 		return ErrEmpty
 	}
-	rest := b
-	if b[0] == '<' {
-		pri, n, ok := parsePRI(b)
-		if !ok {
+	if b[0] != '<' {
+		return p.parse3164(b, m)
+	}
+	// PRI: 1 to 3 digits, each a byte below 10 once '0' is taken off,
+	// then '>'.
+	var v uint
+	i := 1
+	if len(b) >= 5 {
+		d1, d2, d3 := uint(b[1])-'0', uint(b[2])-'0', uint(b[3])-'0'
+		if d1 > 9 {
 			return ErrPriority
 		}
-		m.Priority = pri
-		rest = b[n:]
-		if len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' {
-			return p.parse5424(rest[2:], m)
+		v, i = d1, 2
+		if d2 <= 9 {
+			v, i = v*10+d2, 3
+			if d3 <= 9 {
+				v, i = v*10+d3, 4
+			}
+		}
+	} else {
+		for ; i < len(b) && i < 4 && b[i]-'0' <= 9; i++ {
+			v = v*10 + uint(b[i]-'0')
+		}
+		if i == 1 {
+			return ErrPriority
 		}
 	}
-	return p.parse3164(rest, m)
-}
-
-// parsePRI parses "<N>" with N of 1 to 3 digits, 0 to 191, and returns
-// its value and length. RFC 5424 forbids leading zeros, but RFC 3164
-// senders emit "<00>" rarely; they are accepted.
-func parsePRI(b []byte) (int, int, bool) {
-	v, i := uint(0), 1
-	for ; i < len(b) && i < 4; i++ {
-		d := uint(b[i]) - '0' // a digit is below 10
-		if d > 9 {
-			break
-		}
-		v = v*10 + d
+	if i >= len(b) || b[i] != '>' || v > 191 {
+		return ErrPriority
 	}
-	if i == 1 || i >= len(b) || b[i] != '>' || v > 191 {
-		return 0, 0, false
+	// RFC 5424 forbids leading zeros, but RFC 3164 senders emit "<00>"
+	// rarely; they are accepted.
+	m.Priority = int(v)
+	if rest := b[i+1:]; len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' {
+		return p.parse5424(rest[2:], m)
 	}
-	return int(v), i + 1, true
+	return p.parse3164(b[i+1:], m)
 }
 
 // field cuts the next space-terminated header field off b.
@@ -240,9 +246,12 @@ const (
 // (little-endian) that is not PRINTUSASCII (33–126), and maybe in higher
 // bytes; zero if every byte is printable.
 func notPrint(w uint64) uint64 {
-	// byte < 0x21: the subtraction borrows (exact for the lowest such
-	// byte); byte >= 0x7f: adding 1 reaches 0x80, or it was >= 0x80.
-	return ((w-0x21*lo8)&^w | (w + lo8) | w) & hi8
+	// Up to the lowest byte that is not PRINTUSASCII, the bytes of t are
+	// 0 to 0x5d, which neither borrow nor carry with 0x22 added: that
+	// byte is the first with its high bit set in t (it was below 0x21)
+	// or in t + 0x22 (it was 0x7f or more).
+	t := w - 0x21*lo8
+	return (t + 0x22*lo8 | t) & hi8
 }
 
 // hasByte is like notPrint for the bytes equal to c.
@@ -787,10 +796,11 @@ func (p *Parser) setMinute(b []byte, k0, k1 uint64) bool {
 // digitRun returns how many of the bytes of w (little-endian) are ASCII
 // digits before the first that is not, 8 if all are.
 func digitRun(w uint64) int {
-	// Per byte, without carries between bytes: a high nibble other than
-	// 3, or a low nibble of 10 or more, sets a bit of the high nibble.
-	t := (w&(0xf0*lo8) ^ 0x30*lo8) | (w&(0x0f*lo8)+0x06*lo8)&(0xf0*lo8)
-	return bits.TrailingZeros64((t&(0x7f*lo8)+0x7f*lo8|t)&hi8) / 8
+	// Up to the first byte that is not a digit, the bytes of t are 0 to
+	// 9, which neither borrow nor carry with 0x76 added: that byte is the
+	// first with its high bit set in t or in t + 0x76.
+	t := w - 0x30*lo8
+	return bits.TrailingZeros64((t+0x76*lo8|t)&hi8) / 8
 }
 
 // eightDigits returns the number the eight digit values (0–9, one a byte,
