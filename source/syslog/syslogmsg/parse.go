@@ -116,6 +116,8 @@ type Parser struct {
 	yearLoc        *time.Location
 	year           int
 	yearLimit      time.Time
+	limitSec       int64 // yearLimit in Unix seconds
+	limitNsec      int   // and nanoseconds
 	// The first 13 bytes of an RFC 3164 timestamp ("Mmm dd hh:mm:"), as
 	// two overlapping words, and its fields; and when bsdBased, the Unix
 	// time of that minute in UTC in the guessed year bsdYear.
@@ -436,16 +438,14 @@ const (
 // at the same position in an SD.
 //
 // Segment k is kept as its bytes w[k], zero-padded, the mask m[k] of
-// those that count, and n[k]: its length, sdEnd if it ends the SD, 0 for
-// none. The segment that ends the SD is kept with the space after it,
+// those that count, its length n[k] (0 for none), and whether it ends
+// the SD. The segment that ends the SD is kept with the space after it,
 // which shows that the SD does not go on with '['.
 type sdCache struct {
 	w, m [sdSlots][4]uint64
 	n    [sdSlots]uint8
+	end  [sdSlots]bool
 }
-
-// sdEnd marks in sdCache.n the segment that ends the SD.
-const sdEnd = 0x80
 
 // sdLen returns the length of the SD-ELEMENTs at the start of b (which
 // starts with '['), or false when they are malformed.
@@ -455,16 +455,16 @@ func (c *sdCache) sdLen(b []byte) (int, bool) {
 		// Segment k, from the cache if its bytes are there.
 		var n int
 		var end bool
-		if len(b)-i >= sdSegMax {
+		if i+sdSegMax <= len(b) {
 			// The last two words only for a segment (with its space)
 			// longer than 16 bytes: their mask is zero otherwise.
-			t, w, m := b[i:], &c.w[k], &c.m[k]
+			t, w, m := b[i:i+sdSegMax], &c.w[k], &c.m[k]
 			x := (binary.LittleEndian.Uint64(t)^w[0])&m[0] | (binary.LittleEndian.Uint64(t[8:])^w[1])&m[1]
 			if m[2] != 0 {
 				x |= (binary.LittleEndian.Uint64(t[16:])^w[2])&m[2] | (binary.LittleEndian.Uint64(t[24:])^w[3])&m[3]
 			}
 			if x == 0 {
-				n, end = int(c.n[k]&^sdEnd), c.n[k]&sdEnd != 0
+				n, end = int(c.n[k]), c.end[k]
 			}
 		}
 		if n == 0 {
@@ -529,10 +529,7 @@ func (c *sdCache) segment(b []byte, k int) (n int, end, ok bool) {
 		c.w[k][j] = binary.LittleEndian.Uint64(buf[8*j:])
 		c.m[k][j] = binary.LittleEndian.Uint64(mask[8*j:])
 	}
-	c.n[k] = uint8(n)
-	if end {
-		c.n[k] |= sdEnd
-	}
+	c.n[k], c.end[k] = uint8(n), end
 	return
 }
 
@@ -923,41 +920,45 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 			i = j
 		}
 	}
-	if year == 0 && i+5 <= len(b) && b[i] == ' ' && b[i+1]-'0' <= 9 && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
-		if y, ok := digits4(b, i+1); ok {
-			year = y
-			i += 5
-		}
-	}
 	loc := p.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	// A zone abbreviation (Cisco "UTC", "CET") directly followed by ':'.
-	if i+1 < len(b) && b[i] == ' ' && b[i+1]-'A' < 26 {
-		j := i + 1
-		for j < len(b) && j-i <= 6 && (b[j] >= 'A' && b[j] <= 'Z') {
-			j++
-		}
-		if j > i+1 && j < len(b) && b[j] == ':' {
-			if string(b[i+1:j]) == "UTC" || string(b[i+1:j]) == "GMT" {
-				loc = time.UTC
+	// A year, or a zone abbreviation (Cisco "UTC", "CET") directly
+	// followed by ':', after a space; most often neither.
+	if i+1 < len(b) && b[i] == ' ' && (b[i+1]-'0' <= 9 || b[i+1]-'A' < 26) {
+		if year == 0 && i+5 <= len(b) && b[i+1]-'0' <= 9 && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
+			if y, ok := digits4(b, i+1); ok {
+				year = y
+				i += 5
 			}
-			i = j
+		}
+		if i+1 < len(b) && b[i] == ' ' && b[i+1]-'A' < 26 {
+			j := i + 1
+			for j < len(b) && j-i <= 6 && (b[j] >= 'A' && b[j] <= 'Z') {
+				j++
+			}
+			if j > i+1 && j < len(b) && b[j] == ':' {
+				if string(b[i+1:j]) == "UTC" || string(b[i+1:j]) == "GMT" {
+					loc = time.UTC
+				}
+				i = j
+			}
 		}
 	}
 	if year == 0 {
 		p.guessYear(loc)
-		var t time.Time
 		if keyed && loc == time.UTC {
 			if !p.bsdBased || p.bsdYear != p.year {
 				p.bsdBased, p.bsdYear = true, p.year
 				p.bsdBase = p.daysFromCivil(p.year, month, day)*86400 + int64(hour*3600+minute*60)
 			}
-			t = time.Unix(p.bsdBase+int64(sec), int64(nsec)).UTC()
-		} else {
-			t = p.date(p.year, month, day, hour, minute, sec, nsec, loc)
+			// Not after p.yearLimit (see below), in Unix seconds.
+			if s := p.bsdBase + int64(sec); s < p.limitSec || s == p.limitSec && nsec <= p.limitNsec {
+				return time.Unix(s, int64(nsec)).UTC(), i, true
+			}
 		}
+		t := p.date(p.year, month, day, hour, minute, sec, nsec, loc)
 		// December's messages read in January belong to last year; a
 		// clock a little ahead of ours stays in this one.
 		if t.After(p.yearLimit) {
@@ -985,6 +986,7 @@ func (p *Parser) guessYear(loc *time.Location) {
 	p.yearRef, p.yearLoc = n, loc
 	p.year = n.In(loc).Year()
 	p.yearLimit = n.Add(7 * 24 * time.Hour)
+	p.limitSec, p.limitNsec = p.yearLimit.Unix(), p.yearLimit.Nanosecond()
 }
 
 // date is time.Date, computed directly for UTC (several times faster).
@@ -1041,13 +1043,13 @@ func (p *Parser) parse3164(b []byte, m *Message) error {
 		m.Priority = 13
 	}
 	m.Timestamp = t
+	if n < len(b) && b[n] == ':' {
+		n++ // Cisco: "18:46:11.123: %SYS-..."
+	}
+	for n < len(b) && b[n] == ' ' {
+		n++
+	}
 	b = b[n:]
-	if len(b) > 0 && b[0] == ':' {
-		b = b[1:] // Cisco: "18:46:11.123: %SYS-..."
-	}
-	for len(b) > 0 && b[0] == ' ' {
-		b = b[1:]
-	}
 	// HOSTNAME, unless the next token is already the tag.
 	// The token ends at the first space; with a '[' before it, it is the
 	// tag.
@@ -1108,11 +1110,18 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 	m.Msg = b
 }
 
-// indexAny2 returns the index of the first c1 or c2 in b, or -1, eight
-// bytes at a time (the lowest byte hasByte flags is exact, so is the
-// lowest of two).
+// indexAny2 returns the index of the first c1 or c2 in b, or -1: byte by
+// byte for the first eight (most host names, tags and PIDs are short,
+// and a loop that stops where the last one stopped is cheaper than
+// computing the place), then eight at a time (the lowest byte hasByte
+// flags is exact, so is the lowest of two).
 func indexAny2(b []byte, c1, c2 byte) int {
 	i := 0
+	for ; i < len(b) && i < 8; i++ {
+		if b[i] == c1 || b[i] == c2 {
+			return i
+		}
+	}
 	for ; i+8 <= len(b); i += 8 {
 		w := binary.LittleEndian.Uint64(b[i : i+8])
 		if m := hasByte(w, c1) | hasByte(w, c2); m != 0 {
@@ -1128,11 +1137,16 @@ func indexAny2(b []byte, c1, c2 byte) int {
 }
 
 // indexTagEnd returns the index of the first ':', '[' or ' ' in the first
-// 65 bytes of b, or -1.
+// 65 bytes of b, or -1: like indexAny2, byte by byte for the first eight.
 func indexTagEnd(b []byte) int {
 	const limit = 65
 	n := min(len(b), limit)
 	i := 0
+	for ; i < n && i < 8; i++ {
+		if class[b[i]]&clTagEnd != 0 {
+			return i
+		}
+	}
 	for ; i+8 <= len(b) && i < n; i += 8 {
 		w := binary.LittleEndian.Uint64(b[i : i+8])
 		if m := hasByte(w, ':') | hasByte(w, '[') | hasByte(w, ' '); m != 0 {
