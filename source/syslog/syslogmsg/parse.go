@@ -152,9 +152,9 @@ func (p *Parser) reference() (time.Time, bool) {
 // timestamp follows. It does not allocate. On error m holds what was
 // parsed so far with Format Unparsed.
 func (p *Parser) Parse(b []byte, m *Message) error {
-	// Field by field: cheaper than copying a whole zero Message.
-	m.Format, m.Priority, m.Timestamp = Unparsed, -1, time.Time{}
-	m.Hostname, m.AppName, m.ProcID, m.MsgID, m.StructuredData, m.Msg = nil, nil, nil, nil, nil, nil
+	// The other fields are cleared below, except for RFC 5424, which
+	// sets them all.
+	m.Format, m.Priority = Unparsed, -1
 	// Trailing newlines, carriage returns and NULs, all at most '\r'.
 	for len(b) > 0 {
 		if c := b[len(b)-1]; c > '\r' || c != '\n' && c != '\r' && c != 0 {
@@ -163,9 +163,11 @@ func (p *Parser) Parse(b []byte, m *Message) error {
 		b = b[:len(b)-1]
 	}
 	if len(b) == 0 {
+		m.clear()
 		return ErrEmpty
 	}
 	if b[0] != '<' {
+		m.clear()
 		return p.parse3164(b, m)
 	}
 	// PRI: 1 to 3 digits, each a byte below 10 once '0' is taken off,
@@ -175,6 +177,7 @@ func (p *Parser) Parse(b []byte, m *Message) error {
 	if len(b) >= 5 {
 		d1, d2, d3 := uint(b[1])-'0', uint(b[2])-'0', uint(b[3])-'0'
 		if d1 > 9 {
+			m.clear()
 			return ErrPriority
 		}
 		v, i = d1, 2
@@ -189,10 +192,12 @@ func (p *Parser) Parse(b []byte, m *Message) error {
 			v = v*10 + uint(b[i]-'0')
 		}
 		if i == 1 {
+			m.clear()
 			return ErrPriority
 		}
 	}
 	if i >= len(b) || b[i] != '>' || v > 191 {
+		m.clear()
 		return ErrPriority
 	}
 	// RFC 5424 forbids leading zeros, but RFC 3164 senders emit "<00>"
@@ -201,7 +206,15 @@ func (p *Parser) Parse(b []byte, m *Message) error {
 	if rest := b[i+1:]; len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' {
 		return p.parse5424(rest[2:], m)
 	}
+	m.clear()
 	return p.parse3164(b[i+1:], m)
+}
+
+// clear sets the timestamp and the byte slices of m to their zero values:
+// field by field, which is cheaper than copying a whole zero Message.
+func (m *Message) clear() {
+	m.Timestamp = time.Time{}
+	m.Hostname, m.AppName, m.ProcID, m.MsgID, m.StructuredData, m.Msg = nil, nil, nil, nil, nil, nil
 }
 
 // field cuts the next space-terminated header field off b.
@@ -349,7 +362,8 @@ func nilValue(b []byte, i, j int) []byte {
 	return b[i:j:j]
 }
 
-// parse5424 parses what follows "<PRI>1 ". It works on offsets into b and
+// parse5424 parses what follows "<PRI>1 ", and sets every field of m
+// but Format and Priority, on error too. It works on offsets into b and
 // cuts the fields out only once the header is known to be valid.
 func (p *Parser) parse5424(b []byte, m *Message) error {
 	var ends [5]int
@@ -361,6 +375,7 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 		ends[0] = n
 		k = headerEndsFrom(b, n+1, 1, &ends)
 	} else {
+		m.clear()
 		k = headerEnds(b, &ends)
 		if k == 0 {
 			return ErrHeader
@@ -373,9 +388,11 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 			m.Timestamp = t
 		}
 	}
+	m.StructuredData, m.Msg = nil, nil
 	// "... MSGID SD": without a space after MSGID there is no SD and the
 	// message is malformed.
 	if k < len(ends) {
+		m.Hostname, m.AppName, m.ProcID, m.MsgID = nil, nil, nil, nil
 		return ErrHeader
 	}
 	h0, h1 := ends[0]+1, ends[1]
@@ -383,6 +400,7 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 	p0, p1 := a1+1, ends[3]
 	m0, m1 := p1+1, ends[4]
 	if h1-h0 > 255 || a1-a0 > 48 || p1-p0 > 128 || m1-m0 > 32 {
+		m.Hostname, m.AppName, m.ProcID, m.MsgID = nil, nil, nil, nil
 		return ErrFieldTooLong
 	}
 	m.Hostname, m.AppName, m.ProcID, m.MsgID = nilValue(b, h0, h1), nilValue(b, a0, a1), nilValue(b, p0, p1), nilValue(b, m0, m1)
