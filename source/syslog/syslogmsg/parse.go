@@ -103,6 +103,7 @@ type Parser struct {
 	// key on (they nearly always do):
 	//   - the first 16 bytes of an RFC 3339 timestamp ("YYYY-MM-DDTHH:MM")
 	//     and the Unix time of that minute;
+	//   - the structure of the last RFC 5424 structured data (sdCache);
 	//   - a civil date and its days since 1970-01-01;
 	//   - the reference time and location of the last RFC 3164 year
 	//     guess, with the year and the latest time a message may have;
