@@ -81,6 +81,13 @@ func FuzzParseMatchesReference(f *testing.F) {
 	f.Add([]byte("<13>2026-12-04T10:11:12+01:00 h a: x"), []byte("<13>2026-12-04T10:11:59Z h a: y"), uint8(1))
 	f.Add([]byte("<13>Dec 31 23:59:59 h a: x"), []byte("<13>Jan  1 00:00:00 h a: y"), uint8(2))
 	f.Add([]byte("<13>1 2026-02-31T10:11:60.123456789-23:59 h a p m - x"), []byte("<13>1 2026-02-31T10:11:00Z h a p m - x"), uint8(3))
+	// Structured data with the structure of the message before (the SD
+	// cache hits), or almost.
+	const sd = `<165>1 2026-12-04T10:11:12.000001Z web-01.example.com nginx 1001 ID47 [exampleSDID@32473 iut="3" eventSource="Application"]`
+	f.Add([]byte(sd+` GET /api/v1/items?page=1 200`), []byte(sd+` GET /`), uint8(0))
+	f.Add([]byte(`<165>1 2026-12-04T10:11:12.000002Z web-02.example.com nginx 1002 ID47 [exampleSDID@32473 iut="4" eventSource="App\"lication"][x y="z"] GET /`), []byte(sd+` GET /`), uint8(1))
+	f.Add([]byte(`<165>1 2026-12-04T10:11:12.000003Z web-03.example.com nginx 1003 ID47 [exampleSDID@32473 iut="3" eventSource="Application"][x]`), []byte(sd+` GET /`), uint8(2))
+	f.Add([]byte("<30>Dec  4 10:11:12 web-03 sshd[1003]: Accepted publickey for deploy"), []byte("<30>Dec  4 10:11:59 web-04 sshd[1004]: Accepted"), uint8(4))
 	nows := []time.Time{
 		time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC),
 		time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC),

@@ -103,12 +103,13 @@ type Parser struct {
 	// key on (they nearly always do):
 	//   - the first 16 bytes of an RFC 3339 timestamp ("YYYY-MM-DDTHH:MM")
 	//     and the Unix time of that minute;
+	//   - the structure of the last RFC 5424 structured data (sdCache);
 	//   - a civil date and its days since 1970-01-01;
 	//   - the reference time and location of the last RFC 3164 year
 	//     guess, with the year and the latest time a message may have;
 	//   - the "Mmm dd hh:mm:" of an RFC 3164 timestamp and its fields.
 	tsKey0, tsKey1 uint64
-	names          nameCache
+	sd             sdCache
 	tsBase         int64
 	dayKey         int
 	days           int64
@@ -116,10 +117,16 @@ type Parser struct {
 	yearLoc        *time.Location
 	year           int
 	yearLimit      time.Time
+	limitSec       int64 // yearLimit in Unix seconds
+	limitNsec      int   // and nanoseconds
 	// The first 13 bytes of an RFC 3164 timestamp ("Mmm dd hh:mm:"), as
-	// two overlapping words, and its fields.
+	// two overlapping words, and its fields; and when bsdBased, the Unix
+	// time of that minute in UTC in the guessed year bsdYear.
 	bsdKey0, bsdKey1                     uint64
 	bsdMonth, bsdDay, bsdHour, bsdMinute int
+	bsdBased                             bool
+	bsdYear                              int
+	bsdBase                              int64
 }
 
 const nowEvery = 1024
@@ -146,43 +153,69 @@ func (p *Parser) reference() (time.Time, bool) {
 // timestamp follows. It does not allocate. On error m holds what was
 // parsed so far with Format Unparsed.
 func (p *Parser) Parse(b []byte, m *Message) error {
-	// Field by field: cheaper than copying a whole zero Message.
-	m.Format, m.Priority, m.Timestamp = Unparsed, -1, time.Time{}
-	m.Hostname, m.AppName, m.ProcID, m.MsgID, m.StructuredData, m.Msg = nil, nil, nil, nil, nil, nil
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == 0) {
+	// The other fields are cleared below, except for RFC 5424, which
+	// sets them all.
+	m.Format, m.Priority = Unparsed, -1
+	// Trailing newlines, carriage returns and NULs, all at most '\r'.
+	for len(b) > 0 {
+		if c := b[len(b)-1]; c > '\r' || c != '\n' && c != '\r' && c != 0 {
+			break
+		}
 		b = b[:len(b)-1]
 	}
 	if len(b) == 0 {
+		m.clear()
 		return ErrEmpty
 	}
-	rest := b
-	if b[0] == '<' {
-		pri, n, ok := parsePRI(b)
-		if !ok {
+	if b[0] != '<' {
+		m.clear()
+		return p.parse3164(b, m)
+	}
+	// PRI: 1 to 3 digits, each a byte below 10 once '0' is taken off,
+	// then '>'.
+	var v uint
+	i := 1
+	if len(b) >= 5 {
+		d1, d2, d3 := uint(b[1])-'0', uint(b[2])-'0', uint(b[3])-'0'
+		if d1 > 9 {
+			m.clear()
 			return ErrPriority
 		}
-		m.Priority = pri
-		rest = b[n:]
-		if len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' {
-			return p.parse5424(rest[2:], m)
+		v, i = d1, 2
+		if d2 <= 9 {
+			v, i = v*10+d2, 3
+			if d3 <= 9 {
+				v, i = v*10+d3, 4
+			}
+		}
+	} else {
+		for ; i < len(b) && i < 4 && b[i]-'0' <= 9; i++ {
+			v = v*10 + uint(b[i]-'0')
+		}
+		if i == 1 {
+			m.clear()
+			return ErrPriority
 		}
 	}
-	return p.parse3164(rest, m)
-}
-
-// parsePRI parses "<N>" with N of 1 to 3 digits, 0 to 191, and returns
-// its value and length.
-func parsePRI(b []byte) (int, int, bool) {
-	v, i := 0, 1
-	for ; i < len(b) && i <= 4 && b[i] >= '0' && b[i] <= '9'; i++ {
-		v = v*10 + int(b[i]-'0')
-	}
-	if i == 1 || i > 4 || i >= len(b) || b[i] != '>' || v > 191 {
-		return 0, 0, false
+	if i >= len(b) || b[i] != '>' || v > 191 {
+		m.clear()
+		return ErrPriority
 	}
 	// RFC 5424 forbids leading zeros, but RFC 3164 senders emit "<00>"
-	// rarely; accept them.
-	return v, i + 1, true
+	// rarely; they are accepted.
+	m.Priority = int(v)
+	if rest := b[i+1:]; len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' {
+		return p.parse5424(rest[2:], m)
+	}
+	m.clear()
+	return p.parse3164(b[i+1:], m)
+}
+
+// clear sets the timestamp and the byte slices of m to their zero values:
+// field by field, which is cheaper than copying a whole zero Message.
+func (m *Message) clear() {
+	m.Timestamp = time.Time{}
+	m.Hostname, m.AppName, m.ProcID, m.MsgID, m.StructuredData, m.Msg = nil, nil, nil, nil, nil, nil
 }
 
 // field cuts the next space-terminated header field off b.
@@ -229,30 +262,18 @@ const (
 // (little-endian) that is not PRINTUSASCII (33–126), and maybe in higher
 // bytes; zero if every byte is printable.
 func notPrint(w uint64) uint64 {
-	// byte < 0x21: the subtraction borrows (exact for the lowest such
-	// byte); byte >= 0x7f: adding 1 reaches 0x80, or it was >= 0x80.
-	return ((w-0x21*lo8)&^w | (w + lo8) | w) & hi8
+	// Up to the lowest byte that is not PRINTUSASCII, the bytes of t are
+	// 0 to 0x5d, which neither borrow nor carry with 0x22 added: that
+	// byte is the first with its high bit set in t (it was below 0x21)
+	// or in t + 0x22 (it was 0x7f or more).
+	t := w - 0x21*lo8
+	return (t + 0x22*lo8 | t) & hi8
 }
 
 // hasByte is like notPrint for the bytes equal to c.
 func hasByte(w uint64, c byte) uint64 {
 	x := w ^ (lo8 * uint64(c))
 	return (x - lo8) &^ x & hi8
-}
-
-// printLen returns the length of the run of PRINTUSASCII at the start of
-// b, eight bytes at a time.
-func printLen(b []byte) int {
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		if m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)/8
-		}
-	}
-	for i < len(b) && class[b[i]]&clPrint != 0 {
-		i++
-	}
-	return i
 }
 
 // sdNameLen returns the length of the run of SD-NAME characters at the
@@ -266,28 +287,13 @@ func sdNameLen(b []byte) int {
 	return i
 }
 
-// quoteIndex returns the index of the first '"' in b, or -1: byte by
-// byte for the first 16 (most SD values are short), then eight at a time.
-func quoteIndex(b []byte) int {
-	n := min(len(b), 16)
-	for i := 0; i < n; i++ {
-		if b[i] == '"' {
-			return i
-		}
-	}
-	if j := indexByte(b[n:], '"'); j >= 0 {
-		return n + j
-	}
-	return -1
-}
-
 // indexByte returns the index of the first c in b, or -1, eight bytes at
 // a time: for the short runs of a syslog header (SD values, host names)
 // this beats the call to bytes.IndexByte.
 func indexByte(b []byte, c byte) int {
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
-		if m := hasByte(binary.LittleEndian.Uint64(b[i:]), c); m != 0 {
+		if m := hasByte(binary.LittleEndian.Uint64(b[i:i+8]), c); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
@@ -303,8 +309,8 @@ func indexByte(b []byte, c byte) int {
 // PRINTUSASCII fields that start b: TIMESTAMP HOSTNAME APP-NAME PROCID
 // MSGID of RFC 5424. It returns how many it found: fewer than five when
 // field k is empty, holds another byte, or has no space after it. It
-// scans eight bytes at a time: a byte notPrint flags is checked in the
-// table, since the flag may be wrong above a true one.
+// scans eight bytes at a time: a byte notPrint flags other than a space
+// is checked in the table, since the flag may be wrong above a true one.
 func headerEnds(b []byte, ends *[5]int) int {
 	return headerEndsFrom(b, 0, 0, ends)
 }
@@ -314,13 +320,17 @@ func headerEnds(b []byte, ends *[5]int) int {
 func headerEndsFrom(b []byte, i, k int, ends *[5]int) int {
 	start := i
 	for ; i+8 <= len(b); i += 8 {
-		for m := notPrint(binary.LittleEndian.Uint64(b[i:])); m != 0; m &= m - 1 {
-			j := i + bits.TrailingZeros64(m)/8
-			c := b[j]
-			if class[c]&clPrint != 0 {
-				continue
+		s := b[i : i+8]
+		for m := notPrint(binary.LittleEndian.Uint64(s)); m != 0; m &= m - 1 {
+			t := bits.TrailingZeros64(m) / 8
+			j := i + t
+			if c := s[t]; c != ' ' {
+				if class[c]&clPrint != 0 {
+					continue
+				}
+				return k
 			}
-			if c != ' ' || j == start {
+			if j == start {
 				return k
 			}
 			ends[k], k, start = j, k+1, j+1
@@ -353,7 +363,8 @@ func nilValue(b []byte, i, j int) []byte {
 	return b[i:j:j]
 }
 
-// parse5424 parses what follows "<PRI>1 ". It works on offsets into b and
+// parse5424 parses what follows "<PRI>1 ", and sets every field of m
+// but Format and Priority, on error too. It works on offsets into b and
 // cuts the fields out only once the header is known to be valid.
 func (p *Parser) parse5424(b []byte, m *Message) error {
 	var ends [5]int
@@ -365,6 +376,7 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 		ends[0] = n
 		k = headerEndsFrom(b, n+1, 1, &ends)
 	} else {
+		m.clear()
 		k = headerEnds(b, &ends)
 		if k == 0 {
 			return ErrHeader
@@ -377,144 +389,251 @@ func (p *Parser) parse5424(b []byte, m *Message) error {
 			m.Timestamp = t
 		}
 	}
-	tsEnd := ends[0]
+	m.StructuredData, m.Msg = nil, nil
 	// "... MSGID SD": without a space after MSGID there is no SD and the
 	// message is malformed.
 	if k < len(ends) {
+		m.Hostname, m.AppName, m.ProcID, m.MsgID = nil, nil, nil, nil
 		return ErrHeader
 	}
-	h0, h1 := tsEnd+1, ends[1]
+	h0, h1 := ends[0]+1, ends[1]
 	a0, a1 := h1+1, ends[2]
 	p0, p1 := a1+1, ends[3]
 	m0, m1 := p1+1, ends[4]
 	if h1-h0 > 255 || a1-a0 > 48 || p1-p0 > 128 || m1-m0 > 32 {
+		m.Hostname, m.AppName, m.ProcID, m.MsgID = nil, nil, nil, nil
 		return ErrFieldTooLong
 	}
 	m.Hostname, m.AppName, m.ProcID, m.MsgID = nilValue(b, h0, h1), nilValue(b, a0, a1), nilValue(b, p0, p1), nilValue(b, m0, m1)
-	i := m1 + 1
+	rest := b[m1+1:]
 	switch {
-	case i == len(b):
+	case len(rest) == 0:
 		return ErrHeader
-	case b[i] == '-':
-		i++
-	case b[i] == '[':
-		n, ok := p.names.sdLen(b[i:])
+	case rest[0] == '-':
+		rest = rest[1:]
+	case rest[0] == '[':
+		n, ok := p.sd.sdLen(rest)
 		if !ok {
 			return ErrSD
 		}
-		m.StructuredData = b[i : i+n : i+n]
-		i += n
+		m.StructuredData, rest = rest[:n:n], rest[n:]
 	default:
 		return ErrSD
 	}
-	if i < len(b) {
-		if b[i] != ' ' {
+	if len(rest) > 0 {
+		if rest[0] != ' ' {
 			return ErrSD
 		}
-		i++
+		rest = rest[1:]
 	}
-	if len(b)-i >= 3 && b[i] == 0xEF && b[i+1] == 0xBB && b[i+2] == 0xBF {
-		i += 3
+	if len(rest) >= 3 && rest[0] == 0xEF && rest[1] == 0xBB && rest[2] == 0xBF {
+		rest = rest[3:]
 	}
-	m.Msg = b[i:]
+	m.Msg = rest
 	m.Format = RFC5424
 	return nil
 }
 
-// nameSlots is how many SD-NAMEs of a message's structured data a
-// nameCache keeps.
-const nameSlots = 8
+// sdSlots is how many structure segments of a message's structured
+// data an sdCache keeps, and sdSegMax the most bytes it compares for one.
+const (
+	sdSlots  = 8
+	sdSegMax = 32
+)
 
-// nameCache holds the k-th SD-NAME (SD-ID or PARAM-NAME) of the structured
-// data last parsed, for k < nameSlots: the names of a stream repeat from
-// message to message while the values change, and comparing a few words
-// costs less than checking each byte. Every name it holds was valid.
-type nameCache struct {
-	n [nameSlots]uint8     // length, 0 for none
-	w [nameSlots][4]uint64 // the bytes, zero-padded to 32
+// sdCache holds the structure of the structured data last parsed: the
+// text around its PARAM-VALUEs, cut into segments that each run from the
+// start of the SD, or the '"' closing a value, to the '"' opening the
+// next value or the ']' ending the SD. The segments hold brackets,
+// SD-IDs, PARAM-NAMEs and separators; those of
+//
+//	[exampleSDID@32473 iut="3" eventSource="Application"]
+//
+// are `[exampleSDID@32473 iut="`, ` eventSource="` and `]`. The SD-IDs
+// and PARAM-NAMEs of a stream repeat from message to message while the
+// values change: comparing a segment as four masked words costs much
+// less than checking its bytes one by one. Every segment it holds parsed
+// as valid where it stood, and parses the same wherever its bytes recur
+// at the same position in an SD.
+//
+// Segment k is kept as its bytes w[k], zero-padded, the mask m[k] of
+// those that count, its length n[k] (0 for none), and whether it ends
+// the SD. The segment that ends the SD is kept with the space after it,
+// which shows that the SD does not go on with '['.
+type sdCache struct {
+	w, m [sdSlots][4]uint64
+	n    [sdSlots]uint8
+	end  [sdSlots]bool
 }
 
-// nameLen returns the length of the run of SD-NAME characters at b[i:],
-// the k-th name of the structured data.
-func (c *nameCache) nameLen(b []byte, i, k int) int {
-	if k < nameSlots && c.n[k] != 0 && i+32 < len(b) {
-		l := int(c.n[k])
-		w := &c.w[k]
-		// The words of w are zero past the name: mask the bytes of b
-		// past it in the last word.
-		last := (l - 1) / 8
-		var x uint64
-		for j := 0; j < last; j++ {
-			x |= binary.LittleEndian.Uint64(b[i+8*j:]) ^ w[j]
-		}
-		x |= binary.LittleEndian.Uint64(b[i+8*last:])&(^uint64(0)>>(8*(7-(l-1)%8))) ^ w[last]
-		if x == 0 && class[b[i+l]]&clSDName == 0 {
-			return l
-		}
-	}
-	n := sdNameLen(b[i:])
-	if k < nameSlots && n > 0 && n <= 32 {
-		var buf [32]byte
-		copy(buf[:], b[i:i+n])
-		c.n[k] = uint8(n)
-		for j := range c.w[k] {
-			c.w[k][j] = binary.LittleEndian.Uint64(buf[8*j:])
-		}
-	}
-	return n
-}
-
-// sdLen returns the length of the SD-ELEMENTs at the start of b.
-func (c *nameCache) sdLen(b []byte) (int, bool) {
-	k := 0 // names seen
+// sdLen returns the length of the SD-ELEMENTs at the start of b (which
+// starts with '['), or false when they are malformed.
+func (c *sdCache) sdLen(b []byte) (int, bool) {
 	i := 0
-	for i < len(b) && b[i] == '[' {
-		i++
-		// SD-ID
-		start := i
-		i += c.nameLen(b, i, k)
-		k++
-		if i == start || i-start > 32 || i >= len(b) || b[i] != ' ' && b[i] != ']' {
+	for k := range sdSlots {
+		// Segment k, from the cache if its bytes are there.
+		var n int
+		var end bool
+		if i+sdSegMax <= len(b) {
+			// The last two words only for a segment (with its space)
+			// longer than 16 bytes: their mask is zero otherwise.
+			t, w, m := b[i:i+sdSegMax], &c.w[k], &c.m[k]
+			x := (binary.LittleEndian.Uint64(t)^w[0])&m[0] | (binary.LittleEndian.Uint64(t[8:])^w[1])&m[1]
+			if m[2] != 0 {
+				x |= (binary.LittleEndian.Uint64(t[16:])^w[2])&m[2] | (binary.LittleEndian.Uint64(t[24:])^w[3])&m[3]
+			}
+			if x == 0 {
+				n, end = int(c.n[k]), c.end[k]
+			}
+		}
+		if n == 0 {
+			var ok bool
+			if n, end, ok = c.segment(b[i:], k); !ok {
+				return 0, false
+			}
+		}
+		i += n
+		if end {
+			return i, true
+		}
+		// The PARAM-VALUE (see sdValueEnd), mostly without a backslash.
+		q := quoteIndex(b, i)
+		if q < 0 {
 			return 0, false
 		}
-		for {
-			if i >= len(b) {
+		if i = q + 1; b[q-1] == '\\' {
+			if i = sdValueEnd(b, q); i < 0 {
 				return 0, false
-			}
-			if b[i] == ']' {
-				i++
-				break
-			}
-			if b[i] != ' ' {
-				return 0, false
-			}
-			i++
-			start = i
-			i += c.nameLen(b, i, k)
-			k++
-			if i == start || i-start > 32 || i+1 >= len(b) || b[i] != '=' || b[i+1] != '"' {
-				return 0, false
-			}
-			i += 2
-			// The value ends at the first '"' not escaped by an odd number
-			// of backslashes.
-			for {
-				q := quoteIndex(b[i:])
-				if q < 0 {
-					return 0, false
-				}
-				bs := 0
-				for k := i + q - 1; k >= i && b[k] == '\\'; k-- {
-					bs++
-				}
-				i += q + 1
-				if bs%2 == 0 {
-					break
-				}
 			}
 		}
 	}
-	return i, i > 0
+	// More segments than the cache holds: the rest without it.
+	for {
+		n, end, ok := sdSegment(b[i:], false)
+		if !ok {
+			return 0, false
+		}
+		i += n
+		if end {
+			return i, true
+		}
+		if i = sdValueEnd(b, i); i < 0 {
+			return 0, false
+		}
+	}
+}
+
+// segment parses segment k at the start of b with sdSegment, and keeps
+// it as segment k of the cache, or none when the segment, with the space
+// after it if it ends the SD, is longer than sdSegMax, or when no space
+// follows the end of the SD.
+func (c *sdCache) segment(b []byte, k int) (n int, end, ok bool) {
+	if n, end, ok = sdSegment(b, k == 0); !ok {
+		return
+	}
+	l := n
+	if end {
+		l++ // with the space after it
+	}
+	if l > sdSegMax || end && (n >= len(b) || b[n] != ' ') {
+		c.w[k], c.m[k], c.n[k] = [4]uint64{}, [4]uint64{}, 0
+		return
+	}
+	var buf, mask [sdSegMax]byte
+	copy(buf[:], b[:l])
+	for j := range l {
+		mask[j] = 0xff
+	}
+	for j := range c.w[k] {
+		c.w[k][j] = binary.LittleEndian.Uint64(buf[8*j:])
+		c.m[k][j] = binary.LittleEndian.Uint64(mask[8*j:])
+	}
+	c.n[k], c.end[k] = uint8(n), end
+	return
+}
+
+// sdValueEnd returns the index after the '"' that ends the PARAM-VALUE
+// starting at b[i], or -1: the first '"' not escaped, that is not after
+// an odd run of backslashes.
+func sdValueEnd(b []byte, i int) int {
+	for {
+		q := quoteIndex(b, i)
+		if q < 0 {
+			return -1
+		}
+		i = q + 1
+		if b[q-1] != '\\' {
+			return i
+		}
+		// The run of backslashes cannot reach back past the value's
+		// opening '"'.
+		bs := 1
+		for b[q-1-bs] == '\\' {
+			bs++
+		}
+		if bs%2 == 0 {
+			return i
+		}
+	}
+}
+
+// quoteIndex returns the index of the first '"' at or after b[i], or -1,
+// eight bytes at a time.
+func quoteIndex(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := hasByte(binary.LittleEndian.Uint64(b[i:i+8]), '"'); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == '"' {
+			return i
+		}
+	}
+	return -1
+}
+
+// sdSegment parses the structure segment (see sdCache) at the start of b:
+// the first of the SD when first, else what follows the '"' closing a
+// value. It returns its length and whether it ends the SD.
+func sdSegment(b []byte, first bool) (n int, end, ok bool) {
+	i, open := 0, first // open: an SD-ELEMENT starts at b[i]
+	for {
+		if open {
+			// '[' and the SD-ID.
+			if i >= len(b) || b[i] != '[' {
+				return 0, false, false
+			}
+			i++
+			l := sdNameLen(b[i:])
+			if l == 0 || l > 32 || i+l >= len(b) || b[i+l] != ' ' && b[i+l] != ']' {
+				return 0, false, false
+			}
+			i += l
+		}
+		// After an SD-ID or a PARAM-VALUE: a parameter up to its value,
+		// or the element's end.
+		if i >= len(b) {
+			return 0, false, false
+		}
+		switch b[i] {
+		case ']':
+			i++
+			if i < len(b) && b[i] == '[' {
+				open = true
+				continue
+			}
+			return i, true, true
+		case ' ':
+			i++
+			l := sdNameLen(b[i:])
+			if l == 0 || l > 32 || i+l+1 >= len(b) || b[i+l] != '=' || b[i+l+1] != '"' {
+				return 0, false, false
+			}
+			return i + l + 2, false, true
+		}
+		return 0, false, false
+	}
 }
 
 // EachSDParam calls fn for every PARAM-NAME="PARAM-VALUE" of the
@@ -602,21 +721,10 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 		return time.Time{}, 0, false
 	}
 	// "YYYY-MM-DDTHH:MM" is most often that of the previous message.
-	k0, k1 := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])
-	if k0 != p.tsKey0 || k1 != p.tsKey1 || p.tsKey0 == 0 {
-		if b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' {
+	if k0, k1 := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]); k0 != p.tsKey0 || k1 != p.tsKey1 || k0 == 0 {
+		if !p.setMinute(b, k0, k1) {
 			return time.Time{}, 0, false
 		}
-		year, ok1 := digits4(b, 0)
-		month, ok2 := digits2(b, 5)
-		day, ok3 := digits2(b, 8)
-		hour, ok4 := digits2(b, 11)
-		minute, ok5 := digits2(b, 14)
-		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 {
-			return time.Time{}, 0, false
-		}
-		p.tsKey0, p.tsKey1 = k0, k1
-		p.tsBase = p.daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60)
 	}
 	sec, ok := digits2(b, 17)
 	if !ok || sec > 60 {
@@ -680,13 +788,35 @@ zone:
 	return time.Unix(p.tsBase+int64(sec-offset), int64(nsec)).UTC(), i, true
 }
 
+// setMinute parses the "YYYY-MM-DDTHH:MM" that starts b (at least 16
+// bytes), whose two words are k0 and k1, into the minute the cache keys
+// on them. It is apart from parseRFC3339Prefix so that the compiler
+// loads the key there as two words, not byte by byte.
+func (p *Parser) setMinute(b []byte, k0, k1 uint64) bool {
+	if b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' {
+		return false
+	}
+	year, ok1 := digits4(b, 0)
+	month, ok2 := digits2(b, 5)
+	day, ok3 := digits2(b, 8)
+	hour, ok4 := digits2(b, 11)
+	minute, ok5 := digits2(b, 14)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 {
+		return false
+	}
+	p.tsKey0, p.tsKey1 = k0, k1
+	p.tsBase = p.daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60)
+	return true
+}
+
 // digitRun returns how many of the bytes of w (little-endian) are ASCII
 // digits before the first that is not, 8 if all are.
 func digitRun(w uint64) int {
-	// Per byte, without carries between bytes: a high nibble other than
-	// 3, or a low nibble of 10 or more, sets a bit of the high nibble.
-	t := (w&(0xf0*lo8) ^ 0x30*lo8) | (w&(0x0f*lo8)+0x06*lo8)&(0xf0*lo8)
-	return bits.TrailingZeros64((t&(0x7f*lo8)+0x7f*lo8|t)&hi8) / 8
+	// Up to the first byte that is not a digit, the bytes of t are 0 to
+	// 9, which neither borrow nor carry with 0x76 added: that byte is the
+	// first with its high bit set in t or in t + 0x76.
+	t := w - 0x30*lo8
+	return bits.TrailingZeros64((t+0x76*lo8|t)&hi8) / 8
 }
 
 // eightDigits returns the number the eight digit values (0–9, one a byte,
@@ -742,9 +872,10 @@ func parseMonth(b []byte) (int, bool) {
 func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 	var month, day, year, i int
 	var hour, minute, sec int
+	keyed := false // the fields are those of the key
 	// "Mmm dd hh:mm:" is most often that of the previous message.
 	if len(b) >= 15 && p.bsdKey0 != 0 && binary.LittleEndian.Uint64(b) == p.bsdKey0 && binary.LittleEndian.Uint64(b[5:]) == p.bsdKey1 {
-		month, day, hour, minute, i = p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute, 7
+		month, day, hour, minute, i, keyed = p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute, 7, true
 		var ok bool
 		if sec, ok = digits2(b, 13); !ok || sec > 60 {
 			return time.Time{}, 0, false
@@ -789,6 +920,7 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 			// parse to the same fields.
 			p.bsdKey0, p.bsdKey1 = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[5:])
 			p.bsdMonth, p.bsdDay, p.bsdHour, p.bsdMinute = month, day, hour, minute
+			p.bsdBased, keyed = false, true
 		}
 	}
 	if sec == 60 {
@@ -807,31 +939,44 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 			i = j
 		}
 	}
-	if year == 0 && i < len(b) && b[i] == ' ' && i+5 <= len(b) && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
-		if y, ok := digits4(b, i+1); ok {
-			year = y
-			i += 5
-		}
-	}
 	loc := p.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	// A zone abbreviation (Cisco "UTC", "CET") directly followed by ':'.
-	if i < len(b) && b[i] == ' ' {
-		j := i + 1
-		for j < len(b) && j-i <= 6 && (b[j] >= 'A' && b[j] <= 'Z') {
-			j++
-		}
-		if j > i+1 && j < len(b) && b[j] == ':' {
-			if string(b[i+1:j]) == "UTC" || string(b[i+1:j]) == "GMT" {
-				loc = time.UTC
+	// A year, or a zone abbreviation (Cisco "UTC", "CET") directly
+	// followed by ':', after a space; most often neither.
+	if i+1 < len(b) && b[i] == ' ' && (b[i+1]-'0' <= 9 || b[i+1]-'A' < 26) {
+		if year == 0 && i+5 <= len(b) && b[i+1]-'0' <= 9 && (i+5 == len(b) || b[i+5] == ' ' || b[i+5] == ':') {
+			if y, ok := digits4(b, i+1); ok {
+				year = y
+				i += 5
 			}
-			i = j
+		}
+		if i+1 < len(b) && b[i] == ' ' && b[i+1]-'A' < 26 {
+			j := i + 1
+			for j < len(b) && j-i <= 6 && (b[j] >= 'A' && b[j] <= 'Z') {
+				j++
+			}
+			if j > i+1 && j < len(b) && b[j] == ':' {
+				if string(b[i+1:j]) == "UTC" || string(b[i+1:j]) == "GMT" {
+					loc = time.UTC
+				}
+				i = j
+			}
 		}
 	}
 	if year == 0 {
 		p.guessYear(loc)
+		if keyed && loc == time.UTC {
+			if !p.bsdBased || p.bsdYear != p.year {
+				p.bsdBased, p.bsdYear = true, p.year
+				p.bsdBase = p.daysFromCivil(p.year, month, day)*86400 + int64(hour*3600+minute*60)
+			}
+			// Not after p.yearLimit (see below), in Unix seconds.
+			if s := p.bsdBase + int64(sec); s < p.limitSec || s == p.limitSec && nsec <= p.limitNsec {
+				return time.Unix(s, int64(nsec)).UTC(), i, true
+			}
+		}
 		t := p.date(p.year, month, day, hour, minute, sec, nsec, loc)
 		// December's messages read in January belong to last year; a
 		// clock a little ahead of ours stays in this one.
@@ -847,6 +992,12 @@ func (p *Parser) parseBSDTime(b []byte) (time.Time, int, bool) {
 // a message without a year is in the reference time's year unless that
 // puts it more than a week ahead of the reference time.
 func (p *Parser) guessYear(loc *time.Location) {
+	// What reference and the test below come to while the clock is not
+	// due and nothing changed.
+	if p.Now == nil && p.nowLeft > 0 && loc == p.yearLoc && !p.yearRef.IsZero() {
+		p.nowLeft--
+		return
+	}
 	n, changed := p.reference()
 	if !changed && loc == p.yearLoc && !p.yearRef.IsZero() || n.Equal(p.yearRef) && loc == p.yearLoc && !p.yearRef.IsZero() {
 		return
@@ -854,6 +1005,7 @@ func (p *Parser) guessYear(loc *time.Location) {
 	p.yearRef, p.yearLoc = n, loc
 	p.year = n.In(loc).Year()
 	p.yearLimit = n.Add(7 * 24 * time.Hour)
+	p.limitSec, p.limitNsec = p.yearLimit.Unix(), p.yearLimit.Nanosecond()
 }
 
 // date is time.Date, computed directly for UTC (several times faster).
@@ -910,13 +1062,13 @@ func (p *Parser) parse3164(b []byte, m *Message) error {
 		m.Priority = 13
 	}
 	m.Timestamp = t
+	if n < len(b) && b[n] == ':' {
+		n++ // Cisco: "18:46:11.123: %SYS-..."
+	}
+	for n < len(b) && b[n] == ' ' {
+		n++
+	}
 	b = b[n:]
-	if len(b) > 0 && b[0] == ':' {
-		b = b[1:] // Cisco: "18:46:11.123: %SYS-..."
-	}
-	for len(b) > 0 && b[0] == ' ' {
-		b = b[1:]
-	}
 	// HOSTNAME, unless the next token is already the tag.
 	// The token ends at the first space; with a '[' before it, it is the
 	// tag.
@@ -957,11 +1109,8 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 			m.Msg = trimOneSpace(b[i+1:])
 			return
 		case '[':
-			j := i + 1
-			for j < len(b) && b[j] != ']' && b[j] != ' ' {
-				j++
-			}
-			if i == 0 || j >= len(b) || b[j] != ']' {
+			j := i + 1 + indexAny2(b[i+1:], ']', ' ')
+			if i == 0 || j <= i || b[j] != ']' {
 				m.Msg = b
 				return
 			}
@@ -980,13 +1129,20 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 	m.Msg = b
 }
 
-// indexAny2 returns the index of the first c1 or c2 in b, or -1, eight
-// bytes at a time (the lowest byte hasByte flags is exact, so is the
-// lowest of two).
+// indexAny2 returns the index of the first c1 or c2 in b, or -1: byte by
+// byte for the first eight (most host names, tags and PIDs are short,
+// and a loop that stops where the last one stopped is cheaper than
+// computing the place), then eight at a time (the lowest byte hasByte
+// flags is exact, so is the lowest of two).
 func indexAny2(b []byte, c1, c2 byte) int {
 	i := 0
+	for ; i < len(b) && i < 8; i++ {
+		if b[i] == c1 || b[i] == c2 {
+			return i
+		}
+	}
 	for ; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
+		w := binary.LittleEndian.Uint64(b[i : i+8])
 		if m := hasByte(w, c1) | hasByte(w, c2); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
@@ -1000,13 +1156,18 @@ func indexAny2(b []byte, c1, c2 byte) int {
 }
 
 // indexTagEnd returns the index of the first ':', '[' or ' ' in the first
-// 65 bytes of b, or -1.
+// 65 bytes of b, or -1: like indexAny2, byte by byte for the first eight.
 func indexTagEnd(b []byte) int {
 	const limit = 65
 	n := min(len(b), limit)
 	i := 0
+	for ; i < n && i < 8; i++ {
+		if class[b[i]]&clTagEnd != 0 {
+			return i
+		}
+	}
 	for ; i+8 <= len(b) && i < n; i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
+		w := binary.LittleEndian.Uint64(b[i : i+8])
 		if m := hasByte(w, ':') | hasByte(w, '[') | hasByte(w, ' '); m != 0 {
 			if j := i + bits.TrailingZeros64(m)/8; j < n {
 				return j

@@ -2,6 +2,7 @@ package syslogmsg
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"math/rand"
 	"testing"
 )
@@ -63,10 +64,11 @@ func TestFractionPastLen(t *testing.T) {
 	}
 }
 
-// TestSDNameCache parses, one after another with one Parser, messages
-// whose SD-NAMEs are those of the message before, their prefixes, their
-// extensions, or differ in a byte, and checks each against the reference.
-func TestSDNameCache(t *testing.T) {
+// TestSDCache parses, one after another with one Parser, messages whose
+// structured data has the structure of the message before, or differs
+// from it in a byte, a name's length, where the SD ends or what follows
+// it, and checks each against the reference.
+func TestSDCache(t *testing.T) {
 	const head = "<165>1 2026-12-04T10:11:12Z h a p m "
 	sds := []string{
 		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
@@ -87,10 +89,29 @@ func TestSDNameCache(t *testing.T) {
 		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
 		`[exampleSDID@32473 iut="3" eventSource]`,
 		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"][x]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"][x y="z"]`,
+		`[exampleSDID@32473 iut="3" eventSource="Application"]`,
+		`[exampleSDID@32473 iut="a\"b\\" eventSource="\\\"]"]`,
+		`[exampleSDID@32473 iut="a\"b\\" eventSource="\\\"]"]`,
+		`[exampleSDID@32473 iut="a\"b\\" eventSource="\\"]"]`,
+		`[a123456789012 b="1"]`,
+		`[a123456789012 b="1"]`,
+		`[a1234567890123 b="1"]`,
+		`[a1234567890123 b="1"]`,
+		`[a12345678901234567890123456 b="1"]`,
+		`[a12345678901234567890123456 b="1"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9" k="10"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9" k="10"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9" k="10" l="11"]`,
+		`[a b="1" c="2" d="3" e="4" f="5" g="6" h="7" i="8" j="9" k="10"][l]`,
+		`[a b="1"][c][d][e][f][g][h][i][j][k][l][m][n][o][p][q][r][s][t][u]`,
+		`[a b="1"][c][d][e][f][g][h][i][j][k][l][m][n][o][p][q][r][s][t][u]`,
 	}
 	p, r := &Parser{}, &refParser{}
 	for _, sd := range sds {
-		for _, tail := range []string{" a message long enough for the word compares", ""} {
+		for _, tail := range []string{" a message long enough for the word compares", "", "x", "[", " "} {
 			in := []byte(head + sd + tail)
 			var m, rm Message
 			err, rerr := p.Parse(in, &m), r.Parse(in, &rm)
@@ -100,6 +121,31 @@ func TestSDNameCache(t *testing.T) {
 			if d := diffMessages(&m, &rm); d != "" {
 				t.Fatalf("Parse(%q): %s", in, d)
 			}
+		}
+	}
+}
+
+// TestNotPrint checks that notPrint flags the first byte of a word that is
+// not PRINTUSASCII, and none before it, on words mixing such bytes with
+// their neighbours.
+func TestNotPrint(t *testing.T) {
+	alphabet := []byte("\x00\x01 !\"=]~\x7f\x80\xfe\xffaZ09")
+	r := rand.New(rand.NewSource(1))
+	var b [8]byte
+	for n := 0; n < 200000; n++ {
+		for i := range b {
+			b[i] = alphabet[r.Intn(len(alphabet))]
+			if r.Intn(3) > 0 {
+				b[i] = byte(0x21 + r.Intn(0x7e-0x21+1))
+			}
+		}
+		want := 0
+		for want < 8 && b[want] >= 0x21 && b[want] <= 0x7e {
+			want++
+		}
+		m := notPrint(binary.LittleEndian.Uint64(b[:]))
+		if got := bits.TrailingZeros64(m) / 8; got != want || m&^hi8 != 0 {
+			t.Fatalf("notPrint(%q) = %#x: first at %d, want %d", b, m, got, want)
 		}
 	}
 }
