@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/cpuclock"
 )
 
 // benchMessages returns n newline-terminated messages of one format.
@@ -75,7 +77,7 @@ func BenchmarkSyslogParse(b *testing.B) {
 				b.SetBytes(int64(len(data)))
 				b.ReportAllocs()
 				for b.Loop() {
-					t0 := clock()
+					t0 := cpuclock.Thread()
 					rd.Reset(data)
 					br.Reset(rd)
 					lines := 0
@@ -87,13 +89,13 @@ func BenchmarkSyslogParse(b *testing.B) {
 						lines += len(l) & 1 // keep the loop from being optimised away
 						count++
 					}
-					t1 := clock()
+					t1 := cpuclock.Thread()
 					for _, l := range msgs {
 						if err := sub.fn(l); err != nil {
 							b.Fatal(err)
 						}
 					}
-					t2 := clock()
+					t2 := cpuclock.Thread()
 					split += t1 - t0
 					subj += t2 - t1
 					_ = lines
@@ -101,8 +103,8 @@ func BenchmarkSyslogParse(b *testing.B) {
 				if subj > 0 && split > 0 {
 					bufioRate := float64(count) / split.Seconds()
 					rate := float64(count) / subj.Seconds()
-					b.ReportMetric(bufioRate, "bufio-msgs/"+clockUnit)
-					b.ReportMetric(rate, "msgs/"+clockUnit)
+					b.ReportMetric(bufioRate, "bufio-msgs/"+cpuclock.ThreadUnit)
+					b.ReportMetric(rate, "msgs/"+cpuclock.ThreadUnit)
 					b.ReportMetric(rate/bufioRate, "share")
 				}
 			})
