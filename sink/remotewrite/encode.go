@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferrydev/ferry/internal/snappyenc"
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -412,7 +412,14 @@ func (e *encoder) release() {
 }
 
 // compress snappy-encodes pb (block format) into e's reused output buffer.
+// It uses the Snappy-compatible encoder of klauspost/compress/s2, which
+// writes a valid Snappy block (any Snappy decoder reads it; the tests
+// decode with golang/snappy) in about half the time of golang/snappy's
+// Encode: see BenchmarkRemoteWriteEncode next to BenchmarkRawSnappy.
 func (e *encoder) compress(pb []byte) []byte {
-	e.out = snappyenc.Encode(e.out, pb)
+	if n := s2.MaxEncodedLen(len(pb)); cap(e.out) < n {
+		e.out = make([]byte, n)
+	}
+	e.out = s2.EncodeSnappy(e.out[:cap(e.out)], pb)
 	return e.out
 }
