@@ -2,24 +2,37 @@ package syslogmsg
 
 import (
 	"encoding/binary"
+	"iter"
 	"math/bits"
 	"math/rand"
 	"testing"
 )
 
+// randomWords yields 200,000 words of eight bytes, each byte from
+// alphabet one time in three and otherwise in [lo, hi]: the class a helper
+// looks for, mixed with its neighbours.
+func randomWords(alphabet string, lo, hi byte) iter.Seq[[8]byte] {
+	return func(yield func([8]byte) bool) {
+		r := rand.New(rand.NewSource(1))
+		var b [8]byte
+		for range 200000 {
+			for i := range b {
+				b[i] = alphabet[r.Intn(len(alphabet))]
+				if r.Intn(3) > 0 {
+					b[i] = lo + byte(r.Intn(int(hi-lo)+1))
+				}
+			}
+			if !yield(b) {
+				return
+			}
+		}
+	}
+}
+
 // TestDigitRunAndEightDigits checks the eight-bytes-at-once digit helpers
 // against a byte loop, on words mixing digits with their neighbours.
 func TestDigitRunAndEightDigits(t *testing.T) {
-	alphabet := []byte("0123456789/:Z+-.\x00\xff\xfa\x39\x3a\xb0\xb9")
-	r := rand.New(rand.NewSource(1))
-	var b [8]byte
-	for n := 0; n < 200000; n++ {
-		for i := range b {
-			b[i] = alphabet[r.Intn(len(alphabet))]
-			if r.Intn(3) > 0 {
-				b[i] = '0' + byte(r.Intn(10))
-			}
-		}
+	for b := range randomWords("0123456789/:Z+-.\x00\xff\xfa\x39\x3a\xb0\xb9", '0', '9') {
 		w := binary.LittleEndian.Uint64(b[:])
 		want := 0
 		for want < 8 && b[want] >= '0' && b[want] <= '9' {
@@ -129,16 +142,7 @@ func TestSDCache(t *testing.T) {
 // not PRINTUSASCII, and none before it, on words mixing such bytes with
 // their neighbours.
 func TestNotPrint(t *testing.T) {
-	alphabet := []byte("\x00\x01 !\"=]~\x7f\x80\xfe\xffaZ09")
-	r := rand.New(rand.NewSource(1))
-	var b [8]byte
-	for n := 0; n < 200000; n++ {
-		for i := range b {
-			b[i] = alphabet[r.Intn(len(alphabet))]
-			if r.Intn(3) > 0 {
-				b[i] = byte(0x21 + r.Intn(0x7e-0x21+1))
-			}
-		}
+	for b := range randomWords("\x00\x01 !\"=]~\x7f\x80\xfe\xffaZ09", 0x21, 0x7e) {
 		want := 0
 		for want < 8 && b[want] >= 0x21 && b[want] <= 0x7e {
 			want++
