@@ -92,10 +92,11 @@ func FuzzLogfmt(f *testing.F) {
 	})
 }
 
-// refNext is logfmtIter.next as it was before it used a byte-class table
-// and IndexByte, the reference FuzzLogfmt holds it to.
+// refLogfmtKeyByte reports whether c may be in a key, as refNext tests it.
 func refLogfmtKeyByte(c byte) bool { return c > ' ' && c != '=' && c != '"' && c != 0x7f }
 
+// refNext is logfmtIter.next as it was before it used a byte-class table
+// and IndexByte, the reference FuzzLogfmt holds it to.
 func (it *logfmtIter) refNext() bool {
 	s := it.s
 	for it.i < len(s) && (s[it.i] == ' ' || s[it.i] == '\t' || s[it.i] == '\r' || s[it.i] == '\n') {

@@ -223,7 +223,10 @@ func (x *keyIndex) add(key, name string) {
 		x.extracted = append(x.extracted, nil)
 	}
 	x.extracted[i] = append(x.extracted[i], name)
-	if len(x.keys) > keyIndexLinear {
+	switch {
+	case x.byKey != nil:
+		x.byKey[key] = x.extracted[i]
+	case len(x.keys) > keyIndexLinear:
 		x.byKey = make(map[string][]string, len(x.keys))
 		for i, k := range x.keys {
 			x.byKey[k] = x.extracted[i]

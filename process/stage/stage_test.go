@@ -125,6 +125,13 @@ func TestLogfmt(t *testing.T) {
 			map[string]string{"a": "1", "b": `q "x"`, "flag": "", "c": ""}, false},
 		{`level=info level=warn`, &Logfmt{Mapping: map[string]string{"lvl": "level"}},
 			map[string]string{"lvl": "warn"}, false},
+		// More keys than keyIndex compares in a slice, one of them under two
+		// names: the map it builds.
+		{`k1=1 k2=2 k3=3 k4=4 k5=5 k6=6 k7=7 k8=8 k9=9 k10=10 other=x`,
+			&Logfmt{Mapping: map[string]string{"k1": "", "k2": "", "k3": "", "k4": "", "k5": "", "k6": "", "k7": "",
+				"k8": "", "k9": "", "ten": "k10", "tenth": "k10"}},
+			map[string]string{"k1": "1", "k2": "2", "k3": "3", "k4": "4", "k5": "5", "k6": "6", "k7": "7", "k8": "8",
+				"k9": "9", "ten": "10", "tenth": "10"}, false},
 		{`a=1 b="unterminated`, &Logfmt{}, map[string]string{"a": "1"}, true},
 		{`a=1 ="x"`, &Logfmt{}, map[string]string{"a": "1"}, true},
 	} {
