@@ -53,8 +53,10 @@ func measureLimit(page, gz []byte) (limit, error) {
 	var l limit
 	const rounds = 200
 
-	// The samples of several targets' pages, a request's worth.
+	// The samples of several targets' pages, a request's worth; n is the
+	// samples of one page.
 	var samples []ferry.Sample
+	n := 0
 	for t := 0; len(samples) < remotewrite.DefaultMaxSamplesPerSend; t++ {
 		p := textparse.NewPromParser(page, labels.NewSymbolTable(), false)
 		lb := labels.NewBuilder(labels.EmptyLabels())
@@ -81,13 +83,9 @@ func measureLimit(page, gz []byte) (limit, error) {
 			}
 			samples = append(samples, ferry.Sample{Labels: lb.Labels(), T: tms + 1700000000000, V: v})
 		}
-	}
-	n := 0 // samples in one page
-	for _, s := range samples {
-		if s.Labels.Get("instance") != samples[0].Labels.Get("instance") {
-			break
+		if t == 0 {
+			n = len(samples)
 		}
-		n++
 	}
 
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
