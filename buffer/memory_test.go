@@ -89,7 +89,7 @@ func TestMemoryRetryRereads(t *testing.T) {
 //
 // The record reaches the file as Send writes it, before Send hands it
 // over, and a replay woken at that moment reads it from the file instead
-// (correct, and the same outcome, but not the case under test), and on a
+// (the same outcome, checked too, but not the case under test), and on a
 // very busy machine the retry may come before the failed fsync: so the case
 // is tried again, up to five times, until it ran as described.
 func TestMemoryRetryCutBack(t *testing.T) {

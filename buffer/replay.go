@@ -229,7 +229,9 @@ func or(v, d time.Duration) time.Duration {
 
 // send decodes f and hands it to the inner sink: the items handed over
 // in memory the first time, decoded from the record after (re-read from
-// the file if it was handed over as items).
+// the file if it was handed over as items). A retry of a record that a
+// failed write or fsync cut back meanwhile is settled instead: its batch
+// failed upstream, and its source sends it again.
 func (d *Disk[T]) send(ctx context.Context, f *flight[T]) {
 	if f.hot != nil {
 		items := f.hot
@@ -237,18 +239,18 @@ func (d *Disk[T]) send(ctx context.Context, f *flight[T]) {
 		d.handOver(ctx, f, items)
 		return
 	}
+	if f.attempts > 0 && d.wasCut(f) {
+		d.log.Debug("a record to retry was cut back by a failed write; its source sends it again")
+		f.payload = nil
+		f.state = flSending
+		d.pushAck(f, nil)
+		return
+	}
 	if f.payload == nil {
 		if err := d.reread(f); err != nil {
-			// Settled: it can never be delivered. A record cut back by a
-			// failed write or fsync is no corruption: its batch failed
-			// upstream, and its source sends it again.
-			d.mu.Lock()
-			s := d.seg(f.seg)
-			cut := s == nil || f.end > s.readable
-			d.mu.Unlock()
-			if cut {
-				d.log.Debug("a record to retry was cut back by a failed write; its source sends it again", "err", err)
-			} else {
+			// Settled: it can never be delivered. A record cut back
+			// since the check above is no corruption either.
+			if !d.wasCut(f) {
 				d.corrupt(f.seg, f.off, f.end-f.off, err)
 			}
 			f.state = flSending
@@ -284,6 +286,14 @@ func (d *Disk[T]) handOver(ctx context.Context, f *flight[T], items []T) {
 		d.putItems(items)
 		d.pushAck(f, err)
 	}))
+}
+
+// wasCut reports whether a failed write or fsync cut f's record back.
+func (d *Disk[T]) wasCut(f *flight[T]) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.seg(f.seg)
+	return s == nil || f.end > s.readable
 }
 
 // reread reads the payload of f, replayed from memory before, from its
