@@ -286,7 +286,7 @@ func promSelfMetric(t testing.TB, prom *peers.Prometheus, name string) float64 {
 // makes it 10 minutes.
 func TestBufferCombinedOutage(t *testing.T) {
 	cfg := comboConfig{
-		outage: 30 * time.Second, interval: time.Second, wide: 5000,
+		outage: 30 * time.Second, interval: time.Second, wide: 10000,
 		fileRate: 1000, fileRotate: 2000, // a generation every 2 s, 15 in the outage
 		// Up to ~450 lines/s of ~270 bytes in json-file (fewer on a loaded
 		// machine): a 500 kB file every 4 s or more, two kept, about 1,900
@@ -295,7 +295,11 @@ func TestBufferCombinedOutage(t *testing.T) {
 		// A short ReshardInterval, so that the sink may reshard within a
 		// catch-up of a few seconds (it does not while retrying, nor for
 		// two intervals after): the long variant uses the default, 10 s.
-		pad: 200, reshard: 500 * time.Millisecond, settle: 10 * time.Second, window: 10 * time.Minute,
+		// 10,000 wide series make a backlog of ~330,000 samples, which one
+		// shard takes 2.5 s or more to send on a quiet machine: with 5,000,
+		// a fast machine caught up in 1.4 s, before the sink could
+		// reconsider its shards even once (CI, 2026-12-05).
+		pad: 200, reshard: 250 * time.Millisecond, settle: 10 * time.Second, window: 10 * time.Minute,
 	}
 	if long() {
 		cfg.outage = 10 * time.Minute
@@ -303,6 +307,7 @@ func TestBufferCombinedOutage(t *testing.T) {
 		cfg.ctrSleep, cfg.ctrLines = 5*time.Millisecond, 120000
 		cfg.ctrLogOpts = map[string]string{"max-size": "1m", "max-file": "2"} // 7,400 lines
 		cfg.reshard = 0                                                       // the default, 10 s
+		cfg.wide = 5000                                                       // a backlog of 3.5 M samples
 		cfg.settle, cfg.window = 30*time.Second, 40*time.Minute
 	}
 	began := time.Now()
