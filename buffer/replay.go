@@ -241,20 +241,17 @@ func (d *Disk[T]) send(ctx context.Context, f *flight[T]) {
 	}
 	if f.attempts > 0 && d.wasCut(f) {
 		d.log.Debug("a record to retry was cut back by a failed write; its source sends it again")
-		f.payload = nil
-		f.state = flSending
-		d.pushAck(f, nil)
+		d.settle(f)
 		return
 	}
 	if f.payload == nil {
 		if err := d.reread(f); err != nil {
-			// Settled: it can never be delivered. A record cut back
-			// since the check above is no corruption either.
+			// It can never be delivered. A record cut back since the
+			// check above is no corruption either.
 			if !d.wasCut(f) {
 				d.corrupt(f.seg, f.off, f.end-f.off, err)
 			}
-			f.state = flSending
-			d.pushAck(f, nil)
+			d.settle(f)
 			return
 		}
 	}
@@ -269,11 +266,17 @@ func (d *Disk[T]) send(ctx context.Context, f *flight[T]) {
 	})
 	if err != nil {
 		d.corrupt(f.seg, f.off, f.end-f.off, err)
-		f.state = flSending
-		d.pushAck(f, nil) // settled: it can never be delivered
+		d.settle(f) // it can never be delivered
 		return
 	}
 	d.handOver(ctx, f, items)
+}
+
+// settle ends f without sending it, as if the inner sink had delivered it:
+// the replay frees its place in order like any other.
+func (d *Disk[T]) settle(f *flight[T]) {
+	f.state = flSending
+	d.pushAck(f, nil)
 }
 
 // handOver sends the items of f to the inner sink; their slice returns to
