@@ -65,7 +65,11 @@ func FuzzJSONPath(f *testing.F) {
 }
 
 func FuzzLogfmt(f *testing.F) {
-	for _, s := range []string{`a=1 b="x y" c`, `a="\"q\"" b=`, `=x`, `a="unterminated`, `a=b"c`, "a=\t b=2"} {
+	for _, s := range []string{`a=1 b="x y" c`, `a="\"q\"" b=`, `=x`, `a="unterminated`, `a=b"c`, "a=\t b=2",
+		// Runs longer than a word, with UTF-8 and bytes that end them
+		// inside and across words.
+		`timestamp=2026-11-25T13:28:58.123456Z caller=handler.go:42 duration_seconds=0.0012`,
+		`ключ=значение_длинное user_agent=curl/8.5.0é x=1`, "abcdefgh\x7fijk=1", `abcdefghijklmno=pq"rstuvwxyz`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

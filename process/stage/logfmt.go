@@ -3,6 +3,8 @@ package stage
 import (
 	"strconv"
 	"strings"
+
+	"github.com/ferrydev/ferry/internal/swar"
 )
 
 // logfmtIter walks the key=value pairs of a logfmt line:
@@ -45,6 +47,35 @@ const (
 	logfmtValue             // may be in a bare value
 )
 
+// logfmtRun returns the end of the run of bytes of class cl (logfmtKey or
+// logfmtValue) that starts at s[i]. It tests eight bytes at a time for the
+// bytes that end a run in ASCII text: those outside 33–126, '"', and for
+// a key '='. The first it flags ends the run unless it is a byte above
+// 0x7e that the class allows (UTF-8), from which it goes on a byte at a
+// time.
+func logfmtRun(s string, i int, cl uint8) int {
+	for i+8 <= len(s) {
+		w := swar.Load(s, i)
+		m := swar.NotPrint(w) | swar.HasByte(w, '"')
+		if cl == logfmtKey {
+			m |= swar.HasByte(w, '=')
+		}
+		if m == 0 {
+			i += 8
+			continue
+		}
+		i += swar.First(m)
+		if logfmtClass[s[i]]&cl == 0 {
+			return i
+		}
+		break
+	}
+	for i < len(s) && logfmtClass[s[i]]&cl != 0 {
+		i++
+	}
+	return i
+}
+
 func (it *logfmtIter) next() bool {
 	s := it.s
 	for it.i < len(s) && (s[it.i] == ' ' || s[it.i] == '\t' || s[it.i] == '\r' || s[it.i] == '\n') {
@@ -54,9 +85,7 @@ func (it *logfmtIter) next() bool {
 		return false
 	}
 	ks := it.i
-	for it.i < len(s) && logfmtClass[s[it.i]]&logfmtKey != 0 {
-		it.i++
-	}
+	it.i = logfmtRun(s, it.i, logfmtKey)
 	if it.i == ks {
 		it.err = true
 		return false
@@ -114,9 +143,7 @@ func (it *logfmtIter) next() bool {
 		return true
 	}
 	vs := it.i
-	for it.i < len(s) && logfmtClass[s[it.i]]&logfmtValue != 0 {
-		it.i++
-	}
+	it.i = logfmtRun(s, it.i, logfmtValue)
 	it.val = s[vs:it.i]
 	if it.i < len(s) && s[it.i] == '"' {
 		it.err = true

@@ -272,7 +272,11 @@ func New(stages ...Stage) (*Processor, error) {
 		return nil, errors.Join(errs...)
 	}
 	p := &Processor{stages: stages, failures: map[string]*atomic.Int64{}}
-	p.c = Context{p: p, Extracted: make(map[string]string, 16), lb: labels.NewBuilder(labels.EmptyLabels())}
+	// Extracted is cleared for every entry, which costs as much as the
+	// map's capacity: eight values fit the smallest map (one group), which
+	// clears in half the time of one sized for sixteen. It grows for lines
+	// that extract more and stays grown.
+	p.c = Context{p: p, Extracted: make(map[string]string, 8), lb: labels.NewBuilder(labels.EmptyLabels())}
 	return p, nil
 }
 

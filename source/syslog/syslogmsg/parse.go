@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/internal/civil"
+	"github.com/ferrydev/ferry/internal/swar"
 )
 
 // Format is the syslog format a message was recognised as.
@@ -252,30 +253,6 @@ func init() {
 	class[' '] |= clTagEnd
 }
 
-// SWAR constants: a byte of ones, and the high bit of every byte.
-const (
-	lo8 = 0x0101010101010101
-	hi8 = 0x8080808080808080
-)
-
-// notPrint returns a word with the high bit set in the lowest byte of w
-// (little-endian) that is not PRINTUSASCII (33–126), and maybe in higher
-// bytes; zero if every byte is printable.
-func notPrint(w uint64) uint64 {
-	// Up to the lowest byte that is not PRINTUSASCII, the bytes of t are
-	// 0 to 0x5d, which neither borrow nor carry with 0x22 added: that
-	// byte is the first with its high bit set in t (it was below 0x21)
-	// or in t + 0x22 (it was 0x7f or more).
-	t := w - 0x21*lo8
-	return (t + 0x22*lo8 | t) & hi8
-}
-
-// hasByte is like notPrint for the bytes equal to c.
-func hasByte(w uint64, c byte) uint64 {
-	x := w ^ (lo8 * uint64(c))
-	return (x - lo8) &^ x & hi8
-}
-
 // sdNameLen returns the length of the run of SD-NAME characters at the
 // start of b. Names are short: a plain table lookup a byte measured
 // faster than unrolled lookups or eight-byte tricks.
@@ -293,7 +270,7 @@ func sdNameLen(b []byte) int {
 func indexByte(b []byte, c byte) int {
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
-		if m := hasByte(binary.LittleEndian.Uint64(b[i:i+8]), c); m != 0 {
+		if m := swar.HasByte(binary.LittleEndian.Uint64(b[i:i+8]), c); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
@@ -321,7 +298,7 @@ func headerEndsFrom(b []byte, i, k int, ends *[5]int) int {
 	start := i
 	for ; i+8 <= len(b); i += 8 {
 		s := b[i : i+8]
-		for m := notPrint(binary.LittleEndian.Uint64(s)); m != 0; m &= m - 1 {
+		for m := swar.NotPrint(binary.LittleEndian.Uint64(s)); m != 0; m &= m - 1 {
 			t := bits.TrailingZeros64(m) / 8
 			j := i + t
 			if c := s[t]; c != ' ' {
@@ -581,7 +558,7 @@ func sdValueEnd(b []byte, i int) int {
 // eight bytes at a time.
 func quoteIndex(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
-		if m := hasByte(binary.LittleEndian.Uint64(b[i:i+8]), '"'); m != 0 {
+		if m := swar.HasByte(binary.LittleEndian.Uint64(b[i:i+8]), '"'); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
@@ -744,7 +721,7 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 				if n == 0 {
 					return time.Time{}, 0, false
 				}
-				nsec = eightDigits((w-0x30*lo8)<<(8*(8-n))) * pow10[9-n]
+				nsec = eightDigits((w-0x30*swar.Lo8)<<(8*(8-n))) * pow10[9-n]
 				i += n
 				goto zone
 			}
@@ -815,8 +792,8 @@ func digitRun(w uint64) int {
 	// Up to the first byte that is not a digit, the bytes of t are 0 to
 	// 9, which neither borrow nor carry with 0x76 added: that byte is the
 	// first with its high bit set in t or in t + 0x76.
-	t := w - 0x30*lo8
-	return bits.TrailingZeros64((t+0x76*lo8|t)&hi8) / 8
+	t := w - 0x30*swar.Lo8
+	return bits.TrailingZeros64((t+0x76*swar.Lo8|t)&swar.Hi8) / 8
 }
 
 // eightDigits returns the number the eight digit values (0–9, one a byte,
@@ -1143,7 +1120,7 @@ func indexAny2(b []byte, c1, c2 byte) int {
 	}
 	for ; i+8 <= len(b); i += 8 {
 		w := binary.LittleEndian.Uint64(b[i : i+8])
-		if m := hasByte(w, c1) | hasByte(w, c2); m != 0 {
+		if m := swar.HasByte(w, c1) | swar.HasByte(w, c2); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
@@ -1168,7 +1145,7 @@ func indexTagEnd(b []byte) int {
 	}
 	for ; i+8 <= len(b) && i < n; i += 8 {
 		w := binary.LittleEndian.Uint64(b[i : i+8])
-		if m := hasByte(w, ':') | hasByte(w, '[') | hasByte(w, ' '); m != 0 {
+		if m := swar.HasByte(w, ':') | swar.HasByte(w, '[') | swar.HasByte(w, ' '); m != 0 {
 			if j := i + bits.TrailingZeros64(m)/8; j < n {
 				return j
 			}

@@ -3,9 +3,10 @@ package syslogmsg
 import (
 	"encoding/binary"
 	"iter"
-	"math/bits"
 	"math/rand"
 	"testing"
+
+	"github.com/ferrydev/ferry/internal/swar"
 )
 
 // randomWords yields 200,000 words of eight bytes, each byte from
@@ -48,7 +49,7 @@ func TestDigitRunAndEightDigits(t *testing.T) {
 		for _, c := range b[:want] {
 			v = v*10 + int(c-'0')
 		}
-		if got := eightDigits((w - 0x30*lo8) << (8 * (8 - want))); got != v {
+		if got := eightDigits((w - 0x30*swar.Lo8) << (8 * (8 - want))); got != v {
 			t.Fatalf("eightDigits(%q[:%d]) = %d, want %d", b, want, got, v)
 		}
 	}
@@ -134,22 +135,6 @@ func TestSDCache(t *testing.T) {
 			if d := diffMessages(&m, &rm); d != "" {
 				t.Fatalf("Parse(%q): %s", in, d)
 			}
-		}
-	}
-}
-
-// TestNotPrint checks that notPrint flags the first byte of a word that is
-// not PRINTUSASCII, and none before it, on words mixing such bytes with
-// their neighbours.
-func TestNotPrint(t *testing.T) {
-	for b := range randomWords("\x00\x01 !\"=]~\x7f\x80\xfe\xffaZ09", 0x21, 0x7e) {
-		want := 0
-		for want < 8 && b[want] >= 0x21 && b[want] <= 0x7e {
-			want++
-		}
-		m := notPrint(binary.LittleEndian.Uint64(b[:]))
-		if got := bits.TrailingZeros64(m) / 8; got != want || m&^hi8 != 0 {
-			t.Fatalf("notPrint(%q) = %#x: first at %d, want %d", b, m, got, want)
 		}
 	}
 }
