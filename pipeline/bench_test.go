@@ -116,9 +116,9 @@ func runHandoff(tmpl []ferry.Entry, rules *relabel.Rules, n, batch int) {
 	}
 }
 
-func runPipeline(b *testing.B, tmpl []ferry.Entry, n, batch int) {
+func runPipeline(b *testing.B, tmpl []ferry.Entry, n, batch int, opts ...pipeline.Option) {
 	src := &recycler{tmpl: tmpl, n: n, batch: batch, free: make(chan []ferry.Entry, 16)}
-	bl := pipeline.New()
+	bl := pipeline.New(opts...)
 	s := pipeline.FromSource(bl, "source", src)
 	s = pipeline.Relabel(bl, "relabel", benchRules(), s)
 	pipeline.To(bl, "discard", sink.Discard[ferry.Entry]{}, s)
@@ -151,6 +151,7 @@ func BenchmarkPipelineLogs(b *testing.B) {
 			{"baseline_plain_loop", func(n int) { runPlain(tmpl, rules, n, batch) }},
 			{"baseline_handoff", func(n int) { runHandoff(tmpl, rules, n, batch) }},
 			{"pipeline", func(n int) { runPipeline(b, tmpl, n, batch) }},
+			{"pipeline_inline", func(n int) { runPipeline(b, tmpl, n, batch, pipeline.WithInlineChains()) }},
 		} {
 			b.Run(fmt.Sprintf("%s/batch=%d", sub.name, batch), func(b *testing.B) {
 				b.ReportAllocs()
@@ -176,11 +177,11 @@ func BenchmarkPipelineLogs(b *testing.B) {
 }
 
 // BenchmarkPipelineOverhead is BenchmarkPipelineLogs at the default batch
-// size with its three runs paired: every iteration runs 500,000 entries
-// through the plain loop, the hand-off and the pipeline in turn, so that
-// all three see the machine in the same state. It reports each one's CPU
-// time of the whole process per entry, and the pipeline's and the
-// hand-off's as ratios to the plain loop's.
+// size with its runs paired: every iteration runs 500,000 entries through
+// the plain loop, the hand-off, the pipeline and the pipeline with
+// WithInlineChains in turn, so that all see the machine in the same state.
+// It reports each one's CPU time of the whole process per entry, and the
+// others' as ratios to the plain loop's.
 //
 //	go test -run '^$' -bench BenchmarkPipelineOverhead -benchtime 10x -count 3 ./pipeline
 func BenchmarkPipelineOverhead(b *testing.B) {
@@ -188,7 +189,7 @@ func BenchmarkPipelineOverhead(b *testing.B) {
 	tmpl := benchEntries(4096, 20)
 	rules := relabel.MustNew(benchRules()...)
 	batch := source.DefaultBatchSize
-	var plain, handoff, pipe time.Duration
+	var plain, handoff, pipe, inl time.Duration
 	measure := func(run func()) time.Duration {
 		c0 := cpuclock.Process()
 		run()
@@ -198,6 +199,7 @@ func BenchmarkPipelineOverhead(b *testing.B) {
 		plain += measure(func() { runPlain(tmpl, rules, n, batch) })
 		handoff += measure(func() { runHandoff(tmpl, rules, n, batch) })
 		pipe += measure(func() { runPipeline(b, tmpl, n, batch) })
+		inl += measure(func() { runPipeline(b, tmpl, n, batch, pipeline.WithInlineChains()) })
 	}
 	per := func(d time.Duration) float64 { return float64(d) / float64(b.N*n) }
 	b.ReportMetric(per(plain), "plain-cpu-ns/entry")
@@ -205,6 +207,8 @@ func BenchmarkPipelineOverhead(b *testing.B) {
 	b.ReportMetric(per(pipe), "pipeline-cpu-ns/entry")
 	b.ReportMetric(per(handoff)/per(plain), "handoff/plain")
 	b.ReportMetric(per(pipe)/per(plain), "pipeline/plain")
+	b.ReportMetric(per(inl), "inline-cpu-ns/entry")
+	b.ReportMetric(per(inl)/per(plain), "inline/plain")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
 	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/process"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/ferrydev/ferry/sink/sinktest"
@@ -77,4 +79,33 @@ func ExamplePipeline_Components() {
 	// lines source healthy out 2 in 0 bytes 0
 	// fake sink healthy out 0 in 2 bytes 3
 	// 2 entries delivered
+}
+
+// With WithInlineChains a source's chain runs inside its source.Send: each
+// batch has passed the processor, reached the sink and been acknowledged
+// before the source sends the next one.
+func ExampleWithInlineChains() {
+	ts := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	in := &source.Slice[ferry.Entry]{
+		Items:     []ferry.Entry{{Timestamp: ts, Line: "one"}, {Timestamp: ts, Line: "two"}},
+		BatchSize: 1,
+		Acked:     func(err error) { fmt.Println("acknowledged:", err) },
+	}
+	b := pipeline.New(pipeline.WithInlineChains())
+	logs := pipeline.Process(b, "upper", process.Map(func(e *ferry.Entry) { e.Line = strings.ToUpper(e.Line) }),
+		pipeline.FromSource(b, "lines", in))
+	pipeline.To(b, "console", &sink.Console[ferry.Entry]{W: os.Stdout}, logs)
+	p, err := b.Build()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := p.Run(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// 2026-12-05T12:00:00.000Z {} ONE
+	// acknowledged: <nil>
+	// 2026-12-05T12:00:00.000Z {} TWO
+	// acknowledged: <nil>
 }

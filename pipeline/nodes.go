@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/internal/inline"
 	"github.com/ferrydev/ferry/process"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
@@ -114,10 +115,15 @@ func (s *sourceNode[T]) start(r *run) {
 	if s.targets != nil {
 		r.goTracked(&r.rest, c, func() { s.targets.loop(r.discCtx) })
 	}
+	srcCtx := r.srcCtx
+	if r.opts.inline {
+		s.fwd.inline = inline.New(s.fwd.src, func(b ferry.Batch[T]) { s.fwd.fromSource(r, b) })
+		srcCtx = inline.With(srcCtx, s.fwd.inline)
+	}
 	s.fwd.start(r)
 	r.goTracked(&r.sources, c, func() {
 		defer close(s.fwd.src)
-		r.supervise(r.srcCtx, c, func(ctx context.Context) error {
+		r.supervise(srcCtx, c, func(ctx context.Context) error {
 			if s.targets != nil {
 				s.targets.resend()
 			}
@@ -145,6 +151,10 @@ type processorNode[T any] struct {
 	from   []producer[T]     // the producers of in
 	fused  *processorNode[T] // set when this node's stages run in another node
 	sink   *sinkNode[T]      // a sink fused at the end of the chain, instead of outs
+	// inline, for a source's forwarder under WithInlineChains, runs the
+	// chain on the goroutines of the source's sends; the forwarder's own
+	// goroutine takes its lock too.
+	inline *inline.Consumer[T]
 }
 
 func (p *processorNode[T]) addConsumer(port *inport[T]) { p.outs.addConsumer(port) }
@@ -217,22 +227,37 @@ func (p *processorNode[T]) start(r *run) {
 				p.process(r, 0, e.b, e.bytes)
 			case b, ok := <-p.src:
 				if !ok {
-					p.flush(r, true)
+					p.locked(func() { p.flush(r, true) })
 					return
 				}
-				c := p.n.c
-				b = watchAck(r, b)
-				bytes := payloadBytes(b.Items)
-				countOut(c, len(b.Items), bytes)
-				observeLag(c, b.Items)
-				c.tapItems(b.Items)
-				c.ok()
-				p.process(r, 0, b, bytes)
+				p.locked(func() { p.fromSource(r, b) })
 			case <-tick:
-				p.flush(r, false)
+				p.locked(func() { p.flush(r, false) })
 			}
 		}
 	})
+}
+
+// locked runs fn under the inline consumer's lock, if there is one.
+func (p *processorNode[T]) locked(fn func()) {
+	if p.inline == nil {
+		fn()
+		return
+	}
+	p.inline.Do(fn)
+}
+
+// fromSource counts a batch the source emitted and runs it through the
+// chain.
+func (p *processorNode[T]) fromSource(r *run, b ferry.Batch[T]) {
+	c := p.n.c
+	b = watchAck(r, b)
+	bytes := payloadBytes(b.Items)
+	countOut(c, len(b.Items), bytes)
+	observeLag(c, b.Items)
+	c.tapItems(b.Items)
+	c.ok()
+	p.process(r, 0, b, bytes)
 }
 
 // last returns the component whose output is the chain's output, or nil

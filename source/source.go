@@ -12,6 +12,7 @@ import (
 	"context"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/inline"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -69,7 +70,18 @@ type Closer interface {
 
 // Send sends b on out, or, if ctx ends first, reports ctx's error as b's
 // outcome and returns it. It is the usual way for a source to emit.
+//
+// When ctx is (derived from) the context a pipeline built with
+// pipeline.WithInlineChains gave the source's Run, Send runs the batch
+// through what consumes out (processors, and a sink fused with them) on
+// the calling goroutine instead, and returns when they have taken it. b's
+// acknowledgement may then run before Send returns, on the same goroutine,
+// as it does when ctx ends: a source must not hold a lock across Send that
+// its acknowledgement takes.
 func Send[T any](ctx context.Context, out chan<- ferry.Batch[T], b ferry.Batch[T]) error {
+	if c := inline.Lookup(ctx, out); c != nil {
+		return c.Send(ctx, b)
+	}
 	select {
 	case out <- b:
 		return nil

@@ -86,17 +86,24 @@ func BenchmarkFileToLoki(b *testing.B) {
 		}
 		reportLines(b, n, cpuclock.Process()-cpu0)
 	})
-	b.Run("file-loki", func(b *testing.B) { benchFileToLoki(b, path, n, nil) })
-	b.Run("file-logfmt-labels-loki", func(b *testing.B) {
-		stages, err := stage.New(
-			&stage.Logfmt{Mapping: map[string]string{"level": "", "method": ""}},
-			&stage.Labels{Values: map[string]string{"level": "", "method": ""}},
-		)
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchFileToLoki(b, path, n, stages)
-	})
+	// Each path as the pipeline runs by default, and with the chain on
+	// the file reader's goroutine (pipeline.WithInlineChains).
+	for _, mode := range []struct {
+		suffix string
+		opts   []pipeline.Option
+	}{{"", nil}, {"-inline", []pipeline.Option{pipeline.WithInlineChains()}}} {
+		b.Run("file-loki"+mode.suffix, func(b *testing.B) { benchFileToLoki(b, path, n, nil, mode.opts...) })
+		b.Run("file-logfmt-labels-loki"+mode.suffix, func(b *testing.B) {
+			stages, err := stage.New(
+				&stage.Logfmt{Mapping: map[string]string{"level": "", "method": ""}},
+				&stage.Labels{Values: map[string]string{"level": "", "method": ""}},
+			)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchFileToLoki(b, path, n, stages, mode.opts...)
+		})
+	}
 }
 
 // writeLines writes the lines of entries to path, one a line.
@@ -120,7 +127,7 @@ func writeLines(b *testing.B, path string, entries []ferry.Entry) {
 
 // benchFileToLoki delivers the n lines of path once per iteration through
 // a pipeline of the file source, stages (if not nil) and the Loki sink.
-func benchFileToLoki(b *testing.B, path string, n int, stages process.Processor[ferry.Entry]) {
+func benchFileToLoki(b *testing.B, path string, n int, stages process.Processor[ferry.Entry], opts ...pipeline.Option) {
 	var received atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		k, _ := io.Copy(io.Discard, r.Body)
@@ -144,7 +151,7 @@ func benchFileToLoki(b *testing.B, path string, n int, stages process.Processor[
 				}
 			}), nil
 		})
-		bl := pipeline.New()
+		bl := pipeline.New(opts...)
 		files := pipeline.Discover(bl, "files", discovery.Static{labels.FromStrings(filetail.PathLabel, path, "job", "bench")})
 		logs := pipeline.FromTargets(bl, "tail", &filetail.Source{StartAt: filetail.StartBeginning}, files)
 		if stages != nil {
