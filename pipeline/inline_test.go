@@ -56,57 +56,48 @@ func (s *senders) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) 
 }
 
 // TestInlineChainsRunOnTheSender checks that under WithInlineChains the
-// chain runs inside source.Send, one batch at a time although four
-// goroutines send (the processor's count is not synchronised: the race
-// detector would see two at once), and that every batch is delivered and
-// acknowledged.
+// chain runs inside source.Send, one batch at a time although several
+// goroutines send (the processor's counts are not synchronised: the race
+// detector would see two calls at once), and that every batch is delivered
+// and acknowledged; and that batches a source writes to its channel
+// directly go through the chain too, on the chain's own goroutine, between
+// the inline ones.
 func TestInlineChainsRunOnTheSender(t *testing.T) {
-	src := &senders{goroutines: 4, each: 250}
-	var calls, outside int // guarded by the chain's lock, as the test checks
-	fake := &sinktest.Sink[ferry.Entry]{}
-	b := pipeline.New(pipeline.WithInlineChains(), pipeline.WithLogger(quiet()))
-	s := pipeline.Process(b, "check", process.Func[ferry.Entry](func(_ context.Context, bt ferry.Batch[ferry.Entry]) (ferry.Batch[ferry.Entry], error) {
-		calls++
-		if src.sending.Load() == 0 {
-			outside++
-		}
-		return bt, nil
-	}), pipeline.FromSource(b, "senders", src))
-	pipeline.To(b, "fake", fake, s)
-	p, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(context.Background()); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if calls != 1000 || outside != 0 || fake.Len() != 1000 || src.acked.Load() != 1000 {
-		t.Fatalf("%d calls, %d outside a Send, %d delivered, %d acknowledged; want 1000, 0, 1000, 1000", calls, outside, fake.Len(), src.acked.Load())
-	}
-}
-
-// TestInlineChainsTakeRawSends checks that batches a source writes to its
-// channel directly still go through the chain, on its own goroutine,
-// between the inline ones.
-func TestInlineChainsTakeRawSends(t *testing.T) {
-	src := &senders{goroutines: 2, each: 200, raw: true}
-	var calls int
-	fake := &sinktest.Sink[ferry.Entry]{}
-	b := pipeline.New(pipeline.WithInlineChains(), pipeline.WithLogger(quiet()))
-	s := pipeline.Process(b, "count", process.Func[ferry.Entry](func(_ context.Context, bt ferry.Batch[ferry.Entry]) (ferry.Batch[ferry.Entry], error) {
-		calls++
-		return bt, nil
-	}), pipeline.FromSource(b, "senders", src))
-	pipeline.To(b, "fake", fake, s)
-	p, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Run(context.Background()); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if calls != 400 || fake.Len() != 400 || src.acked.Load() != 400 {
-		t.Fatalf("%d calls, %d delivered, %d acknowledged; want 400 each", calls, fake.Len(), src.acked.Load())
+	for _, tc := range []struct {
+		name        string
+		src         *senders
+		wantOutside int
+	}{
+		{"send", &senders{goroutines: 4, each: 250}, 0},
+		{"send-and-raw", &senders{goroutines: 2, each: 500, raw: true}, 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := tc.src
+			var calls, outside int // guarded by the chain's lock, as the test checks
+			fake := &sinktest.Sink[ferry.Entry]{}
+			b := pipeline.New(pipeline.WithInlineChains(), pipeline.WithLogger(quiet()))
+			s := pipeline.Process(b, "check", process.Func[ferry.Entry](func(_ context.Context, bt ferry.Batch[ferry.Entry]) (ferry.Batch[ferry.Entry], error) {
+				calls++
+				if src.sending.Load() == 0 {
+					outside++
+				}
+				return bt, nil
+			}), pipeline.FromSource(b, "senders", src))
+			pipeline.To(b, "fake", fake, s)
+			p, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Run(context.Background()); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			// With raw sends, a raw batch may run while another goroutine
+			// is in a Send: at most wantOutside calls outside one.
+			if calls != 1000 || outside > tc.wantOutside || fake.Len() != 1000 || src.acked.Load() != 1000 {
+				t.Fatalf("%d calls, %d outside a Send, %d delivered, %d acknowledged; want 1000, at most %d, 1000, 1000",
+					calls, outside, fake.Len(), src.acked.Load(), tc.wantOutside)
+			}
+		})
 	}
 }
 
