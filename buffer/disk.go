@@ -26,7 +26,8 @@ const (
 	// context ends: backpressure, as without a buffer, only later.
 	Block Policy = iota
 	// DropOldest deletes the oldest segment file to make room, counting its
-	// undelivered items as dropped with reason ReasonDropOldest.
+	// items not yet acknowledged as dropped with reason ReasonDropOldest
+	// (those the inner sink holds at that moment may still be delivered).
 	DropOldest
 )
 

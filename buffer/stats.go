@@ -40,7 +40,11 @@ type Stats struct {
 	// rather than read back from the file: while the replay keeps up with
 	// the writer, it need not read.
 	FromMemory int64
-	// DroppedItems and DroppedRecords count what DropOldest deleted.
+	// DroppedItems and DroppedRecords count what DropOldest deleted: the
+	// records of a deleted segment that the inner sink had not
+	// acknowledged. They are an upper bound of what was lost: a record the
+	// replay had already handed to the inner sink is counted too, and may
+	// still be delivered (at most MaxInFlight records a deletion).
 	DroppedItems, DroppedRecords int64
 	// Corruptions counts records or segments skipped as unreadable, torn
 	// tails cut at start and corrupt read markers.
