@@ -3,7 +3,6 @@ package syslogmsg
 import (
 	"encoding/binary"
 	"errors"
-	"math/bits"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/civil"
@@ -271,7 +270,7 @@ func indexByte(b []byte, c byte) int {
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
 		if m := swar.HasByte(binary.LittleEndian.Uint64(b[i:i+8]), c); m != 0 {
-			return i + bits.TrailingZeros64(m)/8
+			return i + swar.First(m)
 		}
 	}
 	for ; i < len(b); i++ {
@@ -286,7 +285,7 @@ func indexByte(b []byte, c byte) int {
 // PRINTUSASCII fields that start b: TIMESTAMP HOSTNAME APP-NAME PROCID
 // MSGID of RFC 5424. It returns how many it found: fewer than five when
 // field k is empty, holds another byte, or has no space after it. It
-// scans eight bytes at a time: a byte notPrint flags other than a space
+// scans eight bytes at a time: a byte swar.NotPrint flags other than a space
 // is checked in the table, since the flag may be wrong above a true one.
 func headerEnds(b []byte, ends *[5]int) int {
 	return headerEndsFrom(b, 0, 0, ends)
@@ -299,7 +298,7 @@ func headerEndsFrom(b []byte, i, k int, ends *[5]int) int {
 	for ; i+8 <= len(b); i += 8 {
 		s := b[i : i+8]
 		for m := swar.NotPrint(binary.LittleEndian.Uint64(s)); m != 0; m &= m - 1 {
-			t := bits.TrailingZeros64(m) / 8
+			t := swar.First(m)
 			j := i + t
 			if c := s[t]; c != ' ' {
 				if class[c]&clPrint != 0 {
@@ -559,7 +558,7 @@ func sdValueEnd(b []byte, i int) int {
 func quoteIndex(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
 		if m := swar.HasByte(binary.LittleEndian.Uint64(b[i:i+8]), '"'); m != 0 {
-			return i + bits.TrailingZeros64(m)/8
+			return i + swar.First(m)
 		}
 	}
 	for ; i < len(b); i++ {
@@ -793,7 +792,7 @@ func digitRun(w uint64) int {
 	// 9, which neither borrow nor carry with 0x76 added: that byte is the
 	// first with its high bit set in t or in t + 0x76.
 	t := w - 0x30*swar.Lo8
-	return bits.TrailingZeros64((t+0x76*swar.Lo8|t)&swar.Hi8) / 8
+	return swar.First((t + 0x76*swar.Lo8 | t) & swar.Hi8)
 }
 
 // eightDigits returns the number the eight digit values (0–9, one a byte,
@@ -1109,7 +1108,7 @@ func (p *Parser) parseTag(b []byte, m *Message) {
 // indexAny2 returns the index of the first c1 or c2 in b, or -1: byte by
 // byte for the first eight (most host names, tags and PIDs are short,
 // and a loop that stops where the last one stopped is cheaper than
-// computing the place), then eight at a time (the lowest byte hasByte
+// computing the place), then eight at a time (the lowest byte swar.HasByte
 // flags is exact, so is the lowest of two).
 func indexAny2(b []byte, c1, c2 byte) int {
 	i := 0
@@ -1121,7 +1120,7 @@ func indexAny2(b []byte, c1, c2 byte) int {
 	for ; i+8 <= len(b); i += 8 {
 		w := binary.LittleEndian.Uint64(b[i : i+8])
 		if m := swar.HasByte(w, c1) | swar.HasByte(w, c2); m != 0 {
-			return i + bits.TrailingZeros64(m)/8
+			return i + swar.First(m)
 		}
 	}
 	for ; i < len(b); i++ {
@@ -1146,7 +1145,7 @@ func indexTagEnd(b []byte) int {
 	for ; i+8 <= len(b) && i < n; i += 8 {
 		w := binary.LittleEndian.Uint64(b[i : i+8])
 		if m := swar.HasByte(w, ':') | swar.HasByte(w, '[') | swar.HasByte(w, ' '); m != 0 {
-			if j := i + bits.TrailingZeros64(m)/8; j < n {
+			if j := i + swar.First(m); j < n {
 				return j
 			}
 			return -1
