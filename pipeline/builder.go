@@ -89,10 +89,10 @@ func WithFlushInterval(d time.Duration) Option { return func(o *options) { o.flu
 // and a sink fused at its end, on the goroutine of the source that sends,
 // inside source.Send, instead of on a goroutine of the chain's own that
 // reads the source's channel. That saves a cross-core hand-off per batch
-// (BenchmarkPipelineOverhead measures it: about a third of the cost of a
-// relabel step on a 2-core machine) but gives up the overlap of reading
-// with processing, so it suits machines whose cores are busy with other
-// work, and sources that read faster than their chain processes. Sources
+// (BenchmarkPipelineOverhead measures it: about half the cost of a relabel
+// step on a 2-core machine) but gives up the overlap of reading with
+// processing, so it suits machines whose cores are busy with other work.
+// It is off by default. Sources
 // that write to their channel without source.Send, or from a context not
 // derived from the one Run gave them, go through the channel as before.
 // The chain's own goroutine remains, for those and for timed flushes.
