@@ -237,10 +237,6 @@ func (l *loop) sendEndOfRunStaleness(ctx context.Context, out chan<- ferry.Batch
 // scrapeAndSend performs one scrape and emits its batch.
 func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.Sample], start time.Time) {
 	ts := start.UnixMilli()
-	// A fresh slice per scrape, not a pooled one: a pooled slice would be
-	// pinned by the batch's Ack until the sink delivered it, while a sink
-	// that copies samples (remote write) lets a fresh one go at once.
-	items := make([]ferry.Sample, 0, l.lastLen+len(l.report)+16)
 	body, gz, ctype, err := l.fetch(ctx)
 	if ctx.Err() != nil {
 		put(bodyPool(gz), body)
@@ -256,6 +252,12 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 		put(bodyPool(gz), body)
 		return
 	}
+	// A fresh slice per scrape, not a pooled one: a pooled slice would be
+	// pinned by the batch's Ack until the sink delivered it, while a sink
+	// that copies samples (remote write) lets a fresh one go at once. It is
+	// made here, not before the fetch, so that scrapes waiting on their
+	// targets or for a slot hold none.
+	items := make([]ferry.Sample, 0, l.lastLen+len(l.report)+16)
 	page := body
 	if err == nil && gz {
 		page, err = l.gunzip(body)
