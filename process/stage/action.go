@@ -12,23 +12,9 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
-
-// validLabelName reports whether n is a label name Loki accepts:
-// [a-zA-Z_][a-zA-Z0-9_]*.
-func validLabelName(n string) bool {
-	if n == "" {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
 
 type pair struct{ name, from string }
 
@@ -38,7 +24,7 @@ func sortedPairs(m map[string]string, what string, checkNames bool) ([]pair, err
 	var out []pair
 	var errs []error
 	for n, v := range m {
-		if checkNames && !validLabelName(n) {
+		if checkNames && !model.LegacyValidation.IsValidLabelName(n) {
 			errs = append(errs, fmt.Errorf("%s: invalid label name %q", what, n))
 			continue
 		}
@@ -139,7 +125,7 @@ type StaticLabels struct {
 func (s *StaticLabels) Init() error {
 	s.pairs = s.pairs[:0]
 	for n, v := range s.Values {
-		if !validLabelName(n) {
+		if !model.LegacyValidation.IsValidLabelName(n) {
 			return fmt.Errorf("static_labels: invalid label name %q", n)
 		}
 		s.pairs = append(s.pairs, pair{n, v})

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -156,7 +157,7 @@ func (l *limits) validate(ls labels.Labels, key string) error {
 			return
 		}
 		switch {
-		case !validLabelName(lb.Name):
+		case !model.LegacyValidation.IsValidLabelName(lb.Name):
 			err = fmt.Errorf("loki: stream %s: label name %q is invalid: it must match [a-zA-Z_][a-zA-Z0-9_]*", key, lb.Name)
 		case l.maxNameLength > 0 && len(lb.Name) > l.maxNameLength:
 			err = fmt.Errorf("loki: stream %s: label name %.32q... is %d bytes long, more than the limit of %d", key, lb.Name, len(lb.Name), l.maxNameLength)
@@ -167,19 +168,4 @@ func (l *limits) validate(ls labels.Labels, key string) error {
 		}
 	})
 	return err
-}
-
-// validLabelName reports whether name is a label name LogQL can parse.
-func validLabelName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9') {
-			continue
-		}
-		return false
-	}
-	return true
 }

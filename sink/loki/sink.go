@@ -74,6 +74,7 @@ import (
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/relabel"
 	"github.com/ferrydev/ferry/sink"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -273,7 +274,7 @@ func (s *Sink) Validate() error {
 		errs = append(errs, fmt.Errorf("loki: MinBackoff %v is larger than MaxBackoff %v", s.minBackoff(), s.maxBackoff()))
 	}
 	s.ExternalLabels.Range(func(l labels.Label) {
-		if !validLabelName(l.Name) {
+		if !model.LegacyValidation.IsValidLabelName(l.Name) {
 			errs = append(errs, fmt.Errorf("loki: external label name %q is invalid: it must match [a-zA-Z_][a-zA-Z0-9_]*", l.Name))
 		}
 	})

@@ -74,6 +74,7 @@ import (
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/source"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -185,7 +186,7 @@ func (s *Source) Validate() error {
 		}
 	}
 	s.Labels.Range(func(l labels.Label) {
-		if !validLabelName(l.Name) {
+		if !model.LegacyValidation.IsValidLabelName(l.Name) {
 			errs = append(errs, fmt.Errorf("journal: label name %q is invalid", l.Name))
 		}
 	})
@@ -200,19 +201,6 @@ func validMatch(m string) bool {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-func validLabelName(n string) bool {
-	if n == "" {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
 			return false
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferrydev/ferry"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -359,7 +360,7 @@ func (d *decoder) decodeJSON(body []byte, out []ferry.Entry) ([]ferry.Entry, err
 		}
 		var sb labels.ScratchBuilder
 		for k, v := range st.Stream {
-			if !validName(k) {
+			if !model.LegacyValidation.IsValidLabelName(k) {
 				return out, fmt.Errorf("json: stream %d: invalid label name %q", i, k)
 			}
 			sb.Add(k, v)
@@ -400,19 +401,6 @@ func (d *decoder) decodeJSON(body []byte, out []ferry.Entry) ([]ferry.Entry, err
 		}
 	}
 	return out, nil
-}
-
-func validName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 func truncate(b []byte) string {

@@ -54,6 +54,7 @@ import (
 	"github.com/ferrydev/ferry/internal/receiver"
 	"github.com/ferrydev/ferry/source"
 	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -151,11 +152,11 @@ func (r *Receiver) Close(context.Context) error {
 func (r *Receiver) Validate() error {
 	var errs []error
 	r.Labels.Range(func(l labels.Label) {
-		if !validName(l.Name) {
+		if !model.LegacyValidation.IsValidLabelName(l.Name) {
 			errs = append(errs, fmt.Errorf("lokipush: label name %q is invalid", l.Name))
 		}
 	})
-	if r.TenantLabel != "" && !validName(r.TenantLabel) {
+	if r.TenantLabel != "" && !model.LegacyValidation.IsValidLabelName(r.TenantLabel) {
 		errs = append(errs, fmt.Errorf("lokipush: TenantLabel %q is invalid", r.TenantLabel))
 	}
 	return errors.Join(errs...)

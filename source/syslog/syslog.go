@@ -92,6 +92,7 @@ import (
 	"github.com/ferrydev/ferry/source"
 	"github.com/ferrydev/ferry/source/syslog/syslogmsg"
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -346,24 +347,11 @@ func (s *Source) Validate() error {
 		}
 	}
 	s.Labels.Range(func(l labels.Label) {
-		if !validLabelName(l.Name) {
+		if !model.LegacyValidation.IsValidLabelName(l.Name) {
 			errs = append(errs, fmt.Errorf("syslog: label name %q is invalid", l.Name))
 		}
 	})
 	return errors.Join(errs...)
-}
-
-func validLabelName(n string) bool {
-	if n == "" {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // Start listens on Addr (unless Listener or PacketConn is set), with TLS
