@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/prometheus/prometheus/model/value"
 
@@ -60,7 +59,7 @@ func (l *loop) skimText(items []ferry.Sample, page []byte, ts int64, st *stats) 
 			if !ok {
 				return l.resume(items, page, off, typeOff, entries)
 			}
-			i, ok := l.index.find(l.entries, xxhash.Sum64(series))
+			i, ok := l.index.find(l.entries, seriesKey(series))
 			if !ok || !l.entries[i].has(promText) {
 				return l.resume(items, page, off, typeOff, entries)
 			}
