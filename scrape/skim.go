@@ -105,17 +105,23 @@ func (l *loop) resume(items []ferry.Sample, page []byte, off, typeOff, entries i
 // with blanks (spaces or tabs) between the parts and no label value running
 // on to the next line. The series itself is not checked (its bytes must be
 // a cached series'); the rest is checked as textparse checks it.
+//
+// A series with labels ends at the last '}' of the line: neither the value
+// nor the timestamp can hold one. Bytes taken that way that are a cached
+// series are one textparse accepted, whose label set closes at its last
+// byte, so the line reads as textparse would read it; bytes that are not
+// (a '}' after the value, say) send the line to textparse. Searching from
+// the end passes over the value and timestamp only, not over the quoted
+// label values.
 func sampleLine(line []byte) (series []byte, t int64, hasTS bool, v float64, ok bool) {
 	if !isNameStart(line[0]) {
 		return nil, 0, false, 0, false
 	}
-	i := 1
-	for i < len(line) && isNameChar(line[i]) {
-		i++
-	}
-	if i < len(line) && line[i] == '{' {
-		if i = closingBrace(line, i+1); i < 0 {
-			return nil, 0, false, 0, false
+	i := bytes.LastIndexByte(line, '}') + 1
+	if i == 0 {
+		i = 1
+		for i < len(line) && isNameChar(line[i]) {
+			i++
 		}
 	}
 	series = line[:i]
@@ -157,25 +163,6 @@ func sampleLine(line []byte) (series []byte, t int64, hasTS bool, v float64, ok 
 		v = math.Float64frombits(value.NormalNaN)
 	}
 	return series, t, hasTS, v, true
-}
-
-// closingBrace returns the offset after the '}' that closes the label set
-// whose contents start at line[i], skipping quoted strings, or -1.
-func closingBrace(line []byte, i int) int {
-	for i < len(line) {
-		switch line[i] {
-		case '}':
-			return i + 1
-		case '"':
-			for i++; i < len(line) && line[i] != '"'; i++ {
-				if line[i] == '\\' {
-					i++
-				}
-			}
-		}
-		i++
-	}
-	return -1
 }
 
 // plainComment reports whether a line starting with '#' (without its

@@ -111,6 +111,8 @@ func FuzzSkimText(f *testing.F) {
 	f.Add(page[:3000], page[:3000])
 	f.Add([]byte(skimSeries), []byte("a 1 5\na{b=\"c\"} 2\n# HELP a b\n"))
 	f.Add([]byte("a{b=\"x\ny\"} 1\n"), []byte("a{b=\"x\ny\"} 2\n"))
+	// A '}' in a label value, after the value, and after a series without labels.
+	f.Add([]byte("a{b=\"}\"} 1\nc 2\n"), []byte("a{b=\"}\"} 2\na{b=\"}\"} 3 }\nc} 4\nc 5 6}\n"))
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		sameAsTextparse(t, &Scraper{}, first, second, first, second)
 	})
