@@ -35,6 +35,8 @@ func TestHeldLabels(t *testing.T) {
 			{`d{l="` + strings.Repeat("l", 100) + `"}`, labels.FromStrings("__name__", "d", "instance", "h:1", "job", "j", "l", strings.Repeat("l", 100))},
 			{`b`, labels.FromStrings("__name__", "b", "instance", "h:1", "job", "j")},
 			{`c{instance="p",z="2"}`, labels.FromStrings("__name__", "c", "exported_instance", "p", "instance", "h:1", "job", "j", "z", "2")},
+			// 64 KiB of labels and more: the length is held with them.
+			{`e{l="` + strings.Repeat("e", 70000) + `"}`, labels.FromStrings("__name__", "e", "instance", "h:1", "job", "j", "l", strings.Repeat("e", 70000))},
 		}},
 		{"honor_labels", &Scraper{Job: "j", HonorLabels: true}, []want{
 			{`a{x="1"}`, labels.FromStrings("__name__", "a", "instance", "h:1", "job", "j", "x", "1")},

@@ -3,6 +3,7 @@ package scrape
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -69,16 +70,23 @@ var keySeed = maphash.MakeSeed()
 // successful scrape and the current one delivered it, from which staleness
 // follows.
 //
-// It is kept small (24 bytes, no pointers) and stored by value in
+// It is kept small (16 bytes, no pointers) and stored by value in
 // loop.entries, so that a target's cache is a few large objects, not one
-// per series, and nothing the collector has to trace.
+// per series, and nothing the collector has to trace. To fit, the length
+// of the labels takes 16 bits (a longer one is stored in held, see span),
+// and the mark 8: it is compared with the low byte of loop.iter, and no
+// entry is older than 2*cacheEvictAfter scrapes (evict), far below 256.
 type cacheEntry struct {
 	key   uint64 // the hash of the series' bytes in the page
-	off   uint32 // its labels are loop.held[off:off+n]
-	n     uint32
-	mark  uint32 // the last scrape that parsed it
+	off   uint32 // where its labels start in loop.held (see span)
+	n     uint16 // their length, or longLabels
+	mark  uint8  // the low byte of the last scrape (loop.iter) that parsed it
 	flags entryFlags
 }
+
+// longLabels in cacheEntry.n says that the labels are 64 KiB or more:
+// held[off:off+4] holds their length, little-endian, and they follow.
+const longLabels = math.MaxUint16
 
 type entryFlags uint8
 
@@ -366,11 +374,11 @@ func (l *loop) evict() {
 	n := 0
 	for i := range l.entries {
 		ce := &l.entries[i]
-		if !ce.has(used) || l.iter-ce.mark < cacheEvictAfter {
+		if !ce.has(used) || uint8(l.iter)-ce.mark < cacheEvictAfter {
 			continue
 		}
 		delete(l.errs, ce.key)
-		l.dead += int(ce.n)
+		l.dead += l.size(ce)
 		*ce = cacheEntry{}
 		l.free = append(l.free, int32(i))
 		n++
@@ -733,11 +741,11 @@ func (l *loop) take(items []ferry.Sample, i int32, pt int64, hasTS bool, v float
 		t = pt
 	}
 	ce := &l.entries[i]
-	if ce.mark == l.iter {
+	if ce.mark == uint8(l.iter) {
 		st.dups++
 		return items, nil // the same series twice in one page: keep the first
 	}
-	ce.mark = l.iter
+	ce.mark = uint8(l.iter)
 	if !ce.has(keep) {
 		return items, nil
 	}
@@ -833,7 +841,7 @@ func seriesLines(page []byte) (n, size int) {
 // labels attached, HonorLabels deciding conflicts, metric relabeling
 // applied, limits checked) and stores them under key. It returns the slot.
 func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
-	ce := cacheEntry{key: key, flags: used}
+	ce := cacheEntry{key: key, flags: used, mark: uint8(l.iter) - 1} // not parsed by this scrape yet
 	if _, text := p.(*textparse.PromParser); text {
 		ce.flags |= promText
 	}
@@ -937,11 +945,18 @@ func (l *loop) hold(ce *cacheEntry, lb *labels.Builder) (labels.Labels, error) {
 	}
 	clear(sorted) // the strings may be parts of the page
 	l.sorted = sorted[:0]
+	n := len(l.held) - off
+	if n >= longLabels {
+		// Rare: the length goes in front of the labels.
+		l.held = append(l.held, 0, 0, 0, 0)
+		copy(l.held[off+4:], l.held[off:off+n])
+		binary.LittleEndian.PutUint32(l.held[off:], uint32(n))
+	}
 	if len(l.held) > math.MaxUint32 {
 		l.held = l.held[:off]
 		return labels.EmptyLabels(), fmt.Errorf("%w: the labels of the target's series exceed 4 GiB", ErrLabelLimit)
 	}
-	ce.off, ce.n = uint32(off), uint32(len(l.held)-off)
+	ce.off, ce.n = uint32(off), uint16(min(n, longLabels))
 	return l.labelsOf(ce), nil
 }
 
@@ -949,8 +964,23 @@ func (l *loop) hold(ce *cacheEntry, lb *labels.Builder) (labels.Labels, error) {
 // appended to, and a copy replaces it when it grows or is compacted, so
 // the labels of samples still on their way stay as they were.
 func (l *loop) labelsOf(ce *cacheEntry) labels.Labels {
-	end := ce.off + ce.n
-	return labelsenc.View(l.held[ce.off:end:end])
+	start, end := l.span(ce)
+	return labelsenc.View(l.held[start:end:end])
+}
+
+// span returns where the labels of ce are in held.
+func (l *loop) span(ce *cacheEntry) (start, end int) {
+	start = int(ce.off)
+	if ce.n != longLabels {
+		return start, start + int(ce.n)
+	}
+	return start + 4, start + 4 + int(binary.LittleEndian.Uint32(l.held[start:]))
+}
+
+// size returns the bytes of held that ce takes.
+func (l *loop) size(ce *cacheEntry) int {
+	_, end := l.span(ce)
+	return end - int(ce.off)
 }
 
 // compact copies the held labels of the entries in use to a new slice of
@@ -958,7 +988,9 @@ func (l *loop) labelsOf(ce *cacheEntry) labels.Labels {
 func (l *loop) compact() {
 	n := 0
 	for i := range l.entries {
-		n += int(l.entries[i].n)
+		if ce := &l.entries[i]; ce.has(used) {
+			n += l.size(ce)
+		}
 	}
 	held := make([]byte, 0, n)
 	for i := range l.entries {
@@ -967,7 +999,7 @@ func (l *loop) compact() {
 			continue
 		}
 		off := len(held)
-		held = append(held, l.held[ce.off:ce.off+ce.n]...)
+		held = append(held, l.held[ce.off:int(ce.off)+l.size(ce)]...)
 		ce.off = uint32(off)
 	}
 	l.held, l.dead = held, 0
