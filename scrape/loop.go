@@ -73,8 +73,8 @@ var keySeed = maphash.MakeSeed()
 // It is kept small (16 bytes, no pointers) and stored by value in
 // loop.entries, so that a target's cache is a few large objects, not one
 // per series, and nothing the collector has to trace. To fit, the length
-// of the labels takes 16 bits (a longer one is stored in held, see span),
-// and the mark 8: it is compared with the low byte of loop.iter, and no
+// of the labels takes 16 bits (a longer one is stored in held, see span)
+// and the mark 8 bits: it is compared with the low byte of loop.iter, and no
 // entry is older than 2*cacheEvictAfter scrapes (evict), far below 256.
 type cacheEntry struct {
 	key   uint64 // the hash of the series' bytes in the page
