@@ -29,6 +29,10 @@ type direct struct {
 
 	mu   sync.Mutex
 	idle map[string][]*dconn // by scheme and address
+
+	// Buffers of connections in use: an idle connection holds none, so
+	// that a thousand targets scraped in turn share a few.
+	readers, writers sync.Pool
 }
 
 // dconn is one connection of direct.
@@ -36,9 +40,8 @@ type dconn struct {
 	t    *direct
 	key  string
 	c    net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	idle *time.Timer // closes the connection when it stays idle
+	br   *bufio.Reader // nil while idle
+	idle *time.Timer   // closes the connection when it stays idle
 }
 
 // maxIdlePerKey bounds the idle connections kept for one target: a loop
@@ -54,6 +57,8 @@ func NewDirect(std *http.Transport) http.RoundTripper { return newDirect(std) }
 
 func newDirect(std *http.Transport) *direct {
 	d := &direct{std: std, idle: map[string][]*dconn{}}
+	d.readers.New = func() any { return bufio.NewReaderSize(nil, bufSize(std.ReadBufferSize)) }
+	d.writers.New = func() any { return bufio.NewWriterSize(nil, bufSize(std.WriteBufferSize)) }
 	if std.TLSClientConfig != nil {
 		d.tls = std.TLSClientConfig.Clone()
 	} else {
@@ -130,6 +135,7 @@ func (d *direct) conn(ctx context.Context, key, addr, host string) (*dconn, bool
 		}
 		d.mu.Unlock()
 		pc.idle.Stop()
+		pc.br = d.reader(pc.c)
 		return pc, true, nil
 	}
 	d.mu.Unlock()
@@ -153,7 +159,7 @@ func (d *direct) conn(ctx context.Context, key, addr, host string) (*dconn, bool
 		}
 		c = tc
 	}
-	pc := &dconn{t: d, key: key, c: c, br: bufio.NewReaderSize(c, bufSize(d.std.ReadBufferSize)), bw: bufio.NewWriterSize(c, bufSize(d.std.WriteBufferSize))}
+	pc := &dconn{t: d, key: key, c: c, br: d.reader(c)}
 	pc.idle = time.AfterFunc(time.Hour, pc.expire)
 	pc.idle.Stop()
 	return pc, false, nil
@@ -167,8 +173,23 @@ func bufSize(n int) int {
 	return n
 }
 
-// put keeps pc for the next request to its target.
+// reader returns a pooled read buffer on c.
+func (d *direct) reader(c net.Conn) *bufio.Reader {
+	br := d.readers.Get().(*bufio.Reader)
+	br.Reset(c)
+	return br
+}
+
+// put keeps pc for the next request to its target, without its read
+// buffer, which holds nothing between responses.
 func (d *direct) put(pc *dconn) {
+	if pc.br.Buffered() > 0 {
+		pc.c.Close() // bytes after a whole response: not a connection to reuse
+		return
+	}
+	pc.br.Reset(nil)
+	d.readers.Put(pc.br)
+	pc.br = nil
 	d.mu.Lock()
 	if len(d.idle[pc.key]) >= maxIdlePerKey {
 		d.mu.Unlock()
@@ -226,10 +247,14 @@ func (pc *dconn) roundTrip(req *http.Request) (*http.Response, error) {
 	// The context alone interrupts the connection, so that an
 	// interrupted read or write always finds ctx.Err() set and reports it.
 	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
-	err := req.Write(pc.bw)
+	bw := pc.t.writers.Get().(*bufio.Writer)
+	bw.Reset(pc.c)
+	err := req.Write(bw)
 	if err == nil {
-		err = pc.bw.Flush()
+		err = bw.Flush()
 	}
+	bw.Reset(nil)
+	pc.t.writers.Put(bw)
 	var resp *http.Response
 	for err == nil {
 		resp, err = http.ReadResponse(pc.br, req)

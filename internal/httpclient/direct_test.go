@@ -77,7 +77,7 @@ func TestDirectKeepsConnections(t *testing.T) {
 			w.Write([]byte("ok " + r.Header.Get("User-Agent")))
 		}
 	})
-	c, _ := directClient(t)
+	c, d := directClient(t)
 	ctx := context.Background()
 	for i := range 20 {
 		path := "/"
@@ -88,6 +88,16 @@ func TestDirectKeepsConnections(t *testing.T) {
 		if err != nil || body == "" {
 			t.Fatalf("GET %s: %q, %v", path, body, err)
 		}
+		// An idle connection gives its read buffer back.
+		d.mu.Lock()
+		for _, list := range d.idle {
+			for _, pc := range list {
+				if pc.br != nil {
+					t.Errorf("GET %s: an idle connection holds a read buffer", path)
+				}
+			}
+		}
+		d.mu.Unlock()
 	}
 	if body, _ := get(ctx, c, srv.URL+"/chunked", 1<<20); body != "part0 part1 part2 " {
 		t.Errorf("chunked body %q", body)
