@@ -14,3 +14,9 @@ func (t *TestEncoder) EncodeV1(samples []ferry.Sample) []byte {
 
 // Compress returns pb snappy-compressed, as the sink sends it.
 func (t *TestEncoder) Compress(pb []byte) []byte { return t.e.compress(pb) }
+
+// TargetSamples returns the samples of targets copies of a text page, each
+// with its own instance label (see targetSamples).
+func TargetSamples(page []byte, targets int) ([]ferry.Sample, error) {
+	return targetSamples(page, targets)
+}

@@ -3,7 +3,6 @@ package remotewrite_test
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"runtime"
 	"strconv"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 
-	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/sink/remotewrite"
 )
@@ -55,37 +53,14 @@ func measureLimit(page, gz []byte) (limit, error) {
 
 	// The samples of several targets' pages, a request's worth; n is the
 	// samples of one page.
-	var samples []ferry.Sample
-	n := 0
-	for t := 0; len(samples) < remotewrite.DefaultMaxSamplesPerSend; t++ {
-		p := textparse.NewPromParser(page, labels.NewSymbolTable(), false)
-		lb := labels.NewBuilder(labels.EmptyLabels())
-		var ls labels.Labels
-		for {
-			et, err := p.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return l, err
-			}
-			if et != textparse.EntrySeries {
-				continue
-			}
-			_, ts, v := p.Series()
-			p.Labels(&ls)
-			lb.Reset(ls)
-			lb.Set("instance", "127.0.0.1:"+strconv.Itoa(30000+t))
-			lb.Set("job", "node")
-			var tms int64
-			if ts != nil {
-				tms = *ts
-			}
-			samples = append(samples, ferry.Sample{Labels: lb.Labels(), T: tms + 1700000000000, V: v})
-		}
-		if t == 0 {
-			n = len(samples)
-		}
+	one, err := remotewrite.TargetSamples(page, 1)
+	if err != nil {
+		return l, err
+	}
+	n := len(one)
+	samples, err := remotewrite.TargetSamples(page, (remotewrite.DefaultMaxSamplesPerSend+n-1)/n)
+	if err != nil {
+		return l, err
 	}
 
 	zr, err := gzip.NewReader(bytes.NewReader(gz))

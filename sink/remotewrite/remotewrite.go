@@ -11,7 +11,8 @@
 // (io.prometheus.write.v2.Request, with a symbol table), snappy-compressed.
 // Samples go through a sharded queue like Prometheus's: every series is
 // hashed to one shard, so its samples are sent in order, one request at a
-// time per shard; the number of shards adapts to the throughput between
+// time per shard (a scraped series by its target, so that a target's
+// samples travel together); the number of shards adapts to the throughput between
 // MinShards and MaxShards, but does not grow past a count that did not
 // deliver faster than the one before it; a shard sends when it holds
 // MaxSamplesPerSend samples or its oldest sample waited BatchSendDeadline.
@@ -32,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"math"
@@ -42,6 +44,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
@@ -357,17 +360,68 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
 		b.Done(nil)
 		return nil
 	}
+	// Each run of samples bound for one shard is added at once: a scrape's
+	// batch is one run (see shardOf).
+	if len(b.Items) == 0 {
+		b.Done(nil)
+		return nil
+	}
 	n := uint64(len(shards))
-	for i := range b.Items {
-		sh := shards[b.Items[i].Labels.Hash()%n]
-		if _, err := sh.add(ctx, s.closing, b.Items[i:i+1], b.Ack); err != nil {
-			s.samplesIn.Add(int64(i + 1 - len(b.Items)))
+	var keys targetKeys
+	sh := shards[keys.of(b.Items[0].Labels)%n]
+	for i := 0; i < len(b.Items); {
+		j := i + 1
+		var next *shard
+		for ; j < len(b.Items); j++ {
+			if next = shards[keys.of(b.Items[j].Labels)%n]; next != sh {
+				break
+			}
+		}
+		if added, err := sh.add(ctx, s.closing, b.Items[i:j], b.Ack); err != nil {
+			s.samplesIn.Add(int64(i + added - len(b.Items)))
 			b.Done(err)
 			return err
 		}
+		i, sh = j, next
 	}
 	b.Done(nil)
 	return nil
+}
+
+// targetKeys picks the shard of a series: by the hash of its job and
+// instance labels (its target's, for a scraped series) when it has either,
+// else by the hash of all its labels. Either way a series always goes to
+// the same shard, so its samples are sent in order. Keying by target keeps
+// each target's samples together, in the order of its page: a request
+// then reads its labels from memory in order and compresses them better
+// than one of series strewn over all targets (BenchmarkShardKey: half the
+// cost of encoding and compressing a request at 16 shards). A target's
+// series thus share one shard's throughput, one request at a time, which
+// is hundreds of thousands of samples a second.
+//
+// The zero value is ready; it remembers the last target it hashed, as a
+// batch's samples mostly share one.
+type targetKeys struct {
+	job, instance string
+	key           uint64
+}
+
+var shardSeed = maphash.MakeSeed()
+
+func (k *targetKeys) of(ls labels.Labels) uint64 {
+	job, instance := ls.Get(model.JobLabel), ls.Get(model.InstanceLabel)
+	if job == "" && instance == "" {
+		return ls.Hash()
+	}
+	if job != k.job || instance != k.instance {
+		var h maphash.Hash
+		h.SetSeed(shardSeed)
+		h.WriteString(job)
+		h.WriteByte(0xff)
+		h.WriteString(instance)
+		k.job, k.instance, k.key = job, instance, h.Sum64()
+	}
+	return k.key
 }
 
 // Close stops accepting samples, sends what the shards hold and waits for

@@ -667,6 +667,61 @@ func TestOrderPerSeriesAcrossShards(t *testing.T) {
 	rc.mu.Unlock()
 }
 
+// A target's samples (its job and instance labels) go to one shard, in the
+// order they came: every request holds each target's page whole, in order,
+// whichever shards the targets share. Series without those labels are
+// spread by their own hash (TestOrderPerSeriesAcrossShards).
+func TestTargetTravelsTogether(t *testing.T) {
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	s := started(t, &Sink{URL: srv.URL, MinShards: 8, MaxShards: 8, MaxSamplesPerSend: 1000, BatchSendDeadline: 5 * time.Millisecond}, nil)
+	const targets, series = 12, 50
+	var acks []<-chan error
+	for round := range 3 {
+		for tg := range targets {
+			page := make([]ferry.Sample, series)
+			for i := range page {
+				page[i] = ferry.Sample{
+					Labels: labels.FromStrings("__name__", "m", "instance", "host-"+strconv.Itoa(tg), "job", "node", "series", strconv.Itoa(i)),
+					T:      int64(round),
+				}
+			}
+			acks = append(acks, send(t, context.Background(), s, page))
+		}
+	}
+	for _, a := range acks {
+		if err := wait(t, a, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeSink(t, s)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	total := 0
+	for n, r := range rc.v1 {
+		// Each request is whole pages: runs of one target, series 0 to 49.
+		for i, ts := range r.Timeseries {
+			var got string
+			for _, l := range ts.Labels {
+				if l.Name == "series" {
+					got = l.Value
+				}
+			}
+			if want := strconv.Itoa(i % series); got != want {
+				t.Fatalf("request %d, time series %d: series %q, want %q: a page was split", n, i, got, want)
+			}
+			if i%series > 0 && ts.Labels[1].Value != r.Timeseries[i-1].Labels[1].Value {
+				t.Fatalf("request %d, time series %d: %s follows %s within a page", n, i, ts.Labels[1].Value, r.Timeseries[i-1].Labels[1].Value)
+			}
+			total++
+		}
+	}
+	if total != 3*targets*series {
+		t.Errorf("got %d samples, want %d", total, 3*targets*series)
+	}
+}
+
 // A batch is acknowledged only after every shard holding part of it has
 // delivered its part.
 func TestAckAfterAllShards(t *testing.T) {
