@@ -144,7 +144,8 @@ type loop struct {
 	aliased  bool
 	dedup    map[uint64]struct{}
 
-	noSkim bool // tests: textparse reads every line (see skimText)
+	noSkim  bool // tests: textparse reads every line (see skimText)
+	allMeta bool // tests: every scrape records metadata
 }
 
 // Buffers shared by all loops: only scrapes in progress hold one.
@@ -494,6 +495,10 @@ func (l *loop) nextIter() {
 	}
 }
 
+// recordsMeta reports whether this scrape records the metadata of the
+// page's families: the first and every metadataEvery-th.
+func (l *loop) recordsMeta() bool { return l.iter%metadataEvery == 1 || l.allMeta }
+
 // bodyPool is the pool of the buffer fetch reads a body into: rawPool if
 // it is gzip-compressed, bufPool if it is the page.
 func bodyPool(gz bool) *sync.Pool {
@@ -677,7 +682,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 	if l.aliased && l.dedup == nil {
 		l.dedup = mapPool.Get().(map[uint64]struct{})
 	}
-	if _, text := p.(*textparse.PromParser); text && len(l.entries) > 0 && l.iter%metadataEvery != 1 && !l.noSkim {
+	if _, text := p.(*textparse.PromParser); text && len(l.entries) > 0 && !l.noSkim {
 		if items, p, err = l.skimText(items, page, ts, &st); p == nil || err != nil {
 			return items, st, err
 		}
@@ -692,19 +697,19 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		}
 		switch e {
 		case textparse.EntryType:
-			if l.iter%metadataEvery == 1 {
+			if l.recordsMeta() {
 				name, typ := p.Type()
 				l.s.meta.update(name, metaType, typ, nil)
 			}
 			continue
 		case textparse.EntryHelp:
-			if l.iter%metadataEvery == 1 {
+			if l.recordsMeta() {
 				name, help := p.Help()
 				l.s.meta.update(name, metaHelp, "", help)
 			}
 			continue
 		case textparse.EntryUnit:
-			if l.iter%metadataEvery == 1 {
+			if l.recordsMeta() {
 				name, unit := p.Unit()
 				l.s.meta.update(name, metaUnit, "", unit)
 			}

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/prometheus/prometheus/model/value"
 
@@ -16,12 +17,14 @@ import (
 
 // skimText reads the leading lines of a page in the Prometheus text format
 // that need no parser: sample lines whose series the cache already holds
-// from this format, and comments that carry nothing a scrape without
-// metadata keeps. It stops at the first line it cannot vouch for (a new
-// series, a series split over lines, anything unusual or malformed) and
-// returns the textparse parser that is to read the rest of the page, or nil
-// if it took the page to its end. The outcome is the one textparse gives
-// for the whole page; FuzzSkimText checks this against textparse alone.
+// from this format, and comments, HELP and TYPE lines of the plain form;
+// on a scrape that records metadata, it records theirs. It stops at the
+// first line it cannot vouch for (a new series, a series split over lines,
+// an escape in a help text that is to be recorded, anything unusual or
+// malformed) and returns the textparse parser that is to read the rest of
+// the page, or nil if it took the page to its end. The outcome is the one
+// textparse gives for the whole page, metadata included; FuzzSkimText
+// checks this against textparse alone.
 //
 // A steady target's page is thus read at the cost of a hash and a float
 // conversion per line: textparse's lexer is the largest single cost of a
@@ -34,6 +37,7 @@ import (
 // the first '}' outside quotes, and what follows is checked here as the
 // lexer and parser check it.
 func (l *loop) skimText(items []ferry.Sample, page []byte, ts int64, st *stats) ([]ferry.Sample, textparse.Parser, error) {
+	meta := l.recordsMeta()
 	off := 0
 	typeOff, entries := -1, 0 // the last TYPE line, and the entries from it on
 	for off < len(page) {
@@ -47,12 +51,15 @@ func (l *loop) skimText(items []ferry.Sample, page []byte, ts int64, st *stats) 
 			off++
 			continue // a blank line is no entry
 		case line[0] == '#':
-			ok, isType := plainComment(line)
-			if !ok {
+			kind, name, text := readComment(line)
+			if kind == badComment || meta && kind == helpLine && bytes.IndexByte(text, '\\') >= 0 {
 				return l.resume(items, page, off, typeOff, entries)
 			}
-			if isType {
+			if kind == typeLine {
 				typeOff, entries = off, 0
+			}
+			if meta {
+				l.recordMeta(kind, name, text)
 			}
 		default:
 			series, pt, hasTS, v, ok := sampleLine(line)
@@ -165,44 +172,72 @@ func sampleLine(line []byte) (series []byte, t int64, hasTS bool, v float64, ok 
 	return series, t, hasTS, v, true
 }
 
-// plainComment reports whether a line starting with '#' (without its
-// newline) is one textparse accepts and a scrape without metadata may skip,
-// and whether it is a TYPE line: a comment, or a HELP or TYPE line of the
-// simple form
+// The kinds of line that start with '#'.
+const (
+	badComment = iota // one to leave to textparse
+	comment           // carries nothing
+	helpLine
+	typeLine
+)
+
+// readComment reads a line starting with '#' (without its newline): a
+// comment, or a HELP or TYPE line of the plain form
 //
 //	# HELP name text
 //	# TYPE name counter|gauge|histogram|summary|untyped
 //
-// with valid UTF-8 help text that is not blank.
-func plainComment(line []byte) (ok, isType bool) {
+// with valid UTF-8 help text that is not blank, which textparse accepts;
+// for those it returns the name and the text, as textparse reads them
+// (the help text with its escapes, if any, as written). Anything else
+// starting with "# HELP" or "# TYPE" is a badComment.
+func readComment(line []byte) (kind int, name, text []byte) {
 	i := skipBlanks(line, 1)
 	if i == 1 {
-		return true, false // "#text" is a comment
+		return comment, nil, nil // "#text" is a comment
 	}
 	rest := line[i:]
 	help, isType := bytes.HasPrefix(rest, []byte("HELP")), bytes.HasPrefix(rest, []byte("TYPE"))
 	if !help && !isType || len(rest) == 4 || rest[4] != ' ' && rest[4] != '\t' {
-		return true, false // "# anything else" is a comment too
+		return comment, nil, nil // "# anything else" is a comment too
 	}
 	i = skipBlanks(line, i+4)
 	if i == len(line) || !isNameStart(line[i]) {
-		return false, false
+		return badComment, nil, nil
 	}
+	start := i
 	for i++; i < len(line) && isNameChar(line[i]); i++ {
 	}
-	text := line[i:]
+	name, text = line[start:i], line[i:]
 	if len(text) < 2 || text[0] != ' ' {
-		return false, false
+		return badComment, nil, nil
 	}
 	text = text[1:]
 	if help {
-		return skipBlanks(text, 0) < len(text) && utf8.Valid(text), false
+		if skipBlanks(text, 0) == len(text) || !utf8.Valid(text) {
+			return badComment, nil, nil
+		}
+		return helpLine, name, text
 	}
 	switch string(text) {
 	case "counter", "gauge", "histogram", "summary", "untyped":
-		return true, true
+		return typeLine, name, text
 	}
-	return false, false
+	return badComment, nil, nil
+}
+
+// recordMeta records the metadata of a HELP or TYPE line, as the textparse
+// path does; textparse reads a family of type "untyped" as unknown.
+func (l *loop) recordMeta(kind int, name, text []byte) {
+	switch kind {
+	case helpLine:
+		l.s.meta.update(name, metaHelp, "", text)
+	case typeLine:
+		typ := model.MetricType(text)
+		if typ == "untyped" {
+			typ = model.MetricTypeUnknown
+		}
+		l.s.meta.update(name, metaType, typ, nil)
+	}
 }
 
 func skipBlanks(b []byte, i int) int {
@@ -216,7 +251,7 @@ func isNameStart(c byte) bool { return lineChars[c]&nameStart != 0 }
 
 func isNameChar(c byte) bool { return lineChars[c]&nameChar != 0 }
 
-// lineChars classifies bytes for sampleLine and plainComment.
+// lineChars classifies bytes for sampleLine and readComment.
 var lineChars = func() (t [256]uint8) {
 	for c := range 256 {
 		switch {

@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"maps"
 	"math"
 	"os"
 	"strings"
@@ -12,33 +13,47 @@ import (
 )
 
 // sameAsTextparse scrapes pages in turn with two loops of one target, one
-// skimming and one reading every line with textparse, and fails on the
-// first difference in samples, counts or errors. The first scrape of a
-// loop reads metadata and so never skims; the later ones do.
-func sameAsTextparse(t *testing.T, s *Scraper, pages ...[]byte) {
+// skimming and one reading every line with textparse, each of a Scraper
+// of its own made by mk, and fails on the first difference in samples,
+// counts, errors or recorded metadata. It does so twice: with metadata
+// recorded on the first scrape only (which never skims, the cache being
+// empty), and on every scrape.
+func sameAsTextparse(t *testing.T, mk func() *Scraper, pages ...[]byte) {
 	t.Helper()
-	tg, err := s.resolve(labels.FromStrings("__address__", "h:1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	started(t, s)
-	skim, plain := newLoop(s, tg), newLoop(s, tg)
-	plain.noSkim = true
-	for n, page := range pages {
-		// Each loop reads its own copy: textparse may append a newline.
-		a, sa, ea := skim.scrapePage(nil, []byte(string(page)), textType, 1000, nil)
-		b, sb, eb := plain.scrapePage(nil, []byte(string(page)), textType, 1000, nil)
-		if (ea == nil) != (eb == nil) || ea != nil && ea.Error() != eb.Error() {
-			t.Fatalf("scrape %d of %q: error %v, textparse alone %v", n+1, page, ea, eb)
+	for _, allMeta := range []bool{false, true} {
+		var loops [2]*loop
+		for i := range loops {
+			s := started(t, mk())
+			tg, err := s.resolve(labels.FromStrings("__address__", "h:1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			loops[i] = newLoop(s, tg)
+			loops[i].allMeta = allMeta
 		}
-		if sa != sb {
-			t.Fatalf("scrape %d of %q: stats %+v, textparse alone %+v", n+1, page, sa, sb)
-		}
-		if !sameSamples(a, b) {
-			t.Fatalf("scrape %d of %q:\n%v\ntextparse alone:\n%v", n+1, page, a, b)
+		skim, plain := loops[0], loops[1]
+		plain.noSkim = true
+		for n, page := range pages {
+			// Each loop reads its own copy: textparse may append a newline.
+			a, sa, ea := skim.scrapePage(nil, []byte(string(page)), textType, 1000, nil)
+			b, sb, eb := plain.scrapePage(nil, []byte(string(page)), textType, 1000, nil)
+			if (ea == nil) != (eb == nil) || ea != nil && ea.Error() != eb.Error() {
+				t.Fatalf("scrape %d of %q: error %v, textparse alone %v", n+1, page, ea, eb)
+			}
+			if sa != sb {
+				t.Fatalf("scrape %d of %q: stats %+v, textparse alone %+v", n+1, page, sa, sb)
+			}
+			if !sameSamples(a, b) {
+				t.Fatalf("scrape %d of %q:\n%v\ntextparse alone:\n%v", n+1, page, a, b)
+			}
+			if ma, mb := skim.s.meta.m, plain.s.meta.m; !maps.Equal(ma, mb) {
+				t.Fatalf("scrape %d of %q (metadata every scrape: %v): metadata %v, textparse alone %v", n+1, page, allMeta, ma, mb)
+			}
 		}
 	}
 }
+
+func newScraper() *Scraper { return &Scraper{} }
 
 func sameSamples(a, b []ferry.Sample) bool {
 	if len(a) != len(b) {
@@ -71,11 +86,14 @@ func TestSkimText(t *testing.T) {
 		"# TYPE a\na 1\n", "#\na 1\n", "# \na 1\n", "#x\na 1\n", "# HELPx\na 1\n", "# HELP\na 1\n",
 		"#\tHELP a b\na 1\n", "#  TYPE a gauge\na 1\n", "# some comment\na 1\n", "# TYPE 1a gauge\na 1\n",
 		"b 1\na 1\n", "a 1\nb 1\n",
+		// Metadata as textparse records it: escapes in help, untyped.
+		"# HELP a x\\ny\na 1\n", "# HELP a x\\\\y\na 1\n", "# HELP a x\\\"y\na 1\n", "# HELP a x\\\n",
+		"# TYPE a untyped\na 1\n", "# TYPE a gauge\n# HELP a x\n# TYPE a counter\n# HELP a y\na 1\n",
 		// A TYPE line decides how the labels of the series after it read.
 		"# TYPE a summary\na{quantile=\"0\"} 1\n", "# TYPE a summary\na 1\n# HELP a x\n\na{quantile=\"1\"} 2\n",
 		"# TYPE a histogram\na 1\n# TYPEx\na{le=\"1\"} 2\n", "# TYPE a summary\n# TYPE b gauge\na 1\na{quantile=\"0\"} 1\n",
 	} {
-		sameAsTextparse(t, &Scraper{}, []byte(skimSeries), []byte(line), []byte(skimSeries+line))
+		sameAsTextparse(t, newScraper, []byte(skimSeries), []byte(line), []byte(skimSeries+line))
 	}
 }
 
@@ -89,8 +107,13 @@ func TestSkimTextNodeExporter(t *testing.T) {
 	}
 	changed := strings.Replace(string(page), "node_load1 ", "node_load1{new=\"1\"} ", 1)
 	stamped := strings.ReplaceAll(string(page), "\nnode_load5 0.5\n", "\nnode_load5 0.5 1700000000000\n")
-	for _, s := range []*Scraper{{}, {SampleLimit: 900}, {IgnoreTimestamps: true}, {HonorLabels: true}} {
-		sameAsTextparse(t, s, page, page, []byte(changed), []byte(stamped), page, []byte(changed))
+	for _, mk := range []func() *Scraper{
+		newScraper,
+		func() *Scraper { return &Scraper{SampleLimit: 900} },
+		func() *Scraper { return &Scraper{IgnoreTimestamps: true} },
+		func() *Scraper { return &Scraper{HonorLabels: true} },
+	} {
+		sameAsTextparse(t, mk, page, page, []byte(changed), []byte(stamped), page, []byte(changed))
 	}
 
 	// A steady page is skimmed to its end.
@@ -114,6 +137,6 @@ func FuzzSkimText(f *testing.F) {
 	// A '}' in a label value, after the value, and after a series without labels.
 	f.Add([]byte("a{b=\"}\"} 1\nc 2\n"), []byte("a{b=\"}\"} 2\na{b=\"}\"} 3 }\nc} 4\nc 5 6}\n"))
 	f.Fuzz(func(t *testing.T, first, second []byte) {
-		sameAsTextparse(t, &Scraper{}, first, second, first, second)
+		sameAsTextparse(t, newScraper, first, second, first, second)
 	})
 }
