@@ -136,6 +136,8 @@ func FuzzSkimText(f *testing.F) {
 	f.Add([]byte("a{b=\"x\ny\"} 1\n"), []byte("a{b=\"x\ny\"} 2\n"))
 	// A '}' in a label value, after the value, and after a series without labels.
 	f.Add([]byte("a{b=\"}\"} 1\nc 2\n"), []byte("a{b=\"}\"} 2\na{b=\"}\"} 3 }\nc} 4\nc 5 6}\n"))
+	// Metadata: escapes in help, a type textparse renames, a change.
+	f.Add([]byte("# HELP a x\\\\y\n# TYPE a untyped\na 1\n"), []byte("# HELP a x\\ny\n# TYPE a gauge\na 2\n"))
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		sameAsTextparse(t, newScraper, first, second, first, second)
 	})
