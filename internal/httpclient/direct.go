@@ -183,13 +183,14 @@ func (d *direct) reader(c net.Conn) *bufio.Reader {
 // put keeps pc for the next request to its target, without its read
 // buffer, which holds nothing between responses.
 func (d *direct) put(pc *dconn) {
-	if pc.br.Buffered() > 0 {
-		pc.c.Close() // bytes after a whole response: not a connection to reuse
-		return
-	}
+	leftover := pc.br.Buffered() > 0
 	pc.br.Reset(nil)
 	d.readers.Put(pc.br)
 	pc.br = nil
+	if leftover {
+		pc.c.Close() // bytes after a whole response: not a connection to reuse
+		return
+	}
 	d.mu.Lock()
 	if len(d.idle[pc.key]) >= maxIdlePerKey {
 		d.mu.Unlock()

@@ -153,6 +153,52 @@ func TestDirectRetriesClosedConnection(t *testing.T) {
 	}
 }
 
+// TestDirectDropsConnectionWithLeftover: bytes after a whole response (a
+// server that wrote more than its Content-Length) would be read as the
+// start of the next response; the connection is closed instead of reused.
+func TestDirectDropsConnectionWithLeftover(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					// One write: the extra bytes arrive with the response.
+					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Junk\r\n\r\n")
+				}
+			}()
+		}
+	}()
+	c, d := directClient(t)
+	for i := range 3 {
+		if body, err := get(context.Background(), c, "http://"+l.Addr().String()+"/", 100); err != nil || body != "ok" {
+			t.Fatalf("GET %d: %q, %v", i, body, err)
+		}
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("%d connections, want 3: one with bytes left over was reused", n)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.idle) != 0 {
+		t.Errorf("idle connections kept: %v", d.idle)
+	}
+}
+
 // TestDirectTimeout: the request's context ends a slow answer, in the
 // header or in the body, with the context's error.
 func TestDirectTimeout(t *testing.T) {
