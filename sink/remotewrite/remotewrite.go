@@ -50,6 +50,7 @@ import (
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/httpclient"
+	"github.com/ferrydev/ferry/internal/labelsenc"
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/ferrydev/ferry/relabel"
@@ -408,8 +409,37 @@ type targetKeys struct {
 
 var shardSeed = maphash.MakeSeed()
 
+// target returns the job and instance labels of ls, in one pass over the
+// names up to "job" where the encoding can be read in place.
+func target(ls labels.Labels) (job, instance string) {
+	raw, ok := labelsenc.Raw(ls)
+	if !ok {
+		return ls.Get(model.JobLabel), ls.Get(model.InstanceLabel)
+	}
+	for i := 0; i < len(raw); {
+		n := int(raw[i])
+		if n == 0xff || raw[i+1+n] == 0xff {
+			// A length of 255 or more takes more bytes: Get reads it.
+			return ls.Get(model.JobLabel), ls.Get(model.InstanceLabel)
+		}
+		name := raw[i+1 : i+1+n]
+		i += 1 + n
+		value := raw[i+1 : i+1+int(raw[i])]
+		i += 1 + len(value)
+		switch {
+		case name == model.InstanceLabel:
+			instance = value
+		case name == model.JobLabel:
+			return value, instance
+		case n > 0 && name[0] > 'j':
+			return "", instance // the names are sorted: there is no job
+		}
+	}
+	return "", instance
+}
+
 func (k *targetKeys) of(ls labels.Labels) uint64 {
-	job, instance := ls.Get(model.JobLabel), ls.Get(model.InstanceLabel)
+	job, instance := target(ls)
 	if job == "" && instance == "" {
 		return ls.Hash()
 	}

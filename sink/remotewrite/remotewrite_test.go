@@ -722,6 +722,31 @@ func TestTargetTravelsTogether(t *testing.T) {
 	}
 }
 
+// target reads job and instance as Get does, whatever comes before,
+// between and after them, and at any length.
+func TestTarget(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	for _, ls := range []labels.Labels{
+		labels.EmptyLabels(),
+		labels.FromStrings("__name__", "m"),
+		labels.FromStrings("job", "j"),
+		labels.FromStrings("instance", "i"),
+		labels.FromStrings("__name__", "m", "a", "1", "instance", "i", "job", "j", "mode", "idle"),
+		labels.FromStrings("instance", "i", "jab", "x", "jobs", "y", "z", "z"),
+		labels.FromStrings("instance", "i", "k", "v", "job2", "y"),
+		labels.FromStrings("a", long, "instance", "i", "job", "j"),
+		labels.FromStrings("instance", long, "job", "j"),
+		labels.FromStrings("instance", "i", "job", long),
+		labels.FromStrings(long, "v", "job", "j"),
+		labels.FromStrings("instance", "", "job", "j", "~", "~"),
+	} {
+		job, instance := target(ls)
+		if job != ls.Get("job") || instance != ls.Get("instance") {
+			t.Errorf("%v: job %q, instance %q", ls, job, instance)
+		}
+	}
+}
+
 // A batch is acknowledged only after every shard holding part of it has
 // delivered its part.
 func TestAckAfterAllShards(t *testing.T) {
