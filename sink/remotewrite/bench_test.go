@@ -94,8 +94,11 @@ func BenchmarkRawSnappy(b *testing.B) {
 
 // targetSamples returns the samples of page, a text-format page, as
 // scraped from targets targets: each copy carries the labels instance
-// (127.0.0.1:30000 on) and job (node), and holds its labels in memory of
-// its own, as a scrape cache would.
+// (127.0.0.1:30000 on) and job (node) and a timestamp of its own (targets
+// are scraped a millisecond apart), and holds its labels in memory of its
+// own, as a scrape cache would. (Copies with one timestamp compress
+// better than any agent's requests: Snappy 24-29 against 36-38 ns a
+// sample.)
 func targetSamples(page []byte, targets int) ([]ferry.Sample, error) {
 	var out []ferry.Sample
 	lb := labels.NewBuilder(labels.EmptyLabels())
@@ -122,7 +125,7 @@ func targetSamples(page []byte, targets int) ([]ferry.Sample, error) {
 			if ts != nil {
 				tms = *ts
 			}
-			out = append(out, ferry.Sample{Labels: lb.Labels(), T: tms + 1700000000000, V: v})
+			out = append(out, ferry.Sample{Labels: lb.Labels(), T: tms + 1700000000000 + int64(t), V: v})
 		}
 	}
 	return out, nil
