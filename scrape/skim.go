@@ -225,17 +225,32 @@ func readComment(line []byte) (kind int, name, text []byte) {
 	return badComment, nil, nil
 }
 
+// metricType returns textparse's reading of a type readComment accepts:
+// "untyped" is unknown.
+func metricType(text []byte) (model.MetricType, bool) {
+	switch string(text) {
+	case "counter":
+		return model.MetricTypeCounter, true
+	case "gauge":
+		return model.MetricTypeGauge, true
+	case "histogram":
+		return model.MetricTypeHistogram, true
+	case "summary":
+		return model.MetricTypeSummary, true
+	case "untyped":
+		return model.MetricTypeUnknown, true
+	}
+	return "", false
+}
+
 // recordMeta records the metadata of a HELP or TYPE line, as the textparse
-// path does; textparse reads a family of type "untyped" as unknown.
+// path does.
 func (l *loop) recordMeta(kind int, name, text []byte) {
 	switch kind {
 	case helpLine:
 		l.s.meta.update(name, metaHelp, "", text)
 	case typeLine:
-		typ := model.MetricType(text)
-		if typ == "untyped" {
-			typ = model.MetricTypeUnknown
-		}
+		typ, _ := metricType(text)
 		l.s.meta.update(name, metaType, typ, nil)
 	}
 }
