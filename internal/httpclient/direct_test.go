@@ -33,6 +33,32 @@ func directServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.I
 	return srv, &conns
 }
 
+// rawServer serves each connection it accepts on a loopback port with
+// serve, which may answer in ways net/http's server would not, then closes
+// it; it returns the address and a count of the connections accepted.
+func rawServer(t *testing.T, serve func(net.Conn)) (string, *atomic.Int32) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var accepted atomic.Int32
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer conn.Close()
+				serve(conn)
+			}()
+		}
+	}()
+	return l.Addr().String(), &accepted
+}
+
 func directClient(t *testing.T) (*http.Client, *direct) {
 	c, err := New(httpconf.Config{}, Options{Transport: NewDirect})
 	if err != nil {
@@ -122,29 +148,14 @@ func TestDirectKeepsConnections(t *testing.T) {
 // TestDirectRetriesClosedConnection: a server that closes each connection
 // after one answer, without saying so, costs a retry, not a failed scrape.
 func TestDirectRetriesClosedConnection(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var accepted atomic.Int32
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			br := bufio.NewReader(conn)
-			if _, err := http.ReadRequest(br); err == nil {
-				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}
-			conn.Close()
+	addr, accepted := rawServer(t, func(conn net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
+	})
 	c, _ := directClient(t)
 	for i := range 3 {
-		if body, err := get(context.Background(), c, "http://"+l.Addr().String()+"/", 100); err != nil || body != "ok" {
+		if body, err := get(context.Background(), c, "http://"+addr+"/", 100); err != nil || body != "ok" {
 			t.Fatalf("GET %d: %q, %v", i, body, err)
 		}
 	}
@@ -157,35 +168,19 @@ func TestDirectRetriesClosedConnection(t *testing.T) {
 // server that wrote more than its Content-Length) would be read as the
 // start of the next response; the connection is closed instead of reused.
 func TestDirectDropsConnectionWithLeftover(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var accepted atomic.Int32
-	go func() {
+	addr, accepted := rawServer(t, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
 		for {
-			conn, err := l.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			accepted.Add(1)
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					// One write: the extra bytes arrive with the response.
-					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Junk\r\n\r\n")
-				}
-			}()
+			// One write: the extra bytes arrive with the response.
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Junk\r\n\r\n")
 		}
-	}()
+	})
 	c, d := directClient(t)
 	for i := range 3 {
-		if body, err := get(context.Background(), c, "http://"+l.Addr().String()+"/", 100); err != nil || body != "ok" {
+		if body, err := get(context.Background(), c, "http://"+addr+"/", 100); err != nil || body != "ok" {
 			t.Fatalf("GET %d: %q, %v", i, body, err)
 		}
 	}
