@@ -4,25 +4,23 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/buffer"
+	"github.com/ferrydev/ferry/internal/conntest"
 	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/sink"
 	"github.com/ferrydev/ferry/sink/loki"
 	"github.com/ferrydev/ferry/source"
-	"github.com/prometheus/prometheus/model/labels"
 )
 
 // BenchmarkEndToEnd reads a file of 200-byte lines with a Reader source and
@@ -45,13 +43,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	w.Flush()
 	f.Close()
-	var received atomic.Int64
-	null := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, _ := io.Copy(io.Discard, r.Body)
-		received.Add(n)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer null.Close()
+	null := conntest.NewNull(b)
 
 	// one runs the pipeline once over the file and returns its wall and
 	// CPU time.

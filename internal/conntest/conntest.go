@@ -1,12 +1,15 @@
-// Package conntest provides a test HTTP server that counts its open
-// connections, to check that clients close what they opened.
+// Package conntest provides test HTTP servers: one that counts its open
+// connections, to check that clients close what they opened, and a null
+// receiver for benchmarks.
 package conntest
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -60,4 +63,26 @@ func (s *Server) WaitAllClosed(t testing.TB, after string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Null is a receiver that reads and discards each request's body and
+// answers 204 No Content, counting requests and body bytes: the far end of
+// end-to-end benchmarks.
+type Null struct {
+	*httptest.Server
+	Requests, Bytes atomic.Int64
+}
+
+// NewNull starts a Null on a loopback address; it is closed when the test
+// ends.
+func NewNull(t testing.TB) *Null {
+	n := &Null{}
+	n.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k, _ := io.Copy(io.Discard, r.Body)
+		n.Bytes.Add(k)
+		n.Requests.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(n.Close)
+	return n
 }

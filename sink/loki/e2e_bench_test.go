@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/internal/conntest"
 	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/process"
@@ -128,13 +126,7 @@ func writeLines(b *testing.B, path string, entries []ferry.Entry) {
 // benchFileToLoki delivers the n lines of path once per iteration through
 // a pipeline of the file source, stages (if not nil) and the Loki sink.
 func benchFileToLoki(b *testing.B, path string, n int, stages process.Processor[ferry.Entry], opts ...pipeline.Option) {
-	var received atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		k, _ := io.Copy(io.Discard, r.Body)
-		received.Add(k)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer srv.Close()
+	srv := conntest.NewNull(b)
 	b.ReportAllocs()
 	var cpu time.Duration
 	for b.Loop() {
@@ -173,7 +165,7 @@ func benchFileToLoki(b *testing.B, path string, n int, stages process.Processor[
 			b.Fatalf("%d lines delivered, want %d", got, n)
 		}
 	}
-	if received.Load() == 0 {
+	if srv.Bytes.Load() == 0 {
 		b.Fatal("the receiver got nothing")
 	}
 	reportLines(b, n, cpu)

@@ -12,18 +12,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry"
-	"github.com/ferrydev/ferry/pipeline"
-	"github.com/ferrydev/ferry/sink/loki"
-	"github.com/ferrydev/ferry/source"
-	"github.com/ferrydev/ferry/source/lokipush"
-	"github.com/ferrydev/ferry/source/otlp"
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/conntest"
+	"github.com/ferrydev/ferry/pipeline"
+	"github.com/ferrydev/ferry/sink/loki"
+	"github.com/ferrydev/ferry/source"
+	"github.com/ferrydev/ferry/source/lokipush"
+	"github.com/ferrydev/ferry/source/otlp"
 )
 
 const e2eRecords = 1000 // per request: 10 streams of 100 records
@@ -77,13 +79,7 @@ func e2ePush(base time.Time) []byte {
 // sink to a receiver that discards what it gets, next to the same pipeline
 // fed by the Loki push receiver (lokipush with WaitForAck) in the same run.
 func BenchmarkEndToEnd(b *testing.B) {
-	var pushed atomic.Int64
-	null := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		pushed.Add(1)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer null.Close()
+	null := conntest.NewNull(b)
 
 	run := func(b *testing.B, src source.Source[ferry.Entry], url func() string, ctype string, body []byte) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -135,7 +131,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-		if pushed.Load() == 0 {
+		if null.Requests.Load() == 0 {
 			b.Fatal("nothing reached the null receiver")
 		}
 	}
