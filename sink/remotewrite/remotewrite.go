@@ -362,7 +362,7 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
 		return nil
 	}
 	// Each run of samples bound for one shard is added at once: a scrape's
-	// batch is one run (see shardOf).
+	// batch is one run (see targetKeys).
 	if len(b.Items) == 0 {
 		b.Done(nil)
 		return nil
