@@ -86,7 +86,7 @@ func newBase(cfg httpconf.Config, opts Options) (http.RoundTripper, error) {
 func transport(cfg httpconf.Config, tc *tls.Config) *http.Transport {
 	t := &http.Transport{
 		Proxy:                 proxyFunc(cfg),
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialCopying((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
 		TLSClientConfig:       tc,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          20000,
