@@ -2,7 +2,15 @@ package remotewrite_test
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,4 +199,83 @@ func TestRealPrometheusEndToEnd(t *testing.T) {
 			t.Logf("%s: %d series compared with Prometheus, %d differ", job, checked, mismatched)
 		})
 	}
+}
+
+// TestRealPrometheusBigTargetSpread sends the pages of one big target, one
+// a second of sample time, into a real Prometheus 3 through a proxy that
+// holds every request for 20 ms, as a distant receiver's round trip would.
+// Prometheus refuses a sample older than its series' last one (no
+// out_of_order_time_window), so a series sent out of order would come back
+// as an error: the target must be spread over concurrent requests, and
+// every sample of every page must be stored.
+func TestRealPrometheusBigTargetSpread(t *testing.T) {
+	prom := peers.StartPrometheus3(t, "")
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: prom.Addr})
+	var inFlight, most atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(20 * time.Millisecond) // the round trip to a distant receiver
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	rw := &remotewrite.Sink{URL: srv.URL + "/api/v1/write", MaxShards: 8, MaxSamplesPerSend: 500,
+		BatchSendDeadline: 10 * time.Millisecond, ReshardInterval: 200 * time.Millisecond}
+	ctx := context.Background()
+	if err := rw.Start(ctx, ferry.NopReporter()); err != nil {
+		t.Fatal(err)
+	}
+	const series, maxPages = 2000, 240
+	t0 := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
+	var (
+		wg     sync.WaitGroup
+		failed atomic.Int64
+		pages  int
+	)
+	for ; most.Load() < 3; pages++ {
+		if pages == maxPages {
+			t.Fatalf("%d pages of one target never made more than %d requests at once", pages, most.Load())
+		}
+		page := make([]ferry.Sample, series)
+		for i := range page {
+			page[i] = ferry.Sample{
+				Labels: labels.FromStrings("__name__", "ferry_big_target_info", "instance", "ksm:8080", "job", "kube-state-metrics", "pod", "pod-"+strconv.Itoa(i)),
+				T:      t0.Add(time.Duration(pages) * time.Second).UnixMilli(),
+				V:      float64(pages),
+			}
+		}
+		wg.Add(1)
+		err := rw.Send(ctx, ferry.NewBatch(page, func(err error) {
+			if err != nil {
+				failed.Add(1)
+				t.Errorf("page acknowledged with %v", err)
+			}
+			wg.Done()
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := rw.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d pages failed", failed.Load(), pages)
+	}
+	at := t0.Add(time.Duration(pages-1) * time.Second)
+	res := prom.Query(t, fmt.Sprintf(`count_over_time(ferry_big_target_info{job="kube-state-metrics"}[%ds])`, pages), at)
+	if len(res) != series {
+		t.Fatalf("Prometheus has %d series, want %d", len(res), series)
+	}
+	for _, r := range res {
+		if got := r.Float(t); got != float64(pages) {
+			t.Fatalf("%v: %v samples stored, want %d", r.Metric, got, pages)
+		}
+	}
+	t.Logf("%d pages of %d series stored, up to %d requests at once", pages, series, most.Load())
 }

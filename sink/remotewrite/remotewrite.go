@@ -174,20 +174,24 @@ type Sink struct {
 	log    *slog.Logger
 	useV1  atomic.Bool // a V2 sink fell back to 1.0
 
-	mu      sync.RWMutex // guards shards; Send holds it for reading
+	mu      sync.RWMutex // guards shards and spread; Send holds it for reading
 	shards  []*shard
+	spread  map[uint64]struct{} // targets keyed by series (spread.go)
 	closing chan struct{}
 	hardCtx context.Context // cancelled when Close's deadline passes
 	hardEnd context.CancelFunc
 	reshWG  sync.WaitGroup
 
-	samplesIn  atomic.Int64
-	samplesOut atomic.Int64
-	sendNanos  atomic.Int64
-	lastRetry  atomic.Int64  // unix nanos
-	healthy    atomic.Bool   // last reported health was Healthy
-	pressure   chan struct{} // a shard's queue was full: reconsider the shard count now
-	slicePool  sync.Pool
+	samplesIn     atomic.Int64
+	samplesOut    atomic.Int64
+	sendNanos     atomic.Int64
+	lastRetry     atomic.Int64  // unix nanos
+	healthy       atomic.Bool   // last reported health was Healthy
+	pressure      chan struct{} // a shard's queue was full: reconsider the shard count now
+	slicePool     sync.Pool
+	rates         targetRates
+	spreadScratch sync.Pool // *spreadScratch
+	noSpread      bool      // benchmarks: every target on one shard, as before
 }
 
 var _ sink.Sink[ferry.Sample] = (*Sink)(nil)
@@ -352,7 +356,14 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
 	s.samplesIn.Add(int64(len(b.Items)))
 	shards := s.shards
 	if len(shards) == 1 {
-		// One shard: no hashing, one lock for the whole batch.
+		// One shard: one lock for the whole batch, and its samples
+		// counted as its first one's target's (a scrape's batch is one
+		// target's), rather than finding the target of every sample.
+		if len(b.Items) > 0 {
+			if key, byTarget := new(targetKeys).of(b.Items[0].Labels); byTarget {
+				s.rates.add(key, len(b.Items))
+			}
+		}
 		if added, err := shards[0].add(ctx, s.closing, b.Items, b.Ack); err != nil {
 			s.samplesIn.Add(int64(added - len(b.Items)))
 			b.Done(err)
@@ -361,32 +372,62 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
 		b.Done(nil)
 		return nil
 	}
-	// Each run of samples bound for one shard is added at once: a scrape's
-	// batch is one run (see targetKeys).
-	if len(b.Items) == 0 {
-		b.Done(nil)
-		return nil
-	}
-	n := uint64(len(shards))
-	var keys targetKeys
-	sh := shards[keys.of(b.Items[0].Labels)%n]
-	for i := 0; i < len(b.Items); {
-		j := i + 1
-		var next *shard
-		for ; j < len(b.Items); j++ {
-			if next = shards[keys.of(b.Items[j].Labels)%n]; next != sh {
-				break
-			}
-		}
-		if added, err := sh.add(ctx, s.closing, b.Items[i:j], b.Ack); err != nil {
-			s.samplesIn.Add(int64(i + added - len(b.Items)))
-			b.Done(err)
-			return err
-		}
-		i, sh = j, next
+	if taken, err := s.route(ctx, shards, b.Items, b.Ack); err != nil {
+		s.samplesIn.Add(int64(taken - len(b.Items)))
+		b.Done(err)
+		return err
 	}
 	b.Done(nil)
 	return nil
+}
+
+// route queues items on shards: each target's run on its shard, or spread
+// over all of them, and consecutive runs bound for one shard at once. It
+// returns how many samples it queued.
+func (s *Sink) route(ctx context.Context, shards []*shard, items []ferry.Sample, ack *ferry.Ack) (int, error) {
+	n := uint64(len(shards))
+	var keys targetKeys
+	var sh *shard // where items[from:i] go
+	from := 0
+	for i := 0; i < len(items); {
+		key, byTarget := keys.of(items[i].Labels)
+		j := i + 1
+		for j < len(items) {
+			if k, _ := keys.of(items[j].Labels); k != key {
+				break
+			}
+			j++
+		}
+		if byTarget {
+			s.rates.add(key, j-i)
+		}
+		_, spread := s.spread[key]
+		var next *shard // nil: the run is spread
+		if !spread {
+			next = shards[key%n]
+		}
+		if next == nil || next != sh {
+			if sh != nil {
+				if added, err := sh.add(ctx, s.closing, items[from:i], ack); err != nil {
+					return from + added, err
+				}
+			}
+			sh, from = next, i
+		}
+		if next == nil {
+			if added, err := s.addSpread(ctx, shards, items[i:j], ack); err != nil {
+				return i + added, err
+			}
+			from = j
+		}
+		i = j
+	}
+	if sh != nil {
+		if added, err := sh.add(ctx, s.closing, items[from:], ack); err != nil {
+			return from + added, err
+		}
+	}
+	return len(items), nil
 }
 
 // targetKeys picks the shard of a series: by the hash of its job and
@@ -397,8 +438,8 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
 // then reads its labels from memory in order and compresses them better
 // than one of series strewn over all targets (BenchmarkShardKey, 16
 // shards: encoding and compressing at 2.1-2.6 times the rate, into 16 %
-// fewer bytes). A target's series thus share one shard's throughput, one
-// request at a time: hundreds of thousands of samples a second.
+// fewer bytes). A target whose samples one shard cannot keep up with is
+// spread over all shards by the hash of each series instead (spread.go).
 //
 // The zero value is ready; it remembers the last target it hashed, as a
 // batch's samples mostly share one.
@@ -438,10 +479,11 @@ func target(ls labels.Labels) (job, instance string) {
 	return "", instance
 }
 
-func (k *targetKeys) of(ls labels.Labels) uint64 {
+// of returns the key of ls, and whether it is its target's.
+func (k *targetKeys) of(ls labels.Labels) (key uint64, byTarget bool) {
 	job, instance := target(ls)
 	if job == "" && instance == "" {
-		return ls.Hash()
+		return ls.Hash(), false
 	}
 	if job != k.job || instance != k.instance {
 		var h maphash.Hash
@@ -451,7 +493,7 @@ func (k *targetKeys) of(ls labels.Labels) uint64 {
 		h.WriteString(instance)
 		k.job, k.instance, k.key = job, instance, h.Sum64()
 	}
-	return k.key
+	return k.key, true
 }
 
 // Close stops accepting samples, sends what the shards hold and waits for
@@ -833,6 +875,10 @@ func parseCount(v string) (int64, bool) {
 // rises by 15 % over what it was then. More shards would only make each
 // request slower, which the formula answers with more shards still, each
 // with its queue and request buffers.
+//
+// At each reconsideration it also decides which targets are spread
+// (spreading.update), from the samples each sent in the interval; a change
+// replaces the shards as a new count does.
 func (s *Sink) reshardLoop(every time.Duration) {
 	defer s.reshWG.Done()
 	t := time.NewTicker(every)
@@ -840,6 +886,7 @@ func (s *Sink) reshardLoop(every time.Duration) {
 	var lastIn, lastOut, lastNanos int64
 	last := time.Now()
 	r := resharder{every: every, min: s.minShards(), max: s.maxShards()}
+	spread := spreading{}
 	for {
 		pressed := false
 		select {
@@ -854,6 +901,7 @@ func (s *Sink) reshardLoop(every time.Duration) {
 		}
 		elapsed := time.Since(last)
 		last = time.Now()
+		sent := s.rates.take()
 		in, out, nanos := s.samplesIn.Load(), s.samplesOut.Load(), s.sendNanos.Load()
 		dIn, dOut, dNanos := in-lastIn, out-lastOut, nanos-lastNanos
 		lastIn, lastOut, lastNanos = in, out, nanos
@@ -863,9 +911,18 @@ func (s *Sink) reshardLoop(every time.Duration) {
 		s.mu.RLock()
 		cur := len(s.shards)
 		s.mu.RUnlock()
-		if n, ok := r.decide(reshardInterval{elapsed, dIn, dOut, dNanos, in - out, cur, pressed}); ok {
-			s.reshard(n)
+		n, resize := r.decide(reshardInterval{elapsed, dIn, dOut, dNanos, in - out, cur, pressed})
+		respread := !s.noSpread && spread.update(sent, float64(dNanos)/float64(dOut)/1e9, elapsed.Seconds())
+		if !resize && !respread {
+			continue
 		}
+		s.reshard(n, spread.set())
+		// The next interval starts with the new shards: Send waited while
+		// the old ones drained, and an interval that saw the wait would
+		// take it for a lull and shrink the count it just grew.
+		last = time.Now()
+		s.rates.take()
+		lastIn, lastOut, lastNanos = s.samplesIn.Load(), s.samplesOut.Load(), s.sendNanos.Load()
 	}
 }
 
@@ -924,9 +981,10 @@ func (r *resharder) decide(o reshardInterval) (int, bool) {
 	return desired, true
 }
 
-// reshard replaces the shards by n new ones. The old ones are drained
-// first, so that no series is sent out of order.
-func (s *Sink) reshard(n int) {
+// reshard replaces the shards by n new ones, and the spread targets by
+// spread. The old shards are drained first, so that no series is sent out
+// of order.
+func (s *Sink) reshard(n int, spread map[uint64]struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {
@@ -934,9 +992,9 @@ func (s *Sink) reshard(n int) {
 		return
 	default:
 	}
-	s.log.Info("remote write resharding", "url", s.URL, "from", len(s.shards), "to", n)
+	s.log.Info("remote write resharding", "url", s.URL, "from", len(s.shards), "to", n, "spread_targets", len(spread))
 	drain(s.shards)
-	s.shards = s.newShards(n)
+	s.shards, s.spread = s.newShards(n), spread
 }
 
 // ProtocolVersion returns the protocol the sink sends: Version, or V1

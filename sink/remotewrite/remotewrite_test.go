@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -719,6 +720,98 @@ func TestTargetTravelsTogether(t *testing.T) {
 	}
 	if total != 3*targets*series {
 		t.Errorf("got %d samples, want %d", total, 3*targets*series)
+	}
+}
+
+// A target whose samples one shard cannot deliver in time is spread: its
+// series are keyed by their own hash, so that more shards help it as they
+// help many targets. Against a receiver that takes 20 ms a request, one
+// target's pages come to be sent by concurrent requests, and every series
+// still arrives in order, through the reshards on the way.
+func TestBigTargetSpread(t *testing.T) {
+	rc := &receiver{t: t}
+	var inFlight, most atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(20 * time.Millisecond) // a distant receiver is what this test is about
+		rc.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s := started(t, &Sink{URL: srv.URL, MaxShards: 8, Capacity: 40, MaxSamplesPerSend: 10, BatchSendDeadline: time.Millisecond, ReshardInterval: 100 * time.Millisecond}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const series = 200
+	var acks []<-chan error
+	for round := 0; most.Load() < 3; round++ {
+		if ctx.Err() != nil {
+			t.Fatalf("one target's requests never ran more than %d at a time (%d shards)", most.Load(), s.NumShards())
+		}
+		page := make([]ferry.Sample, series)
+		for i := range page {
+			page[i] = ferry.Sample{
+				Labels: labels.FromStrings("__name__", "m", "instance", "ksm:8080", "job", "kube-state-metrics", "series", strconv.Itoa(i)),
+				T:      int64(round),
+			}
+		}
+		acks = append(acks, send(t, ctx, s, page))
+	}
+	for _, a := range acks {
+		if err := wait(t, a, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shards := s.NumShards()
+	closeSink(t, s)
+	got := rc.samples()
+	if len(got) != len(acks)*series {
+		t.Fatalf("got %d samples, want %d", len(got), len(acks)*series)
+	}
+	last := map[string]int64{}
+	for _, g := range got {
+		if prev, ok := last[g.labels]; ok && g.t <= prev {
+			t.Fatalf("series %s out of order: %d after %d", g.labels, g.t, prev)
+		}
+		last[g.labels] = g.t
+	}
+	t.Logf("%d pages, %d shards, up to %d requests at once", len(acks), shards, most.Load())
+}
+
+// spreading.update: a target is spread from half a shard's sending time
+// on, and spread no longer after needing less than a quarter, or sending
+// nothing, spreadPatience reconsiderations in a row.
+func TestSpreading(t *testing.T) {
+	const perSample = 0.001 // one shard sends 1000 samples a second
+	sp := spreading{}
+	for i, step := range []struct {
+		sent    map[uint64]int64 // samples in one second
+		spread  []uint64         // after it
+		changed bool
+	}{
+		{map[uint64]int64{1: 400, 2: 300}, nil, false},
+		{map[uint64]int64{1: 500, 2: 300}, []uint64{1}, true},
+		{map[uint64]int64{1: 300, 2: 3000}, []uint64{1, 2}, true},
+		{map[uint64]int64{1: 100, 2: 3000}, []uint64{1, 2}, false}, // 1: low once
+		{map[uint64]int64{2: 3000}, []uint64{1, 2}, false},         // twice
+		{map[uint64]int64{1: 250, 2: 3000}, []uint64{1, 2}, false}, // enough again
+		{map[uint64]int64{2: 3000}, []uint64{1, 2}, false},
+		{map[uint64]int64{2: 3000}, []uint64{1, 2}, false},
+		{map[uint64]int64{2: 3000}, []uint64{2}, true}, // the third time in a row
+		{nil, []uint64{2}, false},
+		{nil, []uint64{2}, false},
+		{nil, nil, true},
+	} {
+		changed := sp.update(step.sent, perSample, 1)
+		want := map[uint64]struct{}{}
+		for _, k := range step.spread {
+			want[k] = struct{}{}
+		}
+		got := sp.set()
+		if !maps.Equal(got, want) || changed != step.changed {
+			t.Fatalf("step %d: spread %v (changed %v), want %v (changed %v)", i, got, changed, step.spread, step.changed)
+		}
 	}
 }
 
