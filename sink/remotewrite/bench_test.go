@@ -208,7 +208,7 @@ func BenchmarkBigTarget(b *testing.B) {
 	for _, spread := range []bool{false, true} {
 		b.Run("spread="+strconv.FormatBool(spread), func(b *testing.B) {
 			s := &Sink{URL: srv.URL, ReshardInterval: time.Second, noSpread: !spread}
-			if err := s.Start(context.Background(), nil); err != nil {
+			if err := s.Start(context.Background(), &testReporter{}); err != nil {
 				b.Fatal(err)
 			}
 			var delivered, failed atomic.Int64

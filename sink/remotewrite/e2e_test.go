@@ -44,8 +44,9 @@ import (
 // FERRY_E2E_MEMSTATS name files the Ferry agent writes its CPU profile, heap
 // profile and memory statistics to; FERRY_E2E_AGENT_LOG=prefix keeps each
 // agent's output in prefix.<binary>; FERRY_E2E_RSS_TRACE=1 logs the agent's
-// RSS every second. FERRY_E2E_MAX_SHARDS and FERRY_E2E_MAX_PER_SEND set the
-// Ferry sink's MaxShards and MaxSamplesPerSend. FERRY_E2E_AGENTS lists the
+// RSS every second. FERRY_E2E_MIN_SHARDS, FERRY_E2E_MAX_SHARDS and
+// FERRY_E2E_MAX_PER_SEND set the Ferry sink's MinShards, MaxShards and
+// MaxSamplesPerSend. FERRY_E2E_AGENTS lists the
 // agents to run at each size, in order (ferry,vmagent): the one that runs
 // second at 1000 targets measured 10-20 % worse on this 2-core machine,
 // whichever it was, so compare runs of one agent alone, alternated.
@@ -74,6 +75,7 @@ func TestE2EAgentChild(t *testing.T) {
 	rw := &remotewrite.Sink{URL: url, UserAgent: "ferry-e2e"}
 	// Optional settings closer to vmagent's defaults (4 queues on 2 CPUs,
 	// up to 10000 samples a request).
+	rw.MinShards, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MIN_SHARDS"))
 	rw.MaxShards, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MAX_SHARDS"))
 	rw.MaxSamplesPerSend, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MAX_PER_SEND"))
 	for _, c := range []ferry.Starter{sc, rw} {
