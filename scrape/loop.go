@@ -144,6 +144,9 @@ type loop struct {
 	aliased  bool
 	dedup    map[uint64]struct{}
 
+	textCtype   string // the Content-Type of the last page in the text format (see parser)
+	textCtypeOK bool
+
 	noSkim  bool // tests: textparse reads every line (see skimText)
 	allMeta bool // tests: every scrape records metadata
 }
@@ -651,23 +654,12 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 			err = fmt.Errorf("%w: %v", errParserPanicked, r)
 		}
 	}()
-	fallback := ""
-	if l.s.FallbackProtocol != "" {
-		fallback = mediaTypes[l.s.FallbackProtocol]
-		if i := strings.IndexByte(fallback, ';'); i >= 0 {
-			fallback = fallback[:i]
-		}
+	p, err := l.parser(page, ctype)
+	if err != nil {
+		return items, st, err
 	}
-	p, perr := textparse.New(page, ctype, l.st, textparse.ParserOptions{
-		IgnoreNativeHistograms: true,
-		FallbackContentType:    fallback,
-	})
-	if p == nil {
-		if perr == nil {
-			perr = fmt.Errorf("Content-Type %q", ctype)
-		}
-		return items, st, fmt.Errorf("%w: %w", ErrContentType, perr)
-	}
+	_, text := p.(*textparse.PromParser)
+	text = text || p == nil
 	if _, proto := p.(*textparse.ProtobufParser); !proto {
 		// The text parsers take a NUL byte for the end of the page: what
 		// follows would vanish without an error, and a page of garbage
@@ -682,10 +674,12 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 	if l.aliased && l.dedup == nil {
 		l.dedup = mapPool.Get().(map[uint64]struct{})
 	}
-	if _, text := p.(*textparse.PromParser); text && len(l.entries) > 0 && !l.noSkim {
+	if text && len(l.entries) > 0 && !l.noSkim {
 		if items, p, err = l.skimText(items, page, ts, &st); p == nil || err != nil {
 			return items, st, err
 		}
+	} else if p == nil {
+		p = textparse.NewPromParser(page, l.st, false)
 	}
 	for {
 		e, err := p.Next()
@@ -733,6 +727,38 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		}
 	}
 	return items, st, nil
+}
+
+// parser returns textparse's parser of page, given its Content-Type, or
+// nil for a page in the Prometheus text format with the Content-Type of the
+// last such page: the loop knows its format without parsing the media type
+// again, and skimText reads such a page without a parser (it makes one for
+// what it leaves).
+func (l *loop) parser(page []byte, ctype string) (textparse.Parser, error) {
+	if l.textCtypeOK && ctype == l.textCtype {
+		return nil, nil
+	}
+	fallback := ""
+	if l.s.FallbackProtocol != "" {
+		fallback = mediaTypes[l.s.FallbackProtocol]
+		if i := strings.IndexByte(fallback, ';'); i >= 0 {
+			fallback = fallback[:i]
+		}
+	}
+	p, perr := textparse.New(page, ctype, l.st, textparse.ParserOptions{
+		IgnoreNativeHistograms: true,
+		FallbackContentType:    fallback,
+	})
+	if p == nil {
+		if perr == nil {
+			perr = fmt.Errorf("Content-Type %q", ctype)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrContentType, perr)
+	}
+	if _, text := p.(*textparse.PromParser); text {
+		l.textCtype, l.textCtypeOK = ctype, true
+	}
+	return p, nil
 }
 
 // take records that the page gave the series of entries[i] the value v,

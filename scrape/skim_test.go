@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"errors"
 	"maps"
 	"math"
 	"os"
@@ -141,4 +142,53 @@ func FuzzSkimText(f *testing.F) {
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		sameAsTextparse(t, newScraper, first, second, first, second)
 	})
+}
+
+// A loop reads each page in the format its Content-Type names, also when a
+// target changes format between scrapes: the loop remembers the text format
+// of the last text page's Content-Type only (see parser).
+func TestParserFollowsContentType(t *testing.T) {
+	s := started(t, newScraper())
+	tg, err := s.resolve(labels.FromStrings("__address__", "h:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(s, tg)
+	const openMetrics = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+	for i, step := range []struct {
+		page, ctype string
+		want        float64 // the value of a, or -1 for ErrContentType
+	}{
+		{"a 1\n", textType, 1},
+		{"a 2\n", textType, 2},
+		// A timestamp in seconds with a fraction: OpenMetrics only.
+		{"a 3 1700000000.5\n# EOF\n", openMetrics, 3},
+		{"a 4 1700000001.5\n# EOF\n", openMetrics, 4},
+		{"a 4\n", textType, 4},
+		{"a 5\n", "application/json", -1},
+		{"a 6\n", "application/json", -1},
+		{"a 7\n", textType, 7},
+		{"a 8\n", "", -1}, // no Content-Type and no fallback
+		{"a 9 \n", textType, 9},
+	} {
+		items, _, err := l.scrapePage(nil, []byte(step.page), step.ctype, int64(1000+i), nil)
+		if step.want < 0 {
+			if !errors.Is(err, ErrContentType) {
+				t.Fatalf("page %d (%q): err %v, want ErrContentType", i, step.ctype, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("page %d (%q): %v", i, step.ctype, err)
+		}
+		got := -1.0
+		for _, it := range items {
+			if it.Labels.Get("__name__") == "a" {
+				got = it.V
+			}
+		}
+		if got != step.want {
+			t.Fatalf("page %d (%q): a = %v, want %v", i, step.ctype, got, step.want)
+		}
+	}
 }
