@@ -355,30 +355,40 @@ func (s *Sink) Send(ctx context.Context, b ferry.Batch[ferry.Sample]) error {
 	}
 	s.samplesIn.Add(int64(len(b.Items)))
 	shards := s.shards
+	var taken int
+	var err error
 	if len(shards) == 1 {
-		// One shard: one lock for the whole batch, and its samples
-		// counted as its first one's target's (a scrape's batch is one
-		// target's), rather than finding the target of every sample.
-		if len(b.Items) > 0 {
-			if key, byTarget := new(targetKeys).of(b.Items[0].Labels); byTarget {
-				s.rates.add(key, len(b.Items))
-			}
-		}
-		if added, err := shards[0].add(ctx, s.closing, b.Items, b.Ack); err != nil {
-			s.samplesIn.Add(int64(added - len(b.Items)))
-			b.Done(err)
-			return err
-		}
-		b.Done(nil)
-		return nil
+		taken, err = s.routeOne(ctx, shards, b.Items, b.Ack)
+	} else {
+		taken, err = s.route(ctx, shards, b.Items, b.Ack)
 	}
-	if taken, err := s.route(ctx, shards, b.Items, b.Ack); err != nil {
+	if err != nil {
 		s.samplesIn.Add(int64(taken - len(b.Items)))
 		b.Done(err)
 		return err
 	}
 	b.Done(nil)
 	return nil
+}
+
+// routeOne is route for one shard. A batch whose first and last samples
+// have one target, as a scrape's has, or none, goes to the shard at once,
+// its samples counted as the first one's target's; any other takes route,
+// which finds the target of every sample.
+func (s *Sink) routeOne(ctx context.Context, shards []*shard, items []ferry.Sample, ack *ferry.Ack) (int, error) {
+	if len(items) == 0 {
+		return 0, nil
+	}
+	var keys targetKeys
+	key, byTarget := keys.of(items[0].Labels)
+	last, lastByTarget := keys.of(items[len(items)-1].Labels)
+	if byTarget != lastByTarget || byTarget && last != key {
+		return s.route(ctx, shards, items, ack)
+	}
+	if byTarget {
+		s.rates.add(key, len(items))
+	}
+	return shards[0].add(ctx, s.closing, items, ack)
 }
 
 // route queues items on shards: each target's run on its shard, or spread
@@ -912,14 +922,22 @@ func (s *Sink) reshardLoop(every time.Duration) {
 		cur := len(s.shards)
 		s.mu.RUnlock()
 		n, resize := r.decide(reshardInterval{elapsed, dIn, dOut, dNanos, in - out, cur, pressed})
-		respread := !s.noSpread && spread.update(sent, float64(dNanos)/float64(dOut)/1e9, elapsed.Seconds())
-		if !resize && !respread {
+		if !s.noSpread && spread.update(sent, float64(dNanos)/float64(dOut)/1e9, elapsed.Seconds(), every) {
+			// Whether more shards help has changed: a ceiling found
+			// while a target could use one shard only says nothing now.
+			r.ceiling = 0
+			// With one shard which targets are spread does not matter:
+			// the next growth takes the new set along.
+			resize = resize || n > 1
+		}
+		if !resize {
 			continue
 		}
 		s.reshard(n, spread.set())
 		// The next interval starts with the new shards: Send waited while
 		// the old ones drained, and an interval that saw the wait would
 		// take it for a lull and shrink the count it just grew.
+		t.Reset(every)
 		last = time.Now()
 		s.rates.take()
 		lastIn, lastOut, lastNanos = s.samplesIn.Load(), s.samplesOut.Load(), s.sendNanos.Load()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -779,39 +780,56 @@ func TestBigTargetSpread(t *testing.T) {
 	t.Logf("%d pages, %d shards, up to %d requests at once", len(acks), shards, most.Load())
 }
 
-// spreading.update: a target is spread from half a shard's sending time
-// on, and spread no longer after needing less than a quarter, or sending
-// nothing, spreadPatience reconsiderations in a row.
+// spreading.update, with one shard sending 1000 samples a second and a
+// reconsideration every 10 s: a steady big target is spread at once and
+// stays so; a target scraped once a minute is judged by its minute, not by
+// the interval that holds its page; a target that stops is spread no
+// longer, and then forgotten, as small targets are.
 func TestSpreading(t *testing.T) {
-	const perSample = 0.001 // one shard sends 1000 samples a second
+	const perSample, every = 0.001, 10.0
+	spread := func(sp spreading) []uint64 {
+		keys := slices.Collect(maps.Keys(sp.set()))
+		slices.Sort(keys)
+		return keys
+	}
 	sp := spreading{}
-	for i, step := range []struct {
-		sent    map[uint64]int64 // samples in one second
-		spread  []uint64         // after it
-		changed bool
-	}{
-		{map[uint64]int64{1: 400, 2: 300}, nil, false},
-		{map[uint64]int64{1: 500, 2: 300}, []uint64{1}, true},
-		{map[uint64]int64{1: 300, 2: 3000}, []uint64{1, 2}, true},
-		{map[uint64]int64{1: 100, 2: 3000}, []uint64{1, 2}, false}, // 1: low once
-		{map[uint64]int64{2: 3000}, []uint64{1, 2}, false},         // twice
-		{map[uint64]int64{1: 250, 2: 3000}, []uint64{1, 2}, false}, // enough again
-		{map[uint64]int64{2: 3000}, []uint64{1, 2}, false},
-		{map[uint64]int64{2: 3000}, []uint64{1, 2}, false},
-		{map[uint64]int64{2: 3000}, []uint64{2}, true}, // the third time in a row
-		{nil, []uint64{2}, false},
-		{nil, []uint64{2}, false},
-		{nil, nil, true},
-	} {
-		changed := sp.update(step.sent, perSample, 1)
-		want := map[uint64]struct{}{}
-		for _, k := range step.spread {
-			want[k] = struct{}{}
+	// Target 1 sends 6000 samples a second (7.2 shards with the spare);
+	// target 2 a page of 6000 a minute (0.12 shards), all in one interval;
+	// targets 3 to 1000 send 10 a second each.
+	for i := range 36 {
+		sent := map[uint64]int64{1: 60000}
+		if i%6 == 0 {
+			sent[2] = 6000
 		}
-		got := sp.set()
-		if !maps.Equal(got, want) || changed != step.changed {
-			t.Fatalf("step %d: spread %v (changed %v), want %v (changed %v)", i, got, changed, step.spread, step.changed)
+		for k := uint64(3); k <= 1000; k++ {
+			sent[k] = 100
 		}
+		changed := sp.update(sent, perSample, every, 10*time.Second)
+		if got := spread(sp); !slices.Equal(got, []uint64{1}) || changed != (i == 0) {
+			t.Fatalf("interval %d: spread %v (changed %v), want [1] (changed %v)", i, got, changed, i == 0)
+		}
+		if len(sp) > 2 {
+			t.Fatalf("interval %d: %d targets tracked, want the two that matter", i, len(sp))
+		}
+	}
+	// Target 1 stops: it keeps its stripes until its smoothed rate falls
+	// below a quarter of a shard, within a couple of minutes.
+	for i := 0; ; i++ {
+		if i == 20 {
+			t.Fatal("a target that stopped is still spread after 200 s")
+		}
+		if sp.update(nil, perSample, every, 10*time.Second) {
+			if got := spread(sp); len(got) != 0 || i < 5 {
+				t.Fatalf("after %d silent intervals: spread %v", i+1, got)
+			}
+			break
+		}
+	}
+	for range 30 {
+		sp.update(nil, perSample, every, 10*time.Second)
+	}
+	if len(sp) != 0 {
+		t.Errorf("%d targets still tracked after 5 silent minutes", len(sp))
 	}
 }
 

@@ -2,7 +2,9 @@ package remotewrite
 
 import (
 	"context"
+	"math"
 	"sync"
+	"time"
 
 	"github.com/ferrydev/ferry"
 )
@@ -45,40 +47,47 @@ func (r *targetRates) take() map[uint64]int64 {
 	return m
 }
 
-// spreading is the reshard loop's record of the spread targets: for each,
-// how many reconsiderations in a row found it needing less than a quarter
-// of a shard.
-type spreading map[uint64]int
+// spreading is the reshard loop's record of every target's rate, in
+// samples per second smoothed over spreadWindow, and of which targets are
+// spread.
+type spreading map[uint64]*targetRate
 
-// spreadPatience is how many reconsiderations in a row a spread target must
-// need little before it is spread no longer: an interval in which its
-// samples waited for a drain (see reshard) tells little of its rate.
-const spreadPatience = 3
+type targetRate struct {
+	rate   float64
+	spread bool
+}
 
-// update records an interval of seconds in which the targets of sent sent
-// the samples it counts, each sample taking perSample seconds of a shard's
-// time, and reports whether the set of spread targets changed. A target is
-// spread once its rate, with the reshard formula's 20 % to spare, takes
-// half a shard or more, and stays spread until it took less than a quarter
-// (or sent nothing) spreadPatience times in a row, so that a target near
-// the line does not make the shards drain at every interval.
-func (sp spreading) update(sent map[uint64]int64, perSample, seconds float64) (changed bool) {
-	need := func(key uint64) float64 { return perSample * float64(sent[key]) / seconds * 1.2 }
-	for key, low := range sp {
-		switch {
-		case need(key) >= 0.25:
-			sp[key] = 0
-		case low+1 >= spreadPatience:
-			delete(sp, key)
-			changed = true
-		default:
-			sp[key] = low + 1
+// spreadWindow is the time constant of the smoothed rates, in reshard
+// intervals: 30 s by default, long enough that a target scraped once a
+// minute is judged by its minute, not by the interval that holds its page,
+// and short enough that a target that needs two shards or more is spread
+// at the first reconsideration.
+const spreadWindow = 3
+
+// update records an interval of seconds, of a reshard loop reconsidering
+// every so often, in which the targets of sent sent the samples it counts,
+// each sample taking perSample seconds of a shard's time, and reports
+// whether the set of spread targets changed. A target is spread once its
+// smoothed rate, with the reshard formula's 20 % to spare, takes half a
+// shard or more, and until it takes less than a quarter; a target that
+// takes less than a hundredth is forgotten.
+func (sp spreading) update(sent map[uint64]int64, perSample, seconds float64, every time.Duration) (changed bool) {
+	w := 1 - math.Exp(-seconds/(spreadWindow*every.Seconds()))
+	for key := range sent {
+		if sp[key] == nil {
+			sp[key] = &targetRate{}
 		}
 	}
-	for key := range sent {
-		if _, ok := sp[key]; !ok && need(key) >= 0.5 {
-			sp[key] = 0
+	for key, t := range sp {
+		t.rate += w * (float64(sent[key])/seconds - t.rate)
+		need := perSample * t.rate * 1.2 // shards
+		switch {
+		case !t.spread && need >= 0.5, t.spread && need < 0.25:
+			t.spread = !t.spread
 			changed = true
+		}
+		if !t.spread && need < 0.01 {
+			delete(sp, key)
 		}
 	}
 	return changed
@@ -86,12 +95,14 @@ func (sp spreading) update(sent map[uint64]int64, perSample, seconds float64) (c
 
 // set returns the spread targets as Send reads them.
 func (sp spreading) set() map[uint64]struct{} {
-	if len(sp) == 0 {
-		return nil
-	}
-	m := make(map[uint64]struct{}, len(sp))
-	for key := range sp {
-		m[key] = struct{}{}
+	var m map[uint64]struct{}
+	for key, t := range sp {
+		if t.spread {
+			if m == nil {
+				m = map[uint64]struct{}{}
+			}
+			m[key] = struct{}{}
+		}
 	}
 	return m
 }
