@@ -73,20 +73,21 @@ const spreadWindow = 3
 // takes less than a hundredth is forgotten.
 func (sp spreading) update(sent map[uint64]int64, perSample, seconds float64, every time.Duration) (changed bool) {
 	w := 1 - math.Exp(-seconds/(spreadWindow*every.Seconds()))
-	for key := range sent {
-		if sp[key] == nil {
+	need := func(rate float64) float64 { return perSample * rate * 1.2 } // shards
+	for key, n := range sent {
+		if sp[key] == nil && need(w*float64(n)/seconds) >= 0.01 {
 			sp[key] = &targetRate{}
 		}
 	}
 	for key, t := range sp {
 		t.rate += w * (float64(sent[key])/seconds - t.rate)
-		need := perSample * t.rate * 1.2 // shards
+		shards := need(t.rate)
 		switch {
-		case !t.spread && need >= 0.5, t.spread && need < 0.25:
+		case !t.spread && shards >= 0.5, t.spread && shards < 0.25:
 			t.spread = !t.spread
 			changed = true
 		}
-		if !t.spread && need < 0.01 {
+		if !t.spread && shards < 0.01 {
 			delete(sp, key)
 		}
 	}
