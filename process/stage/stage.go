@@ -98,6 +98,8 @@ type Context struct {
 	now      time.Time
 	cache    map[uint64][]labelsCacheEntry
 	cacheLen int
+	recent   [4]labelsCacheEntry // the entries of cache last used, tried before hashing
+	next     int                 // the slot of recent to fill next
 	lb       *labels.Builder
 }
 
@@ -140,12 +142,23 @@ func (c *Context) Labels(e *ferry.Entry) labels.Labels {
 	if len(c.mods) == 0 {
 		return e.Labels
 	}
+	// The entries of a batch mostly share their labels (one string, which
+	// compares at once) and the few changes the stages make: a look at the
+	// last few results costs less than hashing the labels and the changes.
+	for i := range c.recent {
+		if ce := &c.recent[i]; labels.Equal(ce.in, e.Labels) && equalStrings(ce.mods, c.mods) {
+			e.Labels = ce.out
+			c.mods = c.mods[:0]
+			return e.Labels
+		}
+	}
 	h := e.Labels.Hash()
 	for _, m := range c.mods {
 		h = xxhash.Sum64String(m) ^ (h * 1099511628211)
 	}
 	for _, ce := range c.cache[h] {
 		if labels.Equal(ce.in, e.Labels) && equalStrings(ce.mods, c.mods) {
+			c.remember(ce)
 			e.Labels = ce.out
 			c.mods = c.mods[:0]
 			return e.Labels
@@ -165,13 +178,21 @@ func (c *Context) Labels(e *ferry.Entry) labels.Labels {
 		c.cache = make(map[uint64][]labelsCacheEntry, 256)
 		c.cacheLen = 0
 	}
-	c.cache[h] = append(c.cache[h], labelsCacheEntry{in: in, mods: append([]string(nil), c.mods...), out: e.Labels})
+	ce := labelsCacheEntry{in: in, mods: append([]string(nil), c.mods...), out: e.Labels}
+	c.cache[h] = append(c.cache[h], ce)
 	c.cacheLen++
+	c.remember(ce)
 	c.mods = c.mods[:0]
 	return e.Labels
 }
 
 const labelsCacheSize = 4096
+
+// remember puts ce among the recent entries, in place of the oldest.
+func (c *Context) remember(ce labelsCacheEntry) {
+	c.recent[c.next] = ce
+	c.next = (c.next + 1) % len(c.recent)
+}
 
 func equalStrings(a, b []string) bool {
 	if len(a) != len(b) {

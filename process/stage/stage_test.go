@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -572,5 +573,33 @@ func TestStartRequired(t *testing.T) {
 	}
 	if rep.Drops("json_malformed") != 1 || len(other.AllDrops()) != 0 {
 		t.Errorf("drops %v through the Reporter given to Start, %v through the context's", rep.AllDrops(), other.AllDrops())
+	}
+}
+
+// The labels an entry leaves with are its own whichever path found them:
+// the few results last used, the cache by hash, or a new build; here with
+// more level values than the recent results hold, two streams, and
+// batches one after another.
+func TestLabelsCached(t *testing.T) {
+	p := started(t, nil, &Logfmt{Mapping: map[string]string{"level": ""}}, &Labels{Values: map[string]string{"level": ""}})
+	levels := []string{"debug", "info", "warn", "error", "fatal", "trace"}
+	streams := []labels.Labels{labels.FromStrings("job", "a"), labels.FromStrings("job", "b", "host", "h")}
+	for batch := range 3 {
+		var in []ferry.Entry
+		for i := range 200 {
+			lv := levels[(i*7+batch)%len(levels)]
+			if i%11 == 0 {
+				lv = levels[0]
+			}
+			in = append(in, ferry.Entry{Labels: streams[i%3%2], Line: "level=" + lv + " msg=x"})
+		}
+		b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: slices.Clone(in)})
+		for i, e := range b.Items {
+			lb := labels.NewBuilder(in[i].Labels)
+			lb.Set("level", strings.TrimPrefix(strings.Fields(in[i].Line)[0], "level="))
+			if want := lb.Labels(); !labels.Equal(e.Labels, want) {
+				t.Fatalf("batch %d, entry %d: labels %v, want %v", batch, i, e.Labels, want)
+			}
+		}
 	}
 }
