@@ -164,6 +164,18 @@ func (rc *receiver) samples() []gotSample {
 	return out
 }
 
+// inOrder fails t unless every series of got came in order of time.
+func inOrder(t testing.TB, got []gotSample) {
+	t.Helper()
+	last := map[string]int64{}
+	for _, g := range got {
+		if prev, ok := last[g.labels]; ok && g.t <= prev {
+			t.Fatalf("series %s out of order: %d after %d", g.labels, g.t, prev)
+		}
+		last[g.labels] = g.t
+	}
+}
+
 func newSamples(n, series int, t0 int64) []ferry.Sample {
 	out := make([]ferry.Sample, 0, n)
 	for i := range n {
@@ -653,13 +665,7 @@ func TestOrderPerSeriesAcrossShards(t *testing.T) {
 	if len(got) != 1000 {
 		t.Fatalf("got %d samples", len(got))
 	}
-	last := map[string]int64{}
-	for _, g := range got {
-		if prev, ok := last[g.labels]; ok && g.t <= prev {
-			t.Fatalf("series %s out of order: %d after %d", g.labels, g.t, prev)
-		}
-		last[g.labels] = g.t
-	}
+	inOrder(t, got)
 	rc.mu.Lock()
 	for _, r := range rc.v1 {
 		if len(r.Timeseries) > 7 {
@@ -770,13 +776,7 @@ func TestBigTargetSpread(t *testing.T) {
 	if len(got) != len(acks)*series {
 		t.Fatalf("got %d samples, want %d", len(got), len(acks)*series)
 	}
-	last := map[string]int64{}
-	for _, g := range got {
-		if prev, ok := last[g.labels]; ok && g.t <= prev {
-			t.Fatalf("series %s out of order: %d after %d", g.labels, g.t, prev)
-		}
-		last[g.labels] = g.t
-	}
+	inOrder(t, got)
 	t.Logf("%d pages, %d shards, up to %d requests at once", len(acks), shards, most.Load())
 }
 
