@@ -416,7 +416,7 @@ func (s *Sink) route(ctx context.Context, shards []*shard, items []ferry.Sample,
 		if !spread {
 			next = shards[key%n]
 		}
-		if next == nil || next != sh {
+		if next != sh {
 			if sh != nil {
 				if added, err := sh.add(ctx, s.closing, items[from:i], ack); err != nil {
 					return from + added, err
