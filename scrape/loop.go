@@ -144,7 +144,8 @@ type loop struct {
 	aliased  bool
 	dedup    map[uint64]struct{}
 
-	textCtype   string // the Content-Type of the last page in the text format (see parser)
+	req         *http.Request // the scrapes' request, without a context (see request)
+	textCtype   string        // the Content-Type of the last page in the text format (see parser)
 	textCtypeOK bool
 
 	noSkim  bool // tests: textparse reads every line (see skimText)
@@ -528,26 +529,14 @@ var cpuSlots = make(chan struct{}, 4*runtime.GOMAXPROCS(0))
 // it is gzip-compressed), and returns it with its Content-Type. The caller
 // returns the buffer to bodyPool(gz).
 func (l *loop) fetch(ctx context.Context) (_ *bytes.Buffer, gz bool, _ string, _ error) {
-	ctx, cancel := context.WithTimeout(ctx, l.t.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.t.url, nil)
+	req, err := l.request()
 	if err != nil {
 		return nil, false, "", err
 	}
+	ctx, cancel := context.WithTimeout(ctx, l.t.timeout)
+	defer cancel()
 	// Set by Start before Run made this loop, and not changed since.
-	client := l.s.client
-	for k, v := range l.s.Headers {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set("Accept", l.s.accept)
-	if l.s.DisableCompression {
-		req.Header.Set("Accept-Encoding", "identity")
-	} else {
-		req.Header.Set("Accept-Encoding", "gzip")
-	}
-	req.Header.Set("User-Agent", defaultStr(l.s.UserAgent, DefaultUserAgent))
-	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(l.t.timeout.Seconds(), 'f', -1, 64))
-	resp, err := client.Do(req)
+	resp, err := l.s.client.Do(req.WithContext(ctx))
 	if err != nil {
 		return nil, false, "", err
 	}
@@ -572,6 +561,35 @@ func (l *loop) fetch(ctx context.Context) (_ *bytes.Buffer, gz bool, _ string, _
 		return nil, false, "", err
 	}
 	return buf, gz, resp.Header.Get("Content-Type"), nil
+}
+
+// request returns the GET of the loop's target, made by its first scrape
+// and reused by every later one with that scrape's context, as Prometheus
+// reuses its scrape request: the URL is parsed and the headers set once a
+// target, not once a scrape. The requests share one Header, which neither
+// the loop nor the client writes (a RoundTripper must not change the
+// request it sends).
+func (l *loop) request() (*http.Request, error) {
+	if l.req != nil {
+		return l.req, nil
+	}
+	req, err := http.NewRequest(http.MethodGet, l.t.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range l.s.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Accept", l.s.accept)
+	if l.s.DisableCompression {
+		req.Header.Set("Accept-Encoding", "identity")
+	} else {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	req.Header.Set("User-Agent", defaultStr(l.s.UserAgent, DefaultUserAgent))
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(l.t.timeout.Seconds(), 'f', -1, 64))
+	l.req = req
+	return req, nil
 }
 
 // readBody reads r into a buffer of pool. With a BodySizeLimit, more than

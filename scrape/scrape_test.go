@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -821,5 +822,60 @@ func TestCPUSlotWaitEndsWithContext(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a scrape waiting for a CPU slot ignored its context")
+	}
+}
+
+// A loop builds its request once and sends it again with each scrape's
+// context: every scrape carries the headers, and each has its own timeout
+// (a request that kept the first scrape's context would fail every later
+// scrape, one without a context would hang on the second).
+func TestRequestReusedPerScrape(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		headers []http.Header
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		headers = append(headers, r.Header.Clone())
+		n := len(headers)
+		mu.Unlock()
+		if n == 2 {
+			<-r.Context().Done() // past the scrape's timeout
+			return
+		}
+		w.Header().Set("Content-Type", textType)
+		w.Write([]byte("a 1\n"))
+	}))
+	defer srv.Close()
+	s := started(t, &Scraper{Interval: time.Hour, Timeout: 200 * time.Millisecond, Headers: map[string]string{"X-Tenant": "blue"}})
+	tg, err := s.resolve(labels.FromStrings("__address__", addr(srv)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(s, tg)
+	out := make(chan ferry.Batch[ferry.Sample], 1)
+	var ups []float64
+	for range 3 {
+		l.scrapeAndSend(context.Background(), out, time.Now())
+		b := <-out
+		for _, smp := range b.Items {
+			if smp.Labels.Get(model.MetricNameLabel) == "up" {
+				ups = append(ups, smp.V)
+			}
+		}
+		b.Done(nil)
+	}
+	if want := []float64{1, 0, 1}; !slices.Equal(ups, want) {
+		t.Errorf("up of the three scrapes = %v, want %v", ups, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(headers) != 3 {
+		t.Fatalf("%d requests, want 3", len(headers))
+	}
+	for i, h := range headers {
+		if h.Get("X-Tenant") != "blue" || h.Get("Accept-Encoding") != "gzip" || h.Get("X-Prometheus-Scrape-Timeout-Seconds") != "0.2" || h.Get("User-Agent") != DefaultUserAgent {
+			t.Errorf("request %d: headers %v", i+1, h)
+		}
 	}
 }

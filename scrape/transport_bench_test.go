@@ -3,19 +3,28 @@ package scrape
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/httpclient"
 )
 
 // BenchmarkScrapeTransport: GETs of the gzipped node_exporter page from a
-// local server, read to the end, through the Scraper's client (httpclient.NewDirect) and, as the baseline in
-// the same run, through net/http's Transport with the same settings.
+// local server, read to the end: by a loop's fetch (its request made once,
+// its body read into a pooled buffer), and, as baselines in the same run,
+// with a new request a GET through the Scraper's client
+// (httpclient.NewDirect) and through net/http's Transport with the same
+// settings.
 func BenchmarkScrapeTransport(b *testing.B) {
 	page, err := os.ReadFile("testdata/node_exporter.txt")
 	if err != nil {
@@ -42,12 +51,43 @@ func BenchmarkScrapeTransport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	s := &Scraper{Interval: time.Hour, Client: c}
+	if err := s.Start(context.Background(), nil); err != nil {
+		b.Fatal(err)
+	}
+	tg, err := s.resolve(labels.FromStrings(model.AddressLabel, strings.TrimPrefix(srv.URL, "http://")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The loop's fetch, and as it was before a loop kept its request.
+	for _, reuse := range []bool{true, false} {
+		name := "loop-fetch"
+		if !reuse {
+			name += "-new-request"
+		}
+		b.Run(name, func(b *testing.B) {
+			l := newLoop(s, tg)
+			b.ReportAllocs()
+			for b.Loop() {
+				if !reuse {
+					l.req = nil
+				}
+				body, gz, _, err := l.fetch(context.Background())
+				if err != nil || !gz {
+					b.Fatal(err, gz)
+				}
+				put(&rawPool, body)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+		})
+	}
 	for _, bc := range []struct {
 		name string
 		c    *http.Client
 	}{{"direct", c}, {"net-http", std}} {
 		b.Run(bc.name, func(b *testing.B) {
 			buf := make([]byte, 32<<10)
+			b.ReportAllocs()
 			for b.Loop() {
 				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 				req.Header.Set("Accept-Encoding", "gzip")
