@@ -170,6 +170,7 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type result struct {
 	samples       int64
+	requests      int64
 	cpu           time.Duration
 	maxRSSKiB     int64
 	wall          time.Duration
@@ -179,15 +180,15 @@ type result struct {
 func (r result) perCPUSecond() float64 { return float64(r.samples) / r.cpu.Seconds() }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.0f samples/s delivered, %.2f CPU s, %.0f samples per CPU second, peak RSS %.1f MiB",
-		r.samplesPerSec, r.cpu.Seconds(), float64(r.samples)/r.cpu.Seconds(), float64(r.maxRSSKiB)/1024)
+	return fmt.Sprintf("%.0f samples/s delivered, %.2f CPU s, %.0f samples per CPU second, peak RSS %.1f MiB, %.0f samples a request",
+		r.samplesPerSec, r.cpu.Seconds(), float64(r.samples)/r.cpu.Seconds(), float64(r.maxRSSKiB)/1024, float64(r.samples)/float64(max(r.requests, 1)))
 }
 
 func runAgent(t *testing.T, cmd *exec.Cmd, rc *counter, d time.Duration) result {
 	t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	before := rc.samples.Load()
+	before, beforeReqs := rc.samples.Load(), rc.requests.Load()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -227,6 +228,7 @@ func runAgent(t *testing.T, cmd *exec.Cmd, rc *counter, d time.Duration) result 
 	}
 	return result{
 		samples:       n,
+		requests:      rc.requests.Load() - beforeReqs,
 		cpu:           time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
 		maxRSSKiB:     ru.Maxrss,
 		wall:          wall,
