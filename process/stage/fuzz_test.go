@@ -24,13 +24,13 @@ func FuzzJSONScanner(f *testing.F) {
 		var it objIter
 		it.init(s)
 		got := map[string]string{}
-		for it.next() {
-			if it.raw[0] == '"' {
-				v, ok := unquoteJSON(it.raw)
+		for key, raw, ok := it.next(); ok; key, raw, ok = it.next() {
+			if raw[0] == '"' {
+				v, ok := unquoteJSON(raw)
 				if !ok {
-					t.Fatalf("%q: member %s: scanned but does not unquote", s, it.raw)
+					t.Fatalf("%q: member %s: scanned but does not unquote", s, raw)
 				}
-				got[it.keyString()] = v
+				got[it.keyString(key)] = v
 			}
 		}
 		var ref map[string]any
@@ -73,21 +73,25 @@ func FuzzLogfmt(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		var it, ref logfmtIter
+		var it logfmtIter
 		it.init(s)
-		ref.init(s)
+		ref := refLogfmtIter{s: s}
 		n := 0
 		for {
-			ok, refOK := it.next(), ref.refNext()
-			if ok != refOK || it.key != ref.key || it.val != ref.val || it.err != ref.err || it.i != ref.i {
+			key, val, ok := it.next()
+			refOK := ref.next()
+			if !refOK {
+				ref.key, ref.val = "", "" // next returns no pair with false
+			}
+			if ok != refOK || key != ref.key || val != ref.val || it.err != ref.err || it.i != ref.i {
 				t.Fatalf("%q: got %v %q=%q err %v at %d, the reference %v %q=%q err %v at %d",
-					s, ok, it.key, it.val, it.err, it.i, refOK, ref.key, ref.val, ref.err, ref.i)
+					s, ok, key, val, it.err, it.i, refOK, ref.key, ref.val, ref.err, ref.i)
 			}
 			if !ok {
 				break
 			}
-			if it.key == "" || strings.ContainsAny(it.key, "= \"") {
-				t.Fatalf("%q: bad key %q", s, it.key)
+			if key == "" || strings.ContainsAny(key, "= \"") {
+				t.Fatalf("%q: bad key %q", s, key)
 			}
 			if n++; n > len(s) {
 				t.Fatalf("%q: no progress", s)
@@ -99,9 +103,17 @@ func FuzzLogfmt(f *testing.F) {
 // refLogfmtKeyByte reports whether c may be in a key, as refNext tests it.
 func refLogfmtKeyByte(c byte) bool { return c > ' ' && c != '=' && c != '"' && c != 0x7f }
 
-// refNext is logfmtIter.next as it was before it used a byte-class table
-// and IndexByte, the reference FuzzLogfmt holds it to.
-func (it *logfmtIter) refNext() bool {
+// refLogfmtIter is logfmtIter as it was before it used a byte-class table
+// and IndexByte and returned its pairs, the reference FuzzLogfmt holds it
+// to.
+type refLogfmtIter struct {
+	s        string
+	i        int
+	key, val string
+	err      bool
+}
+
+func (it *refLogfmtIter) next() bool {
 	s := it.s
 	for it.i < len(s) && (s[it.i] == ' ' || s[it.i] == '\t' || s[it.i] == '\r' || s[it.i] == '\n') {
 		it.i++

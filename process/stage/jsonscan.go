@@ -214,76 +214,79 @@ func (d *jsonScanner) lit(w string) bool {
 //
 //	var it objIter
 //	it.init(s)
-//	for it.next() { use it.key, it.raw }
+//	for key, raw, ok := it.next(); ok; key, raw, ok = it.next() { use it.keyIs(key, k), raw }
 //	if !it.valid() { ... }
+//
+// next returns each member's raw key (quotes included) and raw value rather
+// than storing them in the iterator, as logfmtIter does its pairs: strings
+// stored through the pointer of a method that is not inlined take write
+// barriers while the collector runs. (A struct of the three would not do:
+// at 40 bytes it is returned through memory.)
 type objIter struct {
 	d       jsonScanner
-	key     string // raw key, quotes included
-	escaped bool   // key has escapes
-	raw     string // raw value
-	state   int    // 0 start, 1 in members, 2 done ok, 3 error
+	escaped bool // the key next returned last has escapes
+	state   int  // 0 start, 1 in members, 2 done ok, 3 error
 }
 
 func (it *objIter) init(s string) {
 	*it = objIter{d: jsonScanner{s: s}}
 }
 
-func (it *objIter) next() bool {
+func (it *objIter) next() (key, raw string, ok bool) {
 	d := &it.d
 	switch it.state {
 	case 0:
 		d.ws()
 		if d.i >= len(d.s) || d.s[d.i] != '{' {
 			it.state = 3
-			return false
+			return "", "", false
 		}
 		d.i++
 		d.ws()
 		if d.i < len(d.s) && d.s[d.i] == '}' {
 			d.i++
-			return it.end()
+			return "", "", it.end()
 		}
 	case 1:
 		d.ws()
 		if d.i >= len(d.s) {
 			it.state = 3
-			return false
+			return "", "", false
 		}
 		if d.s[d.i] == '}' {
 			d.i++
-			return it.end()
+			return "", "", it.end()
 		}
 		if d.s[d.i] != ',' {
 			it.state = 3
-			return false
+			return "", "", false
 		}
 		d.i++
 		d.ws()
 	default:
-		return false
+		return "", "", false
 	}
 	ks := d.i
-	esc, ok := d.str()
-	if !ok {
+	esc, valid := d.str()
+	if !valid {
 		it.state = 3
-		return false
+		return "", "", false
 	}
-	it.key, it.escaped = d.s[ks:d.i], esc
+	key, it.escaped = d.s[ks:d.i], esc
 	d.ws()
 	if d.i >= len(d.s) || d.s[d.i] != ':' {
 		it.state = 3
-		return false
+		return "", "", false
 	}
 	d.i++
 	d.ws()
 	vs := d.i
 	if !d.value() {
 		it.state = 3
-		return false
+		return "", "", false
 	}
-	it.raw = d.s[vs:d.i]
 	it.state = 1
-	return true
+	return key, d.s[vs:d.i], true
 }
 
 // end checks that nothing but white space follows the object.
@@ -299,22 +302,22 @@ func (it *objIter) end() bool {
 
 func (it *objIter) valid() bool { return it.state == 2 }
 
-// keyString returns the member's key unquoted.
-func (it *objIter) keyString() string {
+// keyString returns key, the raw key next returned last, unquoted.
+func (it *objIter) keyString(key string) string {
 	if !it.escaped {
-		return it.key[1 : len(it.key)-1]
+		return key[1 : len(key)-1]
 	}
-	s, _ := unquoteJSON(it.key)
+	s, _ := unquoteJSON(key)
 	return s
 }
 
-// keyIs reports whether the member's key is k, without allocating for keys
-// without escapes.
-func (it *objIter) keyIs(k string) bool {
+// keyIs reports whether key, the raw key next returned last, is k, without
+// allocating for keys without escapes.
+func (it *objIter) keyIs(key, k string) bool {
 	if !it.escaped {
-		return len(it.key) == len(k)+2 && it.key[1:len(it.key)-1] == k
+		return len(key) == len(k)+2 && key[1:len(key)-1] == k
 	}
-	s, _ := unquoteJSON(it.key)
+	s, _ := unquoteJSON(key)
 	return s == k
 }
 
@@ -492,9 +495,9 @@ func lookup(raw string, steps []pathStep) (string, bool) {
 			it.init(raw)
 			found := ""
 			ok := false
-			for it.next() {
-				if it.keyIs(st.key) {
-					found, ok = it.raw, true
+			for key, raw, more := it.next(); more; key, raw, more = it.next() {
+				if it.keyIs(key, st.key) {
+					found, ok = raw, true
 				}
 			}
 			if !ok || !it.valid() {

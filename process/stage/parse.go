@@ -91,24 +91,20 @@ func (s *JSON) Process(c *Context, e *ferry.Entry) bool {
 	var it objIter
 	it.init(src)
 	all := len(s.exprs) == 0
-	for it.next() {
+	for key, raw, more := it.next(); more; key, raw, more = it.next() {
 		if all {
-			if v, ok := jsonValue(it.raw); ok {
-				c.Extracted[it.keyString()] = v
+			if v, ok := jsonValue(raw); ok {
+				c.Extracted[it.keyString(key)] = v
 			}
 			continue
 		}
-		key := it.key[1 : len(it.key)-1]
-		if it.escaped {
-			key = it.keyString()
-		}
-		for _, i := range s.byFirst[key] {
+		for _, i := range s.byFirst[it.keyString(key)] {
 			x := &s.exprs[i]
-			raw, found := lookup(it.raw, x.steps[1:])
+			inner, found := lookup(raw, x.steps[1:])
 			if !found {
 				continue
 			}
-			if v, ok := jsonValue(raw); ok {
+			if v, ok := jsonValue(inner); ok {
 				c.Extracted[x.name] = v
 			}
 		}
@@ -185,13 +181,13 @@ func (s *Logfmt) Process(c *Context, e *ferry.Entry) bool {
 	var it logfmtIter
 	it.init(src)
 	all := s.keys.len() == 0
-	for it.next() {
+	for key, val, ok := it.next(); ok; key, val, ok = it.next() {
 		if all {
-			c.Extracted[it.key] = it.val
+			c.Extracted[key] = val
 			continue
 		}
-		for _, name := range s.keys.names(it.key) {
-			c.Extracted[name] = it.val
+		for _, name := range s.keys.names(key) {
+			c.Extracted[name] = val
 		}
 	}
 	if it.err {
@@ -323,14 +319,14 @@ func (s *Docker) Process(c *Context, e *ferry.Entry) bool {
 	var it objIter
 	it.init(e.Line)
 	var logRaw, stream, ts string
-	for it.next() {
+	for key, raw, ok := it.next(); ok; key, raw, ok = it.next() {
 		switch {
-		case it.keyIs("log"):
-			logRaw = it.raw
-		case it.keyIs("stream"):
-			stream, _ = jsonValue(it.raw)
-		case it.keyIs("time"):
-			ts, _ = jsonValue(it.raw)
+		case it.keyIs(key, "log"):
+			logRaw = raw
+		case it.keyIs(key, "stream"):
+			stream, _ = jsonValue(raw)
+		case it.keyIs(key, "time"):
+			ts, _ = jsonValue(raw)
 		}
 	}
 	if !it.valid() || logRaw == "" || logRaw[0] != '"' {
