@@ -129,9 +129,8 @@ func (it *logfmtIter) next() (key, val string, ok bool) {
 				i++
 			}
 		}
-		it.i = i
 		if i >= len(s) {
-			it.err = true
+			it.i, it.err = i, true
 			return "", "", false
 		}
 		i++
