@@ -453,8 +453,17 @@ func (s *CRI) Process(c *Context, e *ferry.Entry) bool {
 		return fail(c, "cri_malformed", s.DropMalformed)
 	}
 	c.SetLabel("stream", stream)
-	key := c.Labels(e).Hash()
-	h := s.partial[key]
+	// A stream's key is needed only for a partial line or while some
+	// stream has partials held: a full line with none held, nearly every
+	// line, skips hashing its labels.
+	var (
+		key uint64
+		h   *held
+	)
+	if flags[0] == 'P' || len(s.partial) > 0 {
+		key = c.Labels(e).Hash()
+		h = s.partial[key]
+	}
 	if flags[0] == 'P' {
 		if s.MaxPartialLineSize > 0 && len(content) > s.MaxPartialLineSize {
 			content = content[:s.MaxPartialLineSize]
