@@ -55,6 +55,7 @@ func BenchmarkScrapeTransport(b *testing.B) {
 	if err := s.Start(context.Background(), nil); err != nil {
 		b.Fatal(err)
 	}
+	defer s.Close(context.Background())
 	tg, err := s.resolve(labels.FromStrings(model.AddressLabel, strings.TrimPrefix(srv.URL, "http://")))
 	if err != nil {
 		b.Fatal(err)
