@@ -374,6 +374,7 @@ type CRI struct {
 	DropMalformed bool
 
 	partial map[uint64]*held
+	clock   utcClock
 }
 
 type held struct {
@@ -448,7 +449,7 @@ func (s *CRI) Process(c *Context, e *ferry.Entry) bool {
 	if !ok {
 		return fail(c, "cri_malformed", s.DropMalformed)
 	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
+	t, err := s.clock.parse(ts)
 	if err != nil {
 		return fail(c, "cri_malformed", s.DropMalformed)
 	}
