@@ -20,13 +20,14 @@ type utcClock struct {
 
 // parse returns the time of s, or time.Parse's error.
 func (c *utcClock) parse(s string) (time.Time, error) {
-	if c.minute != "" && len(s) >= 20 && s[len(s)-1] == 'Z' && s[:17] == c.minute {
+	utc := len(s) >= 20 && s[len(s)-1] == 'Z'
+	if utc && s[:17] == c.minute { // never equal while minute is ""
 		if sec, nsec, ok := secondsZ(s[17 : len(s)-1]); ok {
 			return time.Unix(c.base+sec, nsec).UTC(), nil
 		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err == nil && len(s) >= 20 && s[len(s)-1] == 'Z' && s[16] == ':' {
+	if err == nil && utc && s[16] == ':' {
 		if s[:17] != c.minute {
 			c.minute = strings.Clone(s[:17]) // not a part of the line, which it would keep
 		}
