@@ -1,6 +1,6 @@
 // Package civil converts calendar dates to day counts without time.Date,
-// for the timestamp parsers on hot paths (Docker log lines, syslog
-// headers), which check their fields themselves.
+// for the syslog header parser (source/syslog/syslogmsg), which checks the
+// fields of its timestamps itself.
 package civil
 
 // Days returns the number of days from 1970-01-01 to the date y-m-d of the

@@ -332,7 +332,7 @@ func (s *Docker) Process(c *Context, e *ferry.Entry) bool {
 	if !it.valid() || logRaw == "" || logRaw[0] != '"' {
 		return fail(c, "docker_malformed", s.DropMalformed)
 	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
+	t, err := c.clock.Parse(ts)
 	if err != nil {
 		return fail(c, "docker_malformed", s.DropMalformed)
 	}
@@ -374,7 +374,6 @@ type CRI struct {
 	DropMalformed bool
 
 	partial map[uint64]*held
-	clock   utcClock
 }
 
 type held struct {
@@ -449,7 +448,7 @@ func (s *CRI) Process(c *Context, e *ferry.Entry) bool {
 	if !ok {
 		return fail(c, "cri_malformed", s.DropMalformed)
 	}
-	t, err := s.clock.parse(ts)
+	t, err := c.clock.Parse(ts)
 	if err != nil {
 		return fail(c, "cri_malformed", s.DropMalformed)
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/lifecycle"
+	"github.com/ferrydev/ferry/internal/rfc3339"
 	"github.com/ferrydev/ferry/process"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -101,6 +102,7 @@ type Context struct {
 	recent   [4]labelsCacheEntry // the entries of cache last used, tried before hashing
 	next     int                 // the slot of recent to fill next
 	lb       *labels.Builder
+	clock    rfc3339.Clock // the timestamps of the CRI and Docker stages
 }
 
 const delMarker = "\x00del"

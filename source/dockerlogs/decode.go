@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
-	"github.com/ferrydev/ferry/internal/civil"
+	"github.com/ferrydev/ferry/internal/rfc3339"
 )
 
 // Stream numbers of the multiplexed log stream, and the indexes of the
@@ -61,10 +60,7 @@ type decoder struct {
 	atStart bool // the next byte starts a message (a timestamp prefix)
 	ts      int64
 
-	// the second of the last timestamp parsed, to parse the next faster
-	secPrefix [19]byte
-	sec       int64
-	secOK     bool
+	clock rfc3339.Clock // the timestamps of the messages
 }
 
 // decoderStartSize is the size a decoder's buffer starts at.
@@ -269,7 +265,7 @@ func (d *decoder) nextRaw() error {
 				}
 				d.rd += tsLen + dockerPartialSize
 				d.ts = ts
-				d.atStart = len(rest) == 0 || looksLikeTS(rest)
+				d.atStart = len(rest) == 0 || d.looksLikeTS(rest)
 				d.m = message{stream: streamStdout, ts: ts, content: c, partial: true}
 				return nil
 			}
@@ -301,103 +297,55 @@ func (d *decoder) nextRaw() error {
 }
 
 // maxTSLen bounds the timestamp prefix: RFC 3339 with nanoseconds and a
-// numeric zone is 35 bytes.
-const maxTSLen = 40
+// numeric zone is 35 bytes. daemonTSLen is the length of the daemon's own,
+// "2006-01-02T15:04:05.000000000Z".
+const (
+	maxTSLen    = 40
+	daemonTSLen = 30
+)
 
 // parseTS splits the timestamp prefix off b. Without one, it returns 0 and
 // b unchanged.
 func (d *decoder) parseTS(b []byte) (int64, []byte) {
-	// Fast path: the daemon's fixed layout in the same second as the
-	// previous line. Consecutive lines of a log mostly are, and then only
-	// the nanoseconds need parsing.
-	if d.secOK && len(b) > 30 && b[30] == ' ' && b[29] == 'Z' && b[19] == '.' && string(b[:19]) == string(d.secPrefix[:]) {
-		if ns, ok := nanos(b[20:29]); ok {
-			return d.sec + ns, b[31:]
+	if len(b) > daemonTSLen && b[daemonTSLen] == ' ' { // the daemon's, most likely
+		if ts, ok := d.timestamp(b[:daemonTSLen]); ok {
+			return ts, b[daemonTSLen+1:]
 		}
 	}
 	sp := bytes.IndexByte(b[:min(len(b), maxTSLen+1)], ' ')
 	if sp < 0 {
 		return 0, b
 	}
-	tb := b[:sp]
-	ts, ok := parseTimestamp(tb)
+	ts, ok := d.timestamp(b[:sp])
 	if !ok {
 		return 0, b
-	}
-	if len(tb) == 30 && tb[29] == 'Z' {
-		copy(d.secPrefix[:], tb[:19])
-		d.sec = ts - ts%1e9
-		if ts < 0 && ts%1e9 != 0 {
-			d.secOK = false // pre-1970: keep it simple, no cache
-		} else {
-			d.secOK = true
-		}
 	}
 	return ts, b[sp+1:]
 }
 
-func looksLikeTS(b []byte) bool {
+// looksLikeTS reports whether b, the rest of a frame after a line ended,
+// starts with a timestamp, that is, with the next message.
+func (d *decoder) looksLikeTS(b []byte) bool {
 	sp := bytes.IndexByte(b[:min(len(b), maxTSLen+1)], ' ')
 	if sp < 0 {
 		// Possibly cut by the buffer end: judge by the date part.
 		return len(b) >= 11 && b[4] == '-' && b[7] == '-' && b[10] == 'T'
 	}
-	_, ok := parseTimestamp(b[:sp])
+	_, ok := d.timestamp(b[:sp])
 	return ok
 }
 
-// parseTimestamp parses the daemon's RFC3339NanoFixed UTC timestamps
-// ("2006-01-02T15:04:05.000000000Z") without allocating, and falls back to
-// time.Parse for anything else.
-func parseTimestamp(b []byte) (int64, bool) {
-	if len(b) == 30 && b[4] == '-' && b[7] == '-' && b[10] == 'T' && b[13] == ':' && b[16] == ':' && b[19] == '.' && b[29] == 'Z' {
-		year, ok1 := digits(b[0:4])
-		month, ok2 := digits(b[5:7])
-		day, ok3 := digits(b[8:10])
-		hour, ok4 := digits(b[11:13])
-		minute, ok5 := digits(b[14:16])
-		sec, ok6 := digits(b[17:19])
-		nsec, ok7 := digits(b[20:29])
-		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && month >= 1 && month <= 12 && day >= 1 && day <= 31 &&
-			hour < 24 && minute < 60 && sec < 61 {
-			days := civil.Days(year, month, day)
-			return ((days*24+hour)*60+minute)*60*1e9 + sec*1e9 + nsec, true
-		}
-		return 0, false
-	}
+// timestamp parses b, an RFC 3339 timestamp as the daemon writes them
+// ("2006-01-02T15:04:05.000000000Z") or any other, into Unix nanoseconds.
+// What does not start like a date is refused without time.Parse, whose
+// errors allocate.
+func (d *decoder) timestamp(b []byte) (int64, bool) {
 	if len(b) < 20 || b[4] != '-' {
 		return 0, false
 	}
-	t, err := time.Parse(time.RFC3339Nano, string(b))
+	t, err := d.clock.ParseBytes(b)
 	if err != nil {
 		return 0, false
 	}
 	return t.UnixNano(), true
-}
-
-// nanos parses exactly 9 decimal digits, eight of them at once.
-func nanos(b []byte) (int64, bool) {
-	if len(b) != 9 || b[8] < '0' || b[8] > '9' {
-		return 0, false
-	}
-	v := binary.LittleEndian.Uint64(b)
-	const zeros, high = 0x3030303030303030, 0xF0F0F0F0F0F0F0F0
-	if v&high != zeros || (v+0x0606060606060606)&high != zeros {
-		return 0, false
-	}
-	v -= zeros
-	v = v*10 + v>>8 // pairs of digits in every other byte
-	v = ((v&0x000000FF000000FF)*(100+1000000<<32) + (v>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
-	return int64(v)*10 + int64(b[8]-'0'), true
-}
-
-func digits(b []byte) (int64, bool) {
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }

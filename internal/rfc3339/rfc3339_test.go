@@ -1,0 +1,136 @@
+package rfc3339
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// FuzzClock holds Clock to time.Parse(time.RFC3339Nano, s): after any
+// timestamp first (which may fill its cache), s must parse to the same
+// instant in the same location, or fail as time.Parse fails, through
+// Parse and ParseBytes alike.
+func FuzzClock(f *testing.F) {
+	for _, s := range []string{"2026-11-25T13:28:59.123456789Z", "2026-11-25T13:28:60Z", "2026-11-25T13:28:5Z",
+		"2026-11-25T13:28:05.Z", "2026-11-25T13:28:05.1234567891234Z", "2026-11-25T13:28:05+00:00",
+		"2026-11-25T13:28:05Z", "2026-11-25T13:28:05.5", "2026-11-25T13:28:0x.1Z", "2026-11-25T13:29:00.000000001Z",
+		"2026-11-25T13:28:59.0000000000000000000001Z", "2026-11-25T13:28:59.12a4Z", "2026-11-25T13:28:59,5Z",
+		"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0005Z"} {
+		f.Add("2026-11-25T13:28:58.1Z", s)
+	}
+	f.Add("2024-02-29T23:59:59Z", "2024-02-29T23:59:05.99Z")
+	f.Add("2023-02-28T23:59:59Z", "2023-02-29T23:59:05Z")
+	f.Add("1969-12-31T23:59:59.5Z", "1969-12-31T23:59:01.25Z")
+	f.Fuzz(func(t *testing.T, first, s string) {
+		want, wantErr := time.Parse(time.RFC3339Nano, s)
+		var c, cb Clock
+		c.Parse(first)
+		cb.ParseBytes([]byte(first))
+		for name, parse := range map[string]func() (time.Time, error){
+			"Parse":      func() (time.Time, error) { return c.Parse(s) },
+			"ParseBytes": func() (time.Time, error) { return cb.ParseBytes([]byte(s)) },
+		} {
+			got, err := parse()
+			if (err == nil) != (wantErr == nil) {
+				t.Fatalf("%s(%q) after %q: error %v, time.Parse's %v", name, s, first, err, wantErr)
+			}
+			if err == nil && (!got.Equal(want) || got.Location().String() != want.Location().String()) {
+				t.Fatalf("%s(%q) after %q: %v, time.Parse %v", name, s, first, got, want)
+			}
+		}
+	})
+}
+
+// A timestamp in the minute of the last one costs no allocation; one in
+// another minute only time.Parse's.
+func TestParseBytesAllocs(t *testing.T) {
+	var c Clock
+	b := []byte("2026-12-07T01:02:03.123456789Z")
+	if _, err := c.ParseBytes(b); err != nil {
+		t.Fatal(err)
+	}
+	b[18] = '9'
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := c.ParseBytes(b); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations a timestamp in the cached minute, want 0", n)
+	}
+	got, _ := c.ParseBytes(b)
+	if want := time.Date(2026, 12, 7, 1, 2, 9, 123456789, time.UTC); !got.Equal(want) || got.Location() != time.UTC {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func ExampleClock() {
+	var c Clock
+	for _, s := range []string{
+		"2026-12-07T10:15:00.5Z",       // parsed by time.Parse; its minute is kept
+		"2026-12-07T10:15:42.25Z",      // same minute: only "42.25" is read
+		"2026-12-07T11:15:42.25+01:00", // not UTC: time.Parse
+		"2026-12-07T10:15:61Z",         // time.Parse judges, and rejects
+	} {
+		t, err := c.Parse(s)
+		fmt.Println(t.UTC().Format(time.RFC3339Nano), err != nil)
+	}
+	// Output:
+	// 2026-12-07T10:15:00.5Z false
+	// 2026-12-07T10:15:42.25Z false
+	// 2026-12-07T10:15:42.25Z false
+	// 0001-01-01T00:00:00Z true
+}
+
+// BenchmarkParse reads a minute of timestamps as the kubelet writes them
+// (fractions of 1 to 9 digits) with a Clock, next to time.Parse of the
+// same timestamps in the same run.
+func BenchmarkParse(b *testing.B) {
+	var ts []string
+	base := time.Date(2026, 12, 7, 10, 15, 0, 0, time.UTC)
+	for i := range 1000 {
+		ts = append(ts, base.Add(time.Duration(i)*59*time.Millisecond+time.Duration(i*7919)).Format(time.RFC3339Nano))
+	}
+	var sink int64
+	b.Run("time.Parse", func(b *testing.B) {
+		for i := range b.N {
+			t, _ := time.Parse(time.RFC3339Nano, ts[i%len(ts)])
+			sink += t.UnixNano()
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "timestamps/s")
+	})
+	b.Run("Clock", func(b *testing.B) {
+		var c Clock
+		for i := range b.N {
+			t, _ := c.Parse(ts[i%len(ts)])
+			sink += t.UnixNano()
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "timestamps/s")
+	})
+	_ = sink
+}
+
+// eightDigits reads what a loop over the digits reads, and refuses every
+// byte that is not a digit in every place.
+func TestEightDigits(t *testing.T) {
+	for _, s := range []string{"00000000", "12345678", "99999999", "10000001", "09080706"} {
+		var want int64
+		for _, c := range []byte(s) {
+			want = want*10 + int64(c-'0')
+		}
+		if got, ok := eightDigits(le64(s)); !ok || got != want {
+			t.Errorf("%s: %d %v", s, got, ok)
+		}
+	}
+	for i := range 8 {
+		for c := range 256 {
+			if isDigit(byte(c)) {
+				continue
+			}
+			b := []byte("12345678")
+			b[i] = byte(c)
+			if _, ok := eightDigits(le64(string(b))); ok {
+				t.Fatalf("%q accepted", b)
+			}
+		}
+	}
+}
