@@ -1,8 +1,10 @@
-// Package rfc3339 reads the RFC 3339 timestamps that container runtimes
-// put before every log line — Docker's daemon in its log streams, the
-// kubelet in CRI log files — exactly as time.Parse(time.RFC3339Nano, s)
-// reads them, at a fraction of its cost in the common case: a UTC ("Z")
-// timestamp in the same minute as the last one.
+// Package rfc3339 reads RFC 3339 timestamps exactly as
+// time.ParseInLocation(time.RFC3339Nano, s, loc) reads them, at a fraction
+// of its cost in the common case: a UTC ("Z") timestamp in the same minute
+// as the last one. Container runtimes put such a timestamp before every
+// log line (Docker's daemon in its log streams, the kubelet in CRI log
+// files), and applications write them in their JSON and logfmt logs: the
+// Docker source and the CRI, Docker and Timestamp stages read them here.
 //
 // The syslog parser (source/syslog/syslogmsg) reads its timestamps itself:
 // there a timestamp is the prefix of a message, may have a lowercase "t"
@@ -39,11 +41,20 @@ type Clock struct {
 
 // Parse returns the time of s, or time.Parse's error.
 func (c *Clock) Parse(s string) (time.Time, error) {
+	// time.Parse reads an offset of Local's as Local, as ParseInLocation
+	// reads one of loc's as loc.
+	return c.ParseInLocation(s, time.Local)
+}
+
+// ParseInLocation is time.ParseInLocation(time.RFC3339Nano, s, loc),
+// which time.ParseInLocation(time.RFC3339, s, loc) equals too: a UTC
+// timestamp is in UTC, one with the offset of loc at its time in loc.
+func (c *Clock) ParseInLocation(s string, loc *time.Location) (time.Time, error) {
 	// cached only reads the bytes of s.
 	if t, ok := c.cached(unsafe.Slice(unsafe.StringData(s), len(s))); ok {
 		return t, nil
 	}
-	return c.parse(s)
+	return c.parse(s, loc)
 }
 
 // ParseBytes is Parse of b. It allocates no more than time.Parse of a
@@ -52,7 +63,7 @@ func (c *Clock) ParseBytes(b []byte) (time.Time, error) {
 	if t, ok := c.cached(b); ok {
 		return t, nil
 	}
-	return c.parse(string(b))
+	return c.parse(string(b), time.Local)
 }
 
 // cached returns the time of b if it is a UTC timestamp in the minute of
@@ -82,9 +93,10 @@ func (c *Clock) cached(b []byte) (time.Time, bool) {
 	return time.Unix(c.base+int64(s0)*10+int64(s1), nsec).UTC(), true
 }
 
-// parse is time.Parse of s; it keeps the minute of a UTC timestamp.
-func (c *Clock) parse(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
+// parse is time.ParseInLocation of s; it keeps the minute of a UTC
+// timestamp.
+func (c *Clock) parse(s string, loc *time.Location) (time.Time, error) {
+	t, err := time.ParseInLocation(time.RFC3339Nano, s, loc)
 	if err == nil && len(s) >= 20 && s[len(s)-1] == 'Z' && s[16] == ':' {
 		c.minute = [2]uint64{le64(s), le64(s[8:])}
 		c.base, c.set = t.Unix()-int64(t.Second()), true

@@ -6,36 +6,49 @@ import (
 	"time"
 )
 
-// FuzzClock holds Clock to time.Parse(time.RFC3339Nano, s): after any
-// timestamp first (which may fill its cache), s must parse to the same
-// instant in the same location, or fail as time.Parse fails, through
-// Parse and ParseBytes alike.
+// FuzzClock holds Clock to time.Parse(time.RFC3339Nano, s) and
+// time.ParseInLocation: after any timestamp first (which may fill its
+// cache), s must parse to the same instant in the same location, or fail
+// as they fail, through Parse, ParseBytes and ParseInLocation alike.
+// ParseInLocation must also agree with the layout time.RFC3339.
 func FuzzClock(f *testing.F) {
 	for _, s := range []string{"2026-11-25T13:28:59.123456789Z", "2026-11-25T13:28:60Z", "2026-11-25T13:28:5Z",
 		"2026-11-25T13:28:05.Z", "2026-11-25T13:28:05.1234567891234Z", "2026-11-25T13:28:05+00:00",
 		"2026-11-25T13:28:05Z", "2026-11-25T13:28:05.5", "2026-11-25T13:28:0x.1Z", "2026-11-25T13:29:00.000000001Z",
 		"2026-11-25T13:28:59.0000000000000000000001Z", "2026-11-25T13:28:59.12a4Z", "2026-11-25T13:28:59,5Z",
+		"2026-11-25T14:28:05.25+01:00", "2026-11-25t13:28:05Z", "2026-11-25T13:28:05z",
 		"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0005Z"} {
 		f.Add("2026-11-25T13:28:58.1Z", s)
 	}
 	f.Add("2024-02-29T23:59:59Z", "2024-02-29T23:59:05.99Z")
 	f.Add("2023-02-28T23:59:59Z", "2023-02-29T23:59:05Z")
 	f.Add("1969-12-31T23:59:59.5Z", "1969-12-31T23:59:01.25Z")
+	plusOne := time.FixedZone("CET", 3600)
 	f.Fuzz(func(t *testing.T, first, s string) {
-		want, wantErr := time.Parse(time.RFC3339Nano, s)
+		check := func(name string, got time.Time, err error, want time.Time, wantErr error) {
+			t.Helper()
+			if (err == nil) != (wantErr == nil) {
+				t.Fatalf("%s(%q) after %q: error %v, time's %v", name, s, first, err, wantErr)
+			}
+			if err == nil && (!got.Equal(want) || got.Location().String() != want.Location().String()) {
+				t.Fatalf("%s(%q) after %q: %v, time's %v", name, s, first, got, want)
+			}
+		}
 		var c, cb Clock
 		c.Parse(first)
 		cb.ParseBytes([]byte(first))
-		for name, parse := range map[string]func() (time.Time, error){
-			"Parse":      func() (time.Time, error) { return c.Parse(s) },
-			"ParseBytes": func() (time.Time, error) { return cb.ParseBytes([]byte(s)) },
-		} {
-			got, err := parse()
-			if (err == nil) != (wantErr == nil) {
-				t.Fatalf("%s(%q) after %q: error %v, time.Parse's %v", name, s, first, err, wantErr)
-			}
-			if err == nil && (!got.Equal(want) || got.Location().String() != want.Location().String()) {
-				t.Fatalf("%s(%q) after %q: %v, time.Parse %v", name, s, first, got, want)
+		want, wantErr := time.Parse(time.RFC3339Nano, s)
+		got, err := c.Parse(s)
+		check("Parse", got, err, want, wantErr)
+		got, err = cb.ParseBytes([]byte(s))
+		check("ParseBytes", got, err, want, wantErr)
+		for _, loc := range []*time.Location{time.UTC, plusOne} {
+			var cl Clock
+			cl.ParseInLocation(first, loc)
+			got, err := cl.ParseInLocation(s, loc)
+			for _, layout := range []string{time.RFC3339Nano, time.RFC3339} {
+				want, wantErr := time.ParseInLocation(layout, s, loc)
+				check("ParseInLocation "+loc.String()+" "+layout, got, err, want, wantErr)
 			}
 		}
 	})

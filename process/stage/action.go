@@ -226,7 +226,7 @@ type Timestamp struct {
 	// ActionOnFailure is "fudge" (default) or "skip".
 	ActionOnFailure string
 
-	parsers []func(string) (time.Time, error)
+	parsers []timeParse
 	loc     *time.Location
 	last    map[uint64]time.Time
 }
@@ -266,9 +266,13 @@ func (s *Timestamp) Init() error {
 	return nil
 }
 
-func timeParser(format string, loc *time.Location) func(string) (time.Time, error) {
-	unix := func(conv func(int64) time.Time) func(string) (time.Time, error) {
-		return func(v string) (time.Time, error) {
+// timeParse parses a timestamp in one format; c holds the clock of RFC
+// 3339 timestamps.
+type timeParse func(c *Context, v string) (time.Time, error)
+
+func timeParser(format string, loc *time.Location) timeParse {
+	unix := func(conv func(int64) time.Time) timeParse {
+		return func(_ *Context, v string) (time.Time, error) {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return time.Time{}, err
@@ -278,7 +282,7 @@ func timeParser(format string, loc *time.Location) func(string) (time.Time, erro
 	}
 	switch format {
 	case "Unix":
-		return func(v string) (time.Time, error) {
+		return func(_ *Context, v string) (time.Time, error) {
 			if i := strings.IndexByte(v, '.'); i >= 0 {
 				sec, err := strconv.ParseInt(v[:i], 10, 64)
 				frac := v[i+1:]
@@ -314,8 +318,13 @@ func timeParser(format string, loc *time.Location) func(string) (time.Time, erro
 	if l, ok := namedLayouts[format]; ok {
 		layout = l
 	}
-	return func(v string) (time.Time, error) {
-		t, err := time.ParseInLocation(layout, v, loc)
+	rfc3339 := layout == time.RFC3339 || layout == time.RFC3339Nano
+	return func(c *Context, v string) (t time.Time, err error) {
+		if rfc3339 {
+			t, err = c.clock.ParseInLocation(v, loc)
+		} else {
+			t, err = time.ParseInLocation(layout, v, loc)
+		}
 		if err != nil {
 			return t, err
 		}
@@ -332,7 +341,7 @@ func (s *Timestamp) Process(c *Context, e *ferry.Entry) bool {
 	v, ok := c.Extracted[s.Source]
 	if ok {
 		for _, p := range s.parsers {
-			if t, err := p(v); err == nil {
+			if t, err := p(c, v); err == nil {
 				e.Timestamp = t
 				if s.ActionOnFailure == "fudge" {
 					s.remember(c, e, t)

@@ -102,7 +102,7 @@ type Context struct {
 	recent   [4]labelsCacheEntry // the entries of cache last used, tried before hashing
 	next     int                 // the slot of recent to fill next
 	lb       *labels.Builder
-	clock    rfc3339.Clock // the timestamps of the CRI and Docker stages
+	clock    rfc3339.Clock // RFC 3339 timestamps: the CRI, Docker and Timestamp stages
 }
 
 const delMarker = "\x00del"

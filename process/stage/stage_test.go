@@ -320,6 +320,38 @@ func TestTimestamp(t *testing.T) {
 	}
 }
 
+// An RFC 3339 Timestamp stage reads a stream's timestamps with the
+// Processor's clock: one in the minute of the last is read from its
+// seconds on, and agrees with time.ParseInLocation; one with the offset of
+// Location is in Location, as time.ParseInLocation puts it.
+func TestTimestampRFC3339Clock(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip(err)
+	}
+	values := []string{"2026-12-07T10:15:00.5Z", "2026-12-07T10:15:42.25Z", "2026-12-07T10:15:42.000000001Z",
+		"2026-12-07T05:15:43-05:00", "2026-12-07T10:15:61Z", "2026-12-07T10:16:00Z"}
+	p := started(t, nil, &Regex{Expression: `(?P<ts>\S+)`}, &Timestamp{Source: "ts", Format: "RFC3339Nano", Location: "America/New_York"})
+	var in []ferry.Entry
+	for _, v := range values {
+		in = append(in, entry(v))
+	}
+	b, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: in})
+	for i, v := range values {
+		want, err := time.ParseInLocation(time.RFC3339Nano, v, ny)
+		if err != nil { // fudged: the last good one plus 1ns
+			want = b.Items[i-1].Timestamp.Add(1)
+		}
+		got := b.Items[i].Timestamp
+		if !got.Equal(want) || got.Location().String() != want.Location().String() {
+			t.Errorf("%s: %v, want %v", v, got, want)
+		}
+	}
+	if p.Failures()["timestamp_unparsed"] != 1 {
+		t.Errorf("failures %v", p.Failures())
+	}
+}
+
 func TestOutputTemplateReplaceDecolorize(t *testing.T) {
 	_, out := extractedOf(t, `{"level":"warn","msg":"hello"}`,
 		&JSON{Expressions: map[string]string{"level": "", "msg": ""}},

@@ -172,6 +172,8 @@ type result struct {
 	samples       int64
 	requests      int64
 	cpu           time.Duration
+	sys           time.Duration // the part of cpu in the kernel
+	faults        int64         // page faults, minor and major
 	maxRSSKiB     int64
 	wall          time.Duration
 	samplesPerSec float64
@@ -180,8 +182,9 @@ type result struct {
 func (r result) perCPUSecond() float64 { return float64(r.samples) / r.cpu.Seconds() }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.0f samples/s delivered, %.2f CPU s, %.0f samples per CPU second, peak RSS %.1f MiB, %.0f samples a request",
-		r.samplesPerSec, r.cpu.Seconds(), float64(r.samples)/r.cpu.Seconds(), float64(r.maxRSSKiB)/1024, float64(r.samples)/float64(max(r.requests, 1)))
+	return fmt.Sprintf("%.0f samples/s delivered, %.2f CPU s (%.0f%% in the kernel), %.0f samples per CPU second, peak RSS %.1f MiB, %.0f samples a request, %.1f page faults per 1000 samples",
+		r.samplesPerSec, r.cpu.Seconds(), 100*r.sys.Seconds()/r.cpu.Seconds(), float64(r.samples)/r.cpu.Seconds(), float64(r.maxRSSKiB)/1024,
+		float64(r.samples)/float64(max(r.requests, 1)), 1000*float64(r.faults)/float64(r.samples))
 }
 
 func runAgent(t *testing.T, cmd *exec.Cmd, rc *counter, d time.Duration) result {
@@ -230,6 +233,8 @@ func runAgent(t *testing.T, cmd *exec.Cmd, rc *counter, d time.Duration) result 
 		samples:       n,
 		requests:      rc.requests.Load() - beforeReqs,
 		cpu:           time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		sys:           time.Duration(ru.Stime.Nano()),
+		faults:        ru.Minflt + ru.Majflt,
 		maxRSSKiB:     ru.Maxrss,
 		wall:          wall,
 		samplesPerSec: float64(n) / wall.Seconds(),
