@@ -228,7 +228,14 @@ type Timestamp struct {
 
 	parsers []timeParse
 	loc     *time.Location
-	last    map[uint64]time.Time
+	// The last good timestamp of each stream: of the stream of the last
+	// entry that had one in cur and curT, of the others in last by label
+	// hash. Most entries follow one of their own stream, and then only
+	// cur is compared, not the labels hashed.
+	cur    labels.Labels
+	curT   time.Time
+	curSet bool
+	last   map[uint64]time.Time
 }
 
 var namedLayouts = map[string]string{
@@ -263,6 +270,7 @@ func (s *Timestamp) Init() error {
 		s.parsers = append(s.parsers, timeParser(f, s.loc))
 	}
 	s.last = map[uint64]time.Time{}
+	s.cur, s.curT, s.curSet = labels.EmptyLabels(), time.Time{}, false
 	return nil
 }
 
@@ -352,20 +360,46 @@ func (s *Timestamp) Process(c *Context, e *ferry.Entry) bool {
 	}
 	c.Failed("timestamp_unparsed")
 	if s.ActionOnFailure == "fudge" {
-		key := c.Labels(e).Hash()
-		if last, ok := s.last[key]; ok {
-			e.Timestamp = last.Add(time.Nanosecond)
-			s.last[key] = e.Timestamp
-		}
+		s.fudge(c, e)
 	}
 	return true
 }
 
+// remember keeps t as the last good timestamp of e's stream.
 func (s *Timestamp) remember(c *Context, e *ferry.Entry, t time.Time) {
+	ls := c.Labels(e)
+	if !s.curSet || !labels.Equal(ls, s.cur) {
+		if s.curSet {
+			s.keep(s.cur.Hash(), s.curT)
+		}
+		s.cur, s.curSet = ls, true
+	}
+	s.curT = t
+}
+
+// fudge gives e the last timestamp of its stream plus one nanosecond, if
+// its stream has had one, and keeps that as the stream's last.
+func (s *Timestamp) fudge(c *Context, e *ferry.Entry) {
+	ls := c.Labels(e)
+	if s.curSet && labels.Equal(ls, s.cur) {
+		s.curT = s.curT.Add(time.Nanosecond)
+		e.Timestamp = s.curT
+		return
+	}
+	key := ls.Hash()
+	if last, ok := s.last[key]; ok {
+		e.Timestamp = last.Add(time.Nanosecond)
+		s.last[key] = e.Timestamp
+	}
+}
+
+// keep stores the last timestamp t of the stream whose labels hash to
+// key, forgetting all streams once 10000 are kept.
+func (s *Timestamp) keep(key uint64, t time.Time) {
 	if len(s.last) >= 10000 {
 		clear(s.last)
 	}
-	s.last[c.Labels(e).Hash()] = t
+	s.last[key] = t
 }
 
 // templateFuncs are the functions templates may call, as in Promtail's

@@ -320,6 +320,25 @@ func TestTimestamp(t *testing.T) {
 	}
 }
 
+// Fudged timestamps follow the last good one of their own stream, however
+// the streams interleave.
+func TestTimestampFudgeStreams(t *testing.T) {
+	p := started(t, nil, &Regex{Expression: `(?P<ts>\S+)`}, &Timestamp{Source: "ts", Format: "RFC3339"})
+	a, b := []string{"job", "a"}, []string{"job", "b"}
+	out, _ := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{
+		entry("2020-01-01T00:00:00Z", a...), entry("2020-01-01T00:00:05Z", b...), entry("bad", a...),
+		entry("bad", b...), entry("bad", a...), entry("2020-01-01T00:00:10Z", a...), entry("bad", b...),
+		entry("bad", a...), entry("bad", "job", "c"),
+	}})
+	at := func(sec, ns int) time.Time { return time.Date(2020, 1, 1, 0, 0, sec, ns, time.UTC) }
+	want := []time.Time{at(0, 0), at(5, 0), at(0, 1), at(5, 1), at(0, 2), at(10, 0), at(5, 2), at(10, 1), t0}
+	for i, w := range want {
+		if got := out.Items[i].Timestamp; !got.Equal(w) {
+			t.Errorf("entry %d (%s of %s): %v, want %v", i, out.Items[i].Line, out.Items[i].Labels, got, w)
+		}
+	}
+}
+
 // An RFC 3339 Timestamp stage reads a stream's timestamps with the
 // Processor's clock: one in the minute of the last is read from its
 // seconds on, and agrees with time.ParseInLocation; one with the offset of
