@@ -42,8 +42,8 @@ type JSON struct {
 	DropMalformed bool
 
 	exprs   []jsonExpr
-	byFirst map[string][]int
-	rooted  []int // expressions starting with an array index
+	byFirst keyIndex[int] // expressions by their first key
+	rooted  []int         // expressions starting with an array index
 }
 
 type jsonExpr struct {
@@ -53,7 +53,7 @@ type jsonExpr struct {
 
 // Init compiles the paths.
 func (s *JSON) Init() error {
-	s.byFirst = map[string][]int{}
+	s.exprs, s.rooted, s.byFirst = nil, nil, keyIndex[int]{}
 	var errs []error
 	for name, path := range s.Expressions {
 		if name == "" {
@@ -76,7 +76,7 @@ func (s *JSON) Init() error {
 		if steps[0].index >= 0 {
 			s.rooted = append(s.rooted, i)
 		} else {
-			s.byFirst[steps[0].key] = append(s.byFirst[steps[0].key], i)
+			s.byFirst.add(steps[0].key, i)
 		}
 	}
 	return errors.Join(errs...)
@@ -98,7 +98,7 @@ func (s *JSON) Process(c *Context, e *ferry.Entry) bool {
 			}
 			continue
 		}
-		for _, i := range s.byFirst[it.keyString(key)] {
+		for _, i := range s.byFirst.get(it.keyString(key)) {
 			x := &s.exprs[i]
 			inner, found := lookup(raw, x.steps[1:])
 			if !found {
@@ -154,12 +154,12 @@ type Logfmt struct {
 	// DropMalformed drops lines that are not valid logfmt.
 	DropMalformed bool
 
-	keys keyIndex
+	keys keyIndex[string]
 }
 
 // Init builds the key index.
 func (s *Logfmt) Init() error {
-	s.keys = keyIndex{}
+	s.keys = keyIndex[string]{}
 	for name, key := range s.Mapping {
 		if name == "" {
 			return errors.New("logfmt: empty extracted name")
@@ -186,7 +186,7 @@ func (s *Logfmt) Process(c *Context, e *ferry.Entry) bool {
 			c.Extracted[key] = val
 			continue
 		}
-		for _, name := range s.keys.names(key) {
+		for _, name := range s.keys.get(key) {
 			c.Extracted[name] = val
 		}
 	}
@@ -196,48 +196,50 @@ func (s *Logfmt) Process(c *Context, e *ferry.Entry) bool {
 	return true
 }
 
-// keyIndex finds the extracted names of a parsed key. Most mappings name a
-// few keys, and a line has several that are not among them: up to
-// keyIndexLinear keys are compared in a slice, where a Go string
+// keyIndex finds what a stage does with a parsed key: the names it
+// extracts it as (Logfmt), the expressions that start with it (JSON). Most
+// stages name a few keys, and a line has several that are not among them:
+// up to keyIndexLinear keys are compared in a slice, where a Go string
 // comparison rejects most on their length, about a tenth of the cost of
 // hashing the key for a map lookup; more keys go to a map.
-type keyIndex struct {
-	keys      []string
-	extracted [][]string // extracted[i] are the extracted names of keys[i]
-	byKey     map[string][]string
+type keyIndex[V any] struct {
+	keys  []string
+	vals  [][]V // vals[i] are those of keys[i]
+	byKey map[string][]V
 }
 
 const keyIndexLinear = 8
 
-func (x *keyIndex) len() int { return len(x.keys) }
+func (x *keyIndex[V]) len() int { return len(x.keys) }
 
-func (x *keyIndex) add(key, name string) {
+// add appends v to those of key.
+func (x *keyIndex[V]) add(key string, v V) {
 	i := slices.Index(x.keys, key)
 	if i < 0 {
 		i = len(x.keys)
 		x.keys = append(x.keys, key)
-		x.extracted = append(x.extracted, nil)
+		x.vals = append(x.vals, nil)
 	}
-	x.extracted[i] = append(x.extracted[i], name)
+	x.vals[i] = append(x.vals[i], v)
 	switch {
 	case x.byKey != nil:
-		x.byKey[key] = x.extracted[i]
+		x.byKey[key] = x.vals[i]
 	case len(x.keys) > keyIndexLinear:
-		x.byKey = make(map[string][]string, len(x.keys))
+		x.byKey = make(map[string][]V, len(x.keys))
 		for i, k := range x.keys {
-			x.byKey[k] = x.extracted[i]
+			x.byKey[k] = x.vals[i]
 		}
 	}
 }
 
-// names returns the extracted names of key, nil if it is not mapped.
-func (x *keyIndex) names(key string) []string {
+// get returns the values of key, nil if it has none.
+func (x *keyIndex[V]) get(key string) []V {
 	if x.byKey != nil {
 		return x.byKey[key]
 	}
 	for i, k := range x.keys {
 		if k == key {
-			return x.extracted[i]
+			return x.vals[i]
 		}
 	}
 	return nil

@@ -78,6 +78,10 @@ func TestJSON(t *testing.T) {
 			"duration": "125", "ok": "true", "extra": `{"user":"marco"}`, "second_a": "2", "dotted": "d",
 			"escaped": "é\n", "list": `[{"a":1},{"a":2}]`,
 		}, false},
+		// Fewer first keys than keyIndex keeps in a map (the nested case has
+		// more), two expressions under one.
+		{"shared first key", `{"x":1,"user":{"id":7,"name":"bob"}}`, &JSON{Expressions: map[string]string{"id": "user.id", "name": "user.name", "x": ""}},
+			map[string]string{"id": "7", "name": "bob", "x": "1"}, false},
 		{"all members", `{"a":"x","b":2,"c":{"d":1}}`, &JSON{},
 			map[string]string{"a": "x", "b": "2", "c": `{"d":1}`}, false},
 		{"top-level array", `[{"a":"x"}]`, &JSON{Expressions: map[string]string{"a": "[0].a"}}, map[string]string{}, true},
