@@ -18,15 +18,15 @@ import (
 	"unsafe"
 )
 
-// Clock parses timestamps as time.Parse(time.RFC3339Nano, s) does: the
-// same instant, the same location, an error exactly when time.Parse
-// returns one (FuzzClock holds it to that).
+// Clock parses timestamps as time.Parse(time.RFC3339Nano, s) and
+// time.ParseInLocation do: the same instant, the same location, an error
+// exactly when they return one (FuzzClock holds it to that).
 //
 // It keeps the date, hour and minute ("2006-01-02T15:04") of the last UTC
-// timestamp time.Parse accepted, and their Unix time; a UTC timestamp that
-// starts with them needs only its seconds and fraction read, eight
-// fraction digits at once. Anything else goes to time.Parse. The lines of
-// one stream mostly share their minute.
+// timestamp the time package accepted, and their Unix time; a UTC
+// timestamp that starts with them needs only its seconds and fraction
+// read, eight fraction digits at once. Anything else goes to the time
+// package. The lines of one stream mostly share their minute.
 //
 // The zero Clock is ready to use. A Clock is not safe for concurrent use:
 // keep one a stream or a goroutine.
