@@ -82,6 +82,27 @@ func TestTimestamp(t *testing.T) {
 	}
 }
 
+// parseTS splits off a timestamp of any length, also one whose line has a
+// space where the daemon's 30-byte timestamps end.
+func TestParseTS(t *testing.T) {
+	var d decoder
+	for _, c := range []struct{ line, ts, rest string }{
+		{ts0 + " hello", ts0, "hello"},
+		{"2026-11-25T13:45:01Z hello wor ld", "2026-11-25T13:45:01Z", "hello wor ld"},
+		{"2026-11-25T13:45:01.5+02:00 x", "2026-11-25T13:45:01.5+02:00", "x"},
+		{"no timestamp; its byte 30 is a space too", "", "no timestamp; its byte 30 is a space too"},
+	} {
+		want := int64(0)
+		if c.ts != "" {
+			want = tsNanos(t, c.ts)
+		}
+		ts, rest := d.parseTS([]byte(c.line))
+		if ts != want || string(rest) != c.rest {
+			t.Errorf("%q: %d %q, want %d %q", c.line, ts, rest, want, c.rest)
+		}
+	}
+}
+
 // tsNanos is the time of the timestamp s in Unix nanoseconds.
 func tsNanos(t *testing.T, s string) int64 {
 	t.Helper()
