@@ -16,6 +16,8 @@ import (
 	"encoding/binary"
 	"time"
 	"unsafe"
+
+	"github.com/ferrydev/ferry/internal/swar"
 )
 
 // Clock parses timestamps as time.Parse(time.RFC3339Nano, s) and
@@ -98,7 +100,7 @@ func (c *Clock) cached(b []byte) (time.Time, bool) {
 func (c *Clock) parse(s string, loc *time.Location) (time.Time, error) {
 	t, err := time.ParseInLocation(time.RFC3339Nano, s, loc)
 	if err == nil && len(s) >= 20 && s[len(s)-1] == 'Z' && s[16] == ':' {
-		c.minute = [2]uint64{le64(s), le64(s[8:])}
+		c.minute = [2]uint64{swar.Load(s, 0), swar.Load(s, 8)}
 		c.base, c.set = t.Unix()-int64(t.Second()), true
 	}
 	return t, err
@@ -112,11 +114,11 @@ func fraction(s []byte) (int64, bool) {
 	var v int64
 	i := 0
 	if n >= 8 {
-		var ok bool
-		if v, ok = eightDigits(binary.LittleEndian.Uint64(s)); !ok {
+		w := binary.LittleEndian.Uint64(s)
+		if swar.DigitRun(w) < 8 {
 			return 0, false
 		}
-		i = 8
+		v, i = int64(swar.Digits(w-0x30*swar.Lo8)), 8
 	}
 	for ; i < len(s); i++ {
 		if !isDigit(s[i]) {
@@ -129,29 +131,8 @@ func fraction(s []byte) (int64, bool) {
 	return v * pow10[9-n], true
 }
 
-// eightDigits returns the number the eight ASCII digits of w spell, the
-// first in its lowest byte, or false if a byte of w is not a digit.
-func eightDigits(w uint64) (int64, bool) {
-	const zeros, high = 0x3030303030303030, 0xF0F0F0F0F0F0F0F0
-	// A digit is 0x30 to 0x39: its high nibble is 3, and adding 6 leaves
-	// it so.
-	if w&high != zeros || (w+0x0606060606060606)&high != zeros {
-		return 0, false
-	}
-	w -= zeros
-	w = w*10 + w>>8 // pairs of digits, in every other byte
-	w = ((w&0x000000FF000000FF)*(100+1000000<<32) + (w>>16&0x000000FF000000FF)*(1+10000<<32)) >> 32
-	return int64(w), true
-}
-
 // pow10[n] is 10**n: a fraction of n digits times pow10[9-n] is in
 // nanoseconds.
 var pow10 = [10]int64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000}
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// le64 is binary.LittleEndian.Uint64 of the first eight bytes of s.
-func le64(s string) uint64 {
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-}

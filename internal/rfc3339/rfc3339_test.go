@@ -121,29 +121,3 @@ func BenchmarkParse(b *testing.B) {
 	})
 	_ = sink
 }
-
-// eightDigits reads what a loop over the digits reads, and refuses every
-// byte that is not a digit in every place.
-func TestEightDigits(t *testing.T) {
-	for _, s := range []string{"00000000", "12345678", "99999999", "10000001", "09080706"} {
-		var want int64
-		for _, c := range []byte(s) {
-			want = want*10 + int64(c-'0')
-		}
-		if got, ok := eightDigits(le64(s)); !ok || got != want {
-			t.Errorf("%s: %d %v", s, got, ok)
-		}
-	}
-	for i := range 8 {
-		for c := range 256 {
-			if isDigit(byte(c)) {
-				continue
-			}
-			b := []byte("12345678")
-			b[i] = byte(c)
-			if _, ok := eightDigits(le64(string(b))); ok {
-				t.Fatalf("%q accepted", b)
-			}
-		}
-	}
-}

@@ -51,6 +51,32 @@ func TestHasByte(t *testing.T) {
 	}
 }
 
+// DigitRun and Digits agree with a byte loop on words mixing digits with
+// their neighbours, Digits also on runs of fewer than eight digits shifted
+// up.
+func TestDigitRunAndDigits(t *testing.T) {
+	for _, b := range randomWords("0123456789/:Z+-.\x00\xff\xfa\x39\x3a\xb0\xb9", '0', '9') {
+		w := binary.LittleEndian.Uint64(b[:])
+		want := 0
+		for want < 8 && b[want] >= '0' && b[want] <= '9' {
+			want++
+		}
+		if got := DigitRun(w); got != want {
+			t.Fatalf("DigitRun(%q) = %d, want %d", b, got, want)
+		}
+		if want == 0 {
+			continue
+		}
+		v := 0
+		for _, c := range b[:want] {
+			v = v*10 + int(c-'0')
+		}
+		if got := Digits((w - 0x30*Lo8) << (8 * (8 - want))); got != v {
+			t.Fatalf("Digits(%q[:%d]) = %d, want %d", b, want, got, v)
+		}
+	}
+}
+
 func TestLoad(t *testing.T) {
 	s := "\x01\x02\x03\x04\x05\x06\x07\x08\x09"
 	if got, want := Load(s, 1), uint64(0x0908070605040302); got != want {

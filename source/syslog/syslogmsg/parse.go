@@ -716,11 +716,11 @@ func (p *Parser) parseRFC3339Prefix(b []byte, needZone bool) (time.Time, int, bo
 		// its message) but counts none of the bytes there.
 		if i+8 <= cap(b) {
 			w := binary.LittleEndian.Uint64(b[i : i+8])
-			if n := min(digitRun(w), len(b)-i); n < 8 {
+			if n := min(swar.DigitRun(w), len(b)-i); n < 8 {
 				if n == 0 {
 					return time.Time{}, 0, false
 				}
-				nsec = eightDigits((w-0x30*swar.Lo8)<<(8*(8-n))) * pow10[9-n]
+				nsec = swar.Digits((w-0x30*swar.Lo8)<<(8*(8-n))) * pow10[9-n]
 				i += n
 				goto zone
 			}
@@ -783,24 +783,6 @@ func (p *Parser) setMinute(b []byte, k0, k1 uint64) bool {
 	p.tsKey0, p.tsKey1 = k0, k1
 	p.tsBase = p.daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60)
 	return true
-}
-
-// digitRun returns how many of the bytes of w (little-endian) are ASCII
-// digits before the first that is not, 8 if all are.
-func digitRun(w uint64) int {
-	// Up to the first byte that is not a digit, the bytes of t are 0 to
-	// 9, which neither borrow nor carry with 0x76 added: that byte is the
-	// first with its high bit set in t or in t + 0x76.
-	t := w - 0x30*swar.Lo8
-	return swar.First((t + 0x76*swar.Lo8 | t) & swar.Hi8)
-}
-
-// eightDigits returns the number the eight digit values (0–9, one a byte,
-// the most significant first in memory) of d spell.
-func eightDigits(d uint64) int {
-	d = d * 2561 >> 8
-	d = (d & 0x00ff00ff00ff00ff) * 6553601 >> 16
-	return int((d & 0x0000ffff0000ffff) * 42949672960001 >> 32)
 }
 
 // pow10[n] is 10**n, to scale a fraction of n digits to nanoseconds.

@@ -1,59 +1,6 @@
 package syslogmsg
 
-import (
-	"encoding/binary"
-	"iter"
-	"math/rand"
-	"testing"
-
-	"github.com/ferrydev/ferry/internal/swar"
-)
-
-// randomWords yields 200,000 words of eight bytes, each byte from
-// alphabet one time in three and otherwise in [lo, hi]: the class a helper
-// looks for, mixed with its neighbours.
-func randomWords(alphabet string, lo, hi byte) iter.Seq[[8]byte] {
-	return func(yield func([8]byte) bool) {
-		r := rand.New(rand.NewSource(1))
-		var b [8]byte
-		for range 200000 {
-			for i := range b {
-				b[i] = alphabet[r.Intn(len(alphabet))]
-				if r.Intn(3) > 0 {
-					b[i] = lo + byte(r.Intn(int(hi-lo)+1))
-				}
-			}
-			if !yield(b) {
-				return
-			}
-		}
-	}
-}
-
-// TestDigitRunAndEightDigits checks the eight-bytes-at-once digit helpers
-// against a byte loop, on words mixing digits with their neighbours.
-func TestDigitRunAndEightDigits(t *testing.T) {
-	for b := range randomWords("0123456789/:Z+-.\x00\xff\xfa\x39\x3a\xb0\xb9", '0', '9') {
-		w := binary.LittleEndian.Uint64(b[:])
-		want := 0
-		for want < 8 && b[want] >= '0' && b[want] <= '9' {
-			want++
-		}
-		if got := digitRun(w); got != want {
-			t.Fatalf("digitRun(%q) = %d, want %d", b, got, want)
-		}
-		if want == 0 {
-			continue
-		}
-		v := 0
-		for _, c := range b[:want] {
-			v = v*10 + int(c-'0')
-		}
-		if got := eightDigits((w - 0x30*swar.Lo8) << (8 * (8 - want))); got != v {
-			t.Fatalf("eightDigits(%q[:%d]) = %d, want %d", b, want, got, v)
-		}
-	}
-}
+import "testing"
 
 // TestFractionPastLen checks that digits after the end of a timestamp
 // (still within the slice's capacity) are not read as its fraction.
