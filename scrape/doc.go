@@ -39,8 +39,11 @@
 // read without the lexer: a line is taken only
 // if its series bytes are those of a series textparse accepted before and
 // the rest of it is the plain "value [timestamp]"; from the first other
-// line on, textparse reads the page. The result is textparse's, which
-// FuzzSkimText checks. The text formats 0.0.4 and 1.0.0, OpenMetrics and
+// line on, textparse reads the page. A HELP or TYPE line is checked as
+// textparse would check it once per Scraper: the lines found good are
+// remembered by their hash, shared by the Scraper's targets (which mostly
+// run one exporter), in a table of 8 KiB that grows to at most 512 KiB.
+// The result is textparse's, which FuzzSkimText checks. The text formats 0.0.4 and 1.0.0, OpenMetrics and
 // the protobuf format are understood (native histograms are read as their
 // classic buckets); the Accept header is the one Prometheus 3 sends for the
 // configured Protocols, and pages are requested gzip-compressed.

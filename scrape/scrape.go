@@ -170,9 +170,10 @@ type Scraper struct {
 	// moment. By default it is derived from the host name.
 	OffsetSeed uint64
 
-	mu    sync.Mutex
-	loops map[string]*loop
-	meta  metaStore
+	mu       sync.Mutex
+	loops    map[string]*loop
+	meta     metaStore
+	comments *commentSet // comment lines known good (skimText); made by Start
 
 	life        lifecycle.State // Start sets the fields below it; read-only afterwards
 	ownClient   bool            // client was built by Start: Close closes its idle connections
@@ -406,6 +407,7 @@ func (s *Scraper) Start(ctx context.Context, r ferry.Reporter) error {
 		}
 		s.client, s.accept, s.seed, s.metricRules = client, AcceptHeader(protocols), seed, rules
 		s.rep, s.log = r, r.Logger()
+		s.comments = new(commentSet)
 		return nil
 	})
 }

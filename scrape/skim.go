@@ -51,15 +51,22 @@ func (l *loop) skimText(items []ferry.Sample, page []byte, ts int64, st *stats) 
 			off++
 			continue // a blank line is no entry
 		case line[0] == '#':
-			kind, name, text := readComment(line)
-			if kind == badComment || meta && kind == helpLine && bytes.IndexByte(text, '\\') >= 0 {
+			var kind int
+			if meta {
+				var name, text []byte
+				kind, name, text = readComment(line)
+				if kind == helpLine && bytes.IndexByte(text, '\\') >= 0 {
+					return l.resume(items, page, off, typeOff, entries)
+				}
+				l.recordMeta(kind, name, text)
+			} else {
+				kind = l.s.comments.kind(line)
+			}
+			if kind == badComment {
 				return l.resume(items, page, off, typeOff, entries)
 			}
 			if kind == typeLine {
 				typeOff, entries = off, 0
-			}
-			if meta {
-				l.recordMeta(kind, name, text)
 			}
 		default:
 			series, pt, hasTS, v, ok := sampleLine(line)
