@@ -169,15 +169,97 @@ func sampleLine(line []byte) (series []byte, t int64, hasTS bool, v float64, ok 
 		}
 		hasTS = true
 	}
-	v, err := strconv.ParseFloat(viewString(val), 64)
-	if err != nil {
-		return nil, 0, false, 0, false
+	if v, ok = decimal(val); !ok {
+		var err error
+		if v, err = strconv.ParseFloat(viewString(val), 64); err != nil {
+			return nil, 0, false, 0, false
+		}
 	}
 	if math.IsNaN(v) {
 		v = math.Float64frombits(value.NormalNaN)
 	}
 	return series, t, hasTS, v, true
 }
+
+// decimal reads the common forms of a sample value, [sign] digits [.digits]
+// [e[sign]digits], as strconv.ParseFloat does, when the digits make an
+// integer m of at most 2^53 and the value is m times or divided by a power
+// of ten up to 10^22: both are exact in a float64, so one multiplication or
+// division rounds as ParseFloat rounds (it takes the same path first, after
+// a more general scan). ok is false for any other form or size, which
+// ParseFloat is then to read; FuzzDecimal compares the two.
+func decimal(b []byte) (v float64, ok bool) {
+	i, neg := 0, false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		i++
+	}
+	var m uint64
+	digits, frac, dot := 0, 0, false
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c == '.' && !dot {
+			dot = true
+			continue
+		}
+		if c < '0' || c > '9' {
+			break
+		}
+		if digits++; digits > 19 {
+			return 0, false // m could overflow
+		}
+		m = m*10 + uint64(c-'0')
+		if dot {
+			frac++
+		}
+	}
+	if digits == 0 || m > 1<<53 {
+		return 0, false
+	}
+	exp := 0
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(b) && (b[i] == '-' || b[i] == '+') {
+			eneg = b[i] == '-'
+			i++
+		}
+		start := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if i-start >= 3 {
+				return 0, false
+			}
+			exp = exp*10 + int(b[i]-'0')
+		}
+		if i == start {
+			return 0, false
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	if i != len(b) {
+		return 0, false
+	}
+	v = float64(m)
+	switch e := exp - frac; {
+	case m == 0:
+	case e >= 0 && e < len(exactPow10):
+		v *= exactPow10[e]
+	case e < 0 && -e < len(exactPow10):
+		v /= exactPow10[-e]
+	default:
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// exactPow10 are the powers of ten a float64 holds exactly.
+var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
 // The kinds of line that start with '#'.
 const (

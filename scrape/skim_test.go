@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -191,4 +192,60 @@ func TestParserFollowsContentType(t *testing.T) {
 			t.Fatalf("page %d (%q): a = %v, want %v", i, step.ctype, got, step.want)
 		}
 	}
+}
+
+// decimal reads the values of a node_exporter page itself, and leaves the
+// rest to strconv.ParseFloat.
+func TestDecimal(t *testing.T) {
+	for _, s := range []string{"0", "-0", "1", "+1", "0.5", ".5", "1.", "1.2345e+06", "6.0e-05", "-3",
+		"123456789012345", "9007199254740992", "1e22", "1e-22", "4.5E3", "0e999"} {
+		v, ok := decimal([]byte(s))
+		want, err := strconv.ParseFloat(s, 64)
+		if !ok || err != nil || math.Float64bits(v) != math.Float64bits(want) {
+			t.Errorf("decimal(%q) = %v, %v; ParseFloat says %v, %v", s, v, ok, want, err)
+		}
+	}
+	for _, s := range []string{"", "+", ".", "-.", "NaN", "+Inf", "1e", "1e+", "1_0", "0x1p3", "1.2.3", "1e23",
+		"9007199254740993", "12345678901234567890", "1e1000", "5e-324",
+		"292101605031592.346"} { // more than 2^53 and a fraction: float64(m)/1e3 rounds twice
+		if v, ok := decimal([]byte(s)); ok {
+			t.Errorf("decimal(%q) = %v, want it left to ParseFloat", s, v)
+		}
+	}
+	page, err := os.ReadFile("testdata/node_exporter.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, all := 0, 0
+	for line := range strings.Lines(string(page)) {
+		if line[0] == '#' {
+			continue
+		}
+		f := strings.Fields(line)
+		all++
+		if _, ok := decimal([]byte(f[len(f)-1])); ok {
+			fast++
+		}
+	}
+	if fast < all*9/10 {
+		t.Errorf("decimal read %d of the page's %d values, want nine in ten or more", fast, all)
+	}
+}
+
+// FuzzDecimal: whatever decimal reads, strconv.ParseFloat reads the same,
+// to the bit.
+func FuzzDecimal(f *testing.F) {
+	for _, s := range []string{"1.2345e+06", "-0", "0.1", "9007199254740992", "1e-22", "123.456", "7E+2", "292101605031592.346"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, ok := decimal([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(v) != math.Float64bits(want) {
+			t.Fatalf("decimal(%q) = %v (%#x); ParseFloat says %v (%#x), %v", s, v, math.Float64bits(v), want, math.Float64bits(want), err)
+		}
+	})
 }
