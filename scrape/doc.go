@@ -43,10 +43,11 @@
 // textparse would check it once per Scraper: the lines found good are
 // remembered by their hash, shared by the Scraper's targets (which mostly
 // run one exporter), in a table of 8 KiB that grows to at most 512 KiB.
-// The result is textparse's, which FuzzSkimText checks. The text formats 0.0.4 and 1.0.0, OpenMetrics and
-// the protobuf format are understood (native histograms are read as their
-// classic buckets); the Accept header is the one Prometheus 3 sends for the
-// configured Protocols, and pages are requested gzip-compressed.
+// The result is textparse's, which FuzzSkimText checks. The text formats
+// 0.0.4 and 1.0.0, OpenMetrics and the protobuf format are understood
+// (native histograms are read as their classic buckets); the Accept header
+// is the one Prometheus 3 sends for the configured Protocols, and pages are
+// requested gzip-compressed.
 //
 // A plain GET to a target goes over a keep-alive HTTP/1.1 connection that
 // the scraping goroutine writes and reads itself (net/http's Transport
