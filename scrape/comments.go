@@ -17,8 +17,10 @@ import (
 // table of 64-bit cells that scrapes read and fill at once without a lock
 // (atomic loads, compare-and-swap). A cell holds the line's hash (keySeed,
 // as the series cache) with its kind in the two low bits, which no hash
-// bit is needed for: a line is known by 62 bits of hash, and since no cell
-// holds kind 0 (badComment), 0 marks an empty cell.
+// bit is needed for: a line is known by 62 bits of hash, placed by the
+// bits above the kind's, and since no cell holds kind 0 (badComment), 0
+// marks an empty cell. A line is looked for in the commentProbes cells
+// from its place, and only kept where that finds it.
 //
 // The table starts small, so that a page's lookups stay in the CPU's
 // caches, and doubles, up to maxCommentCells, when half full; the copy
@@ -36,7 +38,7 @@ type commentTable struct {
 }
 
 const (
-	minCommentCells = 1 << 10 // 8 KiB: a node_exporter page's 566 comments
+	minCommentCells = 1 << 10 // 8 KiB; a node_exporter page's 566 comments double it once
 	maxCommentCells = 1 << 16 // 512 KiB
 	commentProbes   = 8
 )
