@@ -283,21 +283,18 @@ func TestE2EThroughput(t *testing.T) {
 	// speed of a shared machine drifts by tens of percent within minutes,
 	// so each run is compared with the limit of its own minutes (the mean
 	// of the two rates).
-	around := func(run func() result) (result, string) {
-		var res result
-		var rates [2]float64
-		for i := range rates {
-			if i == 1 {
-				res = run()
-			}
-			l, err := measureLimit(page, gz.Bytes())
-			if err != nil {
-				t.Fatal(err)
-			}
-			rates[i] = l.rate()
+	limitRate := func() float64 {
+		l, err := measureLimit(page, gz.Bytes())
+		if err != nil {
+			t.Fatal(err)
 		}
-		limRate := (rates[0] + rates[1]) / 2
-		return res, fmt.Sprintf("%.2f× the limit (%.2f M before the run, %.2f M after)", limRate/res.perCPUSecond(), rates[0]/1e6, rates[1]/1e6)
+		return l.rate()
+	}
+	around := func(run func() result) (result, string) {
+		before := limitRate()
+		res := run()
+		after := limitRate()
+		return res, fmt.Sprintf("%.2f× the limit (%.2f M before the run, %.2f M after)", (before+after)/2/res.perCPUSecond(), before/1e6, after/1e6)
 	}
 	rc := &counter{}
 	rl, err := net.Listen("tcp", "127.0.0.1:0")
