@@ -16,6 +16,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/scrape"
@@ -153,19 +155,101 @@ func decodeV1(r *http.Request) (prompb.WriteRequest, error) {
 	return req, req.Unmarshal(pb)
 }
 
+// ServeHTTP counts the samples of a remote write 1.0 request without
+// decoding its series: the receiver shares the machine with the agent
+// under test, and a full decode (labels copied into new strings) took a
+// fifth of a CPU at 1000 targets.
 func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req, err := decodeV1(r)
+	bufs := countBufs.Get().(*[2][]byte)
+	defer countBufs.Put(bufs)
+	body := bytes.NewBuffer(bufs[0][:0])
+	_, err := body.ReadFrom(r.Body)
+	bufs[0] = body.Bytes()
 	if err != nil {
 		w.WriteHeader(400)
 		return
 	}
-	n := 0
-	for _, ts := range req.Timeseries {
-		n += len(ts.Samples)
+	if n, err := snappy.DecodedLen(bufs[0]); err != nil {
+		w.WriteHeader(400)
+		return
+	} else if cap(bufs[1]) < n {
+		bufs[1] = make([]byte, n)
+	}
+	pb, err := snappy.Decode(bufs[1][:cap(bufs[1])], bufs[0])
+	if err != nil {
+		w.WriteHeader(400)
+		return
+	}
+	n, err := countSamples(pb)
+	if err != nil {
+		w.WriteHeader(400)
+		return
 	}
 	c.samples.Add(int64(n))
 	c.requests.Add(1)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// countBufs holds a request's compressed and decompressed bodies.
+var countBufs = sync.Pool{New: func() any { return new([2][]byte) }}
+
+// countSamples counts the samples (TimeSeries field 2) of the series
+// (WriteRequest field 1) of the WriteRequest pb, checking its framing.
+func countSamples(pb []byte) (int, error) {
+	n := 0
+	for len(pb) > 0 {
+		num, typ, k := protowire.ConsumeTag(pb)
+		if k < 0 {
+			return 0, protowire.ParseError(k)
+		}
+		pb = pb[k:]
+		k = protowire.ConsumeFieldValue(num, typ, pb)
+		if k < 0 {
+			return 0, protowire.ParseError(k)
+		}
+		if num == 1 && typ == protowire.BytesType {
+			ts, _ := protowire.ConsumeBytes(pb)
+			for len(ts) > 0 {
+				num, typ, k := protowire.ConsumeTag(ts)
+				if k < 0 {
+					return 0, protowire.ParseError(k)
+				}
+				ts = ts[k:]
+				k = protowire.ConsumeFieldValue(num, typ, ts)
+				if k < 0 {
+					return 0, protowire.ParseError(k)
+				}
+				if num == 2 {
+					n++
+				}
+				ts = ts[k:]
+			}
+		}
+		pb = pb[k:]
+	}
+	return n, nil
+}
+
+// The harness's receiver counts what a full decode counts, and refuses a
+// body cut short.
+func TestCountSamples(t *testing.T) {
+	req := prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{
+			{Labels: []prompb.Label{{Name: "__name__", Value: "a"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 1}, {Value: 2, Timestamp: 2}}},
+			{Labels: []prompb.Label{{Name: "__name__", Value: "b"}, {Name: "job", Value: "j"}}, Samples: []prompb.Sample{{Value: 3, Timestamp: 3}}},
+		},
+		Metadata: []prompb.MetricMetadata{{MetricFamilyName: "a", Help: "h"}},
+	}
+	pb, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := countSamples(pb); n != 3 || err != nil {
+		t.Errorf("countSamples = %d, %v; want 3, nil", n, err)
+	}
+	if n, err := countSamples(pb[:len(pb)-3]); err == nil {
+		t.Errorf("countSamples of a cut body = %d, nil; want an error", n)
+	}
 }
 
 type result struct {
