@@ -197,37 +197,39 @@ var countBufs = sync.Pool{New: func() any { return new([2][]byte) }}
 // (WriteRequest field 1) of the WriteRequest pb, checking its framing.
 func countSamples(pb []byte) (int, error) {
 	n := 0
-	for len(pb) > 0 {
-		num, typ, k := protowire.ConsumeTag(pb)
-		if k < 0 {
-			return 0, protowire.ParseError(k)
+	err := fields(pb, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if num != 1 || typ != protowire.BytesType {
+			return nil
 		}
-		pb = pb[k:]
-		k = protowire.ConsumeFieldValue(num, typ, pb)
-		if k < 0 {
-			return 0, protowire.ParseError(k)
-		}
-		if num == 1 && typ == protowire.BytesType {
-			ts, _ := protowire.ConsumeBytes(pb)
-			for len(ts) > 0 {
-				num, typ, k := protowire.ConsumeTag(ts)
-				if k < 0 {
-					return 0, protowire.ParseError(k)
-				}
-				ts = ts[k:]
-				k = protowire.ConsumeFieldValue(num, typ, ts)
-				if k < 0 {
-					return 0, protowire.ParseError(k)
-				}
-				if num == 2 {
-					n++
-				}
-				ts = ts[k:]
+		ts, _ := protowire.ConsumeBytes(v)
+		return fields(ts, func(num protowire.Number, _ protowire.Type, _ []byte) error {
+			if num == 2 {
+				n++
 			}
+			return nil
+		})
+	})
+	return n, err
+}
+
+// fields calls fn with each field of the protobuf message b: its number,
+// wire type and the bytes of its value (with their length prefix).
+func fields(b []byte, fn func(protowire.Number, protowire.Type, []byte) error) error {
+	for len(b) > 0 {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return protowire.ParseError(k)
 		}
-		pb = pb[k:]
+		b = b[k:]
+		if k = protowire.ConsumeFieldValue(num, typ, b); k < 0 {
+			return protowire.ParseError(k)
+		}
+		if err := fn(num, typ, b[:k]); err != nil {
+			return err
+		}
+		b = b[k:]
 	}
-	return n, nil
+	return nil
 }
 
 // The harness's receiver counts what a full decode counts, and refuses a
@@ -236,7 +238,7 @@ func TestCountSamples(t *testing.T) {
 	req := prompb.WriteRequest{
 		Timeseries: []prompb.TimeSeries{
 			{Labels: []prompb.Label{{Name: "__name__", Value: "a"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 1}, {Value: 2, Timestamp: 2}}},
-			{Labels: []prompb.Label{{Name: "__name__", Value: "b"}, {Name: "job", Value: "j"}}, Samples: []prompb.Sample{{Value: 3, Timestamp: 3}}},
+			{Labels: []prompb.Label{{Name: "__name__", Value: "b"}, {Name: "job", Value: "j"}}, Samples: []prompb.Sample{{Value: 3, Timestamp: 3}, {Value: 4, Timestamp: 4}, {Value: 5, Timestamp: 5}}},
 		},
 		Metadata: []prompb.MetricMetadata{{MetricFamilyName: "a", Help: "h"}},
 	}
@@ -244,8 +246,8 @@ func TestCountSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := countSamples(pb); n != 3 || err != nil {
-		t.Errorf("countSamples = %d, %v; want 3, nil", n, err)
+	if n, err := countSamples(pb); n != 5 || err != nil {
+		t.Errorf("countSamples = %d, %v; want 5, nil", n, err)
 	}
 	if n, err := countSamples(pb[:len(pb)-3]); err == nil {
 		t.Errorf("countSamples of a cut body = %d, nil; want an error", n)
