@@ -18,13 +18,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/prometheus/prometheus/model/value"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/gunzip"
 	"github.com/ferrydev/ferry/internal/labelsenc"
 	"github.com/ferrydev/ferry/source"
 )
@@ -157,7 +157,6 @@ var (
 	bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	// rawPool holds gzip bodies, bufPool pages.
 	rawPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	gzPool  sync.Pool // *gzip.Reader
 	mapPool = sync.Pool{New: func() any { return map[uint64]struct{}{} }}
 )
 
@@ -616,18 +615,19 @@ func (l *loop) readBody(pool *sync.Pool, r io.Reader, bound int64, what string) 
 
 // gunzip decompresses the gzip body raw into a pooled buffer.
 func (l *loop) gunzip(raw *bytes.Buffer) (*bytes.Buffer, error) {
-	gz, _ := gzPool.Get().(*gzip.Reader)
-	var err error
-	if gz == nil {
-		gz, err = gzip.NewReader(bytes.NewReader(raw.Bytes()))
-	} else {
-		err = gz.Reset(bytes.NewReader(raw.Bytes()))
-	}
+	page := bufPool.Get().(*bytes.Buffer)
+	page.Reset()
+	out, err := gunzip.Append(page.AvailableBuffer(), raw.Bytes(), int(l.s.BodySizeLimit))
 	if err != nil {
+		put(&bufPool, page)
+		if errors.Is(err, gunzip.ErrTooLarge) {
+			return nil, fmt.Errorf("%w: more than %d bytes (body_size_limit)", ErrBodySizeLimit, l.s.BodySizeLimit)
+		}
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
-	defer gzPool.Put(gz)
-	return l.readBody(&bufPool, gz, l.s.BodySizeLimit, "gzip body")
+	// The page takes the slice gunzip wrote, grown or not.
+	*page = *bytes.NewBuffer(out)
+	return page, nil
 }
 
 type stats struct {
