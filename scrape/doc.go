@@ -47,7 +47,9 @@
 // 0.0.4 and 1.0.0, OpenMetrics and the protobuf format are understood
 // (native histograms are read as their classic buckets); the Accept header
 // is the one Prometheus 3 sends for the configured Protocols, and pages are
-// requested gzip-compressed.
+// requested gzip-compressed. A gzip body is decompressed whole into the
+// page's buffer by Ferry's own inflater (internal/gunzip, about 1.6× the
+// speed of a streaming gzip.Reader), which fuzzing holds to compress/gzip.
 //
 // A plain GET to a target goes over a keep-alive HTTP/1.1 connection that
 // the scraping goroutine writes and reads itself (net/http's Transport

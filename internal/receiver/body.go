@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"sync"
+
+	"github.com/ferrydev/ferry/internal/gunzip"
 )
 
 // MaxPooled is the capacity of the largest buffer Buffers keeps.
@@ -77,11 +79,26 @@ func ReadBody(w http.ResponseWriter, req *http.Request, limit int64, buf []byte,
 // decompressing fails; name starts their messages.
 func ReadDecoded(zr io.Reader, encoding string, limit int64, buf []byte, name string) ([]byte, error) {
 	out, err := ReadAll(zr, buf, limit)
+	return out, decodeError(err, encoding, limit, name)
+}
+
+// Gunzip decompresses body, gzip-compressed, appending to buf, with
+// ReadDecoded's errors. limit must be positive.
+func Gunzip(body []byte, limit int64, buf []byte, name string) ([]byte, error) {
+	out, err := gunzip.Append(buf, body, int(limit))
+	if errors.Is(err, gunzip.ErrTooLarge) {
+		err = ErrTooLarge
+	}
+	return out, decodeError(err, "gzip", limit, name)
+}
+
+// decodeError is the *Error of decompressing a body in encoding, or nil.
+func decodeError(err error, encoding string, limit int64, name string) error {
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		return out, Errorf(http.StatusRequestEntityTooLarge, "%s: body decompresses to more than %d bytes", name, limit)
+		return Errorf(http.StatusRequestEntityTooLarge, "%s: body decompresses to more than %d bytes", name, limit)
 	case err != nil:
-		return out, Errorf(http.StatusBadRequest, "%s: %s body: %v", name, encoding, err)
+		return Errorf(http.StatusBadRequest, "%s: %s body: %v", name, encoding, err)
 	}
-	return out, nil
+	return nil
 }

@@ -65,6 +65,15 @@ func TestReadBody(t *testing.T) {
 	zr, _ = gzip.NewReader(bytes.NewReader(zb.Bytes()[:zb.Len()-10]))
 	_, err = ReadDecoded(zr, "gzip", 1000, nil, "test")
 	wantStatus(t, err, 400, false)
+
+	// Gunzip gives the same answers for a body held whole.
+	if b, err := Gunzip(zb.Bytes(), 1000, []byte("p"), "test"); err != nil || len(b) != 1001 {
+		t.Errorf("Gunzip within the limit: %d bytes, %v", len(b), err)
+	}
+	_, err = Gunzip(zb.Bytes(), 999, nil, "test")
+	wantStatus(t, err, 413, false)
+	_, err = Gunzip(zb.Bytes()[:zb.Len()-10], 1000, nil, "test")
+	wantStatus(t, err, 400, false)
 }
 
 func TestBuffers(t *testing.T) {

@@ -38,7 +38,6 @@ package lokipush
 
 import (
 	"bytes"
-	"compress/gzip"
 	"compress/zlib"
 	"context"
 	"errors"
@@ -211,7 +210,9 @@ func (r *Receiver) decodeRequest(w http.ResponseWriter, req *http.Request) ([]fe
 	switch ce := req.Header.Get("Content-Encoding"); ce {
 	case "", "snappy", "identity":
 	case "gzip":
-		zr, err = gzip.NewReader(bytes.NewReader(body))
+		if body, err = receiver.Gunzip(body, maxDecoded, nil, "lokipush"); err != nil {
+			return nil, err
+		}
 	case "deflate":
 		zr, err = zlib.NewReader(bytes.NewReader(body))
 	default:

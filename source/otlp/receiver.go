@@ -54,7 +54,6 @@
 package otlp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,7 +69,6 @@ import (
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/internal/otlpconv"
 	"github.com/ferrydev/ferry/internal/receiver"
-	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -296,13 +294,8 @@ func (c *core[T]) readRequest(w http.ResponseWriter, req *http.Request) (*[]byte
 		}
 		return bp, body, enc, err
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err != nil {
-		c.bufs.Put(bp)
-		return nil, nil, enc, receiver.Errorf(http.StatusBadRequest, "otlp: gzip body: %v", err)
-	}
 	dp := c.bufs.Get()
-	decoded, err := receiver.ReadDecoded(zr, "gzip", orDefault(c.limits.MaxDecodedSize, DefaultMaxDecodedSize), (*dp)[:0], "otlp")
+	decoded, err := receiver.Gunzip(body, orDefault(c.limits.MaxDecodedSize, DefaultMaxDecodedSize), (*dp)[:0], "otlp")
 	*dp = decoded
 	c.bufs.Put(bp)
 	if err != nil {
