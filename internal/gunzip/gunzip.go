@@ -47,24 +47,18 @@ var decoders = sync.Pool{New: func() any { return new(decoder) }}
 // no member at all, or with bytes after the last that are not a member,
 // with ErrHeader.
 func Append(dst, src []byte, limit int) ([]byte, error) {
-	if len(src) >= 4 && cap(dst)-len(dst) < 4096 {
-		// A single member's size, modulo 2^32, ends the input: a first
-		// guess at the room needed, trusted only as far as DEFLATE's
-		// best ratio (about 1032 to 1) allows.
-		hint := min(int(binary.LittleEndian.Uint32(src[len(src)-4:])), 1032*len(src))
-		if limit > 0 {
-			hint = min(hint, limit)
-		}
-		dst = append(dst, make([]byte, hint+copySlack)...)[:len(dst)]
-	}
-	d := decoders.Get().(*decoder)
-	defer decoders.Put(d)
-	if limit > 0 {
-		limit += len(dst)
-	}
 	if len(src) == 0 {
 		return dst, ErrHeader
 	}
+	if _, err := header(src); err != nil {
+		return dst, err
+	}
+	dst = reserve(dst, src, limit)
+	if limit > 0 {
+		limit += len(dst)
+	}
+	d := decoders.Get().(*decoder)
+	defer decoders.Put(d)
 	for len(src) > 0 {
 		n, err := header(src)
 		if err != nil {
@@ -87,6 +81,21 @@ func Append(dst, src []byte, limit int) ([]byte, error) {
 		src = src[8:]
 	}
 	return dst, nil
+}
+
+// reserve gives dst room for the data of src unless it has some already.
+// A single member's size, modulo 2^32, ends the input: a first guess,
+// trusted only as far as the limit and DEFLATE's best ratio (about 1032
+// to 1) allow.
+func reserve(dst, src []byte, limit int) []byte {
+	if len(src) < 4 || cap(dst)-len(dst) >= 4096 {
+		return dst
+	}
+	hint := min(int(binary.LittleEndian.Uint32(src[len(src)-4:])), 1032*len(src))
+	if limit > 0 {
+		hint = min(hint, limit)
+	}
+	return append(dst, make([]byte, hint+copySlack)...)[:len(dst)]
 }
 
 // header returns the length of the gzip member header src starts with.
