@@ -27,24 +27,22 @@ func page(t testing.TB) []byte {
 
 // gz compresses data with the standard library's encoder at level.
 func gz(t testing.TB, data []byte, level int) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w, err := gzip.NewWriterLevel(&buf, level)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return compress(t, data, level, func(w io.Writer, level int) (io.WriteCloser, error) {
+		return gzip.NewWriterLevel(w, level)
+	})
 }
 
 // kgz compresses data with klauspost's encoder, whose blocks differ.
 func kgz(t testing.TB, data []byte, level int) []byte {
+	return compress(t, data, level, func(w io.Writer, level int) (io.WriteCloser, error) {
+		return kgzip.NewWriterLevel(w, level)
+	})
+}
+
+func compress(t testing.TB, data []byte, level int, writer func(io.Writer, int) (io.WriteCloser, error)) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := kgzip.NewWriterLevel(&buf, level)
+	w, err := writer(&buf, level)
 	if err != nil {
 		t.Fatal(err)
 	}
