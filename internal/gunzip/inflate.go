@@ -429,9 +429,6 @@ func (d *decoder) huffman(lit *[litTableSize]uint32, dist *[distTableSize]uint32
 	}
 	in, pos, bb, nb := d.in, d.pos, d.bb, d.nb
 	out, n := d.out, d.n
-	defer func() {
-		d.pos, d.bb, d.nb, d.n = pos, bb, nb, n
-	}()
 	for {
 		if pos+8 <= len(in) {
 			bb |= binary.LittleEndian.Uint64(in[pos:]) << (nb & 63)
@@ -440,7 +437,7 @@ func (d *decoder) huffman(lit *[litTableSize]uint32, dist *[distTableSize]uint32
 		} else {
 			d.pos, d.bb, d.nb = pos, bb, nb
 			if err := d.refill(); err != nil {
-				return err
+				return d.save(pos, bb, nb, n, err)
 			}
 			pos, bb, nb = d.pos, d.bb, d.nb
 		}
@@ -454,7 +451,7 @@ func (d *decoder) huffman(lit *[litTableSize]uint32, dist *[distTableSize]uint32
 			if n+2 > end {
 				d.n = n
 				if end, err = d.room(1); err != nil {
-					return err
+					return d.save(pos, bb, nb, n, err)
 				}
 				out = d.out
 			}
@@ -474,11 +471,11 @@ func (d *decoder) huffman(lit *[litTableSize]uint32, dist *[distTableSize]uint32
 		}
 		if e&(fEnd|fBad) != 0 {
 			if e&fBad != 0 {
-				return ErrCorrupt
+				return d.save(pos, bb, nb, n, ErrCorrupt)
 			}
 			bb >>= e & 63
 			nb -= uint(e & 0xff)
-			return nil
+			return d.save(pos, bb, nb, n, nil)
 		}
 		length := int(e>>16) + int(uint32(bb)&(1<<(e&0xff)-1)>>(e>>8&15))
 		bb >>= e & 63
@@ -491,18 +488,18 @@ func (d *decoder) huffman(lit *[litTableSize]uint32, dist *[distTableSize]uint32
 			e = dist[e>>16+uint32(bb)&(1<<(e>>8&15)-1)]
 		}
 		if e&fBad != 0 {
-			return ErrCorrupt
+			return d.save(pos, bb, nb, n, ErrCorrupt)
 		}
 		distance := int(e>>16) + int(uint32(bb)&(1<<(e&0xff)-1)>>(e>>8&15))
 		bb >>= e & 63
 		nb -= uint(e & 0xff)
 		if distance > n-d.start {
-			return ErrCorrupt
+			return d.save(pos, bb, nb, n, ErrCorrupt)
 		}
 		if n+length > end {
 			d.n = n
 			if end, err = d.room(length); err != nil {
-				return err
+				return d.save(pos, bb, nb, n, err)
 			}
 			out = d.out
 		}
@@ -527,4 +524,11 @@ func (d *decoder) huffman(lit *[litTableSize]uint32, dist *[distTableSize]uint32
 		}
 		n += length
 	}
+}
+
+// save stores huffman's state, kept in locals while it decodes, and
+// returns err.
+func (d *decoder) save(pos int, bb uint64, nb uint, n int, err error) error {
+	d.pos, d.bb, d.nb, d.n = pos, bb, nb, n
+	return err
 }
