@@ -20,9 +20,9 @@ import (
 // response between them and the caller. A Scraper holds a connection for
 // each target, so that was 2000 goroutines, their stacks (some 10 MB) and
 // their wake-ups at 1000 targets; a Docker source holds a log stream for
-// each container. Requests and responses are written and parsed by net/http
-// itself (Request.Write, ReadResponse). Everything else, proxies, HTTP/2,
-// requests with a body, goes to std.
+// each container. Responses are parsed by net/http itself (ReadResponse),
+// and requests written as its Request.Write writes them (writeGET).
+// Everything else, proxies, HTTP/2, requests with a body, goes to std.
 type direct struct {
 	std *http.Transport // its DialContext, timeouts and Proxy apply here too
 	tls *tls.Config     // for https, HTTP/1.1 only
@@ -250,7 +250,7 @@ func (pc *dconn) roundTrip(req *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
 	bw := pc.t.writers.Get().(*bufio.Writer)
 	bw.Reset(pc.c)
-	err := req.Write(bw)
+	err := writeGET(bw, req)
 	if err == nil {
 		err = bw.Flush()
 	}
