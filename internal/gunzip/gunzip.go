@@ -50,7 +50,8 @@ func Append(dst, src []byte, limit int) ([]byte, error) {
 	if len(src) == 0 {
 		return dst, ErrHeader
 	}
-	if _, err := header(src); err != nil {
+	n, err := header(src)
+	if err != nil {
 		return dst, err
 	}
 	dst = reserve(dst, src, limit)
@@ -59,15 +60,10 @@ func Append(dst, src []byte, limit int) ([]byte, error) {
 	}
 	d := decoders.Get().(*decoder)
 	defer decoders.Put(d)
-	for len(src) > 0 {
-		n, err := header(src)
-		if err != nil {
-			return dst, err
-		}
+	for {
 		src = src[n:]
 		start := len(dst)
-		dst, n, err = d.inflate(dst, src, limit)
-		if err != nil {
+		if dst, n, err = d.inflate(dst, src, limit); err != nil {
 			return dst, err
 		}
 		src = src[n:]
@@ -78,9 +74,13 @@ func Append(dst, src []byte, limit int) ([]byte, error) {
 			uint32(len(dst)-start) != binary.LittleEndian.Uint32(src[4:]) {
 			return dst, ErrChecksum
 		}
-		src = src[8:]
+		if src = src[8:]; len(src) == 0 {
+			return dst, nil
+		}
+		if n, err = header(src); err != nil {
+			return dst, err
+		}
 	}
-	return dst, nil
 }
 
 // reserve gives dst room for the data of src unless it has some already.
