@@ -28,7 +28,6 @@ var ErrChecksum = errors.New("gunzip: invalid checksum")
 
 // Header flags of RFC 1952.
 const (
-	flagText    = 1 << 0
 	flagHCRC    = 1 << 1
 	flagExtra   = 1 << 2
 	flagName    = 1 << 3

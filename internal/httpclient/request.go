@@ -108,7 +108,7 @@ func plainValue(v string) bool {
 	if v == "" {
 		return true
 	}
-	if isBlank(v[0]) || isBlank(v[len(v)-1]) {
+	if first, last := v[0], v[len(v)-1]; first == ' ' || first == '\t' || last == ' ' || last == '\t' {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
@@ -118,8 +118,6 @@ func plainValue(v string) bool {
 	}
 	return true
 }
-
-func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // isToken reports whether s is an HTTP token (RFC 9110, 5.6.2), which a
 // header name must be.
