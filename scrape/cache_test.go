@@ -1,7 +1,9 @@
 package scrape
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -10,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/prometheus/prometheus/model/value"
 
 	"github.com/ferrydev/ferry/relabel"
@@ -120,5 +123,87 @@ func maps2equal(a, b map[string]float64) bool {
 func TestCacheEntrySize(t *testing.T) {
 	if n := unsafe.Sizeof(cacheEntry{}); n != 16 {
 		t.Errorf("cacheEntry is %d bytes, want 16", n)
+	}
+}
+
+// TestMerge holds newEntry's path without a labels.Builder to the
+// builder's: for each series of a page, target labels that sort before,
+// among and after the series' own, and both HonorLabels settings, the
+// labels merge holds are those relabel holds, and merge declines exactly
+// the series with a label named as a target label.
+func TestMerge(t *testing.T) {
+	page := `# TYPE h histogram
+h_bucket{le="1"} 1
+h_bucket{le="+Inf"} 1
+m 1
+m{} 1
+m{a="1"} 1
+m{a="1",} 1
+m{A="x",zz="y"} 1
+m{a="",b="2"} 1
+m{job="other"} 1
+m{job=""} 1
+m{exported_job="e",job="j"} 1
+m{instance="i",z="9"} 1
+m{a="1",a="2"} 1
+m{b="esc\"aped\\n"} 1
+m{ b = "spaced" } 1
+{"quoted.name",c="d"} 1
+`
+	for _, tc := range []struct {
+		target labels.Labels
+		merged int // the series without a target label's name
+	}{
+		{labels.FromStrings("__address__", "h:1"), 12},
+		{labels.FromStrings("__address__", "h:1", "job", "node", "A", "first", "zzz", "last"), 11},
+	} {
+		for _, honor := range []bool{false, true} {
+			s := started(t, &Scraper{HonorLabels: honor})
+			tg, err := s.resolve(tc.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fast, slow := newLoop(s, tg), newLoop(s, tg)
+			p := textparse.NewPromParser([]byte(page), labels.NewSymbolTable(), false)
+			merged := 0
+			for {
+				e, err := p.Next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Fatal(err)
+					}
+					break
+				}
+				if e != textparse.EntrySeries {
+					continue
+				}
+				met, _, _ := p.Series()
+				p.Labels(&slow.scratch)
+				want, err := slow.relabel(&cacheEntry{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				clash := false
+				slow.scratch.Range(func(x labels.Label) { clash = clash || tg.labels.Has(x.Name) })
+				got, ok, err := fast.merge(&cacheEntry{flags: promText}, p, met)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok == clash {
+					t.Errorf("%s, target %s: merge took it: %v", met, tg.labels, ok)
+					continue
+				}
+				if !ok {
+					continue
+				}
+				merged++
+				if got.String() != want.String() || !labels.Equal(got, want) || got.Hash() != want.Hash() {
+					t.Errorf("%s, target %s, HonorLabels %v: held %s, builder %s", met, tg.labels, honor, got, want)
+				}
+			}
+			if merged != tc.merged {
+				t.Errorf("target %s: merge took %d series, want %d", tg.labels, merged, tc.merged)
+			}
+		}
 	}
 }

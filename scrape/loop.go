@@ -116,17 +116,20 @@ type loop struct {
 	// Owned by the loop's goroutine.
 	index   seriesIndex // page-bytes hash of a series -> its slot in entries
 	entries []cacheEntry
-	free    []int32          // unused slots of entries
-	held    []byte           // the labels of the entries (see hold)
-	sorted  []labels.Label   // scratch for hold
-	dead    int              // bytes of held no entry uses
-	errs    map[uint64]error // the label-limit violations of bad entries, by page-bytes hash
-	iter    uint32           // the current scrape (0 is skipped when it wraps)
-	report  []labels.Labels  // labels of the automatic series
-	lb      *labels.Builder
-	scratch labels.Labels
-	st      *labels.SymbolTable
-	lastLen int
+	free    []int32        // unused slots of entries
+	held    []byte         // the labels of the entries (see hold)
+	sorted  []labels.Label // scratch for hold
+	// targetLabels are t.labels, for merge.
+	targetLabels []labels.Label
+	dead         int              // bytes of held no entry uses
+	errs         map[uint64]error // the label-limit violations of bad entries, by page-bytes hash
+	iter         uint32           // the current scrape (0 is skipped when it wraps)
+	report       []labels.Labels  // labels of the automatic series
+	lb           *labels.Builder
+	scratch      labels.Labels
+	scratchOK    bool // scratch holds the labels of the series newEntry makes (see merge)
+	st           *labels.SymbolTable
+	lastLen      int
 
 	// Two spellings of one series in a page (labels in another order, or
 	// made equal by metric relabeling) must be delivered once. finals holds
@@ -180,6 +183,7 @@ func newLoop(s *Scraper, t target) *loop {
 		l.lb.Set(model.MetricNameLabel, name)
 		l.report = append(l.report, l.lb.Labels())
 	}
+	t.labels.Range(func(x labels.Label) { l.targetLabels = append(l.targetLabels, x) })
 	l.status = TargetStatus{Labels: t.labels, URL: t.url}
 	return l
 }
@@ -734,7 +738,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		key := seriesKey(met)
 		i, ok := l.index.find(l.entries, key)
 		if !ok {
-			i = l.newEntry(p, key)
+			i = l.newEntry(p, met, key)
 		}
 		var pt int64
 		if tp != nil {
@@ -889,38 +893,17 @@ func seriesLines(page []byte) (n, size int) {
 // newEntry resolves the labels of the parser's current series (target
 // labels attached, HonorLabels deciding conflicts, metric relabeling
 // applied, limits checked) and stores them under key. It returns the slot.
-func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
+func (l *loop) newEntry(p textparse.Parser, met []byte, key uint64) int32 {
 	ce := cacheEntry{key: key, flags: used, mark: uint8(l.iter) - 1} // not parsed by this scrape yet
 	if _, text := p.(*textparse.PromParser); text {
 		ce.flags |= promText
 	}
-	p.Labels(&l.scratch)
-	lb := l.lb
-	lb.Reset(l.scratch)
-	if l.s.HonorLabels {
-		l.t.labels.Range(func(tl labels.Label) {
-			if lb.Get(tl.Name) == "" {
-				lb.Set(tl.Name, tl.Value)
-			}
-		})
-	} else {
-		l.t.labels.Range(func(tl labels.Label) {
-			if v := lb.Get(tl.Name); v != "" {
-				name := "exported_" + tl.Name
-				for lb.Get(name) != "" || l.t.labels.Has(name) {
-					name = "exported_" + name
-				}
-				lb.Set(name, v)
-			}
-			lb.Set(tl.Name, tl.Value)
-		})
-	}
-	var (
-		ls  labels.Labels
-		err error
-	)
-	if l.s.metricRules.ProcessBuilder(lb) {
-		ls, err = l.hold(&ce, lb)
+	ls, ok, err := l.merge(&ce, p, met)
+	if !ok {
+		if !l.scratchOK {
+			p.Labels(&l.scratch)
+		}
+		ls, err = l.relabel(&ce)
 	}
 	if !ls.IsEmpty() || err != nil {
 		ce.flags |= keep
@@ -951,7 +934,100 @@ func (l *loop) newEntry(p textparse.Parser, key uint64) int32 {
 	return i
 }
 
+// relabel resolves the labels of l.scratch, the parser's current series,
+// with a labels.Builder: target labels attached, HonorLabels deciding
+// conflicts, metric relabeling applied. It holds and returns the result,
+// or empty labels if a rule dropped the series.
+func (l *loop) relabel(ce *cacheEntry) (labels.Labels, error) {
+	lb := l.lb
+	lb.Reset(l.scratch)
+	if l.s.HonorLabels {
+		l.t.labels.Range(func(tl labels.Label) {
+			if lb.Get(tl.Name) == "" {
+				lb.Set(tl.Name, tl.Value)
+			}
+		})
+	} else {
+		l.t.labels.Range(func(tl labels.Label) {
+			if v := lb.Get(tl.Name); v != "" {
+				name := "exported_" + tl.Name
+				for lb.Get(name) != "" || l.t.labels.Has(name) {
+					name = "exported_" + name
+				}
+				lb.Set(name, v)
+			}
+			lb.Set(tl.Name, tl.Value)
+		})
+	}
+	if !l.s.metricRules.ProcessBuilder(lb) {
+		return labels.EmptyLabels(), nil
+	}
+	return l.hold(ce, lb)
+}
+
+// merge is newEntry's common case, without a labels.Builder: no metric
+// relabeling, and no label of the series named as a target label, so that
+// HonorLabels decides nothing. It holds the union of the series' labels
+// and the target's in name order, without the labels of empty value
+// (which the builder would delete), and returns them; it holds nothing and
+// reports false when the case is not that one. The series' labels come
+// from its bytes, met, when they have the plain form (plainLabels), else
+// from the parser, into l.scratch (scratchOK).
+func (l *loop) merge(ce *cacheEntry, p textparse.Parser, met []byte) (_ labels.Labels, ok bool, _ error) {
+	l.scratchOK = false
+	if l.s.metricRules.Len() > 0 {
+		return labels.EmptyLabels(), false, nil
+	}
+	// On the stack: the strings stored in it take no write barriers.
+	var buf [32]labels.Label
+	pairs := buf[:0]
+	if ce.has(promText) {
+		pairs, ok = plainLabels(pairs, met)
+	}
+	if !ok {
+		p.Labels(&l.scratch)
+		l.scratchOK = true
+		l.scratch.Range(func(x labels.Label) { pairs = append(pairs, x) })
+	}
+	off := len(l.held)
+	held, tl, j := l.held, l.targetLabels, 0
+	ok = true
+	for _, x := range pairs {
+		for j < len(tl) && tl[j].Name < x.Name {
+			held = appendNonEmpty(held, tl[j])
+			j++
+		}
+		if j < len(tl) && tl[j].Name == x.Name {
+			ok = false
+			break
+		}
+		held = appendNonEmpty(held, x)
+	}
+	if !ok {
+		l.held = held[:off]
+		return labels.EmptyLabels(), false, nil
+	}
+	for ; j < len(tl); j++ {
+		held = appendNonEmpty(held, tl[j])
+	}
+	l.held = held
+	ls, err := l.seal(ce, off)
+	return ls, true, err
+}
+
+// appendNonEmpty appends the encoding of x to b unless its value is empty.
+func appendNonEmpty(b []byte, x labels.Label) []byte {
+	if x.Value == "" {
+		return b
+	}
+	return labelsenc.AppendLabel(b, x)
+}
+
+// checkLimits checks ls against the Scraper's label limits.
 func (l *loop) checkLimits(ls labels.Labels) error {
+	if l.s.LabelLimit <= 0 && l.s.LabelNameLengthLimit <= 0 && l.s.LabelValueLengthLimit <= 0 {
+		return nil
+	}
 	name := ls.Get(model.MetricNameLabel)
 	if lim := l.s.LabelLimit; lim > 0 && ls.Len() > lim {
 		return fmt.Errorf("%w: label_limit exceeded (metric: %.50s, number of labels: %d, limit: %d)", ErrLabelLimit, name, ls.Len(), lim)
@@ -994,6 +1070,12 @@ func (l *loop) hold(ce *cacheEntry, lb *labels.Builder) (labels.Labels, error) {
 	}
 	clear(sorted) // the strings may be parts of the page
 	l.sorted = sorted[:0]
+	return l.seal(ce, off)
+}
+
+// seal makes the labels appended to held from off those of ce, and
+// returns them (a view of held).
+func (l *loop) seal(ce *cacheEntry, off int) (labels.Labels, error) {
 	n := len(l.held) - off
 	if n >= longLabels {
 		// Rare: the length goes in front of the labels.

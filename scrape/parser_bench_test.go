@@ -66,6 +66,27 @@ func BenchmarkScrapeParse(b *testing.B) {
 	})
 }
 
+// BenchmarkScrapeFirstPage is a target's first scrape: every series of the
+// page is new to a fresh loop, so each is parsed in full, labelled, held
+// and indexed (newEntry). BenchmarkRawParserTextparse, which materialises
+// the same labels and nothing else, is its baseline.
+func BenchmarkScrapeFirstPage(b *testing.B) {
+	page := loadPage(b)
+	s := started(b, &Scraper{})
+	tg, _ := s.resolve(labels.FromStrings("__address__", "localhost:9100", "job", "node"))
+	perSample(b, page, func() int {
+		l := newLoop(s, tg)
+		items, st, err := l.scrapePage(nil, page, textType, 1000, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(items) != st.scraped {
+			b.Fatalf("%d samples of %d series", len(items), st.scraped)
+		}
+		return st.scraped
+	})
+}
+
 // BenchmarkRawParserTextparse is the baseline of Prometheus's textparse
 // alone: every series with its value and labels materialised.
 func BenchmarkRawParserTextparse(b *testing.B) {

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/prometheus/prometheus/model/value"
 
@@ -384,3 +385,74 @@ const (
 
 // viewString views b as a string for a parse that does not keep it.
 func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// plainLabels appends to dst the labels of met, the bytes of a series that
+// textparse's text-format parser accepted, in name order with the metric
+// name as __name__, the labels the parser's Labels method would give, and
+// reports true; the strings view met. It reports false, for the parser to
+// give the labels, for any but the plain form
+//
+//	name[{label="value",...[,]}]
+//
+// without blanks, escapes or quoted names, with distinct label names, and
+// without a label le or quantile (which the parser rewrites by the
+// metric's type). FuzzPlainLabels compares it with the parser.
+func plainLabels(dst []labels.Label, met []byte) ([]labels.Label, bool) {
+	start := len(dst)
+	i := 0
+	for i < len(met) && isNameChar(met[i]) {
+		i++
+	}
+	if i == 0 || !isNameStart(met[0]) {
+		return dst, false
+	}
+	dst = append(dst, labels.Label{Name: model.MetricNameLabel, Value: viewString(met[:i])})
+	if i == len(met) {
+		return dst, true
+	}
+	if met[i] != '{' || met[len(met)-1] != '}' {
+		return dst[:start], false
+	}
+	end := len(met) - 1
+	for i++; i < end; {
+		n := i
+		for i < end && isNameChar(met[i]) && met[i] != ':' {
+			i++
+		}
+		if i == n || !isNameStart(met[n]) || i+1 >= end || met[i] != '=' || met[i+1] != '"' {
+			return dst[:start], false
+		}
+		name := viewString(met[n:i])
+		if name == model.BucketLabel || name == model.QuantileLabel {
+			return dst[:start], false
+		}
+		i += 2
+		v := i
+		for i < end && met[i] != '"' && met[i] != '\\' {
+			i++
+		}
+		if i == end || met[i] != '"' {
+			return dst[:start], false
+		}
+		dst = append(dst, labels.Label{Name: name, Value: viewString(met[v:i])})
+		i++
+		if i < end && met[i] == ',' {
+			i++
+		} else if i != end {
+			return dst[:start], false
+		}
+	}
+	// Insertion sort: a series has a few labels.
+	ls := dst[start:]
+	for j := 1; j < len(ls); j++ {
+		for k := j; k > 0 && ls[k].Name < ls[k-1].Name; k-- {
+			ls[k], ls[k-1] = ls[k-1], ls[k]
+		}
+	}
+	for j := 1; j < len(ls); j++ {
+		if ls[j].Name == ls[j-1].Name {
+			return dst[:start], false
+		}
+	}
+	return dst, true
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
 
 	"github.com/ferrydev/ferry"
 )
@@ -247,5 +248,90 @@ func FuzzDecimal(f *testing.F) {
 		if err != nil || math.Float64bits(v) != math.Float64bits(want) {
 			t.Fatalf("decimal(%q) = %v (%#x); ParseFloat says %v (%#x), %v", s, v, math.Float64bits(v), want, math.Float64bits(want), err)
 		}
+	})
+}
+
+// plainAgainstParser checks plainLabels on every series of page that
+// textparse accepts: where it takes a series, its labels must be the
+// parser's. It returns how many series it took of how many.
+func plainAgainstParser(t *testing.T, page []byte) (took, series int) {
+	p := textparse.NewPromParser(page, labels.NewSymbolTable(), false)
+	var want labels.Labels
+	for {
+		e, err := p.Next()
+		if err != nil {
+			return took, series
+		}
+		if e != textparse.EntrySeries {
+			continue
+		}
+		series++
+		met, _, _ := p.Series()
+		got, ok := plainLabels(nil, met)
+		if !ok {
+			continue
+		}
+		took++
+		p.Labels(&want)
+		sb := labels.NewScratchBuilder(len(got))
+		for _, x := range got {
+			sb.Add(x.Name, x.Value)
+		}
+		if ls := sb.Labels(); !labels.Equal(ls, want) || ls.String() != want.String() {
+			t.Fatalf("%q: plainLabels %s, parser %s", met, ls, want)
+		}
+	}
+}
+
+// TestPlainLabels: the plain form is taken, every other form left to the
+// parser, and a node_exporter page is nearly all plain.
+func TestPlainLabels(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		took bool
+	}{
+		{"m 1", true},
+		{"m{} 1", true},
+		{`m{b="2",a="1",c=""} 1`, true},
+		{`m{a="1",} 1`, true},
+		{`m{a="x}y,z=\"w"} 1`, false},
+		{`m{a="1",a="2"} 1`, false},
+		{`m{__name__="x"} 1`, false},
+		{`m{ a="1" } 1`, false},
+		{`m{a="1" } 1`, false},
+		{`{"m.x",a="1"} 1`, false},
+		{`m{"a.b"="1"} 1`, false},
+		{`m{quantile="0.5"} 1`, false},
+		{`m_bucket{le="1"} 1`, false},
+		{"m:x{a=\"é\"} 1", true},
+	} {
+		took, series := plainAgainstParser(t, []byte(tc.line+"\n"))
+		if series != 1 {
+			t.Fatalf("%s: the parser read %d series", tc.line, series)
+		}
+		if (took == 1) != tc.took {
+			t.Errorf("%s: taken %v, want %v", tc.line, took == 1, tc.took)
+		}
+	}
+	page, err := os.ReadFile("testdata/node_exporter.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took, series := plainAgainstParser(t, page)
+	if took < series*9/10 {
+		t.Errorf("node_exporter page: %d of %d series taken", took, series)
+	}
+	t.Logf("node_exporter page: %d of %d series taken", took, series)
+}
+
+// FuzzPlainLabels holds plainLabels to textparse's labels on whatever
+// textparse accepts.
+func FuzzPlainLabels(f *testing.F) {
+	page, _ := os.ReadFile("testdata/node_exporter.txt")
+	f.Add(page[:2000])
+	f.Add([]byte("m{b=\"2\",a=\"1\",c=\"\"} 1\nm{a=\"1\",} 2\n"))
+	f.Add([]byte("m{a=\"x}y\"} 1\nm_bucket{le=\"1\"} 1\n"))
+	f.Fuzz(func(t *testing.T, page []byte) {
+		plainAgainstParser(t, page)
 	})
 }
