@@ -32,7 +32,11 @@
 // and the Labels of the samples it emits are views of that slice, not
 // copies: a consumer that keeps such Labels long keeps the target's slice
 // (tens of KB) alive, as Prometheus's own unsafe string views do; one that must
-// not, copies them (labels.Labels.Copy).
+// not, copies them (labels.Labels.Copy). A series new to the cache gets its
+// labels without a labels.Builder when no metric relabeling is set and none
+// of its labels is named as a target label (the common case): its labels,
+// read from its bytes when they are plain (else from the parser), are merged
+// with the target's into the slice (BenchmarkScrapeFirstPage).
 //
 // In the Prometheus text format, the lines of a page whose series are all
 // cached (a steady target's, outside the scrapes that record metadata) are
