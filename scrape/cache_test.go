@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/prometheus/prometheus/model/value"
@@ -166,6 +167,7 @@ m{ b = "spaced" } 1
 			fast, slow := newLoop(s, tg), newLoop(s, tg)
 			p := textparse.NewPromParser([]byte(page), labels.NewSymbolTable(), false)
 			merged := 0
+			var typ model.MetricType
 			for {
 				e, err := p.Next()
 				if err != nil {
@@ -173,6 +175,9 @@ m{ b = "spaced" } 1
 						t.Fatal(err)
 					}
 					break
+				}
+				if e == textparse.EntryType {
+					_, typ = p.Type()
 				}
 				if e != textparse.EntrySeries {
 					continue
@@ -185,7 +190,12 @@ m{ b = "spaced" } 1
 				}
 				clash := false
 				slow.scratch.Range(func(x labels.Label) { clash = clash || tg.labels.Has(x.Name) })
-				got, ok, err := fast.merge(&cacheEntry{flags: promText}, p, met)
+				// The series' labels as newEntry gives them to merge.
+				pairs, plain := plainLabels(nil, met, typ)
+				if !plain {
+					slow.scratch.Range(func(x labels.Label) { pairs = append(pairs, x) })
+				}
+				got, ok, err := fast.merge(&cacheEntry{}, pairs)
 				if err != nil {
 					t.Fatal(err)
 				}

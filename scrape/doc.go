@@ -38,12 +38,15 @@
 // read from its bytes when they are plain (else from the parser), are merged
 // with the target's into the slice (BenchmarkScrapeFirstPage).
 //
-// In the Prometheus text format, the lines of a page whose series are all
-// cached (a steady target's, outside the scrapes that record metadata) are
-// read without the lexer: a line is taken only
-// if its series bytes are those of a series textparse accepted before and
-// the rest of it is the plain "value [timestamp]"; from the first other
-// line on, textparse reads the page. A HELP or TYPE line is checked as
+// In the Prometheus text format, the lines of a page are read without the
+// lexer as far as they can be: a line is taken if its series bytes are
+// those of a series textparse accepted before, or plain (name{a="b",...}
+// without escapes or blanks, in UTF-8, which textparse accepts and whose
+// labels are read from the bytes, le and quantile rewritten by the type as
+// textparse rewrites them), and the rest of it is the plain
+// "value [timestamp]"; from the first other line on, textparse reads the
+// page. A node_exporter page, the first one included, is read to its end
+// this way. A HELP or TYPE line is checked as
 // textparse would check it once per Scraper: the lines found good are
 // remembered by their hash, shared by the Scraper's targets (which mostly
 // run one exporter), in a table of 8 KiB that grows to at most 512 KiB.

@@ -126,8 +126,7 @@ type loop struct {
 	iter         uint32           // the current scrape (0 is skipped when it wraps)
 	report       []labels.Labels  // labels of the automatic series
 	lb           *labels.Builder
-	scratch      labels.Labels
-	scratchOK    bool // scratch holds the labels of the series newEntry makes (see merge)
+	scratch      labels.Labels // the labels of the series relabel resolves
 	st           *labels.SymbolTable
 	lastLen      int
 
@@ -696,7 +695,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 	if l.aliased && l.dedup == nil {
 		l.dedup = mapPool.Get().(map[uint64]struct{})
 	}
-	if text && len(l.entries) > 0 && !l.noSkim {
+	if text && !l.noSkim {
 		if items, p, err = l.skimText(items, page, ts, &st); p == nil || err != nil {
 			return items, st, err
 		}
@@ -738,7 +737,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		key := seriesKey(met)
 		i, ok := l.index.find(l.entries, key)
 		if !ok {
-			i = l.newEntry(p, met, key)
+			i, _ = l.newEntry(p, met, key, typeNotKnown)
 		}
 		var pt int64
 		if tp != nil {
@@ -890,18 +889,35 @@ func seriesLines(page []byte) (n, size int) {
 	return n, size
 }
 
-// newEntry resolves the labels of the parser's current series (target
-// labels attached, HonorLabels deciding conflicts, metric relabeling
-// applied, limits checked) and stores them under key. It returns the slot.
-func (l *loop) newEntry(p textparse.Parser, met []byte, key uint64) int32 {
+// newEntry resolves the labels of a new series (target labels attached,
+// HonorLabels deciding conflicts, metric relabeling applied, limits
+// checked) and stores them under key, its page-bytes hash. It returns the
+// slot. The series is p's current one, whose bytes are met; with p nil,
+// met are the bytes of a series skimText found, and newEntry makes the
+// entry only if they have the plain form (plainLabels), reporting false
+// otherwise. typ is the type of the last TYPE line before the series, or
+// typeNotKnown.
+func (l *loop) newEntry(p textparse.Parser, met []byte, key uint64, typ model.MetricType) (int32, bool) {
 	ce := cacheEntry{key: key, flags: used, mark: uint8(l.iter) - 1} // not parsed by this scrape yet
-	if _, text := p.(*textparse.PromParser); text {
+	// On the stack: the strings stored in it take no write barriers.
+	var buf [32]labels.Label
+	pairs, plain := buf[:0], false
+	if _, text := p.(*textparse.PromParser); text || p == nil {
 		ce.flags |= promText
+		pairs, plain = plainLabels(pairs, met, typ)
 	}
-	ls, ok, err := l.merge(&ce, p, met)
+	switch {
+	case plain:
+	case p == nil:
+		return 0, false
+	default:
+		p.Labels(&l.scratch)
+		l.scratch.Range(func(x labels.Label) { pairs = append(pairs, x) })
+	}
+	ls, ok, err := l.merge(&ce, pairs)
 	if !ok {
-		if !l.scratchOK {
-			p.Labels(&l.scratch)
+		if plain {
+			l.scratch = labels.New(pairs...)
 		}
 		ls, err = l.relabel(&ce)
 	}
@@ -931,10 +947,10 @@ func (l *loop) newEntry(p textparse.Parser, met []byte, key uint64) int32 {
 		l.entries = append(l.entries, ce)
 	}
 	l.index.add(l.entries, i)
-	return i
+	return i, true
 }
 
-// relabel resolves the labels of l.scratch, the parser's current series,
+// relabel resolves the labels of l.scratch, the new series' labels,
 // with a labels.Builder: target labels attached, HonorLabels deciding
 // conflicts, metric relabeling applied. It holds and returns the result,
 // or empty labels if a rule dropped the series.
@@ -966,46 +982,28 @@ func (l *loop) relabel(ce *cacheEntry) (labels.Labels, error) {
 }
 
 // merge is newEntry's common case, without a labels.Builder: no metric
-// relabeling, and no label of the series named as a target label, so that
-// HonorLabels decides nothing. It holds the union of the series' labels
-// and the target's in name order, without the labels of empty value
-// (which the builder would delete), and returns them; it holds nothing and
-// reports false when the case is not that one. The series' labels come
-// from its bytes, met, when they have the plain form (plainLabels), else
-// from the parser, into l.scratch (scratchOK).
-func (l *loop) merge(ce *cacheEntry, p textparse.Parser, met []byte) (_ labels.Labels, ok bool, _ error) {
-	l.scratchOK = false
+// relabeling, and none of pairs (the series' labels, in name order) named
+// as a target label, so that HonorLabels decides nothing. It holds the
+// union of pairs and the target's labels in name order, without the
+// labels of empty value (which the builder would delete), and returns
+// them; it holds nothing and reports false when the case is not that one,
+// for relabel to resolve the labels.
+func (l *loop) merge(ce *cacheEntry, pairs []labels.Label) (_ labels.Labels, ok bool, _ error) {
 	if l.s.metricRules.Len() > 0 {
 		return labels.EmptyLabels(), false, nil
 	}
-	// On the stack: the strings stored in it take no write barriers.
-	var buf [32]labels.Label
-	pairs := buf[:0]
-	if ce.has(promText) {
-		pairs, ok = plainLabels(pairs, met)
-	}
-	if !ok {
-		p.Labels(&l.scratch)
-		l.scratchOK = true
-		l.scratch.Range(func(x labels.Label) { pairs = append(pairs, x) })
-	}
 	off := len(l.held)
 	held, tl, j := l.held, l.targetLabels, 0
-	ok = true
 	for _, x := range pairs {
 		for j < len(tl) && tl[j].Name < x.Name {
 			held = appendNonEmpty(held, tl[j])
 			j++
 		}
 		if j < len(tl) && tl[j].Name == x.Name {
-			ok = false
-			break
+			l.held = held[:off]
+			return labels.EmptyLabels(), false, nil
 		}
 		held = appendNonEmpty(held, x)
-	}
-	if !ok {
-		l.held = held[:off]
-		return labels.EmptyLabels(), false, nil
 	}
 	for ; j < len(tl); j++ {
 		held = appendNonEmpty(held, tl[j])

@@ -18,29 +18,33 @@ import (
 
 // skimText reads the leading lines of a page in the Prometheus text format
 // that need no parser: sample lines whose series the cache already holds
-// from this format, and comments, HELP and TYPE lines of the plain form;
-// on a scrape that records metadata, it records theirs. It stops at the
-// first line it cannot vouch for (a new series, a series split over lines,
-// an escape in a help text that is to be recorded, anything unusual or
-// malformed) and returns the textparse parser that is to read the rest of
-// the page, or nil if it took the page to its end. The outcome is the one
-// textparse gives for the whole page, metadata included; FuzzSkimText
-// checks this against textparse alone.
+// from this format or whose series is new and plain (see plainLabels, for
+// which newEntry makes the entry), and comments, HELP and TYPE lines of the
+// plain form; on a scrape that records metadata, it records theirs. It
+// stops at the first line it cannot vouch for (a new series of another
+// form, a series split over lines, an escape in a help text that is to be
+// recorded, anything unusual or malformed) and returns the textparse parser
+// that is to read the rest of the page, or nil if it took the page to its
+// end. The outcome is the one textparse gives for the whole page, metadata
+// included; FuzzSkimText checks this against textparse alone.
 //
 // A steady target's page is thus read at the cost of a hash and a float
 // conversion per line: textparse's lexer is the largest single cost of a
 // scrape, and a series seen before needs nothing it produces but the
-// bytes of the series, the value and the timestamp.
+// bytes of the series, the value and the timestamp. A target's first page,
+// and a new series on a later one, mostly need no lexer either.
 //
 // That holds because a line is only taken when its series bytes are those
-// of a series textparse accepted before (the key of a promText entry): the
-// text format's lexer gives equal bytes equal tokens, the series ends at
-// the first '}' outside quotes, and what follows is checked here as the
-// lexer and parser check it.
+// of a series textparse accepted before (the key of a promText entry), or
+// bytes of the plain form, which textparse accepts: the text format's
+// lexer gives equal bytes equal tokens, the series ends at the first '}'
+// outside quotes (for a plain series, its last byte), and what follows is
+// checked here as the lexer and parser check it.
 func (l *loop) skimText(items []ferry.Sample, page []byte, ts int64, st *stats) ([]ferry.Sample, textparse.Parser, error) {
 	meta := l.recordsMeta()
 	off := 0
-	typeOff, entries := -1, 0 // the last TYPE line, and the entries from it on
+	typeOff, entries := -1, 0               // the last TYPE line, and the entries from it on
+	typ, typOff := model.MetricType(""), -1 // its type, once a new series needs it
 	for off < len(page) {
 		n := bytes.IndexByte(page[off:], '\n')
 		if n < 0 {
@@ -74,7 +78,14 @@ func (l *loop) skimText(items []ferry.Sample, page []byte, ts int64, st *stats) 
 			if !ok {
 				return l.resume(items, page, off, typeOff, entries)
 			}
-			i, ok := l.index.find(l.entries, seriesKey(series))
+			key := seriesKey(series)
+			i, ok := l.index.find(l.entries, key)
+			if !ok {
+				if typeOff != typOff {
+					typ, typOff = typeAt(page, typeOff), typeOff
+				}
+				i, ok = l.newEntry(nil, series, key, typ)
+			}
 			if !ok || !l.entries[i].has(promText) {
 				return l.resume(items, page, off, typeOff, entries)
 			}
@@ -90,6 +101,23 @@ func (l *loop) skimText(items []ferry.Sample, page []byte, ts int64, st *stats) 
 		return items, nil, nil
 	}
 	return l.resume(items, page, off, typeOff, entries)
+}
+
+// typeNotKnown stands for the type of a TYPE line that is not known to
+// plainLabels (where textparse alone knows it).
+const typeNotKnown model.MetricType = "?"
+
+// typeAt returns the type of the TYPE line at page[off:], as textparse
+// reads it, or none if off is negative.
+func typeAt(page []byte, off int) model.MetricType {
+	if off < 0 {
+		return ""
+	}
+	line := page[off:]
+	line = line[:bytes.IndexByte(line, '\n')]
+	_, _, text := readComment(line)
+	typ, _ := metricType(text)
+	return typ
 }
 
 // resume ends skimText at page[off:]: it returns items with a parser of
@@ -386,18 +414,22 @@ const (
 // viewString views b as a string for a parse that does not keep it.
 func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// plainLabels appends to dst the labels of met, the bytes of a series that
-// textparse's text-format parser accepted, in name order with the metric
-// name as __name__, the labels the parser's Labels method would give, and
-// reports true; the strings view met. It reports false, for the parser to
-// give the labels, for any but the plain form
+// plainLabels appends to dst the labels of met, the bytes of a series in
+// the text format, in name order with the metric name as __name__, and
+// reports true if met has the plain form
 //
 //	name[{label="value",...[,]}]
 //
-// without blanks, escapes or quoted names, with distinct label names, and
-// without a label le or quantile (which the parser rewrites by the
-// metric's type). FuzzPlainLabels compares it with the parser.
-func plainLabels(dst []labels.Label, met []byte) ([]labels.Label, bool) {
+// without blanks, escapes or quoted names, with values in UTF-8 and
+// distinct label names. Such bytes are a series textparse accepts, and the
+// labels are those its Labels method gives where typ is the type of the
+// last TYPE line before the series (which makes textparse rewrite the le
+// label of a histogram and the quantile of a summary: "1" becomes "1.0");
+// the strings view met, but for those rewritten. For any other form, and
+// for such a label when typ is typeNotKnown, it reports false, for
+// textparse to read the series. FuzzPlainLabels compares it with
+// textparse.
+func plainLabels(dst []labels.Label, met []byte, typ model.MetricType) ([]labels.Label, bool) {
 	start := len(dst)
 	i := 0
 	for i < len(met) && isNameChar(met[i]) {
@@ -423,18 +455,26 @@ func plainLabels(dst []labels.Label, met []byte) ([]labels.Label, bool) {
 			return dst[:start], false
 		}
 		name := viewString(met[n:i])
-		if name == model.BucketLabel || name == model.QuantileLabel {
-			return dst[:start], false
-		}
 		i += 2
 		v := i
+		var high byte // any byte of the value beyond ASCII
 		for i < end && met[i] != '"' && met[i] != '\\' {
+			high |= met[i]
 			i++
 		}
-		if i == end || met[i] != '"' {
+		if i == end || met[i] != '"' || high >= utf8.RuneSelf && !utf8.Valid(met[v:i]) {
 			return dst[:start], false
 		}
-		dst = append(dst, labels.Label{Name: name, Value: viewString(met[v:i])})
+		value := viewString(met[v:i])
+		if typ == typeNotKnown && (name == model.BucketLabel || name == model.QuantileLabel) {
+			return dst[:start], false
+		}
+		if typ == model.MetricTypeHistogram && name == model.BucketLabel || typ == model.MetricTypeSummary && name == model.QuantileLabel {
+			if f, err := strconv.ParseFloat(value, 64); err == nil {
+				value = labels.FormatOpenMetricsFloat(f)
+			}
+		}
+		dst = append(dst, labels.Label{Name: name, Value: value})
 		i++
 		if i < end && met[i] == ',' {
 			i++

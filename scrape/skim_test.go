@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"bytes"
 	"errors"
 	"maps"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 
@@ -19,8 +21,7 @@ import (
 // skimming and one reading every line with textparse, each of a Scraper
 // of its own made by mk, and fails on the first difference in samples,
 // counts, errors or recorded metadata. It does so twice: with metadata
-// recorded on the first scrape only (which never skims, the cache being
-// empty), and on every scrape.
+// recorded on the first scrape only, and on every scrape.
 func sameAsTextparse(t *testing.T, mk func() *Scraper, pages ...[]byte) {
 	t.Helper()
 	for _, allMeta := range []bool{false, true} {
@@ -95,6 +96,11 @@ func TestSkimText(t *testing.T) {
 		// A TYPE line decides how the labels of the series after it read.
 		"# TYPE a summary\na{quantile=\"0\"} 1\n", "# TYPE a summary\na 1\n# HELP a x\n\na{quantile=\"1\"} 2\n",
 		"# TYPE a histogram\na 1\n# TYPEx\na{le=\"1\"} 2\n", "# TYPE a summary\n# TYPE b gauge\na 1\na{quantile=\"0\"} 1\n",
+		// New series, made by the skim when plain.
+		"a{d=\"e\"} 1\n", "a{d=\"e\",b=\"c\"} 1\n", "a{d=\"\xff\"} 1\n", "a{d=\"\xc3\xa9\"} 1\n", "n{d=\"e\"}} 1\n",
+		"a{d=\"e\"b=\"c\"} 1\n", "a{d=\"e\",d=\"f\"} 1\n", "a{d=\"e\"} 1\na{d=\"e\"} 2\n", "a{d=\"\"} 1\na 2\n",
+		"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"1.0\"} 2\nh_bucket{le=\"+Inf\"} 3\nh_bucket{le=\"x\"} 4\n",
+		"# TYPE h summary\nh{quantile=\"1\"} 1\n# TYPE h gauge\nh{quantile=\"2\"} 1\nh{le=\"3\"} 1\n",
 	} {
 		sameAsTextparse(t, newScraper, []byte(skimSeries), []byte(line), []byte(skimSeries+line))
 	}
@@ -119,16 +125,22 @@ func TestSkimTextNodeExporter(t *testing.T) {
 		sameAsTextparse(t, mk, page, page, []byte(changed), []byte(stamped), page, []byte(changed))
 	}
 
-	// A steady page is skimmed to its end.
+	// The first page, which makes every entry, and then the steady page
+	// are skimmed to their end.
 	s := &Scraper{}
 	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
 	l := newLoop(started(t, s), tg)
-	l.scrapePage(nil, page, textType, 1000, nil)
-	l.nextIter()
-	var st stats
-	items, rest, err := l.skimText(nil, page, 2000, &st)
-	if err != nil || rest != nil || len(items) != st.post || st.post < 500 {
-		t.Errorf("skimmed with %v left, %d samples (%+v), err %v", rest, len(items), st, err)
+	for i := range 2 {
+		l.nextIter()
+		var st stats
+		items, rest, err := l.skimText(nil, page, int64(1000*i), &st)
+		if err != nil || rest != nil || len(items) != st.post || st.post < 500 {
+			t.Errorf("scrape %d: skimmed with %v left, %d samples (%+v), err %v", i+1, rest, len(items), st, err)
+		}
+		if made := len(l.entries); made != st.post {
+			t.Errorf("scrape %d: %d entries, want %d", i+1, made, st.post)
+		}
+		l.commit(items, int64(1000*i), true)
 	}
 }
 
@@ -252,86 +264,168 @@ func FuzzDecimal(f *testing.F) {
 }
 
 // plainAgainstParser checks plainLabels on every series of page that
-// textparse accepts: where it takes a series, its labels must be the
-// parser's. It returns how many series it took of how many.
+// textparse accepts, given the type of the TYPE line before it: where it
+// takes a series, its labels must be the parser's. It returns how many
+// series it took of how many.
 func plainAgainstParser(t *testing.T, page []byte) (took, series int) {
+	t.Helper()
 	p := textparse.NewPromParser(page, labels.NewSymbolTable(), false)
 	var want labels.Labels
+	var typ model.MetricType
 	for {
 		e, err := p.Next()
 		if err != nil {
 			return took, series
+		}
+		if e == textparse.EntryType {
+			_, typ = p.Type()
 		}
 		if e != textparse.EntrySeries {
 			continue
 		}
 		series++
 		met, _, _ := p.Series()
-		got, ok := plainLabels(nil, met)
+		got, ok := plainLabels(nil, met, typ)
 		if !ok {
 			continue
 		}
 		took++
 		p.Labels(&want)
-		sb := labels.NewScratchBuilder(len(got))
-		for _, x := range got {
-			sb.Add(x.Name, x.Value)
-		}
-		if ls := sb.Labels(); !labels.Equal(ls, want) || ls.String() != want.String() {
-			t.Fatalf("%q: plainLabels %s, parser %s", met, ls, want)
+		if ls := labelsOf(got); !labels.Equal(ls, want) || ls.String() != want.String() {
+			t.Fatalf("%q (type %q): plainLabels %s, parser %s", met, typ, ls, want)
 		}
 	}
 }
 
+func labelsOf(pairs []labels.Label) labels.Labels {
+	sb := labels.NewScratchBuilder(len(pairs))
+	for _, x := range pairs {
+		sb.Add(x.Name, x.Value)
+	}
+	return sb.Labels()
+}
+
+// typeLines are TYPE lines of each type plainLabels is given.
+var typeLines = map[model.MetricType]string{
+	"":                        "",
+	model.MetricTypeCounter:   "# TYPE x counter\n",
+	model.MetricTypeGauge:     "# TYPE x gauge\n",
+	model.MetricTypeHistogram: "# TYPE x histogram\n",
+	model.MetricTypeSummary:   "# TYPE x summary\n",
+	model.MetricTypeUnknown:   "# TYPE x untyped\n",
+}
+
+// plainIsParsed fails if plainLabels takes met, the bytes of a line up to
+// its value as skimText finds them, after a TYPE line of type typ, and
+// textparse does not read the line met+" 1" after that TYPE line as the
+// series met with the same labels: the skim makes entries of series
+// textparse never saw.
+func plainIsParsed(t *testing.T, met []byte, typ model.MetricType) bool {
+	t.Helper()
+	got, ok := plainLabels(nil, met, typ)
+	if !ok {
+		return false
+	}
+	page := typeLines[typ] + string(met) + " 1\n"
+	p := textparse.NewPromParser([]byte(page), labels.NewSymbolTable(), false)
+	e, err := p.Next()
+	if typeLines[typ] != "" && err == nil {
+		e, err = p.Next()
+	}
+	if err != nil || e != textparse.EntrySeries {
+		t.Fatalf("%q taken, but textparse reads %q as %v, %v", met, page, e, err)
+	}
+	series, _, _ := p.Series()
+	var want labels.Labels
+	p.Labels(&want)
+	if ls := labelsOf(got); string(series) != string(met) || !labels.Equal(ls, want) || ls.String() != want.String() {
+		t.Fatalf("%q (type %q): plainLabels %s, textparse %q with %s", met, typ, ls, series, want)
+	}
+	return true
+}
+
 // TestPlainLabels: the plain form is taken, every other form left to the
-// parser, and a node_exporter page is nearly all plain.
+// parser, and a node_exporter page is all plain.
 func TestPlainLabels(t *testing.T) {
 	for _, tc := range []struct {
-		line string
+		met  string
+		typ  model.MetricType
 		took bool
 	}{
-		{"m 1", true},
-		{"m{} 1", true},
-		{`m{b="2",a="1",c=""} 1`, true},
-		{`m{a="1",} 1`, true},
-		{`m{a="x}y,z=\"w"} 1`, false},
-		{`m{a="1",a="2"} 1`, false},
-		{`m{__name__="x"} 1`, false},
-		{`m{ a="1" } 1`, false},
-		{`m{a="1" } 1`, false},
-		{`{"m.x",a="1"} 1`, false},
-		{`m{"a.b"="1"} 1`, false},
-		{`m{quantile="0.5"} 1`, false},
-		{`m_bucket{le="1"} 1`, false},
-		{"m:x{a=\"é\"} 1", true},
+		{"m", "", true},
+		{"m{}", "", true},
+		{`m{b="2",a="1",c=""}`, "", true},
+		{`m{a="1",}`, "", true},
+		{`m{a="x}y,z=\"w"}`, "", false},
+		{`m{a="1",a="2"}`, "", false},
+		{`m{__name__="x"}`, "", false},
+		{`m{ a="1" }`, "", false},
+		{`m{a="1" }`, "", false},
+		{`{"m.x",a="1"}`, "", false},
+		{`m{"a.b"="1"}`, "", false},
+		{"m:x{a=\"é\"}", "", true},
+		// le and quantile, rewritten by the type.
+		{`m{quantile="0"}`, model.MetricTypeSummary, true},
+		{`m{quantile="0.5"}`, model.MetricTypeSummary, true},
+		{`m{quantile="x"}`, model.MetricTypeSummary, true},
+		{`m_bucket{le="1"}`, model.MetricTypeHistogram, true},
+		{`m_bucket{le="+Inf"}`, model.MetricTypeHistogram, true},
+		{`m_bucket{le="1e3"}`, model.MetricTypeHistogram, true},
+		{`m_bucket{le="1"}`, model.MetricTypeSummary, true},
+		{`m{quantile="0"}`, model.MetricTypeHistogram, true},
+		{`m{quantile="0"}`, "", true},
+		{`m{quantile="0"}`, typeNotKnown, false},
+		{`m_bucket{le="1"}`, typeNotKnown, false},
+		{`m_bucket{a="1"}`, typeNotKnown, true},
 	} {
-		took, series := plainAgainstParser(t, []byte(tc.line+"\n"))
-		if series != 1 {
-			t.Fatalf("%s: the parser read %d series", tc.line, series)
+		if tc.typ != typeNotKnown {
+			took, series := plainAgainstParser(t, []byte(typeLines[tc.typ]+tc.met+" 1\n"))
+			if series != 1 {
+				t.Fatalf("%s: the parser read %d series", tc.met, series)
+			}
+			if (took == 1) != tc.took {
+				t.Errorf("%s (type %q): taken %v, want %v", tc.met, tc.typ, took == 1, tc.took)
+			}
 		}
-		if (took == 1) != tc.took {
-			t.Errorf("%s: taken %v, want %v", tc.line, took == 1, tc.took)
+		if got := plainIsParsed(t, []byte(tc.met), tc.typ); got != tc.took {
+			t.Errorf("%s (type %q): taken from the bytes %v, want %v", tc.met, tc.typ, got, tc.took)
+		}
+	}
+	// Bytes textparse refuses, and labels without a comma between them,
+	// which it takes.
+	for _, met := range []string{
+		"m{a=\"\xff\"}", "m{a=\"\xc3\"}", "m{a=\"x\"", "m{a=x}", "m{a}", "m{=\"x\"}", "m{1a=\"x\"}",
+		"m{a:b=\"x\"}", "m{a=\"x\",,}", "m{,}", "1m", "m-x", "m{a=\"x\"}}", "m{a=\"x\"b=\"y\"}",
+	} {
+		if _, ok := plainLabels(nil, []byte(met), ""); ok {
+			t.Errorf("%q: taken", met)
 		}
 	}
 	page, err := os.ReadFile("testdata/node_exporter.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	took, series := plainAgainstParser(t, page)
-	if took < series*9/10 {
+	if took, series := plainAgainstParser(t, page); took != series {
 		t.Errorf("node_exporter page: %d of %d series taken", took, series)
 	}
-	t.Logf("node_exporter page: %d of %d series taken", took, series)
 }
 
-// FuzzPlainLabels holds plainLabels to textparse's labels on whatever
-// textparse accepts.
+// FuzzPlainLabels holds plainLabels to textparse: its labels on whatever
+// textparse accepts, and on any line's bytes after a TYPE line of any type,
+// textparse's acceptance and labels wherever plainLabels takes them.
 func FuzzPlainLabels(f *testing.F) {
 	page, _ := os.ReadFile("testdata/node_exporter.txt")
-	f.Add(page[:2000])
-	f.Add([]byte("m{b=\"2\",a=\"1\",c=\"\"} 1\nm{a=\"1\",} 2\n"))
-	f.Add([]byte("m{a=\"x}y\"} 1\nm_bucket{le=\"1\"} 1\n"))
-	f.Fuzz(func(t *testing.T, page []byte) {
+	f.Add(page[:2000], uint8(0))
+	f.Add([]byte("m{b=\"2\",a=\"1\",c=\"\"} 1\nm{a=\"1\",} 2\n"), uint8(1))
+	f.Add([]byte("m{a=\"x}y\"} 1\nm_bucket{le=\"1\"} 1\n"), uint8(3))
+	f.Add([]byte("m{quantile=\"1\"}\nm{quantile=\"0x1p3\"}\n"), uint8(4))
+	f.Add([]byte("m{a=\"\xc3\xa9\"}\nm{a=\"\xff\"}\nm{a=\"x\",,}\n"), uint8(5))
+	types := []model.MetricType{"", model.MetricTypeCounter, model.MetricTypeGauge, model.MetricTypeHistogram,
+		model.MetricTypeSummary, model.MetricTypeUnknown}
+	f.Fuzz(func(t *testing.T, page []byte, typ uint8) {
 		plainAgainstParser(t, page)
+		for met := range bytes.SplitSeq(page, []byte("\n")) {
+			plainIsParsed(t, met, types[int(typ)%len(types)])
+		}
 	})
 }
