@@ -2,6 +2,7 @@ package scrape
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -100,5 +101,37 @@ func TestHeldLabels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A page that gains a series each scrape grows held as append grows it:
+// held is not compacted after each such scrape (and grown again at the
+// next), only after the first page and when evicted series leave it.
+func TestHeldGrowsByAppend(t *testing.T) {
+	page, err := os.ReadFile("testdata/node_exporter.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Scraper{}
+	tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
+	l := newLoop(started(t, s), tg)
+	moves := 0
+	for i := range 2 * cacheEvictAfter {
+		var before *byte
+		if len(l.held) > 0 {
+			before = &l.held[0]
+		}
+		churned := fmt.Appendf(nil, "%snew{pod=\"p-%d\"} 1\n", page, i)
+		if _, _, err := l.scrapePage(nil, churned, textType, int64(1000*i), nil); err != nil {
+			t.Fatal(err)
+		}
+		if before != nil && &l.held[0] != before {
+			moves++
+		}
+	}
+	// Append grows held by a quarter at a time, more than twenty series of
+	// some 100 bytes; eviction has little to compact.
+	if moves > 2 {
+		t.Errorf("held moved %d times in %d scrapes", moves, 2*cacheEvictAfter-1)
 	}
 }

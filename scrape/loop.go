@@ -347,8 +347,13 @@ func (l *loop) commit(items []ferry.Sample, ts int64, ok bool) []ferry.Sample {
 	}
 	if l.made == 0 {
 		l.finals, l.finalsOK = nil, false
-	} else if cap(l.held)-len(l.held) > len(l.held)/4 {
-		l.compact() // presize guessed high, or held grew by appending
+	} else if l.made == len(l.entries)-len(l.free) && cap(l.held)-len(l.held) > len(l.held)/4 {
+		// A first page, which made every entry: presize guessed high, or
+		// held grew by appending. Later growth is left as append made it,
+		// not compacted after each scrape with a new series (which would
+		// copy held and grow it again at the next one); evict compacts
+		// what evicted series leave.
+		l.compact()
 	}
 	l.made = 0
 	return items

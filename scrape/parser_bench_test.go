@@ -3,6 +3,7 @@ package scrape
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -66,10 +67,40 @@ func BenchmarkScrapeParse(b *testing.B) {
 	})
 }
 
+// BenchmarkScrapeNewSeries is a target whose page gains a series each
+// scrape and loses the last one (a pod's, say, on an exporter of a busy
+// cluster): the node_exporter page with one series of a new label value
+// halfway. BenchmarkScrapeParse, the steady page, is its baseline.
+func BenchmarkScrapeNewSeries(b *testing.B) {
+	page := loadPage(b)
+	half := bytes.Index(page, []byte("\nnode_load1 ")) + 1
+	// More pages than scrapes a series is cached after its last one
+	// (cacheEvictAfter): each page's series is new when it comes again.
+	pages := make([][]byte, 4*cacheEvictAfter)
+	for i := range pages {
+		pages[i] = fmt.Appendf(nil, "%sferry_churn{pod=\"p-%d\"} 1\n%s", page[:half], i, page[half:])
+	}
+	s := &Scraper{}
+	tg, _ := s.resolve(labels.FromStrings("__address__", "localhost:9100", "job", "node"))
+	l := newLoop(started(b, s), tg)
+	items := make([]ferry.Sample, 0, 2048)
+	n := 0
+	perSample(b, page, func() int {
+		n++
+		var st stats
+		var err error
+		items, st, err = l.scrapePage(items[:0], pages[n%len(pages)], textType, int64(1000*n), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st.scraped
+	})
+}
+
 // BenchmarkScrapeFirstPage is a target's first scrape: every series of the
-// page is new to a fresh loop, so each is parsed in full, labelled, held
-// and indexed (newEntry). BenchmarkRawParserTextparse, which materialises
-// the same labels and nothing else, is its baseline.
+// page is new to a fresh loop, so each is read (by the skim where it is
+// plain), labelled, held and indexed (newEntry). BenchmarkRawParserTextparse,
+// which materialises the same labels and nothing else, is its baseline.
 func BenchmarkScrapeFirstPage(b *testing.B) {
 	page := loadPage(b)
 	s := started(b, &Scraper{})
