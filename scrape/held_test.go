@@ -129,8 +129,8 @@ func TestHeldGrowsByAppend(t *testing.T) {
 			moves++
 		}
 	}
-	// Append grows held by a quarter at a time, more than twenty series of
-	// some 100 bytes; eviction has little to compact.
+	// Append grows held by a quarter at a time, room for more than twenty
+	// series of some 100 bytes; eviction has little to compact.
 	if moves > 2 {
 		t.Errorf("held moved %d times in %d scrapes", moves, 2*cacheEvictAfter-1)
 	}
