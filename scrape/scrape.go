@@ -125,7 +125,10 @@ type Scraper struct {
 
 	// Protocols to negotiate, in order of preference (DefaultProtocols).
 	// Put PrometheusProto first to prefer the protobuf format; native
-	// histograms are then read as their classic buckets.
+	// histograms are then read as their classic buckets. Pages in the
+	// Prometheus text format cost least to read (most of their lines need
+	// no lexer, see the package doc): put PrometheusText1_0_0 first to have
+	// targets that serve both formats send it instead of OpenMetrics.
 	Protocols []Protocol
 	// FallbackProtocol parses a page whose Content-Type is missing or
 	// unknown; by default such a scrape fails, as in Prometheus 3.
