@@ -77,6 +77,15 @@ func BenchmarkRemoteWriteEncode(b *testing.B) {
 	}
 }
 
+// BenchmarkRemoteWriteProto is BenchmarkRemoteWriteEncode's protobuf
+// encoding alone (v1.0), without Snappy.
+func BenchmarkRemoteWriteProto(b *testing.B) {
+	samples := benchSamples()
+	var e encoder
+	perSample(b, len(samples), func() { e.encodeV1(samples, nil) })
+	b.SetBytes(int64(len(e.pb)))
+}
+
 // BenchmarkRawSnappy is the baseline: snappy.Encode alone over the very
 // bytes BenchmarkRemoteWriteEncode produces, in the same run.
 func BenchmarkRawSnappy(b *testing.B) {

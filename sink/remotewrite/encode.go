@@ -110,29 +110,21 @@ func appendString(b []byte, s string) []byte {
 // varint, so a name or value is copied into a Label message with its
 // length as it is, without decoding the labels.
 
-// rawLabelsSize returns the size of the TimeSeries labels fields for the
-// encoded labels raw, or false if a name or value is 128 bytes or longer.
-func rawLabelsSize(raw string) (int, bool) {
-	n := 0
-	for i := 0; i < len(raw); {
-		ln := int(raw[i])
-		j := i + 1 + ln
-		if ln >= 0x80 || j >= len(raw) || raw[j] >= 0x80 {
-			return 0, false
-		}
-		lv := int(raw[j])
-		m := 4 + ln + lv // two tags, two one-byte lengths
-		n += 1 + protowire.SizeVarint(uint64(m)) + m
-		i = j + 1 + lv
-	}
-	return n, true
-}
-
-// appendRawLabels appends the TimeSeries labels fields for the encoded
-// labels raw, which rawLabelsSize accepted.
-func appendRawLabels(b []byte, raw string) []byte {
+// appendRawSeries appends the length of a TimeSeries message and its
+// labels fields for the encoded labels raw, the length counting tail bytes
+// more (the samples field that follows), in one pass over raw: two bytes
+// are kept for the length, which a series of 128 to 16383 bytes takes
+// (nearly all), and the fields are moved when it takes another number of
+// bytes. It appends nothing and reports false if a name or value is 128
+// bytes or longer.
+func appendRawSeries(b []byte, raw string, tail int) ([]byte, bool) {
+	at := len(b)
+	b = append(b, 0, 0)
 	for i := 0; i < len(raw); {
 		j := i + 1 + int(raw[i])
+		if raw[i] >= 0x80 || j >= len(raw) || raw[j] >= 0x80 {
+			return b[:at], false
+		}
 		k := j + 1 + int(raw[j])
 		b = append(b, tag(v1SeriesLabels, protowire.BytesType))
 		b = appendVarint(b, uint64(k-i+2))
@@ -142,7 +134,21 @@ func appendRawLabels(b []byte, raw string) []byte {
 		b = append(b, raw[j:k]...)
 		i = k
 	}
-	return b
+	size := uint64(len(b) - at - 2 + tail)
+	switch n := protowire.SizeVarint(size); n {
+	case 2:
+		b[at], b[at+1] = byte(size)|0x80, byte(size>>7)
+	case 1:
+		copy(b[at+1:], b[at+2:])
+		b = b[:len(b)-1]
+		b[at] = byte(size)
+	default:
+		end := len(b)
+		b = append(b, make([]byte, n-2)...)
+		copy(b[at+n:], b[at+2:end])
+		protowire.AppendVarint(b[at:at], size)
+	}
+	return b, true
 }
 
 func sampleSize(t int64) int {
@@ -163,10 +169,10 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 	for i := range samples {
 		s := &samples[i]
 		ss := sampleSize(s.T)
+		b = append(b, tag(v1WriteTimeseries, protowire.BytesType))
 		raw, ok := labelsenc.Raw(s.Labels)
-		size := 0
 		if ok {
-			size, ok = rawLabelsSize(raw)
+			b, ok = appendRawSeries(b, raw, 1+protowire.SizeBytes(ss))
 		}
 		if !ok {
 			// The labels are written once, to a scratch buffer, so that
@@ -182,14 +188,9 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 				lb = append(lb, tag(v1LabelValue, protowire.BytesType))
 				lb = appendString(lb, l.Value)
 			})
-			e.lbuf, size = lb, len(lb)
-		}
-		b = append(b, tag(v1WriteTimeseries, protowire.BytesType))
-		b = appendVarint(b, uint64(size+1+protowire.SizeBytes(ss)))
-		if ok {
-			b = appendRawLabels(b, raw)
-		} else {
-			b = append(b, e.lbuf...)
+			e.lbuf = lb
+			b = appendVarint(b, uint64(len(lb)+1+protowire.SizeBytes(ss)))
+			b = append(b, lb...)
 		}
 		b = append(b, tag(v1SeriesSamples, protowire.BytesType))
 		b = appendVarint(b, uint64(ss))

@@ -1078,6 +1078,45 @@ func FuzzParseCount(f *testing.F) {
 
 // FuzzEncode checks that every body the encoders produce decodes with
 // Prometheus's own types to the same samples.
+// A series' labels are copied as they are held, its length written after
+// them into the two bytes kept for it, or into one or three bytes with the
+// labels moved: each size decodes to the labels it had.
+func TestRawSeriesLength(t *testing.T) {
+	huge := labels.NewScratchBuilder(0)
+	huge.Add("__name__", "huge")
+	for i := range 150 {
+		huge.Add(fmt.Sprintf("l%03d", i), strings.Repeat("v", 120))
+	}
+	huge.Sort()
+	for _, ls := range []labels.Labels{
+		labels.FromStrings("__name__", "m"),                                // 1 byte
+		labels.FromStrings("__name__", "m", "a", strings.Repeat("x", 100)), // 2 bytes
+		labels.FromStrings("__name__", "m", "a", strings.Repeat("x", 127), "b", strings.Repeat("y", 127)),
+		huge.Labels(), // 3 bytes
+	} {
+		for _, ts := range []int64{1, -1} {
+			in := []ferry.Sample{{Labels: ls, T: ts, V: 2}, {Labels: labels.FromStrings("__name__", "next"), T: 3, V: 4}}
+			var e encoder
+			var req prompb.WriteRequest
+			if err := req.Unmarshal(e.encodeV1(in, nil)); err != nil {
+				t.Fatalf("%d labels: %v", ls.Len(), err)
+			}
+			if len(req.Timeseries) != 2 {
+				t.Fatalf("%d labels: %d series", ls.Len(), len(req.Timeseries))
+			}
+			for i, s := range req.Timeseries {
+				b := labels.NewScratchBuilder(0)
+				for _, l := range s.Labels {
+					b.Add(l.Name, l.Value)
+				}
+				if got := b.Labels(); !labels.Equal(got, in[i].Labels) || s.Samples[0].Timestamp != in[i].T || s.Samples[0].Value != in[i].V {
+					t.Fatalf("%d labels, series %d: got %s at %d", ls.Len(), i, got, s.Samples[0].Timestamp)
+				}
+			}
+		}
+	}
+}
+
 func FuzzEncode(f *testing.F) {
 	f.Add("a", "b", "c", 1.5, int64(1000), false)
 	f.Add("__name__", "x", "", math.Float64frombits(staleNaN), int64(-1), true)
