@@ -40,14 +40,15 @@
 //
 // In the Prometheus text format, the lines of a page are read without the
 // lexer as far as they can be: a line is taken if its series bytes are
-// those of a series textparse accepted before, or plain (name{a="b",...}
-// without escapes or blanks, in UTF-8, which textparse accepts and whose
-// labels are read from the bytes, le and quantile rewritten by the type as
-// textparse rewrites them), and the rest of it is the plain
-// "value [timestamp]"; from the first other line on, textparse reads the
-// page. A node_exporter page, the first one included, is read to its end
-// this way. A HELP or TYPE line is checked as
-// textparse would check it once per Scraper: the lines found good are
+// those of a series textparse accepted before, or plain (name{a="b", ...}
+// without escapes, in UTF-8, blanks only inside the braces: textparse
+// accepts those, and their labels are read from the bytes, le and quantile
+// rewritten by the type as textparse rewrites them), and the rest of it is
+// the plain "value [timestamp]"; from the first other line on, textparse
+// reads the page. The pages of node_exporter, Prometheus, etcd and
+// VictoriaLogs, the first ones included, are read to their end this way.
+// A HELP or TYPE line is checked as textparse would check it once per
+// Scraper: the lines found good are
 // remembered by their hash, shared by the Scraper's targets (which mostly
 // run one exporter), in a table of 8 KiB that grows to at most 512 KiB.
 // The result is textparse's, which FuzzSkimText checks. The text formats

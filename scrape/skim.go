@@ -420,15 +420,16 @@ func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len
 //
 //	name[{label="value",...[,]}]
 //
-// without blanks, escapes or quoted names, with values in UTF-8 and
-// distinct label names. Such bytes are a series textparse accepts, and the
-// labels are those its Labels method gives where typ is the type of the
-// last TYPE line before the series (which makes textparse rewrite the le
-// label of a histogram and the quantile of a summary: "1" becomes "1.0");
-// the strings view met, but for those rewritten. For any other form, and
-// for such a label when typ is typeNotKnown, it reports false, for
-// textparse to read the series. FuzzPlainLabels compares it with
-// textparse.
+// with blanks (spaces or tabs) at most inside the braces around the
+// labels, the '=' and the commas, without escapes or quoted names, with
+// values in UTF-8 and distinct label names. Such bytes are a series
+// textparse accepts, and the labels are those its Labels method gives
+// where typ is the type of the last TYPE line before the series (which
+// makes textparse rewrite the le label of a histogram and the quantile of
+// a summary: "1" becomes "1.0"); the strings view met, but for those
+// rewritten. For any other form, and for such a label when typ is
+// typeNotKnown, it reports false, for textparse to read the series.
+// FuzzPlainLabels compares it with textparse.
 func plainLabels(dst []labels.Label, met []byte, typ model.MetricType) ([]labels.Label, bool) {
 	start := len(dst)
 	i := 0
@@ -446,16 +447,23 @@ func plainLabels(dst []labels.Label, met []byte, typ model.MetricType) ([]labels
 		return dst[:start], false
 	}
 	end := len(met) - 1
-	for i++; i < end; {
+	in := met[:end] // inside the braces, for skipBlanks
+	for i = skipBlanks(in, i+1); i < end; i = skipBlanks(in, i) {
 		n := i
 		for i < end && isNameChar(met[i]) && met[i] != ':' {
 			i++
 		}
-		if i == n || !isNameStart(met[n]) || i+1 >= end || met[i] != '=' || met[i+1] != '"' {
+		if i == n || !isNameStart(met[n]) {
 			return dst[:start], false
 		}
 		name := viewString(met[n:i])
-		i += 2
+		if i = skipBlanks(in, i); i == end || met[i] != '=' {
+			return dst[:start], false
+		}
+		if i = skipBlanks(in, i+1); i == end || met[i] != '"' {
+			return dst[:start], false
+		}
+		i++
 		v := i
 		var high byte // any byte of the value beyond ASCII
 		for i < end && met[i] != '"' && met[i] != '\\' {
@@ -475,11 +483,11 @@ func plainLabels(dst []labels.Label, met []byte, typ model.MetricType) ([]labels
 			}
 		}
 		dst = append(dst, labels.Label{Name: name, Value: value})
-		i++
-		if i < end && met[i] == ',' {
+		if i = skipBlanks(in, i+1); i < end {
+			if met[i] != ',' {
+				return dst[:start], false
+			}
 			i++
-		} else if i != end {
-			return dst[:start], false
 		}
 	}
 	// Insertion sort: a series has a few labels.

@@ -2,10 +2,13 @@ package scrape
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
+	"io"
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,6 +100,7 @@ func TestSkimText(t *testing.T) {
 		"# TYPE a summary\na{quantile=\"0\"} 1\n", "# TYPE a summary\na 1\n# HELP a x\n\na{quantile=\"1\"} 2\n",
 		"# TYPE a histogram\na 1\n# TYPEx\na{le=\"1\"} 2\n", "# TYPE a summary\n# TYPE b gauge\na 1\na{quantile=\"0\"} 1\n",
 		// New series, made by the skim when plain.
+		"a{d=\"e\", b=\"c\"} 1\n", "a{ d = \"e\" ,\tb=\"c\" , } 1\n", "a{ } 1\n", "a{d=\"e\" } 1\n", "a{d=\"e\" ,} 1\n",
 		"a{d=\"e\"} 1\n", "a{d=\"e\",b=\"c\"} 1\n", "a{d=\"\xff\"} 1\n", "a{d=\"\xc3\xa9\"} 1\n", "n{d=\"e\"}} 1\n",
 		"a{d=\"e\"b=\"c\"} 1\n", "a{d=\"e\",d=\"f\"} 1\n", "a{d=\"e\"} 1\na{d=\"e\"} 2\n", "a{d=\"\"} 1\na 2\n",
 		"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"1.0\"} 2\nh_bucket{le=\"+Inf\"} 3\nh_bucket{le=\"x\"} 4\n",
@@ -141,6 +145,42 @@ func TestSkimTextNodeExporter(t *testing.T) {
 			t.Errorf("scrape %d: %d entries, want %d", i+1, made, st.post)
 		}
 		l.commit(items, int64(1000*i), true)
+	}
+}
+
+// Pages recorded from real peers (testdata/pages: Prometheus 3 built from
+// v0.316.0 and etcd 3.4.23 in the text format 0.0.4, VictoriaLogs v1.52.1,
+// whose labels have a blank after each comma): read as textparse reads
+// them, and each first page skimmed to its end.
+func TestSkimRealPages(t *testing.T) {
+	files, err := filepath.Glob("testdata/pages/*.txt.gz")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("pages %v, %v", files, err)
+	}
+	for _, file := range files {
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := io.ReadAll(zr)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameAsTextparse(t, newScraper, page, page)
+		s := &Scraper{}
+		tg, _ := s.resolve(labels.FromStrings("__address__", "h:1"))
+		l := newLoop(started(t, s), tg)
+		l.nextIter()
+		var st stats
+		items, rest, err := l.skimText(nil, page, 1000, &st)
+		if err != nil || rest != nil || len(items) != st.post || st.post < 400 {
+			t.Errorf("%s: first page skimmed with %v left, %d samples (%+v), err %v", file, rest, len(items), st, err)
+		}
 	}
 }
 
@@ -359,8 +399,13 @@ func TestPlainLabels(t *testing.T) {
 		{`m{a="x}y,z=\"w"}`, "", false},
 		{`m{a="1",a="2"}`, "", false},
 		{`m{__name__="x"}`, "", false},
-		{`m{ a="1" }`, "", false},
-		{`m{a="1" }`, "", false},
+		{`m{ a="1" }`, "", true},
+		{`m{a="1" }`, "", true},
+		{"m{a=\"1\", b=\"2\"}", "", true},
+		{"m{\ta = \"1\" ,b=\"2\", }", "", true},
+		{`m{ }`, "", true},
+		{`m {a="1"}`, "", false},
+		{`m{a="1" b="2"}`, "", false},
 		{`{"m.x",a="1"}`, "", false},
 		{`m{"a.b"="1"}`, "", false},
 		{"m:x{a=\"é\"}", "", true},
@@ -396,6 +441,7 @@ func TestPlainLabels(t *testing.T) {
 	for _, met := range []string{
 		"m{a=\"\xff\"}", "m{a=\"\xc3\"}", "m{a=\"x\"", "m{a=x}", "m{a}", "m{=\"x\"}", "m{1a=\"x\"}",
 		"m{a:b=\"x\"}", "m{a=\"x\",,}", "m{,}", "1m", "m-x", "m{a=\"x\"}}", "m{a=\"x\"b=\"y\"}",
+		"m{a=\"1\" ,, b=\"2\"}", "m{ , }", "m{a=\"1\" , ,}",
 	} {
 		if _, ok := plainLabels(nil, []byte(met), ""); ok {
 			t.Errorf("%q: taken", met)
@@ -420,6 +466,7 @@ func FuzzPlainLabels(f *testing.F) {
 	f.Add([]byte("m{a=\"x}y\"} 1\nm_bucket{le=\"1\"} 1\n"), uint8(3))
 	f.Add([]byte("m{quantile=\"1\"}\nm{quantile=\"0x1p3\"}\n"), uint8(4))
 	f.Add([]byte("m{a=\"\xc3\xa9\"}\nm{a=\"\xff\"}\nm{a=\"x\",,}\n"), uint8(5))
+	f.Add([]byte("m{a=\"1\", b=\"2\" , }\nm{ a = \"1\"\t}\nm{ , }\n"), uint8(2))
 	types := []model.MetricType{"", model.MetricTypeCounter, model.MetricTypeGauge, model.MetricTypeHistogram,
 		model.MetricTypeSummary, model.MetricTypeUnknown}
 	f.Fuzz(func(t *testing.T, page []byte, typ uint8) {
