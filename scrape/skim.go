@@ -474,12 +474,14 @@ func plainLabels(dst []labels.Label, met []byte, typ model.MetricType) ([]labels
 			return dst[:start], false
 		}
 		value := viewString(met[v:i])
-		if typ == typeNotKnown && (name == model.BucketLabel || name == model.QuantileLabel) {
-			return dst[:start], false
-		}
-		if typ == model.MetricTypeHistogram && name == model.BucketLabel || typ == model.MetricTypeSummary && name == model.QuantileLabel {
-			if f, err := strconv.ParseFloat(value, 64); err == nil {
-				value = labels.FormatOpenMetricsFloat(f)
+		if name == model.BucketLabel || name == model.QuantileLabel {
+			if typ == typeNotKnown {
+				return dst[:start], false
+			}
+			if name == model.BucketLabel && typ == model.MetricTypeHistogram || name == model.QuantileLabel && typ == model.MetricTypeSummary {
+				if f, err := strconv.ParseFloat(value, 64); err == nil {
+					value = labels.FormatOpenMetricsFloat(f)
+				}
 			}
 		}
 		dst = append(dst, labels.Label{Name: name, Value: value})

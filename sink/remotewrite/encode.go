@@ -24,7 +24,6 @@ type encoder struct {
 	pb     []byte // protobuf body
 	ts     []byte // v2: time series, written before the symbols are known
 	out    []byte // snappy-compressed body
-	lbuf   []byte // v1: one series' encoded labels
 	refs   []uint32
 	syms   map[string]uint32
 	symbol []string
@@ -110,13 +109,10 @@ func appendString(b []byte, s string) []byte {
 // varint, so a name or value is copied into a Label message with its
 // length as it is, without decoding the labels.
 
-// appendRawSeries appends the length of a TimeSeries message and its
-// labels fields for the encoded labels raw, the length counting tail bytes
-// more (the samples field that follows), in one pass over raw: two bytes
-// are kept for the length, which a series of 128 to 16383 bytes takes
-// (nearly all), and the fields are moved when it takes another number of
-// bytes. It appends nothing and reports false if a name or value is 128
-// bytes or longer.
+// appendRawSeries appends the labels fields of a TimeSeries message for
+// the encoded labels raw, in one pass over raw, and its length (see
+// putLength). It appends nothing and reports false if a name or value is
+// 128 bytes or longer.
 func appendRawSeries(b []byte, raw string, tail int) ([]byte, bool) {
 	at := len(b)
 	b = append(b, 0, 0)
@@ -134,6 +130,15 @@ func appendRawSeries(b []byte, raw string, tail int) ([]byte, bool) {
 		b = append(b, raw[j:k]...)
 		i = k
 	}
+	return putLength(b, at, tail), true
+}
+
+// putLength writes the length of a message appended to b after the two
+// bytes kept for it at b[at:], counting tail bytes more (the fields still
+// to follow), so that the message is written in one pass: two bytes are
+// what a length of 128 to 16383 takes (nearly every series), and the
+// message is moved when the length takes another number of bytes.
+func putLength(b []byte, at, tail int) []byte {
 	size := uint64(len(b) - at - 2 + tail)
 	switch n := protowire.SizeVarint(size); n {
 	case 2:
@@ -148,7 +153,7 @@ func appendRawSeries(b []byte, raw string, tail int) ([]byte, bool) {
 		copy(b[at+n:], b[at+2:end])
 		protowire.AppendVarint(b[at:at], size)
 	}
-	return b, true
+	return b
 }
 
 func sampleSize(t int64) int {
@@ -175,22 +180,18 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 			b, ok = appendRawSeries(b, raw, 1+protowire.SizeBytes(ss))
 		}
 		if !ok {
-			// The labels are written once, to a scratch buffer, so that
-			// the series' length prefix is known without decoding them
-			// twice.
-			lb := e.lbuf[:0]
+			at := len(b)
+			b = append(b, 0, 0)
 			s.Labels.Range(func(l labels.Label) {
 				m := 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
-				lb = append(lb, tag(v1SeriesLabels, protowire.BytesType))
-				lb = appendVarint(lb, uint64(m))
-				lb = append(lb, tag(v1LabelName, protowire.BytesType))
-				lb = appendString(lb, l.Name)
-				lb = append(lb, tag(v1LabelValue, protowire.BytesType))
-				lb = appendString(lb, l.Value)
+				b = append(b, tag(v1SeriesLabels, protowire.BytesType))
+				b = appendVarint(b, uint64(m))
+				b = append(b, tag(v1LabelName, protowire.BytesType))
+				b = appendString(b, l.Name)
+				b = append(b, tag(v1LabelValue, protowire.BytesType))
+				b = appendString(b, l.Value)
 			})
-			e.lbuf = lb
-			b = appendVarint(b, uint64(len(lb)+1+protowire.SizeBytes(ss)))
-			b = append(b, lb...)
+			b = putLength(b, at, 1+protowire.SizeBytes(ss))
 		}
 		b = append(b, tag(v1SeriesSamples, protowire.BytesType))
 		b = appendVarint(b, uint64(ss))
