@@ -64,5 +64,8 @@
 // keeps two goroutines a connection; it still carries proxied, HTTP/2 and
 // other requests). Decompressing and parsing a page wait for one of four
 // slots per CPU, shared by every Scraper of the process, so that a machine
-// that falls behind holds compressed bodies, not pages.
+// that falls behind holds compressed bodies, not pages. A target between
+// scrapes holds a timer, not a goroutine; its timer hands each scrape to a
+// worker goroutine of the Run, which keeps the stack a scrape grew for the
+// next one and exits after two seconds without work.
 package scrape

@@ -190,11 +190,11 @@ func newLoop(s *Scraper, t target) *loop {
 // run scrapes the target until ctx is done, the first time after offset,
 // then once an interval on the same phase (a scrape that overruns skips the
 // ticks it missed), and calls done once it stopped. No goroutine waits
-// between scrapes: each runs on its timer's goroutine (time.AfterFunc), so
-// an idle target costs a timer, not a goroutine and its stack (some 8 KB,
-// grown by the scrape path). When ctx is done while Run goes on, the target
-// went away: every series it had is marked stale, as Prometheus does.
-func (l *loop) run(runCtx, ctx context.Context, out chan<- ferry.Batch[ferry.Sample], offset time.Duration, done func()) {
+// between scrapes: its timer (time.AfterFunc) hands each scrape to w, so an
+// idle target costs a timer, not a goroutine and its stack. When ctx is
+// done while Run goes on, the target went away: every series it had is
+// marked stale, as Prometheus does.
+func (l *loop) run(runCtx, ctx context.Context, out chan<- ferry.Batch[ferry.Sample], offset time.Duration, w *workers, done func()) {
 	var (
 		mu      sync.Mutex
 		timer   *time.Timer
@@ -211,7 +211,7 @@ func (l *loop) run(runCtx, ctx context.Context, out chan<- ferry.Batch[ferry.Sam
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	timer = time.AfterFunc(offset, func() {
+	scrape := func() {
 		mu.Lock()
 		if stopped {
 			mu.Unlock()
@@ -234,7 +234,8 @@ func (l *loop) run(runCtx, ctx context.Context, out chan<- ferry.Batch[ferry.Sam
 		}
 		timer.Reset(next.Sub(now))
 		mu.Unlock()
-	})
+	}
+	timer = time.AfterFunc(offset, func() { w.do(scrape) })
 	context.AfterFunc(ctx, func() {
 		mu.Lock()
 		if busy || stopped {

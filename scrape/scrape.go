@@ -445,6 +445,7 @@ func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out c
 	s.mu.Unlock()
 
 	var wg sync.WaitGroup
+	w := newWorkers()
 	defer func() {
 		s.mu.Lock()
 		for _, l := range s.loops {
@@ -452,6 +453,7 @@ func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out c
 		}
 		s.mu.Unlock()
 		wg.Wait()
+		w.stop()
 	}()
 	healthTick := time.NewTicker(time.Second)
 	defer healthTick.Stop()
@@ -466,12 +468,12 @@ func (s *Scraper) Run(ctx context.Context, targets <-chan []labels.Labels, out c
 				targets = nil
 				continue
 			}
-			s.sync(ctx, set, out, seed, rep, &wg)
+			s.sync(ctx, set, out, seed, rep, &wg, w)
 		}
 	}
 }
 
-func (s *Scraper) sync(ctx context.Context, set []labels.Labels, out chan<- ferry.Batch[ferry.Sample], seed uint64, rep ferry.Reporter, wg *sync.WaitGroup) {
+func (s *Scraper) sync(ctx context.Context, set []labels.Labels, out chan<- ferry.Batch[ferry.Sample], seed uint64, rep ferry.Reporter, wg *sync.WaitGroup, w *workers) {
 	want := make(map[string]target, len(set))
 	for _, in := range set {
 		t, err := s.resolve(in)
@@ -499,7 +501,7 @@ func (s *Scraper) sync(ctx context.Context, set []labels.Labels, out chan<- ferr
 		l.cancel = cancel
 		s.loops[k] = l
 		wg.Add(1)
-		l.run(ctx, lctx, out, s.offset(&l.t, seed, now), wg.Done)
+		l.run(ctx, lctx, out, s.offset(&l.t, seed, now), w, wg.Done)
 	}
 }
 
