@@ -28,6 +28,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery"
+	"github.com/ferrydev/ferry/pipeline"
 	"github.com/ferrydev/ferry/scrape"
 	"github.com/ferrydev/ferry/sink/remotewrite"
 )
@@ -48,7 +50,9 @@ import (
 // agent's output in prefix.<binary>; FERRY_E2E_RSS_TRACE=1 logs the agent's
 // RSS every second. FERRY_E2E_MIN_SHARDS, FERRY_E2E_MAX_SHARDS and
 // FERRY_E2E_MAX_PER_SEND set the Ferry sink's MinShards, MaxShards and
-// MaxSamplesPerSend. FERRY_E2E_AGENTS lists the
+// MaxSamplesPerSend. FERRY_E2E_PIPELINE=default (or inline) runs the Ferry
+// agent as a pipeline (built WithInlineChains), not as a loop that hands the
+// scraper's batches to the sink. FERRY_E2E_AGENTS lists the
 // agents to run at each size, in order (ferry,vmagent): the one that runs
 // second at 1000 targets measured 10-20 % worse on this 2-core machine,
 // whichever it was, so compare runs of one agent alone, alternated.
@@ -80,6 +84,49 @@ func TestE2EAgentChild(t *testing.T) {
 	rw.MinShards, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MIN_SHARDS"))
 	rw.MaxShards, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MAX_SHARDS"))
 	rw.MaxSamplesPerSend, _ = strconv.Atoi(os.Getenv("FERRY_E2E_MAX_PER_SEND"))
+	// dump writes what FERRY_E2E_MEMSTATS and FERRY_E2E_HEAPPROFILE ask
+	// for, at the end of the run.
+	dump := func() {
+		if f := os.Getenv("FERRY_E2E_MEMSTATS"); f != "" {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			failing := map[string]int{}
+			for _, st := range sc.Targets() {
+				if st.Health != ferry.Healthy {
+					failing[fmt.Sprint(st.LastError)]++
+				}
+			}
+			os.WriteFile(f, fmt.Appendf(nil, "HeapAlloc=%dMiB HeapInuse=%dMiB HeapIdle=%dMiB HeapReleased=%dMiB StackInuse=%dMiB Sys=%dMiB NumGC=%d goroutines=%d failing=%v shards=%d",
+				ms.HeapAlloc>>20, ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.StackInuse>>20, ms.Sys>>20, ms.NumGC, runtime.NumGoroutine(), failing, rw.NumShards()), 0o644)
+		}
+		if f := os.Getenv("FERRY_E2E_HEAPPROFILE"); f != "" {
+			if w, err := os.Create(f); err == nil {
+				pprof.Lookup("heap").WriteTo(w, 0)
+				w.Close()
+			}
+		}
+	}
+	if mode := os.Getenv("FERRY_E2E_PIPELINE"); mode != "" {
+		// The agent as a user builds it: a pipeline, its chain on the
+		// scrapes' goroutines with "inline".
+		var opts []pipeline.Option
+		if mode == "inline" {
+			opts = append(opts, pipeline.WithInlineChains())
+		}
+		bl := pipeline.New(opts...)
+		targets := pipeline.Discover(bl, "targets", discovery.Static(set))
+		pipeline.To(bl, "remote_write", rw, pipeline.FromTargets(bl, "scrape", sc, targets))
+		p, err := bl.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := context.AfterFunc(ctx, dump)
+		defer stop()
+		if err := p.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	for _, c := range []ferry.Starter{sc, rw} {
 		if err := c.Start(ctx, ferry.NopReporter()); err != nil {
 			t.Fatal(err)
@@ -94,24 +141,7 @@ func TestE2EAgentChild(t *testing.T) {
 		case b := <-out:
 			rw.Send(ctx, b)
 		case <-ctx.Done():
-			if f := os.Getenv("FERRY_E2E_MEMSTATS"); f != "" {
-				var ms runtime.MemStats
-				runtime.ReadMemStats(&ms)
-				failing := map[string]int{}
-				for _, st := range sc.Targets() {
-					if st.Health != ferry.Healthy {
-						failing[fmt.Sprint(st.LastError)]++
-					}
-				}
-				os.WriteFile(f, fmt.Appendf(nil, "HeapAlloc=%dMiB HeapInuse=%dMiB HeapIdle=%dMiB HeapReleased=%dMiB StackInuse=%dMiB Sys=%dMiB NumGC=%d goroutines=%d failing=%v shards=%d",
-					ms.HeapAlloc>>20, ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.StackInuse>>20, ms.Sys>>20, ms.NumGC, runtime.NumGoroutine(), failing, rw.NumShards()), 0o644)
-			}
-			if f := os.Getenv("FERRY_E2E_HEAPPROFILE"); f != "" {
-				if w, err := os.Create(f); err == nil {
-					pprof.Lookup("heap").WriteTo(w, 0)
-					w.Close()
-				}
-			}
+			dump()
 			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 			rw.Close(cctx)
 			ccancel()
