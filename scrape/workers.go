@@ -17,6 +17,9 @@ type workers struct {
 	jobs chan func() // unbuffered: a job goes to a worker waiting for one
 	quit chan struct{}
 	wg   sync.WaitGroup
+
+	mu      sync.Mutex // orders a new worker's wg.Add before stop's wg.Wait
+	stopped bool
 }
 
 // workerIdle is how long a worker waits for its next scrape.
@@ -32,17 +35,19 @@ func newWorkers() *workers {
 // once.
 func (w *workers) do(f func()) {
 	select {
-	case <-w.quit:
-		f()
+	case w.jobs <- f:
 		return
 	default:
 	}
-	select {
-	case w.jobs <- f:
-	default:
-		w.wg.Add(1)
-		go w.work(f)
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		f()
+		return
 	}
+	w.wg.Add(1)
+	w.mu.Unlock()
+	go w.work(f)
 }
 
 func (w *workers) work(f func()) {
@@ -62,9 +67,13 @@ func (w *workers) work(f func()) {
 	}
 }
 
-// stop makes the idle workers exit and waits for every worker; no job may
-// be given to do after it is called.
+// stop makes the idle workers exit and waits for every worker. A job given
+// to do from then on runs on do's caller, or on a worker that has not
+// exited yet.
 func (w *workers) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
 	close(w.quit)
 	w.wg.Wait()
 }

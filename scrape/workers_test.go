@@ -2,6 +2,7 @@ package scrape
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,4 +85,27 @@ func goid() uint64 {
 		id = id*10 + uint64(c-'0')
 	}
 	return id
+}
+
+// Jobs given while stop runs all run, on a worker stop waits for or on
+// the caller, and none starts a worker after stop's wait (which would
+// panic in the WaitGroup or outlive the Run).
+func TestWorkersStopWhileGiven(t *testing.T) {
+	for range 200 {
+		w := newWorkers()
+		var ran atomic.Int32
+		var given sync.WaitGroup
+		for range 8 {
+			given.Add(1)
+			go func() {
+				defer given.Done()
+				w.do(func() { ran.Add(1) })
+			}()
+		}
+		w.stop()
+		given.Wait()
+		if n := ran.Load(); n != 8 {
+			t.Fatalf("%d of 8 jobs ran once stop and every do returned", n)
+		}
+	}
 }
