@@ -50,7 +50,8 @@ import (
 // agent's output in prefix.<binary>; FERRY_E2E_RSS_TRACE=1 logs the agent's
 // RSS every second. FERRY_E2E_MIN_SHARDS, FERRY_E2E_MAX_SHARDS and
 // FERRY_E2E_MAX_PER_SEND set the Ferry sink's MinShards, MaxShards and
-// MaxSamplesPerSend. FERRY_E2E_PIPELINE=default (or inline) runs the Ferry
+// MaxSamplesPerSend; FERRY_E2E_GOMAXPROCS its GOMAXPROCS (the rest of the
+// test keeps the default). FERRY_E2E_PIPELINE=default (or inline) runs the Ferry
 // agent as a pipeline (built WithInlineChains), not as a loop that hands the
 // scraper's batches to the sink. FERRY_E2E_AGENTS lists the
 // agents to run at each size, in order (ferry,vmagent): the one that runs
@@ -64,6 +65,9 @@ const childEnv = "FERRY_E2E_AGENT_CHILD"
 func TestE2EAgentChild(t *testing.T) {
 	if os.Getenv(childEnv) == "" {
 		t.Skip("only runs as the child of TestE2EThroughput")
+	}
+	if n, err := strconv.Atoi(os.Getenv("FERRY_E2E_GOMAXPROCS")); err == nil && n > 0 {
+		runtime.GOMAXPROCS(n)
 	}
 	targetsFile, url := os.Getenv("FERRY_E2E_TARGETS_FILE"), os.Getenv("FERRY_E2E_URL")
 	secs, _ := strconv.Atoi(os.Getenv("FERRY_E2E_SECONDS"))
