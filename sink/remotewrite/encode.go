@@ -109,17 +109,15 @@ func appendString(b []byte, s string) []byte {
 // varint, so a name or value is copied into a Label message with its
 // length as it is, without decoding the labels.
 
-// appendRawSeries appends the labels fields of a TimeSeries message for
-// the encoded labels raw, in one pass over raw, and its length (see
-// putLength). It appends nothing and reports false if a name or value is
-// 128 bytes or longer.
-func appendRawSeries(b []byte, raw string, tail int) ([]byte, bool) {
-	at := len(b)
-	b = append(b, 0, 0)
+// appendRawLabels appends the labels fields of a TimeSeries message for
+// the encoded labels raw, in one pass over raw. It appends nothing and
+// reports false if a name or value is 128 bytes or longer.
+func appendRawLabels(b []byte, raw string) ([]byte, bool) {
+	start := len(b)
 	for i := 0; i < len(raw); {
 		j := i + 1 + int(raw[i])
 		if raw[i] >= 0x80 || j >= len(raw) || raw[j] >= 0x80 {
-			return b[:at], false
+			return b[:start], false
 		}
 		k := j + 1 + int(raw[j])
 		b = append(b, tag(v1SeriesLabels, protowire.BytesType))
@@ -130,16 +128,16 @@ func appendRawSeries(b []byte, raw string, tail int) ([]byte, bool) {
 		b = append(b, raw[j:k]...)
 		i = k
 	}
-	return putLength(b, at, tail), true
+	return b, true
 }
 
 // putLength writes the length of a message appended to b after the two
-// bytes kept for it at b[at:], counting tail bytes more (the fields still
-// to follow), so that the message is written in one pass: two bytes are
-// what a length of 128 to 16383 takes (nearly every series), and the
-// message is moved when the length takes another number of bytes.
-func putLength(b []byte, at, tail int) []byte {
-	size := uint64(len(b) - at - 2 + tail)
+// bytes kept for it at b[at:], so that the message is written in one
+// pass: two bytes are what a length of 128 to 16383 takes (nearly every
+// series), and the message is moved when the length takes another number
+// of bytes.
+func putLength(b []byte, at int) []byte {
+	size := uint64(len(b) - at - 2)
 	switch n := protowire.SizeVarint(size); n {
 	case 2:
 		b[at], b[at+1] = byte(size)|0x80, byte(size>>7)
@@ -175,13 +173,13 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 		s := &samples[i]
 		ss := sampleSize(s.T)
 		b = append(b, tag(v1WriteTimeseries, protowire.BytesType))
+		at := len(b)
+		b = append(b, 0, 0) // the series' length, see putLength
 		raw, ok := labelsenc.Raw(s.Labels)
 		if ok {
-			b, ok = appendRawSeries(b, raw, 1+protowire.SizeBytes(ss))
+			b, ok = appendRawLabels(b, raw)
 		}
 		if !ok {
-			at := len(b)
-			b = append(b, 0, 0)
 			s.Labels.Range(func(l labels.Label) {
 				m := 1 + protowire.SizeBytes(len(l.Name)) + 1 + protowire.SizeBytes(len(l.Value))
 				b = append(b, tag(v1SeriesLabels, protowire.BytesType))
@@ -191,11 +189,11 @@ func (e *encoder) encodeV1At(samples []ferry.Sample, md MetadataFunc, now int64)
 				b = append(b, tag(v1LabelValue, protowire.BytesType))
 				b = appendString(b, l.Value)
 			})
-			b = putLength(b, at, 1+protowire.SizeBytes(ss))
 		}
 		b = append(b, tag(v1SeriesSamples, protowire.BytesType))
 		b = appendVarint(b, uint64(ss))
 		b = appendSample(b, s)
+		b = putLength(b, at)
 	}
 	if md != nil {
 		if e.seen == nil {
