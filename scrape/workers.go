@@ -8,11 +8,11 @@ import (
 // workers runs a Run's scrapes on goroutines that outlive a scrape. A
 // scrape fits in a stack of 16 KB (none grew one further at 1000 targets);
 // a goroutine starts with a few, and one per scrape grew its stack to that
-// size on every scrape, copying it once or twice, which cost about 20 µs a
-// scrape (3 % of the process at 1000 targets). A worker keeps its grown stack between scrapes and exits
-// after workerIdle with nothing to do, so idle targets still hold no
-// goroutine once the scrapes stop, and a burst of scrapes leaves no more
-// workers behind than it needed at once.
+// size on every scrape, copying it at each step, which cost about 20 µs a
+// scrape (3 % of the process at 1000 targets). A worker keeps its grown
+// stack between scrapes and exits after workerIdle with nothing to do, so
+// idle targets still hold no goroutine once the scrapes stop, and a burst
+// of scrapes leaves no more workers behind than it needed at once.
 type workers struct {
 	jobs chan func() // unbuffered: a job goes to a worker waiting for one
 	quit chan struct{}
