@@ -708,6 +708,7 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 	} else if p == nil {
 		p = textparse.NewPromParser(page, l.st, false)
 	}
+	next := int32(0) // see slot
 	for {
 		e, err := p.Next()
 		if err != nil {
@@ -741,10 +742,11 @@ func (l *loop) append(items []ferry.Sample, page []byte, ctype string, ts int64)
 		}
 		met, tp, v := p.Series()
 		key := seriesKey(met)
-		i, ok := l.index.find(l.entries, key)
+		i, ok := l.slot(next, key)
 		if !ok {
 			i, _ = l.newEntry(p, met, key, typeNotKnown)
 		}
+		next = i + 1
 		var pt int64
 		if tp != nil {
 			pt = *tp

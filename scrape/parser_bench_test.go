@@ -162,3 +162,32 @@ func BenchmarkRawParserExpfmt(b *testing.B) {
 		return len(vec)
 	})
 }
+
+// BenchmarkScrapeParseTargets is BenchmarkScrapeParse over many targets
+// of the page, scraped in turn, so that each target's cache is out of the
+// CPU's caches when its turn comes, as at 1000 targets.
+func BenchmarkScrapeParseTargets(b *testing.B) {
+	page := loadPage(b)
+	s := &Scraper{}
+	loops := make([]*loop, 500)
+	for i := range loops {
+		tg, _ := s.resolve(labels.FromStrings("__address__", fmt.Sprintf("10.0.%d.%d:9100", i/256, i%256), "job", "node"))
+		loops[i] = newLoop(started(b, s), tg)
+		if _, _, err := loops[i].scrapePage(nil, page, textType, 1000, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	items := make([]ferry.Sample, 0, 2048)
+	next := 0
+	perSample(b, page, func() int {
+		l := loops[next]
+		next = (next + 1) % len(loops)
+		var st stats
+		var err error
+		items, st, err = l.scrapePage(items[:0], page, textType, 2000, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st.scraped
+	})
+}
