@@ -54,7 +54,8 @@ import (
 // test keeps the default). FERRY_E2E_PIPELINE=default (or inline) runs the Ferry
 // agent as a pipeline (built WithInlineChains), not as a loop that hands the
 // scraper's batches to the sink. FERRY_E2E_AGENTS lists the
-// agents to run at each size, in order (ferry,vmagent): the one that runs
+// agents to run at each size, in order (ferry,vmagent; fetch is the
+// network's part of the work alone, see fetchEnv): the one that runs
 // second at 1000 targets measured 10-20 % worse on this 2-core machine,
 // whichever it was, so compare runs of one agent alone, alternated.
 
@@ -74,6 +75,10 @@ func TestE2EAgentChild(t *testing.T) {
 	raw, err := os.ReadFile(targetsFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if os.Getenv(fetchEnv) != "" {
+		runFetchFloor(t, strings.Fields(string(raw)), url, time.Duration(secs)*time.Second)
+		return
 	}
 	var set []labels.Labels
 	for _, a := range strings.Fields(string(raw)) {
@@ -441,7 +446,9 @@ func TestE2EThroughput(t *testing.T) {
 		tf := filepath.Join(dir, "targets.txt")
 		os.WriteFile(tf, []byte(strings.Join(addrs, "\n")), 0o644)
 
-		runFerry := func() {
+		// runFerry runs the Ferry agent, or with fetch the agent of
+		// fetchEnv.
+		runFerry := func(fetch bool) {
 			self, _ := os.Executable()
 			args := []string{"-test.run=^TestE2EAgentChild$", "-test.count=1"}
 			if f := os.Getenv("FERRY_E2E_CPUPROFILE"); f != "" {
@@ -455,8 +462,12 @@ func TestE2EThroughput(t *testing.T) {
 				gogc = "50"
 			}
 			cmd.Env = append(os.Environ(), "GOGC="+gogc, childEnv+"=1", "FERRY_E2E_TARGETS_FILE="+tf, "FERRY_E2E_URL="+url, "FERRY_E2E_SECONDS="+strconv.Itoa(secs))
+			name := "ferry  "
+			if fetch {
+				cmd.Env, name = append(cmd.Env, fetchEnv+"=1"), "fetch  "
+			}
 			res, vsLimit := around(func() result { return runAgent(t, cmd, rc, time.Duration(secs+10)*time.Second) })
-			t.Logf("ferry   %4d targets (GOGC=%s): %s, %s", n, gogc, res, vsLimit)
+			t.Logf("%s %4d targets (GOGC=%s): %s, %s", name, n, gogc, res, vsLimit)
 		}
 		runVMAgent := func() {
 			vm := os.Getenv("FERRY_VMAGENT_BIN")
@@ -483,8 +494,8 @@ func TestE2EThroughput(t *testing.T) {
 		}
 		for _, agent := range strings.Split(cmp.Or(os.Getenv("FERRY_E2E_AGENTS"), "ferry,vmagent"), ",") {
 			switch agent {
-			case "ferry":
-				runFerry()
+			case "ferry", "fetch":
+				runFerry(agent == "fetch")
 			case "vmagent":
 				runVMAgent()
 			default:
