@@ -49,10 +49,7 @@ func runFetchFloor(t *testing.T, addrs []string, url string, d time.Duration) {
 	body := bytes.Clone(enc.Compress(enc.EncodeV1(samples[:remotewrite.DefaultMaxSamplesPerSend])))
 
 	// The clients as the Scraper and the sink build theirs.
-	get, err := httpclient.New(httpconf.Config{}, httpclient.Options{Transport: func(t *http.Transport) http.RoundTripper {
-		t.WriteBufferSize, t.ReadBufferSize = 1<<10, 1<<10
-		return httpclient.NewDirect(t)
-	}})
+	get, err := httpclient.New(httpconf.Config{}, httpclient.Options{Transport: httpclient.SmallGETs})
 	if err != nil {
 		t.Fatal(err)
 	}
