@@ -458,9 +458,9 @@ func TestE2EThroughput(t *testing.T) {
 		tf := filepath.Join(dir, "targets.txt")
 		os.WriteFile(tf, []byte(strings.Join(addrs, "\n")), 0o644)
 
-		// runFerry runs the Ferry agent, or with fetch the agent of
+		// runChild runs this binary as the Ferry agent, or with fetch as the agent of
 		// fetchEnv.
-		runFerry := func(fetch bool) {
+		runChild := func(fetch bool) {
 			self, _ := os.Executable()
 			args := []string{"-test.run=^TestE2EAgentChild$", "-test.count=1"}
 			if f := os.Getenv("FERRY_E2E_CPUPROFILE"); f != "" {
@@ -507,7 +507,7 @@ func TestE2EThroughput(t *testing.T) {
 		for _, agent := range strings.Split(cmp.Or(os.Getenv("FERRY_E2E_AGENTS"), "ferry,vmagent"), ",") {
 			switch agent {
 			case "ferry", "fetch":
-				runFerry(agent == "fetch")
+				runChild(agent == "fetch")
 			case "vmagent":
 				runVMAgent()
 			default:
