@@ -96,11 +96,7 @@ func TestWorkersStopWhileGiven(t *testing.T) {
 		var ran atomic.Int32
 		var given sync.WaitGroup
 		for range 8 {
-			given.Add(1)
-			go func() {
-				defer given.Done()
-				w.do(func() { ran.Add(1) })
-			}()
+			given.Go(func() { w.do(func() { ran.Add(1) }) })
 		}
 		w.stop()
 		given.Wait()
