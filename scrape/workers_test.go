@@ -15,29 +15,84 @@ func TestWorkersReuseAGoroutine(t *testing.T) {
 	w := newWorkers()
 	ids := make(chan uint64, 10)
 	job := func() { ids <- goid() }
-	w.do(job) // no worker yet: a new one
-	for range 9 {
-		// The next job, as do gives it to a worker waiting for one; the
-		// send waits for the worker to finish the job before.
-		select {
-		case w.jobs <- job:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no worker took the next job")
-		}
-	}
-	w.stop()
-	close(ids)
-	first := <-ids
-	n := 1
-	for id := range ids {
-		n++
-		if id != first {
+	var first uint64
+	for i := range 10 {
+		w.do(job)
+		id := <-ids // the job ran; its worker is idle or about to be
+		if i == 0 {
+			first = id
+		} else if id != first {
 			t.Fatalf("jobs ran on goroutines %d and %d, want one", first, id)
 		}
+		waitIdle(t, w, 1)
 	}
-	if n != 10 {
-		t.Fatalf("%d jobs ran, want 10", n)
+	w.stop()
+	w.do(job)
+	if id := <-ids; id != goid() {
+		t.Fatal("a job given after stop did not run on the caller")
 	}
+	if n := running(w); n != 0 {
+		t.Fatalf("%d workers left after stop", n)
+	}
+}
+
+// The next job goes to the worker that became idle last, so the workers a
+// burst started exit while scrapes go on one at a time. Given to the one
+// idle longest, as a channel does, every worker got a job within idleFor
+// and none exited: this test then times out.
+func TestWorkersShrinkAfterBurst(t *testing.T) {
+	w := newWorkers()
+	w.idleFor = 50 * time.Millisecond
+	defer w.stop()
+	const burst = 20
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(burst)
+	for range burst {
+		w.do(func() { started.Done(); <-release })
+	}
+	started.Wait()
+	if n := running(w); n != burst {
+		t.Fatalf("%d workers for %d jobs at once, want %d", n, burst, burst)
+	}
+	close(release)
+	waitIdle(t, w, burst)
+	// One job at a time, each after the one before ended: one worker is
+	// enough, and the others stay idle for longer than idleFor.
+	done := make(chan struct{})
+	deadline := time.Now().Add(10 * time.Second)
+	for running(w) > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers still running after 10 s of one job at a time", running(w))
+		}
+		w.do(func() { done <- struct{}{} })
+		<-done
+	}
+}
+
+// waitIdle waits until n workers are idle.
+func waitIdle(t *testing.T, w *workers, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w.mu.Lock()
+		idle := len(w.idle)
+		w.mu.Unlock()
+		if idle == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers idle after 10 s, want %d", idle, n)
+		}
+		runtime.Gosched()
+	}
+}
+
+// running returns the number of workers started and not exited.
+func running(w *workers) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.live
 }
 
 // Jobs given while every worker is busy get workers of their own, and
