@@ -65,7 +65,8 @@
 // other requests). Decompressing and parsing a page wait for one of four
 // slots per CPU, shared by every Scraper of the process, so that a machine
 // that falls behind holds compressed bodies, not pages. A target between
-// scrapes holds a timer, not a goroutine; its timer hands each scrape to a
-// worker goroutine of the Run, which keeps the stack a scrape grew for the
-// next one and exits after two seconds without work.
+// scrapes holds a timer, not a goroutine; its timer hands each scrape to
+// the worker goroutine of the Run that became idle last, which keeps the
+// stack a scrape grew for the next one. A worker exits after two seconds
+// without work, so the workers a burst of scrapes started do not outlive it.
 package scrape
