@@ -155,7 +155,10 @@ type Sink struct {
 	// Capacity is the number of samples each shard buffers (10000).
 	Capacity int
 	// MaxSamplesPerSend is the largest number of samples in one request
-	// (2000).
+	// (2000, Prometheus's default). Larger requests cost less CPU a sample
+	// when the receiver takes them: Snappy finds more of each page in the
+	// similar pages before it (5000 took 9-12 % less CPU than 2000 at 1000
+	// node_exporter targets; see BENCHMARKS.md).
 	MaxSamplesPerSend int
 	// BatchSendDeadline is the longest a sample waits for a request to fill
 	// up (5s).
