@@ -13,6 +13,7 @@ import (
 // the first one grew.
 func TestWorkersReuseAGoroutine(t *testing.T) {
 	w := newWorkers()
+	w.idleFor = time.Hour // no exit between jobs, however slow the machine
 	ids := make(chan uint64, 10)
 	job := func() { ids <- goid() }
 	var first uint64
@@ -24,7 +25,7 @@ func TestWorkersReuseAGoroutine(t *testing.T) {
 		} else if id != first {
 			t.Fatalf("jobs ran on goroutines %d and %d, want one", first, id)
 		}
-		waitIdle(t, w, 1)
+		allIdle(t, w)
 	}
 	w.stop()
 	w.do(job)
@@ -56,33 +57,33 @@ func TestWorkersShrinkAfterBurst(t *testing.T) {
 		t.Fatalf("%d workers for %d jobs at once, want %d", n, burst, burst)
 	}
 	close(release)
-	waitIdle(t, w, burst)
-	// One job at a time, each after the one before ended: one worker is
-	// enough, and the others stay idle for longer than idleFor.
+	// One job at a time, each given once every worker is idle: one worker
+	// is enough, and the others stay idle for longer than idleFor.
 	done := make(chan struct{})
 	deadline := time.Now().Add(10 * time.Second)
 	for running(w) > 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d workers still running after 10 s of one job at a time", running(w))
 		}
+		allIdle(t, w)
 		w.do(func() { done <- struct{}{} })
 		<-done
 	}
 }
 
-// waitIdle waits until n workers are idle.
-func waitIdle(t *testing.T, w *workers, n int) {
+// allIdle waits until every worker is idle.
+func allIdle(t *testing.T, w *workers) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		w.mu.Lock()
-		idle := len(w.idle)
+		idle, live := len(w.idle), w.live
 		w.mu.Unlock()
-		if idle == n {
+		if idle == live {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d workers idle after 10 s, want %d", idle, n)
+			t.Fatalf("%d of %d workers idle after 10 s", idle, live)
 		}
 		runtime.Gosched()
 	}
