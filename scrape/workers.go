@@ -24,6 +24,8 @@ import (
 type workers struct {
 	idleFor time.Duration
 
+	// mu guards what follows, and orders a new worker's wg.Add before
+	// stop's wg.Wait.
 	mu      sync.Mutex
 	idle    []*worker // waiting for a job; the one idle longest first
 	live    int       // workers started and not exited
