@@ -65,8 +65,12 @@
 // other requests). Decompressing and parsing a page wait for one of four
 // slots per CPU, shared by every Scraper of the process, so that a machine
 // that falls behind holds compressed bodies, not pages. A target between
-// scrapes holds a timer, not a goroutine; its timer hands each scrape to
-// the worker goroutine of the Run that became idle last, which keeps the
-// stack a scrape grew for the next one. A worker exits after two seconds
-// without work, so the workers a burst of scrapes started do not outlive it.
+// scrapes holds a timer, not a goroutine. Targets scrape at fixed phases
+// within their interval, as in Prometheus, rounded to multiples of
+// Scraper.Group (100 ms), so that the scrapes of one such window run
+// together and share the CPU's caches and wake-ups. A target's timer
+// hands each scrape to the worker goroutine of the Run that became idle
+// last, which keeps the stack a scrape grew for the next one. A worker
+// exits after two seconds without work, so the workers a burst of scrapes
+// started do not outlive it.
 package scrape

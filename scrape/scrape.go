@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +53,8 @@ var mediaTypes = map[Protocol]string{
 // DefaultProtocols is what Prometheus 3 asks for by default.
 var DefaultProtocols = []Protocol{OpenMetricsText1_0_0, OpenMetricsText0_0_1, PrometheusText1_0_0, PrometheusText0_0_4}
 
-// Defaults of the Scraper's zero fields, those of Prometheus.
+// Defaults of the Scraper's zero fields, those of Prometheus but for
+// DefaultGroup (Prometheus spreads phases finely).
 const (
 	DefaultInterval    = time.Minute
 	DefaultTimeout     = 10 * time.Second
@@ -60,6 +62,7 @@ const (
 	DefaultScheme      = "http"
 	DefaultMetricsPath = "/metrics"
 	DefaultUserAgent   = "Ferry/0.1"
+	DefaultGroup       = 100 * time.Millisecond
 )
 
 // AcceptHeader returns the Accept header Prometheus 3 sends for protocols:
@@ -172,6 +175,17 @@ type Scraper struct {
 	// that replicas scraping the same targets do not scrape at the same
 	// moment. By default it is derived from the host name.
 	OffsetSeed uint64
+	// Group rounds each target's phase within its interval down to a
+	// multiple of Group (DefaultGroup), so that the targets whose phases
+	// fall in one window of that length are scraped together: up to a
+	// tenth of a second's scrapes at once by default. Scrapes run together
+	// share the CPU's caches and its wake-ups. At 1000 node_exporter
+	// targets scraped every second, groups of 100 ms took 29-30 % less CPU
+	// than phases spread as finely as Prometheus's, for 4-5 MiB more peak
+	// RSS (BENCHMARKS.md). Each target still scrapes at one fixed phase, as
+	// in Prometheus, only from a coarser set; time.Nanosecond spreads the
+	// phases as finely as Prometheus does.
+	Group time.Duration
 
 	mu       sync.Mutex
 	loops    map[string]*loop
@@ -321,6 +335,7 @@ func (s *Scraper) offset(t *target, seed uint64, now time.Time) time.Duration {
 	iv := int64(t.interval)
 	base := iv - now.UnixNano()%iv
 	off := int64((h.Sum64() ^ seed) % uint64(iv))
+	off -= off % int64(cmp.Or(s.Group, DefaultGroup))
 	next := base + off
 	if next > iv {
 		next -= iv
@@ -353,9 +368,9 @@ func (s *Scraper) Validate() error {
 	if s.Scheme != "" && s.Scheme != "http" && s.Scheme != "https" {
 		errs = append(errs, fmt.Errorf("scrape: invalid scheme %q", s.Scheme))
 	}
-	if s.Interval < 0 || s.Timeout < 0 || s.BodySizeLimit < 0 || s.SampleLimit < 0 || s.LabelLimit < 0 ||
+	if s.Interval < 0 || s.Timeout < 0 || s.Group < 0 || s.BodySizeLimit < 0 || s.SampleLimit < 0 || s.LabelLimit < 0 ||
 		s.LabelNameLengthLimit < 0 || s.LabelValueLengthLimit < 0 {
-		errs = append(errs, errors.New("scrape: Interval, Timeout, BodySizeLimit, SampleLimit, LabelLimit, LabelNameLengthLimit and LabelValueLengthLimit must not be negative"))
+		errs = append(errs, errors.New("scrape: Interval, Timeout, Group, BodySizeLimit, SampleLimit, LabelLimit, LabelNameLengthLimit and LabelValueLengthLimit must not be negative"))
 	}
 	if s.Client == nil {
 		if err := s.HTTPClient.Validate(); err != nil {

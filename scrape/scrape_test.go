@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -568,6 +569,51 @@ func TestOffsetStable(t *testing.T) {
 	}
 }
 
+// Phases are multiples of Group (DefaultGroup by default), so that the
+// targets of one window are scraped together; each keeps its own phase, and
+// time.Nanosecond spreads them as finely as Prometheus does.
+func TestOffsetGroup(t *testing.T) {
+	now := time.Unix(1700000000, 123456789)
+	for _, tc := range []struct {
+		group, want time.Duration // want: the step every phase is a multiple of
+	}{
+		{0, DefaultGroup},
+		{250 * time.Millisecond, 250 * time.Millisecond},
+		{time.Nanosecond, time.Nanosecond},
+	} {
+		s := &Scraper{Interval: time.Second, Group: tc.group}
+		phases := map[int64]int{}
+		for i := range 1000 {
+			tg, err := s.resolve(labels.FromStrings("__address__", "h:"+strconv.Itoa(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := s.offset(&tg, 42, now)
+			if o < 0 || o > tg.interval {
+				t.Fatalf("Group %v: offset %v outside the interval", tc.group, o)
+			}
+			phase := now.Add(o).UnixNano() % int64(tg.interval)
+			if phase%int64(tc.want) != 0 {
+				t.Fatalf("Group %v: phase %v is not a multiple of %v", tc.group, time.Duration(phase), tc.want)
+			}
+			if o2 := s.offset(&tg, 42, now.Add(3*time.Second+7)); now.Add(3*time.Second+7+o2).UnixNano()%int64(tg.interval) != phase {
+				t.Fatalf("Group %v: the phase of h:%d moved", tc.group, i)
+			}
+			phases[phase]++
+		}
+		// 1000 targets over the windows of one interval: every window of
+		// 100 or 250 ms holds some, and without groups nearly every target
+		// has a phase of its own.
+		want := int(time.Second / tc.want)
+		if tc.want == time.Nanosecond {
+			want = 990
+		}
+		if len(phases) < want {
+			t.Errorf("Group %v: %d distinct phases, want at least %d", tc.group, len(phases), want)
+		}
+	}
+}
+
 // Configuration errors fail Validate (and so pipeline.Build) and Start;
 // Run before Start fails without scraping.
 func TestInvalidConfig(t *testing.T) {
@@ -577,6 +623,7 @@ func TestInvalidConfig(t *testing.T) {
 		{FallbackProtocol: "nope"},
 		{Scheme: "ftp"},
 		{Interval: -time.Second},
+		{Group: -time.Millisecond},
 		{SampleLimit: -1},
 		{HTTPClient: httpconf.Config{TLS: httpconf.TLS{CAFile: missing}}},
 		{HTTPClient: httpconf.Config{Authorization: &httpconf.Authorization{CredentialsFile: missing}}},

@@ -50,8 +50,10 @@ import (
 // agent's output in prefix.<binary>; FERRY_E2E_RSS_TRACE=1 logs the agent's
 // RSS every second. FERRY_E2E_MIN_SHARDS, FERRY_E2E_MAX_SHARDS and
 // FERRY_E2E_MAX_PER_SEND set the Ferry sink's MinShards, MaxShards and
-// MaxSamplesPerSend; FERRY_E2E_GOMAXPROCS its GOMAXPROCS (the rest of the
-// test keeps the default). FERRY_E2E_PIPELINE=default (or inline) runs the Ferry
+// MaxSamplesPerSend; FERRY_E2E_GROUP the Scraper's Group (a duration:
+// 1ns spreads phases as Prometheus does), FERRY_E2E_VMAGENT_ALIGN
+// vmagent's scrape_align_interval; FERRY_E2E_GOMAXPROCS the Ferry agent's
+// GOMAXPROCS (the rest of the test keeps the default). FERRY_E2E_PIPELINE=default (or inline) runs the Ferry
 // agent as a pipeline (built WithInlineChains), not as a loop that hands the
 // scraper's batches to the sink. FERRY_E2E_AGENTS lists the
 // agents to run at each size, in order (ferry,vmagent; fetch is the
@@ -87,6 +89,9 @@ func TestE2EAgentChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
 	defer cancel()
 	sc := &scrape.Scraper{Job: "node", Interval: time.Second, Timeout: time.Second}
+	if g, err := time.ParseDuration(os.Getenv("FERRY_E2E_GROUP")); err == nil {
+		sc.Group = g
+	}
 	rw := &remotewrite.Sink{URL: url, UserAgent: "ferry-e2e"}
 	// Optional settings closer to vmagent's defaults (4 queues on 2 CPUs,
 	// up to 10000 samples a request).
@@ -487,7 +492,13 @@ func TestE2EThroughput(t *testing.T) {
 				return
 			}
 			var cfg strings.Builder
-			cfg.WriteString("scrape_configs:\n- job_name: node\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  static_configs:\n  - targets:\n")
+			cfg.WriteString("scrape_configs:\n- job_name: node\n  scrape_interval: 1s\n  scrape_timeout: 1s\n")
+			if a := os.Getenv("FERRY_E2E_VMAGENT_ALIGN"); a != "" {
+				// vmagent's nearest to the Scraper's Group: every target
+				// scraped at multiples of a.
+				fmt.Fprintf(&cfg, "  scrape_align_interval: %s\n", a)
+			}
+			cfg.WriteString("  static_configs:\n  - targets:\n")
 			for _, a := range addrs {
 				fmt.Fprintf(&cfg, "    - %s\n", a)
 			}
