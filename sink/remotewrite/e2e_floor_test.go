@@ -13,13 +13,15 @@ import (
 
 	"github.com/ferrydev/ferry/httpconf"
 	"github.com/ferrydev/ferry/internal/httpclient"
+	"github.com/ferrydev/ferry/scrape"
 	"github.com/ferrydev/ferry/sink/remotewrite"
 )
 
 // fetchEnv makes the re-executed child the agent "fetch" of
 // FERRY_E2E_AGENTS: the network part of the benchmark's work and nothing
 // else, to put a figure on what the limit leaves out. It fetches each
-// target every second as the Scraper does (the Scraper's HTTP client, the
+// target every second as the Scraper does (its phases in the Scraper's
+// windows, FERRY_E2E_GROUP or DefaultGroup; the Scraper's HTTP client, the
 // gzip page read into a reused buffer, nothing decompressed or parsed),
 // and for every DefaultMaxSamplesPerSend samples the pages held (a page's
 // series and the Scraper's five report series) it posts a prepared
@@ -60,6 +62,11 @@ func runFetchFloor(t *testing.T, addrs []string, url string, d time.Duration) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	// The targets' phases, in windows as the Scraper's Group puts them.
+	group := scrape.DefaultGroup
+	if g, err := time.ParseDuration(os.Getenv("FERRY_E2E_GROUP")); err == nil && g > 0 {
+		group = g
+	}
 	var held atomic.Int64 // samples fetched and not yet posted
 	due := make(chan struct{}, 1)
 	var wg sync.WaitGroup
@@ -68,9 +75,11 @@ func runFetchFloor(t *testing.T, addrs []string, url string, d time.Duration) {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a+"/metrics", nil)
 			req.Header.Set("Accept-Encoding", "gzip")
 			var buf bytes.Buffer
-			// Spread over the second, as the Scraper spreads its targets.
+			// Spread over the second in windows, as the Scraper spreads
+			// its targets.
+			phase := time.Duration(i) * time.Second / time.Duration(len(addrs))
 			select {
-			case <-time.After(time.Duration(i) * time.Second / time.Duration(len(addrs))):
+			case <-time.After(phase - phase%group):
 			case <-ctx.Done():
 				return
 			}
