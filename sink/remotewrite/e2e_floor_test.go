@@ -2,6 +2,7 @@ package remotewrite_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"net/http"
@@ -63,10 +64,7 @@ func runFetchFloor(t *testing.T, addrs []string, url string, d time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	// The targets' phases, in windows as the Scraper's Group puts them.
-	group := scrape.DefaultGroup
-	if g, err := time.ParseDuration(os.Getenv("FERRY_E2E_GROUP")); err == nil && g > 0 {
-		group = g
-	}
+	group := cmp.Or(groupEnv(), scrape.DefaultGroup)
 	var held atomic.Int64 // samples fetched and not yet posted
 	due := make(chan struct{}, 1)
 	var wg sync.WaitGroup

@@ -63,6 +63,13 @@ import (
 
 const childEnv = "FERRY_E2E_AGENT_CHILD"
 
+// groupEnv is FERRY_E2E_GROUP, the Scraper's Group for the harness's
+// Ferry and fetch agents (0, the default, when unset).
+func groupEnv() time.Duration {
+	g, _ := time.ParseDuration(os.Getenv("FERRY_E2E_GROUP"))
+	return g
+}
+
 // TestE2EAgentChild is the Ferry agent of the benchmark when re-executed;
 // otherwise it does nothing.
 func TestE2EAgentChild(t *testing.T) {
@@ -89,9 +96,7 @@ func TestE2EAgentChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
 	defer cancel()
 	sc := &scrape.Scraper{Job: "node", Interval: time.Second, Timeout: time.Second}
-	if g, err := time.ParseDuration(os.Getenv("FERRY_E2E_GROUP")); err == nil {
-		sc.Group = g
-	}
+	sc.Group = groupEnv()
 	rw := &remotewrite.Sink{URL: url, UserAgent: "ferry-e2e"}
 	// Optional settings closer to vmagent's defaults (4 queues on 2 CPUs,
 	// up to 10000 samples a request).
