@@ -82,11 +82,18 @@ func TestAPIServerGone(t *testing.T) {
 	s := kubetest.Start(t, "--etcd-compaction-interval=1s")
 	c := s.Admin(t, 0)
 	ctx := context.Background()
+	// A namespace of the test's own: the API server writes events of its
+	// own to the default namespace (its cluster IP repair), which the
+	// source would rightly deliver too.
+	const ns = "gone"
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	for i, msg := range []string{"one", "two"} {
 		now := metav1.NewTime(time.Now().Truncate(time.Second))
-		if _, err := c.CoreV1().Events("default").Create(ctx, &corev1.Event{
-			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("web.%d", i), Namespace: "default"},
-			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web"},
+		if _, err := c.CoreV1().Events(ns).Create(ctx, &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("web.%d", i), Namespace: ns},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "web"},
 			Reason:         "Started", Message: msg, Type: corev1.EventTypeNormal, Count: 1,
 			FirstTimestamp: now, LastTimestamp: now}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -94,7 +101,7 @@ func TestAPIServerGone(t *testing.T) {
 	}
 	// Wait until a watch from resourceVersion 1 is refused.
 	gone := func() bool {
-		w, err := c.CoreV1().Events("default").Watch(ctx, metav1.ListOptions{ResourceVersion: "1"})
+		w, err := c.CoreV1().Events(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: "1"})
 		if err != nil {
 			return strings.Contains(err.Error(), "too old")
 		}
@@ -111,9 +118,9 @@ func TestAPIServerGone(t *testing.T) {
 		t.Fatal("resourceVersion 1 still served after 60s of compactions")
 	}
 	pf := positions.Memory()
-	pf.Set(DefaultPositionKey+"default", "1")
+	pf.Set(DefaultPositionKey+ns, "1")
 	col, rep, _ := start(t, &Source{KubeConfig: s.Kubeconfig(t, kubetest.AdminToken), Positions: pf,
-		Namespaces: []string{"default"}, Backoff: fast})
+		Namespaces: []string{ns}, Backoff: fast})
 	waitMessages(t, col, "one", "two")
 	if !strings.Contains(rep.Logs(), "listing again") {
 		t.Errorf("no relist logged:\n%s", rep.Logs())
