@@ -21,11 +21,11 @@ import (
 // fetchEnv makes the re-executed child the agent "fetch" of
 // FERRY_E2E_AGENTS: the network part of the benchmark's work and nothing
 // else, to put a figure on what the limit leaves out. It fetches each
-// target every second as the Scraper does (its phases in the Scraper's
-// windows, FERRY_E2E_GROUP or DefaultGroup; the Scraper's HTTP client, the
-// gzip page read into a reused buffer, nothing decompressed or parsed),
-// and for every DefaultMaxSamplesPerSend samples the pages held (a page's
-// series and the Scraper's five report series) it posts a prepared
+// target every FERRY_E2E_INTERVAL as the Scraper does (its phases in the
+// Scraper's windows, FERRY_E2E_GROUP or DefaultGroup; the Scraper's HTTP
+// client, the gzip page read into a reused buffer, nothing decompressed or
+// parsed), and for every DefaultMaxSamplesPerSend samples the pages held (a
+// page's series and the Scraper's five report series) it posts a prepared
 // remote-write request of that many samples, as the sink would, with the
 // sink's HTTP client. Its CPU time for the same samples is a floor under
 // any agent's on this machine: the kernel's work for the connections, Go's
@@ -64,7 +64,7 @@ func runFetchFloor(t *testing.T, addrs []string, url string, d time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	// The targets' phases, in windows as the Scraper's Group puts them.
-	group := cmp.Or(groupEnv(), scrape.DefaultGroup)
+	group, interval := cmp.Or(groupEnv(), scrape.DefaultGroup), intervalEnv()
 	var held atomic.Int64 // samples fetched and not yet posted
 	due := make(chan struct{}, 1)
 	var wg sync.WaitGroup
@@ -73,15 +73,15 @@ func runFetchFloor(t *testing.T, addrs []string, url string, d time.Duration) {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a+"/metrics", nil)
 			req.Header.Set("Accept-Encoding", "gzip")
 			var buf bytes.Buffer
-			// Spread over the second in windows, as the Scraper spreads
-			// its targets.
-			phase := time.Duration(i) * time.Second / time.Duration(len(addrs))
+			// Spread over the interval in windows, as the Scraper
+			// spreads its targets.
+			phase := time.Duration(i) * interval / time.Duration(len(addrs))
 			select {
 			case <-time.After(phase - phase%group):
 			case <-ctx.Done():
 				return
 			}
-			tick := time.NewTicker(time.Second)
+			tick := time.NewTicker(interval)
 			defer tick.Stop()
 			for {
 				resp, err := get.Do(req)

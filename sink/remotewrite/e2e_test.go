@@ -50,7 +50,8 @@ import (
 // agent's output in prefix.<binary>; FERRY_E2E_RSS_TRACE=1 logs the agent's
 // RSS every second. FERRY_E2E_MIN_SHARDS, FERRY_E2E_MAX_SHARDS and
 // FERRY_E2E_MAX_PER_SEND set the Ferry sink's MinShards, MaxShards and
-// MaxSamplesPerSend; FERRY_E2E_GROUP the Scraper's Group (a duration:
+// MaxSamplesPerSend; FERRY_E2E_INTERVAL every agent's scrape interval (1s
+// unless set); FERRY_E2E_GROUP the Scraper's Group (a duration:
 // 1ns spreads phases as Prometheus does), FERRY_E2E_VMAGENT_ALIGN
 // vmagent's scrape_align_interval; FERRY_E2E_GOMAXPROCS the Ferry agent's
 // GOMAXPROCS (the rest of the test keeps the default). FERRY_E2E_PIPELINE=default (or inline) runs the Ferry
@@ -62,6 +63,13 @@ import (
 // whichever it was, so compare runs of one agent alone, alternated.
 
 const childEnv = "FERRY_E2E_AGENT_CHILD"
+
+// intervalEnv is FERRY_E2E_INTERVAL, every agent's scrape interval and
+// timeout (1s when unset).
+func intervalEnv() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("FERRY_E2E_INTERVAL"))
+	return cmp.Or(max(d, 0), time.Second)
+}
 
 // groupEnv is FERRY_E2E_GROUP, the Scraper's Group for the harness's
 // Ferry and fetch agents (0, the default, when unset).
@@ -95,7 +103,7 @@ func TestE2EAgentChild(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
 	defer cancel()
-	sc := &scrape.Scraper{Job: "node", Interval: time.Second, Timeout: time.Second}
+	sc := &scrape.Scraper{Job: "node", Interval: intervalEnv(), Timeout: intervalEnv()}
 	sc.Group = groupEnv()
 	rw := &remotewrite.Sink{URL: url, UserAgent: "ferry-e2e"}
 	// Optional settings closer to vmagent's defaults (4 queues on 2 CPUs,
@@ -497,7 +505,7 @@ func TestE2EThroughput(t *testing.T) {
 				return
 			}
 			var cfg strings.Builder
-			cfg.WriteString("scrape_configs:\n- job_name: node\n  scrape_interval: 1s\n  scrape_timeout: 1s\n")
+			fmt.Fprintf(&cfg, "scrape_configs:\n- job_name: node\n  scrape_interval: %[1]s\n  scrape_timeout: %[1]s\n", intervalEnv())
 			if a := os.Getenv("FERRY_E2E_VMAGENT_ALIGN"); a != "" {
 				// vmagent's nearest to the Scraper's Group: every target
 				// scraped at multiples of a.
