@@ -182,7 +182,8 @@ type Scraper struct {
 	// share the CPU's caches and its wake-ups. At 1000 node_exporter
 	// targets scraped every second, groups of 100 ms took 29-30 % less CPU
 	// than phases spread as finely as Prometheus's, for 4-5 MiB more peak
-	// RSS (BENCHMARKS.md). Each target still scrapes at one fixed phase, as
+	// RSS; scraped every 10 s, 33-41 % less CPU for the same RSS
+	// (BENCHMARKS.md). Each target still scrapes at one fixed phase, as
 	// in Prometheus, only from a coarser set; time.Nanosecond spreads the
 	// phases as finely as Prometheus does.
 	Group time.Duration
@@ -520,16 +521,30 @@ func (s *Scraper) sync(ctx context.Context, set []labels.Labels, out chan<- ferr
 	}
 }
 
+// reportHealth sets the Scraper's health from its targets': Degraded while
+// any is failing, with the error of the failing target whose labels sort
+// last (as Targets lists them), so that the error does not change from one
+// report to the next while the same targets fail. It runs every second
+// whatever the targets' intervals, so it counts in place: Targets copies
+// and sorts every status, half a millisecond at 1000 targets, which is 3 %
+// of an agent's CPU when they are scraped every minute.
 func (s *Scraper) reportHealth(rep ferry.Reporter) {
 	down, n := 0, 0
 	var last error
-	for _, st := range s.Targets() {
+	var lastLabels labels.Labels
+	s.mu.Lock()
+	for _, l := range s.loops {
 		n++
-		if st.Health == ferry.Failing {
+		l.statusMu.Lock()
+		if st := &l.status; st.Health == ferry.Failing {
+			if down == 0 || labels.Compare(st.Labels, lastLabels) > 0 {
+				last, lastLabels = st.LastError, st.Labels
+			}
 			down++
-			last = st.LastError
 		}
+		l.statusMu.Unlock()
 	}
+	s.mu.Unlock()
 	switch {
 	case down == 0:
 		rep.SetHealth(ferry.Healthy, nil)
