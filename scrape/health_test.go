@@ -1,13 +1,18 @@
 package scrape
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/poll"
 	"github.com/ferrydev/ferry/internal/reptest"
 )
 
@@ -31,11 +36,13 @@ func withLoops(tb testing.TB, s *Scraper, n int) []*loop {
 
 // TestReportHealth: Healthy while no target fails; Degraded with the
 // count and the error of the failing target whose labels sort last, the
-// same whichever order the loops' map gives.
+// same whichever order the loops' map gives; nothing reported while
+// nothing changed.
 func TestReportHealth(t *testing.T) {
 	s := started(t, &Scraper{})
 	loops := withLoops(t, s, 5)
 	rep := &reptest.Reporter{}
+	s.healthChanged.Store(true) // as Run starts
 	s.reportHealth(rep)
 	if h, err := rep.Health(); h != ferry.Healthy || err != nil {
 		t.Fatalf("no target failing: %v %v", h, err)
@@ -45,7 +52,12 @@ func TestReportHealth(t *testing.T) {
 		loops[i].status.LastError = fmt.Errorf("error of %s", loops[i].t.labels.Get("instance"))
 	}
 	loops[2].status.Health = ferry.Healthy
+	s.reportHealth(rep)
+	if got := len(rep.Healths()); got != 1 {
+		t.Fatalf("%d reports with no change marked, want 1", got)
+	}
 	for range 20 { // map order varies between runs of the loop
+		s.healthChanged.Store(true) // as a failed scrape marks it
 		s.reportHealth(rep)
 		h, err := rep.Health()
 		if h != ferry.Degraded {
@@ -60,10 +72,65 @@ func TestReportHealth(t *testing.T) {
 	}
 }
 
-// BenchmarkReportHealth is the Scraper's report of its health, made every
-// second, at 1000 targets with none failing: counted in place, against the
-// way it was made before (Targets, which copies and sorts every status),
-// in the same run. "cold" reports on 50 Scrapers in turn, so that each
+// TestHealthFollowsScrapes: a running Scraper reports Healthy, Degraded
+// once its target fails, and Healthy again once it recovers: the scrapes
+// mark the changes that the report, once a second, looks for.
+func TestHealthFollowsScrapes(t *testing.T) {
+	p := &page{}
+	p.set("a 1\n", textType)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	s := &Scraper{Job: "j", Interval: 20 * time.Millisecond}
+	rep := &reptest.Reporter{}
+	if err := s.Start(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	targets := make(chan []labels.Labels, 1)
+	targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+	out := make(chan ferry.Batch[ferry.Sample], 16)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, targets, out) }()
+	go func() {
+		for b := range out {
+			b.Done(nil)
+		}
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	wait := func(want ferry.Health, msg string) {
+		t.Helper()
+		if !poll.Wait(10*time.Second, func() bool {
+			h, err := rep.Health()
+			return h == want && (msg == "" && err == nil || err != nil && strings.Contains(err.Error(), msg))
+		}) {
+			h, err := rep.Health()
+			t.Fatalf("health %v %v, want %v %q", h, err, want, msg)
+		}
+	}
+	if !poll.Wait(10*time.Second, func() bool { st := s.Targets(); return len(st) == 1 && st[0].Health == ferry.Healthy }) {
+		t.Fatalf("targets %+v", s.Targets())
+	}
+	wait(ferry.Healthy, "")
+	p.mu.Lock()
+	p.status = 500
+	p.mu.Unlock()
+	wait(ferry.Degraded, "1 of 1 targets down, last error: "+ErrHTTPStatus.Error())
+	p.mu.Lock()
+	p.status = 0
+	p.mu.Unlock()
+	wait(ferry.Healthy, "")
+}
+
+// BenchmarkReportHealth is the Scraper's report of its health at 1000
+// targets, none failing, once a target's health changed (with none
+// changed it is an atomic swap): counted in place, against the way it was
+// made before (Targets, which copies and sorts every status), in the same
+// run. "cold" reports on 50 Scrapers in turn, so that each
 // one's loops are out of the CPU's caches when its turn comes, as they are
 // a second after the last report in an agent.
 func BenchmarkReportHealth(b *testing.B) {
@@ -87,7 +154,10 @@ func BenchmarkReportHealth(b *testing.B) {
 			b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "targets/s")
 		}
 		b.Run(c.name+"/in-place", func(b *testing.B) {
-			run(b, func(s *Scraper) { s.reportHealth(rep) })
+			run(b, func(s *Scraper) {
+				s.healthChanged.Store(true)
+				s.reportHealth(rep)
+			})
 		})
 		b.Run(c.name+"/baseline-Targets", func(b *testing.B) {
 			run(b, func(s *Scraper) {

@@ -311,11 +311,15 @@ func (l *loop) scrapeAndSend(ctx context.Context, out chan<- ferry.Batch[ferry.S
 	l.lastLen = min(len(items), maxReportedSamples)
 	<-cpuSlots
 	l.statusMu.Lock()
+	was := l.status.Health
 	l.status.LastScrape, l.status.LastDuration, l.status.LastError, l.status.LastSamples = start, dur, err, st.post
 	if err != nil {
 		l.status.Health = ferry.Failing
 	} else {
 		l.status.Health = ferry.Healthy
+	}
+	if err != nil || l.status.Health != was {
+		l.s.healthChanged.Store(true)
 	}
 	l.statusMu.Unlock()
 	if err != nil {
