@@ -1,7 +1,6 @@
 package scrape
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http/httptest"
@@ -82,24 +81,17 @@ func TestHealthFollowsScrapes(t *testing.T) {
 	defer srv.Close()
 	s := &Scraper{Job: "j", Interval: 20 * time.Millisecond}
 	rep := &reptest.Reporter{}
-	if err := s.Start(context.Background(), rep); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	targets := make(chan []labels.Labels, 1)
-	targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
-	out := make(chan ferry.Batch[ferry.Sample], 16)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, targets, out) }()
-	go func() {
-		for b := range out {
-			b.Done(nil)
-		}
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
+	h := startWith(t, s, make(chan ferry.Batch[ferry.Sample]), rep)
+	h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
+	go func() { // delivers every batch until Run returned (h.stop)
+		for {
+			select {
+			case b := <-h.out:
+				b.Done(nil)
+			case err := <-h.done:
+				h.done <- err
+				return
+			}
 		}
 	}()
 	wait := func(want ferry.Health, msg string) {

@@ -103,10 +103,18 @@ func start(t *testing.T, s *Scraper) *harness {
 // startOut is start with the channel batches go to.
 func startOut(t *testing.T, s *Scraper, out chan ferry.Batch[ferry.Sample]) *harness {
 	t.Helper()
+	return startWith(t, s, out, ferry.NopReporter())
+}
+
+// startWith is startOut with the Reporter the Scraper is started with.
+func startWith(t *testing.T, s *Scraper, out chan ferry.Batch[ferry.Sample], rep ferry.Reporter) *harness {
+	t.Helper()
 	if s.Interval == 0 {
 		s.Interval = 50 * time.Millisecond
 	}
-	started(t, s)
+	if err := s.Start(context.Background(), rep); err != nil {
+		t.Fatalf("start: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, targets: make(chan []labels.Labels, 1), out: out, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- s.Run(ctx, h.targets, h.out) }()
