@@ -186,7 +186,11 @@ type Scraper struct {
 	// RSS; scraped every 10 s, 33-41 % less CPU for the same RSS
 	// (BENCHMARKS.md). Each target still scrapes at one fixed phase, as
 	// in Prometheus, only from a coarser set; time.Nanosecond spreads the
-	// phases as finely as Prometheus does.
+	// phases as finely as Prometheus does. A longer interval leaves fewer
+	// scrapes in each window: at 1000 targets every 10 s, a Group of 1 s
+	// (a hundred scrapes a window, as 100 ms makes of them every second)
+	// took a further 23-33 % less CPU than the default, for 5-11 MiB more
+	// peak RSS.
 	Group time.Duration
 
 	mu       sync.Mutex
