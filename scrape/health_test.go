@@ -81,27 +81,17 @@ func TestHealthFollowsScrapes(t *testing.T) {
 	defer srv.Close()
 	s := &Scraper{Job: "j", Interval: 20 * time.Millisecond}
 	rep := &reptest.Reporter{}
-	h := startWith(t, s, make(chan ferry.Batch[ferry.Sample]), rep)
+	h := startWith(t, s, make(chan ferry.Batch[ferry.Sample], 16), rep)
 	h.targets <- []labels.Labels{labels.FromStrings("__address__", addr(srv))}
-	go func() { // delivers every batch until Run returned (h.stop)
-		for {
-			select {
-			case b := <-h.out:
-				b.Done(nil)
-			case err := <-h.done:
-				h.done <- err
-				return
-			}
-		}
-	}()
 	wait := func(want ferry.Health, msg string) {
 		t.Helper()
 		if !poll.Wait(10*time.Second, func() bool {
-			h, err := rep.Health()
-			return h == want && (msg == "" && err == nil || err != nil && strings.Contains(err.Error(), msg))
+			h.drain() // a scrape sets its target's health before it sends
+			got, err := rep.Health()
+			return got == want && (msg == "" && err == nil || err != nil && strings.Contains(err.Error(), msg))
 		}) {
-			h, err := rep.Health()
-			t.Fatalf("health %v %v, want %v %q", h, err, want, msg)
+			got, err := rep.Health()
+			t.Fatalf("health %v %v, want %v %q", got, err, want, msg)
 		}
 	}
 	if !poll.Wait(10*time.Second, func() bool { st := s.Targets(); return len(st) == 1 && st[0].Health == ferry.Healthy }) {

@@ -112,9 +112,7 @@ func startWith(t *testing.T, s *Scraper, out chan ferry.Batch[ferry.Sample], rep
 	if s.Interval == 0 {
 		s.Interval = 50 * time.Millisecond
 	}
-	if err := s.Start(context.Background(), rep); err != nil {
-		t.Fatalf("start: %v", err)
-	}
+	startedWith(t, s, rep)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, targets: make(chan []labels.Labels, 1), out: out, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- s.Run(ctx, h.targets, h.out) }()
@@ -149,6 +147,18 @@ func (h *harness) next() map[string]ferry.Sample {
 	case <-time.After(5 * time.Second):
 		h.t.Fatal("no batch")
 		return nil
+	}
+}
+
+// drain acknowledges the batches waiting on the harness's channel.
+func (h *harness) drain() {
+	for {
+		select {
+		case b := <-h.out:
+			b.Done(nil)
+		default:
+			return
+		}
 	}
 }
 

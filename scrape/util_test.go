@@ -21,7 +21,13 @@ func mapValues(m map[string]*dto.MetricFamily) []*dto.MetricFamily {
 // fails. Starting twice is harmless.
 func started(tb testing.TB, s *Scraper) *Scraper {
 	tb.Helper()
-	if err := s.Start(context.Background(), ferry.NopReporter()); err != nil {
+	return startedWith(tb, s, ferry.NopReporter())
+}
+
+// startedWith is started with the Reporter s reports to.
+func startedWith(tb testing.TB, s *Scraper, rep ferry.Reporter) *Scraper {
+	tb.Helper()
+	if err := s.Start(context.Background(), rep); err != nil {
 		tb.Fatalf("start: %v", err)
 	}
 	return s
