@@ -544,12 +544,12 @@ func (s *Scraper) reportHealth(rep ferry.Reporter) {
 	if !s.healthChanged.Swap(false) {
 		return
 	}
-	down, n := 0, 0
+	down := 0
 	var last error
 	var lastLabels labels.Labels
 	s.mu.Lock()
+	n := len(s.loops)
 	for _, l := range s.loops {
-		n++
 		l.statusMu.Lock()
 		if st := &l.status; st.Health == ferry.Failing {
 			if down == 0 || labels.Compare(st.Labels, lastLabels) > 0 {
