@@ -103,8 +103,8 @@ func TestE2EAgentChild(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
 	defer cancel()
-	sc := &scrape.Scraper{Job: "node", Interval: intervalEnv(), Timeout: intervalEnv()}
-	sc.Group = groupEnv()
+	iv := intervalEnv()
+	sc := &scrape.Scraper{Job: "node", Interval: iv, Timeout: iv, Group: groupEnv()}
 	rw := &remotewrite.Sink{URL: url, UserAgent: "ferry-e2e"}
 	// Optional settings closer to vmagent's defaults (4 queues on 2 CPUs,
 	// up to 10000 samples a request).
