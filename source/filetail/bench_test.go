@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -131,4 +132,85 @@ func BenchmarkFileTail(b *testing.B) {
 		}
 		report(b, lines, m0, time.Since(t0))
 	})
+}
+
+// BenchmarkIdleFiles measures what a Source costs while the files it
+// follows do not grow: FERRY_BENCH_IDLE_FILES files (default 500), read to
+// their end, then followed for b.N poll intervals. It reports the process
+// CPU time per file and poll next to the floor of the same run: the stat
+// of the path that a poll must make to see growth and rotation, timed in
+// a loop over the same files.
+//
+//	go test -run '^$' -bench IdleFiles -benchtime 40x -count 3 ./source/filetail
+func BenchmarkIdleFiles(b *testing.B) {
+	n := 500
+	if v, err := strconv.Atoi(os.Getenv("FERRY_BENCH_IDLE_FILES")); err == nil && v > 0 {
+		n = v
+	}
+	dir := b.TempDir()
+	paths := make([]string, n)
+	set := make([]labels.Labels, n)
+	for i := range paths {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("app-%d.log", i))
+		if err := os.WriteFile(paths[i], []byte("started\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		set[i] = labels.FromStrings(PathLabel, paths[i], "job", "bench")
+	}
+
+	b.Run("floor-stat", func(b *testing.B) {
+		cpu0 := cpuclock.Process()
+		for b.Loop() {
+			for _, p := range paths {
+				if _, err := os.Stat(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		reportIdle(b, n, cpuclock.Process()-cpu0)
+	})
+
+	b.Run("Source", func(b *testing.B) {
+		s := &Source{StartAt: StartBeginning}
+		targets := make(chan []labels.Labels, 1)
+		targets <- set
+		out := make(chan ferry.Batch[ferry.Entry], 16)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		if err := s.Start(ctx, ferry.NopReporter()); err != nil {
+			b.Fatal(err)
+		}
+		go func() { done <- s.Run(ctx, targets, out) }()
+		for read := 0; read < n; {
+			bt := <-out
+			read += len(bt.Items)
+			bt.Done(nil)
+		}
+		go func() {
+			for bt := range out {
+				bt.Done(nil)
+				b.Error("an idle file gave a batch")
+			}
+		}()
+		// Every file read: what follows is the steady idle state.
+		time.Sleep(2 * DefaultPollInterval)
+		cpu0 := cpuclock.Process()
+		for b.Loop() {
+			time.Sleep(DefaultPollInterval)
+		}
+		reportIdle(b, n, cpuclock.Process()-cpu0)
+		b.StopTimer()
+		cancel()
+		<-done
+		s.Close(context.Background())
+	})
+}
+
+// reportIdle reports cpu, spent over b.N polls of n files, per file and
+// poll, and as the share of a core that n files take at
+// DefaultPollInterval.
+func reportIdle(b *testing.B, n int, cpu time.Duration) {
+	perPoll := float64(cpu.Nanoseconds()) / float64(b.N) / float64(n)
+	b.ReportMetric(perPoll/1e3, "CPU-µs/file-poll")
+	b.ReportMetric(perPoll*float64(n)/float64(DefaultPollInterval.Nanoseconds())*100, "%core")
 }

@@ -40,6 +40,7 @@ type reader struct {
 	out       chan<- ferry.Batch[ferry.Entry]
 	labels    atomic.Pointer[labels.Labels]
 	wake      chan struct{}
+	clock     *pollClock
 	tracker   *positions.Tracker[pos]
 	forget    atomic.Bool
 	rep       ferry.Reporter
@@ -116,11 +117,11 @@ func putItems(items []ferry.Entry) {
 	itemPool.Put(&items)
 }
 
-func (s *Source) newReader(path string, ls labels.Labels, cfg config, out chan<- ferry.Batch[ferry.Entry]) *reader {
+func (s *Source) newReader(path string, ls labels.Labels, cfg config, clock *pollClock, out chan<- ferry.Batch[ferry.Entry]) *reader {
 	r := &reader{
 		s: s, cfg: cfg, path: path, key: KeyPrefix + path, out: out, first: true,
 		gz:   strings.HasSuffix(path, ".gz"),
-		wake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), clock: clock,
 	}
 	r.labels.Store(&ls)
 	var start pos
@@ -190,12 +191,14 @@ func (r *reader) tryExit() bool {
 	return true
 }
 
-func (r *reader) wait(ctx context.Context, poll *time.Ticker) bool {
+// wait waits for the next poll or a notification, and reports false when
+// ctx ended first.
+func (r *reader) wait(ctx context.Context) bool {
 	select {
 	case <-ctx.Done():
 		return false
 	case <-r.wake:
-	case <-poll.C:
+	case <-r.clock.next():
 	}
 	return true
 }
@@ -224,8 +227,6 @@ func (r *reader) recovered() {
 // run follows the file until its target is gone or ctx ends.
 func (r *reader) run(ctx context.Context) {
 	r.rep = r.s.rep
-	poll := time.NewTicker(r.cfg.poll)
-	defer poll.Stop()
 	defer func() {
 		r.closeFile()
 		if r.failing {
@@ -236,7 +237,7 @@ func (r *reader) run(ctx context.Context) {
 		if r.finished {
 			// Compressed (read once) or skipped: nothing more to read.
 			for !r.tryExit() {
-				if !r.wait(ctx, poll) {
+				if !r.wait(ctx) {
 					return
 				}
 			}
@@ -255,7 +256,7 @@ func (r *reader) run(ctx context.Context) {
 				if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errRewind) {
 					r.fail(err)
 				}
-				if !r.wait(ctx, poll) {
+				if !r.wait(ctx) {
 					return
 				}
 				continue
@@ -265,6 +266,13 @@ func (r *reader) run(ctx context.Context) {
 			// Look before reading on: a file rewritten since the last
 			// read must not be read on from the old offset.
 			switch r.check() {
+			case unchanged:
+				// Nothing to read: a file that does not grow costs its
+				// reader a stat a poll, not a read as well.
+				if !r.waitOrExit(ctx) {
+					return
+				}
+				continue
 			case truncated:
 				if err := r.recoverCopy(ctx); err != nil {
 					r.reopenLater(err)
@@ -283,7 +291,7 @@ func (r *reader) run(ctx context.Context) {
 					r.idleSince = now
 				}
 				if now.Sub(r.idleSince) < r.cfg.rotateWait {
-					if !r.wait(ctx, poll) {
+					if !r.wait(ctx) {
 						return
 					}
 					continue
@@ -303,7 +311,7 @@ func (r *reader) run(ctx context.Context) {
 		}
 		if err != nil {
 			r.reopenLater(err)
-			if !r.wait(ctx, poll) {
+			if !r.wait(ctx) {
 				return
 			}
 			continue
@@ -313,14 +321,21 @@ func (r *reader) run(ctx context.Context) {
 			r.closeFile()
 			continue
 		}
-		if r.tryExit() {
-			r.exit()
-			return
-		}
-		if !r.wait(ctx, poll) {
+		if !r.waitOrExit(ctx) {
 			return
 		}
 	}
+}
+
+// waitOrExit ends a reader that has read all there is: it exits if its
+// target is gone, and waits for the next poll otherwise. It reports
+// whether the reader goes on.
+func (r *reader) waitOrExit(ctx context.Context) bool {
+	if r.tryExit() {
+		r.exit()
+		return false
+	}
+	return r.wait(ctx)
 }
 
 // exit forgets the position of a file that no longer exists.
@@ -486,17 +501,26 @@ func (r *reader) readRest(ctx context.Context, old *os.File, p pos) error {
 type fileState int
 
 const (
-	same fileState = iota
+	same      fileState = iota // the path names the file, which may have grown
+	unchanged                  // the same, and nothing was written past what was read
 	truncated
 	replaced
 )
 
 // check looks at the open file at its end: whether it shrank or was
-// rewritten (copytruncate), and whether the path still names it.
+// rewritten (copytruncate), whether the path still names it, and whether
+// it holds more than was read.
 func (r *reader) check() fileState {
-	fi, err := r.f.Stat()
-	if err != nil {
-		return replaced
+	// While the path names the open file, the path's stat is the file's
+	// own: a file that did not change costs one stat a poll.
+	pst, perr := os.Stat(r.path)
+	fi := pst
+	atPath := perr == nil && r.id.known() && identOf(pst) == r.id
+	if !atPath {
+		var err error
+		if fi, err = r.f.Stat(); err != nil {
+			return replaced
+		}
 	}
 	if fi.Size() < r.readOff() {
 		return truncated
@@ -512,9 +536,11 @@ func (r *reader) check() fileState {
 			}
 		}
 	}
-	pst, err := os.Stat(r.path)
-	if errors.Is(err, fs.ErrNotExist) || err == nil && !os.SameFile(fi, pst) {
+	if !atPath && (errors.Is(perr, fs.ErrNotExist) || perr == nil && !os.SameFile(fi, pst)) {
 		return replaced
+	}
+	if fi.Mode().IsRegular() && fi.Size() == r.readOff() {
+		return unchanged
 	}
 	return same
 }

@@ -132,6 +132,8 @@ type Source struct {
 	// PollInterval is how often a file is checked for growth, rotation and
 	// truncation without a file-system notification; default
 	// DefaultPollInterval. Notifications (fsnotify) make checks sooner.
+	// The readers of a Run are polled together, at one tick; a file that
+	// did not change costs a stat a poll.
 	PollInterval time.Duration
 	// RotateWait is how long a file that was renamed or deleted is read on
 	// after it stopped growing, for writers that have not reopened their
@@ -294,6 +296,8 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	clock := newPollClock()
+	wg.Go(func() { clock.run(rctx, cfg.poll) })
 	readers := map[string]*reader{}
 	exited := make(chan *reader, 16)
 
@@ -345,7 +349,7 @@ func (s *Source) Run(ctx context.Context, targets <-chan []labels.Labels, out ch
 				if r, ok := readers[p]; ok && r.revive(ls) {
 					continue
 				}
-				r := s.newReader(p, ls, cfg, out)
+				r := s.newReader(p, ls, cfg, clock, out)
 				readers[p] = r
 				s.register(r, log)
 				wg.Add(1)
