@@ -73,6 +73,39 @@ func report(b *testing.B, lines int, m0 memStats, elapsed time.Duration) {
 	b.ReportMetric(float64(m1.bytes-m0.bytes)/total, "B/line")
 }
 
+// startAlone runs s on the targets set, outside a pipeline, with an output
+// channel of buf batches. stop ends the Run, acknowledges the batches left
+// in the channel as not delivered, and closes s.
+func startAlone(tb testing.TB, s *Source, set []labels.Labels, buf int) (out chan ferry.Batch[ferry.Entry], stop func() error) {
+	tb.Helper()
+	targets := make(chan []labels.Labels, 1)
+	targets <- set
+	out = make(chan ferry.Batch[ferry.Entry], buf)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	if err := s.Start(ctx, ferry.NopReporter()); err != nil {
+		tb.Fatal(err)
+	}
+	go func() { done <- s.Run(ctx, targets, out) }()
+	return out, func() error {
+		cancel()
+		<-done
+		for len(out) > 0 {
+			(<-out).Done(context.Canceled)
+		}
+		return s.Close(context.Background())
+	}
+}
+
+// ackLines acknowledges the batches of out until they held n lines.
+func ackLines(out <-chan ferry.Batch[ferry.Entry], n int) {
+	for read := 0; read < n; {
+		bt := <-out
+		read += len(bt.Items)
+		bt.Done(nil)
+	}
+}
+
 // BenchmarkFileTail reads a whole file through the Source into a consumer
 // that acknowledges and discards every batch, next to a baseline of
 // bufio.Scanner making a string of every line of the same file.
@@ -110,25 +143,10 @@ func BenchmarkFileTail(b *testing.B) {
 		m0 := readMem()
 		t0 := time.Now()
 		for b.Loop() {
-			s := &Source{StartAt: StartBeginning, DisableWatch: true}
-			targets := make(chan []labels.Labels, 1)
-			targets <- []labels.Labels{labels.FromStrings(PathLabel, path, "job", "bench")}
-			out := make(chan ferry.Batch[ferry.Entry], 16)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			if err := s.Start(ctx, ferry.NopReporter()); err != nil {
-				b.Fatal(err)
-			}
-			go func() { done <- s.Run(ctx, targets, out) }()
-			n := 0
-			for n < lines {
-				bt := <-out
-				n += len(bt.Items)
-				bt.Done(nil)
-			}
-			cancel()
-			<-done
-			s.Close(context.Background())
+			out, stop := startAlone(b, &Source{StartAt: StartBeginning, DisableWatch: true},
+				[]labels.Labels{labels.FromStrings(PathLabel, path, "job", "bench")}, 16)
+			ackLines(out, lines)
+			stop()
 		}
 		report(b, lines, m0, time.Since(t0))
 	})
@@ -171,21 +189,8 @@ func BenchmarkIdleFiles(b *testing.B) {
 	})
 
 	b.Run("Source", func(b *testing.B) {
-		s := &Source{StartAt: StartBeginning}
-		targets := make(chan []labels.Labels, 1)
-		targets <- set
-		out := make(chan ferry.Batch[ferry.Entry], 16)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		if err := s.Start(ctx, ferry.NopReporter()); err != nil {
-			b.Fatal(err)
-		}
-		go func() { done <- s.Run(ctx, targets, out) }()
-		for read := 0; read < n; {
-			bt := <-out
-			read += len(bt.Items)
-			bt.Done(nil)
-		}
+		out, stop := startAlone(b, &Source{StartAt: StartBeginning}, set, 16)
+		ackLines(out, n)
 		go func() {
 			for bt := range out {
 				bt.Done(nil)
@@ -200,9 +205,7 @@ func BenchmarkIdleFiles(b *testing.B) {
 		}
 		reportIdle(b, n, cpuclock.Process()-cpu0)
 		b.StopTimer()
-		cancel()
-		<-done
-		s.Close(context.Background())
+		stop()
 	})
 }
 

@@ -2,7 +2,6 @@ package filetail
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -58,16 +56,8 @@ func TestBigFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &Source{PositionsFile: pos, StartAt: StartBeginning, DisableWatch: true}
-		targets := make(chan []labels.Labels, 1)
-		targets <- []labels.Labels{labels.FromStrings(PathLabel, path)}
-		out := make(chan ferry.Batch[ferry.Entry], 8)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		if err := s.Start(ctx, ferry.NopReporter()); err != nil {
-			t.Fatal(err)
-		}
-		go func() { done <- s.Run(ctx, targets, out) }()
+		out, stop := startAlone(t, &Source{PositionsFile: pos, StartAt: StartBeginning, DisableWatch: true},
+			[]labels.Labels{labels.FromStrings(PathLabel, path)}, 8)
 		first, last = -1, -1
 		delivered := 0
 		deadline := time.After(20 * time.Minute)
@@ -94,12 +84,7 @@ func TestBigFile(t *testing.T) {
 				break loop
 			}
 		}
-		cancel()
-		<-done
-		for len(out) > 0 {
-			(<-out).Done(context.Canceled)
-		}
-		if err := s.Close(context.Background()); err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		return first, last
