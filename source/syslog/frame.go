@@ -9,7 +9,8 @@ import (
 // framing of each message on its own (RFC 6587): a frame that starts with
 // digits followed by a space is octet-counted ("LEN SP MSG"), any other is
 // ended by a newline (non-transparent framing). It holds at most max+32
-// bytes: longer messages are cut at max and the rest is skipped.
+// bytes, or readBufMax if more: longer messages are cut at max and the
+// rest is skipped.
 type framer struct {
 	r     io.Reader
 	buf   []byte
@@ -19,6 +20,7 @@ type framer struct {
 
 	discard  int  // bytes of an oversized octet-counted frame still to skip
 	skipLine bool // skipping the rest of an oversized line
+	busy     bool // the last read filled the buffer
 
 	// beforeRead, if set, is called before every read from r: the reader is
 	// about to wait, so whatever was gathered should go on.
@@ -26,9 +28,15 @@ type framer struct {
 }
 
 // initialFrameBuf is the buffer a connection starts with; it grows up to
-// the maximum message length only when messages need it, so that idle
-// connections cost little.
+// the maximum message length only when messages need it, and up to
+// readBufMax only when reads fill it, so that idle connections cost
+// little.
 const initialFrameBuf = 2048
+
+// readBufMax bounds the growth of a busy connection's buffer (one whose
+// reads fill it), as opposed to that for a long message (up to the
+// maximum message length).
+const readBufMax = 64 << 10
 
 func newFramer(r io.Reader, max int) *framer {
 	n := initialFrameBuf
@@ -174,34 +182,47 @@ func (f *framer) fill() error {
 	if f.start == f.end {
 		f.start, f.end = 0, 0
 	}
-	if f.end == len(f.buf) {
-		if f.start > 0 {
-			f.end = copy(f.buf, f.buf[f.start:f.end])
-			f.start = 0
-		} else {
-			n := min(2*len(f.buf), f.max+32)
-			if n <= len(f.buf) {
-				// Cannot happen: a full buffer always holds a frame
-				// (next cuts lines at max and octet frames need at most
-				// max+11 bytes).
-				n = len(f.buf) + 1024
-			}
-			nb := make([]byte, n)
-			copy(nb, f.buf[:f.end])
-			f.buf = nb
+	switch {
+	case f.busy && len(f.buf) < readBufMax:
+		// The last read filled the buffer: the sender is ahead. Reading
+		// more at a time makes fewer reads, and larger batches, since a
+		// connection's batch goes on before each read.
+		f.resize(min(2*len(f.buf), readBufMax))
+	case f.end < len(f.buf):
+	case f.start > 0:
+		f.end = copy(f.buf, f.buf[f.start:f.end])
+		f.start = 0
+	default:
+		n := min(2*len(f.buf), f.max+32)
+		if n <= len(f.buf) {
+			// Cannot happen: a full buffer always holds a frame (next
+			// cuts lines at max and octet frames need at most max+11
+			// bytes).
+			n = len(f.buf) + 1024
 		}
+		f.resize(n)
 	}
 	if f.beforeRead != nil {
 		f.beforeRead()
 	}
+	free := len(f.buf) - f.end
 	for {
 		n, err := f.r.Read(f.buf[f.end:])
 		f.end += n
 		if n > 0 {
+			f.busy = n == free
 			return nil
 		}
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// resize moves the unread data to the start of a new buffer of n bytes.
+func (f *framer) resize(n int) {
+	nb := make([]byte, n)
+	f.end = copy(nb, f.buf[f.start:f.end])
+	f.start = 0
+	f.buf = nb
 }

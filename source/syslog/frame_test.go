@@ -88,7 +88,7 @@ func TestFramerTruncates(t *testing.T) {
 
 func TestFramerBoundedBuffer(t *testing.T) {
 	// 1 MiB without a newline, then a message: the buffer never grows past
-	// max+32.
+	// max+32, or readBufMax for reads that fill it.
 	in := io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("y"), 1<<20)), strings.NewReader("\n<13>after\n"))
 	f := newFramer(in, 4096)
 	var got []string
@@ -97,7 +97,7 @@ func TestFramerBoundedBuffer(t *testing.T) {
 		if msg != nil {
 			got = append(got, string(msg[:min(len(msg), 10)]))
 		}
-		if len(f.buf) > 4096+32 {
+		if len(f.buf) > max(4096+32, readBufMax) {
 			t.Fatalf("buffer grew to %d", len(f.buf))
 		}
 		if err != nil {
@@ -118,5 +118,40 @@ func TestFramerReadError(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].msg != "<13>a" {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestFramerGrowsWhenBusy(t *testing.T) {
+	in := strings.Repeat("<13>a message of some forty bytes or so\n", 10000)
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		want int // the buffer at the end
+	}{
+		// Every read fills the buffer: the sender is ahead.
+		{"busy", strings.NewReader(in), readBufMax},
+		// Reads of a few bytes, as from a sender that trickles.
+		{"trickle", iotest.OneByteReader(strings.NewReader(in[:4000])), initialFrameBuf},
+	} {
+		f := newFramer(tc.r, 8192)
+		n := 0
+		for {
+			msg, _, err := f.next()
+			if msg != nil {
+				if string(msg) != "<13>a message of some forty bytes or so" {
+					t.Fatalf("%s: frame %d = %q", tc.name, n, msg)
+				}
+				n++
+			}
+			if err != nil {
+				break
+			}
+		}
+		if len(f.buf) != tc.want {
+			t.Errorf("%s: buffer of %d bytes at the end, want %d", tc.name, len(f.buf), tc.want)
+		}
+		if want := len(in) / 40; tc.name == "busy" && n != want {
+			t.Errorf("%s: %d frames, want %d", tc.name, n, want)
+		}
 	}
 }

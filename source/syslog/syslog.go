@@ -41,8 +41,11 @@
 //     batches by one goroutine; when the pipeline is full the send blocks
 //     and the connection is not read, so the kernel's socket buffers fill
 //     and the sender slows down (backpressure). Nothing is buffered beyond
-//     one batch and one read buffer (at most MaxMessageLength) per
-//     connection.
+//     one batch and one read buffer per connection: 2 KiB, grown to
+//     MaxMessageLength for long messages and to 64 KiB while the sender is
+//     ahead of the reads (each read fills the buffer), which takes fewer
+//     reads and makes larger batches (BenchmarkSyslogTCP: 1.9 times the
+//     messages per CPU second of 2 KiB reads).
 //   - UDP: a datagram that arrives while the pipeline is full and the
 //     pending batch is at BatchSize is dropped and counted with
 //     Reporter.Dropped(ReasonPipelineFull). What overflows the socket's
@@ -233,7 +236,8 @@ type Source struct {
 	MaxConnections int
 	// MaxMessageLength bounds a message in bytes (default
 	// DefaultMaxMessageLength); longer ones are cut. It is also the most a
-	// connection's read buffer grows to.
+	// connection's read buffer grows to, or 64 KiB if more, for a
+	// connection whose sender is ahead of the reads.
 	MaxMessageLength int
 	// BatchSize bounds the entries of one batch (default
 	// DefaultBatchSize).
