@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// pollClock is the poll interval of all the readers of a Run: one timer
-// that wakes every waiting reader at once, where a ticker a reader woke
-// the process once a reader. Readers that wait on it are polled in one
-// burst each interval, which is what a Source following many files that
-// rarely grow spends most of its time doing (BenchmarkIdleFiles).
+// pollClock ticks for all the readers of a Run: one timer wakes every
+// waiting reader at once, where a ticker in each reader woke the process
+// once for each. The readers are polled in one burst an interval, and
+// polling is most of what a Source following many files that rarely grow
+// does (BenchmarkIdleFiles).
 type pollClock struct {
 	tick atomic.Pointer[chan struct{}] // closed at the next tick
 }
