@@ -236,12 +236,8 @@ func (r *reader) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if r.finished {
 			// Compressed (read once) or skipped: nothing more to read.
-			for !r.tryExit() {
-				if !r.wait(ctx) {
-					return
-				}
+			for r.waitOrExit(ctx) {
 			}
-			r.exit()
 			return
 		}
 		if r.f == nil {
