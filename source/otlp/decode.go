@@ -90,26 +90,6 @@ func validString(v []byte) (string, error) {
 	return viewString(v), nil
 }
 
-// arena holds formatted values; strings are cut from it and it is only
-// ever appended to.
-type arena struct{ buf []byte }
-
-// grow makes room for n more bytes and returns the current length. When
-// it must grow, it starts a new buffer: strings cut before keep the old one.
-func (a *arena) grow(n int) int {
-	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, max(2*cap(a.buf), n, 4096))
-	}
-	return len(a.buf)
-}
-
-func (a *arena) cut(start int) string {
-	if len(a.buf) == start {
-		return ""
-	}
-	return unsafe.String(&a.buf[start], len(a.buf)-start)
-}
-
 // decodeLogsProto decodes an ExportLogsServiceRequest into entries
 // appended to entries.
 //
@@ -125,7 +105,7 @@ func (d *logsDecoder) decodeProto(body []byte, entries []ferry.Entry, owned bool
 		copied := string(body)
 		b = unsafe.Slice(unsafe.StringData(copied), len(copied))
 	}
-	d.arena.buf = nil
+	d.arena.Release()
 	if entries == nil {
 		entries = make([]ferry.Entry, 0, len(body)/128)
 	}
@@ -413,14 +393,14 @@ func (d *logsDecoder) record(b []byte, stream, scopeMeta labels.Labels, entries 
 		add("severity_text", sevText)
 	}
 	if len(span) > 0 {
-		start := d.arena.grow(2 * len(span))
-		d.arena.buf = hexAppend(d.arena.buf, span)
-		add("span_id", d.arena.cut(start))
+		start := d.arena.Grow(2 * len(span))
+		d.arena.Buf = hexAppend(d.arena.Buf, span)
+		add("span_id", d.arena.Cut(start))
 	}
 	if len(trace) > 0 {
-		start := d.arena.grow(2 * len(trace))
-		d.arena.buf = hexAppend(d.arena.buf, trace)
-		add("trace_id", d.arena.cut(start))
+		start := d.arena.Grow(2 * len(trace))
+		d.arena.Buf = hexAppend(d.arena.Buf, trace)
+		add("trace_id", d.arena.Cut(start))
 	}
 	return append(entries, ferry.Entry{Labels: stream, Timestamp: t, Line: line, Metadata: d.metadata(scopeMeta)}), nil
 }
@@ -538,9 +518,9 @@ func (d *logsDecoder) anyValue(b []byte) (string, error) {
 				if err := proto.Unmarshal(b, &v); err != nil {
 					return "", err
 				}
-				start := d.arena.grow(64)
-				d.arena.buf = otlpconv.AppendValue(d.arena.buf, &v)
-				return d.arena.cut(start), nil
+				start := d.arena.Grow(64)
+				d.arena.Buf = otlpconv.AppendValue(d.arena.Buf, &v)
+				return d.arena.Cut(start), nil
 			}
 		}
 		if ok {
@@ -553,26 +533,26 @@ func (d *logsDecoder) anyValue(b []byte) (string, error) {
 	if last.num == 1 {
 		return viewString(last.bytes), nil
 	}
-	start := d.arena.grow(32)
+	start := d.arena.Grow(32)
 	switch last.num {
 	case 1:
 		return viewString(last.bytes), nil
 	case 2:
-		d.arena.buf = strconv.AppendBool(d.arena.buf, last.u64 != 0)
+		d.arena.Buf = strconv.AppendBool(d.arena.Buf, last.u64 != 0)
 	case 3:
-		d.arena.buf = strconv.AppendInt(d.arena.buf, int64(last.u64), 10)
+		d.arena.Buf = strconv.AppendInt(d.arena.Buf, int64(last.u64), 10)
 	case 4:
 		v := &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: math.Float64frombits(last.u64)}}
-		d.arena.buf = otlpconv.AppendValue(d.arena.buf, v)
+		d.arena.Buf = otlpconv.AppendValue(d.arena.Buf, v)
 	case 7:
 		v := &commonpb.AnyValue{Value: &commonpb.AnyValue_BytesValue{BytesValue: last.bytes}}
-		d.arena.buf = otlpconv.AppendValue(d.arena.buf, v)
+		d.arena.Buf = otlpconv.AppendValue(d.arena.Buf, v)
 	case 8:
 		return "", nil // a string index of the profiles dictionary: no string here
 	default:
 		return "", fmt.Errorf("unexpected AnyValue field %d", last.num)
 	}
-	return d.arena.cut(start), nil
+	return d.arena.Cut(start), nil
 }
 
 // sorted reports whether the labels added to d.sb, the scope's metadata

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/arena"
 	"github.com/ferrydev/ferry/internal/otlpconv"
 	"github.com/ferrydev/ferry/source"
 	"github.com/prometheus/prometheus/model/labels"
@@ -225,7 +226,7 @@ type logsDecoder struct {
 	rejected int64
 	msg      string
 	// decodeProto's state
-	arena        arena
+	arena        arena.Arena
 	sb           labels.ScratchBuilder
 	attrs        []labels.Label
 	scopeName    string
