@@ -13,6 +13,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/arena"
 	"github.com/ferrydev/ferry/source"
 )
 
@@ -293,7 +294,8 @@ func benchLog(n int) ([]byte, int) {
 // timestamps, partial-line assembly) against bufio.Scanner splitting the
 // same bytes into lines, the floor for any line reader, in the same run.
 // "decoder" yields each line as bytes; "decoder+string" also makes the
-// line's string, as the source does for every entry.
+// line's string as the source does for every entry, cut from an arena
+// released every DefaultBatchSize lines.
 //
 //	go test -run '^$' -bench BenchmarkDockerDemux -benchmem ./source/dockerlogs
 func BenchmarkDockerDemux(b *testing.B) {
@@ -311,6 +313,7 @@ func BenchmarkDockerDemux(b *testing.B) {
 	d := newDecoder(nil, false, 0)
 	a := assembler{max: DefaultMaxLineSize}
 	var sink string
+	var text arena.Arena
 	decode := func(withString bool) splitter {
 		return func(r *bytes.Reader) int {
 			d.reset(r, false)
@@ -322,9 +325,12 @@ func BenchmarkDockerDemux(b *testing.B) {
 				}
 				if _, line, k := a.add(&d.m); k != lineNone {
 					if withString {
-						sink = string(line)
+						sink = text.String(line)
 					}
 					lines++
+					if lines%DefaultBatchSize == 0 {
+						text.Release()
+					}
 				}
 			}
 		}

@@ -69,6 +69,7 @@ import (
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/discovery/docker"
+	"github.com/ferrydev/ferry/internal/arena"
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/internal/retry"
 	"github.com/ferrydev/ferry/positions"
@@ -636,8 +637,9 @@ type ctr struct {
 	bmu   sync.Mutex
 	items []ferry.Entry
 	bytes int
-	hint  int     // length of the last batch
-	hist  history // the lines of the current reading
+	hint  int         // length of the last batch
+	text  arena.Arena // the lines of the batch
+	hist  history     // the lines of the current reading
 
 	sendMu sync.Mutex
 	closed bool
@@ -907,7 +909,7 @@ func (c *ctr) follow(tty bool) error {
 			// whole batches, a quiet one sends a few lines per linger.
 			c.items = make([]ferry.Entry, 0, min(r.batchSize, max(16, c.hint*2)))
 		}
-		c.items = append(c.items, ferry.Entry{Labels: sl.ls[stream], Timestamp: t, Line: string(line)})
+		c.items = append(c.items, ferry.Entry{Labels: sl.ls[stream], Timestamp: t, Line: c.text.String(line)})
 		c.bytes += len(line)
 		n := len(c.items)
 		full := n >= r.batchSize || c.bytes >= r.batchBytes
@@ -949,6 +951,9 @@ func (c *ctr) flush() {
 	if len(items) > 0 {
 		last = c.hist.position()
 	}
+	// The next batch's lines start a block of their own, sized like
+	// this batch's; this one's go with it.
+	c.text.Release()
 	c.items, c.bytes, c.hint = nil, 0, len(c.items)
 	c.bmu.Unlock()
 	if len(items) == 0 || c.closed || c.rewind.Load() {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -382,6 +383,8 @@ func BenchmarkSourceLines(b *testing.B) {
 	rules := []relabel.Rule{relabel.Replace([]string{LabelLogStream}, "(.*)", "stream", "$1")}
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
 	for b.Loop() {
 		s := &Source{Client: f, Rules: rules}
 		ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
@@ -399,7 +402,9 @@ func BenchmarkSourceLines(b *testing.B) {
 		cancel()
 		<-done
 	}
+	runtime.ReadMemStats(&m1)
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(n*b.N), "allocs/line")
 }
 
 // TestFailedBatchIsReadAgain: a batch the sink fails (not permanently) is

@@ -69,8 +69,10 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/arena"
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/positions"
 	"github.com/ferrydev/ferry/source"
@@ -429,6 +431,7 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 		}
 		items := batch
 		batch = nil
+		b.text.Release() // the entries keep their lines' blocks
 		return source.Send(fctx, out, ferry.NewBatch(items, done))
 	}
 	dec := NewDecoder(&flushReader{r: stdout, before: flush})
@@ -508,6 +511,7 @@ type builder struct {
 	order []int
 	lbls  []labels.Label
 	sb    labels.ScratchBuilder
+	text  arena.Arena // the lines of the batch being read
 }
 
 type bspan struct {
@@ -529,8 +533,9 @@ func (b *builder) labelName(field []byte) string {
 	return n
 }
 
-// entry fills e from rec and reports whether rec becomes an entry. One
-// string holds the line and every label value.
+// entry fills e from rec and reports whether rec becomes an entry. The
+// line is cut from b.text, which the entries of a batch share; the label
+// values are read from b.buf, which the labels' ScratchBuilder copies.
 func (b *builder) entry(rec *Record, e *ferry.Entry) bool {
 	buf := b.buf[:0]
 	spans := b.spans[:0]
@@ -590,9 +595,10 @@ func (b *builder) entry(rec *Record, e *ferry.Entry) bool {
 			}
 		}
 	}
-	str := string(buf)
 	b.buf, b.spans = buf, spans
-	e.Line = str[:line1]
+	e.Line = b.text.String(buf[:line1])
+	// A view of buf, not kept past this call: b.sb copies what it adds.
+	str := unsafe.String(unsafe.SliceData(buf), len(buf))
 	if us, err := strconv.ParseInt(string(ts), 10, 64); err == nil && len(ts) > 0 {
 		e.Timestamp = time.UnixMicro(us)
 	}

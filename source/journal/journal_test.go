@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +88,36 @@ func TestEntryLabels(t *testing.T) {
 	// No MESSAGE: no entry in message format.
 	if b.entry(record([2]string{"__CURSOR", "c"}, [2]string{"PRIORITY", "6"}), &e) {
 		t.Error("entry without MESSAGE")
+	}
+}
+
+// TestEntriesKeepTheirStrings: the builder reuses its buffer from one
+// record to the next and cuts lines from memory that a batch's entries
+// share; entries built earlier, in this batch or the ones before, must
+// keep their lines and labels.
+func TestEntriesKeepTheirStrings(t *testing.T) {
+	b := &builder{s: &Source{}, names: map[string]string{}}
+	var entries []ferry.Entry
+	for i := range 2000 {
+		n := strconv.Itoa(i)
+		rec := record([2]string{"__CURSOR", n}, [2]string{"MESSAGE", "message " + strings.Repeat(n, i%50)},
+			[2]string{"_HOSTNAME", "host" + n}, [2]string{"_SYSTEMD_UNIT", n + ".service"})
+		var e ferry.Entry
+		if !b.entry(rec, &e) {
+			t.Fatal("no entry")
+		}
+		entries = append(entries, e)
+		if i%100 == 99 {
+			b.text.Release() // a batch taken
+		}
+	}
+	for i, e := range entries {
+		n := strconv.Itoa(i)
+		want := labels.FromStrings("__journal__hostname", "host"+n, "__journal__systemd_unit", n+".service",
+			"__journal_message", "message "+strings.Repeat(n, i%50))
+		if e.Line != "message "+strings.Repeat(n, i%50) || !labels.Equal(e.Labels, want) {
+			t.Fatalf("entry %d: line %q, labels %v", i, e.Line, e.Labels)
+		}
 	}
 }
 

@@ -91,6 +91,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/arena"
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/source"
 	"github.com/ferrydev/ferry/source/syslog/syslogmsg"
@@ -788,10 +789,13 @@ type emitter struct {
 	last  int // the length of the last batch taken: the next one's capacity
 	size  int
 	sc    scratch
+	text  arena.Arena // the strings of the batch's entries
 }
 
 func (s *Source) newEmitter(out chan<- ferry.Batch[ferry.Entry], rep ferry.Reporter, size int) *emitter {
-	return &emitter{s: s, out: out, rep: rep, size: size}
+	e := &emitter{s: s, out: out, rep: rep, size: size}
+	e.sc.b.Strings = e.text.String
+	return e
 }
 
 // take returns the pending batch and starts a new one.
@@ -799,6 +803,7 @@ func (e *emitter) take() ferry.Batch[ferry.Entry] {
 	items := e.batch
 	e.batch = nil
 	e.last = len(items)
+	e.text.Release() // the entries keep their strings' blocks
 	rep, s := e.rep, e.s
 	n := len(items)
 	return ferry.NewBatch(items, func(err error) {

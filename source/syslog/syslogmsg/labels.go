@@ -40,6 +40,11 @@ type Builder struct {
 	// StructuredData adds a __syslog_message_sd_<id>_<name> label for each
 	// RFC 5424 SD-PARAM.
 	StructuredData bool
+	// Strings, when not nil, makes the one string of each message (see
+	// Build) from the bytes Build assembled, which are the Builder's and
+	// reused; a source copies them into memory that the lines of a batch
+	// share. Nil means a string of their own.
+	Strings func(b []byte) string
 
 	buf    []byte
 	spans  []span
@@ -58,7 +63,8 @@ type span struct {
 // hostname, app name, proc ID, msg ID, structured data, or only
 // __syslog_parse_error when perr is not nil (the line is then raw).
 // Absent fields and empty SD values have no label. All the strings share
-// one allocation; the labels are valid until the next Build.
+// one allocation (or are made by Strings); the labels are valid until the
+// next Build.
 func (b *Builder) Build(m *Message, raw []byte, perr error) (line string, labels []Label) {
 	buf := b.buf[:0]
 	spans := b.spans[:0]
@@ -105,7 +111,12 @@ func (b *Builder) Build(m *Message, raw []byte, perr error) (line string, labels
 			})
 		}
 	}
-	str := string(buf) // the one string of this message
+	var str string // the one string of this message
+	if b.Strings != nil {
+		str = b.Strings(buf)
+	} else {
+		str = string(buf)
+	}
 	b.buf, b.spans = buf, spans
 	lbls := b.labels[:0]
 	for _, sp := range spans {
