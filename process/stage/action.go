@@ -479,7 +479,7 @@ func (s *Template) Process(c *Context, e *ferry.Entry) bool {
 		c.Failed("template_failed")
 		return true
 	}
-	c.Extracted[s.Source] = s.buf.String()
+	c.Extracted[s.Source] = c.text.String(s.buf.Bytes())
 	return true
 }
 
@@ -559,7 +559,7 @@ func (s *Replace) Process(c *Context, e *ferry.Entry) bool {
 		}
 	}
 	s.buf = append(s.buf, src[last:]...)
-	out := string(s.buf)
+	out := c.text.String(s.buf)
 	if s.Source == "" {
 		e.Line = out
 	} else {
@@ -579,14 +579,15 @@ func (s *Decolorize) Process(c *Context, e *ferry.Entry) bool {
 	if strings.IndexByte(e.Line, 0x1b) < 0 {
 		return true
 	}
-	e.Line = stripANSI(e.Line, &s.buf)
+	s.buf = stripANSI(s.buf[:0], e.Line)
+	e.Line = c.text.String(s.buf)
 	return true
 }
 
-// stripANSI removes CSI sequences (ESC [ params intermediates final), OSC
-// sequences (ESC ] ... BEL or ESC \) and two-byte escapes.
-func stripANSI(line string, scratch *[]byte) string {
-	b := (*scratch)[:0]
+// stripANSI appends to b the line without its CSI sequences (ESC [ params
+// intermediates final), OSC sequences (ESC ] ... BEL or ESC \) and
+// two-byte escapes.
+func stripANSI(b []byte, line string) []byte {
 	for i := 0; i < len(line); {
 		c := line[i]
 		if c != 0x1b {
@@ -629,6 +630,5 @@ func stripANSI(line string, scratch *[]byte) string {
 			i += 2
 		}
 	}
-	*scratch = b
-	return string(b)
+	return b
 }

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/ferrydev/ferry/internal/arena"
 )
 
 // A small JSON reader over strings: it validates as it goes and hands out
@@ -307,7 +310,7 @@ func (it *objIter) keyString(key string) string {
 	if !it.escaped {
 		return key[1 : len(key)-1]
 	}
-	s, _ := unquoteJSON(key)
+	s, _ := unquoteJSON(key, nil)
 	return s
 }
 
@@ -317,12 +320,14 @@ func (it *objIter) keyIs(key, k string) bool {
 	if !it.escaped {
 		return len(key) == len(k)+2 && key[1:len(key)-1] == k
 	}
-	s, _ := unquoteJSON(key)
+	s, _ := unquoteJSON(key, nil)
 	return s == k
 }
 
-// unquoteJSON decodes a JSON string literal, quotes included.
-func unquoteJSON(q string) (string, bool) {
+// unquoteJSON decodes a JSON string literal, quotes included. A string
+// without escapes is a substring of q; one with escapes is written to a
+// (see Context.text), or to memory of its own when a is nil.
+func unquoteJSON(q string, a *arena.Arena) (string, bool) {
 	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
 		return "", false
 	}
@@ -330,7 +335,14 @@ func unquoteJSON(q string) (string, bool) {
 	if strings.IndexByte(s, '\\') < 0 {
 		return s, true
 	}
-	b := make([]byte, 0, len(s))
+	var b []byte
+	start := 0
+	if a != nil {
+		start = a.Grow(len(s))
+		b = a.Buf
+	} else {
+		b = make([]byte, 0, len(s))
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c != '\\' {
@@ -379,7 +391,12 @@ func unquoteJSON(q string) (string, bool) {
 		}
 		i += 2
 	}
-	return string(b), true
+	if a == nil {
+		// b is this call's and is not written again.
+		return unsafe.String(unsafe.SliceData(b), len(b)), true
+	}
+	a.Buf = b
+	return a.Cut(start), true
 }
 
 func hex4(s string) (rune, int) {
@@ -394,14 +411,15 @@ func hex4(s string) (rune, int) {
 }
 
 // jsonValue turns a raw JSON value into the string a stage extracts:
-// strings unquoted, null absent, anything else as written.
-func jsonValue(raw string) (string, bool) {
+// strings unquoted (into a, when they have escapes), null absent, anything
+// else as written.
+func jsonValue(raw string, a *arena.Arena) (string, bool) {
 	if raw == "" {
 		return "", false
 	}
 	switch raw[0] {
 	case '"':
-		return unquoteJSON(raw)
+		return unquoteJSON(raw, a)
 	case 'n':
 		return "", false
 	}
@@ -452,7 +470,7 @@ func parsePath(p string) ([]pathStep, error) {
 			if j >= len(p) {
 				return nil, errPath(p)
 			}
-			k, ok := unquoteJSON(p[i : j+1])
+			k, ok := unquoteJSON(p[i:j+1], nil)
 			if !ok {
 				return nil, errPath(p)
 			}

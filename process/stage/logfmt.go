@@ -140,7 +140,7 @@ func (it *logfmtIter) next() (key, val string, ok bool) {
 			val = q[1 : len(q)-1]
 		} else if v, err := strconv.Unquote(q); err == nil {
 			val = v
-		} else if v, ok := unquoteJSON(q); ok {
+		} else if v, ok := unquoteJSON(q, nil); ok {
 			val = v
 		} else {
 			it.err = true

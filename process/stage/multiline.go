@@ -85,7 +85,7 @@ func (s *Multiline) Process(c *Context, e *ferry.Entry) bool {
 
 func (s *Multiline) emit(c *Context, key uint64, h *held) {
 	e := h.entry
-	e.Line = string(h.buf)
+	e.Line = c.text.String(h.buf)
 	c.Emit(e, h.release())
 	delete(s.blocks, key)
 }

@@ -93,7 +93,7 @@ func (s *JSON) Process(c *Context, e *ferry.Entry) bool {
 	all := len(s.exprs) == 0
 	for key, raw, more := it.next(); more; key, raw, more = it.next() {
 		if all {
-			if v, ok := jsonValue(raw); ok {
+			if v, ok := jsonValue(raw, &c.text); ok {
 				c.Extracted[it.keyString(key)] = v
 			}
 			continue
@@ -104,7 +104,7 @@ func (s *JSON) Process(c *Context, e *ferry.Entry) bool {
 			if !found {
 				continue
 			}
-			if v, ok := jsonValue(inner); ok {
+			if v, ok := jsonValue(inner, &c.text); ok {
 				c.Extracted[x.name] = v
 			}
 		}
@@ -120,7 +120,7 @@ func (s *JSON) Process(c *Context, e *ferry.Entry) bool {
 	for _, i := range s.rooted {
 		x := &s.exprs[i]
 		if raw, found := lookup(src, x.steps); found {
-			if v, ok := jsonValue(raw); ok {
+			if v, ok := jsonValue(raw, &c.text); ok {
 				c.Extracted[x.name] = v
 			}
 		}
@@ -326,9 +326,9 @@ func (s *Docker) Process(c *Context, e *ferry.Entry) bool {
 		case it.keyIs(key, "log"):
 			logRaw = raw
 		case it.keyIs(key, "stream"):
-			stream, _ = jsonValue(raw)
+			stream, _ = jsonValue(raw, &c.text)
 		case it.keyIs(key, "time"):
-			ts, _ = jsonValue(raw)
+			ts, _ = jsonValue(raw, &c.text)
 		}
 	}
 	if !it.valid() || logRaw == "" || logRaw[0] != '"' {
@@ -338,7 +338,7 @@ func (s *Docker) Process(c *Context, e *ferry.Entry) bool {
 	if err != nil {
 		return fail(c, "docker_malformed", s.DropMalformed)
 	}
-	line, _ := unquoteJSON(logRaw)
+	line, _ := unquoteJSON(logRaw, &c.text)
 	line = strings.TrimSuffix(line, "\n")
 	line = strings.TrimSuffix(line, "\r")
 	e.Line, e.Timestamp = line, t
@@ -485,7 +485,7 @@ func (s *CRI) Process(c *Context, e *ferry.Entry) bool {
 	}
 	if h != nil {
 		h.buf = append(h.buf, content...)
-		content = string(h.buf)
+		content = c.text.String(h.buf)
 		t = h.entry.Timestamp
 		c.Attach(h.release())
 		delete(s.partial, key)
@@ -498,7 +498,7 @@ func (s *CRI) Process(c *Context, e *ferry.Entry) bool {
 
 func (s *CRI) emit(c *Context, key uint64, h *held) {
 	e := h.entry
-	e.Line = string(h.buf)
+	e.Line = c.text.String(h.buf)
 	c.Emit(e, h.release())
 	delete(s.partial, key)
 }

@@ -36,9 +36,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/arena"
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/ferrydev/ferry/internal/rfc3339"
 	"github.com/ferrydev/ferry/process"
@@ -103,6 +105,10 @@ type Context struct {
 	next     int                 // the slot of recent to fill next
 	lb       *labels.Builder
 	clock    rfc3339.Clock // RFC 3339 timestamps: the CRI, Docker and Timestamp stages
+	// text holds the strings the stages make (lines they rewrite or join,
+	// values they unescape) for the entries of one Process or Flush call:
+	// released at its end, a block a batch rather than a string an entry.
+	text arena.Arena
 }
 
 const delMarker = "\x00del"
@@ -180,7 +186,7 @@ func (c *Context) Labels(e *ferry.Entry) labels.Labels {
 		c.cache = make(map[uint64][]labelsCacheEntry, 256)
 		c.cacheLen = 0
 	}
-	ce := labelsCacheEntry{in: in, mods: append([]string(nil), c.mods...), out: e.Labels}
+	ce := labelsCacheEntry{in: in, mods: cloneStrings(c.mods), out: e.Labels}
 	c.cache[h] = append(c.cache[h], ce)
 	c.cacheLen++
 	c.remember(ce)
@@ -194,6 +200,26 @@ const labelsCacheSize = 4096
 func (c *Context) remember(ce labelsCacheEntry) {
 	c.recent[c.next] = ce
 	c.next = (c.next + 1) % len(c.recent)
+}
+
+// cloneStrings copies ss and their bytes, so that a cache entry does not
+// keep alive the lines (or their read buffers) its strings were cut from.
+// The copies share one string.
+func cloneStrings(ss []string) []string {
+	n := 0
+	for _, s := range ss {
+		n += len(s)
+	}
+	b := make([]byte, 0, n)
+	for _, s := range ss {
+		b = append(b, s...)
+	}
+	all := unsafe.String(unsafe.SliceData(b), len(b))
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i], all = all[:len(s)], all[len(s):]
+	}
+	return out
 }
 
 func equalStrings(a, b []string) bool {
@@ -448,6 +474,7 @@ func (p *Processor) Process(ctx context.Context, b ferry.Batch[ferry.Entry]) (fe
 		b.Ack = ferry.JoinAcks(acks...)
 	}
 	c.ack = nil
+	c.text.Release()
 	return b, nil
 }
 
@@ -489,5 +516,6 @@ func (p *Processor) flush(ctx context.Context, all bool) ferry.Batch[ferry.Entry
 	if len(c.acks) > 0 {
 		b.Ack = ferry.JoinAcks(append([]*ferry.Ack(nil), c.acks...)...)
 	}
+	c.text.Release()
 	return b
 }

@@ -2,13 +2,16 @@ package stage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ferrydev/ferry"
 	"github.com/ferrydev/ferry/internal/reptest"
@@ -654,6 +657,75 @@ func TestLabelsCached(t *testing.T) {
 			lb.Set("level", strings.TrimPrefix(strings.Fields(in[i].Line)[0], "level="))
 			if want := lb.Labels(); !labels.Equal(e.Labels, want) {
 				t.Fatalf("batch %d, entry %d: labels %v, want %v", batch, i, e.Labels, want)
+			}
+		}
+	}
+}
+
+// TestStringsOutliveTheirBatch: the strings stages make for the entries of
+// a batch share memory that the Processor lets go of after the batch; the
+// entries of earlier batches must keep their lines and extracted labels
+// while later batches are processed.
+func TestStringsOutliveTheirBatch(t *testing.T) {
+	p := started(t, nil,
+		&Docker{},
+		&JSON{Source: "output", Expressions: map[string]string{"msg": "", "text": ""}},
+		&Labels{Values: map[string]string{"msg": ""}},
+		&Output{Source: "text"},
+		&Decolorize{},
+		&Replace{Expression: `(secret=\w+)`, Replace: "***"},
+	)
+	// Each level of JSON escapes what the next unescapes: the Docker stage
+	// unescapes the log, the JSON stage the values; the text then carries
+	// real escape sequences for Decolorize, and a secret for Replace.
+	docker := func(i int) string {
+		inner, _ := json.Marshal(map[string]string{
+			"msg":  fmt.Sprintf("m%d\n", i),
+			"text": fmt.Sprintf("\x1b[1mid %d \"quoted\" secret=s%d\x1b[0m", i, i),
+		})
+		outer, _ := json.Marshal(map[string]string{"log": string(inner) + "\n", "stream": "stdout", "time": "2019-04-30T02:12:41Z"})
+		return string(outer)
+	}
+	var kept []ferry.Entry
+	for batch := range 50 {
+		var in []ferry.Entry
+		for j := range 40 {
+			in = append(in, entry(docker(batch*40+j)))
+		}
+		b, err := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, b.Items...)
+	}
+	if len(kept) != 2000 {
+		t.Fatalf("%d entries", len(kept))
+	}
+	for i, e := range kept {
+		line, msg := fmt.Sprintf(`id %d "quoted" ***`, i), fmt.Sprintf("m%d\n", i)
+		if e.Line != line || e.Labels.Get("msg") != msg {
+			t.Fatalf("entry %d: line %q, msg %q; want %q, %q", i, e.Line, e.Labels.Get("msg"), line, msg)
+		}
+	}
+}
+
+// TestLabelsCacheCopiesValues: the label cache keeps the values it was
+// asked for, not the lines they were cut from.
+func TestLabelsCacheCopiesValues(t *testing.T) {
+	p := started(t, nil, &Logfmt{Mapping: map[string]string{"level": ""}}, &Labels{Values: map[string]string{"level": ""}})
+	line := "level=info " + strings.Repeat("x", 1000)
+	if _, err := p.Process(context.Background(), ferry.Batch[ferry.Entry]{Items: []ferry.Entry{entry(line)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ces := range p.c.cache {
+		for _, ce := range ces {
+			for _, m := range ce.mods {
+				if unsafe.StringData(m) == unsafe.StringData(line[len("level="):]) {
+					t.Errorf("the cache keeps %q as a substring of the line", m)
+				}
+			}
+			if !slices.Equal(ce.mods, []string{"level", "info"}) {
+				t.Errorf("cached changes %q", ce.mods)
 			}
 		}
 	}
