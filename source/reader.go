@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/arena"
 	"github.com/ferrydev/ferry/internal/lifecycle"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -79,15 +80,36 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 		maxLine = DefaultMaxLineSize
 	}
 	// Reading blocks without regard to ctx, so it runs on its own goroutine
-	// and hands lines over; batching happens here. lines is closed at the
-	// end of the input, after readErr is set.
-	lines := make(chan string, size)
+	// and hands over the lines of each read at once, when the next read
+	// would wait (or a batch's worth is ready); batching happens here.
+	// chunks is closed at the end of the input, after readErr is set.
+	type chunk struct {
+		lines []string
+		at    time.Time // when they were read
+	}
+	chunks := make(chan chunk, 4)
 	stop := make(chan struct{})
 	defer close(stop)
 	var readErr error
 	go func() {
-		defer close(lines)
+		defer close(chunks)
 		br := bufio.NewReaderSize(r.R, 64<<10)
+		var text arena.Arena // the strings of the lines of a chunk
+		var lines []string
+		send := func() bool {
+			if len(lines) == 0 {
+				return true
+			}
+			c := chunk{lines: lines, at: time.Now()}
+			lines = make([]string, 0, len(lines))
+			text.Release()
+			select {
+			case chunks <- c:
+				return true
+			case <-stop:
+				return false
+			}
+		}
 		var long []byte // a line longer than the buffer, collected up to maxLine+1 bytes
 		partial := false
 		for {
@@ -100,7 +122,9 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 				continue
 			}
 			if err != nil && err != io.EOF {
-				readErr = err
+				if send() {
+					readErr = err
+				}
 				return
 			}
 			line := frag
@@ -111,6 +135,7 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 				line, long, partial = long, long[:0], false
 			}
 			if len(line) == 0 && err == io.EOF {
+				send()
 				return
 			}
 			line = bytes.TrimSuffix(line, []byte("\n"))
@@ -123,13 +148,15 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 				rep.Dropped("line_truncated", 1)
 				line = line[:maxLine]
 			}
-			select {
-			case lines <- string(line):
-			case <-stop:
+			lines = append(lines, text.String(line))
+			if err == io.EOF {
+				send()
 				return
 			}
-			if err == io.EOF {
-				return
+			if br.Buffered() == 0 || len(lines) >= size {
+				if !send() {
+					return
+				}
 			}
 		}
 	}()
@@ -147,17 +174,19 @@ func (r *Reader) Run(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]) e
 	}
 	for {
 		select {
-		case line, ok := <-lines:
+		case c, ok := <-chunks:
 			if !ok {
 				if err := flush(); err != nil {
 					return nil
 				}
 				return readErr
 			}
-			batch = append(batch, ferry.Entry{Labels: r.Labels, Timestamp: time.Now(), Line: line})
-			if len(batch) >= size {
-				if err := flush(); err != nil {
-					return nil
+			for _, line := range c.lines {
+				batch = append(batch, ferry.Entry{Labels: r.Labels, Timestamp: c.at, Line: line})
+				if len(batch) >= size {
+					if err := flush(); err != nil {
+						return nil
+					}
 				}
 			}
 		case <-timer.C:
