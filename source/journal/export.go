@@ -57,6 +57,7 @@ type Decoder struct {
 	buf    []byte
 	spans  [][4]int
 	record Record
+	lb     [8]byte // a binary field's length, read here to spare an allocation
 }
 
 // NewDecoder returns a Decoder reading r.
@@ -112,11 +113,10 @@ func (d *Decoder) Next() (*Record, error) {
 		start := len(d.buf)
 		d.buf = append(d.buf, line...)
 		nameEnd := len(d.buf)
-		var lb [8]byte
-		if _, err := io.ReadFull(d.r, lb[:]); err != nil {
+		if _, err := io.ReadFull(d.r, d.lb[:]); err != nil {
 			return nil, unexpected(err)
 		}
-		n := binary.LittleEndian.Uint64(lb[:])
+		n := binary.LittleEndian.Uint64(d.lb[:])
 		if n > uint64(max) {
 			return nil, fmt.Errorf("%w: binary field %.64q of %d bytes, more than %d", ErrFormat, line, n, max)
 		}

@@ -408,6 +408,7 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 		size = DefaultBatchSize
 	}
 	var batch []ferry.Entry
+	lastLen := 0    // the length of the last batch sent
 	var last []byte // cursor of the last entry read, delivered or skipped
 	pending := false
 	flush := func() error {
@@ -430,7 +431,7 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 			return nil
 		}
 		items := batch
-		batch = nil
+		batch, lastLen = nil, len(batch)
 		b.text.Release() // the entries keep their lines' blocks
 		return source.Send(fctx, out, ferry.NewBatch(items, done))
 	}
@@ -454,6 +455,12 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 		s.stats.read(rec.Get("__REALTIME_TIMESTAMP"))
 		var e ferry.Entry
 		if b.entry(rec, &e) {
+			if batch == nil {
+				// Sized like the last batch: one allocation a batch rather
+				// than a doubling series, without reserving a whole batch
+				// for a trickle.
+				batch = make([]ferry.Entry, 0, min(max(lastLen, 16), size))
+			}
 			batch = append(batch, e)
 		} else {
 			s.stats.noMessage.Add(1)
