@@ -29,9 +29,10 @@ const (
 type Arena struct {
 	// Buf is the current block; bytes before its length may be in strings
 	// already.
-	Buf  []byte
-	next int // the size of the next block; 0 means minBlock
-	used int // the bytes cut since Release
+	Buf    []byte
+	next   int  // the size of the next block; 0 means minBlock
+	used   int  // the bytes cut since Release
+	hinted bool // next is sized from the run before, not by doubling
 }
 
 // Grow makes room for at least n more bytes in Buf and returns the offset
@@ -42,7 +43,13 @@ func (a *Arena) Grow(n int) int {
 		return len(a.Buf)
 	}
 	size := max(a.next, minBlock)
-	a.next = min(2*size, maxBlock)
+	if a.hinted {
+		// The run is longer than the last: what more it needs is likely
+		// a small part of it.
+		a.next, a.hinted = max(size/8, minBlock), false
+	} else {
+		a.next = min(2*size, maxBlock)
+	}
 	a.Buf = make([]byte, 0, max(n, size))
 	return 0
 }
@@ -70,10 +77,13 @@ func (a *Arena) String(b []byte) string {
 // Release ends a run of strings, such as the lines of one batch: the arena
 // lets go of its block, so that it keeps nothing alive (the strings cut
 // from the block keep it as long as they live), and sizes the first block
-// of the next run like the bytes cut in this one, within the bounds of
-// the package.
+// of the next run like the bytes cut in this one and an eighth more,
+// within the bounds of the package. A run that outgrows it continues with
+// blocks of an eighth of it, doubling.
 func (a *Arena) Release() {
 	a.Buf = nil
-	a.next = min(max(a.used, minBlock), maxBlock)
+	if a.used > 0 {
+		a.next, a.hinted = min(max(a.used+a.used/8, minBlock), maxBlock), true
+	}
 	a.used = 0
 }

@@ -81,9 +81,19 @@ func TestBlocks(t *testing.T) {
 	a.String(make([]byte, 1000))
 	a.String(make([]byte, 2000))
 	a.Release()
+	a.String(make([]byte, 3000))
+	if cap(a.Buf) != 3375 {
+		t.Errorf("after a run of 3000 bytes the next block is %d bytes, want 3375", cap(a.Buf))
+	}
+	a.String(make([]byte, 1000)) // the run outgrows its block; the next is an eighth of it, or the string
+	if cap(a.Buf) != 1000 {
+		t.Errorf("a run longer than the last continues with a block of %d bytes", cap(a.Buf))
+	}
+	a.Release()
+	a.Release() // a run of nothing keeps the size
 	a.String([]byte("x"))
-	if cap(a.Buf) != 3000 {
-		t.Errorf("after a run of 3000 bytes the next block is %d bytes", cap(a.Buf))
+	if cap(a.Buf) != 4500 {
+		t.Errorf("after a run of 4000 bytes and an empty one the next block is %d bytes, want 4500", cap(a.Buf))
 	}
 	a.Release()
 	a.String([]byte("x"))
