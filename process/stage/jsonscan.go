@@ -12,7 +12,8 @@ import (
 
 // A small JSON reader over strings: it validates as it goes and hands out
 // raw member values as substrings, so that extracting from a line
-// allocates nothing unless a string holds escapes.
+// allocates nothing; a string with escapes is unescaped into the batch's
+// arena (Context.text).
 
 const maxJSONDepth = 512
 

@@ -20,8 +20,9 @@
 // Source at the same order of speed as "journalctl -o export > /dev/null"
 // of the same journal (on a busy shared 2-core machine, 1 M entries:
 // 65,900 entries/s through the Source and 46,500 for the bare export in
-// the same run; 20,000 entries: 40,200 and 55,300), with about 3.4
-// allocations per entry on Ferry's side. The Source needs journalctl in
+// the same run; 20,000 entries: 40,200 and 55,300), with about 1.4
+// allocations per entry on Ferry's side (its labels, and a share of the
+// block its batch's lines are cut from). The Source needs journalctl in
 // PATH (or Journalctl
 // set) and read access to the journal files (membership in the
 // systemd-journal group, or root). In a container, mount the host's

@@ -8,8 +8,9 @@
 // datagram. Messages are parsed as RFC 5424 or RFC 3164 with the usual
 // vendor variants (see Parser.Parse) by a hand-written parser that does
 // not allocate (package syslogmsg, which stage.Syslog shares for syslog
-// lines read from files); each entry then costs two allocations: one
-// string holding its line and its label values, and its labels.
+// lines read from files); each entry then costs one allocation, its
+// labels: its line and label values are one string cut from a block that
+// the entries of its batch share.
 //
 // # Labels
 //

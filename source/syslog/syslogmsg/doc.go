@@ -11,7 +11,8 @@
 // up in a table, and caches what consecutive messages share: the minute
 // of an RFC 3339 timestamp, the day's number, and the year guessed for
 // RFC 3164 timestamps. Builder.Build then makes an entry's line and label
-// values as one string.
+// values as one string (which Builder.Strings may cut from memory that a
+// batch of them shares).
 //
 // BenchmarkSyslogParse measures it against a bufio line split of the same
 // bytes, and FuzzParseMatchesReference holds it to the simpler parser it
