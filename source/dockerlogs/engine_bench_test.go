@@ -1,4 +1,4 @@
-package dockerlogs_test
+package dockerlogs
 
 import (
 	"context"
@@ -10,10 +10,9 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/discovery/docker"
 	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/internal/dockertest"
-	"github.com/ferrydev/ferry/source/dockerlogs"
 )
 
 // BenchmarkEngineBacklog reads the log of a real container that wrote
@@ -59,23 +58,7 @@ func BenchmarkEngineBacklog(b *testing.B) {
 		cpu0 := cpuclock.Process()
 		for b.Loop() {
 			// A Source without positions reads the log from its start.
-			s := &dockerlogs.Source{Client: c}
-			ctx, cancel := context.WithCancel(context.Background())
-			if err := s.Start(ctx, ferry.NopReporter()); err != nil {
-				b.Fatal(err)
-			}
-			targets := make(chan []labels.Labels, 1)
-			out := make(chan ferry.Batch[ferry.Entry], 4)
-			done := make(chan error, 1)
-			go func() { done <- s.Run(ctx, targets, out) }()
-			targets <- []labels.Labels{target(id, "/backlog")}
-			for got := 0; got < n; {
-				bt := <-out
-				got += len(bt.Items)
-				bt.Done(nil)
-			}
-			cancel()
-			<-done
+			readN(&Source{Client: c}, labels.FromStrings(docker.LabelContainerID, id, docker.LabelContainerName, "/backlog"), n)
 		}
 		report(b, (cpuclock.Process() - cpu0).Seconds())
 	})

@@ -386,25 +386,30 @@ func BenchmarkSourceLines(b *testing.B) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	for b.Loop() {
-		s := &Source{Client: f, Rules: rules}
-		ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
-		targets := make(chan []labels.Labels, 1)
-		out := make(chan ferry.Batch[ferry.Entry], 4)
-		done := make(chan error, 1)
-		mustStart(s, nopRep{})
-		go func() { done <- s.Run(ctx, targets, out) }()
-		targets <- []labels.Labels{labels.FromStrings(docker.LabelContainerID, "c1", docker.LabelContainerName, "/bench")}
-		for got := 0; got < n; {
-			bt := <-out
-			got += len(bt.Items)
-			bt.Done(nil)
-		}
-		cancel()
-		<-done
+		readN(&Source{Client: f, Rules: rules}, labels.FromStrings(docker.LabelContainerID, "c1", docker.LabelContainerName, "/bench"), n)
 	}
 	runtime.ReadMemStats(&m1)
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(n*b.N), "allocs/line")
+}
+
+// readN runs s on the one target until n lines were delivered, each
+// batch acknowledged as it comes, and stops it.
+func readN(s *Source, target labels.Labels, n int) {
+	ctx, cancel := context.WithCancel(ferry.WithReporter(context.Background(), nopRep{}))
+	targets := make(chan []labels.Labels, 1)
+	out := make(chan ferry.Batch[ferry.Entry], 4)
+	done := make(chan error, 1)
+	mustStart(s, nopRep{})
+	go func() { done <- s.Run(ctx, targets, out) }()
+	targets <- []labels.Labels{target}
+	for got := 0; got < n; {
+		bt := <-out
+		got += len(bt.Items)
+		bt.Done(nil)
+	}
+	cancel()
+	<-done
 }
 
 // TestFailedBatchIsReadAgain: a batch the sink fails (not permanently) is
