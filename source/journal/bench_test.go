@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry"
+	"github.com/ferrydev/ferry/internal/cpuclock"
 	"github.com/ferrydev/ferry/internal/peers"
 )
 
@@ -58,6 +59,8 @@ func BenchmarkJournal(b *testing.B) {
 	})
 	b.Run("source", func(b *testing.B) {
 		b.ReportAllocs()
+		batches := 0
+		cpu0 := cpuclock.Process()
 		for b.Loop() {
 			s := &Source{Journalctl: jctl, Directory: dir, MaxAge: -1}
 			if err := s.Start(context.Background(), ferry.NopReporter()); err != nil {
@@ -72,6 +75,7 @@ func BenchmarkJournal(b *testing.B) {
 				select {
 				case bt := <-out:
 					got += len(bt.Items)
+					batches++
 					bt.Done(nil)
 				case err := <-done:
 					b.Fatalf("Run: %v after %d entries", err, got)
@@ -82,5 +86,8 @@ func BenchmarkJournal(b *testing.B) {
 			s.Close(context.Background())
 		}
 		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "entries/s")
+		b.ReportMetric(float64(n*b.N)/float64(batches), "entries/batch")
+		// This process only: journalctl's CPU is its own.
+		b.ReportMetric(float64(n*b.N)/(cpuclock.Process()-cpu0).Seconds(), "entries/cpu-s")
 	})
 }

@@ -295,3 +295,69 @@ func TestUndeliveredEndsIdleRun(t *testing.T) {
 		t.Errorf("health = %v, want Degraded", h)
 	}
 }
+
+// TestFlushReaderLinger: while a batch is open and journalctl keeps
+// writing, reads do not flush it; once journalctl has nothing more, the
+// batch is flushed after Linger (not at once, and not only when more
+// comes), and the read then waits for journalctl.
+func TestFlushReaderLinger(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	const linger = 50 * time.Millisecond
+	var opened time.Time
+	flushes := 0
+	flushed := make(chan time.Time, 1)
+	f := newFlushReader(r, func() error {
+		if !opened.IsZero() {
+			flushes++
+			opened = time.Time{}
+			flushed <- time.Now()
+		}
+		return nil
+	}, func() time.Time { return opened }, linger)
+	if f.dl == nil {
+		t.Fatal("a pipe takes read deadlines")
+	}
+	buf := make([]byte, 16)
+	opened = time.Now()
+	for _, s := range []string{"a", "b", "c"} {
+		w.Write([]byte(s))
+		if n, err := f.Read(buf); err != nil || string(buf[:n]) != s {
+			t.Fatalf("read %q, %v", buf[:n], err)
+		}
+	}
+	if flushes != 0 {
+		t.Fatalf("%d flushes while journalctl kept writing", flushes)
+	}
+	start := opened
+	got := make(chan string)
+	go func() {
+		n, err := f.Read(buf)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(buf[:n])
+	}()
+	select {
+	case at := <-flushed:
+		if at.Sub(start) < linger {
+			t.Errorf("flushed %v after the batch opened, before the linger of %v", at.Sub(start), linger)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the open batch was not flushed while journalctl was quiet")
+	}
+	w.Write([]byte("d"))
+	select {
+	case s := <-got:
+		if s != "d" {
+			t.Errorf("read after the flush: %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read after the flush did not return")
+	}
+}
