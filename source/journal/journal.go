@@ -453,13 +453,14 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 	var batch []ferry.Entry
 	lastLen := 0    // the length of the last batch sent
 	var last []byte // cursor of the last entry read, delivered or skipped
-	pending := false
-	var opened time.Time // when the first pending entry was read
+	// opened is when the first entry since the last flush (kept or
+	// skipped) was read; zero when there is none.
+	var opened time.Time
 	flush := func() error {
 		if err := tracker.Err(); err != nil {
 			return fmt.Errorf("%w: %w", errUndelivered, err)
 		}
-		if !pending {
+		if opened.IsZero() {
 			return nil
 		}
 		track := tracker.Track(string(last))
@@ -469,7 +470,7 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 				stop()
 			}
 		}
-		pending, opened = false, time.Time{}
+		opened = time.Time{}
 		if len(batch) == 0 {
 			done(nil) // only skipped entries: nothing to wait for
 			return nil
@@ -499,8 +500,8 @@ func (s *Source) follow(ctx context.Context, out chan<- ferry.Batch[ferry.Entry]
 			break
 		}
 		last = append(last[:0], c...)
-		if !pending {
-			pending, opened = true, time.Now()
+		if opened.IsZero() {
+			opened = time.Now()
 		}
 		s.stats.read(rec.Get("__REALTIME_TIMESTAMP"))
 		var e ferry.Entry
